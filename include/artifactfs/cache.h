@@ -1,0 +1,82 @@
+/* cache: the on-disk cache of archive bytes, shared by every thread of a mount and by several
+ * mounts (processes) using one folder.
+ *
+ * An entry is one archive (one job's zip, immutable once its key names a job id): a sparse data
+ * file plus a block map (one byte per CACHE_BLOCK_SIZE block: 1 present, 0 absent). Data is
+ * written before its block is marked, so a daemon killed at any moment leaves at worst blocks that
+ * are fetched again: no half-written byte is ever served. Entries are created in a temporary name
+ * and renamed into place; stale temporaries are removed by cache_open().
+ *
+ * Size: the sum of present blocks of all entries stays within limit_bytes; the least recently
+ * used entries go first. An entry in use (a reference held in this process, or a shared flock()
+ * held by another process) is never evicted; when nothing can be evicted, writes fail with
+ * -ENOSPC and the reader sees ENOSPC.
+ *
+ * Single flight: concurrent reads of the same missing blocks cause one fetch; the others wait on
+ * a condition variable. No lock is held while fetching.
+ *
+ * Lock order: cache->lock, then entry->lock. Files are created 0600, folders 0700. */
+#ifndef ARTIFACTFS_CACHE_H
+#define ARTIFACTFS_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CACHE_BLOCK_SIZE (64u * 1024u)
+
+struct cache;
+struct cache_entry;
+
+/* Opens (creating 0700, parents included) the cache folder. Scans existing entries for the
+ * size accounting and removes stale temporaries. Returns 0, -EACCES, -ENOTDIR, -ENOMEM, ... */
+int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out);
+/* Every entry must have been put back. NULL is a no-op. */
+void cache_close(struct cache *c);
+
+/* Takes a reference on the entry named key (filename-safe: [A-Za-z0-9._-], <= 200 chars),
+ * creating it when absent. size_bytes is the archive's size; 0 means "the size already recorded
+ * on disk", and gives -ENOENT when the entry does not exist. A recorded size different from a
+ * non-zero size_bytes means the entry is stale: it is discarded and made anew.
+ * The reference keeps the entry from eviction until cache_entry_put(). */
+int cache_entry_get(struct cache *c, const char *key, uint64_t size_bytes, struct cache_entry **out);
+void cache_entry_put(struct cache_entry *e); /* NULL is a no-op */
+uint64_t cache_entry_size(const struct cache_entry *e);
+
+/* Fetches bytes [off, off+len) of the archive (len > 0, within its size) into the entry by calling
+ * cache_entry_write() (usually from a gitlab_archive_read sink). It may write more than asked
+ * (a whole archive when the server ignores Range). Returns 0 or -errno. */
+typedef int (*cache_fetch_fn)(void *ctx, struct cache_entry *e, uint64_t off, uint64_t len);
+
+/* Reads exactly len bytes at off (clamped to the archive size: returns fewer only at the end),
+ * fetching the missing blocks first: the missing blocks of [off, off+len) are fetched in as few
+ * fetch calls as possible, each extended to at least min_fetch bytes (bounded by the size), single
+ * flight with other threads and bounded in total by the cache limit. Returns bytes read or
+ * -errno (the fetch's error, -ENOSPC, -EIO when a fetch returned 0 but left a block missing). */
+ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
+			  uint64_t min_fetch, cache_fetch_fn fetch, void *ctx);
+
+/* Stores bytes at off. Marks each block that is now wholly written (the last block counts as
+ * whole when the data reaches the archive's end); bytes of a partly written block go to disk at
+ * once but the block is marked only when contiguous writes have covered it whole. Safe to call from any thread, with overlapping or repeated ranges.
+ * Returns 0, -ENOSPC (over the limit with nothing evictable, or the disk is full), -EIO. */
+int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len);
+
+/* Forgets blocks overlapping [off, off+len) (found corrupt by a CRC check): they are fetched
+ * again on the next read. */
+void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len);
+
+/* True when every byte of [off, off+len) is present (no fetch needed). */
+int cache_entry_has(struct cache_entry *e, uint64_t off, uint64_t len);
+
+/* Removes an entry's files (its job's artifacts were deleted). References stay valid until put. */
+void cache_entry_discard(struct cache *c, const char *key);
+
+struct cache_stats {
+	uint64_t used_bytes, limit_bytes, entries;
+	uint64_t hit_bytes, miss_bytes;   /* bytes read from present blocks / that needed a fetch */
+	uint64_t fetches, evictions;
+};
+void cache_get_stats(struct cache *c, struct cache_stats *out);
+
+#endif

@@ -1,0 +1,89 @@
+/* http: every HTTP exchange of artifactfs, over libcurl (the only libcurl user).
+ *
+ * One struct http per mount, shared by all threads: it owns a curl share handle (connections, DNS,
+ * TLS sessions) and a pool of easy handles, so connections are reused across threads. Redirects are
+ * followed by this module, never by curl, so the token goes only to the configured origin (scheme,
+ * host, port); a redirect elsewhere (object storage, CDN) is followed with no auth header at all.
+ * Signed redirect targets are never reused past their life: each request starts at the API URL.
+ * 429, 5xx, resets, timeouts and truncated bodies are retried with backoff (Retry-After honoured).
+ * Thread-safe. The token never appears in a log line or error text. */
+#ifndef ARTIFACTFS_HTTP_H
+#define ARTIFACTFS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct http;
+
+enum http_auth {
+	HTTP_AUTH_NONE,
+	HTTP_AUTH_PRIVATE_TOKEN, /* PRIVATE-TOKEN: <token> */
+	HTTP_AUTH_BEARER,        /* Authorization: Bearer <token> */
+	HTTP_AUTH_JOB_TOKEN,     /* JOB-TOKEN: <token> */
+};
+
+struct http_config {
+	const char *base_url;      /* "http(s)://host[:port]", no trailing slash; copied */
+	enum http_auth auth;
+	const char *token;         /* copied; NULL with HTTP_AUTH_NONE */
+	long connect_timeout_ms;   /* 0: 10000 */
+	long low_speed_time_s;     /* abort an attempt moving < 1 KiB/s for this long; 0: 30 */
+	long attempt_timeout_ms;   /* total time of one attempt; 0: no limit beyond low-speed */
+	int max_retries;           /* 0: 4 retries after the first attempt; -1: none */
+	long retry_base_ms;        /* backoff base, doubled each retry, jittered; 0: 250 */
+	long max_retry_wait_ms;    /* cap on any single wait incl. Retry-After; 0: 30000 */
+};
+
+/* Creates the shared client. Returns 0 or -ENOMEM / -EINVAL (bad base_url). Free with http_free(). */
+int http_new(const struct http_config *cfg, struct http **out);
+void http_free(struct http *h); /* NULL is a no-op */
+
+/* Receives body bytes. off is the byte's offset in the whole resource (the Range start on a 206,
+ * 0 on a 200), so a retry that resumes or restarts delivers the same offsets again: sinks must be
+ * positional and idempotent. Return 0 to go on, -errno to abort the request with that error. */
+typedef int (*http_body_fn)(void *ctx, uint64_t off, const void *buf, size_t len);
+
+struct http_request {
+	const char *method;     /* NULL: "GET"; also "POST", "DELETE", "HEAD" */
+	const char *url;        /* starting with '/': base_url + "/api/v4" + url; else absolute */
+	int64_t range_off;      /* >= 0: Range bytes=off-(off+len-1); -1: suffix bytes=-len; */
+	int64_t range_len;      /* 0 with range_off -1: no Range header */
+	http_body_fn body_fn;   /* NULL: the body is collected into resp->body */
+	void *body_ctx;
+	size_t max_body;        /* cap on a collected body; 0: 64 MiB; over it: -EFBIG */
+};
+
+struct http_response {
+	long status;             /* final status, after redirects */
+	char *body;              /* collected body, NUL-terminated; owned, NULL when streamed */
+	size_t body_len;
+	int64_t content_length;  /* -1: unknown (chunked) */
+	int64_t range_start;     /* from Content-Range on 206, else -1 */
+	int64_t range_total;     /* complete length from Content-Range (206 or 416), or the
+	                            Content-Length of a 200; -1 unknown */
+	char *next_url;          /* next page: Link rel="next" rewritten onto base_url, or the same
+	                            URL with page=X-Next-Page; NULL on the last page. Owned. */
+	char *etag;              /* owned, may be NULL */
+	char *last_modified;     /* owned, may be NULL */
+};
+
+/* Performs req. Returns 0 when an HTTP answer arrived (any status, including 4xx and a 5xx or
+ * 429 left after the retries; map it with http_status_to_errno()), or -errno when none did:
+ * -EIO (unreachable, reset, timed out, truncated after the retries), -ENOMEM, -EFBIG, or the
+ * error a body_fn returned. A streamed body is complete when 0 is returned with a 2xx status.
+ * resp is always initialised; release it with http_response_release() in every case. */
+int http_do(struct http *h, const struct http_request *req, struct http_response *resp);
+void http_response_release(struct http_response *resp);
+
+/* The errno SPEC.md gives a status: 2xx/3xx 0, 404/410 -ENOENT, 401/403 -EACCES, 409 -EBUSY,
+ * 416 -ERANGE (internal), 400 -EINVAL, 429 and 5xx -EIO, anything else -EIO. */
+int http_status_to_errno(long status);
+
+/* Percent-encodes one path segment or query value (RFC 3986 unreserved kept; '/' becomes %2F).
+ * Returns a malloc'ed string or NULL on ENOMEM. */
+char *http_escape(const char *s);
+
+/* Counters for the stats file: requests made, bytes of body received. Thread-safe. */
+void http_stats(struct http *h, uint64_t *requests, uint64_t *bytes);
+
+#endif

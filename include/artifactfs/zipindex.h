@@ -1,0 +1,89 @@
+/* zipindex: a zip archive's central directory as a tree of members, and readers that turn a
+ * member's stored or deflated bytes into its content. The only zlib/libarchive user.
+ *
+ * The archive is never held whole: every byte comes through a zip_read_fn, which the caller backs
+ * with the block cache and Range requests. Loading reads only the end (EOCD, zip64 locator and
+ * record, central directory), so listing a job costs the tail of its archive. Zip64 is supported.
+ *
+ * Names are sanitised at load: a member whose name is absolute, contains a ".." or "." component,
+ * an empty component (a//b), a NUL or a backslash-separated escape is left out, with a LOG_WARNING
+ * naming it. Folders missing from the archive (a/b/c.txt without a/ and a/b/) are made up. Among
+ * duplicate names the first in the central directory wins (as GitLab's raw endpoint does).
+ * A loaded index is immutable and may be shared by threads without locking. */
+#ifndef ARTIFACTFS_ZIPINDEX_H
+#define ARTIFACTFS_ZIPINDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Reads exactly len bytes at off into buf. Returns len, or -errno (never short). */
+typedef ssize_t (*zip_read_fn)(void *ctx, void *buf, size_t len, uint64_t off);
+
+enum zip_type { ZIP_FILE, ZIP_DIR, ZIP_SYMLINK };
+
+struct zip_member {
+	const char *name;      /* full path inside the archive, no trailing '/' ("" for the root) */
+	const char *base;      /* last component, points into name */
+	enum zip_type type;
+	uint32_t mode;         /* permission bits (07777) from unix external attributes, or 0 when
+	                          the archive stores none (callers then use 0444 / 0555) */
+	int64_t mtime;         /* seconds since the epoch (UTC), from the extended timestamp or
+	                          unix extra field if present, else the DOS date and time (as UTC) */
+	uint64_t size;         /* uncompressed size; for folders 0; for symlinks the target's length */
+	uint64_t comp_size;
+	uint64_t local_offset; /* offset of the local file header */
+	uint32_t crc32;
+	uint16_t method;       /* 0 stored, 8 deflated; others fail to read with -ENOTSUP */
+	bool encrypted;        /* reading fails with -ENOTSUP */
+	bool synthetic;        /* a folder made up from its children's names */
+	uint32_t parent;       /* index of the parent folder in zipindex_member(); root is 0 */
+	uint32_t first_child;  /* folders: index of the first child, UINT32_MAX if none */
+	uint32_t next_sibling; /* UINT32_MAX at the end; children are sorted by name (strcmp) */
+};
+
+struct zipindex;
+
+/* Loads the index of an archive of archive_size bytes. Returns 0 or -errno: -EIO (not a zip,
+ * truncated, central directory inconsistent with the size, more than 10,000,000 entries),
+ * -ENOMEM, or what rd returned. Free with zipindex_free(). */
+int zipindex_load(uint64_t archive_size, zip_read_fn rd, void *ctx, struct zipindex **out);
+void zipindex_free(struct zipindex *zi); /* NULL is a no-op */
+
+/* Same as zipindex_load, from bytes in memory (the whole archive or, for the fuzzer, anything). */
+int zipindex_load_buffer(const void *buf, size_t len, struct zipindex **out);
+
+/* Number of members including the root folder (index 0) and synthetic folders. */
+size_t zipindex_count(const struct zipindex *zi);
+const struct zip_member *zipindex_member(const struct zipindex *zi, uint32_t idx);
+/* Member by path inside the archive ("" or "/" is the root; no leading '/' needed, a trailing
+ * '/' is ignored). NULL when absent or left out. Borrowed: lives as long as zi. O(log n). */
+const struct zip_member *zipindex_find(const struct zipindex *zi, const char *path);
+/* Number of archive entries left out as hostile or broken at load (for tests and stats). */
+size_t zipindex_rejected(const struct zipindex *zi);
+/* Offset one past the last byte that any member's local header and data can use, computed from
+ * the central directory; the offset where the central directory starts. */
+uint64_t zipindex_cd_offset(const struct zipindex *zi);
+
+/* A reader of one file or symlink member's content. One per open file; not thread-safe itself
+ * (callers serialise per reader), but many readers may share one index. It reads the local
+ * header once (its name and extra lengths), then compressed data in chunks through rd. Sequential
+ * reads stream; a read before the current position restarts inflation from the member's start.
+ * When the end is reached the CRC-32 is checked: a mismatch, a deflate error, or an output size
+ * different from the central directory's fails the read with -EIO, so no wrong byte is ever
+ * returned as final. (Bytes before the end cannot be checked before it is reached; callers that
+ * must be exact for small members read them whole first, see zip_reader_read_all.) */
+struct zip_reader;
+int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_read_fn rd,
+		   void *ctx, struct zip_reader **out);
+/* Reads up to len bytes at off; returns the count (short only at the member's end, 0 past it)
+ * or -errno (-EIO corrupt, -ENOTSUP method/encryption, or rd's error). */
+ssize_t zip_reader_pread(struct zip_reader *r, void *buf, size_t len, uint64_t off);
+/* Reads the whole member (checked) into a malloc'ed buffer of m->size bytes (+1, NUL-terminated).
+ * For symlink targets and small files. -EFBIG when m->size > max. */
+int zip_reader_read_all(const struct zipindex *zi, const struct zip_member *m, zip_read_fn rd,
+			void *ctx, size_t max, char **out, size_t *out_len);
+void zip_reader_free(struct zip_reader *r);
+
+#endif
