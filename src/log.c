@@ -7,6 +7,12 @@
 
 static bool use_syslog;
 static int max_level = LOG_INFO;
+static _Thread_local const char *context;
+
+void log_set_context(const char *ctx)
+{
+	context = ctx;
+}
 
 static const char *level_name(int level)
 {
@@ -38,13 +44,14 @@ void log_vmsg(int level, const char *fmt, va_list ap)
 {
 	if (level > max_level)
 		return;
-	if (use_syslog) {
-		vsyslog(level, fmt, ap);
-		return;
-	}
 	char line[2048];
 	vsnprintf(line, sizeof(line), fmt, ap);
-	fprintf(stderr, "artifactfs: %s: %s\n", level_name(level), line);
+	const char *sep = context ? ": " : "";
+	if (use_syslog)
+		syslog(level, "%s%s%s", context ? context : "", sep, line);
+	else
+		fprintf(stderr, "artifactfs: %s: %s%s%s\n", level_name(level),
+			context ? context : "", sep, line);
 }
 
 void log_msg(int level, const char *fmt, ...)

@@ -17,6 +17,7 @@
 #ifndef ARTIFACTFS_TREE_H
 #define ARTIFACTFS_TREE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum tree_kind {

@@ -1,0 +1,34 @@
+/* fs: the FUSE operations table. Thin adapters: each parses its path with tree, asks the catalog,
+ * and returns 0 or -errno as SPEC.md's table says. No curl, no JSON here. This is the one header
+ * that includes <fuse.h>, so FUSE_USE_VERSION is defined here only. */
+#ifndef ARTIFACTFS_FS_H
+#define ARTIFACTFS_FS_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse.h>
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "artifactfs/cache.h"
+#include "artifactfs/catalog.h"
+#include "artifactfs/http.h"
+
+struct fs_config {
+	struct catalog *cat;  /* borrowed, like the two below */
+	struct cache *cache;
+	struct http *http;
+	bool allow_delete;
+	int ttl_s;
+	uid_t uid;            /* owner shown for every node */
+	gid_t gid;
+};
+
+/* The table to give fuse_new(), with a struct fs_config as its user data. */
+extern const struct fuse_operations fs_operations;
+
+/* Seconds since the epoch of an ISO 8601 time as GitLab writes it ("2026-11-20T10:15:30.123Z",
+ * or with a +hh:mm offset); 0 when s is NULL or not such a time. */
+time_t fs_parse_time(const char *s);
+
+#endif

@@ -1,0 +1,818 @@
+/* fs: the fuse_operations table. Every operation parses its path (tree), resolves it through the
+ * catalog and returns 0 or -errno; every write but the two SPEC.md allows (rm <job>.zip with
+ * allow_delete, and the keep/delete xattrs) is EROFS before anything is sent.
+ *
+ * Open files hold a reference on their job, so its cache entry and zip index outlive any
+ * listing's TTL; a member's reader is serialised by the handle's own lock. Content addressed by
+ * job id never changes, so the kernel may keep its pages across opens (keep_cache). */
+#include "artifactfs/fs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "artifactfs/log.h"
+#include "artifactfs/tree.h"
+#include "artifactfs/zipindex.h"
+
+#define READ_AHEAD_MIN (256u * 1024u)
+#define READ_AHEAD_MAX (16u * 1024u * 1024u)
+#define SYMLINK_MAX 4096
+
+struct fh {
+	struct job *job;
+	struct zip_reader *reader; /* NULL for <job>.zip */
+	pthread_mutex_t lock;
+	uint64_t next_off;         /* protected by lock: where a sequential read would go on */
+	uint64_t read_ahead;       /* protected by lock */
+};
+
+static struct fs_config *config(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+time_t fs_parse_time(const char *s)
+{
+	struct tm tm = {0};
+	if (!s)
+		return 0;
+	const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return 0;
+	time_t t = timegm(&tm);
+	if (*rest == '.')
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++)
+			;
+	int hh, mm;
+	if ((*rest == '+' || *rest == '-') && sscanf(rest + 1, "%2d:%2d", &hh, &mm) == 2)
+		t -= (*rest == '+' ? 1 : -1) * (hh * 3600 + mm * 60);
+	return t;
+}
+
+static void fill_dir(struct stat *st, mode_t perm, time_t mtime)
+{
+	struct fs_config *fc = config();
+	memset(st, 0, sizeof(*st));
+	st->st_mode = S_IFDIR | perm;
+	st->st_nlink = 2;
+	st->st_uid = fc->uid;
+	st->st_gid = fc->gid;
+	st->st_mtime = st->st_ctime = st->st_atime = mtime;
+}
+
+static void fill_file(struct stat *st, mode_t type_perm, uint64_t size, time_t mtime)
+{
+	struct fs_config *fc = config();
+	memset(st, 0, sizeof(*st));
+	st->st_mode = type_perm;
+	st->st_nlink = 1;
+	st->st_uid = fc->uid;
+	st->st_gid = fc->gid;
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	st->st_blksize = 128 * 1024;
+	st->st_mtime = st->st_ctime = st->st_atime = mtime;
+}
+
+static time_t job_time(struct job *j)
+{
+	pthread_mutex_lock(&j->lock);
+	time_t t = fs_parse_time(j->info.finished_at);
+	pthread_mutex_unlock(&j->lock);
+	return t;
+}
+
+/* A folder that holds <job>.zip files is writable by its owner only when rm may remove them. */
+static mode_t zip_parent_perm(void)
+{
+	return config()->allow_delete ? 0755 : 0555;
+}
+
+static void fill_member(struct stat *st, const struct zip_member *m, time_t job_t)
+{
+	switch (m->type) {
+	case ZIP_DIR:
+		fill_dir(st, m->mode && !m->synthetic ? (m->mode & 0777) : 0555, job_t);
+		break;
+	case ZIP_SYMLINK:
+		fill_file(st, S_IFLNK | 0777, m->size, (time_t)m->mtime);
+		break;
+	case ZIP_FILE:
+		fill_file(st, S_IFREG | (m->mode ? (m->mode & 0777) : 0444), m->size,
+			  (time_t)m->mtime);
+		break;
+	}
+}
+
+static bool is_job_level(const struct tree_path *tp)
+{
+	switch (tp->kind) {
+	case TREE_REF_JOB:
+	case TREE_JOBID:
+		return tp->member[0] == '\0';
+	case TREE_REF_ZIP:
+	case TREE_JOBID_ZIP:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool is_in_job(const struct tree_path *tp)
+{
+	return tp->kind == TREE_REF_JOB || tp->kind == TREE_JOBID || tp->kind == TREE_REF_ZIP ||
+	       tp->kind == TREE_JOBID_ZIP;
+}
+
+static int find_job(const struct tree_path *tp, struct job **out)
+{
+	struct catalog *cat = config()->cat;
+	if (tp->kind == TREE_REF_JOB || tp->kind == TREE_REF_ZIP)
+		return catalog_job_by_ref(cat, tp->project, tp->ref, tp->job, out);
+	return catalog_job_by_id(cat, tp->project, tp->job_id, out);
+}
+
+/* The member a path inside a job folder names; borrowed while j is held. */
+static int find_member(struct job *j, const char *path, const struct zip_member **out)
+{
+	const struct zipindex *zi;
+	int err = catalog_job_index(j, &zi);
+	if (err)
+		return err;
+	*out = zipindex_find(zi, path);
+	return *out ? 0 : -ENOENT;
+}
+
+static int getattr_job(const struct tree_path *tp, struct stat *st)
+{
+	struct job *j;
+	int err = find_job(tp, &j);
+	if (err)
+		return err;
+	time_t t = job_time(j);
+	if (tp->kind == TREE_REF_ZIP || tp->kind == TREE_JOBID_ZIP) {
+		fill_file(st, S_IFREG | 0444, j->size, t);
+	} else if (tp->member[0] == '\0') {
+		fill_dir(st, 0555, t);
+	} else {
+		const struct zip_member *m;
+		err = find_member(j, tp->member, &m);
+		if (!err)
+			fill_member(st, m, t);
+	}
+	catalog_job_put(j);
+	return err;
+}
+
+static int getattr_path(const struct tree_path *tp, struct stat *st)
+{
+	struct catalog *cat = config()->cat;
+	int err = 0;
+	switch (tp->kind) {
+	case TREE_ROOT:
+		fill_dir(st, 0555, 0);
+		return 0;
+	case TREE_PROJECT:
+	case TREE_DASH:
+		err = catalog_project(cat, tp->project);
+		fill_dir(st, 0555, 0);
+		return err;
+	case TREE_JOBS:
+		err = catalog_project(cat, tp->project);
+		fill_dir(st, zip_parent_perm(), 0);
+		return err;
+	case TREE_REF:
+		err = catalog_ref(cat, tp->project, tp->ref);
+		fill_dir(st, zip_parent_perm(), 0);
+		return err;
+	default:
+		return getattr_job(tp, st);
+	}
+}
+
+/* Parses path into tp and names it in every log line of this thread until op_end(). */
+static int op_begin(const char *path, struct tree_path *tp)
+{
+	log_set_context(path);
+	return tree_parse(path, tp);
+}
+
+static int op_end(struct tree_path *tp, int err)
+{
+	tree_path_release(tp);
+	log_set_context(NULL);
+	return err;
+}
+
+static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct tree_path tp;
+	int err = op_begin(path, &tp);
+	if (!err)
+		err = getattr_path(&tp, st);
+	return op_end(&tp, err);
+}
+
+static int fill_names(void *buf, fuse_fill_dir_t filler, char **names)
+{
+	for (size_t i = 0; names[i]; i++)
+		if (filler(buf, names[i], NULL, 0, 0))
+			break;
+	gitlab_strv_free(names);
+	return 0;
+}
+
+static int readdir_job(const struct tree_path *tp, void *buf, fuse_fill_dir_t filler)
+{
+	struct job *j;
+	int err = find_job(tp, &j);
+	if (err)
+		return err;
+	const struct zipindex *zi;
+	const struct zip_member *dir;
+	err = find_member(j, tp->member, &dir);
+	if (!err && dir->type != ZIP_DIR)
+		err = -ENOTDIR;
+	if (!err)
+		err = catalog_job_index(j, &zi);
+	time_t t = err ? 0 : job_time(j);
+	for (uint32_t i = err ? UINT32_MAX : dir->first_child; i != UINT32_MAX;) {
+		const struct zip_member *m = zipindex_member(zi, i);
+		struct stat st;
+		fill_member(&st, m, t);
+		if (filler(buf, m->base, &st, 0, FUSE_FILL_DIR_PLUS))
+			break;
+		i = m->next_sibling;
+	}
+	catalog_job_put(j);
+	return err;
+}
+
+static int readdir_path(const struct tree_path *tp, void *buf, fuse_fill_dir_t filler)
+{
+	struct catalog *cat = config()->cat;
+	char **names = NULL;
+	int err;
+	switch (tp->kind) {
+	case TREE_ROOT:
+		err = catalog_list_root(cat, &names);
+		break;
+	case TREE_PROJECT:
+		err = catalog_list_refs(cat, tp->project, &names);
+		if (err == -EACCES) { /* a job token: "-" is still there */
+			names = calloc(1, sizeof(*names));
+			err = names ? 0 : -ENOMEM;
+		}
+		if (!err)
+			filler(buf, "-", NULL, 0, 0);
+		break;
+	case TREE_DASH:
+		err = catalog_project(cat, tp->project);
+		if (!err)
+			filler(buf, "jobs", NULL, 0, 0);
+		return err;
+	case TREE_JOBS:
+		err = catalog_list_job_ids(cat, tp->project, &names);
+		break;
+	case TREE_REF:
+		err = catalog_list_ref_jobs(cat, tp->project, tp->ref, &names);
+		break;
+	case TREE_REF_ZIP:
+	case TREE_JOBID_ZIP:
+		return -ENOTDIR;
+	default:
+		return readdir_job(tp, buf, filler);
+	}
+	return err ? err : fill_names(buf, filler, names);
+}
+
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
+		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	(void)offset;
+	(void)fi;
+	(void)flags;
+	struct tree_path tp;
+	int err = op_begin(path, &tp);
+	if (!err) {
+		filler(buf, ".", NULL, 0, 0);
+		filler(buf, "..", NULL, 0, 0);
+		err = readdir_path(&tp, buf, filler);
+	}
+	return op_end(&tp, err);
+}
+
+static void fh_free(struct fh *fh)
+{
+	zip_reader_free(fh->reader);
+	catalog_job_put(fh->job);
+	pthread_mutex_destroy(&fh->lock);
+	free(fh);
+}
+
+static int open_path(const struct tree_path *tp, struct fh *fh)
+{
+	int err = find_job(tp, &fh->job);
+	if (err || tp->kind == TREE_REF_ZIP || tp->kind == TREE_JOBID_ZIP)
+		return err;
+	if (tp->member[0] == '\0')
+		return -EISDIR;
+	const struct zip_member *m;
+	err = find_member(fh->job, tp->member, &m);
+	if (!err && m->type == ZIP_DIR)
+		err = -EISDIR;
+	if (!err) {
+		const struct zipindex *zi;
+		err = catalog_job_index(fh->job, &zi);
+		if (!err)
+			err = zip_reader_new(zi, m, catalog_job_read_fn, fh->job, &fh->reader);
+	}
+	return err;
+}
+
+static int fs_open(const char *path, struct fuse_file_info *fi)
+{
+	struct tree_path tp;
+	int err = op_begin(path, &tp);
+	if (err)
+		return op_end(&tp, err);
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return op_end(&tp, -EROFS);
+	if (!is_in_job(&tp))
+		return op_end(&tp, -EISDIR);
+	struct fh *fh = calloc(1, sizeof(*fh));
+	if (!fh)
+		return op_end(&tp, -ENOMEM);
+	pthread_mutex_init(&fh->lock, NULL);
+	err = open_path(&tp, fh);
+	if (err) {
+		fh_free(fh);
+		return op_end(&tp, err);
+	}
+	fi->fh = (uint64_t)(uintptr_t)fh;
+	fi->keep_cache = fh->job->by_id;
+	return op_end(&tp, 0);
+}
+
+/* Sequential readers get a read-ahead that doubles up to READ_AHEAD_MAX; a seek resets it. */
+static uint64_t next_read_ahead(struct fh *fh, uint64_t off, size_t size)
+{
+	if (off == fh->next_off && off != 0)
+		fh->read_ahead = fh->read_ahead ? fh->read_ahead * 2 : READ_AHEAD_MIN;
+	else
+		fh->read_ahead = off == 0 ? READ_AHEAD_MIN : 0;
+	if (fh->read_ahead > READ_AHEAD_MAX)
+		fh->read_ahead = READ_AHEAD_MAX;
+	fh->next_off = off + size;
+	return fh->read_ahead;
+}
+
+static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
+	ssize_t n;
+	log_set_context(path);
+	pthread_mutex_lock(&fh->lock);
+	uint64_t ra = next_read_ahead(fh, (uint64_t)off, size);
+	if (fh->reader) {
+		n = zip_reader_pread(fh->reader, buf, size, (uint64_t)off);
+	} else {
+		pthread_mutex_unlock(&fh->lock); /* the cache serialises what it must */
+		n = catalog_job_pread(fh->job, buf, size, (uint64_t)off, ra);
+		pthread_mutex_lock(&fh->lock);
+	}
+	pthread_mutex_unlock(&fh->lock);
+	if (n < 0 && n != -ENOENT)
+		log_msg(LOG_ERR, "read of %zu bytes at %lld failed: %s", size, (long long)off,
+			strerror((int)-n));
+	log_set_context(NULL);
+	return n < 0 && n == -ENOENT ? -EIO : (int)n; /* gone mid-read is an I/O error */
+}
+
+static int fs_release(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	fh_free((struct fh *)(uintptr_t)fi->fh);
+	return 0;
+}
+
+static int readlink_path(const struct tree_path *tp, char *buf, size_t size)
+{
+	if (tp->kind != TREE_REF_JOB && tp->kind != TREE_JOBID)
+		return -EINVAL;
+	struct job *j;
+	int err = find_job(tp, &j);
+	if (err)
+		return err;
+	const struct zip_member *m;
+	const struct zipindex *zi;
+	err = find_member(j, tp->member, &m);
+	if (!err && m->type != ZIP_SYMLINK)
+		err = -EINVAL;
+	if (!err)
+		err = catalog_job_index(j, &zi);
+	char *target = NULL;
+	size_t len = 0;
+	if (!err)
+		err = zip_reader_read_all(zi, m, catalog_job_read_fn, j, SYMLINK_MAX, &target, &len);
+	if (!err) {
+		size_t n = len < size - 1 ? len : size - 1;
+		memcpy(buf, target, n);
+		buf[n] = '\0';
+	}
+	free(target);
+	catalog_job_put(j);
+	return err;
+}
+
+static int fs_readlink(const char *path, char *buf, size_t size)
+{
+	struct tree_path tp;
+	int err = op_begin(path, &tp);
+	if (!err)
+		err = readlink_path(&tp, buf, size);
+	return op_end(&tp, err);
+}
+
+/* ---- extended attributes ---- */
+
+#define XATTR_STATS "user.artifactfs.stats"
+#define XATTR_CRC "user.gitlab.crc32"
+#define XATTR_KEEP "user.gitlab.keep"
+#define XATTR_DELETE "user.gitlab.delete_artifacts"
+
+static const char *const job_xattrs[] = {
+	"user.gitlab.job.id",       "user.gitlab.job.name",      "user.gitlab.job.status",
+	"user.gitlab.job.web_url",  "user.gitlab.pipeline.id",   "user.gitlab.ref",
+	"user.gitlab.sha",          "user.gitlab.finished_at",   "user.gitlab.artifacts.size",
+	"user.gitlab.artifacts.expire_at",
+};
+#define N_JOB_XATTRS (sizeof(job_xattrs) / sizeof(job_xattrs[0]))
+
+static char *job_xattr_value(const struct gl_job *g, uint64_t size, size_t which)
+{
+	char *v = NULL;
+	const char *s = NULL;
+	switch (which) {
+	case 0:
+		return g->id > 0 && asprintf(&v, "%" PRId64, g->id) >= 0 ? v : strdup("");
+	case 1: s = g->name; break;
+	case 2: s = g->status; break;
+	case 3: s = g->web_url; break;
+	case 4:
+		return g->pipeline_id > 0 && asprintf(&v, "%" PRId64, g->pipeline_id) >= 0 ? v
+											 : strdup("");
+	case 5: s = g->ref; break;
+	case 6: s = g->sha; break;
+	case 7: s = g->finished_at; break;
+	case 8:
+		return asprintf(&v, "%" PRIu64, size) >= 0 ? v : NULL;
+	case 9: s = g->artifacts_expire_at; break;
+	}
+	return strdup(s ? s : "");
+}
+
+static char *stats_text(void)
+{
+	struct fs_config *fc = config();
+	struct cache_stats cs;
+	struct catalog_stats ks;
+	uint64_t requests = 0, bytes = 0;
+	cache_get_stats(fc->cache, &cs);
+	catalog_get_stats(fc->cat, &ks);
+	http_stats(fc->http, &requests, &bytes);
+	char *v = NULL;
+	if (asprintf(&v,
+		     "http_requests %" PRIu64 "\nhttp_bytes %" PRIu64 "\ncache_used_bytes %" PRIu64
+		     "\ncache_limit_bytes %" PRIu64 "\ncache_entries %" PRIu64
+		     "\ncache_hit_bytes %" PRIu64 "\ncache_miss_bytes %" PRIu64
+		     "\ncache_fetches %" PRIu64 "\ncache_evictions %" PRIu64
+		     "\njobs_open %" PRIu64 "\nindexes_loaded %" PRIu64 "\n",
+		     requests, bytes, cs.used_bytes, cs.limit_bytes, cs.entries, cs.hit_bytes,
+		     cs.miss_bytes, cs.fetches, cs.evictions, ks.jobs_open, ks.indexes_loaded) < 0)
+		return NULL;
+	return v;
+}
+
+/* The value of attribute name on tp, malloc'ed; -ENODATA when tp has no such attribute. */
+static int xattr_value(const struct tree_path *tp, const char *name, char **out)
+{
+	*out = NULL;
+	if (tp->kind == TREE_ROOT && strcmp(name, XATTR_STATS) == 0)
+		return (*out = stats_text()) ? 0 : -ENOMEM;
+	if (!is_in_job(tp))
+		return -ENODATA;
+	struct job *j;
+	int err = find_job(tp, &j);
+	if (err)
+		return err;
+	err = -ENODATA;
+	if (is_job_level(tp)) {
+		struct gl_job g;
+		for (size_t i = 0; i < N_JOB_XATTRS && err == -ENODATA; i++) {
+			if (strcmp(name, job_xattrs[i]) != 0)
+				continue;
+			err = catalog_job_info(j, &g);
+			if (!err) {
+				*out = job_xattr_value(&g, j->size, i);
+				err = *out ? 0 : -ENOMEM;
+				gl_job_release(&g);
+			}
+		}
+	} else if (strcmp(name, XATTR_CRC) == 0) {
+		const struct zip_member *m;
+		err = find_member(j, tp->member, &m);
+		if (!err && m->type == ZIP_DIR)
+			err = -ENODATA;
+		if (!err && asprintf(out, "%08" PRIx32, m->crc32) < 0)
+			err = -ENOMEM;
+	}
+	catalog_job_put(j);
+	return err;
+}
+
+static int copy_out(const char *v, size_t len, char *buf, size_t size)
+{
+	if (size == 0)
+		return (int)len;
+	if (size < len)
+		return -ERANGE;
+	memcpy(buf, v, len);
+	return (int)len;
+}
+
+static int fs_getxattr(const char *path, const char *name, char *buf, size_t size)
+{
+	struct tree_path tp;
+	char *v = NULL;
+	int err = op_begin(path, &tp);
+	if (!err)
+		err = xattr_value(&tp, name, &v);
+	if (!err)
+		err = copy_out(v, strlen(v), buf, size);
+	free(v);
+	return op_end(&tp, err);
+}
+
+static int list_names(const struct tree_path *tp, char *list, size_t *len)
+{
+	const char *one = NULL;
+	*len = 0;
+	if (tp->kind == TREE_ROOT)
+		one = XATTR_STATS;
+	else if (is_in_job(tp) && !is_job_level(tp))
+		one = XATTR_CRC;
+	if (one) {
+		*len = strlen(one) + 1;
+		if (list)
+			memcpy(list, one, *len);
+		return 0;
+	}
+	if (!is_job_level(tp))
+		return 0;
+	for (size_t i = 0; i < N_JOB_XATTRS; i++) {
+		size_t n = strlen(job_xattrs[i]) + 1;
+		if (list)
+			memcpy(list + *len, job_xattrs[i], n);
+		*len += n;
+	}
+	return 0;
+}
+
+static int fs_listxattr(const char *path, char *buf, size_t size)
+{
+	struct tree_path tp;
+	struct stat st;
+	int err = op_begin(path, &tp);
+	if (!err)
+		err = getattr_path(&tp, &st); /* no names for what does not exist */
+	if (!err && S_ISLNK(st.st_mode))
+		return op_end(&tp, 0);
+	size_t len = 0;
+	if (!err)
+		err = list_names(&tp, NULL, &len);
+	if (!err && size > 0 && size < len)
+		err = -ERANGE;
+	if (!err && size > 0)
+		list_names(&tp, buf, &len);
+	return op_end(&tp, err ? err : (int)len);
+}
+
+static bool value_is_one(const char *value, size_t size)
+{
+	return (size == 1 || (size == 2 && value[1] == '\n')) && value[0] == '1';
+}
+
+static int set_job_xattr(const struct tree_path *tp, const char *name)
+{
+	if (strcmp(name, XATTR_KEEP) != 0 || !is_job_level(tp))
+		return -EROFS;
+	struct job *j;
+	int err = find_job(tp, &j);
+	if (err)
+		return err;
+	err = catalog_job_keep(config()->cat, j);
+	catalog_job_put(j);
+	return err;
+}
+
+static int fs_setxattr(const char *path, const char *name, const char *value, size_t size,
+		       int flags)
+{
+	(void)flags;
+	struct tree_path tp;
+	int err = op_begin(path, &tp);
+	if (err)
+		return op_end(&tp, err);
+	bool known = strcmp(name, XATTR_KEEP) == 0 || strcmp(name, XATTR_DELETE) == 0;
+	if (known && !value_is_one(value, size))
+		return op_end(&tp, -EINVAL);
+	if (tp.kind == TREE_PROJECT && strcmp(name, XATTR_DELETE) == 0) {
+		err = config()->allow_delete ? catalog_project(config()->cat, tp.project) : -EROFS;
+		if (!err)
+			err = catalog_project_delete_artifacts(config()->cat, tp.project);
+	} else {
+		err = set_job_xattr(&tp, name);
+	}
+	return op_end(&tp, err);
+}
+
+static int fs_removexattr(const char *path, const char *name)
+{
+	(void)path;
+	(void)name;
+	return -EROFS;
+}
+
+/* The kernel holds the parent folder locked during unlink, so the job folder's cached entry is
+ * dropped from another thread once the unlink has returned. */
+struct invalidate_arg {
+	struct fuse *fuse;
+	char *path;
+};
+
+static void *invalidate_thread(void *p)
+{
+	struct invalidate_arg *ia = p;
+	fuse_invalidate_path(ia->fuse, ia->path);
+	free(ia->path);
+	free(ia);
+	return NULL;
+}
+
+static void invalidate_later(const char *zip_path)
+{
+	struct invalidate_arg *ia = malloc(sizeof(*ia));
+	if (!ia)
+		return;
+	ia->fuse = fuse_get_context()->fuse;
+	ia->path = strndup(zip_path, strlen(zip_path) - 4); /* drop ".zip" */
+	pthread_t t;
+	if (!ia->path || pthread_create(&t, NULL, invalidate_thread, ia) != 0) {
+		free(ia->path);
+		free(ia);
+		return;
+	}
+	pthread_detach(t);
+}
+
+static int fs_unlink(const char *path)
+{
+	struct tree_path tp;
+	int err = op_begin(path, &tp);
+	if (err)
+		return op_end(&tp, err == -ENOENT ? -EROFS : err);
+	if ((tp.kind != TREE_REF_ZIP && tp.kind != TREE_JOBID_ZIP) || !config()->allow_delete)
+		return op_end(&tp, -EROFS);
+	struct job *j;
+	err = find_job(&tp, &j);
+	if (!err) {
+		err = catalog_job_delete(config()->cat, j);
+		catalog_job_put(j);
+	}
+	if (!err) {
+		log_msg(LOG_INFO, "deleted the artifacts of this job");
+		invalidate_later(path);
+	}
+	return op_end(&tp, err);
+}
+
+static int fs_statfs(const char *path, struct statvfs *st)
+{
+	(void)path;
+	struct cache_stats cs;
+	cache_get_stats(config()->cache, &cs);
+	memset(st, 0, sizeof(*st));
+	st->f_bsize = st->f_frsize = 4096;
+	st->f_blocks = cs.limit_bytes / 4096;
+	st->f_bfree = st->f_bavail = cs.used_bytes < cs.limit_bytes
+					     ? (cs.limit_bytes - cs.used_bytes) / 4096
+					     : 0;
+	st->f_namemax = 255;
+	st->f_flag = ST_RDONLY;
+	return 0;
+}
+
+/* Every other change is refused before anything is sent. */
+static int rofs_mkdir(const char *p, mode_t m)
+{
+	(void)p, (void)m;
+	return -EROFS;
+}
+static int rofs_path(const char *p)
+{
+	(void)p;
+	return -EROFS;
+}
+static int rofs_two(const char *a, const char *b)
+{
+	(void)a, (void)b;
+	return -EROFS;
+}
+static int rofs_rename(const char *a, const char *b, unsigned int flags)
+{
+	(void)a, (void)b, (void)flags;
+	return -EROFS;
+}
+static int rofs_chmod(const char *p, mode_t m, struct fuse_file_info *fi)
+{
+	(void)p, (void)m, (void)fi;
+	return -EROFS;
+}
+static int rofs_chown(const char *p, uid_t u, gid_t g, struct fuse_file_info *fi)
+{
+	(void)p, (void)u, (void)g, (void)fi;
+	return -EROFS;
+}
+static int rofs_truncate(const char *p, off_t o, struct fuse_file_info *fi)
+{
+	(void)p, (void)o, (void)fi;
+	return -EROFS;
+}
+static int rofs_create(const char *p, mode_t m, struct fuse_file_info *fi)
+{
+	(void)p, (void)m, (void)fi;
+	return -EROFS;
+}
+static int rofs_utimens(const char *p, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	(void)p, (void)tv, (void)fi;
+	return -EROFS;
+}
+static int rofs_mknod(const char *p, mode_t m, dev_t d)
+{
+	(void)p, (void)m, (void)d;
+	return -EROFS;
+}
+static int rofs_write(const char *p, const char *b, size_t s, off_t o, struct fuse_file_info *fi)
+{
+	(void)p, (void)b, (void)s, (void)o, (void)fi;
+	return -EROFS;
+}
+
+static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	struct fs_config *fc = config();
+	cfg->entry_timeout = fc->ttl_s;
+	cfg->attr_timeout = fc->ttl_s;
+	cfg->negative_timeout = fc->ttl_s;
+	cfg->use_ino = 0;
+	cfg->kernel_cache = 0; /* per open instead: keep_cache for content under job ids */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	return fc;
+}
+
+const struct fuse_operations fs_operations = {
+	.init = fs_init,
+	.getattr = fs_getattr,
+	.readdir = fs_readdir,
+	.open = fs_open,
+	.read = fs_read,
+	.release = fs_release,
+	.readlink = fs_readlink,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.setxattr = fs_setxattr,
+	.removexattr = fs_removexattr,
+	.unlink = fs_unlink,
+	.statfs = fs_statfs,
+	.mkdir = rofs_mkdir,
+	.rmdir = rofs_path,
+	.symlink = rofs_two,
+	.link = rofs_two,
+	.rename = rofs_rename,
+	.chmod = rofs_chmod,
+	.chown = rofs_chown,
+	.truncate = rofs_truncate,
+	.create = rofs_create,
+	.utimens = rofs_utimens,
+	.mknod = rofs_mknod,
+	.write = rofs_write,
+};

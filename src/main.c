@@ -1,0 +1,434 @@
+/* main: the command line (libfuse's own option parser, so every option has an -o form for
+ * fstab), credentials, the checks made before mounting, and the start-up order: curl and jansson
+ * set up before any thread, the server and token checked, the cache opened, then mount,
+ * daemonize and the multithreaded loop. The only place allowed to exit(). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "artifactfs/cache.h"
+#include "artifactfs/catalog.h"
+#include "artifactfs/fs.h" /* first: it sets FUSE_USE_VERSION */
+#include <fuse_lowlevel.h>
+#include "artifactfs/gitlab.h"
+#include "artifactfs/http.h"
+#include "artifactfs/log.h"
+
+#define TOKEN_MAX 4096
+
+struct options {
+	char *url;
+	char *token_file;
+	char **projects; /* NULL-terminated */
+	size_t n_projects;
+	char *cache_dir;
+	char *cache_size;
+	char *ttl;
+	int allow_delete;
+	int help;
+	int version;
+	int bad;
+};
+
+enum { KEY_HELP, KEY_VERSION, KEY_PROJECT };
+
+#define OPT(t, p) {t, offsetof(struct options, p), 1}
+#define OPT_S(t, p) {t, offsetof(struct options, p), 0}
+static const struct fuse_opt option_spec[] = {
+	OPT_S("--token-file=%s", token_file), OPT_S("--token-file %s", token_file),
+	OPT_S("token_file=%s", token_file),
+	OPT_S("--cache-dir=%s", cache_dir), OPT_S("--cache-dir %s", cache_dir),
+	OPT_S("cache_dir=%s", cache_dir),
+	OPT_S("--cache-size=%s", cache_size), OPT_S("--cache-size %s", cache_size),
+	OPT_S("cache_size=%s", cache_size),
+	OPT_S("--ttl=%s", ttl), OPT_S("--ttl %s", ttl), OPT_S("ttl=%s", ttl),
+	OPT("--allow-delete", allow_delete), OPT("allow_delete", allow_delete),
+	FUSE_OPT_KEY("--project=", KEY_PROJECT), FUSE_OPT_KEY("--project ", KEY_PROJECT),
+	FUSE_OPT_KEY("project=", KEY_PROJECT),
+	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [URL] MOUNTPOINT [options]\n\n"
+	       "Mounts the job artifacts of a GitLab instance (default: $CI_SERVER_URL, $GITLAB_URL,\n"
+	       "else https://gitlab.com) as a directory tree.\n\n"
+	       "options:\n"
+	       "    --token-file=FILE   (-o token_file=FILE) access token, sent as PRIVATE-TOKEN;\n"
+	       "                        else $GITLAB_TOKEN, $GITLAB_OAUTH_TOKEN (Bearer),\n"
+	       "                        $CI_JOB_TOKEN (JOB-TOKEN), else anonymous\n"
+	       "    --project=P         (-o project=P) list P at the root (repeatable; id or path)\n"
+	       "    --cache-dir=DIR     (-o cache_dir=DIR) default $XDG_CACHE_HOME/artifactfs\n"
+	       "    --cache-size=SIZE   (-o cache_size=SIZE) e.g. 500M, 10G; default 4G\n"
+	       "    --ttl=SECONDS       (-o ttl=SECONDS) trust listings this long; default 60\n"
+	       "    --allow-delete      (-o allow_delete) let rm <job>.zip delete artifacts\n"
+	       "    -h, --help          this text and libfuse's options\n"
+	       "    -V, --version       the version\n\n",
+	       prog);
+}
+
+static int add_project(struct options *o, const char *arg)
+{
+	static const char *prefixes[] = {"--project=", "--project", "project="};
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = strlen(prefixes[i]);
+		if (strncmp(arg, prefixes[i], n) == 0) {
+			arg += n;
+			break;
+		}
+	}
+	char **v = realloc(o->projects, (o->n_projects + 2) * sizeof(*v));
+	if (!v)
+		return -1;
+	o->projects = v;
+	v[o->n_projects] = strdup(arg);
+	v[++o->n_projects] = NULL;
+	return v[o->n_projects - 1] ? 0 : -1;
+}
+
+static bool is_url(const char *s)
+{
+	return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+	(void)outargs;
+	switch (key) {
+	case KEY_HELP:
+		o->help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->version = 1;
+		return 0;
+	case KEY_PROJECT:
+		return add_project(o, arg) ? -1 : 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->url && is_url(arg)) {
+			o->url = strdup(arg);
+			return 0;
+		}
+		return 1; /* the mount point, for fuse_parse_cmdline */
+	default:
+		return 1;
+	}
+}
+
+/* "500M", "10G", "4096": bytes, with binary K/M/G/T suffixes. 0 on a malformed size. */
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return 0;
+	const char *units = "KMGT";
+	const char *u = *end ? strchr(units, *end & ~0x20) : NULL;
+	if (*end && (!u || end[1] != '\0'))
+		return 0;
+	for (int shift = u ? (int)(u - units) + 1 : 0; shift > 0; shift--) {
+		if (v > (UINT64_MAX >> 10))
+			return 0;
+		v <<= 10;
+	}
+	return v;
+}
+
+static int parse_ttl(const char *s, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 0 || v > 86400 * 365)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* Reads a token file that only its owner may read. The message says why not, never what. */
+static int read_token_file(const char *path, char **out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "artifactfs: cannot open token file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) || (st.st_mode & 077)) {
+		fprintf(stderr,
+			"artifactfs: token file %s can be read by group or others (mode %04o); "
+			"run chmod 600 on it\n",
+			path, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	char *buf = calloc(1, TOKEN_MAX + 1);
+	ssize_t n = buf ? read(fd, buf, TOKEN_MAX) : -1;
+	close(fd);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n <= 0 || strpbrk(buf, "\r\n")) {
+		fprintf(stderr, "artifactfs: token file %s is empty or not one line\n", path);
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	return 0;
+}
+
+/* Takes a token from the environment and wipes it there, so that child processes and
+ * /proc/PID/environ no longer show it. */
+static char *take_env_token(const char *name)
+{
+	char *v = getenv(name);
+	if (!v || !*v)
+		return NULL;
+	char *copy = strdup(v);
+	memset(v, 'x', strlen(v));
+	unsetenv(name);
+	return copy;
+}
+
+static int find_credentials(const struct options *o, enum http_auth *auth, char **token)
+{
+	static const struct {
+		const char *env;
+		enum http_auth auth;
+	} envs[] = {
+		{"GITLAB_TOKEN", HTTP_AUTH_PRIVATE_TOKEN},
+		{"GITLAB_OAUTH_TOKEN", HTTP_AUTH_BEARER},
+		{"CI_JOB_TOKEN", HTTP_AUTH_JOB_TOKEN},
+	};
+	*token = NULL;
+	*auth = HTTP_AUTH_NONE;
+	if (o->token_file) {
+		*auth = HTTP_AUTH_PRIVATE_TOKEN;
+		return read_token_file(o->token_file, token);
+	}
+	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
+		char *t = take_env_token(envs[i].env);
+		if (t && !*token) {
+			*token = t;
+			*auth = envs[i].auth;
+		} else {
+			free(t);
+		}
+	}
+	return 0;
+}
+
+static char *base_url(const struct options *o)
+{
+	const char *u = o->url;
+	if (!u)
+		u = getenv("CI_SERVER_URL");
+	if (!u || !*u)
+		u = getenv("GITLAB_URL");
+	if (!u || !*u)
+		u = "https://gitlab.com";
+	if (!is_url(u)) {
+		fprintf(stderr, "artifactfs: %s is not an http:// or https:// URL\n", u);
+		return NULL;
+	}
+	char *s = strdup(u);
+	size_t n = strlen(s);
+	while (n > 0 && s[n - 1] == '/')
+		s[--n] = '\0';
+	return s;
+}
+
+static char *default_cache_dir(void)
+{
+	char *d = NULL;
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	if (xdg && *xdg)
+		return asprintf(&d, "%s/artifactfs", xdg) < 0 ? NULL : d;
+	return asprintf(&d, "%s/.cache/artifactfs", home && *home ? home : "/tmp") < 0 ? NULL : d;
+}
+
+struct daemon {
+	struct options opts;
+	struct fuse_cmdline_opts cmd;
+	char *url, *token;
+	enum http_auth auth;
+	uint64_t cache_bytes;
+	int ttl_s;
+	struct http *http;
+	struct gitlab *gl;
+	struct cache *cache;
+	struct catalog *cat;
+	struct fs_config fsc;
+	struct fuse *fuse;
+};
+
+static int check_options(struct daemon *d)
+{
+	struct options *o = &d->opts;
+	if (!d->cmd.mountpoint) {
+		fprintf(stderr, "artifactfs: no mount point given (see --help)\n");
+		return -1;
+	}
+	d->cache_bytes = parse_size(o->cache_size ? o->cache_size : "4G");
+	if (d->cache_bytes < 16 * CACHE_BLOCK_SIZE) {
+		fprintf(stderr, "artifactfs: --cache-size %s is not a size of at least 1M\n",
+			o->cache_size);
+		return -1;
+	}
+	d->ttl_s = 60;
+	if (o->ttl && parse_ttl(o->ttl, &d->ttl_s)) {
+		fprintf(stderr, "artifactfs: --ttl %s is not a number of seconds\n", o->ttl);
+		return -1;
+	}
+	if (!o->cache_dir && !(o->cache_dir = default_cache_dir()))
+		return -1;
+	d->url = base_url(o);
+	if (!d->url)
+		return -1;
+	return find_credentials(o, &d->auth, &d->token);
+}
+
+static int connect_server(struct daemon *d)
+{
+	struct http_config hc = {.base_url = d->url, .auth = d->auth, .token = d->token};
+	int err = http_new(&hc, &d->http);
+	if (!err)
+		err = gitlab_new(d->http, &d->gl);
+	if (err) {
+		fprintf(stderr, "artifactfs: %s: %s\n", d->url, strerror(-err));
+		return -1;
+	}
+	err = gitlab_check(d->gl, d->auth);
+	if (err == -EACCES)
+		fprintf(stderr, "artifactfs: %s refused the token (401): check that it is valid "
+				"and not expired\n", d->url);
+	else if (err)
+		fprintf(stderr, "artifactfs: %s does not answer as a GitLab API: %s\n", d->url,
+			strerror(-err));
+	return err ? -1 : 0;
+}
+
+static int open_cache(struct daemon *d)
+{
+	int err = cache_open(d->opts.cache_dir, d->cache_bytes, &d->cache);
+	if (err) {
+		fprintf(stderr, "artifactfs: cannot use cache folder %s: %s\n", d->opts.cache_dir,
+			strerror(-err));
+		return -1;
+	}
+	struct catalog_config cc = {
+		.gl = d->gl,
+		.cache = d->cache,
+		.base_url = d->url,
+		.ttl_s = d->ttl_s,
+		.projects = d->opts.projects,
+	};
+	return catalog_new(&cc, &d->cat) ? -1 : 0;
+}
+
+static int run(struct daemon *d, struct fuse_args *args)
+{
+	d->fsc = (struct fs_config){
+		.cat = d->cat, .cache = d->cache, .http = d->http,
+		.allow_delete = d->opts.allow_delete, .ttl_s = d->ttl_s,
+		.uid = getuid(), .gid = getgid(),
+	};
+	d->fuse = fuse_new(args, &fs_operations, sizeof(fs_operations), &d->fsc);
+	if (!d->fuse)
+		return 1; /* libfuse said why */
+	int ret = 1;
+	if (fuse_mount(d->fuse, d->cmd.mountpoint) != 0)
+		goto out_destroy;
+	if (fuse_daemonize(d->cmd.foreground) != 0)
+		goto out_unmount;
+	if (!d->cmd.foreground)
+		log_init(true, d->cmd.debug ? LOG_DEBUG : LOG_INFO);
+	if (fuse_set_signal_handlers(fuse_get_session(d->fuse)) != 0)
+		goto out_unmount;
+	log_msg(LOG_INFO, "mounted %s on %s", d->url, d->cmd.mountpoint);
+	if (d->cmd.singlethread) {
+		ret = fuse_loop(d->fuse);
+	} else {
+		struct fuse_loop_config lc = {.clone_fd = d->cmd.clone_fd,
+					      .max_idle_threads = d->cmd.max_idle_threads};
+		ret = fuse_loop_mt(d->fuse, &lc);
+	}
+	ret = ret ? 1 : 0;
+	fuse_remove_signal_handlers(fuse_get_session(d->fuse));
+out_unmount:
+	fuse_unmount(d->fuse);
+out_destroy:
+	fuse_destroy(d->fuse);
+	return ret;
+}
+
+static void daemon_release(struct daemon *d)
+{
+	catalog_free(d->cat);
+	cache_close(d->cache);
+	gitlab_free(d->gl);
+	http_free(d->http);
+	if (d->token) {
+		memset(d->token, 0, strlen(d->token));
+		free(d->token);
+	}
+	free(d->url);
+	free(d->cmd.mountpoint);
+	gitlab_strv_free(d->opts.projects);
+	free(d->opts.url);
+	free(d->opts.token_file);
+	free(d->opts.cache_dir);
+	free(d->opts.cache_size);
+	free(d->opts.ttl);
+}
+
+static int parse_args(struct daemon *d, struct fuse_args *args)
+{
+	if (fuse_opt_parse(args, &d->opts, option_spec, opt_proc) != 0)
+		return -1;
+	if (d->opts.help) {
+		usage(args->argv[0]);
+		fuse_lib_help(args);
+		return 1;
+	}
+	if (d->opts.version) {
+		printf("artifactfs %s (libfuse %s, %s)\n", ARTIFACTFS_VERSION,
+		       fuse_pkgversion(), curl_version());
+		return 1;
+	}
+	if (fuse_parse_cmdline(args, &d->cmd) != 0)
+		return -1;
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct daemon d = {0};
+	int ret = 1;
+
+	if (curl_global_init(CURL_GLOBAL_ALL) != 0)
+		return 1;
+	json_object_seed(0);
+	log_init(false, LOG_INFO);
+	int p = parse_args(&d, &args);
+	log_init(false, !p && d.cmd.debug ? LOG_DEBUG : LOG_INFO);
+	if (p)
+		ret = p > 0 ? 0 : 1;
+	else if (!check_options(&d) && !connect_server(&d) && !open_cache(&d))
+		ret = run(&d, &args);
+	daemon_release(&d);
+	fuse_opt_free_args(&args);
+	curl_global_cleanup();
+	return ret;
+}
