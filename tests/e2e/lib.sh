@@ -1,0 +1,135 @@
+# Sourced by every tests/e2e/test_*.sh: starts the GitLab simulator on loopback, mounts the
+# daemon against it, and counts checks. Everything it starts is stopped on exit, and every wait
+# is for a condition with a deadline, never a fixed sleep.
+set -uo pipefail
+: "${ARTIFACTFS_BIN:?set by ctest}" "${ARTIFACTFS_SIM:?set by ctest}"
+PYTHON=${PYTHON:-/usr/bin/python3}
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+FIXTURE=${FIXTURE:-$(dirname "$ARTIFACTFS_SIM")/fixtures/default.json}
+T=$(mktemp -d /tmp/afs-e2e.XXXXXX)
+PASS=0
+FAIL=0
+SIM_PID=
+URL=
+declare -a DAEMON_PIDS=() MOUNTS=()
+
+cleanup() {
+	local m p
+	for m in "${MOUNTS[@]}"; do
+		mountpoint -q "$m" 2>/dev/null && fusermount3 -u -z "$m" 2>/dev/null
+	done
+	for p in "${DAEMON_PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	[ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null
+	wait 2>/dev/null
+	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+# wait_for SECONDS CMD...: polls CMD until it succeeds or the deadline passes.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@" 2>/dev/null; do
+		[ "$SECONDS" -ge "$deadline" ] && return 1
+		sleep 0.05
+	done
+}
+
+die() {
+	echo "fatal: $*"
+	[ -f "$T/daemon.log" ] && sed 's/^/    daemon: /' "$T/daemon.log" | tail -30
+	[ -f "$T/sim.out" ] && sed 's/^/    sim: /' "$T/sim.out" | tail -30
+	echo "$PASS passed, $((FAIL + 1)) failed"
+	exit 1
+}
+
+# start_sim [simulator options...]: sets URL.
+start_sim() {
+	rm -f "$T/ready"
+	"$PYTHON" "$ARTIFACTFS_SIM" --fixture "$FIXTURE" --port 0 --ready-file "$T/ready" \
+		--log "$T/sim.log" --lifetime 900 --state-dir "$T/sim-state" "$@" >"$T/sim.out" 2>&1 &
+	SIM_PID=$!
+	wait_for 120 test -s "$T/ready" || die "the simulator did not start"
+	URL=$(head -n1 "$T/ready")
+}
+
+stop_sim() {
+	kill "$SIM_PID" 2>/dev/null
+	wait "$SIM_PID" 2>/dev/null
+	SIM_PID=
+}
+
+# mount_fs MOUNTPOINT [artifactfs options...]: runs the daemon in the foreground (logging to
+# $T/daemon.log) and returns once MOUNTPOINT is mounted. Credentials come from the environment.
+mount_fs() {
+	local mnt=$1
+	shift
+	mkdir -p "$mnt"
+	"$ARTIFACTFS_BIN" "$URL" "$mnt" -f --cache-dir "$T/cache" "$@" 2>>"$T/daemon.log" &
+	local pid=$!
+	DAEMON_PIDS+=("$pid")
+	MOUNTS+=("$mnt")
+	wait_for 30 mountpoint -q "$mnt" || die "artifactfs did not mount $mnt"
+	LAST_PID=$pid
+}
+
+# unmount_fs MOUNTPOINT: unmounts and waits for that daemon to exit.
+unmount_fs() {
+	fusermount3 -u "$1" || die "cannot unmount $1"
+	wait "$LAST_PID" 2>/dev/null
+}
+
+ok() {
+	PASS=$((PASS + 1))
+	echo "ok $((PASS + FAIL)) - $1"
+}
+
+not_ok() {
+	FAIL=$((FAIL + 1))
+	echo "not ok $((PASS + FAIL)) - $1"
+}
+
+# check DESCRIPTION CMD...: CMD must succeed.
+check() {
+	local desc=$1
+	shift
+	if "$@" >"$T/check.out" 2>&1; then
+		ok "$desc"
+	else
+		not_ok "$desc"
+		sed 's/^/    /' "$T/check.out" | head -20
+	fi
+}
+
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() {
+	if [ "$2" == "$3" ]; then
+		ok "$1"
+	else
+		not_ok "$1"
+		echo "    expected: $2"
+		echo "    actual:   $3"
+	fi
+}
+
+# sys OP PATH [ARG]: performs one syscall and prints OK (and a result) or the errno's name.
+sys() {
+	"$PYTHON" "$E2E_DIR/sys.py" "$@"
+}
+
+# simlog ARGS...: queries the simulator's request log (see simlog.py).
+simlog() {
+	"$PYTHON" "$E2E_DIR/simlog.py" "$T/sim.log" "$@"
+}
+
+# sim_admin PATH [BODY]: POSTs to the simulator's admin endpoints.
+sim_admin() {
+	curl -sf -X POST --data-binary "${2:-}" "$URL/-/sim/$1" >/dev/null
+}
+
+finish() {
+	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ]
+}
