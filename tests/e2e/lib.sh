@@ -12,6 +12,7 @@ FAIL=0
 SIM_PID=
 URL=
 declare -a DAEMON_PIDS=() MOUNTS=()
+declare -A PID_OF=()
 
 cleanup() {
 	local m p
@@ -73,12 +74,13 @@ mount_fs() {
 	MOUNTS+=("$mnt")
 	wait_for 30 mountpoint -q "$mnt" || die "artifactfs did not mount $mnt"
 	LAST_PID=$pid
+	PID_OF[$mnt]=$pid
 }
 
 # unmount_fs MOUNTPOINT: unmounts and waits for that daemon to exit.
 unmount_fs() {
 	fusermount3 -u "$1" || die "cannot unmount $1"
-	wait "$LAST_PID" 2>/dev/null
+	wait "${PID_OF[$1]}" 2>/dev/null
 }
 
 ok() {

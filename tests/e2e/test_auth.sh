@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Credentials as a CI job and a stranger have them: a job token looks up what it cannot list;
+# anonymous access reads public projects only; tokens never travel to another origin.
+source "$(dirname "$0")/lib.sh"
+
+start_sim
+mnt=$T/mnt
+
+# Inside a CI job: only CI_SERVER_URL and CI_JOB_TOKEN, no URL argument.
+job_token=$(fixture_token job)
+mkdir -p "$mnt"
+CI_SERVER_URL=$URL CI_JOB_TOKEN=$job_token "$ARTIFACTFS_BIN" "$mnt" -f --cache-dir "$T/cache" \
+	2>>"$T/daemon.log" &
+LAST_PID=$!
+PID_OF[$mnt]=$LAST_PID
+DAEMON_PIDS+=("$LAST_PID")
+MOUNTS+=("$mnt")
+wait_for 30 mountpoint -q "$mnt" || die "artifactfs did not mount with a job token"
+
+build="$mnt/101/main/build"
+check "a job token reads a job looked up by project, ref and name" \
+	bash -c "ls '$build' | grep -qx bin"
+check "its files have the right bytes" bash -c "'$build/bin/hello' | grep -q ."
+check_eq "the root cannot be listed with a job token" EACCES "$(sys listdir "$mnt")"
+check "the job token went only as JOB-TOKEN" \
+	bash -c "[ \"\$(simlog count --auth)\" -gt 0 ] && simlog show --auth | awk '{print \$NF}' | sort -u | grep -qx JOB-TOKEN"
+check "a job in another allowed project is readable too" bash -c "ls '$mnt/102/main/build' >/dev/null"
+check_eq "keep is refused for a job token (EACCES)" EACCES \
+	"$(sys setxattr "$build" user.gitlab.keep=1)"
+unmount_fs "$mnt"
+
+# Anonymous: public projects read, private ones do not exist.
+mount_fs "$mnt" --cache-dir "$T/cache-anon"
+check "anonymous access reads a public project" \
+	bash -c "ls '$mnt/acme%2Fplatform%2Fapp/main/build' | grep -qx bin"
+check_eq "a private project is ENOENT anonymously" ENOENT "$(sys stat "$mnt/acme%2Fsecret")"
+check_eq "and by id as well" ENOENT "$(sys stat "$mnt/102")"
+unmount_fs "$mnt"
+
+# A member of the private project sees it.
+GITLAB_TOKEN=$(fixture_token maintainer) mount_fs "$mnt" --cache-dir "$T/cache-member"
+check "a member reads the private project" bash -c "ls '$mnt/acme%2Fsecret/main' | grep -q ."
+unmount_fs "$mnt"
+finish

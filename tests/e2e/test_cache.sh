@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The disk cache: mount, read, unmount, mount again: nothing is downloaded twice; concurrent
+# readers of one uncached archive cause one download of each byte.
+source "$(dirname "$0")/lib.sh"
+
+start_sim
+export GITLAB_TOKEN=$(fixture_token maintainer)
+mnt=$T/mnt
+app="acme%2Fplatform%2Fapp"
+
+mount_fs "$mnt"
+cp -r "$mnt/$app/main/build" "$T/first" || die "first read failed"
+first_bytes=$(simlog bytes --path '/artifacts')
+unmount_fs "$mnt"
+
+sim_admin log/reset
+mount_fs "$mnt"
+check "a second mount reads the same files" \
+	bash -c "cp -r '$mnt/$app/main/build' '$T/second' && diff -r '$T/first' '$T/second'"
+check_eq "and downloads no archive byte again" 0 "$(simlog count --path '/artifacts')"
+unmount_fs "$mnt"
+
+# 16 parallel readers of the files of one uncached job: no byte range is fetched twice.
+rm -rf "$T/cache"
+sim_admin log/reset
+mount_fs "$mnt"
+files=$(cd "$T/first" && find . -type f | head -n 16)
+pids=()
+for i in $(seq 4); do
+	for f in $files; do
+		cat "$mnt/$app/main/build/$f" >/dev/null &
+		pids+=($!)
+	done
+done
+for p in "${pids[@]}"; do wait "$p"; done
+archive_bytes=$(stat -c %s "$mnt/$app/main/build.zip")
+fetched=$(simlog bytes --path '/artifacts')
+check "parallel readers fetch no more than the archive once ($fetched <= $archive_bytes)" \
+	test "$fetched" -le "$archive_bytes"
+check "and read the right bytes" \
+	bash -c "cd '$T/first' && for f in $(echo $files); do cmp \"\$f\" '$mnt/$app/main/build/'\"\$f\" || exit 1; done"
+
+# Two mounts share one cache folder.
+mount_fs "$T/mnt2"
+check "a second mount on the same cache folder reads right" \
+	diff -r "$T/first" "$T/mnt2/$app/main/build"
+unmount_fs "$T/mnt2"
+unmount_fs "$mnt"
+finish

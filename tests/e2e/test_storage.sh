@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Object storage: archives behind a 302 to another host (the token must not follow) and
+# proxied, chunked answers. Files read right either way.
+source "$(dirname "$0")/lib.sh"
+
+export GITLAB_TOKEN=$(fixture_token maintainer)
+mnt=$T/mnt
+reference() { # unzips the build job's archive, fetched with curl, into $T/ref-$1
+	curl -sfL -H "PRIVATE-TOKEN: $GITLAB_TOKEN" -o "$T/ref-$1.zip" \
+		"$URL/api/v4/projects/101/jobs/artifacts/main/download?job=build" || die "no reference archive"
+	mkdir -p "$T/ref-$1" && (cd "$T/ref-$1" && unzip -q "$T/ref-$1.zip" 2>/dev/null)
+}
+
+for mode in redirect proxied; do
+	start_sim --storage "$mode"
+	reference "$mode"
+	sim_admin log/reset
+	mount_fs "$mnt" --cache-dir "$T/cache-$mode"
+	build="$mnt/acme%2Fplatform%2Fapp/main/build"
+	check "$mode: cp -r of a job folder matches the archive" \
+		bash -c "cp -r '$build' '$T/copy-$mode' && diff -r '$T/copy-$mode' '$T/ref-$mode'"
+	check "$mode: <job>.zip matches the download" cmp "$build.zip" "$T/ref-$mode.zip"
+	if [ "$mode" = redirect ]; then
+		check "redirect: the object store was used" \
+			bash -c "[ \"\$(simlog count --host '^127\\.0\\.0\\.2')\" -gt 0 ]"
+		check_eq "redirect: the object store never received a credential" 0 \
+			"$(simlog count --host '^127\.0\.0\.2' --auth)"
+	fi
+	check "$mode: the token is not in the log" bash -c "! grep -qF '$GITLAB_TOKEN' '$T/daemon.log'"
+	unmount_fs "$mnt"
+	stop_sim
+done
+finish
