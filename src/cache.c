@@ -1,0 +1,771 @@
+/* cache: archive bytes on disk, shared by the threads of a mount and by mounts sharing a folder.
+ *
+ * One file per archive, DIR/v1/<key>.afs: a 4 KiB header (magic, archive size), the block map
+ * (one byte per CACHE_BLOCK_SIZE block, 1 = present, padded to 4 KiB), then the archive's bytes
+ * at their own offsets in a sparse region. A block's bytes are written before its map byte, and
+ * map bytes are written one by one (no read-modify-write), so any process, or a daemon killed at
+ * any moment, sees a block as present only when all of it is on disk. Files are made under a
+ * temporary name and linked into place, never over an existing one.
+ *
+ * A process holds a shared flock() on every file it has open; eviction takes an exclusive one
+ * without waiting, so a file in use anywhere is never removed. Accounting is per process: the
+ * sizes found at open plus what this process wrote (two mounts on one folder may together
+ * overshoot the limit by what they fetch at the same time).
+ *
+ * Lock order: cache->lock, then entry->lock. No lock is held while a fetch runs. */
+#include "artifactfs/cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "artifactfs/log.h"
+
+#define MAGIC "AFSCACHE1"
+#define HEADER_LEN 4096u
+#define PAGE 4096u
+#define B ((uint64_t)CACHE_BLOCK_SIZE)
+#define STALE_TMP_S 600
+
+/* An archive file on disk, known to this process. */
+struct disk_ent {
+	char *key;
+	uint64_t bytes;          /* protected by cache->lock */
+	time_t last_used;        /* protected by cache->lock */
+	int open;                /* entries open on it; protected by cache->lock */
+	struct disk_ent *next;   /* protected by cache->lock */
+};
+
+struct cache {
+	char *vdir;
+	uint64_t limit;
+	pthread_mutex_t lock;
+	struct cache_entry *entries; /* open entries; protected by lock */
+	struct disk_ent *disk;       /* protected by lock */
+	uint64_t used;               /* protected by lock */
+	atomic_uint_fast64_t hit_bytes, miss_bytes, fetches, evictions;
+};
+
+struct run {
+	uint64_t start, end;
+};
+
+struct cache_entry {
+	struct cache *c;
+	char *key;
+	int refs;                /* protected by c->lock */
+	struct disk_ent *de;     /* protected by c->lock */
+	struct cache_entry *next;/* protected by c->lock */
+	int fd;
+	uint64_t size;
+	size_t nblocks;
+	uint64_t data_off;       /* where byte 0 of the archive is in the file */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned char *map;      /* protected by lock */
+	unsigned char *inflight; /* protected by lock */
+	struct run *runs;        /* protected by lock: contiguous writes not yet whole blocks */
+	size_t n_runs;           /* protected by lock */
+};
+
+static char *entry_path(struct cache *c, const char *key)
+{
+	char *p = NULL;
+	return asprintf(&p, "%s/%s.afs", c->vdir, key) < 0 ? NULL : p;
+}
+
+static int mkdir_private(const char *path)
+{
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return -errno;
+	struct stat st;
+	if (stat(path, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if ((st.st_mode & 077) && st.st_uid == geteuid() && chmod(path, 0700))
+		return -errno;
+	return 0;
+}
+
+static int mkdir_parents(const char *dir)
+{
+	char *p = strdup(dir);
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) && errno != EEXIST) {
+			int err = -errno;
+			free(p);
+			return err;
+		}
+		*s = '/';
+	}
+	free(p);
+	return mkdir_private(dir);
+}
+
+/* ---- the table of files on disk ---- */
+
+static struct disk_ent *disk_find(struct cache *c, const char *key)
+{
+	for (struct disk_ent *d = c->disk; d; d = d->next)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	return NULL;
+}
+
+static struct disk_ent *disk_add(struct cache *c, const char *key, uint64_t bytes, time_t t)
+{
+	struct disk_ent *d = calloc(1, sizeof(*d));
+	if (!d || !(d->key = strdup(key))) {
+		free(d);
+		return NULL;
+	}
+	d->bytes = bytes;
+	d->last_used = t;
+	d->next = c->disk;
+	c->disk = d;
+	c->used += bytes;
+	return d;
+}
+
+static void disk_remove(struct cache *c, struct disk_ent *victim)
+{
+	for (struct disk_ent **pp = &c->disk; *pp; pp = &(*pp)->next) {
+		if (*pp == victim) {
+			*pp = victim->next;
+			c->used -= victim->bytes < c->used ? victim->bytes : c->used;
+			free(victim->key);
+			free(victim);
+			return;
+		}
+	}
+}
+
+/* Removes a file nobody uses; false when another process holds it. */
+static bool evict_file(struct cache *c, const char *key)
+{
+	char *path = entry_path(c, key);
+	int fd = path ? open(path, O_RDWR | O_CLOEXEC) : -1;
+	bool gone = fd < 0 && errno == ENOENT;
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		unlink(path);
+		gone = true;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return gone;
+}
+
+/* Makes room for need more bytes, evicting least recently used files. Lock held. */
+static int make_room(struct cache *c, uint64_t need)
+{
+	while (c->used + need > c->limit) {
+		struct disk_ent *lru = NULL;
+		for (struct disk_ent *d = c->disk; d; d = d->next)
+			if (!d->open && d->bytes > 0 && (!lru || d->last_used < lru->last_used))
+				lru = d;
+		if (!lru)
+			return -ENOSPC;
+		if (evict_file(c, lru->key)) {
+			log_msg(LOG_DEBUG, "cache: evicted %s (%" PRIu64 " bytes)", lru->key, lru->bytes);
+			atomic_fetch_add(&c->evictions, 1);
+			disk_remove(c, lru);
+		} else {
+			lru->last_used = time(NULL); /* in use elsewhere: try others first */
+			lru->open = -1;              /* and not again in this call */
+		}
+	}
+	return 0;
+}
+
+static void clear_skips(struct cache *c)
+{
+	for (struct disk_ent *d = c->disk; d; d = d->next)
+		if (d->open < 0)
+			d->open = 0;
+}
+
+/* ---- opening ---- */
+
+static bool tmp_is_stale(const char *name, const struct stat *st)
+{
+	long pid = 0;
+	const char *dash = strrchr(name, '-');
+	if (dash)
+		pid = strtol(dash + 1, NULL, 10);
+	bool dead = pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+	return dead || time(NULL) - st->st_mtime > STALE_TMP_S;
+}
+
+static int scan(struct cache *c)
+{
+	DIR *d = opendir(c->vdir);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+			continue;
+		size_t n = strlen(de->d_name);
+		if (strncmp(de->d_name, ".tmp-", 5) == 0) {
+			if (tmp_is_stale(de->d_name, &st))
+				unlinkat(dirfd(d), de->d_name, 0);
+		} else if (n > 4 && strcmp(de->d_name + n - 4, ".afs") == 0) {
+			char *key = strndup(de->d_name, n - 4);
+			if (!key || !disk_add(c, key, (uint64_t)st.st_blocks * 512, st.st_mtime)) {
+				free(key);
+				closedir(d);
+				return -ENOMEM;
+			}
+			free(key);
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	c->limit = limit_bytes;
+	int err = mkdir_parents(dir);
+	if (!err && asprintf(&c->vdir, "%s/v1", dir) < 0) {
+		c->vdir = NULL;
+		err = -ENOMEM;
+	}
+	if (!err)
+		err = mkdir_private(c->vdir);
+	if (!err)
+		err = scan(c);
+	if (err) {
+		cache_close(c);
+		return err;
+	}
+	*out = c;
+	return 0;
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	while (c->disk) {
+		struct disk_ent *d = c->disk;
+		c->disk = d->next;
+		free(d->key);
+		free(d);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c->vdir);
+	free(c);
+}
+
+static size_t map_len(uint64_t size)
+{
+	size_t nblocks = (size_t)((size + B - 1) / B);
+	return (nblocks + PAGE - 1) / PAGE * PAGE;
+}
+
+static int write_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EDQUOT || errno == ENOSPC ? -ENOSPC : -errno;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int read_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Creates the file under a temporary name and links it into place (never over another). */
+static int create_file(struct cache *c, const char *path, const char *key, uint64_t size)
+{
+	static atomic_uint serial;
+	char *tmp = NULL;
+	/* the pid comes last: cache_open() of a later mount removes files of dead creators */
+	if (asprintf(&tmp, "%s/.tmp-%s-%u-%ld", c->vdir, key, atomic_fetch_add(&serial, 1),
+		     (long)getpid()) < 0)
+		return -ENOMEM;
+	unlink(tmp);
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int err = fd < 0 ? -errno : 0;
+	char header[HEADER_LEN] = MAGIC;
+	memcpy(header + 16, &size, sizeof(size));
+	if (!err)
+		err = write_all(fd, header, sizeof(header), 0);
+	if (!err && ftruncate(fd, (off_t)(HEADER_LEN + map_len(size) + size)))
+		err = errno == EFBIG || errno == ENOSPC ? -ENOSPC : -errno;
+	if (fd >= 0)
+		close(fd);
+	if (!err && link(tmp, path) && errno != EEXIST)
+		err = -errno;
+	unlink(tmp);
+	free(tmp);
+	return err;
+}
+
+static int read_header(int fd, uint64_t *size)
+{
+	char header[32];
+	int err = read_all(fd, header, sizeof(header), 0);
+	if (err)
+		return err == -EIO ? -EBADMSG : err;
+	if (memcmp(header, MAGIC, sizeof(MAGIC)) != 0)
+		return -EBADMSG;
+	memcpy(size, header + 16, sizeof(*size));
+	return 0;
+}
+
+/* Opens path holding a shared lock; fails with -ESTALE if it was replaced or evicted meanwhile. */
+static int open_locked(const char *path, int *fd_out)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat a, b;
+	if (flock(fd, LOCK_SH) || fstat(fd, &a) || stat(path, &b) || a.st_ino != b.st_ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* Opens (creating when size_bytes > 0) the file of key. */
+static int open_file(struct cache *c, const char *key, uint64_t size_bytes, int *fd,
+		     uint64_t *size)
+{
+	char *path = entry_path(c, key);
+	if (!path)
+		return -ENOMEM;
+	int err = -ESTALE;
+	for (int tries = 0; tries < 4 && (err == -ESTALE || err == -ENOENT); tries++) {
+		err = open_locked(path, fd);
+		if (err == -ENOENT && size_bytes == 0)
+			break;
+		if (err == -ENOENT) {
+			err = create_file(c, path, key, size_bytes);
+			err = err ? err : -ESTALE; /* now open it */
+			continue;
+		}
+		if (err)
+			continue;
+		err = read_header(*fd, size);
+		if (!err && (size_bytes == 0 || *size == size_bytes))
+			break;
+		/* corrupt or of another size: discard it; our own lock keeps nobody else out */
+		log_msg(LOG_INFO, "cache: %s is stale or damaged; fetching anew", key);
+		unlink(path);
+		close(*fd);
+		err = -ESTALE;
+	}
+	free(path);
+	return err;
+}
+
+static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, uint64_t size)
+{
+	struct cache_entry *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->c = c;
+	e->fd = fd;
+	e->size = size;
+	e->nblocks = (size_t)((size + B - 1) / B);
+	e->data_off = HEADER_LEN + map_len(size);
+	e->refs = 1;
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->cond, NULL);
+	e->key = strdup(key);
+	e->map = calloc(e->nblocks + 1, 1);
+	e->inflight = calloc(e->nblocks + 1, 1);
+	if (!e->key || !e->map || !e->inflight ||
+	    (e->nblocks && read_all(fd, e->map, e->nblocks, HEADER_LEN))) {
+		free(e->key);
+		free(e->map);
+		free(e->inflight);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void entry_free(struct cache_entry *e)
+{
+	close(e->fd);
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->cond);
+	free(e->runs);
+	free(e->map);
+	free(e->inflight);
+	free(e->key);
+	free(e);
+}
+
+static struct cache_entry *find_open(struct cache *c, const char *key)
+{
+	for (struct cache_entry *e = c->entries; e; e = e->next)
+		if (strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
+}
+
+/* Publishes e (lock held) unless another thread opened the key first. */
+static struct cache_entry *publish(struct cache *c, struct cache_entry *e)
+{
+	struct cache_entry *have = find_open(c, e->key);
+	if (have) {
+		have->refs++;
+		return have;
+	}
+	struct disk_ent *de = disk_find(c, e->key);
+	if (!de)
+		de = disk_add(c, e->key, HEADER_LEN + map_len(e->size), time(NULL));
+	if (!de)
+		return NULL;
+	de->open++;
+	de->last_used = time(NULL);
+	e->de = de;
+	e->next = c->entries;
+	c->entries = e;
+	return e;
+}
+
+int cache_entry_get(struct cache *c, const char *key, uint64_t size_bytes, struct cache_entry **out)
+{
+	pthread_mutex_lock(&c->lock);
+	struct cache_entry *e = find_open(c, key);
+	if (e && (size_bytes == 0 || e->size == size_bytes)) {
+		e->refs++;
+		pthread_mutex_unlock(&c->lock);
+		*out = e;
+		return 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (e)
+		return -EIO; /* open with another size: a changing archive behind one key */
+
+	int fd = -1;
+	uint64_t size = 0;
+	int err = open_file(c, key, size_bytes, &fd, &size);
+	if (err)
+		return err;
+	futimens(fd, NULL); /* the LRU order survives remounts */
+	struct cache_entry *mine = entry_new(c, key, fd, size);
+	if (!mine) {
+		close(fd);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&c->lock);
+	e = publish(c, mine);
+	pthread_mutex_unlock(&c->lock);
+	if (e != mine)
+		entry_free(mine);
+	if (!e)
+		return -ENOMEM;
+	*out = e;
+	return 0;
+}
+
+void cache_entry_put(struct cache_entry *e)
+{
+	if (!e)
+		return;
+	struct cache *c = e->c;
+	pthread_mutex_lock(&c->lock);
+	bool last = --e->refs == 0;
+	if (last) {
+		for (struct cache_entry **pp = &c->entries; *pp; pp = &(*pp)->next)
+			if (*pp == e) {
+				*pp = e->next;
+				break;
+			}
+		if (e->de) {
+			e->de->open--;
+			e->de->last_used = time(NULL);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (last)
+		entry_free(e);
+}
+
+uint64_t cache_entry_size(const struct cache_entry *e)
+{
+	return e->size;
+}
+
+void cache_entry_discard(struct cache *c, const char *key)
+{
+	char *path = entry_path(c, key);
+	if (path)
+		unlink(path);
+	free(path);
+	pthread_mutex_lock(&c->lock);
+	struct disk_ent *de = disk_find(c, key);
+	struct cache_entry *e = find_open(c, key);
+	if (e) { /* holders keep reading their unlinked file; new gets start anew */
+		e->key[0] = '\0';
+		e->de = NULL;
+	}
+	if (de) {
+		de->open = 0;
+		disk_remove(c, de);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- writing ---- */
+
+/* Marks the blocks wholly inside [start, end); entry lock held. */
+static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end)
+{
+	uint64_t first = (start + B - 1) / B;
+	uint64_t last = end == e->size ? e->nblocks : end / B; /* exclusive */
+	for (uint64_t b = first; b < last; b++) {
+		if (e->map[b])
+			continue;
+		unsigned char one = 1;
+		if (write_all(e->fd, &one, 1, HEADER_LEN + b) == 0)
+			e->map[b] = 1;
+	}
+}
+
+/* Merges [off, end) into the runs of contiguous writes; returns the merged run. */
+static int add_run(struct cache_entry *e, uint64_t off, uint64_t end, struct run *merged)
+{
+	struct run r = {off, end};
+	size_t k = 0;
+	for (size_t i = 0; i < e->n_runs; i++) {
+		struct run *x = &e->runs[i];
+		if (x->end < r.start || x->start > r.end) {
+			e->runs[k++] = *x;
+		} else {
+			r.start = x->start < r.start ? x->start : r.start;
+			r.end = x->end > r.end ? x->end : r.end;
+		}
+	}
+	struct run *v = realloc(e->runs, (k + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	e->runs = v;
+	/* a run whose ends are block boundaries has nothing left to complete */
+	bool done = r.start % B == 0 && (r.end % B == 0 || r.end == e->size);
+	if (!done)
+		e->runs[k++] = r;
+	e->n_runs = k;
+	*merged = r;
+	return 0;
+}
+
+static uint64_t missing_bytes(struct cache_entry *e, uint64_t off, uint64_t end)
+{
+	uint64_t n = 0;
+	pthread_mutex_lock(&e->lock);
+	for (uint64_t b = off / B; b < e->nblocks && b * B < end; b++)
+		n += e->map[b] ? 0 : B;
+	pthread_mutex_unlock(&e->lock);
+	return n;
+}
+
+static int reserve(struct cache_entry *e, uint64_t bytes)
+{
+	struct cache *c = e->c;
+	if (bytes == 0)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	int err = make_room(c, bytes);
+	clear_skips(c);
+	if (!err) {
+		c->used += bytes;
+		if (e->de)
+			e->de->bytes += bytes;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (err)
+		log_msg(LOG_ERR, "cache full: %" PRIu64 " bytes needed, every cached archive is in use",
+			bytes);
+	return err;
+}
+
+int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
+{
+	if (off > e->size || len > e->size - off)
+		return -EIO;
+	if (len == 0)
+		return 0;
+	int err = reserve(e, missing_bytes(e, off, off + len));
+	if (!err)
+		err = write_all(e->fd, buf, len, e->data_off + off);
+	if (err) {
+		if (err == -ENOSPC)
+			log_msg(LOG_ERR, "cache: the disk is full");
+		return err;
+	}
+	struct run r;
+	pthread_mutex_lock(&e->lock);
+	err = add_run(e, off, off + len, &r);
+	if (!err)
+		mark_covered(e, r.start, r.end);
+	pthread_mutex_unlock(&e->lock);
+	return err;
+}
+
+void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
+{
+	pthread_mutex_lock(&e->lock);
+	unsigned char zero = 0;
+	for (uint64_t b = off / B; b < e->nblocks && b * B < off + len; b++) {
+		e->map[b] = 0;
+		write_all(e->fd, &zero, 1, HEADER_LEN + b);
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* ---- reading ---- */
+
+/* Picks up blocks that another process fetched into the same file. Entry lock held. */
+static void refresh_map(struct cache_entry *e, uint64_t first, uint64_t last)
+{
+	read_all(e->fd, e->map + first, (size_t)(last - first + 1), HEADER_LEN + first);
+}
+
+static int has_locked(struct cache_entry *e, uint64_t first, uint64_t last, uint64_t *missing)
+{
+	for (uint64_t b = first; b <= last; b++)
+		if (!e->map[b]) {
+			*missing = b;
+			return 0;
+		}
+	return 1;
+}
+
+int cache_entry_has(struct cache_entry *e, uint64_t off, uint64_t len)
+{
+	if (len == 0 || off >= e->size)
+		return 1;
+	uint64_t end = off + len < e->size ? off + len : e->size, m;
+	pthread_mutex_lock(&e->lock);
+	int has = has_locked(e, off / B, (end - 1) / B, &m);
+	pthread_mutex_unlock(&e->lock);
+	return has;
+}
+
+/* Fetches the run of missing blocks starting at b; entry lock held on entry and exit. */
+static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t min_fetch,
+		     cache_fetch_fn fetch, void *ctx)
+{
+	uint64_t want_end = b + (min_fetch + B - 1) / B; /* exclusive, in blocks */
+	uint64_t end = b;
+	while (end < e->nblocks && !e->map[end] && !e->inflight[end] &&
+	       (end <= last || end < want_end))
+		end++;
+	for (uint64_t i = b; i < end; i++)
+		e->inflight[i] = 1;
+	pthread_mutex_unlock(&e->lock);
+
+	uint64_t off = b * B, stop = end * B < e->size ? end * B : e->size;
+	atomic_fetch_add(&e->c->fetches, 1);
+	int err = fetch(ctx, e, off, stop - off);
+
+	pthread_mutex_lock(&e->lock);
+	for (uint64_t i = b; i < end; i++)
+		e->inflight[i] = 0;
+	pthread_cond_broadcast(&e->cond);
+	if (!err) {
+		for (uint64_t i = b; i < end && i <= last; i++)
+			if (!e->map[i])
+				err = -EIO; /* the server gave fewer bytes than asked */
+		if (err)
+			log_msg(LOG_ERR, "cache: a fetch of %" PRIu64 " bytes at %" PRIu64
+					 " left blocks missing", stop - off, off);
+	}
+	return err;
+}
+
+ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
+			  uint64_t min_fetch, cache_fetch_fn fetch, void *ctx)
+{
+	if (off >= e->size || len == 0)
+		return 0;
+	if (len > e->size - off)
+		len = (size_t)(e->size - off);
+	uint64_t first = off / B, last = (off + len - 1) / B, b;
+	int err = 0;
+	bool fetched = false;
+	pthread_mutex_lock(&e->lock);
+	if (!has_locked(e, first, last, &b))
+		refresh_map(e, first, last);
+	while (!err && !has_locked(e, first, last, &b)) {
+		if (e->inflight[b]) {
+			pthread_cond_wait(&e->cond, &e->lock);
+			continue;
+		}
+		fetched = true;
+		err = fetch_run(e, b, last, min_fetch, fetch, ctx);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (err)
+		return err;
+	atomic_fetch_add(fetched ? &e->c->miss_bytes : &e->c->hit_bytes, len);
+	err = read_all(e->fd, buf, len, e->data_off + off);
+	return err ? err : (ssize_t)len;
+}
+
+void cache_get_stats(struct cache *c, struct cache_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	out->used_bytes = c->used;
+	out->limit_bytes = c->limit;
+	out->entries = 0;
+	for (struct disk_ent *d = c->disk; d; d = d->next)
+		out->entries++;
+	pthread_mutex_unlock(&c->lock);
+	out->hit_bytes = atomic_load(&c->hit_bytes);
+	out->miss_bytes = atomic_load(&c->miss_bytes);
+	out->fetches = atomic_load(&c->fetches);
+	out->evictions = atomic_load(&c->evictions);
+}

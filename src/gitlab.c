@@ -1,0 +1,578 @@
+/* gitlab: the REST v4 calls artifactfs makes, and JSON turned into our structs at once (the only
+ * jansson user: every root is json_decref'ed before returning). Listings follow the next-page
+ * URL http gives (Link rel=next rewritten onto our origin, or X-Next-Page), never X-Total.
+ * A field of the wrong type counts as absent when optional and fails the parse (-EIO) when
+ * required (id, name). Status errors are logged once, by http; this module logs what http cannot
+ * know: malformed answers. */
+#include "artifactfs/gitlab.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "artifactfs/log.h"
+
+#define PAGE_LIMIT 10000 /* pages followed at most: a server that never ends is broken */
+#define CHILD_DEPTH 3
+
+struct gitlab {
+	struct http *http;
+};
+
+int gitlab_new(struct http *http, struct gitlab **out)
+{
+	struct gitlab *gl = calloc(1, sizeof(*gl));
+	if (!gl)
+		return -ENOMEM;
+	gl->http = http;
+	*out = gl;
+	return 0;
+}
+
+void gitlab_free(struct gitlab *gl)
+{
+	free(gl);
+}
+
+void gitlab_strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+void gl_project_release(struct gl_project *p)
+{
+	free(p->path_with_namespace);
+	free(p->default_branch);
+	free(p->web_url);
+	memset(p, 0, sizeof(*p));
+}
+
+void gl_projects_free(struct gl_project *p, size_t n)
+{
+	for (size_t i = 0; p && i < n; i++)
+		gl_project_release(&p[i]);
+	free(p);
+}
+
+void gl_job_release(struct gl_job *j)
+{
+	free(j->name);
+	free(j->status);
+	free(j->ref);
+	free(j->sha);
+	free(j->web_url);
+	free(j->created_at);
+	free(j->finished_at);
+	free(j->artifacts_expire_at);
+	memset(j, 0, sizeof(*j));
+}
+
+void gl_jobs_free(struct gl_job *jobs, size_t n)
+{
+	for (size_t i = 0; jobs && i < n; i++)
+		gl_job_release(&jobs[i]);
+	free(jobs);
+}
+
+/* ---- JSON helpers ---- */
+
+/* A copy of an optional string field; NULL when absent, null or not a string. */
+static char *opt_str(json_t *obj, const char *key, int *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!json_is_string(v))
+		return NULL;
+	char *s = strdup(json_string_value(v));
+	if (!s)
+		*err = -ENOMEM;
+	return s;
+}
+
+static int64_t opt_int(json_t *obj, const char *key, int64_t dflt)
+{
+	json_t *v = json_object_get(obj, key);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+/* The archive's size: artifacts[] entry of file_type "archive", else artifacts_file.size. */
+static int64_t archive_size(json_t *job)
+{
+	json_t *arts = json_object_get(job, "artifacts"), *a;
+	size_t i;
+	json_array_foreach(arts, i, a) {
+		json_t *type = json_object_get(a, "file_type");
+		if (json_is_string(type) && strcmp(json_string_value(type), "archive") == 0)
+			return opt_int(a, "size", -1);
+	}
+	json_t *file = json_object_get(job, "artifacts_file");
+	return json_is_object(file) ? opt_int(file, "size", -1) : -1;
+}
+
+static int job_from_json(json_t *o, struct gl_job *j)
+{
+	int err = 0;
+	memset(j, 0, sizeof(*j));
+	json_t *id = json_object_get(o, "id");
+	if (!json_is_object(o) || !json_is_integer(id) || !json_is_string(json_object_get(o, "name")))
+		return -EIO;
+	j->id = (int64_t)json_integer_value(id);
+	j->name = opt_str(o, "name", &err);
+	j->status = opt_str(o, "status", &err);
+	j->ref = opt_str(o, "ref", &err);
+	j->web_url = opt_str(o, "web_url", &err);
+	j->created_at = opt_str(o, "created_at", &err);
+	j->finished_at = opt_str(o, "finished_at", &err);
+	j->artifacts_expire_at = opt_str(o, "artifacts_expire_at", &err);
+	json_t *commit = json_object_get(o, "commit"), *pipeline = json_object_get(o, "pipeline");
+	if (json_is_object(commit))
+		j->sha = opt_str(commit, "id", &err);
+	if (json_is_object(pipeline))
+		j->pipeline_id = opt_int(pipeline, "id", 0);
+	j->archive_size = archive_size(o);
+	if (err)
+		gl_job_release(j);
+	return err;
+}
+
+static json_t *parse(const char *text, size_t len, const char *what)
+{
+	json_error_t e;
+	json_t *root = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &e);
+	if (!root)
+		log_msg(LOG_ERR, "%s: malformed JSON from the server: %s", what, e.text);
+	return root;
+}
+
+int gitlab_parse_job(const char *json, size_t len, struct gl_job *out)
+{
+	json_t *root = parse(json, len, "job");
+	if (!root)
+		return -EIO;
+	int err = job_from_json(root, out);
+	json_decref(root);
+	return err;
+}
+
+static int project_from_json(json_t *o, struct gl_project *p)
+{
+	int err = 0;
+	memset(p, 0, sizeof(*p));
+	if (!json_is_object(o) || !json_is_integer(json_object_get(o, "id")))
+		return -EIO;
+	p->id = opt_int(o, "id", 0);
+	p->path_with_namespace = opt_str(o, "path_with_namespace", &err);
+	p->default_branch = opt_str(o, "default_branch", &err);
+	p->web_url = opt_str(o, "web_url", &err);
+	if (!err && !p->path_with_namespace)
+		err = -EIO;
+	if (err)
+		gl_project_release(p);
+	return err;
+}
+
+/* ---- requests ---- */
+
+/* GET (or method) url; on a 2xx *root gets the parsed body. */
+static int call_json(struct gitlab *gl, const char *method, const char *url, json_t **root,
+		     char **next_url)
+{
+	struct http_request req = {.method = method, .url = url, .range_off = -1};
+	struct http_response resp;
+	int err = http_do(gl->http, &req, &resp);
+	if (!err)
+		err = http_status_to_errno(resp.status);
+	if (!err && root) {
+		*root = parse(resp.body, resp.body_len, url);
+		if (!*root)
+			err = -EIO;
+	}
+	if (!err && next_url) {
+		*next_url = resp.next_url;
+		resp.next_url = NULL;
+	}
+	http_response_release(&resp);
+	return err;
+}
+
+/* Calls fn on every element of every page of a listing. */
+static int list_all(struct gitlab *gl, const char *first_url,
+		    int (*fn)(json_t *item, void *ctx), void *ctx)
+{
+	char *url = strdup(first_url);
+	int err = url ? 0 : -ENOMEM;
+	for (int page = 0; url && !err; page++) {
+		json_t *root = NULL, *item;
+		char *next = NULL;
+		size_t i;
+		err = page < PAGE_LIMIT ? call_json(gl, "GET", url, &root, &next) : -EIO;
+		if (!err && !json_is_array(root)) {
+			log_msg(LOG_ERR, "%s: expected a JSON array", url);
+			err = -EIO;
+		}
+		json_array_foreach(err ? NULL : root, i, item) {
+			err = fn(item, ctx);
+			if (err)
+				break;
+		}
+		json_decref(root);
+		free(url);
+		url = next;
+	}
+	free(url);
+	return err;
+}
+
+static char *escaped(const char *s)
+{
+	return http_escape(s);
+}
+
+int gitlab_check(struct gitlab *gl, enum http_auth auth)
+{
+	const char *url = auth == HTTP_AUTH_JOB_TOKEN ? "/job"
+			  : auth == HTTP_AUTH_NONE   ? "/projects?per_page=1&simple=true"
+						     : "/user";
+	struct http_request req = {.url = url, .range_off = -1};
+	struct http_response resp;
+	int err = http_do(gl->http, &req, &resp);
+	if (!err && resp.status == 401)
+		err = -EACCES;
+	else if (!err && resp.status != 403 && (resp.status < 200 || resp.status >= 300))
+		err = -EIO; /* 403 only says the token lacks a scope */
+	http_response_release(&resp);
+	return err == -EACCES ? -EACCES : err ? -EIO : 0;
+}
+
+int gitlab_project_get(struct gitlab *gl, const char *project, struct gl_project *out)
+{
+	char *id = escaped(project), *url = NULL;
+	json_t *root = NULL;
+	int err = -ENOMEM;
+	if (id && asprintf(&url, "/projects/%s", id) >= 0) {
+		err = call_json(gl, "GET", url, &root, NULL);
+		if (!err)
+			err = project_from_json(root, out);
+	}
+	json_decref(root);
+	free(url);
+	free(id);
+	return err;
+}
+
+struct project_list {
+	struct gl_project *v;
+	size_t n, cap;
+};
+
+static int add_project(json_t *item, void *ctx)
+{
+	struct project_list *pl = ctx;
+	if (pl->n == pl->cap) {
+		size_t cap = pl->cap ? pl->cap * 2 : 16;
+		struct gl_project *v = realloc(pl->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		pl->v = v;
+		pl->cap = cap;
+	}
+	int err = project_from_json(item, &pl->v[pl->n]);
+	if (!err)
+		pl->n++;
+	return err == -EIO ? 0 : err; /* skip a malformed entry, keep the rest */
+}
+
+int gitlab_projects_list(struct gitlab *gl, struct gl_project **out, size_t *n)
+{
+	struct project_list pl = {0};
+	int err = list_all(gl, "/projects?membership=true&simple=true&per_page=100"
+			       "&order_by=id&sort=asc",
+			   add_project, &pl);
+	if (err) {
+		gl_projects_free(pl.v, pl.n);
+		return err;
+	}
+	*out = pl.v;
+	*n = pl.n;
+	return 0;
+}
+
+struct strv {
+	char **v;
+	size_t n, cap;
+};
+
+static int strv_add(struct strv *sv, const char *s)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		if (strcmp(sv->v[i], s) == 0)
+			return 0;
+	if (sv->n + 1 >= sv->cap) {
+		size_t cap = sv->cap ? sv->cap * 2 : 16;
+		char **v = realloc(sv->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		sv->v = v;
+		sv->cap = cap;
+	}
+	sv->v[sv->n] = strdup(s);
+	if (!sv->v[sv->n])
+		return -ENOMEM;
+	sv->v[++sv->n] = NULL;
+	return 0;
+}
+
+static int add_ref_name(json_t *item, void *ctx)
+{
+	json_t *name = json_object_get(item, "name");
+	return json_is_string(name) ? strv_add(ctx, json_string_value(name)) : 0;
+}
+
+int gitlab_refs_list(struct gitlab *gl, const char *project, char ***names, size_t *n)
+{
+	struct strv sv = {0};
+	char *id = escaped(project), *url = NULL;
+	int err = id ? 0 : -ENOMEM;
+	static const char *kinds[] = {"branches", "tags"};
+	for (size_t k = 0; k < 2 && !err; k++) {
+		if (asprintf(&url, "/projects/%s/repository/%s?per_page=100", id, kinds[k]) < 0) {
+			url = NULL;
+			err = -ENOMEM;
+			break;
+		}
+		err = list_all(gl, url, add_ref_name, &sv);
+		free(url);
+	}
+	free(id);
+	if (!err && !sv.v && !(sv.v = calloc(1, sizeof(*sv.v))))
+		err = -ENOMEM; /* no refs at all: an empty list, not NULL */
+	if (err) {
+		gitlab_strv_free(sv.v);
+		return err;
+	}
+	*names = sv.v;
+	*n = sv.n;
+	return 0;
+}
+
+/* ---- a ref's jobs ---- */
+
+struct job_list {
+	struct gl_job *v;
+	size_t n, cap;
+};
+
+static bool name_taken(const struct job_list *jl, const char *name)
+{
+	for (size_t i = 0; i < jl->n; i++)
+		if (strcmp(jl->v[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+static int add_job(json_t *item, void *ctx)
+{
+	struct job_list *jl = ctx;
+	struct gl_job j;
+	int err = job_from_json(item, &j);
+	if (err)
+		return err == -EIO ? 0 : err;
+	/* newest first: an earlier entry of the same name (parent, or a newer run) wins */
+	if (j.archive_size < 0 || name_taken(jl, j.name) ||
+	    (j.status && strcmp(j.status, "success") != 0)) {
+		gl_job_release(&j);
+		return 0;
+	}
+	if (jl->n == jl->cap) {
+		size_t cap = jl->cap ? jl->cap * 2 : 16;
+		struct gl_job *v = realloc(jl->v, cap * sizeof(*v));
+		if (!v) {
+			gl_job_release(&j);
+			return -ENOMEM;
+		}
+		jl->v = v;
+		jl->cap = cap;
+	}
+	jl->v[jl->n++] = j;
+	return 0;
+}
+
+struct id_list {
+	int64_t v[64];
+	size_t n;
+	int64_t project_id;
+};
+
+static int add_child(json_t *item, void *ctx)
+{
+	struct id_list *il = ctx;
+	json_t *down = json_object_get(item, "downstream_pipeline");
+	if (!json_is_object(down) || il->n == sizeof(il->v) / sizeof(il->v[0]))
+		return 0;
+	int64_t pid = opt_int(down, "project_id", il->project_id);
+	if (il->project_id && pid != il->project_id)
+		return 0; /* a multi-project downstream is not a child pipeline */
+	int64_t id = opt_int(down, "id", 0);
+	if (id > 0)
+		il->v[il->n++] = id;
+	return 0;
+}
+
+static int pipeline_jobs(struct gitlab *gl, const char *id, int64_t pipeline, int depth,
+			 int64_t project_id, struct job_list *jl)
+{
+	char *url = NULL;
+	if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/jobs?scope[]=success&per_page=100",
+		     id, pipeline) < 0)
+		return -ENOMEM;
+	int err = list_all(gl, url, add_job, jl);
+	free(url);
+	if (err || depth >= CHILD_DEPTH)
+		return err;
+	struct id_list children = {.project_id = project_id};
+	if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/bridges?per_page=100", id,
+		     pipeline) < 0)
+		return -ENOMEM;
+	err = list_all(gl, url, add_child, &children);
+	free(url);
+	if (err == -ENOENT || err == -EACCES)
+		err = 0; /* no bridges endpoint or not allowed: no children */
+	for (size_t i = 0; i < children.n && !err; i++)
+		err = pipeline_jobs(gl, id, children.v[i], depth + 1, project_id, jl);
+	return err;
+}
+
+/* The newest successful pipeline of ref: its id and project id. */
+static int newest_pipeline(struct gitlab *gl, const char *id, const char *ref, int64_t *pipeline,
+			   int64_t *project_id)
+{
+	char *r = escaped(ref), *url = NULL;
+	json_t *root = NULL;
+	int err = -ENOMEM;
+	if (r && asprintf(&url, "/projects/%s/pipelines?ref=%s&status=success&order_by=id"
+				"&sort=desc&per_page=1",
+			  id, r) >= 0) {
+		err = call_json(gl, "GET", url, &root, NULL);
+		json_t *first = json_array_get(root, 0);
+		if (!err && !json_is_array(root))
+			err = -EIO;
+		else if (!err && !json_is_integer(json_object_get(first, "id")))
+			err = -ENOENT;
+		if (!err) {
+			*pipeline = opt_int(first, "id", 0);
+			*project_id = opt_int(first, "project_id", 0);
+		}
+	}
+	json_decref(root);
+	free(url);
+	free(r);
+	return err;
+}
+
+int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref,
+		    struct gl_job **jobs, size_t *n)
+{
+	struct job_list jl = {0};
+	int64_t pipeline = 0, project_id = 0;
+	char *id = escaped(project);
+	int err = id ? newest_pipeline(gl, id, ref, &pipeline, &project_id) : -ENOMEM;
+	if (!err)
+		err = pipeline_jobs(gl, id, pipeline, 0, project_id, &jl);
+	free(id);
+	if (err) {
+		gl_jobs_free(jl.v, jl.n);
+		return err;
+	}
+	*jobs = jl.v;
+	*n = jl.n;
+	return 0;
+}
+
+static int job_call(struct gitlab *gl, const char *method, const char *project, int64_t job_id,
+		    const char *suffix, struct gl_job *out)
+{
+	char *id = escaped(project), *url = NULL;
+	json_t *root = NULL;
+	int err = -ENOMEM;
+	if (id && asprintf(&url, "/projects/%s/jobs/%" PRId64 "%s", id, job_id, suffix) >= 0) {
+		err = call_json(gl, method, url, out ? &root : NULL, NULL);
+		if (!err && out)
+			err = job_from_json(root, out);
+	}
+	json_decref(root);
+	free(url);
+	free(id);
+	return err;
+}
+
+int gitlab_job_get(struct gitlab *gl, const char *project, int64_t job_id, struct gl_job *out)
+{
+	return job_call(gl, "GET", project, job_id, "", out);
+}
+
+int gitlab_job_keep(struct gitlab *gl, const char *project, int64_t job_id, struct gl_job *out)
+{
+	return job_call(gl, "POST", project, job_id, "/artifacts/keep", out);
+}
+
+int gitlab_job_artifacts_delete(struct gitlab *gl, const char *project, int64_t job_id)
+{
+	return job_call(gl, "DELETE", project, job_id, "/artifacts", NULL);
+}
+
+int gitlab_project_artifacts_delete(struct gitlab *gl, const char *project)
+{
+	char *id = escaped(project), *url = NULL;
+	int err = -ENOMEM;
+	if (id && asprintf(&url, "/projects/%s/artifacts", id) >= 0)
+		err = call_json(gl, "DELETE", url, NULL, NULL);
+	free(url);
+	free(id);
+	return err;
+}
+
+/* ---- archive bytes ---- */
+
+static char *archive_url(const struct gl_archive *a)
+{
+	char *id = escaped(a->project), *url = NULL, *ref = NULL, *name = NULL;
+	int r = -1;
+	if (id && a->job_id > 0)
+		r = asprintf(&url, "/projects/%s/jobs/%" PRId64 "/artifacts", id, a->job_id);
+	else if (id && (ref = escaped(a->ref)) && (name = escaped(a->job_name)))
+		r = asprintf(&url, "/projects/%s/jobs/artifacts/%s/download?job=%s", id, ref, name);
+	free(name);
+	free(ref);
+	free(id);
+	return r < 0 ? NULL : url;
+}
+
+int gitlab_archive_read(struct gitlab *gl, const struct gl_archive *a, int64_t off, int64_t len,
+			http_body_fn fn, void *ctx, int64_t *total, bool *whole)
+{
+	char *url = archive_url(a);
+	if (!url)
+		return -ENOMEM;
+	struct http_request req = {
+		.url = url, .range_off = off, .range_len = len, .body_fn = fn, .body_ctx = ctx};
+	struct http_response resp;
+	int err = http_do(gl->http, &req, &resp);
+	if (!err)
+		err = http_status_to_errno(resp.status);
+	if (!err && resp.status != 200 && resp.status != 206)
+		err = -EIO; /* 204, 304: no bytes where bytes were wanted */
+	if (!err && resp.status == 206 && off >= 0 && resp.range_start != off)
+		err = -EIO;
+	if (total)
+		*total = resp.range_total;
+	if (whole)
+		*whole = resp.status == 200;
+	http_response_release(&resp);
+	free(url);
+	return err;
+}
