@@ -135,3 +135,11 @@ finish() {
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]
 }
+
+# fixture_token ROLE: the value of the fixture's token with that role (maintainer, reporter,
+# oauth, expired, job).
+fixture_token() {
+	"$PYTHON" -c 'import json,sys
+f = json.load(open(sys.argv[1], encoding="utf-8"))
+print(next(t["value"] for t in f["tokens"] if t.get("role") == sys.argv[2]))' "$FIXTURE" "$1"
+}

@@ -1,0 +1,1175 @@
+#!/usr/bin/python3
+"""A GitLab REST v4 simulator for artifactfs's tests, benchmark and demo (Python 3 stdlib only).
+
+It follows ../../../shared/GITLAB-API.md: the seven artifact endpoints and /artifacts/tree,
+listings with GitLab's offset (and keyset) pagination, the three token kinds with their scope
+rules, ref resolution, the three storage modes (local, redirect to a second listener on
+127.0.0.2 with expiring signed URLs, proxied chunked), expiry per endpoint, keep/delete/409, fault
+injection, and a request log. Archives are built from a fixture description at start-up.
+See README.md beside this file.
+"""
+import argparse
+import email.utils
+import hashlib
+import hmac
+import http.server
+import io
+import json
+import mimetypes
+import os
+import random
+import re
+import signal
+import socket
+import socketserver
+import struct
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import warnings
+import zipfile
+
+warnings.filterwarnings("ignore", "Duplicate name")
+
+API = "/api/v4"
+DATE = (2026, 11, 20, 10, 15, 30)
+LEVELS = {"guest": 10, "reporter": 20, "developer": 30, "maintainer": 40, "owner": 50}
+
+
+class HTTPError(Exception):
+    def __init__(self, status, message=None, plain=False, headers=None):
+        super().__init__(status)
+        self.status = status
+        self.message = message or {400: "400 Bad request", 401: "401 Unauthorized",
+                                   403: "403 Forbidden", 404: "404 Not Found",
+                                   405: "405 Method Not Allowed", 409: "409 Conflict",
+                                   500: "500 Internal Server Error"}.get(status, str(status))
+        self.plain = plain
+        self.headers = headers or {}
+
+
+# ---------------------------------------------------------------- archives
+
+def _info(path, mode, kind="file", compress=zipfile.ZIP_DEFLATED):
+    zi = zipfile.ZipInfo(path, DATE)
+    zi.create_system = 3
+    if kind == "dir":
+        zi.external_attr = ((0o040000 | (mode or 0o755)) << 16) | 0x10
+        zi.compress_type = zipfile.ZIP_STORED
+    elif kind == "symlink":
+        zi.external_attr = (0o120777 << 16)
+        zi.compress_type = zipfile.ZIP_STORED
+    else:
+        zi.external_attr = (0o100000 | (mode or 0o644)) << 16
+        zi.compress_type = compress
+    return zi
+
+
+def _random_chunks(size, seed):
+    rng = random.Random(seed)
+    left = size
+    while left > 0:
+        n = min(left, 1 << 20)
+        yield rng.randbytes(n)
+        left -= n
+
+
+def build_archive(spec, path):
+    """Writes the zip a spec describes (see README.md) to path."""
+    corrupt = spec.get("corrupt")
+    if corrupt == "garbage":
+        with open(path, "wb") as f:
+            f.write(random.Random(1).randbytes(4096))
+        return
+    with zipfile.ZipFile(path, "w", allowZip64=True) as z:
+        folders = spec.get("folder_entries", False)
+        seen_dirs = set()
+        for m in _expand(spec.get("members", [])):
+            p = m["path"]
+            mode = int(str(m.get("mode", "0")), 8) or None
+            compress = zipfile.ZIP_STORED if m.get("compress") == "stored" else zipfile.ZIP_DEFLATED
+            if folders and "/" in p.rstrip("/"):
+                parts = p.rstrip("/").split("/")[:-1]
+                for i in range(1, len(parts) + 1):
+                    d = "/".join(parts[:i]) + "/"
+                    if d not in seen_dirs and ".." not in parts and not p.startswith("/"):
+                        seen_dirs.add(d)
+                        z.writestr(_info(d, None, "dir"), b"")
+            if m.get("dir") or p.endswith("/"):
+                seen_dirs.add(p if p.endswith("/") else p + "/")
+                z.writestr(_info(p if p.endswith("/") else p + "/", mode, "dir"), b"")
+            elif "symlink" in m:
+                z.writestr(_info(p, None, "symlink"), m["symlink"].encode())
+            elif "random" in m:
+                zi = _info(p, mode, compress=compress)
+                with z.open(zi, "w", force_zip64=m["random"] > (1 << 31)) as w:
+                    for chunk in _random_chunks(m["random"], m.get("seed", 0)):
+                        w.write(chunk)
+            else:
+                data = m.get("text", "").encode() * int(m.get("repeat", 1))
+                z.writestr(_info(p, mode, compress=compress), data)
+    if corrupt == "truncated":
+        size = os.path.getsize(path)
+        with open(path, "r+b") as f:
+            f.truncate(size // 2)
+
+
+def _expand(members):
+    for m in members:
+        g = m.get("generate")
+        if not g:
+            yield m
+            continue
+        for i in range(int(g["count"])):
+            yield {"path": "%s%06d.txt" % (g.get("prefix", "gen/"), i),
+                   "text": ("x" * int(g.get("size", 16)))[:int(g.get("size", 16))]}
+
+
+# ---------------------------------------------------------------- the world
+
+class World:
+    """Projects, refs, pipelines and jobs from the fixture; mutated by keep/delete. One lock."""
+
+    def __init__(self, fixture, state_dir):
+        self.lock = threading.RLock()
+        self.state_dir = state_dir
+        self.tokens = {t["value"]: t for t in fixture.get("tokens", [])}
+        self.users = fixture.get("users", {})
+        self.archives = fixture.get("archives", {})
+        self.projects = {}
+        self.jobs = {}
+        self.pipelines = {}
+        self.conflict = False
+        for p in fixture.get("projects", []):
+            self.add_project(p)
+
+    def add_project(self, p):
+        p = dict(p)
+        p.setdefault("visibility", "private")
+        p.setdefault("members", {})
+        p.setdefault("branches", {})
+        p.setdefault("tags", {})
+        p.setdefault("job_token_allowlist", [p["id"]])
+        pipes = p.pop("pipelines", [])
+        p["pipelines"] = []
+        self.projects[p["id"]] = p
+        for pl in pipes:
+            self.add_pipeline(p, pl)
+
+    def add_pipeline(self, project, pl, parent=None):
+        pl = dict(pl)
+        pl["project_id"] = project["id"]
+        pl.setdefault("status", "success")
+        pl.setdefault("sha", project["branches"].get(pl["ref"]) or project["tags"].get(pl["ref"])
+                      or "0" * 40)
+        pl["parent"] = parent
+        children = pl.pop("children", [])
+        jobs = pl.pop("jobs", [])
+        pl["jobs"] = []
+        pl["children"] = []
+        self.pipelines[pl["id"]] = pl
+        project["pipelines"].append(pl)
+        for j in jobs:
+            self.add_job(project, pl, j)
+        for c in children:
+            c = dict(c)
+            c.setdefault("ref", pl["ref"])
+            c.setdefault("sha", pl["sha"])
+            self.add_pipeline(project, c, parent=pl["id"])
+            pl["children"].append(c["id"])
+        return pl
+
+    def add_job(self, project, pl, j):
+        j = dict(j)
+        j["pipeline_id"] = pl["id"]
+        j["project_id"] = project["id"]
+        j.setdefault("status", pl["status"] if pl["status"] in ("success", "failed") else "running")
+        j.setdefault("stage", "test")
+        j.setdefault("retried", False)
+        j.setdefault("finished_at", "2026-11-20T10:15:30.000Z")
+        spec = j.get("archive")
+        if isinstance(spec, str):
+            spec = self.archives[spec]
+        j["archive_path"] = None
+        if spec is not None:
+            path = os.path.join(self.state_dir, "job-%d.zip" % j["id"])
+            build_archive(spec, path)
+            j["archive_path"] = path
+        self.jobs[j["id"]] = j
+        pl["jobs"].append(j["id"])
+
+    # -- lookups
+    def project(self, ident):
+        ident = urllib.parse.unquote(ident)
+        if ident.isdigit():
+            return self.projects.get(int(ident))
+        for p in self.projects.values():
+            if p["path"] == ident:
+                return p
+        return None
+
+    def expired(self, j):
+        exp = j.get("expire_at")
+        if not exp:
+            return False
+        t = time.mktime(time.strptime(exp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        return t < time.time() and not self.locked(j)
+
+    def locked(self, j):
+        """Artifacts of the latest successful pipeline of each ref are locked."""
+        pl = self.pipelines[j["pipeline_id"]]
+        while pl["parent"]:
+            pl = self.pipelines[pl["parent"]]
+        newest = self.newest_pipeline(self.projects[j["project_id"]], pl["ref"])
+        return newest is not None and newest["id"] == pl["id"]
+
+    def newest_pipeline(self, project, ref):
+        cands = [pl for pl in project["pipelines"]
+                 if pl["ref"] == ref and pl["status"] == "success" and not pl["parent"]]
+        return max(cands, key=lambda pl: pl["id"]) if cands else None
+
+    def has_archive(self, j):
+        return j.get("archive_path") is not None
+
+    def job_for_ref(self, project, ref, name):
+        pl = self.newest_pipeline(project, ref)
+        if not pl:
+            return None
+        order = [pl["id"]] + self.descendants(pl)
+        for pid in order:
+            cands = [self.jobs[i] for i in self.pipelines[pid]["jobs"]]
+            cands = [j for j in cands if j["name"] == name and not j["retried"]
+                     and self.has_archive(j) and j["status"] == "success"]
+            if cands:
+                return max(cands, key=lambda j: j["id"])
+        return None
+
+    def descendants(self, pl):
+        out = []
+        for c in pl["children"]:
+            out.append(c)
+            out.extend(self.descendants(self.pipelines[c]))
+        return out
+
+    def job_json(self, j, base):
+        project = self.projects[j["project_id"]]
+        pl = self.pipelines[j["pipeline_id"]]
+        arts = []
+        if self.has_archive(j):
+            arts.append({"file_type": "archive", "size": os.path.getsize(j["archive_path"]),
+                         "filename": "artifacts.zip", "file_format": "zip"})
+            arts.append({"file_type": "metadata", "size": 153, "filename": "metadata.gz",
+                         "file_format": "gzip"})
+        for r in j.get("reports", []):
+            arts.append({"file_type": r, "size": 1024, "filename": r + ".xml.gz",
+                         "file_format": "gzip"})
+        out = {
+            "id": j["id"], "name": j["name"], "stage": j["stage"], "status": j["status"],
+            "ref": pl["ref"], "tag": pl["ref"] in project["tags"],
+            "created_at": "2026-11-20T10:10:00.000Z", "started_at": "2026-11-20T10:11:00.000Z",
+            "finished_at": j["finished_at"],
+            "web_url": "%s/%s/-/jobs/%d" % (base, project["path"], j["id"]),
+            "pipeline": {"id": pl["id"], "project_id": project["id"], "ref": pl["ref"],
+                         "sha": pl["sha"], "status": pl["status"]},
+            "commit": {"id": pl["sha"], "short_id": pl["sha"][:8], "title": "A commit"},
+            "artifacts_expire_at": j.get("expire_at"),
+            "artifacts": arts,
+        }
+        if self.has_archive(j) and not self.expired(j):
+            out["artifacts_file"] = {"filename": "artifacts.zip",
+                                     "size": os.path.getsize(j["archive_path"])}
+        return out
+
+
+# ---------------------------------------------------------------- faults
+
+class Faults:
+    def __init__(self, spec=""):
+        self.set(spec)
+
+    def set(self, spec):
+        self.rate, self.kinds, self.nth, self.nth_kind = 0.0, [], None, None
+        self.paths, self.retry_after, self.stall_s = None, 1, 30
+        self.rng = random.Random(0)
+        self.count = 0
+        for part in filter(None, (spec or "").split(",")):
+            k, _, v = part.partition("=")
+            if k == "rate":
+                self.rate = float(v)
+            elif k == "kinds":
+                self.kinds = v.split("+")
+            elif k == "seed":
+                self.rng = random.Random(int(v))
+            elif k == "paths":
+                self.paths = re.compile(v)
+            elif k == "retry_after":
+                self.retry_after = int(v)
+            elif k == "stall_s":
+                self.stall_s = float(v)
+            elif k == "nth":
+                n, _, kind = v.partition(":")
+                self.nth, self.nth_kind = int(n), kind or "reset"
+            else:
+                raise ValueError("unknown fault option " + k)
+
+    def pick(self, path):
+        if self.paths and not self.paths.search(path):
+            return None
+        self.count += 1
+        if self.nth is not None and self.count == self.nth:
+            return self.nth_kind
+        if self.rate and self.kinds and self.rng.random() < self.rate:
+            return self.rng.choice(self.kinds)
+        return None
+
+
+# ---------------------------------------------------------------- HTTP
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class Sim:
+    def __init__(self, args, fixture):
+        self.args = args
+        self.state_dir = args.state_dir or tempfile.mkdtemp(prefix="gitlab-sim-")
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.world = World(fixture, self.state_dir)
+        self.faults = Faults(args.faults)
+        self.fault_lock = threading.Lock()
+        self.log_lock = threading.Lock()
+        self.log_lines = []
+        self.log_file = open(args.log, "a", encoding="utf-8") if args.log else None
+        self.secret = os.urandom(16)
+        self.api_server = Server((args.host, args.port), make_handler(self, "api"))
+        self.base = "http://%s:%d" % (args.host, self.api_server.server_address[1])
+        self.external = (args.external_url or self.base).rstrip("/")
+        self.store_server = None
+        if args.storage == "redirect":
+            self.store_server = Server(("127.0.0.2", 0), make_handler(self, "store"))
+            self.store_base = "http://127.0.0.2:%d" % self.store_server.server_address[1]
+
+    def log(self, rec):
+        line = json.dumps(rec, sort_keys=True)
+        with self.log_lock:
+            self.log_lines.append(line)
+            if self.log_file:
+                self.log_file.write(line + "\n")
+                self.log_file.flush()
+
+    def pick_fault(self, path):
+        with self.fault_lock:
+            return self.faults.pick(path)
+
+    def sign(self, name, expires):
+        msg = ("%s:%d" % (name, expires)).encode()
+        return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()
+
+
+def make_handler(sim, role):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "gitlab-sim"
+
+        def log_message(self, fmt, *a):
+            pass
+
+        # -- plumbing
+        def handle_one_request(self):
+            self.sent = 0
+            self.status_sent = None
+            self.fault = None
+            super().handle_one_request()
+
+        def send_response(self, code, message=None):
+            self.status_sent = code
+            super().send_response(code, message)
+
+        def _auth_names(self):
+            names = [h for h in ("PRIVATE-TOKEN", "JOB-TOKEN", "Authorization") if self.headers.get(h)]
+            if "job_token=" in (self.path.split("?", 1) + [""])[1]:
+                names.append("job_token")
+            return names
+
+        def _finish_log(self):
+            if self.path.startswith("/-/sim/"):
+                return
+            host = "%s:%d" % self.server.server_address[:2]
+            sim.log({"t": time.time(), "host": host, "method": self.command, "path": self.path,
+                     "status": self.status_sent, "bytes": self.sent,
+                     "range": self.headers.get("Range"), "auth": self._auth_names(),
+                     "fault": self.fault})
+
+        def _dispatch(self):
+            try:
+                if self.path.startswith("/-/sim/"):
+                    return admin(sim, self)
+                self.fault = sim.pick_fault(self.path)
+                if self.fault and self._early_fault():
+                    return
+                if role == "store":
+                    return serve_store(sim, self)
+                return route(sim, self)
+            except HTTPError as e:
+                self.send_error_json(e)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            finally:
+                self._finish_log()
+
+        do_GET = do_POST = do_DELETE = do_HEAD = do_PUT = _dispatch
+
+        def _early_fault(self):
+            f = self.fault
+            if f == "reset":
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.status_sent = 0
+                return True
+            if f == "429":
+                self.send_error_json(HTTPError(429, "429 Too Many Requests",
+                                               headers={"Retry-After": str(sim.faults.retry_after)}))
+                return True
+            if f in ("500", "502", "503", "504"):
+                self.send_error_json(HTTPError(int(f)))
+                return True
+            return False
+
+        def read_body(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(n) if n else b""
+
+        def send_error_json(self, e):
+            if e.plain:
+                body = (e.message + "\n").encode()
+                ctype = "text/plain; charset=utf-8"
+            else:
+                key = "error" if e.status == 400 else "message"
+                body = json.dumps({key: e.message}).encode()
+                ctype = "application/json"
+            self.send_response(e.status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in e.headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+                self.sent += len(body)
+
+        def send_json(self, obj, status=200, headers=None):
+            body = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.write_body(body)
+
+        def write_body(self, body):
+            """Writes a body, applying a truncate or stall fault halfway."""
+            if self.command == "HEAD":
+                return
+            if self.fault in ("truncate", "stall") and len(body) > 1:
+                half = len(body) // 2
+                self.wfile.write(body[:half])
+                self.sent += half
+                self.wfile.flush()
+                if self.fault == "stall":
+                    time.sleep(sim.faults.stall_s)
+                self.close_connection = True
+                raise ConnectionResetError
+            self.wfile.write(body)
+            self.sent += len(body)
+
+        def send_file_range(self, path, start, length):
+            """sendfile() of [start, start+length) of path, with truncate/stall faults."""
+            if self.command == "HEAD":
+                return
+            self.wfile.flush()
+            with open(path, "rb") as f:
+                if self.fault in ("truncate", "stall"):
+                    length_now = max(1, length // 2)
+                else:
+                    length_now = length
+                off, left = start, length_now
+                while left > 0:
+                    n = os.sendfile(self.connection.fileno(), f.fileno(), off, min(left, 1 << 24))
+                    if n == 0:
+                        break
+                    off += n
+                    left -= n
+                    self.sent += n
+            if length_now < length:
+                if self.fault == "stall":
+                    time.sleep(sim.faults.stall_s)
+                self.close_connection = True
+                raise ConnectionResetError
+
+    return Handler
+
+
+# ---------------------------------------------------------------- admin
+
+def admin(sim, h):
+    path = h.path.split("?")[0]
+    body = h.read_body()
+    if path == "/-/sim/log":
+        with sim.log_lock:
+            data = ("\n".join(sim.log_lines) + ("\n" if sim.log_lines else "")).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/x-ndjson")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+        return
+    if path == "/-/sim/log/reset":
+        with sim.log_lock:
+            sim.log_lines = []
+            if sim.log_file:
+                sim.log_file.seek(0)
+                sim.log_file.truncate()
+    elif path == "/-/sim/faults":
+        with sim.fault_lock:
+            sim.faults.set(body.decode().strip())
+    elif path == "/-/sim/conflict":
+        sim.world.conflict = body.decode().strip() == "on"
+    elif path == "/-/sim/pipeline":
+        spec = json.loads(body)
+        with sim.world.lock:
+            project = sim.world.project(str(spec["project"]))
+            new_id = max(sim.world.pipelines) + 1
+            next_job = max(sim.world.jobs) + 1
+            jobs = []
+            for j in spec["jobs"]:
+                j = dict(j)
+                j.setdefault("id", next_job)
+                next_job = max(next_job, j["id"]) + 1
+                jobs.append(j)
+            sim.world.add_pipeline(project, {"id": new_id, "ref": spec["ref"], "jobs": jobs})
+    elif path == "/-/sim/shutdown":
+        threading.Thread(target=shutdown, args=(sim,), daemon=True).start()
+    else:
+        raise HTTPError(404)
+    h.send_json({"ok": True})
+
+
+def shutdown(sim):
+    sim.api_server.shutdown()
+    if sim.store_server:
+        sim.store_server.shutdown()
+
+
+# ---------------------------------------------------------------- auth
+
+class Principal:
+    def __init__(self, kind, token=None):
+        self.kind = kind  # "anon", "user", "job"
+        self.token = token or {}
+        self.user = self.token.get("user")
+        self.scopes = self.token.get("scopes", ["api"])
+
+    def level(self, project):
+        if self.kind == "user":
+            return project["members"].get(self.user, 0)
+        return 0
+
+
+def principal(sim, h, query):
+    tok, kind = None, None
+    if h.headers.get("PRIVATE-TOKEN"):
+        tok, kind = h.headers["PRIVATE-TOKEN"], "private"
+    elif (h.headers.get("Authorization") or "").startswith("Bearer "):
+        tok, kind = h.headers["Authorization"][7:], "bearer"
+    elif h.headers.get("JOB-TOKEN"):
+        tok, kind = h.headers["JOB-TOKEN"], "job"
+    elif query.get("job_token"):
+        tok, kind = query["job_token"][0], "job"
+    if tok is None:
+        return Principal("anon")
+    t = sim.world.tokens.get(tok)
+    if not t or t.get("expired") or t.get("revoked"):
+        raise HTTPError(401)
+    if kind == "job":
+        if t.get("kind") != "job":
+            raise HTTPError(401)
+        return Principal("job", t)
+    if t.get("kind") == "job":
+        raise HTTPError(401)
+    if kind == "bearer" and t.get("kind") not in ("oauth", "personal", "project", "group"):
+        raise HTTPError(401)
+    return Principal("user", t)
+
+
+def readable(sim, who, project, job_token_ok):
+    """The project if who may read it; 404 as GitLab answers for no access."""
+    if project is None:
+        raise HTTPError(404, "404 Project Not Found")
+    if who.kind == "job":
+        if not job_token_ok:
+            raise HTTPError(401)
+        src = who.token.get("project")
+        if src not in project.get("job_token_allowlist", [project["id"]]):
+            if project["visibility"] != "public":
+                raise HTTPError(404, "404 Project Not Found")
+            raise HTTPError(403)
+        return project
+    if project["visibility"] == "public" or who.level(project) > 0:
+        return project
+    raise HTTPError(404, "404 Project Not Found")
+
+
+def need_write(who, project, level):
+    if who.kind == "job":
+        raise HTTPError(401)
+    if who.kind == "anon":
+        raise HTTPError(401)
+    if "api" not in who.scopes:
+        raise HTTPError(403, "403 Forbidden - insufficient_scope")
+    if who.level(project) < level:
+        raise HTTPError(403)
+
+
+# ---------------------------------------------------------------- routing
+
+ROUTES = []
+
+
+def route_to(method, pattern, job_token=False):
+    def deco(fn):
+        ROUTES.append((method, re.compile("^" + API + pattern + "$"), fn, job_token))
+        return fn
+    return deco
+
+
+def route(sim, h):
+    raw_path, _, qs = h.path.partition("?")
+    query = urllib.parse.parse_qs(qs, keep_blank_values=True)
+    for method, rx, fn, job_ok in ROUTES:
+        m = rx.match(raw_path)
+        if not m:
+            continue
+        if h.command != method and not (method == "GET" and h.command == "HEAD"):
+            continue
+        who = principal(sim, h, query)
+        if who.kind == "job" and not job_ok:
+            raise HTTPError(401)
+        with sim.world.lock:
+            return fn(sim, h, who, query, *m.groups())
+    if not raw_path.startswith(API):
+        raise HTTPError(404, "404 Not Found", plain=True)
+    raise HTTPError(404, "404 Not Found")
+
+
+def paginate(sim, h, items, query, total_ok=True, keyset=False):
+    if keyset and query.get("pagination", [""])[0] == "keyset":
+        per = max(1, min(100, int(query.get("per_page", ["20"])[0] or 20)))
+        after = int(query.get("id_after", ["0"])[0] or 0)
+        rest = [i for i in items if i["id"] > after]
+        page = rest[:per]
+        headers = {}
+        if len(rest) > per:
+            q = dict((k, v[0]) for k, v in query.items())
+            q["id_after"] = str(page[-1]["id"])
+            url = sim.external + h.path.split("?")[0] + "?" + urllib.parse.urlencode(q)
+            headers["Link"] = '<%s>; rel="next"' % url
+        return h.send_json(page, headers=headers)
+    try:
+        page_no = max(1, int(query.get("page", ["1"])[0] or 1))
+        per = int(query.get("per_page", ["20"])[0] or 20)
+    except ValueError:
+        raise HTTPError(400, "page is invalid")
+    per = max(1, min(100, per))
+    if keyset and (page_no - 1) * per >= 50000:
+        raise HTTPError(405, "405 Method Not Allowed")
+    total = len(items)
+    pages = max(1, (total + per - 1) // per)
+    chunk = items[(page_no - 1) * per: page_no * per]
+    q = dict((k, v[0]) for k, v in query.items())
+
+    def link(n):
+        q2 = dict(q)
+        q2["page"] = str(n)
+        q2["per_page"] = str(per)
+        return sim.external + h.path.split("?")[0] + "?" + urllib.parse.urlencode(q2)
+
+    headers = {"X-Page": str(page_no), "X-Per-Page": str(per),
+               "X-Next-Page": str(page_no + 1) if page_no < pages else "",
+               "X-Prev-Page": str(page_no - 1) if page_no > 1 else ""}
+    links = []
+    if page_no > 1:
+        links.append('<%s>; rel="prev"' % link(page_no - 1))
+    if page_no < pages:
+        links.append('<%s>; rel="next"' % link(page_no + 1))
+    links.append('<%s>; rel="first"' % link(1))
+    if total_ok and total <= 10000:
+        links.append('<%s>; rel="last"' % link(pages))
+        headers["X-Total"] = str(total)
+        headers["X-Total-Pages"] = str(pages)
+    headers["Link"] = ", ".join(links)
+    h.send_json(chunk, headers=headers)
+
+
+def project_json(sim, p):
+    return {"id": p["id"], "name": p["path"].split("/")[-1], "path": p["path"].split("/")[-1],
+            "path_with_namespace": p["path"], "name_with_namespace": p["path"].replace("/", " / "),
+            "default_branch": p.get("default_branch", "main"), "visibility": p["visibility"],
+            "web_url": "%s/%s" % (sim.external, p["path"])}
+
+
+@route_to("GET", r"/version")
+def get_version(sim, h, who, query):
+    if who.kind == "anon":
+        raise HTTPError(401)
+    h.send_json({"version": "18.8.0", "revision": "sim"})
+
+
+@route_to("GET", r"/user")
+def get_user(sim, h, who, query):
+    if who.kind != "user":
+        raise HTTPError(401)
+    u = sim.world.users.get(who.user, {})
+    h.send_json({"id": u.get("id", 1), "username": who.user, "name": who.user, "state": "active"})
+
+
+@route_to("GET", r"/job", job_token=True)
+def get_job_of_token(sim, h, who, query):
+    if who.kind != "job":
+        raise HTTPError(401)
+    j = sim.world.jobs.get(who.token.get("job"))
+    if not j:
+        raise HTTPError(401)
+    h.send_json(sim.world.job_json(j, sim.external))
+
+
+@route_to("GET", r"/projects")
+def list_projects(sim, h, who, query):
+    items = []
+    membership = query.get("membership", ["false"])[0] == "true"
+    for p in sorted(sim.world.projects.values(), key=lambda p: p["id"]):
+        if who.kind == "user" and who.level(p) > 0:
+            items.append(project_json(sim, p))
+        elif not membership and p["visibility"] == "public":
+            items.append(project_json(sim, p))
+    if membership and who.kind == "anon":
+        items = []
+    paginate(sim, h, items, query, keyset=True)
+
+
+@route_to("GET", r"/projects/([^/]+)")
+def get_project(sim, h, who, query, pid):
+    p = readable(sim, who, sim.world.project(pid), False)
+    h.send_json(project_json(sim, p))
+
+
+def ref_list(sim, h, who, query, pid, kind):
+    p = readable(sim, who, sim.world.project(pid), False)
+    refs = p["branches"] if kind == "branches" else p["tags"]
+    items = [{"name": n, "commit": {"id": sha, "short_id": sha[:8]}} for n, sha in sorted(refs.items())]
+    paginate(sim, h, items, query)
+
+
+@route_to("GET", r"/projects/([^/]+)/repository/branches")
+def list_branches(sim, h, who, query, pid):
+    ref_list(sim, h, who, query, pid, "branches")
+
+
+@route_to("GET", r"/projects/([^/]+)/repository/tags")
+def list_tags(sim, h, who, query, pid):
+    ref_list(sim, h, who, query, pid, "tags")
+
+
+@route_to("GET", r"/projects/([^/]+)/repository/branches/([^/]+)")
+def get_branch(sim, h, who, query, pid, name):
+    p = readable(sim, who, sim.world.project(pid), False)
+    name = urllib.parse.unquote(name)
+    if name not in p["branches"]:
+        raise HTTPError(404, "404 Branch Not Found")
+    h.send_json({"name": name, "commit": {"id": p["branches"][name]}})
+
+
+def pipeline_json(pl):
+    return {"id": pl["id"], "project_id": pl["project_id"], "ref": pl["ref"], "sha": pl["sha"],
+            "status": pl["status"], "source": "parent_pipeline" if pl["parent"] else "push"}
+
+
+@route_to("GET", r"/projects/([^/]+)/pipelines")
+def list_pipelines(sim, h, who, query, pid):
+    p = readable(sim, who, sim.world.project(pid), False)
+    items = [pl for pl in p["pipelines"] if not pl["parent"]]
+    if "ref" in query:
+        items = [pl for pl in items if pl["ref"] == query["ref"][0]]
+    if "status" in query:
+        items = [pl for pl in items if pl["status"] == query["status"][0]]
+    items.sort(key=lambda pl: pl["id"], reverse=query.get("sort", ["desc"])[0] != "asc")
+    paginate(sim, h, [pipeline_json(pl) for pl in items], query)
+
+
+def pipeline_of(sim, p, plid):
+    pl = sim.world.pipelines.get(int(plid))
+    if not pl or pl["project_id"] != p["id"]:
+        raise HTTPError(404, "404 Not found")
+    return pl
+
+
+@route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)/jobs", job_token=True)
+def list_pipeline_jobs(sim, h, who, query, pid, plid):
+    p = readable(sim, who, sim.world.project(pid), True)
+    pl = pipeline_of(sim, p, plid)
+    jobs = [sim.world.jobs[i] for i in pl["jobs"]]
+    scopes = query.get("scope[]", []) + query.get("scope", [])
+    if scopes:
+        jobs = [j for j in jobs if j["status"] in scopes]
+    if query.get("include_retried", ["false"])[0] != "true":
+        jobs = [j for j in jobs if not j["retried"]]
+    jobs.sort(key=lambda j: j["id"], reverse=True)
+    paginate(sim, h, [sim.world.job_json(j, sim.external) for j in jobs], query, total_ok=False)
+
+
+@route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)/bridges")
+def list_bridges(sim, h, who, query, pid, plid):
+    p = readable(sim, who, sim.world.project(pid), False)
+    pl = pipeline_of(sim, p, plid)
+    items = []
+    for n, c in enumerate(pl["children"]):
+        child = sim.world.pipelines[c]
+        items.append({"id": 900000 + c, "name": "trigger-%d" % n, "status": child["status"],
+                      "pipeline": pipeline_json(pl),
+                      "downstream_pipeline": pipeline_json(child)})
+    paginate(sim, h, items, query)
+
+
+def job_of(sim, p, jid):
+    j = sim.world.jobs.get(int(jid))
+    if not j or j["project_id"] != p["id"]:
+        raise HTTPError(404, "404 Not found")
+    return j
+
+
+@route_to("GET", r"/projects/([^/]+)/jobs")
+def list_jobs(sim, h, who, query, pid):
+    p = readable(sim, who, sim.world.project(pid), False)
+    jobs = [j for j in sim.world.jobs.values() if j["project_id"] == p["id"]]
+    jobs.sort(key=lambda j: j["id"], reverse=True)
+    paginate(sim, h, [sim.world.job_json(j, sim.external) for j in jobs], query)
+
+
+@route_to("GET", r"/projects/([^/]+)/jobs/(\d+)")
+def get_job(sim, h, who, query, pid, jid):
+    p = readable(sim, who, sim.world.project(pid), False)
+    h.send_json(sim.world.job_json(job_of(sim, p, jid), sim.external))
+
+
+# -- artifacts
+
+@route_to("GET", r"/projects/([^/]+)/jobs/(\d+)/artifacts", job_token=True)
+def download_by_id(sim, h, who, query, pid, jid):
+    p = readable(sim, who, sim.world.project(pid), True)
+    j = job_of(sim, p, jid)
+    if not sim.world.has_archive(j):
+        raise HTTPError(404, "404 Not found")
+    serve_archive(sim, h, j)
+
+
+@route_to("GET", r"/projects/([^/]+)/jobs/artifacts/([^/]+)/download", job_token=True)
+def download_by_ref(sim, h, who, query, pid, ref):
+    p = readable(sim, who, sim.world.project(pid), True)
+    name = query.get("job", [""])[0]
+    j = sim.world.job_for_ref(p, urllib.parse.unquote(ref), name)
+    if not j:
+        raise HTTPError(404, "404 Not found")
+    serve_archive(sim, h, j)
+
+
+def decode_member_path(raw):
+    b = urllib.parse.unquote_to_bytes(raw)
+    if b"\0" in b:
+        raise HTTPError(400, "artifact_path is invalid")
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPError(400, "artifact_path is invalid")
+
+
+@route_to("GET", r"/projects/([^/]+)/jobs/(\d+)/artifacts/tree", job_token=True)
+def tree(sim, h, who, query, pid, jid):
+    if sim.args.no_tree:
+        raise HTTPError(404, "404 Not Found")
+    p = readable(sim, who, sim.world.project(pid), True)
+    j = job_of(sim, p, jid)
+    if not sim.world.has_archive(j) or sim.world.expired(j):
+        raise HTTPError(404, "404 Not found")
+    base = query.get("path", [""])[0].strip("/")
+    recursive = query.get("recursive", ["false"])[0] == "true"
+    try:
+        names = zipfile.ZipFile(j["archive_path"]).infolist()
+    except zipfile.BadZipFile:
+        raise HTTPError(404, "404 Not found")
+    entries, seen = [], set()
+    for zi in names:
+        name = zi.filename
+        parts = name.rstrip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            is_dir = i < len(parts) or name.endswith("/")
+            parent = "/".join(parts[:i - 1])
+            if sub in seen:
+                continue
+            if (recursive and (base == "" or sub.startswith(base + "/"))) or parent == base:
+                seen.add(sub)
+                entries.append({"name": parts[i - 1], "path": sub + ("/" if is_dir else ""),
+                                "type": "directory" if is_dir else "file",
+                                "size": 0 if is_dir else zi.file_size,
+                                "mode": "%o" % ((zi.external_attr >> 16) or 0o100644)})
+    paginate(sim, h, entries, query, total_ok=False)
+
+
+@route_to("GET", r"/projects/([^/]+)/jobs/(\d+)/artifacts/(.+)", job_token=True)
+def raw_by_id(sim, h, who, query, pid, jid, path):
+    p = readable(sim, who, sim.world.project(pid), True)
+    j = job_of(sim, p, jid)
+    if not sim.world.has_archive(j) or sim.world.expired(j):
+        raise HTTPError(404, "404 Not found")
+    serve_member(sim, h, j, decode_member_path(path), sniff=False)
+
+
+@route_to("GET", r"/projects/([^/]+)/jobs/artifacts/([^/]+)/raw/(.+)", job_token=True)
+def raw_by_ref(sim, h, who, query, pid, ref, path):
+    p = readable(sim, who, sim.world.project(pid), True)
+    name = query.get("job", [""])[0]
+    j = sim.world.job_for_ref(p, urllib.parse.unquote(ref), name)
+    if not j:
+        raise HTTPError(404, "404 Not found")
+    serve_member(sim, h, j, decode_member_path(path), sniff=True)
+
+
+@route_to("POST", r"/projects/([^/]+)/jobs/(\d+)/artifacts/keep")
+def keep(sim, h, who, query, pid, jid):
+    p = readable(sim, who, sim.world.project(pid), False)
+    need_write(who, p, LEVELS["developer"])
+    j = job_of(sim, p, jid)
+    if not sim.world.has_archive(j) or sim.world.expired(j):
+        raise HTTPError(404, "404 Not found")
+    j["expire_at"] = None
+    h.send_json(sim.world.job_json(j, sim.external))
+
+
+@route_to("DELETE", r"/projects/([^/]+)/jobs/(\d+)/artifacts")
+def delete_job_artifacts(sim, h, who, query, pid, jid):
+    p = readable(sim, who, sim.world.project(pid), False)
+    need_write(who, p, LEVELS["maintainer"])
+    j = job_of(sim, p, jid)
+    if sim.world.conflict:
+        raise HTTPError(409, "409 Conflict: project statistics are being refreshed")
+    j["archive_path"] = None
+    h.send_response(204)
+    h.send_header("Content-Length", "0")
+    h.end_headers()
+
+
+@route_to("DELETE", r"/projects/([^/]+)/artifacts")
+def delete_project_artifacts(sim, h, who, query, pid):
+    p = readable(sim, who, sim.world.project(pid), False)
+    need_write(who, p, LEVELS["maintainer"])
+    if sim.world.conflict:
+        raise HTTPError(409, "409 Conflict: project statistics are being refreshed")
+    for j in sim.world.jobs.values():
+        if j["project_id"] == p["id"] and sim.world.has_archive(j) and not sim.world.locked(j):
+            j["expire_at"] = "2000-01-01T00:00:00.000Z"
+    h.send_json({"message": "202 Accepted"}, status=202)
+
+
+# ---------------------------------------------------------------- serving bytes
+
+def parse_range(header, size):
+    """(start, length) for a single byte range, None when absent, 'bad' when unsatisfiable."""
+    if not header:
+        return None
+    m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
+    if not m or (not m.group(1) and not m.group(2)):
+        return None  # malformed or multiple ranges: ignored, as servers do
+    if not m.group(1):
+        n = int(m.group(2))
+        if n == 0:
+            return "bad"
+        start = max(0, size - n)
+        return (start, size - start)
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) else size - 1
+    if start >= size or end < start:
+        return "bad"
+    end = min(end, size - 1)
+    return (start, end - start + 1)
+
+
+def serve_archive(sim, h, j):
+    path = j["archive_path"]
+    if sim.args.storage == "redirect":
+        name = os.path.basename(path)
+        expires = int(time.time()) + sim.args.url_lifetime
+        url = "%s/store/%s?expires=%d&sig=%s" % (sim.store_base, name, expires, sim.sign(name, expires))
+        h.send_response(302)
+        h.send_header("Location", url)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+        return
+    send_bytes(sim, h, path, chunked=sim.args.storage == "proxied")
+
+
+def send_bytes(sim, h, path, chunked=False):
+    st = os.stat(path)
+    size = st.st_size
+    lm = email.utils.formatdate(st.st_mtime, usegmt=True)
+    etag = '"%x-%x"' % (st.st_ino, size)
+    ims = h.headers.get("If-Modified-Since")
+    if ims and not h.headers.get("Range"):
+        try:
+            if email.utils.parsedate_to_datetime(ims).timestamp() >= int(st.st_mtime):
+                h.send_response(304)
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+                return
+        except (TypeError, ValueError):
+            pass
+    rng = parse_range(h.headers.get("Range"), size)
+    if rng == "bad":
+        h.send_response(416)
+        h.send_header("Content-Range", "bytes */%d" % size)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+        return
+    start, length = rng if rng else (0, size)
+    h.send_response(206 if rng else 200)
+    h.send_header("Content-Type", "application/octet-stream")
+    h.send_header("Content-Disposition", 'attachment; filename="artifacts.zip"')
+    h.send_header("Last-Modified", lm)
+    h.send_header("ETag", etag)
+    h.send_header("Accept-Ranges", "bytes")
+    if rng:
+        h.send_header("Content-Range", "bytes %d-%d/%d" % (start, start + length - 1, size))
+    if chunked:
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        send_chunked(sim, h, path, start, length)
+    else:
+        h.send_header("Content-Length", str(length))
+        h.end_headers()
+        h.send_file_range(path, start, length)
+
+
+def send_chunked(sim, h, path, start, length):
+    if h.command == "HEAD":
+        return
+    limit = length // 2 if h.fault in ("truncate", "stall") else length
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = limit
+        while left > 0:
+            data = f.read(min(left, 1 << 20))
+            if not data:
+                break
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            h.sent += len(data)
+            left -= len(data)
+    if limit < length:
+        h.wfile.flush()
+        if h.fault == "stall":
+            time.sleep(sim.faults.stall_s)
+        h.close_connection = True
+        raise ConnectionResetError
+    h.wfile.write(b"0\r\n\r\n")
+
+
+def serve_store(sim, h):
+    m = re.fullmatch(r"/store/([^/?]+)\?expires=(\d+)&sig=([0-9a-f]+)", h.path)
+    if not m:
+        raise HTTPError(403, "AccessDenied", plain=True)
+    name, expires, sig = m.group(1), int(m.group(2)), m.group(3)
+    if not hmac.compare_digest(sig, sim.sign(name, expires)) or expires < time.time():
+        raise HTTPError(403, "AccessDenied: Request has expired", plain=True)
+    path = os.path.join(sim.state_dir, name)
+    if not os.path.exists(path):
+        raise HTTPError(404, "NoSuchKey", plain=True)
+    send_bytes(sim, h, path)
+
+
+def serve_member(sim, h, j, name, sniff):
+    try:
+        z = zipfile.ZipFile(j["archive_path"])
+    except (zipfile.BadZipFile, OSError):
+        raise HTTPError(500, "500 Internal Server Error")
+    with z:
+        zi = next((i for i in z.infolist() if i.filename == name), None)
+        if zi is None:
+            raise HTTPError(404, "404 Not Found", plain=True)
+        data = z.open(zi).read() if not zi.is_dir() else b""
+    ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if sniff:
+        head = data[:4096]
+        try:
+            head.decode("utf-8")
+            if b"\0" not in head:
+                ctype = "text/plain; charset=utf-8"
+        except UnicodeDecodeError:
+            pass
+    h.send_response(200)
+    h.send_header("Content-Type", ctype)
+    h.send_header("Content-Length", str(len(data)))
+    h.send_header("Content-Disposition", 'attachment; filename="%s"' % os.path.basename(name))
+    h.end_headers()
+    h.write_body(data)
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fixture", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--ready-file")
+    ap.add_argument("--log")
+    ap.add_argument("--storage", choices=["local", "redirect", "proxied"], default="local")
+    ap.add_argument("--no-tree", action="store_true")
+    ap.add_argument("--faults", default="")
+    ap.add_argument("--state-dir")
+    ap.add_argument("--lifetime", type=float, default=3600)
+    ap.add_argument("--external-url")
+    ap.add_argument("--url-lifetime", type=int, default=600)
+    args = ap.parse_args()
+    if not re.match(r"^127\.", args.host):
+        sys.exit("gitlab_sim: serves on loopback only")
+    with open(args.fixture, encoding="utf-8") as f:
+        fixture = json.load(f)
+    sim = Sim(args, fixture)
+    servers = [sim.api_server] + ([sim.store_server] if sim.store_server else [])
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for t in threads:
+        t.start()
+    signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=shutdown, args=(sim,)).start())
+    signal.signal(signal.SIGINT, lambda *a: threading.Thread(target=shutdown, args=(sim,)).start())
+    timer = threading.Timer(args.lifetime, shutdown, args=(sim,))
+    timer.daemon = True
+    timer.start()
+    if args.ready_file:
+        tmp = args.ready_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(sim.base + "\n")
+        os.rename(tmp, args.ready_file)
+    print("gitlab_sim: serving %s (storage %s)" % (sim.base, args.storage), flush=True)
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(0.5)
+    timer.cancel()
+    if not args.state_dir:
+        for name in os.listdir(sim.state_dir):
+            os.unlink(os.path.join(sim.state_dir, name))
+        os.rmdir(sim.state_dir)
+
+
+if __name__ == "__main__":
+    main()
