@@ -115,7 +115,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_PROJECT:
 		return add_project(o, arg) ? -1 : 0;
 	case FUSE_OPT_KEY_NONOPT:
-		if (!o->url && is_url(arg)) {
+		if (!o->url && strstr(arg, "://")) { /* a URL, even of a scheme we refuse later */
 			o->url = strdup(arg);
 			return 0;
 		}
@@ -308,13 +308,16 @@ static int connect_server(struct daemon *d)
 		fprintf(stderr, "artifactfs: %s: %s\n", d->url, strerror(-err));
 		return -1;
 	}
+	/* the reason is one line of ours; the HTTP details only with -d */
+	log_init(false, d->cmd.debug ? LOG_DEBUG : LOG_CRIT);
 	err = gitlab_check(d->gl, d->auth);
+	log_init(false, d->cmd.debug ? LOG_DEBUG : LOG_INFO);
 	if (err == -EACCES)
 		fprintf(stderr, "artifactfs: %s refused the token (401): check that it is valid "
 				"and not expired\n", d->url);
 	else if (err)
-		fprintf(stderr, "artifactfs: %s does not answer as a GitLab API: %s\n", d->url,
-			strerror(-err));
+		fprintf(stderr, "artifactfs: %s cannot be reached or is not a GitLab API "
+				"(run with -d for details)\n", d->url);
 	return err ? -1 : 0;
 }
 
@@ -359,11 +362,17 @@ static int run(struct daemon *d, struct fuse_args *args)
 	if (d->cmd.singlethread) {
 		ret = fuse_loop(d->fuse);
 	} else {
-		struct fuse_loop_config lc = {.clone_fd = d->cmd.clone_fd,
-					      .max_idle_threads = d->cmd.max_idle_threads};
-		ret = fuse_loop_mt(d->fuse, &lc);
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+		if (!lc)
+			goto out_signals;
+		fuse_loop_cfg_set_clone_fd(lc, d->cmd.clone_fd);
+		fuse_loop_cfg_set_idle_threads(lc, d->cmd.max_idle_threads);
+		fuse_loop_cfg_set_max_threads(lc, d->cmd.max_threads);
+		ret = fuse_loop_mt(d->fuse, lc);
+		fuse_loop_cfg_destroy(lc);
 	}
 	ret = ret ? 1 : 0;
+out_signals:
 	fuse_remove_signal_handlers(fuse_get_session(d->fuse));
 out_unmount:
 	fuse_unmount(d->fuse);

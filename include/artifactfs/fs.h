@@ -4,7 +4,7 @@
 #ifndef ARTIFACTFS_FS_H
 #define ARTIFACTFS_FS_H
 
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312
 #include <fuse.h>
 
 #include <stdbool.h>

@@ -131,6 +131,10 @@ sim_admin() {
 	curl -sf -X POST --data-binary "${2:-}" "$URL/-/sim/$1" >/dev/null
 }
 
+# The helpers are used inside "bash -c" checks too.
+export T PYTHON E2E_DIR FIXTURE
+export -f sys simlog
+
 finish() {
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]

@@ -24,10 +24,10 @@ unmount_fs "$mnt"
 rm -rf "$T/cache"
 sim_admin log/reset
 mount_fs "$mnt"
-files=$(cd "$T/first" && find . -type f | head -n 16)
+mapfile -t files < <(cd "$T/first" && find . -type f | head -n 16)
 pids=()
 for i in $(seq 4); do
-	for f in $files; do
+	for f in "${files[@]}"; do
 		cat "$mnt/$app/main/build/$f" >/dev/null &
 		pids+=($!)
 	done
@@ -37,8 +37,9 @@ archive_bytes=$(stat -c %s "$mnt/$app/main/build.zip")
 fetched=$(simlog bytes --path '/artifacts')
 check "parallel readers fetch no more than the archive once ($fetched <= $archive_bytes)" \
 	test "$fetched" -le "$archive_bytes"
-check "and read the right bytes" \
-	bash -c "cd '$T/first' && for f in $(echo $files); do cmp \"\$f\" '$mnt/$app/main/build/'\"\$f\" || exit 1; done"
+same=0
+for f in "${files[@]}"; do cmp -s "$T/first/$f" "$mnt/$app/main/build/$f" && same=$((same + 1)); done
+check_eq "and read the right bytes" "${#files[@]}" "$same"
 
 # Two mounts share one cache folder.
 mount_fs "$T/mnt2"

@@ -27,7 +27,7 @@ check "--version names the version" bash -c "'$ARTIFACTFS_BIN' --version | grep 
 
 # A port on loopback that nothing listens on: bind one, note it, close it.
 dead_port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-fails_before_mount "an unreachable server is refused before mounting" "127.0.0.1:$dead_port" \
+fails_before_mount "an unreachable server is refused before mounting" "cannot be reached" \
 	"http://127.0.0.1:$dead_port" "$mnt" --cache-dir "$T/cache"
 fails_before_mount "a URL that is not http(s) is refused" "not an http" \
 	"ftp://example.invalid" "$mnt"
