@@ -405,6 +405,8 @@ def make_handler(sim, role):
 
         def _dispatch(self):
             try:
+                # always consumed, or the next request on this connection starts with it
+                self.body = self.read_body()
                 if self.path.startswith("/-/sim/"):
                     return admin(sim, self)
                 self.fault = sim.pick_fault(self.path)
@@ -517,7 +519,7 @@ def make_handler(sim, role):
 
 def admin(sim, h):
     path = h.path.split("?")[0]
-    body = h.read_body()
+    body = h.body
     if path == "/-/sim/log":
         with sim.log_lock:
             data = ("\n".join(sim.log_lines) + ("\n" if sim.log_lines else "")).encode()
@@ -814,6 +816,12 @@ def pipeline_of(sim, p, plid):
     if not pl or pl["project_id"] != p["id"]:
         raise HTTPError(404, "404 Not found")
     return pl
+
+
+@route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)")
+def get_pipeline(sim, h, who, query, pid, plid):
+    p = readable(sim, who, sim.world.project(pid), False)
+    h.send_json(pipeline_json(pipeline_of(sim, p, plid)))
 
 
 @route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)/jobs", job_token=True)

@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""Conformance: the simulator driven by python-gitlab, a GitLab client nobody here wrote.
+
+If python-gitlab and the simulator disagree, the simulator is wrong. Every wait has a deadline;
+the simulator is started on loopback and stopped at the end, also on failure.
+"""
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+import zipfile
+
+import gitlab
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIM = os.environ.get("ARTIFACTFS_SIM", os.path.join(HERE, "..", "sim", "gitlab_sim.py"))
+FIXTURE = os.path.join(os.path.dirname(SIM), "fixtures", "default.json")
+TOKENS = {t["role"]: t["value"] for t in json.load(open(FIXTURE, encoding="utf-8"))["tokens"]}
+
+passed = 0
+failed = 0
+
+
+def check(desc, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print("ok - " + desc)
+    else:
+        failed += 1
+        print("not ok - %s %s" % (desc, detail))
+
+
+def raises(fn, code):
+    try:
+        fn()
+    except gitlab.exceptions.GitlabError as e:
+        return e.response_code == code
+    return False
+
+
+class Sim:
+    def __init__(self, *extra):
+        self.dir = tempfile.mkdtemp(prefix="conformance-")
+        self.log = os.path.join(self.dir, "log")
+        ready = os.path.join(self.dir, "ready")
+        self.proc = subprocess.Popen(
+            [sys.executable, SIM, "--fixture", FIXTURE, "--port", "0", "--ready-file", ready,
+             "--log", self.log, "--lifetime", "300", "--state-dir", os.path.join(self.dir, "st")]
+            + list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(ready):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise SystemExit("the simulator did not start")
+            time.sleep(0.05)
+        self.url = open(ready).read().strip()
+
+    def requests(self):
+        with open(self.log, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def archive(self, job_id):
+        with open(os.path.join(self.dir, "st", "job-%d.zip" % job_id), "rb") as f:
+            return f.read()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def local_mode(sim):
+    gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"], per_page=2)
+    projects = gl.projects.list(membership=True, get_all=True)
+    check("projects list follows pagination over several pages",
+          sorted(p.id for p in projects) == [101, 102, 103], [p.id for p in projects])
+    check("keyset pagination lists the same projects",
+          sorted(p.id for p in gl.projects.list(membership=True, pagination="keyset",
+                                               order_by="id", sort="asc", get_all=True))
+          == [101, 102, 103])
+    app = gl.projects.get("acme/platform/app")
+    check("a project by full path", app.id == 101 and app.path_with_namespace == "acme/platform/app")
+    check("a project by id", gl.projects.get(101).path_with_namespace == "acme/platform/app")
+    check("branches", sorted(b.name for b in app.branches.list(get_all=True)) == ["feature/login", "main"])
+    check("tags", [t.name for t in app.tags.list(get_all=True)] == ["v1.0"])
+    pls = app.pipelines.list(ref="main", status="success", order_by="id", sort="desc", get_all=True)
+    check("successful pipelines of main, newest first, children excluded",
+          [p.id for p in pls] == [510, 500], [p.id for p in pls])
+    jobs = app.pipelines.get(510).jobs.list(scope=["success"], get_all=True)
+    check("a pipeline's jobs, retried excluded, newest first",
+          [j.id for j in jobs] == [1106, 1105, 1104, 1103, 1102, 1101], [j.id for j in jobs])
+    bridges = app.pipelines.get(510).bridges.list(get_all=True)
+    check("bridges name the child pipeline", [b.downstream_pipeline["id"] for b in bridges] == [511])
+    job = app.jobs.get(1101)
+    check("a job has its archive in artifacts[]",
+          any(a["file_type"] == "archive" for a in job.attributes["artifacts"]) and job.artifacts_file["size"] > 0)
+    data = job.artifacts()
+    check("job.artifacts() is the built archive", data == sim.archive(1101))
+    by_ref = app.artifacts.download(ref_name="main", job="build")
+    check("download by ref picks the newest successful pipeline's parent job", by_ref == sim.archive(1101))
+    check("download by ref for a child pipeline's job",
+          app.artifacts.download(ref_name="main", job="package") == sim.archive(1111))
+    check("download by ref is 404 when the newest pipeline lacks the job",
+          raises(lambda: app.artifacts.download(ref_name="main", job="legacy"), 404))
+    member = app.artifacts.raw("main", "my report.txt", "build")
+    expect = zipfile.ZipFile(io.BytesIO(data)).read("my report.txt")
+    check("raw member by ref", member == expect)
+    check("raw member by job id", job.artifact("lib/hello.c") ==
+          zipfile.ZipFile(io.BytesIO(data)).read("lib/hello.c"))
+    check("a raw folder without a slash is 404", raises(lambda: job.artifact("lib"), 404))
+    check("a missing member is 404", raises(lambda: job.artifact("nope"), 404))
+    check("dup.txt: the first duplicate wins, as Workhorse",
+          app.jobs.get(1105).artifact("dup.txt") == b"first\n")
+    check("a corrupt archive's member is 500", raises(lambda: app.jobs.get(1106).artifact("x"), 500))
+    kept = app.jobs.get(1101)
+    kept.keep_artifacts()
+    check("keep clears the expiry", app.jobs.get(1101).artifacts_expire_at is None)
+    app.jobs.get(1102).delete_artifacts()
+    check("delete removes the archive", raises(lambda: app.jobs.get(1102).artifacts(), 404)
+          and not hasattr(app.jobs.get(1102), "artifacts_file"))
+    app.artifacts.delete()
+    statuses = [r["status"] for r in sim.requests() if r["method"] == "DELETE"]
+    check("project-wide delete is 202, job delete 204", statuses == [204, 202], statuses)
+    old = gl.projects.get(103).jobs.get(1701)
+    check("an expired archive is still served whole", old.artifacts() == sim.archive(1701))
+    check("an expired archive's member is 404 by job id", raises(lambda: old.artifact("README"), 404))
+    check("by ref, a job missing from the newest pipeline is 404 though an older one had it",
+          raises(lambda: gl.projects.get(103).artifacts.raw("main", "README", "build"), 404))
+
+    reporter = gitlab.Gitlab(sim.url, private_token=TOKENS["reporter"])
+    check("read_api cannot delete (403)",
+          raises(lambda: reporter.projects.get(101, lazy=True).jobs.get(1101, lazy=True).delete_artifacts(), 403))
+    check("a private project without access is 404",
+          raises(lambda: reporter.projects.get("acme/secret"), 404))
+    bad = gitlab.Gitlab(sim.url, private_token=TOKENS["expired"])
+    check("an expired token is 401", raises(lambda: bad.projects.get(101), 401))
+    oauth = gitlab.Gitlab(sim.url, oauth_token=TOKENS["oauth"])
+    check("an OAuth token reads the private project", oauth.projects.get(102).id == 102)
+    anon = gitlab.Gitlab(sim.url)
+    check("anonymous reads a public project", anon.projects.get(101).id == 101)
+    check("anonymous gets 404 for a private one", raises(lambda: anon.projects.get(102), 404))
+
+    jt = gitlab.Gitlab(sim.url, job_token=TOKENS["job"])
+    p = jt.projects.get(101, lazy=True)
+    check("a job token downloads by ref", p.artifacts.download(ref_name="main", job="build") == sim.archive(1101))
+    check("a job token downloads from an allowlisted private project",
+          jt.projects.get(102, lazy=True).jobs.get(1601, lazy=True).artifacts() == sim.archive(1601))
+    check("a job token cannot keep (401)",
+          raises(lambda: p.jobs.get(1101, lazy=True).keep_artifacts(), 401))
+    check("a job token cannot list projects (401)", raises(lambda: jt.projects.list(), 401))
+
+    req = urllib.request.Request(sim.url + "/api/v4/projects/101/jobs/1101/artifacts",
+                                 headers={"Range": "bytes=10-19", "PRIVATE-TOKEN": TOKENS["maintainer"]})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        body = r.read()
+        check("Range gives 206 and the exact bytes",
+              r.status == 206 and body == sim.archive(1101)[10:20]
+              and r.headers["Content-Range"].endswith("/%d" % len(sim.archive(1101))))
+    req = urllib.request.Request(sim.url + "/api/v4/projects/101/jobs/1101/artifacts",
+                                 headers={"Range": "bytes=99999999-", "PRIVATE-TOKEN": TOKENS["maintainer"]})
+    try:
+        urllib.request.urlopen(req, timeout=30)
+        check("an unsatisfiable Range is 416", False)
+    except urllib.error.HTTPError as e:
+        check("an unsatisfiable Range is 416", e.code == 416 and e.headers["Content-Range"].startswith("bytes */"))
+    req = urllib.request.Request(sim.url + "/api/v4/projects/101/jobs/1101/artifacts/my%20report.txt",
+                                 headers={"Range": "bytes=0-3", "PRIVATE-TOKEN": TOKENS["maintainer"]})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        check("a single member ignores Range (200, whole)", r.status == 200 and r.read() == expect)
+
+
+def redirect_mode(sim):
+    gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"])
+    data = gl.projects.get(101).jobs.get(1101).artifacts()
+    check("redirect: python-gitlab follows the 302 to object storage", data == sim.archive(1101))
+    store = [r for r in sim.requests() if r["host"].startswith("127.0.0.2")]
+    check("redirect: the object store was asked, on its own host", len(store) >= 1)
+    # requests drops only Authorization on a cross-host redirect: python-gitlab sends a
+    # PRIVATE-TOKEN to object storage. The log must show it, as it shows what artifactfs sends.
+    check("redirect: the log records python-gitlab's PRIVATE-TOKEN reaching the object store",
+          all(r["auth"] == ["PRIVATE-TOKEN"] for r in store), [r["auth"] for r in store])
+    oauth = gitlab.Gitlab(sim.url, oauth_token=TOKENS["oauth"])
+    n = len(store)
+    check("redirect: with OAuth the archive arrives too",
+          oauth.projects.get(101).jobs.get(1101).artifacts() == sim.archive(1101))
+    store = [r for r in sim.requests() if r["host"].startswith("127.0.0.2")][n:]
+    check("redirect: and the Bearer token is not forwarded", store and all(not r["auth"] for r in store),
+          [r["auth"] for r in store])
+
+
+def proxied_mode(sim):
+    gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"])
+    data = gl.projects.get(101).jobs.get(1101).artifacts()
+    check("proxied: the chunked body is the archive", data == sim.archive(1101))
+
+
+def main():
+    for mode, fn in (("local", local_mode), ("redirect", redirect_mode), ("proxied", proxied_mode)):
+        sim = Sim("--storage", mode)
+        try:
+            fn(sim)
+        except Exception as e:  # a crash is a failed check, never a hang
+            traceback.print_exc()
+            check("%s mode ran to the end" % mode, False, repr(e))
+        finally:
+            sim.stop()
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
+
+
+main()
