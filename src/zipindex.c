@@ -630,7 +630,8 @@ static ssize_t inflate_some(struct zip_reader *r, unsigned char *out, size_t len
 	r->zs.next_out = dst;
 	r->zs.avail_out = (uInt)want;
 	while (r->zs.avail_out > 0) {
-		if (r->zs.avail_in == 0) {
+		/* with all input read, zlib may still hold output of a long match: ask it first */
+		if (r->zs.avail_in == 0 && r->in_pos < r->m->comp_size) {
 			int err = refill(r);
 			if (err)
 				return err;
@@ -638,6 +639,8 @@ static ssize_t inflate_some(struct zip_reader *r, unsigned char *out, size_t len
 		int z = inflate(&r->zs, Z_NO_FLUSH);
 		if (z == Z_STREAM_END && r->zs.avail_out > 0)
 			return fail(r, "deflate stream shorter than the recorded size");
+		if (z == Z_BUF_ERROR && r->zs.avail_in == 0)
+			return fail(r, "deflate stream ends early");
 		if (z != Z_OK && z != Z_STREAM_END)
 			return fail(r, "corrupt deflate data");
 	}
