@@ -80,7 +80,9 @@ mount_fs() {
 # unmount_fs MOUNTPOINT: unmounts and waits for that daemon to exit.
 unmount_fs() {
 	fusermount3 -u "$1" || die "cannot unmount $1"
-	wait "${PID_OF[$1]}" 2>/dev/null
+	wait "${PID_OF[$1]}"
+	local rc=$?
+	[ "$rc" -eq 0 ] || not_ok "the daemon of $1 exited cleanly (rc=$rc)"
 }
 
 ok() {
@@ -136,6 +138,10 @@ export T PYTHON E2E_DIR FIXTURE
 export -f sys simlog
 
 finish() {
+	if grep -qE "Sanitizer|runtime error:" "$T/daemon.log" 2>/dev/null; then
+		not_ok "the daemon ran without sanitizer reports"
+		grep -A20 -E "Sanitizer|runtime error:" "$T/daemon.log" | head -40 | sed 's/^/    /'
+	fi
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]
 }
