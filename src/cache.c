@@ -76,6 +76,7 @@ struct cache_entry {
 	pthread_cond_t cond;
 	unsigned char *map;      /* protected by lock */
 	unsigned char *inflight; /* protected by lock */
+	unsigned char *accounted;/* protected by lock: the block's bytes count in cache->used */
 	struct run *runs;        /* protected by lock: contiguous writes not yet whole blocks */
 	size_t n_runs;           /* protected by lock */
 };
@@ -422,11 +423,13 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 	e->key = strdup(key);
 	e->map = calloc(e->nblocks + 1, 1);
 	e->inflight = calloc(e->nblocks + 1, 1);
-	if (!e->key || !e->map || !e->inflight ||
+	e->accounted = calloc(e->nblocks + 1, 1);
+	if (!e->key || !e->map || !e->inflight || !e->accounted ||
 	    (e->nblocks && read_all(fd, e->map, e->nblocks, HEADER_LEN))) {
 		free(e->key);
 		free(e->map);
 		free(e->inflight);
+		free(e->accounted);
 		free(e);
 		return NULL;
 	}
@@ -441,6 +444,7 @@ static void entry_free(struct cache_entry *e)
 	free(e->runs);
 	free(e->map);
 	free(e->inflight);
+	free(e->accounted);
 	free(e->key);
 	free(e);
 }
@@ -601,34 +605,37 @@ static int add_run(struct cache_entry *e, uint64_t off, uint64_t end, struct run
 	return 0;
 }
 
-static uint64_t missing_bytes(struct cache_entry *e, uint64_t off, uint64_t end)
-{
-	uint64_t n = 0;
-	pthread_mutex_lock(&e->lock);
-	for (uint64_t b = off / B; b < e->nblocks && b * B < end; b++)
-		n += e->map[b] ? 0 : B;
-	pthread_mutex_unlock(&e->lock);
-	return n;
-}
-
-static int reserve(struct cache_entry *e, uint64_t bytes)
+/* Reserves room for the blocks of [off, end) that count nowhere yet (present blocks were
+ * counted when found at open or when written; a partly written block once). */
+static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 {
 	struct cache *c = e->c;
-	if (bytes == 0)
+	uint64_t first = off / B, last = (end - 1) / B, need = 0;
+	pthread_mutex_lock(&e->lock);
+	for (uint64_t b = first; b <= last; b++)
+		need += e->map[b] || e->accounted[b] ? 0 : B;
+	pthread_mutex_unlock(&e->lock);
+	if (need == 0)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	int err = make_room(c, bytes);
+	int err = make_room(c, need);
 	clear_skips(c);
 	if (!err) {
-		c->used += bytes;
+		c->used += need;
 		if (e->de)
-			e->de->bytes += bytes;
+			e->de->bytes += need;
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (err)
+	if (err) {
 		log_msg(LOG_ERR, "cache full: %" PRIu64 " bytes needed, every cached archive is in use",
-			bytes);
-	return err;
+			need);
+		return err;
+	}
+	pthread_mutex_lock(&e->lock);
+	for (uint64_t b = first; b <= last; b++)
+		e->accounted[b] = 1;
+	pthread_mutex_unlock(&e->lock);
+	return 0;
 }
 
 int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
@@ -637,12 +644,12 @@ int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size
 		return -EIO;
 	if (len == 0)
 		return 0;
-	int err = reserve(e, missing_bytes(e, off, off + len));
-	if (!err)
-		err = write_all(e->fd, buf, len, e->data_off + off);
+	int err = reserve(e, off, off + len);
+	if (err)
+		return err;
+	err = write_all(e->fd, buf, len, e->data_off + off);
 	if (err) {
-		if (err == -ENOSPC)
-			log_msg(LOG_ERR, "cache: the disk is full");
+		log_msg(LOG_ERR, "cache: cannot write to the cache folder: %s", strerror(-err));
 		return err;
 	}
 	struct run r;

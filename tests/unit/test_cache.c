@@ -1,0 +1,332 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "artifactfs/cache.h"
+
+#define SIZE (5 * CACHE_BLOCK_SIZE + 1234)
+
+static unsigned char byte_at(uint64_t i)
+{
+	return (unsigned char)((i * 2654435761u) >> 24);
+}
+
+struct source {
+	atomic_int calls;
+	int fail;              /* -errno to return instead of data */
+	bool whole;            /* answer like a 200: everything from 0, odd chunks */
+	bool nothing;          /* succeed without writing */
+	pthread_barrier_t *gate;
+};
+
+static int fetch(void *ctx, struct cache_entry *e, uint64_t off, uint64_t len)
+{
+	struct source *s = ctx;
+	atomic_fetch_add(&s->calls, 1);
+	if (s->gate)
+		pthread_barrier_wait(s->gate);
+	if (s->fail)
+		return s->fail;
+	if (s->nothing)
+		return 0;
+	uint64_t start = s->whole ? 0 : off, end = s->whole ? cache_entry_size(e) : off + len;
+	unsigned char buf[7777];
+	while (start < end) {
+		size_t n = end - start < sizeof(buf) ? (size_t)(end - start) : sizeof(buf);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = byte_at(start + i);
+		int err = cache_entry_write(e, start, buf, n);
+		if (err)
+			return err;
+		start += n;
+	}
+	return 0;
+}
+
+static char *tmpdir(void)
+{
+	char *d = strdup("/tmp/afs-cache-test.XXXXXX");
+	cr_assert_not_null(mkdtemp(d));
+	return d;
+}
+
+static void check_range(struct cache_entry *e, struct source *s, uint64_t off, size_t len)
+{
+	unsigned char *buf = malloc(len);
+	ssize_t n = cache_entry_pread(e, buf, len, off, 0, fetch, s);
+	size_t want = off >= SIZE ? 0 : (SIZE - off < len ? SIZE - off : len);
+	cr_assert_eq(n, (ssize_t)want, "pread at %llu: %zd", (unsigned long long)off, n);
+	for (size_t i = 0; i < want; i++)
+		cr_assert_eq(buf[i], byte_at(off + i), "byte %llu", (unsigned long long)(off + i));
+	free(buf);
+}
+
+Test(cache, reads_exact_bytes_across_blocks_and_at_the_end)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "job-1", SIZE, &e), 0);
+	check_range(e, &s, CACHE_BLOCK_SIZE - 10, 20);
+	check_range(e, &s, SIZE - 100, 4096);
+	check_range(e, &s, 0, SIZE);
+	int calls = atomic_load(&s.calls);
+	check_range(e, &s, 0, SIZE);
+	cr_assert_eq(atomic_load(&s.calls), calls, "a second read fetches nothing");
+	cache_entry_put(e);
+	cache_close(c);
+	free(d);
+}
+
+Test(cache, folders_are_0700_and_files_0600)
+{
+	char *d = tmpdir();
+	char *sub;
+	cr_assert(asprintf(&sub, "%s/deep/cache", d) > 0);
+	struct cache *c;
+	struct cache_entry *e;
+	cr_assert_eq(cache_open(sub, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	struct stat st;
+	cr_assert_eq(stat(sub, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0700);
+	char *f;
+	cr_assert(asprintf(&f, "%s/v1/k.afs", sub) > 0);
+	cr_assert_eq(stat(f, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600);
+	cache_entry_put(e);
+	cache_close(c);
+	free(f);
+	free(sub);
+	free(d);
+}
+
+Test(cache, a_reopened_cache_serves_without_fetching)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	check_range(e, &s, 0, SIZE);
+	cache_entry_put(e);
+	cache_close(c);
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", 0, &e), 0, "the size is on disk");
+	cr_assert_eq(cache_entry_size(e), SIZE);
+	struct source s2 = {0};
+	check_range(e, &s2, 0, SIZE);
+	cr_assert_eq(atomic_load(&s2.calls), 0);
+	cache_entry_put(e);
+	cr_assert_eq(cache_entry_get(c, "absent", 0, &e), -ENOENT);
+	cr_assert_eq(cache_entry_get(c, "k", SIZE + 1, &e), 0, "another size starts anew");
+	check_range(e, &s2, 0, 10);
+	cr_assert_gt(atomic_load(&s2.calls), 0);
+	cache_entry_put(e);
+	cache_close(c);
+	free(d);
+}
+
+struct reader_arg {
+	struct cache_entry *e;
+	struct source *s;
+};
+
+static void *reader(void *p)
+{
+	struct reader_arg *a = p;
+	unsigned char buf[100];
+	ssize_t n = cache_entry_pread(a->e, buf, sizeof(buf), 3 * CACHE_BLOCK_SIZE, 0, fetch, a->s);
+	return (void *)(intptr_t)(n == sizeof(buf) && buf[0] == byte_at(3 * CACHE_BLOCK_SIZE));
+}
+
+Test(cache, concurrent_readers_of_missing_blocks_cause_one_fetch)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	pthread_barrier_t gate;
+	pthread_barrier_init(&gate, NULL, 1); /* the single fetch must not wait for others */
+	struct source s = {.gate = &gate};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	pthread_t t[8];
+	struct reader_arg a = {e, &s};
+	for (int i = 0; i < 8; i++)
+		pthread_create(&t[i], NULL, reader, &a);
+	for (int i = 0; i < 8; i++) {
+		void *ok;
+		pthread_join(t[i], &ok);
+		cr_assert(ok);
+	}
+	cr_assert_eq(atomic_load(&s.calls), 1);
+	cache_entry_put(e);
+	cache_close(c);
+	pthread_barrier_destroy(&gate);
+	free(d);
+}
+
+Test(cache, a_whole_archive_answer_marks_every_block)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {.whole = true};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	check_range(e, &s, 2 * CACHE_BLOCK_SIZE, 10);
+	cr_assert(cache_entry_has(e, 0, SIZE));
+	cache_entry_put(e);
+	cache_close(c);
+	free(d);
+}
+
+Test(cache, fetch_errors_propagate_and_mark_nothing)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {.fail = -EACCES};
+	unsigned char buf[10];
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	cr_assert_eq(cache_entry_pread(e, buf, 10, 0, 0, fetch, &s), -EACCES);
+	cr_assert_not(cache_entry_has(e, 0, 10));
+	struct source lazy = {.nothing = true};
+	cr_assert_eq(cache_entry_pread(e, buf, 10, 0, 0, fetch, &lazy), -EIO);
+	cache_entry_put(e);
+	cache_close(c);
+	free(d);
+}
+
+Test(cache, eviction_keeps_under_the_limit_and_spares_entries_in_use)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *a, *b, *x;
+	struct source s = {0};
+	/* room for about one archive and a half */
+	cr_assert_eq(cache_open(d, SIZE + SIZE / 2 + 16384, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "a", SIZE, &a), 0);
+	check_range(a, &s, 0, SIZE);
+	cache_entry_put(a);
+	cr_assert_eq(cache_entry_get(c, "b", SIZE, &b), 0);
+	check_range(b, &s, 0, SIZE); /* evicts a, which nobody uses */
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	cr_assert_leq(st.used_bytes, st.limit_bytes);
+	cr_assert_geq(st.evictions, 1);
+	cr_assert_eq(cache_entry_get(c, "a", 0, &a), -ENOENT, "a was evicted");
+	cr_assert_eq(cache_entry_get(c, "x", SIZE, &x), 0);
+	unsigned char *buf = malloc(SIZE);
+	cr_assert_eq(cache_entry_pread(x, buf, SIZE, 0, 0, fetch, &s), -ENOSPC,
+		     "b is in use: nothing can go");
+	free(buf);
+	cache_entry_put(x);
+	cache_entry_put(b);
+	cache_close(c);
+	free(d);
+}
+
+Test(cache, an_entry_held_by_another_process_is_not_evicted)
+{
+	char *d = tmpdir();
+	int up[2], down[2];
+	cr_assert_eq(pipe(up), 0);
+	cr_assert_eq(pipe(down), 0);
+	struct source s = {0};
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct cache *c;
+		struct cache_entry *e;
+		char ch = 'r';
+		if (cache_open(d, 1 << 30, &c) || cache_entry_get(c, "held", SIZE, &e))
+			_exit(1);
+		check_range(e, &s, 0, SIZE);
+		if (write(up[1], &ch, 1) != 1 || read(down[0], &ch, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	char ch;
+	cr_assert_eq(read(up[0], &ch, 1), 1);
+	struct cache *c;
+	struct cache_entry *e;
+	cr_assert_eq(cache_open(d, SIZE / 2, &c), 0); /* over the limit already */
+	cr_assert_eq(cache_entry_get(c, "mine", SIZE, &e), 0);
+	unsigned char buf[10];
+	cr_assert_eq(cache_entry_pread(e, buf, 10, 0, 0, fetch, &s), -ENOSPC);
+	char *f;
+	cr_assert(asprintf(&f, "%s/v1/held.afs", d) > 0);
+	cr_assert_eq(access(f, F_OK), 0, "the other process's entry is still there");
+	cr_assert_eq(write(down[1], "x", 1), 1);
+	int status;
+	waitpid(pid, &status, 0);
+	cr_assert_eq(WEXITSTATUS(status), 0);
+	cache_entry_put(e);
+	cache_close(c);
+	free(f);
+	free(d);
+}
+
+Test(cache, a_writer_killed_mid_run_leaves_no_marked_block)
+{
+	char *d = tmpdir();
+	int up[2];
+	cr_assert_eq(pipe(up), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct cache *c;
+		struct cache_entry *e;
+		unsigned char half[CACHE_BLOCK_SIZE / 2];
+		memset(half, 0xee, sizeof(half)); /* wrong bytes, never to be served */
+		if (cache_open(d, 1 << 30, &c) || cache_entry_get(c, "k", SIZE, &e) ||
+		    cache_entry_write(e, 0, half, sizeof(half)) || write(up[1], "w", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	char ch;
+	cr_assert_eq(read(up[0], &ch, 1), 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", 0, &e), 0);
+	cr_assert_not(cache_entry_has(e, 0, 1));
+	check_range(e, &s, 0, 100);
+	cr_assert_eq(atomic_load(&s.calls), 1);
+	cache_entry_put(e);
+	cache_close(c);
+	free(d);
+}
+
+Test(cache, invalidated_blocks_are_fetched_again)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	check_range(e, &s, 0, SIZE);
+	cache_entry_invalidate(e, CACHE_BLOCK_SIZE, 1);
+	cr_assert_not(cache_entry_has(e, CACHE_BLOCK_SIZE, 1));
+	int calls = atomic_load(&s.calls);
+	check_range(e, &s, CACHE_BLOCK_SIZE, 10);
+	cr_assert_eq(atomic_load(&s.calls), calls + 1);
+	cache_entry_put(e);
+	cache_close(c);
+	free(d);
+}
