@@ -27,6 +27,7 @@
 /* A by-ref probe that the server answers with the whole archive is kept in memory up to this. */
 #define PROBE_MAX_BYTES (256u * 1024u * 1024u)
 #define MEMO_PRUNE_AT 1024
+#define STALE_RETRY_S 5 /* how soon an unreachable server is asked again */
 
 struct val {
 	atomic_int refs;
@@ -197,9 +198,18 @@ static int memo_get(struct catalog *c, const char *key, memo_load_fn load, void 
 
 	pthread_mutex_lock(&c->lock);
 	old = m->val;
+	if (err == -EIO && old) {
+		/* the server is unreachable: what was known still stands, checked again soon */
+		log_msg(LOG_WARNING, "serving a listing older than the TTL: the server is unreachable");
+		v = old;
+		old = NULL;
+		err = 0;
+		m->expires = now_s() + (c->ttl_s < STALE_RETRY_S ? c->ttl_s : STALE_RETRY_S);
+	} else {
+		m->expires = (err == -EIO || err == -ENOMEM) ? 0 : now_s() + c->ttl_s;
+	}
 	m->val = err ? NULL : v;
 	m->err = err;
-	m->expires = (err == -EIO || err == -ENOMEM) ? 0 : now_s() + c->ttl_s;
 	m->loading = false;
 	if (m->val)
 		atomic_fetch_add(&m->val->refs, 1);
@@ -900,8 +910,11 @@ ssize_t catalog_job_pread(struct job *j, void *buf, size_t len, uint64_t off, ui
 ssize_t catalog_job_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	ssize_t n = catalog_job_pread(ctx, buf, len, off, 0);
-	if (n >= 0 && (size_t)n != len)
-		return -EIO; /* a member's bytes past the archive's end: the index lied */
+	if (n >= 0 && (size_t)n != len) {
+		log_msg(LOG_ERR, "the archive ends before byte %" PRIu64 " that its index names",
+			off + len);
+		return -EIO;
+	}
 	return n;
 }
 

@@ -617,7 +617,14 @@ int http_do(struct http *h, const struct http_request *req, struct http_response
 		if (err == -EIO || (!err && retryable_status(a.status))) {
 			if (tries > h->max_retries)
 				break;
-			sleep_ms(backoff_ms(h, &a, tries - 1));
+			long wait = backoff_ms(h, &a, tries - 1);
+			char where[512];
+			loggable(h, t.url, where, sizeof(where));
+			log_msg(LOG_WARNING, "%s %s: %s; retrying in %ld ms",
+				req->method ? req->method : "GET", where,
+				err ? (a.errbuf[0] ? a.errbuf : "no answer") : "server busy or failing",
+				wait);
+			sleep_ms(wait);
 			resume_target(&a, &t, req);
 			free(t.url);
 			t.url = strdup(start); /* ask the API again: signed URLs expire */

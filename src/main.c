@@ -32,6 +32,7 @@ struct options {
 	char *cache_dir;
 	char *cache_size;
 	char *ttl;
+	char *timeout;
 	int allow_delete;
 	int help;
 	int version;
@@ -50,6 +51,8 @@ static const struct fuse_opt option_spec[] = {
 	OPT_S("--cache-size=%s", cache_size), OPT_S("--cache-size %s", cache_size),
 	OPT_S("cache_size=%s", cache_size),
 	OPT_S("--ttl=%s", ttl), OPT_S("--ttl %s", ttl), OPT_S("ttl=%s", ttl),
+	OPT_S("--timeout=%s", timeout), OPT_S("--timeout %s", timeout),
+	OPT_S("timeout=%s", timeout),
 	OPT("--allow-delete", allow_delete), OPT("allow_delete", allow_delete),
 	FUSE_OPT_KEY("--project=", KEY_PROJECT), FUSE_OPT_KEY("--project ", KEY_PROJECT),
 	FUSE_OPT_KEY("project=", KEY_PROJECT),
@@ -71,6 +74,8 @@ static void usage(const char *prog)
 	       "    --cache-dir=DIR     (-o cache_dir=DIR) default $XDG_CACHE_HOME/artifactfs\n"
 	       "    --cache-size=SIZE   (-o cache_size=SIZE) e.g. 500M, 10G; default 4G\n"
 	       "    --ttl=SECONDS       (-o ttl=SECONDS) trust listings this long; default 60\n"
+	       "    --timeout=SECONDS   (-o timeout=SECONDS) give up on a transfer that moves\n"
+	       "                        nothing for this long, then retry; default 30\n"
 	       "    --allow-delete      (-o allow_delete) let rm <job>.zip delete artifacts\n"
 	       "    -h, --help          this text and libfuse's options\n"
 	       "    -V, --version       the version\n\n",
@@ -264,6 +269,7 @@ struct daemon {
 	enum http_auth auth;
 	uint64_t cache_bytes;
 	int ttl_s;
+	int timeout_s;
 	struct http *http;
 	struct gitlab *gl;
 	struct cache *cache;
@@ -290,6 +296,11 @@ static int check_options(struct daemon *d)
 		fprintf(stderr, "artifactfs: --ttl %s is not a number of seconds\n", o->ttl);
 		return -1;
 	}
+	d->timeout_s = 30;
+	if (o->timeout && (parse_ttl(o->timeout, &d->timeout_s) || d->timeout_s < 1)) {
+		fprintf(stderr, "artifactfs: --timeout %s is not a number of seconds\n", o->timeout);
+		return -1;
+	}
 	if (!o->cache_dir && !(o->cache_dir = default_cache_dir()))
 		return -1;
 	d->url = base_url(o);
@@ -300,7 +311,13 @@ static int check_options(struct daemon *d)
 
 static int connect_server(struct daemon *d)
 {
-	struct http_config hc = {.base_url = d->url, .auth = d->auth, .token = d->token};
+	struct http_config hc = {
+		.base_url = d->url,
+		.auth = d->auth,
+		.token = d->token,
+		.connect_timeout_ms = d->timeout_s * 1000L,
+		.low_speed_time_s = d->timeout_s,
+	};
 	int err = http_new(&hc, &d->http);
 	if (!err)
 		err = gitlab_new(d->http, &d->gl);
@@ -367,7 +384,10 @@ static int run(struct daemon *d, struct fuse_args *args)
 			goto out_signals;
 		fuse_loop_cfg_set_clone_fd(lc, d->cmd.clone_fd);
 		fuse_loop_cfg_set_idle_threads(lc, d->cmd.max_idle_threads);
-		fuse_loop_cfg_set_max_threads(lc, d->cmd.max_threads);
+		/* libfuse leaves it unset (UINT_MAX) unless -o max_threads= was given */
+		fuse_loop_cfg_set_max_threads(lc, d->cmd.max_threads > 0 && d->cmd.max_threads <= 1000
+							  ? d->cmd.max_threads
+							  : 10);
 		ret = fuse_loop_mt(d->fuse, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
@@ -399,6 +419,7 @@ static void daemon_release(struct daemon *d)
 	free(d->opts.cache_dir);
 	free(d->opts.cache_size);
 	free(d->opts.ttl);
+	free(d->opts.timeout);
 }
 
 static int parse_args(struct daemon *d, struct fuse_args *args)

@@ -518,6 +518,13 @@ struct zip_reader {
 	int failed;          /* sticky -errno */
 };
 
+static int fail(struct zip_reader *r, const char *why)
+{
+	log_msg(LOG_ERR, "%s: %s", r->m->name, why);
+	r->failed = -EIO;
+	return -EIO;
+}
+
 static int read_local_header(struct zip_reader *r)
 {
 	unsigned char h[LFH_LEN];
@@ -525,10 +532,10 @@ static int read_local_header(struct zip_reader *r)
 	if (n < 0)
 		return (int)n;
 	if (le32(h) != LFH_SIG)
-		return -EIO;
+		return fail(r, "no local file header where the central directory says");
 	r->data_off = r->m->local_offset + LFH_LEN + le16(h + 26) + le16(h + 28);
 	if (r->data_off > r->limit || r->m->comp_size > r->limit - r->data_off)
-		return -EIO;
+		return fail(r, "the local file header puts the data past the central directory");
 	return 0;
 }
 
@@ -571,12 +578,6 @@ void zip_reader_free(struct zip_reader *r)
 	free(r);
 }
 
-static int fail(struct zip_reader *r, const char *why)
-{
-	log_msg(LOG_ERR, "%s: %s", r->m->name, why);
-	r->failed = -EIO;
-	return -EIO;
-}
 
 /* Checks the CRC once the whole content has been seen. */
 static int check_end(struct zip_reader *r)

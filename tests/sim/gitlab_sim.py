@@ -482,7 +482,7 @@ def make_handler(sim, role):
                 self.sent += half
                 self.wfile.flush()
                 if self.fault == "stall":
-                    time.sleep(sim.faults.stall_s)
+                    stall(sim, self.path)
                 self.close_connection = True
                 raise ConnectionResetError
             self.wfile.write(body)
@@ -508,11 +508,17 @@ def make_handler(sim, role):
                     self.sent += n
             if length_now < length:
                 if self.fault == "stall":
-                    time.sleep(sim.faults.stall_s)
+                    stall(sim, self.path)
                 self.close_connection = True
                 raise ConnectionResetError
 
     return Handler
+
+
+def stall(sim, path):
+    """Stops sending mid-body for stall_s seconds; says so on stdout for tests to wait on."""
+    print("gitlab_sim: stalling %s" % path, flush=True)
+    time.sleep(sim.faults.stall_s)
 
 
 # ---------------------------------------------------------------- admin
@@ -660,8 +666,13 @@ def route(sim, h):
         who = principal(sim, h, query)
         if who.kind == "job" and not job_ok:
             raise HTTPError(401)
+        # the world is locked while deciding; bodies are sent after, so a stalled or slow
+        # transfer never holds up other requests
         with sim.world.lock:
-            return fn(sim, h, who, query, *m.groups())
+            send = fn(sim, h, who, query, *m.groups())
+        if callable(send):
+            send()
+        return
     if not raw_path.startswith(API):
         raise HTTPError(404, "404 Not Found", plain=True)
     raise HTTPError(404, "404 Not Found")
@@ -669,7 +680,7 @@ def route(sim, h):
 
 def paginate(sim, h, items, query, total_ok=True, keyset=False):
     if keyset and query.get("pagination", [""])[0] == "keyset":
-        per = max(1, min(100, int(query.get("per_page", ["20"])[0] or 20)))
+        per = max(1, min(sim.args.max_per_page, int(query.get("per_page", ["20"])[0] or 20)))
         after = int(query.get("id_after", ["0"])[0] or 0)
         rest = [i for i in items if i["id"] > after]
         page = rest[:per]
@@ -685,7 +696,7 @@ def paginate(sim, h, items, query, total_ok=True, keyset=False):
         per = int(query.get("per_page", ["20"])[0] or 20)
     except ValueError:
         raise HTTPError(400, "page is invalid")
-    per = max(1, min(100, per))
+    per = max(1, min(sim.args.max_per_page, per))
     if keyset and (page_no - 1) * per >= 50000:
         raise HTTPError(405, "405 Method Not Allowed")
     total = len(items)
@@ -880,7 +891,7 @@ def download_by_id(sim, h, who, query, pid, jid):
     j = job_of(sim, p, jid)
     if not sim.world.has_archive(j):
         raise HTTPError(404, "404 Not found")
-    serve_archive(sim, h, j)
+    return serve_archive(sim, h, j)
 
 
 @route_to("GET", r"/projects/([^/]+)/jobs/artifacts/([^/]+)/download", job_token=True)
@@ -890,7 +901,7 @@ def download_by_ref(sim, h, who, query, pid, ref):
     j = sim.world.job_for_ref(p, urllib.parse.unquote(ref), name)
     if not j:
         raise HTTPError(404, "404 Not found")
-    serve_archive(sim, h, j)
+    return serve_archive(sim, h, j)
 
 
 def decode_member_path(raw):
@@ -942,7 +953,7 @@ def raw_by_id(sim, h, who, query, pid, jid, path):
     j = job_of(sim, p, jid)
     if not sim.world.has_archive(j) or sim.world.expired(j):
         raise HTTPError(404, "404 Not found")
-    serve_member(sim, h, j, decode_member_path(path), sniff=False)
+    return serve_member(sim, h, j, decode_member_path(path), sniff=False)
 
 
 @route_to("GET", r"/projects/([^/]+)/jobs/artifacts/([^/]+)/raw/(.+)", job_token=True)
@@ -952,7 +963,7 @@ def raw_by_ref(sim, h, who, query, pid, ref, path):
     j = sim.world.job_for_ref(p, urllib.parse.unquote(ref), name)
     if not j:
         raise HTTPError(404, "404 Not found")
-    serve_member(sim, h, j, decode_member_path(path), sniff=True)
+    return serve_member(sim, h, j, decode_member_path(path), sniff=True)
 
 
 @route_to("POST", r"/projects/([^/]+)/jobs/(\d+)/artifacts/keep")
@@ -1024,8 +1035,8 @@ def serve_archive(sim, h, j):
         h.send_header("Location", url)
         h.send_header("Content-Length", "0")
         h.end_headers()
-        return
-    send_bytes(sim, h, path, chunked=sim.args.storage == "proxied")
+        return None
+    return lambda: send_bytes(sim, h, path, chunked=sim.args.storage == "proxied")
 
 
 def send_bytes(sim, h, path, chunked=False):
@@ -1086,7 +1097,7 @@ def send_chunked(sim, h, path, start, length):
     if limit < length:
         h.wfile.flush()
         if h.fault == "stall":
-            time.sleep(sim.faults.stall_s)
+            stall(sim, h.path)
         h.close_connection = True
         raise ConnectionResetError
     h.wfile.write(b"0\r\n\r\n")
@@ -1128,8 +1139,11 @@ def serve_member(sim, h, j, name, sniff):
     h.send_header("Content-Type", ctype)
     h.send_header("Content-Length", str(len(data)))
     h.send_header("Content-Disposition", 'attachment; filename="%s"' % os.path.basename(name))
-    h.end_headers()
-    h.write_body(data)
+
+    def send():
+        h.end_headers()
+        h.write_body(data)
+    return send
 
 
 # ---------------------------------------------------------------- main
@@ -1148,6 +1162,8 @@ def main():
     ap.add_argument("--lifetime", type=float, default=3600)
     ap.add_argument("--external-url")
     ap.add_argument("--url-lifetime", type=int, default=600)
+    ap.add_argument("--max-per-page", type=int, default=100,
+                    help="clamp per_page lower than GitLab's 100, to force many pages")
     args = ap.parse_args()
     if not re.match(r"^127\.", args.host):
         sys.exit("gitlab_sim: serves on loopback only")

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# A bad day: flaky server, stalls, a dead server, kill -9 mid-download, a full cache, parallel
+# readers, paging links to another host. Files are exactly right or fail with a clean error.
+source "$(dirname "$0")/lib.sh"
+
+export GITLAB_TOKEN=$(fixture_token maintainer)
+mnt=$T/mnt
+app="acme%2Fplatform%2Fapp"
+# ref_unzip ID: the simulator's own archive of job ID, unzipped into $T/ref-ID.
+ref_unzip() {
+	[ -d "$T/ref-$1" ] && return
+	mkdir -p "$T/ref-$1" && (cd "$T/ref-$1" && unzip -q "$T/sim-state/job-$1.zip" 2>/dev/null)
+}
+# compare_tree MOUNTED REFERENCE: prints "right wrong failed" counts over the reference's files.
+compare_tree() {
+	local right=0 wrong=0 failed=0 f
+	while IFS= read -r -d '' f; do
+		if cat "$1/$f" >"$T/one" 2>"$T/one.err"; then
+			if cmp -s "$T/one" "$2/$f"; then right=$((right + 1)); else wrong=$((wrong + 1)); fi
+		else
+			grep -q "Input/output error" "$T/one.err" && failed=$((failed + 1)) || wrong=$((wrong + 1))
+		fi
+	done < <(cd "$2" && find . -type f -print0)
+	echo "$right $wrong $failed"
+}
+
+# 1. Chaos: 20% of archive requests fail (429, 5xx, resets, truncated bodies).
+start_sim --faults "rate=0.2,kinds=429+500+502+503+reset+truncate,seed=11,paths=/artifacts,retry_after=0"
+mount_fs "$mnt" --cache-dir "$T/cache-chaos"
+for id in 1101 1103 1111; do ref_unzip $id; done
+read -r r1 w1 f1 <<<"$(compare_tree "$mnt/$app/-/jobs/1101" "$T/ref-1101")"
+read -r r2 w2 f2 <<<"$(compare_tree "$mnt/$app/main/build: [linux, amd64]" "$T/ref-1103")"
+read -r r3 w3 f3 <<<"$(compare_tree "$mnt/$app/main/package" "$T/ref-1111")"
+check_eq "chaos: no file has wrong bytes" 0 $((w1 + w2 + w3))
+check "chaos: most files read right through the retries ($((r1 + r2 + r3)) right, $((f1 + f2 + f3)) EIO)" \
+	test $((r1 + r2 + r3)) -gt $((f1 + f2 + f3))
+check "chaos: faults were really injected" \
+	bash -c "[ \"\$(simlog count --path /artifacts --status 429)\" -gt 0 ] || [ \"\$(simlog count --path /artifacts --status 503)\" -gt 0 ]"
+check "chaos: each failed read has an error line in the log" \
+	bash -c "[ \"\$(grep -c 'read of .* failed' '$T/daemon.log')\" -ge $((f1 + f2 + f3)) ]"
+unmount_fs "$mnt"
+stop_sim
+
+# 2. A stalled transfer is abandoned after --timeout and retried.
+start_sim --faults "nth=2:stall,stall_s=60,paths=/artifacts"
+mount_fs "$mnt" --cache-dir "$T/cache-stall" --timeout 2
+ref_unzip 1101
+check "a stalled transfer is retried and the bytes are right" \
+	cmp "$mnt/$app/-/jobs/1101/data/big.bin" "$T/ref-1101/data/big.bin"
+check "the stall was logged" grep -qE "Operation too slow|timed out|Timeout" "$T/daemon.log"
+unmount_fs "$mnt"
+stop_sim
+
+# 3. The server dies: what is cached is still served, the rest fails with EIO.
+start_sim
+mount_fs "$mnt" --cache-dir "$T/cache-dead" --timeout 2
+cp -r "$mnt/$app/main/build" "$T/before" || die "cannot read before the server died"
+ls "$mnt/$app/main" >/dev/null
+stop_sim
+check "with the server gone, a cached job is still listed" bash -c "ls '$mnt/$app/main/build' | grep -qx bin"
+check "and its files still read right" diff -r "$T/before" "$mnt/$app/main/build"
+check_eq "an uncached job's file fails with EIO" EIO "$(sys read "$mnt/$app/main/package/dist/app-1.0.tar")"
+unmount_fs "$mnt"
+
+# 4. kill -9 in the middle of a download; the next mount serves no half-written byte.
+start_sim --faults "nth=3:stall,stall_s=120,paths=/artifacts"
+mount_fs "$mnt" --cache-dir "$T/cache-kill"
+cat "$mnt/$app/-/jobs/1101/data/big.bin" >/dev/null 2>&1 &
+reader=$!
+wait_for 60 grep -q "stalling" "$T/sim.out" || die "the download never stalled"
+kill -9 "${PID_OF[$mnt]}"
+wait "${PID_OF[$mnt]}" 2>/dev/null
+fusermount3 -u -z "$mnt"
+wait "$reader" 2>/dev/null
+sim_admin faults ""
+mount_fs "$mnt" --cache-dir "$T/cache-kill"
+check "after kill -9 mid-download, the next mount reads exact bytes" \
+	cmp "$mnt/$app/-/jobs/1101/data/big.bin" "$T/ref-1101/data/big.bin"
+check "and the whole job matches" diff -r "$mnt/$app/-/jobs/1101" "$T/ref-1101"
+unmount_fs "$mnt"
+stop_sim
+
+# 5. A cache too small for what is in use: ENOSPC, never wrong bytes; it stays within its size.
+start_sim
+mount_fs "$mnt" --cache-dir "$T/cache-small" --cache-size 1M
+check "small files read in a 1M cache" cmp "$mnt/$app/main/build/my report.txt" "$T/ref-1101/my report.txt"
+check_eq "a 3 MiB member in a 1M cache fails with ENOSPC" ENOSPC \
+	"$(sys read "$mnt/$app/main/build/data/big.bin")"
+check "the cache folder stays near its size" \
+	bash -c "[ \"\$(du -sk '$T/cache-small' | cut -f1)\" -le 1400 ]"
+unmount_fs "$mnt"
+
+# 6. 16 readers over 4 uncached jobs: each archive is fetched at most once.
+sim_admin log/reset
+mount_fs "$mnt" --cache-dir "$T/cache-par"
+declare -A jobs=([1101]=build [1102]="test 1%2F3" [1103]="build: [linux, amd64]" [1111]=package)
+pids=()
+for id in "${!jobs[@]}"; do
+	ref_unzip "$id"
+	mapfile -t files < <(cd "$T/ref-$id" && find . -type f | head -n 4)
+	for f in "${files[@]}"; do
+		for _ in 1 2 3 4; do cat "$mnt/$app/main/${jobs[$id]}/$f" >/dev/null & pids+=($!); done
+	done
+done
+for p in "${pids[@]}"; do wait "$p"; done
+for id in "${!jobs[@]}"; do
+	size=$(stat -c %s "$T/sim-state/job-$id.zip")
+	got=$(simlog bytes --path "/jobs/$id/artifacts")
+	check "parallel readers fetched job $id's archive at most once ($got <= $size bytes)" test "$got" -le "$size"
+done
+check "and every file read right" bash -c "for id in ${!jobs[*]}; do :; done; diff -r '$mnt/$app/main/package' '$T/ref-1111'"
+unmount_fs "$mnt"
+stop_sim
+
+# 7. Paging links that name another host are followed on ours, with the token kept home.
+start_sim --external-url "http://gitlab.example.invalid:9" --max-per-page 1
+mount_fs "$mnt" --cache-dir "$T/cache-pages"
+check_eq "every page of a one-per-page listing is read" \
+	"acme%2Fold acme%2Fplatform%2Fapp acme%2Fsecret" "$(ls "$mnt" | tr '\n' ' ' | sed 's/ $//')"
+check "refs over many pages" bash -c "[ \"\$(ls '$mnt/$app' | wc -l)\" -eq 4 ]"
+unmount_fs "$mnt"
+finish
