@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +357,15 @@ static int open_cache(struct daemon *d)
 	return catalog_new(&cc, &d->cat) ? -1 : 0;
 }
 
+/* With allow_other, other users reach the mount: let the kernel enforce the modes shown. */
+static int add_default_permissions(struct fuse_args *args)
+{
+	for (int i = 1; i < args->argc; i++)
+		if (strstr(args->argv[i], "allow_other"))
+			return fuse_opt_add_arg(args, "-odefault_permissions");
+	return 0;
+}
+
 static int run(struct daemon *d, struct fuse_args *args)
 {
 	d->fsc = (struct fs_config){
@@ -363,6 +373,8 @@ static int run(struct daemon *d, struct fuse_args *args)
 		.allow_delete = d->opts.allow_delete, .ttl_s = d->ttl_s,
 		.uid = getuid(), .gid = getgid(),
 	};
+	if (add_default_permissions(args))
+		return 1;
 	d->fuse = fuse_new(args, &fs_operations, sizeof(fs_operations), &d->fsc);
 	if (!d->fuse)
 		return 1; /* libfuse said why */
@@ -391,7 +403,8 @@ static int run(struct daemon *d, struct fuse_args *args)
 		ret = fuse_loop_mt(d->fuse, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	ret = ret ? 1 : 0;
+	/* libfuse ends the loop with the signal's number: a requested unmount, not a failure */
+	ret = ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP ? 0 : 1;
 out_signals:
 	fuse_remove_signal_handlers(fuse_get_session(d->fuse));
 out_unmount:
