@@ -32,6 +32,20 @@ struct fh {
 	uint64_t read_ahead;       /* protected by lock */
 };
 
+/* The reader's view of the archive: the job's bytes, fetched with this handle's read-ahead but
+ * never past the member's own data (a neighbour's bytes are nobody's business yet). */
+static ssize_t fh_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct fh *fh = ctx;
+	uint64_t ra = fh->read_ahead, end = fh->reader ? zip_reader_data_end(fh->reader) : 0;
+	if (off + ra > end)
+		ra = end > off ? end - off : 0;
+	ssize_t n = catalog_job_pread(fh->job, buf, len, off, ra);
+	if (n >= 0 && (size_t)n != len)
+		return catalog_job_read_fn(fh->job, buf, len, off); /* logs and fails the same way */
+	return n;
+}
+
 static struct fs_config *config(void)
 {
 	return fuse_get_context()->private_data;
@@ -332,7 +346,7 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 		const struct zipindex *zi;
 		err = catalog_job_index(fh->job, &zi);
 		if (!err)
-			err = zip_reader_new(zi, m, catalog_job_read_fn, fh->job, &fh->reader);
+			err = zip_reader_new(zi, m, fh_read_fn, fh, &fh->reader);
 	}
 	return err;
 }

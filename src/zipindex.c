@@ -568,6 +568,11 @@ int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_re
 	return 0;
 }
 
+uint64_t zip_reader_data_end(const struct zip_reader *r)
+{
+	return r->data_off + r->m->comp_size;
+}
+
 void zip_reader_free(struct zip_reader *r)
 {
 	if (!r)

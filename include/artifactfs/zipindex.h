@@ -85,5 +85,7 @@ ssize_t zip_reader_pread(struct zip_reader *r, void *buf, size_t len, uint64_t o
 int zip_reader_read_all(const struct zipindex *zi, const struct zip_member *m, zip_read_fn rd,
 			void *ctx, size_t max, char **out, size_t *out_len);
 void zip_reader_free(struct zip_reader *r);
+/* Offset in the archive one past the member's compressed bytes: read-ahead stops there. */
+uint64_t zip_reader_data_end(const struct zip_reader *r);
 
 #endif
