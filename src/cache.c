@@ -755,11 +755,18 @@ ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t
 		err = fetch_run(e, b, last, min_fetch, fetch, ctx);
 	}
 	pthread_mutex_unlock(&e->lock);
-	if (err)
-		return err;
+	if (err || !buf)
+		return err ? err : (ssize_t)len;
 	atomic_fetch_add(fetched ? &e->c->miss_bytes : &e->c->hit_bytes, len);
 	err = read_all(e->fd, buf, len, e->data_off + off);
 	return err ? err : (ssize_t)len;
+}
+
+int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len, cache_fetch_fn fetch,
+			 void *ctx)
+{
+	ssize_t n = cache_entry_pread(e, NULL, (size_t)len, off, len, fetch, ctx);
+	return n < 0 ? (int)n : 0;
 }
 
 void cache_get_stats(struct cache *c, struct cache_stats *out)

@@ -28,6 +28,7 @@
 #define PROBE_MAX_BYTES (256u * 1024u * 1024u)
 #define MEMO_PRUNE_AT 1024
 #define STALE_RETRY_S 5 /* how soon an unreachable server is asked again */
+#define PREFETCH_MAX 8  /* background fetches at once, over all readers */
 
 struct val {
 	atomic_int refs;
@@ -74,6 +75,7 @@ struct catalog {
 	struct job *jobs;      /* protected by lock */
 	atomic_uint_fast64_t indexes_loaded;
 	atomic_uint_fast64_t jobs_open;
+	int prefetching;       /* protected by lock: background fetches running */
 };
 
 typedef int (*memo_load_fn)(struct catalog *c, void *arg, struct val **out);
@@ -907,6 +909,61 @@ ssize_t catalog_job_pread(struct job *j, void *buf, size_t len, uint64_t off, ui
 	return cache_entry_pread(e, buf, len, off, read_ahead, job_fetch, j);
 }
 
+struct prefetch {
+	struct job *job;
+	uint64_t off, len;
+};
+
+static void *prefetch_thread(void *p)
+{
+	struct prefetch *pf = p;
+	struct cache_entry *e;
+	if (job_entry(pf->job, &e) == 0)
+		cache_entry_prefetch(e, pf->off, pf->len, job_fetch, pf->job);
+	struct catalog *c = pf->job->cat;
+	catalog_job_put(pf->job);
+	free(pf);
+	pthread_mutex_lock(&c->lock);
+	c->prefetching--;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+void catalog_job_prefetch(struct job *j, uint64_t off, uint64_t len)
+{
+	if (off >= j->size || len == 0)
+		return;
+	struct prefetch *pf = malloc(sizeof(*pf));
+	if (!pf)
+		return;
+	*pf = (struct prefetch){j, off, len < j->size - off ? len : j->size - off};
+	struct catalog *c = j->cat;
+	pthread_mutex_lock(&c->lock);
+	bool room = c->prefetching < PREFETCH_MAX;
+	if (room) {
+		c->prefetching++;
+		j->refs++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!room) {
+		free(pf); /* the reader will fetch it itself */
+		return;
+	}
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, prefetch_thread, pf) != 0) {
+		catalog_job_put(j);
+		free(pf);
+		pthread_mutex_lock(&c->lock);
+		c->prefetching--;
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_attr_destroy(&attr);
+}
+
 ssize_t catalog_job_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	ssize_t n = catalog_job_pread(ctx, buf, len, off, 0);
@@ -1035,6 +1092,10 @@ void catalog_free(struct catalog *c)
 {
 	if (!c)
 		return;
+	pthread_mutex_lock(&c->lock); /* background fetches use the cache: let them end */
+	while (c->prefetching > 0)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
 	memo_free_list(c->memos);
 	while (c->jobs) {
 		struct job *j = c->jobs;

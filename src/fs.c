@@ -30,6 +30,7 @@ struct fh {
 	pthread_mutex_t lock;
 	uint64_t next_off;         /* protected by lock: where a sequential read would go on */
 	uint64_t read_ahead;       /* protected by lock */
+	uint64_t prefetched_to;    /* protected by lock: end of the background fetches started */
 };
 
 /* The reader's view of the archive: the job's bytes, fetched with this handle's read-ahead but
@@ -388,13 +389,43 @@ static uint64_t next_read_ahead(struct fh *fh, uint64_t off, size_t size)
 	return fh->read_ahead;
 }
 
+/* A reader at full read-ahead gets the next window fetched in the background while it
+ * consumes this one, up to limit (the member's data end, or the archive's). Lock held. */
+static void prefetch_next(struct fh *fh, uint64_t archive_off, uint64_t limit)
+{
+	if (fh->read_ahead < READ_AHEAD_MAX || limit <= archive_off)
+		return;
+	uint64_t start = fh->prefetched_to > archive_off ? fh->prefetched_to : archive_off;
+	if (start - archive_off > READ_AHEAD_MAX || start >= limit)
+		return; /* far enough ahead already */
+	uint64_t len = limit - start < READ_AHEAD_MAX ? limit - start : READ_AHEAD_MAX;
+	catalog_job_prefetch(fh->job, start, len);
+	fh->prefetched_to = start + len;
+}
+
+/* Where in the archive a member's byte at off lies (stored members only; deflated ones have
+ * no such mapping, and their reader fetches big chunks itself). */
+static uint64_t archive_pos(struct fh *fh, uint64_t off, uint64_t *limit)
+{
+	if (!fh->reader) {
+		*limit = fh->job->size;
+		return off;
+	}
+	*limit = zip_reader_data_end(fh->reader);
+	uint64_t pos = *limit - zip_reader_member(fh->reader)->comp_size;
+	return zip_reader_member(fh->reader)->method == 0 ? pos + off : *limit;
+}
+
 static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 	ssize_t n;
+	uint64_t limit;
 	log_set_context(path);
 	pthread_mutex_lock(&fh->lock);
 	uint64_t ra = next_read_ahead(fh, (uint64_t)off, size);
+	uint64_t pos = archive_pos(fh, (uint64_t)off, &limit);
+	prefetch_next(fh, pos + ra, limit);
 	if (fh->reader) {
 		n = zip_reader_pread(fh->reader, buf, size, (uint64_t)off);
 	} else {

@@ -30,6 +30,7 @@
 #define CDH_LEN 46u
 #define LFH_LEN 30u
 #define MAX_COMMENT 65535u
+#define SHORT_TAIL 4096u
 #define MAX_ENTRIES 10000000u
 #define CHUNK_MIN (256u * 1024u)
 #define CHUNK_MAX (4u * 1024u * 1024u)
@@ -99,14 +100,31 @@ static int read_zip64_end(uint64_t loc64_abs, zip_read_fn rd, void *ctx, uint64_
 	return 0;
 }
 
+/* Reads the last tail_len bytes and finds the EOCD in them. */
+static int read_tail(uint64_t size, size_t tail_len, zip_read_fn rd, void *ctx,
+		     unsigned char **tail, long *at)
+{
+	*tail = malloc(tail_len ? tail_len : 1);
+	if (!*tail)
+		return -ENOMEM;
+	ssize_t n = rd(ctx, *tail, tail_len, size - tail_len);
+	*at = n < 0 ? -1 : find_eocd(*tail, tail_len);
+	return n < 0 ? (int)n : 0;
+}
+
 static int locate_cd(uint64_t size, zip_read_fn rd, void *ctx, struct cd_loc *cd)
 {
-	size_t tail_len = size < EOCD_LEN + MAX_COMMENT ? (size_t)size : EOCD_LEN + MAX_COMMENT;
-	unsigned char *tail = malloc(tail_len ? tail_len : 1);
-	if (!tail)
-		return -ENOMEM;
-	ssize_t n = rd(ctx, tail, tail_len, size - tail_len);
-	long at = n < 0 ? -1 : find_eocd(tail, tail_len);
+	/* archives seldom carry a comment: look in the last few KiB before the whole window */
+	size_t full = size < EOCD_LEN + MAX_COMMENT ? (size_t)size : EOCD_LEN + MAX_COMMENT;
+	size_t tail_len = full < SHORT_TAIL ? full : SHORT_TAIL;
+	unsigned char *tail;
+	long at;
+	int n = read_tail(size, tail_len, rd, ctx, &tail, &at);
+	if (!n && at < 0 && full > tail_len) {
+		free(tail);
+		tail_len = full;
+		n = read_tail(size, tail_len, rd, ctx, &tail, &at);
+	}
 	int err = n < 0 ? (int)n : at < 0 ? -EIO : 0;
 	if (!err) {
 		const unsigned char *e = tail + at;
@@ -571,6 +589,11 @@ int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_re
 uint64_t zip_reader_data_end(const struct zip_reader *r)
 {
 	return r->data_off + r->m->comp_size;
+}
+
+const struct zip_member *zip_reader_member(const struct zip_reader *r)
+{
+	return r->m;
 }
 
 void zip_reader_free(struct zip_reader *r)

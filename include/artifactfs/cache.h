@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CACHE_BLOCK_SIZE (64u * 1024u)
+#define CACHE_BLOCK_SIZE (16u * 1024u)
 
 struct cache;
 struct cache_entry;
@@ -55,6 +55,10 @@ typedef int (*cache_fetch_fn)(void *ctx, struct cache_entry *e, uint64_t off, ui
  * -errno (the fetch's error, -ENOSPC, -EIO when a fetch returned 0 but left a block missing). */
 ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
 			  uint64_t min_fetch, cache_fetch_fn fetch, void *ctx);
+
+/* As cache_entry_pread, but only makes the bytes present (buf may be NULL then). */
+int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len, cache_fetch_fn fetch,
+			 void *ctx);
 
 /* Stores bytes at off. Marks each block that is now wholly written (the last block counts as
  * whole when the data reaches the archive's end); bytes of a partly written block go to disk at

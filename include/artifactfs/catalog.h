@@ -80,6 +80,11 @@ int catalog_job_index(struct job *j, const struct zipindex **out);
  * read_ahead: bytes to fetch at least when a fetch is needed (sequential readers pass more). */
 ssize_t catalog_job_pread(struct job *j, void *buf, size_t len, uint64_t off, uint64_t read_ahead);
 
+/* Starts fetching [off, off+len) in the background (a sequential reader's next window) and
+ * returns at once; the thread holds its own reference on j. Failures are left to the read
+ * that needs the bytes. */
+void catalog_job_prefetch(struct job *j, uint64_t off, uint64_t len);
+
 /* A zip_read_fn over the job's archive (ctx is the job), for zip_reader_new(). */
 ssize_t catalog_job_read_fn(void *ctx, void *buf, size_t len, uint64_t off);
 

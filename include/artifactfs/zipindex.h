@@ -87,5 +87,7 @@ int zip_reader_read_all(const struct zipindex *zi, const struct zip_member *m, z
 void zip_reader_free(struct zip_reader *r);
 /* Offset in the archive one past the member's compressed bytes: read-ahead stops there. */
 uint64_t zip_reader_data_end(const struct zip_reader *r);
+/* The member being read. */
+const struct zip_member *zip_reader_member(const struct zip_reader *r);
 
 #endif
