@@ -380,7 +380,8 @@ static size_t arena_size(const struct entries *es)
 
 static int build(struct zipindex *zi, struct entries *es)
 {
-	qsort(es->v, es->n, sizeof(*es->v), cmp_entries);
+	if (es->n) /* an empty archive has no array at all */
+		qsort(es->v, es->n, sizeof(*es->v), cmp_entries);
 	zi->m = calloc(es->n + 1, sizeof(*zi->m));
 	zi->arena = malloc(arena_size(es));
 	uint32_t *last_child = malloc((es->n + 1) * sizeof(*last_child));
