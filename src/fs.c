@@ -324,6 +324,18 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	return op_end(&tp, err);
 }
 
+/* Listings under a job id never change: the kernel may keep them (cache_readdir). */
+static int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct tree_path tp;
+	int err = op_begin(path, &tp);
+	if (!err && tp.kind == TREE_JOBID) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
+	return op_end(&tp, err == -ENOENT ? 0 : err); /* readdir says what is missing */
+}
+
 static void fh_free(struct fh *fh)
 {
 	zip_reader_free(fh->reader);
@@ -837,6 +849,7 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 const struct fuse_operations fs_operations = {
 	.init = fs_init,
 	.getattr = fs_getattr,
+	.opendir = fs_opendir,
 	.readdir = fs_readdir,
 	.open = fs_open,
 	.read = fs_read,
