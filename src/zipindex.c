@@ -2,13 +2,16 @@
  * inflate a member from its compressed bytes. Nothing here holds the archive: every byte comes
  * through the caller's zip_read_fn (the block cache, backed by Range requests).
  *
- * Invariants of a loaded index: members[] is sorted by full name (strcmp), so a parent precedes
- * its children and lookups are binary searches; members[0] is the root (""); every member's
- * parent is a folder; no name is absolute or holds ".", ".." or empty components; all names live
- * in one arena. A reader never returns a byte past the central directory's size, and fails the
+ * Invariants of a loaded index: members[] is in path order (strcmp, except that '/' sorts before
+ * every other byte), which is a depth-first pre-order of the tree: a folder comes right before
+ * everything under it, siblings come in strcmp order, and lookups are binary searches. members[0]
+ * is the root (""); every member's parent is a folder; no name is absolute or holds ".", ".." or
+ * empty components; all names live in one arena and all members in one array, so 100,000 members
+ * cost a few MiB. A reader never returns a byte past the central directory's size, and fails the
  * read that reaches the end when the CRC-32 or the size disagree. */
 #include "artifactfs/zipindex.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +37,16 @@
 #define MAX_ENTRIES 10000000u
 #define CHUNK_MIN (256u * 1024u)
 #define CHUNK_MAX (4u * 1024u * 1024u)
+#define MAX_CALL (1u << 30) /* bytes handed to zlib or rd in one go */
+#define SHOWN_MAX 200u      /* bytes of a hostile name written to the log */
 #define NONE UINT32_MAX
+#define DROPPED (UINT32_MAX - 1) /* first_child of an entry left out while building */
 
 struct zipindex {
-	struct zip_member *m; /* sorted by name; m[0] is the root */
+	struct zip_member *m; /* in path order; m[0] is the root */
 	size_t n;
 	char *arena;          /* every name, NUL-terminated */
+	size_t arena_len;
 	size_t rejected;
 	uint64_t cd_offset;
 };
@@ -59,35 +66,44 @@ static uint64_t le64(const unsigned char *p)
 	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
+/* Makes room for need elements of size bytes in *v. Returns 0 or -ENOMEM. */
+static int grow(void **v, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 16;
+	while (c < need)
+		c *= 2;
+	void *p = realloc(*v, c * size);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
 /* ---- the end of the archive ---- */
 
 struct cd_loc {
 	uint64_t offset, size, entries;
+	uint64_t end; /* the central directory ends at or before this: the zip64 record or EOCD */
 };
 
-/* Finds the last EOCD whose comment ends within the tail; returns its offset in tail or -1. */
-static long find_eocd(const unsigned char *tail, size_t len)
-{
-	if (len < EOCD_LEN)
-		return -1;
-	for (size_t i = len - EOCD_LEN + 1; i-- > 0;) {
-		if (le32(tail + i) == EOCD_SIG && i + EOCD_LEN + le16(tail + i + 20) <= len)
-			return (long)i;
-	}
-	return -1;
-}
-
-static int read_zip64_end(uint64_t loc64_abs, zip_read_fn rd, void *ctx, uint64_t size,
-			  struct cd_loc *cd)
+/* Follows the zip64 locator just before the EOCD at eocd_abs, if there is one, to the zip64 end
+ * record, whose values then replace the EOCD's. Returns 0 (with or without a locator) or -errno. */
+static int read_zip64_end(uint64_t eocd_abs, zip_read_fn rd, void *ctx, struct cd_loc *cd)
 {
 	unsigned char loc[LOC64_LEN], rec[EOCD64_LEN];
-	ssize_t n = rd(ctx, loc, LOC64_LEN, loc64_abs);
+	if (eocd_abs < LOC64_LEN)
+		return 0;
+	uint64_t loc_abs = eocd_abs - LOC64_LEN;
+	ssize_t n = rd(ctx, loc, LOC64_LEN, loc_abs);
 	if (n < 0)
 		return (int)n;
 	if (le32(loc) != LOC64_SIG)
-		return 1; /* no zip64 locator: the EOCD's values stand */
+		return 0;
 	uint64_t rec_off = le64(loc + 8);
-	if (rec_off > size || size - rec_off < EOCD64_LEN)
+	if (rec_off > loc_abs || loc_abs - rec_off < EOCD64_LEN)
 		return -EIO;
 	n = rd(ctx, rec, EOCD64_LEN, rec_off);
 	if (n < 0)
@@ -97,98 +113,113 @@ static int read_zip64_end(uint64_t loc64_abs, zip_read_fn rd, void *ctx, uint64_
 	cd->entries = le64(rec + 32);
 	cd->size = le64(rec + 40);
 	cd->offset = le64(rec + 48);
+	cd->end = rec_off;
 	return 0;
 }
 
-/* Reads the last tail_len bytes and finds the EOCD in them. */
-static int read_tail(uint64_t size, size_t tail_len, zip_read_fn rd, void *ctx,
-		     unsigned char **tail, long *at)
+/* Reads the EOCD at e (eocd_abs in the archive). Returns 0, -EIO when it is not a consistent
+ * one, or rd's error. */
+static int parse_eocd(const unsigned char *e, uint64_t eocd_abs, zip_read_fn rd, void *ctx,
+		      struct cd_loc *cd)
 {
-	*tail = malloc(tail_len ? tail_len : 1);
-	if (!*tail)
-		return -ENOMEM;
-	ssize_t n = rd(ctx, *tail, tail_len, size - tail_len);
-	*at = n < 0 ? -1 : find_eocd(*tail, tail_len);
-	return n < 0 ? (int)n : 0;
+	*cd = (struct cd_loc){.entries = le16(e + 10), .size = le32(e + 12),
+			      .offset = le32(e + 16), .end = eocd_abs};
+	int err = read_zip64_end(eocd_abs, rd, ctx, cd);
+	if (err)
+		return err;
+	if (cd->offset > cd->end || cd->size > cd->end - cd->offset ||
+	    cd->entries > MAX_ENTRIES || cd->entries * CDH_LEN > cd->size)
+		return -EIO;
+	return 0;
 }
 
-static int locate_cd(uint64_t size, zip_read_fn rd, void *ctx, struct cd_loc *cd)
+/* Tries the EOCD signatures in the last len bytes, the last first, and keeps the first that is
+ * consistent (a comment may hold a signature). Returns 0, -EIO when none is, or -errno. */
+static int scan_tail(uint64_t size, size_t len, zip_read_fn rd, void *ctx, struct cd_loc *cd)
 {
-	/* archives seldom carry a comment: look in the last few KiB before the whole window */
-	size_t full = size < EOCD_LEN + MAX_COMMENT ? (size_t)size : EOCD_LEN + MAX_COMMENT;
-	size_t tail_len = full < SHORT_TAIL ? full : SHORT_TAIL;
-	unsigned char *tail;
-	long at;
-	int n = read_tail(size, tail_len, rd, ctx, &tail, &at);
-	if (!n && at < 0 && full > tail_len) {
-		free(tail);
-		tail_len = full;
-		n = read_tail(size, tail_len, rd, ctx, &tail, &at);
-	}
-	int err = n < 0 ? (int)n : at < 0 ? -EIO : 0;
-	if (!err) {
-		const unsigned char *e = tail + at;
-		uint64_t eocd_abs = size - tail_len + (uint64_t)at;
-		cd->entries = le16(e + 10);
-		cd->size = le32(e + 12);
-		cd->offset = le32(e + 16);
-		if (eocd_abs >= LOC64_LEN) {
-			err = read_zip64_end(eocd_abs - LOC64_LEN, rd, ctx, size, cd);
-			err = err > 0 ? 0 : err;
-		}
-		if (!err && (cd->offset > eocd_abs || cd->size > eocd_abs - cd->offset ||
-			     cd->entries > MAX_ENTRIES || cd->entries * CDH_LEN > cd->size))
-			err = -EIO;
+	unsigned char *tail = malloc(len);
+	if (!tail)
+		return -ENOMEM;
+	ssize_t n = rd(ctx, tail, len, size - len);
+	int err = n < 0 ? (int)n : -EIO;
+	for (size_t i = len - EOCD_LEN + 1; n >= 0 && err == -EIO && i-- > 0;) {
+		if (le32(tail + i) == EOCD_SIG && i + EOCD_LEN + le16(tail + i + 20) <= len)
+			err = parse_eocd(tail + i, size - len + i, rd, ctx, cd);
 	}
 	free(tail);
 	return err;
 }
 
-/* ---- central directory entries ---- */
-
-struct entry {
-	const char *name; /* into the CD buffer or a prefix of another name; not NUL-terminated */
-	uint32_t name_len;
-	uint32_t order;   /* position in the CD; synthetic folders after every real entry */
-	struct zip_member m;
-};
-
-struct entries {
-	struct entry *v;
-	size_t n, cap;
-	size_t rejected;
-};
-
-static int entries_add(struct entries *es, const struct entry *e)
+/* Finds the central directory. size >= EOCD_LEN. */
+static int locate_cd(uint64_t size, zip_read_fn rd, void *ctx, struct cd_loc *cd)
 {
-	if (es->n == es->cap) {
-		size_t cap = es->cap ? es->cap * 2 : 64;
-		struct entry *v = realloc(es->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		es->v = v;
-		es->cap = cap;
-	}
-	es->v[es->n++] = *e;
-	return 0;
+	/* archives seldom carry a comment: look in the last few KiB before the whole window */
+	size_t full = size < EOCD_LEN + MAX_COMMENT ? (size_t)size : EOCD_LEN + MAX_COMMENT;
+	size_t len = full < SHORT_TAIL ? full : SHORT_TAIL;
+	int err = scan_tail(size, len, rd, ctx, cd);
+	if (err == -EIO && full > len)
+		err = scan_tail(size, full, rd, ctx, cd);
+	return err;
 }
 
-/* True when name (without a trailing '/') is safe inside a job folder. */
+/* ---- central directory entries ---- */
+
+/* While the index is built, a member's name points into the central directory (not
+ * NUL-terminated), base points one past its end, and parent holds its position in the central
+ * directory; copy_names() and link_tree() give them their final meaning. */
+struct build {
+	struct zip_member *m; /* m[0] is the root */
+	size_t n, cap;
+	size_t rejected;
+	uint64_t cd_offset;
+};
+
+static size_t name_len(const struct zip_member *m)
+{
+	return (size_t)(m->base - m->name);
+}
+
+/* Writes at most SHOWN_MAX bytes of name into out (SHOWN_MAX + 4 bytes), control bytes as '?'. */
+static void shown_name(char *out, const char *name, size_t len)
+{
+	size_t n = len > SHOWN_MAX ? SHOWN_MAX : len;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (unsigned char)name[i] < 0x20 || name[i] == 0x7f ? '?' : name[i];
+	strcpy(out + n, len > n ? "..." : "");
+}
+
+static void reject(size_t *count, const char *name, size_t len, const char *why)
+{
+	char shown[SHOWN_MAX + 4];
+	shown_name(shown, name, len);
+	log_msg(LOG_WARNING, "archive member \"%s\" left out: %s", shown, why);
+	(*count)++;
+}
+
+/* True when a component between bytes of seps is "..", or with strict also "" or ".".
+ * name holds no NUL. */
+static bool bad_component(const char *name, size_t len, const char *seps, bool strict)
+{
+	for (size_t i = 0, start = 0; i <= len; i++) {
+		if (i < len && !strchr(seps, name[i]))
+			continue;
+		const char *c = name + start;
+		size_t n = i - start;
+		if ((n == 2 && c[0] == '.' && c[1] == '.') ||
+		    (strict && (n == 0 || (n == 1 && c[0] == '.'))))
+			return true;
+		start = i + 1;
+	}
+	return false;
+}
+
+/* True when name (without its trailing '/') is safe inside a job folder: not absolute, no NUL,
+ * no "", "." or ".." component, and no ".." between backslashes either (a Windows escape). */
 static bool name_is_safe(const char *name, size_t len)
 {
-	if (len == 0 || name[0] == '/' || memchr(name, '\0', len))
+	if (len == 0 || name[0] == '/' || name[0] == '\\' || memchr(name, '\0', len))
 		return false;
-	for (size_t i = 0; i <= len;) {
-		size_t j = i;
-		while (j < len && name[j] != '/')
-			j++;
-		size_t c = j - i;
-		if (c == 0 || (c == 1 && name[i] == '.') ||
-		    (c == 2 && name[i] == '.' && name[i + 1] == '.'))
-			return false;
-		i = j + 1;
-	}
-	return true;
+	return !bad_component(name, len, "/", true) && !bad_component(name, len, "/\\", false);
 }
 
 static int64_t dos_time(uint16_t t, uint16_t d)
@@ -204,27 +235,43 @@ static int64_t dos_time(uint16_t t, uint16_t d)
 	return (int64_t)timegm(&tm);
 }
 
-/* Applies the zip64 and extended-timestamp extra fields. */
-static int apply_extra(const unsigned char *x, size_t len, struct zip_member *m, bool big_size,
-		       bool big_csize, bool big_off)
+#define BIG_SIZE 1u
+#define BIG_CSIZE 2u
+#define BIG_OFFSET 4u
+
+/* The zip64 extended information: 8-byte values for the fields whose 32-bit ones are all ones,
+ * in this order. Returns 0 or -EIO when the field is too short. */
+static int zip64_extra(const unsigned char *d, size_t n, struct zip_member *m, unsigned big)
 {
+	size_t need = 8u * (!!(big & BIG_SIZE) + !!(big & BIG_CSIZE) + !!(big & BIG_OFFSET));
+	if (n < need)
+		return -EIO;
+	if (big & BIG_SIZE)
+		m->size = le64(d), d += 8;
+	if (big & BIG_CSIZE)
+		m->comp_size = le64(d), d += 8;
+	if (big & BIG_OFFSET)
+		m->local_offset = le64(d);
+	return 0;
+}
+
+/* Applies the zip64 field and the mtime of the extended timestamp (0x5455), or else of the
+ * Info-ZIP (0x5855) or PKWARE (0x000d) unix field. Returns 0 or -EIO. */
+static int apply_extra(const unsigned char *x, size_t len, struct zip_member *m, unsigned big)
+{
+	bool have_ut = false;
 	while (len >= 4) {
 		uint16_t id = le16(x), n = le16(x + 2);
+		const unsigned char *d = x + 4;
 		if ((size_t)n + 4 > len)
 			break;
-		const unsigned char *d = x + 4;
-		if (id == 0x0001) {
-			size_t need = 8u * ((unsigned)big_size + (unsigned)big_csize + (unsigned)big_off);
-			if (n < need)
-				return -EIO;
-			if (big_size)
-				m->size = le64(d), d += 8;
-			if (big_csize)
-				m->comp_size = le64(d), d += 8;
-			if (big_off)
-				m->local_offset = le64(d);
-		} else if (id == 0x5455 && n >= 5 && (d[0] & 1)) {
+		if (id == 0x0001 && zip64_extra(d, n, m, big))
+			return -EIO;
+		if (id == 0x5455 && n >= 5 && (d[0] & 1)) {
 			m->mtime = (int32_t)le32(d + 1);
+			have_ut = true;
+		} else if ((id == 0x5855 || id == 0x000d) && n >= 8 && !have_ut) {
+			m->mtime = (int32_t)le32(d + 4);
 		}
 		x += 4 + n;
 		len -= 4u + n;
@@ -238,14 +285,44 @@ static void set_type(const unsigned char *h, struct zip_member *m, bool slash)
 	bool unix_host = (le16(h + 4) >> 8) == 3;
 	uint32_t mode = unix_host ? ext >> 16 : 0;
 	m->type = slash || (ext & 0x10) || S_ISDIR(mode) ? ZIP_DIR : ZIP_FILE;
-	if (S_ISLNK(mode) && !slash)
+	if (S_ISLNK(mode) && m->type == ZIP_FILE)
 		m->type = ZIP_SYMLINK;
 	m->mode = mode & 07777;
 }
 
-/* Parses the entry at h (len bytes left in the CD); *used gets its length. */
-static int parse_entry(const unsigned char *h, size_t len, uint32_t order, uint64_t cd_offset,
-		       struct entries *es, size_t *used)
+/* Fills m from the central directory header at h (whose lengths fit). Returns NULL, or why the
+ * entry must be left out. */
+static const char *fill_member(const unsigned char *h, struct zip_member *m, uint64_t cd_offset)
+{
+	size_t nl = le16(h + 28), xl = le16(h + 30);
+	const char *name = (const char *)h + CDH_LEN;
+	uint32_t csize = le32(h + 20), usize = le32(h + 24), off = le32(h + 42);
+	unsigned big = (usize == 0xffffffffu ? BIG_SIZE : 0) | (csize == 0xffffffffu ? BIG_CSIZE : 0) |
+		       (off == 0xffffffffu ? BIG_OFFSET : 0);
+	bool slash = nl > 0 && name[nl - 1] == '/';
+	*m = (struct zip_member){.name = name, .base = name + nl - slash, .crc32 = le32(h + 16),
+				 .method = le16(h + 10), .encrypted = le16(h + 8) & 1,
+				 .size = usize, .comp_size = csize, .local_offset = off,
+				 .mtime = dos_time(le16(h + 12), le16(h + 14)),
+				 .first_child = NONE, .next_sibling = NONE};
+	if (apply_extra(h + CDH_LEN + nl, xl, m, big))
+		return "its zip64 field is too short";
+	set_type(h, m, slash);
+	if (!name_is_safe(name, name_len(m)))
+		return "unsafe name (absolute, NUL, or an empty, '.' or '..' component)";
+	if (m->type == ZIP_DIR) {
+		m->size = m->comp_size = 0;
+		return NULL;
+	}
+	if (m->local_offset > cd_offset || m->comp_size > cd_offset - m->local_offset)
+		return "its data lies outside the archive";
+	return NULL;
+}
+
+/* Parses the entry at h (len bytes left in the central directory) into b->m[b->n]; *used gets
+ * its length. Returns 0 (kept or left out) or -EIO when the directory itself is broken. */
+static int parse_entry(struct build *b, const unsigned char *h, size_t len, uint32_t order,
+		       size_t *used)
 {
 	if (len < CDH_LEN || le32(h) != CDH_SIG)
 		return -EIO;
@@ -253,41 +330,23 @@ static int parse_entry(const unsigned char *h, size_t len, uint32_t order, uint6
 	if (CDH_LEN + nl + xl + cl > len)
 		return -EIO;
 	*used = CDH_LEN + nl + xl + cl;
-	struct entry e = {.name = (const char *)h + CDH_LEN, .order = order};
-	struct zip_member *m = &e.m;
-	uint32_t csize = le32(h + 20), usize = le32(h + 24), off = le32(h + 42);
-	m->crc32 = le32(h + 16);
-	m->method = le16(h + 10);
-	m->encrypted = le16(h + 8) & 1;
-	m->comp_size = csize;
-	m->size = usize;
-	m->local_offset = off;
-	m->mtime = dos_time(le16(h + 12), le16(h + 14));
-	if (apply_extra(h + CDH_LEN + nl, xl, m, usize == 0xffffffffu, csize == 0xffffffffu,
-			off == 0xffffffffu))
-		return -EIO;
-	bool slash = nl > 0 && e.name[nl - 1] == '/';
-	set_type(h, m, slash);
-	e.name_len = (uint32_t)(slash ? nl - 1 : nl);
-	bool broken = m->type != ZIP_DIR && (m->local_offset > cd_offset ||
-					     m->comp_size > cd_offset - m->local_offset);
-	if (!name_is_safe(e.name, e.name_len) || broken) {
-		log_msg(LOG_WARNING, "archive member \"%.*s\" left out: %s", (int)(nl > 200 ? 200 : nl),
-			e.name, broken ? "its data lies outside the archive" : "its name escapes the job folder");
-		es->rejected++;
+	struct zip_member *m = &b->m[b->n];
+	const char *why = fill_member(h, m, b->cd_offset);
+	if (why) {
+		reject(&b->rejected, (const char *)h + CDH_LEN, nl, why);
 		return 0;
 	}
-	if (m->type == ZIP_DIR)
-		m->size = m->comp_size = 0;
-	return entries_add(es, &e);
+	m->parent = order;
+	b->n++;
+	return 0;
 }
 
-static int parse_cd(const unsigned char *cd, const struct cd_loc *loc, struct entries *es)
+static int parse_cd(struct build *b, const unsigned char *cd, const struct cd_loc *loc)
 {
 	size_t pos = 0;
 	for (uint64_t i = 0; i < loc->entries; i++) {
 		size_t used = 0;
-		int err = parse_entry(cd + pos, loc->size - pos, (uint32_t)i, loc->offset, es, &used);
+		int err = parse_entry(b, cd + pos, (size_t)loc->size - pos, (uint32_t)i, &used);
 		if (err)
 			return err;
 		pos += used;
@@ -295,160 +354,267 @@ static int parse_cd(const unsigned char *cd, const struct cd_loc *loc, struct en
 	return 0;
 }
 
-/* Adds a synthetic folder for every proper prefix of every name. */
-static int add_parents(struct entries *es)
+/* ---- building the index ---- */
+
+static int byte_rank(char c)
 {
-	size_t n = es->n;
-	for (size_t i = 0; i < n; i++) {
-		const char *name = es->v[i].name;
-		for (uint32_t k = 0; k < es->v[i].name_len; k++) {
-			if (name[k] != '/')
-				continue;
-			struct entry d = {.name = name, .name_len = k, .order = UINT32_MAX,
-					  .m = {.type = ZIP_DIR, .synthetic = true}};
-			int err = entries_add(es, &d);
-			if (err)
-				return err;
-			name = es->v[i].name; /* es->v may have moved; the name did not */
+	return c == '/' ? 0 : (unsigned char)c; /* names hold no NUL: '/' is below every byte */
+}
+
+/* Path order: strcmp, except that '/' sorts first, so a folder's subtree follows it at once. */
+static int cmp_path(const char *a, size_t al, const char *b, size_t bl)
+{
+	size_t n = al < bl ? al : bl;
+	for (size_t i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return byte_rank(a[i]) - byte_rank(b[i]);
+	return (al > bl) - (al < bl);
+}
+
+/* Path order, then the order in the central directory (kept in parent while building). */
+static int cmp_building(const void *pa, const void *pb)
+{
+	const struct zip_member *a = pa, *b = pb;
+	int c = cmp_path(a->name, name_len(a), b->name, name_len(b));
+	return c ? c : (a->parent > b->parent) - (a->parent < b->parent);
+}
+
+static bool same_name(const struct zip_member *a, const struct zip_member *b)
+{
+	return name_len(a) == name_len(b) && !memcmp(a->name, b->name, name_len(a));
+}
+
+/* True when e lies under the folder named dir (len bytes; "" is the root). */
+static bool is_under(const struct zip_member *e, const char *dir, size_t len)
+{
+	return len == 0 || (name_len(e) > len && e->name[len] == '/' && !memcmp(e->name, dir, len));
+}
+
+static void drop(struct build *b, struct zip_member *e, const char *why)
+{
+	reject(&b->rejected, e->name, name_len(e), why);
+	e->first_child = DROPPED;
+}
+
+/* A file or symlink at i may not have anything under it. Whichever came first in the archive
+ * stays: the file (everything under it goes) or what is under it (the file goes, and so do its
+ * duplicates that are not folders). */
+static void resolve_file(struct build *b, size_t i)
+{
+	struct zip_member *f = &b->m[i];
+	size_t k = i + 1, j;
+	uint32_t first = NONE;
+	while (k < b->n && same_name(&b->m[k], f))
+		k++;
+	for (j = k; j < b->n && is_under(&b->m[j], f->name, name_len(f)); j++)
+		first = b->m[j].parent < first ? b->m[j].parent : first;
+	if (j > k && first < f->parent) {
+		for (size_t x = i; x < k; x++)
+			if (b->m[x].type != ZIP_DIR)
+				drop(b, &b->m[x], "a folder of that name comes first");
+		return;
+	}
+	for (size_t x = k; x < j; x++)
+		if (b->m[x].first_child != DROPPED)
+			drop(b, &b->m[x], "its folder is a file");
+}
+
+/* Sorts the entries, then leaves out duplicates (the first stays) and file/folder clashes. */
+static void drop_conflicts(struct build *b)
+{
+	size_t w = 1;
+	qsort(b->m + 1, b->n - 1, sizeof(*b->m), cmp_building);
+	for (size_t i = 1; i < b->n; i++) {
+		struct zip_member *e = &b->m[i];
+		if (e->first_child == DROPPED)
+			continue;
+		if (w > 1 && same_name(&b->m[w - 1], e)) {
+			char shown[SHOWN_MAX + 4];
+			shown_name(shown, e->name, name_len(e));
+			log_msg(LOG_INFO, "archive member \"%s\" appears again: the first stays", shown);
+			continue;
 		}
+		if (e->type != ZIP_DIR)
+			resolve_file(b, i);
+		if (e->first_child != DROPPED)
+			b->m[w++] = *e;
+	}
+	b->n = w;
+}
+
+struct span {
+	const char *name;
+	size_t len;
+	size_t before; /* folders to make up: index in b->m of the entry they precede */
+};
+
+struct spans {
+	struct span *v;
+	size_t n, cap;
+};
+
+static int spans_push(struct spans *s, const char *name, size_t len, size_t before)
+{
+	int err = grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v));
+	if (!err)
+		s->v[s->n++] = (struct span){name, len, before};
+	return err;
+}
+
+/* Lists the folders that are named by their children only, in path order. Walks the entries
+ * with the stack of folders above the current one. */
+static int find_missing(const struct build *b, struct spans *missing)
+{
+	struct spans up = {0};
+	int err = 0;
+	for (size_t i = 1; i < b->n && !err; i++) {
+		const struct zip_member *e = &b->m[i];
+		while (up.n > 0 && !is_under(e, up.v[up.n - 1].name, up.v[up.n - 1].len))
+			up.n--;
+		for (size_t k = up.n ? up.v[up.n - 1].len + 1 : 0; k < name_len(e) && !err; k++) {
+			if (e->name[k] != '/')
+				continue;
+			err = spans_push(&up, e->name, k, 0);
+			if (!err)
+				err = spans_push(missing, e->name, k, i);
+		}
+		if (!err && e->type == ZIP_DIR)
+			err = spans_push(&up, e->name, name_len(e), 0);
+	}
+	free(up.v);
+	return err;
+}
+
+/* Inserts the missing folders before the entries they precede, merging from the back. */
+static int add_folders(struct build *b)
+{
+	struct spans s = {0};
+	int err = find_missing(b, &s);
+	size_t total = b->n + s.n;
+	if (!err && total >= DROPPED)
+		err = -EIO;
+	if (!err && total > b->cap)
+		err = grow((void **)&b->m, &b->cap, total, sizeof(*b->m));
+	size_t w = total, k = s.n;
+	for (size_t i = b->n; !err && i-- > 1;) {
+		b->m[--w] = b->m[i];
+		while (k > 0 && s.v[k - 1].before == i) {
+			const struct span *f = &s.v[--k];
+			b->m[--w] = (struct zip_member){.name = f->name, .base = f->name + f->len,
+							 .type = ZIP_DIR, .synthetic = true,
+							 .first_child = NONE, .next_sibling = NONE};
+		}
+	}
+	assert(err || w == 1);
+	if (!err)
+		b->n = total;
+	free(s.v);
+	return err;
+}
+
+struct level {
+	uint32_t idx, last_child;
+};
+
+/* Sets parent, first_child and next_sibling, walking the pre-order with a stack of folders. */
+static int link_tree(struct build *b)
+{
+	struct level *up = NULL;
+	size_t depth = 0, cap = 0;
+	int err = grow((void **)&up, &cap, 1, sizeof(*up));
+	if (!err)
+		up[depth++] = (struct level){0, NONE};
+	for (uint32_t i = 1; !err && i < b->n; i++) {
+		struct zip_member *e = &b->m[i];
+		while (depth > 1 && !is_under(e, b->m[up[depth - 1].idx].name,
+					      name_len(&b->m[up[depth - 1].idx])))
+			depth--;
+		struct level *p = &up[depth - 1];
+		e->parent = p->idx;
+		if (p->last_child == NONE)
+			b->m[p->idx].first_child = i;
+		else
+			b->m[p->last_child].next_sibling = i;
+		p->last_child = i;
+		if (e->type == ZIP_DIR)
+			err = grow((void **)&up, &cap, depth + 1, sizeof(*up));
+		if (!err && e->type == ZIP_DIR)
+			up[depth++] = (struct level){i, NONE};
+	}
+	free(up);
+	return err;
+}
+
+/* Moves every name into one arena; names and bases then point into it. */
+static int copy_names(struct build *b, struct zipindex *zi)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < b->n; i++)
+		total += name_len(&b->m[i]) + 1;
+	char *a = malloc(total);
+	if (!a)
+		return -ENOMEM;
+	zi->arena = a;
+	zi->arena_len = total;
+	for (size_t i = 0; i < b->n; i++) {
+		struct zip_member *m = &b->m[i];
+		size_t len = name_len(m);
+		memcpy(a, m->name, len);
+		a[len] = '\0';
+		m->name = a;
+		m->base = strrchr(a, '/') ? strrchr(a, '/') + 1 : a;
+		a += len + 1;
 	}
 	return 0;
 }
 
-static int cmp_names(const char *a, size_t al, const char *b, size_t bl)
+/* Builds the index from the central directory's bytes; they may go once it returns. */
+static int build_index(const unsigned char *cd, const struct cd_loc *loc, struct zipindex *zi)
 {
-	int c = memcmp(a, b, al < bl ? al : bl);
-	return c ? c : (al > bl) - (al < bl);
-}
-
-static int cmp_entries(const void *pa, const void *pb)
-{
-	const struct entry *a = pa, *b = pb;
-	int c = cmp_names(a->name, a->name_len, b->name, b->name_len);
-	return c ? c : (a->order > b->order) - (a->order < b->order);
-}
-
-/* ---- building the index ---- */
-
-static long find_in(const struct zip_member *m, size_t n, const char *name, size_t len)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = cmp_names(m[mid].name, strlen(m[mid].name), name, len);
-		if (c == 0)
-			return (long)mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-/* Index of e's parent among the first n members, or -1 when it is missing or not a folder. */
-static long parent_of(const struct zipindex *zi, const struct entry *e)
-{
-	const char *slash = NULL;
-	for (uint32_t k = e->name_len; k-- > 0;)
-		if (e->name[k] == '/') {
-			slash = e->name + k;
-			break;
-		}
-	long p = slash ? find_in(zi->m, zi->n, e->name, (size_t)(slash - e->name)) : 0;
-	return p >= 0 && zi->m[p].type == ZIP_DIR ? p : -1;
-}
-
-static void link_child(struct zipindex *zi, uint32_t *last_child, uint32_t parent, uint32_t idx)
-{
-	struct zip_member *p = &zi->m[parent];
-	zi->m[idx].parent = parent;
-	if (last_child[parent] == NONE)
-		p->first_child = idx;
-	else
-		zi->m[last_child[parent]].next_sibling = idx;
-	last_child[parent] = idx;
-}
-
-static size_t arena_size(const struct entries *es)
-{
-	size_t total = 1;
-	for (size_t i = 0; i < es->n; i++)
-		total += es->v[i].name_len + 1;
-	return total;
-}
-
-static int build(struct zipindex *zi, struct entries *es)
-{
-	if (es->n) /* an empty archive has no array at all */
-		qsort(es->v, es->n, sizeof(*es->v), cmp_entries);
-	zi->m = calloc(es->n + 1, sizeof(*zi->m));
-	zi->arena = malloc(arena_size(es));
-	uint32_t *last_child = malloc((es->n + 1) * sizeof(*last_child));
-	int err = zi->m && zi->arena && last_child ? 0 : -ENOMEM;
-	char *a = zi->arena;
+	struct build b = {.cap = (size_t)loc->entries + 1, .cd_offset = loc->offset};
+	b.m = malloc(b.cap * sizeof(*b.m));
+	if (!b.m)
+		return -ENOMEM;
+	b.m[0] = (struct zip_member){.name = "", .base = "", .type = ZIP_DIR, .synthetic = true,
+				     .first_child = NONE, .next_sibling = NONE};
+	b.n = 1;
+	int err = parse_cd(&b, cd, loc);
 	if (!err) {
-		*a = '\0';
-		zi->m[0] = (struct zip_member){.name = a++, .base = zi->arena, .type = ZIP_DIR,
-					       .synthetic = true, .first_child = NONE,
-					       .next_sibling = NONE};
-		last_child[0] = NONE;
-		zi->n = 1;
+		drop_conflicts(&b);
+		err = add_folders(&b);
 	}
-	for (size_t i = 0; !err && i < es->n; i++) {
-		struct entry *e = &es->v[i];
-		if (i > 0 && cmp_names(e->name, e->name_len, es->v[i - 1].name,
-				       es->v[i - 1].name_len) == 0)
-			continue; /* a duplicate: the first in the central directory stays */
-		long parent = parent_of(zi, e);
-		if (parent < 0) {
-			zi->rejected++;
-			log_msg(LOG_WARNING, "archive member \"%.*s\" left out: its folder is a file",
-				(int)(e->name_len > 200 ? 200 : e->name_len), e->name);
-			continue;
-		}
-		uint32_t idx = (uint32_t)zi->n++;
-		struct zip_member *m = &zi->m[idx];
-		*m = e->m;
-		memcpy(a, e->name, e->name_len);
-		a[e->name_len] = '\0';
-		m->name = a;
-		m->base = strrchr(a, '/') ? strrchr(a, '/') + 1 : a;
-		a += e->name_len + 1;
-		m->first_child = m->next_sibling = NONE;
-		last_child[idx] = NONE;
-		link_child(zi, last_child, (uint32_t)parent, idx);
+	if (!err)
+		err = link_tree(&b);
+	if (!err)
+		err = copy_names(&b, zi);
+	if (err) {
+		free(b.m);
+		return err;
 	}
-	free(last_child);
-	return err;
+	struct zip_member *fit = realloc(b.m, b.n * sizeof(*b.m)); /* give back the left-out */
+	zi->m = fit ? fit : b.m;
+	zi->n = b.n;
+	zi->rejected = b.rejected;
+	zi->cd_offset = loc->offset;
+	return 0;
 }
 
 int zipindex_load(uint64_t archive_size, zip_read_fn rd, void *ctx, struct zipindex **out)
 {
 	struct cd_loc loc;
-	struct entries es = {0};
+	struct zipindex *zi = NULL;
 	unsigned char *cd = NULL;
 	*out = NULL;
 	int err = archive_size < EOCD_LEN ? -EIO : locate_cd(archive_size, rd, ctx, &loc);
-	if (err)
-		return err;
-	cd = malloc(loc.size ? loc.size : 1);
-	if (!cd)
-		return -ENOMEM;
-	ssize_t n = loc.size ? rd(ctx, cd, loc.size, loc.offset) : 0;
-	err = n < 0 ? (int)n : parse_cd(cd, &loc, &es);
-	if (!err)
-		err = add_parents(&es);
-	struct zipindex *zi = err ? NULL : calloc(1, sizeof(*zi));
-	if (!err && !zi)
-		err = -ENOMEM;
+	if (!err && loc.size > SIZE_MAX - 1)
+		err = -EFBIG;
 	if (!err) {
-		zi->cd_offset = loc.offset;
-		zi->rejected = es.rejected;
-		err = build(zi, &es);
+		zi = calloc(1, sizeof(*zi));
+		cd = malloc(loc.size ? (size_t)loc.size : 1);
+		ssize_t n = !zi || !cd ? -ENOMEM : loc.size ? rd(ctx, cd, (size_t)loc.size, loc.offset) : 0;
+		err = n < 0 ? (int)n : build_index(cd, &loc, zi);
+		free(cd);
 	}
-	free(es.v);
-	free(cd);
 	if (err) {
 		zipindex_free(zi);
 		if (err == -EIO)
@@ -502,11 +668,20 @@ const struct zip_member *zipindex_find(const struct zipindex *zi, const char *pa
 {
 	while (*path == '/')
 		path++;
-	size_t len = strlen(path);
+	size_t len = strlen(path), lo = 0, hi = zi->n;
 	while (len > 0 && path[len - 1] == '/')
 		len--;
-	long i = find_in(zi->m, zi->n, path, len);
-	return i < 0 ? NULL : &zi->m[i];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = cmp_path(zi->m[mid].name, strlen(zi->m[mid].name), path, len);
+		if (c == 0)
+			return &zi->m[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
 }
 
 size_t zipindex_rejected(const struct zipindex *zi)
@@ -517,6 +692,11 @@ size_t zipindex_rejected(const struct zipindex *zi)
 uint64_t zipindex_cd_offset(const struct zipindex *zi)
 {
 	return zi->cd_offset;
+}
+
+size_t zipindex_memory_bytes(const struct zipindex *zi)
+{
+	return sizeof(*zi) + zi->n * sizeof(*zi->m) + zi->arena_len;
 }
 
 /* ---- reading a member ---- */

@@ -65,6 +65,8 @@ size_t zipindex_rejected(const struct zipindex *zi);
 /* Offset one past the last byte that any member's local header and data can use, computed from
  * the central directory; the offset where the central directory starts. */
 uint64_t zipindex_cd_offset(const struct zipindex *zi);
+/* Bytes of memory the loaded index holds (members, names, itself), for stats and tests. */
+size_t zipindex_memory_bytes(const struct zipindex *zi);
 
 /* A reader of one file or symlink member's content. One per open file; not thread-safe itself
  * (callers serialise per reader), but many readers may share one index. It reads the local
