@@ -625,24 +625,19 @@ int zipindex_load(uint64_t archive_size, zip_read_fn rd, void *ctx, struct zipin
 	return 0;
 }
 
-struct membuf {
-	const unsigned char *p;
-	size_t len;
-};
-
-static ssize_t membuf_read(void *ctx, void *buf, size_t len, uint64_t off)
+ssize_t zip_buffer_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
-	struct membuf *mb = ctx;
-	if (off > mb->len || len > mb->len - off)
+	struct zip_buffer *zb = ctx;
+	if (off > zb->len || len > zb->len - off)
 		return -EIO;
-	memcpy(buf, mb->p + off, len);
+	memcpy(buf, (const unsigned char *)zb->p + off, len);
 	return (ssize_t)len;
 }
 
 int zipindex_load_buffer(const void *buf, size_t len, struct zipindex **out)
 {
-	struct membuf mb = {buf, len};
-	return zipindex_load(len, membuf_read, &mb, out);
+	struct zip_buffer zb = {buf, len};
+	return zipindex_load(len, zip_buffer_read, &zb, out);
 }
 
 void zipindex_free(struct zipindex *zi)
@@ -709,17 +704,21 @@ struct zip_reader {
 	uint64_t limit;      /* the central directory's offset: no member byte lies past it */
 	z_stream zs;
 	bool zs_ready;
-	unsigned char *in;   /* compressed chunk */
+	unsigned char *in;   /* compressed chunk, in_cap bytes */
+	size_t in_cap;
 	size_t chunk;        /* size of the next fetch; grows while streaming */
 	uint64_t in_pos;     /* compressed bytes fetched */
 	uint64_t out_pos;    /* content bytes produced (deflate) or checked (stored) */
 	uint32_t crc;        /* of content [0, out_pos) */
-	int failed;          /* sticky -errno */
+	int failed;          /* sticky -errno: the member is corrupt */
+	bool stale;          /* rd failed mid-stream: restart before the next read */
 };
 
 static int fail(struct zip_reader *r, const char *why)
 {
-	log_msg(LOG_ERR, "%s: %s", r->m->name, why);
+	char shown[SHOWN_MAX + 4];
+	shown_name(shown, r->m->name, strlen(r->m->name));
+	log_msg(LOG_ERR, "%s: %s", shown, why);
 	r->failed = -EIO;
 	return -EIO;
 }
@@ -727,6 +726,8 @@ static int fail(struct zip_reader *r, const char *why)
 static int read_local_header(struct zip_reader *r)
 {
 	unsigned char h[LFH_LEN];
+	if (r->m->local_offset > r->limit || r->limit - r->m->local_offset < LFH_LEN)
+		return fail(r, "the local file header lies past the central directory");
 	ssize_t n = r->rd(r->ctx, h, LFH_LEN, r->m->local_offset);
 	if (n < 0)
 		return (int)n;
@@ -744,7 +745,9 @@ int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_re
 	if (m->type == ZIP_DIR)
 		return -EISDIR;
 	if (m->encrypted || (m->method != 0 && m->method != 8)) {
-		log_msg(LOG_ERR, "%s: %s", m->name,
+		char shown[SHOWN_MAX + 4];
+		shown_name(shown, m->name, strlen(m->name));
+		log_msg(LOG_ERR, "%s: %s", shown,
 			m->encrypted ? "encrypted members cannot be read" : "unsupported compression");
 		return -ENOTSUP;
 	}
@@ -753,10 +756,12 @@ int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_re
 		return -ENOMEM;
 	*r = (struct zip_reader){.m = m, .rd = rd, .ctx = ctx, .limit = zi->cd_offset,
 				 .chunk = CHUNK_MIN};
-	int err = read_local_header(r);
+	int err = m->method == 0 && m->size != m->comp_size ?
+		fail(r, "a stored member whose sizes differ") : read_local_header(r);
 	if (!err && m->method == 8) {
-		r->in = malloc(CHUNK_MAX);
-		err = !r->in ? -ENOMEM : inflateInit2(&r->zs, -MAX_WBITS) == Z_OK ? 0 : -ENOMEM;
+		err = grow((void **)&r->in, &r->in_cap, CHUNK_MIN, 1);
+		if (!err)
+			err = inflateInit2(&r->zs, -MAX_WBITS) == Z_OK ? 0 : -ENOMEM;
 		r->zs_ready = !err;
 	}
 	if (err) {
@@ -817,9 +822,14 @@ static int refill(struct zip_reader *r)
 	if (left == 0)
 		return fail(r, "deflate stream ends early");
 	size_t n = left < r->chunk ? (size_t)left : r->chunk;
+	int err = grow((void **)&r->in, &r->in_cap, n, 1);
+	if (err)
+		return err;
 	ssize_t got = r->rd(r->ctx, r->in, n, r->data_off + r->in_pos);
-	if (got < 0)
-		return r->failed = (int)got;
+	if (got < 0) {
+		r->stale = true; /* output of this call is lost: the next read starts over */
+		return (int)got;
+	}
 	r->in_pos += n;
 	r->zs.next_in = r->in;
 	r->zs.avail_in = (uInt)n;
@@ -834,6 +844,8 @@ static ssize_t inflate_some(struct zip_reader *r, unsigned char *out, size_t len
 	unsigned char scratch[16384];
 	unsigned char *dst = out ? out : scratch;
 	size_t want = out ? len : (len < sizeof(scratch) ? len : sizeof(scratch));
+	if (want > MAX_CALL)
+		want = MAX_CALL;
 	uint64_t room = r->m->size - r->out_pos;
 	if (want > room)
 		want = (size_t)room;
@@ -889,12 +901,13 @@ static int restart(struct zip_reader *r)
 	r->in_pos = r->out_pos = 0;
 	r->crc = 0;
 	r->chunk = CHUNK_MIN;
+	r->stale = false;
 	return 0;
 }
 
 static ssize_t deflated_pread(struct zip_reader *r, void *buf, size_t len, uint64_t off)
 {
-	if (off < r->out_pos && restart(r))
+	if ((off < r->out_pos || r->stale) && restart(r))
 		return r->failed;
 	while (r->out_pos < off) {
 		ssize_t n = inflate_some(r, NULL, (size_t)(off - r->out_pos));
