@@ -54,6 +54,13 @@ void zipindex_free(struct zipindex *zi); /* NULL is a no-op */
 /* Same as zipindex_load, from bytes in memory (the whole archive or, for the fuzzer, anything). */
 int zipindex_load_buffer(const void *buf, size_t len, struct zipindex **out);
 
+/* A zip_read_fn over bytes in memory; ctx is a struct zip_buffer. -EIO past its end. */
+struct zip_buffer {
+	const void *p;
+	size_t len;
+};
+ssize_t zip_buffer_read(void *ctx, void *buf, size_t len, uint64_t off);
+
 /* Number of members including the root folder (index 0) and synthetic folders. */
 size_t zipindex_count(const struct zipindex *zi);
 const struct zip_member *zipindex_member(const struct zipindex *zi, uint32_t idx);

@@ -8,32 +8,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-struct mem {
-	const uint8_t *p;
-	size_t len;
-};
-
-static ssize_t mem_read(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	struct mem *m = ctx;
-	if (off > m->len || len > m->len - off)
-		return -5;
-	memcpy(buf, m->p + off, len);
-	return (ssize_t)len;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct zipindex *zi;
-	struct mem m = {data, size};
-	if (zipindex_load(size, mem_read, &m, &zi) != 0)
+	struct zip_buffer m = {data, size};
+	if (zipindex_load(size, zip_buffer_read, &m, &zi) != 0)
 		return 0;
 	for (uint32_t i = 0; i < zipindex_count(zi); i++) {
 		const struct zip_member *zm = zipindex_member(zi, i);
 		if (zipindex_find(zi, zm->name) == NULL)
 			abort(); /* every member is found by its own name */
 		struct zip_reader *r;
-		if (zm->type == ZIP_DIR || zip_reader_new(zi, zm, mem_read, &m, &r) != 0)
+		if (zm->type == ZIP_DIR || zip_reader_new(zi, zm, zip_buffer_read, &m, &r) != 0)
 			continue;
 		char buf[4096];
 		for (uint64_t off = 0; off < zm->size && off < (1u << 20); off += sizeof(buf))
