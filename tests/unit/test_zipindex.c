@@ -1,7 +1,11 @@
+/* Unit tests of the zip index and readers, on archives written by Python's zipfile and, for what no
+ * sane writer produces (hostile names, lies about sizes, zip bombs), by zipbuild.h. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "artifactfs/zipindex.h"
 #include "zipbuild.h"
@@ -273,6 +277,502 @@ Test(zipindex, a_hundred_thousand_members_index)
 	struct zipindex *zi = load(&m);
 	cr_assert_eq(zipindex_count(zi), 1 + 500 + 100000);
 	cr_assert_not_null(zipindex_find(zi, "d042/f099542.txt"));
+	zipindex_free(zi);
+	free(m.p);
+}
+
+/* ---- archives written by Python's zipfile, an independent writer ---- */
+
+static const char py_script[] =
+	"import stat, sys, zipfile\n"
+	"out, binp, txtp, mode = sys.argv[1:5]\n"
+	"comp = zipfile.ZIP_STORED if mode == 'store' else zipfile.ZIP_DEFLATED\n"
+	"def info(name, m, t):\n"
+	"    i = zipfile.ZipInfo(name, date_time=(2023, 11, 14, 22, 13, 20 + 2 * t))\n"
+	"    i.create_system = 3\n"
+	"    i.external_attr = m << 16 | (0x10 if stat.S_ISDIR(m) else 0)\n"
+	"    i.compress_type = comp\n"
+	"    return i\n"
+	"with zipfile.ZipFile(out, 'w') as z:\n"
+	"    z.writestr(info('dir/', stat.S_IFDIR | 0o750, 0), b'')\n"
+	"    for name, path in (('dir/big.bin', binp), ('dir/big.txt', txtp)):\n"
+	"        with z.open(info(name, stat.S_IFREG | 0o640, 1), 'w',\n"
+	"                    force_zip64=(mode == 'zip64')) as f:\n"
+	"            f.write(open(path, 'rb').read())\n"
+	"    z.writestr(info('run.sh', stat.S_IFREG | 0o755, 2), b'#!/bin/sh\\n')\n"
+	"    z.writestr(info('empty', stat.S_IFREG | 0o644, 3), b'')\n"
+	"    z.writestr(info('hollow/', stat.S_IFDIR | 0o755, 4), b'')\n"
+	"    z.writestr(info('to-run', stat.S_IFLNK | 0o777, 5), b'run.sh')\n"
+	"    z.writestr(info('deep/er/file', stat.S_IFREG | 0o644, 6), b'deep')\n";
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+static unsigned char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f);
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	rewind(f);
+	unsigned char *p = malloc(*len);
+	cr_assert_eq(fread(p, 1, *len, f), *len);
+	fclose(f);
+	return p;
+}
+
+/* Runs py_script with mode; the two big members hold bin and txt (n bytes each). */
+static unsigned char *py_build(const char *mode, const void *bin, const void *txt, size_t n,
+			       size_t *len)
+{
+	char dir[] = "/tmp/zipindex-test-XXXXXX", path[3][64], cmd[512];
+	cr_assert_not_null(mkdtemp(dir));
+	const char *leaf[] = {"out.zip", "big.bin", "big.txt"};
+	for (int i = 0; i < 3; i++)
+		snprintf(path[i], sizeof(path[i]), "%s/%s", dir, leaf[i]);
+	write_file(path[1], bin, n);
+	write_file(path[2], txt, n);
+	const char *py = getenv("PYTHON") ? getenv("PYTHON") : "python3";
+	snprintf(cmd, sizeof(cmd), "%s - %s %s %s %s", py, path[0], path[1], path[2], mode);
+	FILE *p = popen(cmd, "w");
+	cr_assert_not_null(p);
+	fputs(py_script, p);
+	cr_assert_eq(pclose(p), 0, "python's zipfile failed");
+	unsigned char *zip = read_file(path[0], len);
+	for (int i = 0; i < 3; i++)
+		unlink(path[i]);
+	rmdir(dir);
+	return zip;
+}
+
+/* Reads at many offsets, forwards and backwards, and compares. */
+static void check_random_reads(struct zip_reader *r, const unsigned char *data, size_t n)
+{
+	unsigned char *buf = malloc(70000);
+	uint32_t x = 12345;
+	for (int i = 0; i < 40; i++) {
+		x = x * 1103515245u + 12345u;
+		uint64_t off = (x >> 4) % n;
+		size_t len = 1 + (x % 69999);
+		size_t want = n - off < len ? n - off : len;
+		ssize_t k = zip_reader_pread(r, buf, len, off);
+		cr_assert_eq(k, (ssize_t)want, "at %llu: %zd", (unsigned long long)off, k);
+		cr_assert_eq(memcmp(buf, data + off, want), 0, "at %llu", (unsigned long long)off);
+	}
+	free(buf);
+}
+
+static int64_t py_mtime(int t)
+{
+	struct tm tm = {.tm_year = 123, .tm_mon = 10, .tm_mday = 14, .tm_hour = 22, .tm_min = 13,
+			.tm_sec = 20 + 2 * t};
+	return (int64_t)timegm(&tm);
+}
+
+static void round_trip(const char *mode)
+{
+	size_t n = 5 * 1024 * 1024 + 11;
+	unsigned char *data = pattern(n, 3, false), *text = pattern(n, 4, true);
+	struct mem m;
+	m.p = py_build(mode, data, text, n, &m.len);
+	struct zipindex *zi = load(&m);
+	cr_assert_eq(zipindex_rejected(zi), 0);
+	cr_assert_eq(zipindex_count(zi), 1 + 8 + 2, "root, 8 entries, deep/ and deep/er/");
+	cr_assert_eq(zipindex_find(zi, "dir")->mode, 0750);
+	cr_assert_eq(zipindex_find(zi, "run.sh")->mode, 0755);
+	cr_assert_eq(zipindex_find(zi, "run.sh")->mtime, py_mtime(2));
+	cr_assert_eq(zipindex_find(zi, "empty")->size, 0);
+	cr_assert_eq(zipindex_find(zi, "hollow")->type, ZIP_DIR);
+	cr_assert_eq(zipindex_find(zi, "hollow")->first_child, UINT32_MAX);
+	cr_assert(zipindex_find(zi, "deep/er")->synthetic);
+	const struct zip_member *l = zipindex_find(zi, "to-run");
+	cr_assert_eq(l->type, ZIP_SYMLINK);
+	cr_assert_eq(l->size, 6);
+	const char *small[][2] = {{"to-run", "run.sh"}, {"empty", ""}, {"deep/er/file", "deep"}};
+	for (int i = 0; i < 3; i++) {
+		char *v = read_member(zi, &m, small[i][0]);
+		cr_assert_str_eq(v, small[i][1]);
+		free(v);
+	}
+	const char *big[] = {"dir/big.bin", "dir/big.txt"};
+	const unsigned char *want[] = {data, text};
+	for (int i = 0; i < 2; i++) {
+		struct zip_reader *r;
+		const struct zip_member *zm = zipindex_find(zi, big[i]);
+		cr_assert_eq(zm->size, n);
+		cr_assert_eq(zip_reader_new(zi, zm, mem_read, &m, &r), 0);
+		check_random_reads(r, want[i], n);
+		zip_reader_free(r);
+		char *all;
+		size_t len;
+		cr_assert_eq(zip_reader_read_all(zi, zm, mem_read, &m, n, &all, &len), 0);
+		cr_assert_eq(len, n);
+		cr_assert_eq(memcmp(all, want[i], n), 0);
+		free(all);
+	}
+	zipindex_free(zi);
+	free(data);
+	free(text);
+	free(m.p);
+}
+
+Test(zipindex, a_python_deflated_archive_lists_and_reads_back)
+{
+	round_trip("deflate");
+}
+
+Test(zipindex, a_python_stored_archive_lists_and_reads_back)
+{
+	round_trip("store");
+}
+
+Test(zipindex, a_python_archive_with_zip64_local_headers_reads_back)
+{
+	round_trip("zip64");
+}
+
+/* ---- hand-built archives ---- */
+
+static struct zb_opts plain(void)
+{
+	return (struct zb_opts){.method = 0, .mode = 0100644, .fake_size = -1};
+}
+
+Test(zipindex, zip64_extra_fields_replace_all_ones_sizes_and_offsets)
+{
+	struct zb z = {0};
+	zb_file(&z, "first", "1");
+	struct zb_opts o = plain();
+	o.zip64 = true;
+	o.method = 8;
+	zb_add(&z, "big", "zip64 sizes", 11, o);
+	struct mem m;
+	m.p = zb_finish(&z, true, &m.len);
+	struct zipindex *zi = load(&m);
+	const struct zip_member *b = zipindex_find(zi, "big");
+	cr_assert_eq(b->size, 11);
+	cr_assert_gt(b->local_offset, 0);
+	char *v = read_member(zi, &m, "big");
+	cr_assert_str_eq(v, "zip64 sizes");
+	free(v);
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, a_short_zip64_field_leaves_the_member_out)
+{
+	struct zb z = {0};
+	struct zb_opts o = plain();
+	o.zip64 = true;
+	zb_add(&z, "big", "x", 1, o);
+	zb_file(&z, "ok", "y");
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	/* shrink the zip64 field's declared length from 24 to 8: it then lacks two values */
+	unsigned char *f = memmem(m.p, m.len, "\x01\x00\x18\x00", 4);
+	cr_assert_not_null(f);
+	f[2] = 8;
+	struct zipindex *zi = load(&m);
+	cr_assert_null(zipindex_find(zi, "big"));
+	cr_assert_not_null(zipindex_find(zi, "ok"));
+	cr_assert_eq(zipindex_rejected(zi), 1);
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, the_extended_timestamp_gives_the_mtime_and_dos_time_is_the_fallback)
+{
+	struct zb z = {0};
+	struct zb_opts o = plain();
+	o.mtime = 1234567890;
+	zb_add(&z, "ut", "x", 1, o);
+	zb_file(&z, "dos", "y");
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	struct zipindex *zi = load(&m);
+	cr_assert_eq(zipindex_find(zi, "ut")->mtime, 1234567890);
+	/* zipbuild writes DOS time 0 and date 0x5b74: 2025-11-20 00:00:00 */
+	struct tm tm = {.tm_mday = 20, .tm_mon = 10, .tm_year = 125};
+	cr_assert_eq(zipindex_find(zi, "dos")->mtime, (int64_t)timegm(&tm));
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, data_starts_after_the_local_header_extra_not_the_central_one)
+{
+	struct zb z = {0};
+	struct zb_opts o = plain();
+	o.lfh_pad = 37;
+	zb_add(&z, "padded", "payload", 7, o);
+	o.method = 8;
+	zb_add(&z, "padded.z", "payload", 7, o);
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	struct zipindex *zi = load(&m);
+	for (int i = 0; i < 2; i++) {
+		char *v = read_member(zi, &m, i ? "padded.z" : "padded");
+		cr_assert_str_eq(v, "payload");
+		free(v);
+	}
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, backslash_escapes_and_nul_bytes_in_names_are_left_out)
+{
+	struct zb z = {0};
+	zb_file(&z, "..\\x", "bad");
+	zb_file(&z, "a\\..\\..\\x", "bad");
+	zb_file(&z, "\\abs", "bad");
+	struct zb_opts o = plain();
+	o.name_len = 5;
+	zb_add(&z, "ab\0cd", "bad", 3, o);
+	zb_file(&z, "a\\b", "a backslash is just a byte on unix");
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	struct zipindex *zi = load(&m);
+	cr_assert_eq(zipindex_rejected(zi), 4);
+	cr_assert_null(zipindex_find(zi, "ab"));
+	cr_assert_not_null(zipindex_find(zi, "a\\b"));
+	cr_assert_eq(zipindex_count(zi), 2);
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, a_folder_named_before_a_file_of_the_same_name_keeps_the_folder)
+{
+	struct zb z = {0};
+	zb_file(&z, "a/b", "under a");
+	zb_file(&z, "a", "a file too late");
+	zb_file(&z, "c/", "");
+	zb_file(&z, "c", "a file after the folder entry");
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	struct zipindex *zi = load(&m);
+	cr_assert_eq(zipindex_find(zi, "a")->type, ZIP_DIR);
+	cr_assert_not_null(zipindex_find(zi, "a/b"));
+	cr_assert_eq(zipindex_find(zi, "c")->type, ZIP_DIR);
+	cr_assert_eq(zipindex_rejected(zi), 1, "the file a; c is a plain duplicate");
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, siblings_are_listed_in_strcmp_order_whatever_sorts_around_the_slash)
+{
+	struct zb z = {0};
+	const char *names[] = {"a.txt", "a/z", "a-b", "a/c/d", "a0", "b", "a/c.txt", "A"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		zb_file(&z, names[i], names[i]);
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	struct zipindex *zi = load(&m);
+	const char *root[] = {"A", "a", "a-b", "a.txt", "a0", "b"}, *in_a[] = {"c", "c.txt", "z"};
+	uint32_t i = zipindex_member(zi, 0)->first_child;
+	for (size_t k = 0; k < 6; k++, i = zipindex_member(zi, i)->next_sibling)
+		cr_assert_str_eq(zipindex_member(zi, i)->base, root[k]);
+	cr_assert_eq(i, UINT32_MAX);
+	i = zipindex_find(zi, "a")->first_child;
+	for (size_t k = 0; k < 3; k++, i = zipindex_member(zi, i)->next_sibling) {
+		cr_assert_str_eq(zipindex_member(zi, i)->base, in_a[k]);
+		cr_assert_eq(zipindex_member(zi, zipindex_member(zi, i)->parent), zipindex_find(zi, "a"));
+	}
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		char *v = read_member(zi, &m, names[k]);
+		cr_assert_str_eq(v, names[k]);
+		free(v);
+	}
+	cr_assert_not_null(zipindex_find(zi, "/a/c/"));
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, encrypted_members_are_listed_but_not_read)
+{
+	struct zb z = {0};
+	struct zb_opts o = plain();
+	o.encrypted = true;
+	zb_add(&z, "secret", "xxxx", 4, o);
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	struct zipindex *zi = load(&m);
+	const struct zip_member *s = zipindex_find(zi, "secret");
+	cr_assert(s && s->encrypted);
+	struct zip_reader *r;
+	cr_assert_eq(zip_reader_new(zi, s, mem_read, &m, &r), -ENOTSUP);
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, an_empty_archive_has_only_the_root)
+{
+	struct zb z = {0};
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	struct zipindex *zi = load(&m);
+	cr_assert_eq(zipindex_count(zi), 1);
+	cr_assert_eq(zipindex_find(zi, "/")->first_child, UINT32_MAX);
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, a_signature_inside_the_comment_does_not_hide_the_real_end)
+{
+	struct zb z = {0};
+	zb_file(&z, "a.txt", "text");
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	m.p = realloc(m.p, m.len + 22);
+	m.p[m.len - 2] = 22; /* the comment is a fake EOCD pointing nowhere */
+	unsigned char fake[22] = {0x50, 0x4b, 0x05, 0x06, [10] = 9, [12] = 0xff, [16] = 0x77};
+	memcpy(m.p + m.len, fake, 22);
+	m.len += 22;
+	struct zipindex *zi = load(&m);
+	cr_assert_not_null(zipindex_find(zi, "a.txt"));
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, members_whose_data_overlaps_the_central_directory_are_left_out)
+{
+	struct zb z = {0};
+	struct zb_opts o = plain();
+	zb_add(&z, "liar", "abc", 3, o);
+	zb_file(&z, "ok", "fine");
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	/* the first central entry: make its compressed size huge */
+	unsigned char *cd = memmem(m.p, m.len, "PK\x01\x02", 4);
+	cd[20] = 0xff;
+	cd[21] = 0xff;
+	struct zipindex *zi = load(&m);
+	cr_assert_null(zipindex_find(zi, "liar"));
+	cr_assert_not_null(zipindex_find(zi, "ok"));
+	cr_assert_eq(zipindex_rejected(zi), 1);
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex, corrupt_deflate_data_is_eio_and_stays_eio)
+{
+	size_t n = 300000;
+	unsigned char *data = pattern(n, 9, true);
+	struct zb z = {0};
+	struct zb_opts o = plain();
+	o.method = 8;
+	zb_add(&z, "f", data, n, o);
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	struct zipindex *zi = load(&m);
+	const struct zip_member *f = zipindex_find(zi, "f");
+	for (uint64_t i = 0; i < f->comp_size / 2; i++) /* trash the first half of the stream */
+		m.p[f->local_offset + 31 + i] ^= 0x5a;
+	struct zip_reader *r;
+	cr_assert_eq(zip_reader_new(zi, f, mem_read, &m, &r), 0);
+	unsigned char buf[65536];
+	ssize_t k = 0;
+	for (uint64_t off = 0; off < n && k >= 0; off += sizeof(buf))
+		k = zip_reader_pread(r, buf, sizeof(buf), off);
+	cr_assert_eq(k, -EIO);
+	cr_assert_eq(zip_reader_pread(r, buf, 10, 0), -EIO, "a failed reader stays failed");
+	zip_reader_free(r);
+	zipindex_free(zi);
+	free(data);
+	free(m.p);
+}
+
+Test(zipindex, a_member_cut_short_by_truncation_is_eio)
+{
+	size_t n = 200000;
+	unsigned char *data = pattern(n, 5, false);
+	struct zb z = {0};
+	zb_add(&z, "f", data, n, plain());
+	struct mem m;
+	m.p = zb_finish(&z, false, &m.len);
+	struct zipindex *zi = load(&m);
+	struct mem cut = {m.p, 1000}; /* what rd can reach ends early */
+	char *out;
+	size_t len;
+	cr_assert_eq(zip_reader_read_all(zi, zipindex_find(zi, "f"), mem_read, &cut, n, &out, &len),
+		     -EIO);
+	zipindex_free(zi);
+	free(data);
+	free(m.p);
+}
+
+struct flaky {
+	struct mem m;
+	int fail_at; /* the fail_at-th call fails with -EAGAIN */
+	int calls;
+};
+
+static ssize_t flaky_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct flaky *f = ctx;
+	if (++f->calls == f->fail_at)
+		return -EAGAIN;
+	return mem_read(&f->m, buf, len, off);
+}
+
+Test(zipindex, a_failed_fetch_is_returned_and_the_next_read_starts_over)
+{
+	size_t n = 2 * 1024 * 1024;
+	unsigned char *data = pattern(n, 6, false);
+	struct zb z = {0};
+	struct zb_opts o = plain();
+	o.method = 8;
+	zb_add(&z, "f", data, n, o);
+	struct flaky f = {.fail_at = 3};
+	f.m.p = zb_finish(&z, false, &f.m.len);
+	struct zipindex *zi = load(&f.m);
+	struct zip_reader *r;
+	cr_assert_eq(zip_reader_new(zi, zipindex_find(zi, "f"), flaky_read, &f, &r), 0);
+	unsigned char *buf = malloc(n);
+	size_t done = 0;
+	bool failed = false;
+	while (done < n) {
+		ssize_t k = zip_reader_pread(r, buf + done, 65536, done);
+		if (k == -EAGAIN && !failed) {
+			failed = true;
+			continue;
+		}
+		cr_assert_gt(k, 0, "at %zu: %zd", done, k);
+		done += (size_t)k;
+	}
+	cr_assert(failed);
+	cr_assert_eq(memcmp(buf, data, n), 0);
+	zip_reader_free(r);
+	zipindex_free(zi);
+	free(buf);
+	free(data);
+	free(f.m.p);
+}
+
+Test(zipindex, a_hundred_thousand_deep_members_fit_in_a_few_mib)
+{
+	struct zb z = {0};
+	char name[128];
+	for (int i = 0; i < 100000; i++) {
+		snprintf(name, sizeof(name), "build/out/module-%03d/src/lib/file-%06d.o", i % 700, i);
+		zb_file(&z, name, "");
+	}
+	struct mem m;
+	m.p = zb_finish(&z, true, &m.len);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct zipindex *zi = load(&m);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	size_t bytes = zipindex_memory_bytes(zi);
+	cr_log_info("100,000 members: %zu members, %.1f MiB, loaded in %.0f ms", zipindex_count(zi),
+		    bytes / 1048576.0,
+		    (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+	cr_assert_eq(zipindex_count(zi), 1 + 2 + 700 * 3 + 100000);
+	cr_assert_lt(bytes, 16u << 20);
+	cr_assert_not_null(zipindex_find(zi, "build/out/module-042/src/lib/file-099442.o"));
 	zipindex_free(zi);
 	free(m.p);
 }

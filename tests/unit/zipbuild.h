@@ -31,6 +31,8 @@ struct zb_opts {
 
 static void zb_grow(unsigned char **b, size_t *len, size_t *cap, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	if (*len + n > *cap) {
 		size_t c = *cap ? *cap : 4096;
 		while (c < *len + n)
