@@ -1,5 +1,7 @@
 /* zipindex: a zip archive's central directory as a tree of members, and readers that turn a
- * member's stored or deflated bytes into its content. The only zlib/libarchive user.
+ * member's stored or deflated bytes into its content. The only zlib user: libarchive
+ * reads archives front to back, and reading one member over Range requests needs the central
+ * directory as an index, which it does not expose.
  *
  * The archive is never held whole: every byte comes through a zip_read_fn, which the caller backs
  * with the block cache and Range requests. Loading reads only the end (EOCD, zip64 locator and

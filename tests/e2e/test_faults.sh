@@ -90,6 +90,27 @@ check "the cache folder stays near its size" \
 	bash -c "[ \"\$(du -sk '$T/cache-small' | cut -f1)\" -le 1400 ]"
 unmount_fs "$mnt"
 
+# 5b. A full disk (a 2 MiB tmpfs as cache): clean errors, and what was kept stays right.
+tiny=$T/tiny
+mkdir -p "$tiny"
+if mount -t tmpfs -o size=2m tmpfs "$tiny" 2>/dev/null; then
+	mount_fs "$mnt" --cache-dir "$tiny/cache"
+	check "before the disk fills, a small file reads right" \
+		cmp "$mnt/$app/main/build/lib/hello.c" "$T/ref-1101/lib/hello.c"
+	err=$(sys read "$mnt/$app/main/build/data/big.bin")
+	check "a read that fills the disk fails cleanly (ENOSPC or EIO), got $err" \
+		bash -c "[ '$err' = ENOSPC ] || [ '$err' = EIO ]"
+	check "what was cached still reads right on the full disk" \
+		cmp "$mnt/$app/main/build/lib/hello.c" "$T/ref-1101/lib/hello.c"
+	unmount_fs "$mnt"
+	mount_fs "$mnt" --cache-dir "$tiny/cache"
+	check "and after a remount" cmp "$mnt/$app/main/build/lib/hello.c" "$T/ref-1101/lib/hello.c"
+	unmount_fs "$mnt"
+	umount "$tiny"
+else
+	echo "# skipped: cannot mount a tmpfs here"
+fi
+
 # 6. 16 readers over 4 uncached jobs: each archive is fetched at most once.
 sim_admin log/reset
 mount_fs "$mnt" --cache-dir "$T/cache-par"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Object storage: archives behind a 302 to another host (the token must not follow) and
-# proxied, chunked answers. Files read right either way.
+# Object storage: archives behind a 302 to another host (the token must not follow),
+# proxied chunked answers, and a server that ignores Range. Files read right every way.
 source "$(dirname "$0")/lib.sh"
 
 export GITLAB_TOKEN=$(fixture_token maintainer)
@@ -11,8 +11,8 @@ reference() { # unzips the build job's archive, fetched with curl, into $T/ref-$
 	mkdir -p "$T/ref-$1" && (cd "$T/ref-$1" && unzip -q "$T/ref-$1.zip" 2>/dev/null)
 }
 
-for mode in redirect proxied; do
-	start_sim --storage "$mode"
+for mode in redirect proxied no-range; do
+	if [ "$mode" = no-range ]; then start_sim --no-range; else start_sim --storage "$mode"; fi
 	reference "$mode"
 	sim_admin log/reset
 	mount_fs "$mnt" --cache-dir "$T/cache-$mode"
@@ -25,6 +25,10 @@ for mode in redirect proxied; do
 			bash -c "[ \"\$(simlog count --host '^127\\.0\\.0\\.2')\" -gt 0 ]"
 		check_eq "redirect: the object store never received a credential" 0 \
 			"$(simlog count --host '^127\.0\.0\.2' --auth)"
+	fi
+	if [ "$mode" = no-range ]; then
+		check_eq "no-range: a server that ignores Range is read whole, once" 1 \
+			"$(simlog count --path '/jobs/1101/artifacts$' --status 200)"
 	fi
 	check "$mode: the token is not in the log" bash -c "! grep -qF '$GITLAB_TOKEN' '$T/daemon.log'"
 	unmount_fs "$mnt"

@@ -1054,7 +1054,7 @@ def send_bytes(sim, h, path, chunked=False):
                 return
         except (TypeError, ValueError):
             pass
-    rng = parse_range(h.headers.get("Range"), size)
+    rng = None if sim.args.no_range else parse_range(h.headers.get("Range"), size)
     if rng == "bad":
         h.send_response(416)
         h.send_header("Content-Range", "bytes */%d" % size)
@@ -1067,7 +1067,8 @@ def send_bytes(sim, h, path, chunked=False):
     h.send_header("Content-Disposition", 'attachment; filename="artifacts.zip"')
     h.send_header("Last-Modified", lm)
     h.send_header("ETag", etag)
-    h.send_header("Accept-Ranges", "bytes")
+    if not sim.args.no_range:
+        h.send_header("Accept-Ranges", "bytes")
     if rng:
         h.send_header("Content-Range", "bytes %d-%d/%d" % (start, start + length - 1, size))
     if chunked:
@@ -1162,6 +1163,8 @@ def main():
     ap.add_argument("--lifetime", type=float, default=3600)
     ap.add_argument("--external-url")
     ap.add_argument("--url-lifetime", type=int, default=600)
+    ap.add_argument("--no-range", action="store_true",
+                    help="ignore Range on whole-archive downloads: always 200 and everything")
     ap.add_argument("--max-per-page", type=int, default=100,
                     help="clamp per_page lower than GitLab's 100, to force many pages")
     args = ap.parse_args()
