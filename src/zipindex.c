@@ -493,8 +493,12 @@ static int add_folders(struct build *b)
 	size_t total = b->n + s.n;
 	if (!err && total >= DROPPED)
 		err = -EIO;
-	if (!err && total > b->cap)
-		err = grow((void **)&b->m, &b->cap, total, sizeof(*b->m));
+	if (!err && total > b->cap) { /* exactly: the array is the index's largest part */
+		struct zip_member *m = realloc(b->m, total * sizeof(*b->m));
+		err = m ? 0 : -ENOMEM;
+		b->m = m ? m : b->m;
+		b->cap = m ? total : b->cap;
+	}
 	size_t w = total, k = s.n;
 	for (size_t i = b->n; !err && i-- > 1;) {
 		b->m[--w] = b->m[i];
@@ -807,7 +811,10 @@ static ssize_t stored_pread(struct zip_reader *r, void *buf, size_t len, uint64_
 	if (n < 0)
 		return n;
 	if (off == r->out_pos) { /* sequential from the start: the CRC can be followed */
-		r->crc = (uint32_t)crc32(r->crc, buf, (uInt)len);
+		for (size_t done = 0; done < len; done += MAX_CALL) {
+			size_t k = len - done < MAX_CALL ? len - done : MAX_CALL;
+			r->crc = (uint32_t)crc32(r->crc, (const unsigned char *)buf + done, (uInt)k);
+		}
 		r->out_pos += len;
 		int err = check_end(r);
 		if (err)
