@@ -776,3 +776,23 @@ Test(zipindex, a_hundred_thousand_deep_members_fit_in_a_few_mib)
 	zipindex_free(zi);
 	free(m.p);
 }
+
+Test(zipindex, absurd_entry_counts_and_oversized_directories_are_eio)
+{
+	struct zb z = {0};
+	zb_file(&z, "a.txt", "text");
+	size_t len;
+	unsigned char *p = zb_finish(&z, false, &len);
+	struct zipindex *zi = NULL;
+	p[len - 12] = 0xff; /* 65535 entries in a one-entry directory */
+	p[len - 11] = 0xff;
+	cr_assert_eq(zipindex_load_buffer(p, len, &zi), -EIO);
+	p[len - 12] = 1;
+	p[len - 11] = 0;
+	p[len - 9] = 0x10; /* a directory of 4 KiB more in a 100-byte archive */
+	cr_assert_eq(zipindex_load_buffer(p, len, &zi), -EIO);
+	p[len - 9] = 0;
+	cr_assert_eq(zipindex_load_buffer(p, len, &zi), 0, "the archive itself is fine");
+	zipindex_free(zi);
+	free(p);
+}
