@@ -29,6 +29,7 @@
 #define MEMO_PRUNE_AT 1024
 #define STALE_RETRY_S 5 /* how soon an unreachable server is asked again */
 #define PREFETCH_MAX 8  /* background fetches at once, over all readers */
+#define IDLE_JOBS_MAX 32 /* job objects (and their zip indexes) kept with no one using them */
 
 struct val {
 	atomic_int refs;
@@ -578,9 +579,29 @@ static struct job *job_find_locked(struct catalog *c, const char *project, const
 	return NULL;
 }
 
+/* Unlinks the oldest jobs that only the table holds, past IDLE_JOBS_MAX of them, onto *dead:
+ * their indexes can be large, and a later lookup makes them anew from the disk cache. Lock held.
+ * The table is newest first, so the idle jobs met last are the ones dropped. */
+static void jobs_trim(struct catalog *c, struct job **dead)
+{
+	size_t idle = 0;
+	for (struct job **pp = &c->jobs; *pp;) {
+		struct job *j = *pp;
+		if (j->refs == 1 && ++idle > IDLE_JOBS_MAX) {
+			*pp = j->next;
+			j->next = *dead;
+			*dead = j;
+			atomic_fetch_sub(&c->jobs_open, 1);
+		} else {
+			pp = &j->next;
+		}
+	}
+}
+
 /* Publishes j in the table unless an equal one got there first, which is returned instead. */
 static struct job *job_publish(struct catalog *c, struct job *j)
 {
+	struct job *dead = NULL;
 	pthread_mutex_lock(&c->lock);
 	struct job *have = job_find_locked(c, j->project, j->key);
 	if (!have) {
@@ -588,8 +609,14 @@ static struct job *job_publish(struct catalog *c, struct job *j)
 		j->next = c->jobs;
 		c->jobs = j;
 		atomic_fetch_add(&c->jobs_open, 1);
+		jobs_trim(c, &dead);
 	}
 	pthread_mutex_unlock(&c->lock);
+	while (dead) {
+		struct job *next = dead->next;
+		job_free(dead); /* refs was 1: the table's, now given up */
+		dead = next;
+	}
 	if (have)
 		catalog_job_put(j);
 	return have ? have : j;
