@@ -32,6 +32,7 @@
 #define MAX_HOPS 5
 #define ERROR_BODY_MAX (64u * 1024u)
 #define DEFAULT_BODY_MAX (64u * 1024u * 1024u)
+#define DOWN_HOLD_MS 5000 /* how long "the server cannot be reached" is believed */
 
 struct http {
 	char *base;              /* "http://host:port", no trailing slash */
@@ -47,6 +48,7 @@ struct http {
 	CURL *pool[POOL_MAX];    /* protected by pool_lock */
 	int n_pool;              /* protected by pool_lock */
 	atomic_uint_fast64_t requests, bytes;
+	_Atomic int64_t down_until_ms; /* after a request found no server: fail fast until then */
 };
 
 /* The state of one attempt: one HTTP exchange with one URL. */
@@ -595,6 +597,24 @@ static void log_outcome(struct http *h, const struct http_request *req, const ch
 			(int)(a->len < 200 ? a->len : 200), a->buf ? a->buf : "");
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True while a recent request found no server at all: every caller then fails at once instead
+ * of each waiting out its own connect timeouts and retries. */
+static bool server_down(struct http *h, const struct http_request *req)
+{
+	if (now_ms() >= atomic_load(&h->down_until_ms))
+		return false;
+	log_msg(LOG_ERR, "%s %s: the server could not be reached moments ago; not trying again yet",
+		req->method ? req->method : "GET", req->url);
+	return true;
+}
+
 int http_do(struct http *h, const struct http_request *req, struct http_response *resp)
 {
 	struct attempt a = {.h = h, .req = req, .resp = resp};
@@ -606,6 +626,10 @@ int http_do(struct http *h, const struct http_request *req, struct http_response
 	http_response_release(resp);
 	if (!start)
 		return -ENOMEM;
+	if (server_down(h, req)) {
+		free(start);
+		return -EIO;
+	}
 	t.url = strdup(start);
 	for (;;) {
 		if (!t.url) {
@@ -657,6 +681,10 @@ int http_do(struct http *h, const struct http_request *req, struct http_response
 		}
 		break;
 	}
+	if (err == -EIO && a.status == 0 && a.received == 0)
+		atomic_store(&h->down_until_ms, now_ms() + DOWN_HOLD_MS);
+	else if (!err)
+		atomic_store(&h->down_until_ms, 0);
 	log_outcome(h, req, t.url ? t.url : start, &a, err, tries);
 	if (!err || a.status)
 		fill_response(h, &a, start, resp);

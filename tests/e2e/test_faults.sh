@@ -62,6 +62,20 @@ check "and its files still read right" diff -r "$T/before" "$mnt/$app/main/build
 check_eq "an uncached job's file fails with EIO" EIO "$(sys read "$mnt/$app/main/package/dist/app-1.0.tar")"
 unmount_fs "$mnt"
 
+# 3b. A server that accepts but never answers: after one request has given up, the next fail
+# at once instead of each waiting out its own timeouts.
+start_sim --faults "rate=1,kinds=hang,stall_s=60,paths=/artifacts"
+mount_fs "$mnt" --cache-dir "$T/cache-hang" --timeout 1
+check_eq "a hanging server gives EIO once the retries are spent" EIO \
+	"$(sys read "$mnt/$app/-/jobs/1101/my report.txt")"
+before=$(getfattr --only-values -n user.artifactfs.stats "$mnt" | awk '/^http_requests/ {print $2}')
+check_eq "right after, another job fails at once" EIO "$(sys read "$mnt/$app/-/jobs/1103/out/app")"
+after=$(getfattr --only-values -n user.artifactfs.stats "$mnt" | awk '/^http_requests/ {print $2}')
+check_eq "without sending a request" "$before" "$after"
+check "the log says why" grep -q "could not be reached moments ago" "$T/daemon.log"
+unmount_fs "$mnt"
+stop_sim
+
 # 4. kill -9 in the middle of a download; the next mount serves no half-written byte.
 start_sim --faults "nth=3:stall,stall_s=120,paths=/artifacts"
 mount_fs "$mnt" --cache-dir "$T/cache-kill"

@@ -431,6 +431,11 @@ def make_handler(sim, role):
                 self.close_connection = True
                 self.status_sent = 0
                 return True
+            if f == "hang":  # accepted, never answered: a server wedged before its headers
+                stall(sim, self.path)
+                self.close_connection = True
+                self.status_sent = 0
+                return True
             if f == "429":
                 self.send_error_json(HTTPError(429, "429 Too Many Requests",
                                                headers={"Retry-After": str(sim.faults.retry_after)}))

@@ -1,0 +1,219 @@
+#!/usr/bin/python3
+"""A tiny loopback HTTP peer for tests/unit/test_http.c (stdlib only).
+
+Usage: http_peer.py READY_FILE LOG_FILE [LIFETIME_S]
+
+Listens on 127.0.0.1 (port 0) and on 127.0.0.2 (a second origin for foreign redirects), writes
+"PORT1 PORT2\\n" to READY_FILE (atomically, by rename) once both listen, and appends one line per
+request to LOG_FILE:  "<host>:<port> <METHOD> <path?query> token=<yes|no> range=<value|->".
+Exits by itself after LIFETIME_S seconds (default 60) so a crashed test leaves nothing behind.
+
+Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counter per full path:
+  /ok                       200 "ok"
+  /status/N                 status N with a short JSON body
+  /redirect/other/N         N (302, 303, 307...) to http://127.0.0.2:PORT2/landing
+  /redirect/same            302 to a relative Location on the same origin (/api/v4/landing)
+  /redirect/relative        302 to "landing" (resolved against the request path)
+  /redirect/loop            302 to itself, forever
+  /landing                  200 "landed"
+  /429/KEY                  first 429 + Retry-After: 1, then 200 "ok"
+  /429reset/KEY             first 429 + RateLimit-Reset: now+1, then 200 "ok"
+  /503/KEY                  first 503, then 200 "ok"
+  /data                     1000 bytes (byte i = i % 251), Range honoured (206/416), Accept-Ranges
+  /norange                  the same 1000 bytes, Range ignored (200), no Accept-Ranges
+  /truncate-once/KEY        like /data, but the first answer stops after 400 body bytes
+  /truncate-once-norange/KEY  like /norange, but the first answer stops after 400 body bytes
+  /truncate-always          Content-Length 1000, 10 bytes, close
+  /stall                    Content-Length 1000, 10 bytes, then silence for 30 s
+  /paged-link?page=N        JSON [N]; Link rel=next to a foreign host while N < 3
+  /paged-xnext?page=N       JSON [N]; X-Next-Page N+1 while N < 3, then empty
+"""
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SIZE = 1000
+DATA = bytes(i % 251 for i in range(SIZE))
+TOKEN_HEADERS = ("private-token", "job-token", "authorization")
+
+lock = threading.Lock()
+counters = {}
+ports = [0, 0]
+log_path = None
+
+
+def bump(key):
+    with lock:
+        counters[key] = counters.get(key, 0) + 1
+        return counters[key]
+
+
+def parse_range(value, size):
+    """(start, end) inclusive, or None when absent/unparsable, or 'bad' when unsatisfiable."""
+    m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", value or "")
+    if not m or (m.group(1) == "" and m.group(2) == ""):
+        return None
+    if m.group(1) == "":
+        n = int(m.group(2))
+        return (max(0, size - n), size - 1) if n > 0 else "bad"
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) else size - 1
+    if start >= size or end < start:
+        return "bad"
+    return start, min(end, size - 1)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def record(self):
+        token = any(self.headers.get(h) for h in TOKEN_HEADERS)
+        host, port = self.server.server_address[:2]
+        line = "%s:%d %s %s token=%s range=%s\n" % (
+            host, port, self.command, self.path, "yes" if token else "no",
+            (self.headers.get("Range") or "-").replace(" ", ""))
+        with lock, open(log_path, "a") as f:
+            f.write(line)
+
+    def send(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def partial(self, status, length, body, headers=(), stall_s=0):
+        """Announces length bytes, sends body (shorter), then stalls or closes."""
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(length))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        if stall_s:
+            time.sleep(stall_s)
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def serve_data(self, honour_range, cut=None):
+        rng = parse_range(self.headers.get("Range"), SIZE) if honour_range else None
+        hdrs = [("Accept-Ranges", "bytes")] if honour_range else []
+        if rng == "bad":
+            return self.send(416, b"", hdrs + [("Content-Range", "bytes */%d" % SIZE)])
+        if rng is None:
+            status, start, end = 200, 0, SIZE - 1
+        else:
+            status, (start, end) = 206, rng
+            hdrs.append(("Content-Range", "bytes %d-%d/%d" % (start, end, SIZE)))
+        body = DATA[start:end + 1]
+        if cut is not None and cut < len(body):
+            return self.partial(status, len(body), body[:cut], hdrs)
+        self.send(status, body, hdrs)
+
+    def page(self, query, link):
+        m = re.search(r"(?:^|&)page=(\d+)", query)
+        n = int(m.group(1)) if m else 1
+        hdrs = [("Content-Type", "application/json")]
+        if link and n < 3:
+            hdrs.append(("Link", '<https://gitlab.elsewhere.invalid:8443/api/v4/paged-link'
+                                 '?page=%d&per_page=1>; rel="next", <https://gitlab.elsewhere'
+                                 '.invalid:8443/api/v4/paged-link?page=3>; rel="last"' % (n + 1)))
+        if not link:
+            hdrs.append(("X-Next-Page", str(n + 1) if n < 3 else ""))
+        self.send(200, json.dumps([n]).encode(), hdrs)
+
+    def route(self):
+        self.record()
+        path, _, query = self.path.partition("?")
+        if path.startswith("/api/v4"):
+            path = path[len("/api/v4"):]
+        parts = path.strip("/").split("/")
+        head = parts[0]
+        if head == "ok":
+            return self.send(200, b"ok")
+        if head == "status":
+            return self.send(int(parts[1]), b'{"message":"status %s"}' % parts[1].encode())
+        if head == "redirect":
+            kind = parts[1]
+            if kind == "other":
+                loc = "http://127.0.0.2:%d/landing" % ports[1]
+                return self.send(int(parts[2]), b"", [("Location", loc)])
+            if kind == "same":
+                return self.send(302, b"", [("Location", "/api/v4/landing")])
+            if kind == "relative":
+                return self.send(302, b"", [("Location", "landing")])
+            if kind == "loop":
+                return self.send(302, b"", [("Location", self.path)])
+        if head == "landing":
+            return self.send(200, b"landed")
+        if head in ("429", "429reset", "503"):
+            if bump(path) == 1:
+                if head == "503":
+                    return self.send(503, b"busy")
+                hdr = (("Retry-After", "1") if head == "429" else
+                       ("RateLimit-Reset", str(int(time.time()) + 1)))
+                return self.send(429, b"Retry later", [hdr])
+            return self.send(200, b"ok")
+        if head == "data":
+            return self.serve_data(True)
+        if head == "norange":
+            return self.serve_data(False)
+        if head in ("truncate-once", "truncate-once-norange"):
+            first = bump(path) == 1
+            return self.serve_data(head == "truncate-once", 400 if first else None)
+        if head == "truncate-always":
+            return self.partial(200, SIZE, DATA[:10])
+        if head == "stall":
+            return self.partial(200, SIZE, DATA[:10], stall_s=30)
+        if head == "paged-link":
+            return self.page(query, True)
+        if head == "paged-xnext":
+            return self.page(query, False)
+        self.send(404, b'{"message":"404 Not Found"}')
+
+    do_GET = do_POST = do_DELETE = do_HEAD = route
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    global log_path
+    ready, log_path = sys.argv[1], sys.argv[2]
+    lifetime = float(sys.argv[3]) if len(sys.argv) > 3 else 60.0
+    one = Server(("127.0.0.1", 0), Handler)
+    ports[0] = one.server_address[1]
+    try:
+        two = Server(("127.0.0.2", ports[0]), Handler)
+    except OSError:
+        two = Server(("127.0.0.2", 0), Handler)
+    ports[1] = two.server_address[1]
+    for s in (one, two):
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    tmp = ready + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d %d\n" % (ports[0], ports[1]))
+    os.rename(tmp, ready)
+    time.sleep(lifetime)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

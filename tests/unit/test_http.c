@@ -1,0 +1,498 @@
+/* Unit tests of the http module against tests/unit/http_peer.py, a loopback peer started once per
+ * test (Criterion forks per test): redirects and where the token goes, retries on 429/503 and
+ * truncation with resumed ranges, Range/Content-Range, paging, stalls and refused connections. */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "artifactfs/http.h"
+
+#define TOKEN "glpat-SECRET-unit-test-token"
+
+static pid_t peer_pid;
+static int port1, port2;
+static char dir[64], ready_path[128], log_path[128];
+static char base[64];
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *peer_script(void)
+{
+	static char path[4096];
+	const char *slash = strrchr(__FILE__, '/');
+	snprintf(path, sizeof(path), "%.*s/http_peer.py", slash ? (int)(slash - __FILE__) : 1,
+		 slash ? __FILE__ : ".");
+	return path;
+}
+
+static bool read_ports(void)
+{
+	FILE *f = fopen(ready_path, "r");
+	if (!f)
+		return false;
+	bool ok = fscanf(f, "%d %d", &port1, &port2) == 2;
+	fclose(f);
+	return ok;
+}
+
+static void peer_start(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	snprintf(dir, sizeof(dir), "/tmp/http-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(ready_path, sizeof(ready_path), "%s/ready", dir);
+	snprintf(log_path, sizeof(log_path), "%s/log", dir);
+	const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
+	peer_pid = fork();
+	cr_assert_geq(peer_pid, 0);
+	if (peer_pid == 0) {
+		execl(py, py, peer_script(), ready_path, log_path, "60", (char *)NULL);
+		_exit(127);
+	}
+	double deadline = now_s() + 10.0;
+	struct timespec tick = {0, 10 * 1000 * 1000};
+	while (!read_ports()) {
+		int st;
+		cr_assert_eq(waitpid(peer_pid, &st, WNOHANG), 0, "the peer died before it was ready");
+		cr_assert_lt(now_s(), deadline, "the peer did not get ready in time");
+		nanosleep(&tick, NULL);
+	}
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port1);
+}
+
+static void peer_stop(void)
+{
+	if (peer_pid > 0) {
+		kill(peer_pid, SIGTERM);
+		waitpid(peer_pid, NULL, 0);
+	}
+	unlink(ready_path);
+	unlink(log_path);
+	rmdir(dir);
+	curl_global_cleanup();
+}
+
+TestSuite(http, .init = peer_start, .fini = peer_stop, .timeout = 60);
+
+/* The peer's request log, NUL-terminated; static storage. */
+static const char *peer_log(void)
+{
+	static char buf[65536];
+	FILE *f = fopen(log_path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static int count_lines(const char *needle)
+{
+	int n = 0;
+	for (const char *p = peer_log(); (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+static struct http *client(long low_speed_time_s, int max_retries)
+{
+	struct http_config cfg = {
+		.base_url = base,
+		.auth = HTTP_AUTH_PRIVATE_TOKEN,
+		.token = TOKEN,
+		.connect_timeout_ms = 2000,
+		.low_speed_time_s = low_speed_time_s,
+		.max_retries = max_retries,
+		.retry_base_ms = 10,
+		.max_retry_wait_ms = 2000,
+	};
+	struct http *h = NULL;
+	cr_assert_eq(http_new(&cfg, &h), 0);
+	return h;
+}
+
+static int get(struct http *h, const char *url, struct http_response *r)
+{
+	struct http_request req = {.url = url, .range_off = -1};
+	return http_do(h, &req, r);
+}
+
+/* A positional sink: bytes land at their offset; records the highest end seen. */
+struct sink {
+	unsigned char buf[2048];
+	uint64_t end;
+	int calls;
+};
+
+static int sink_put(void *ctx, uint64_t off, const void *data, size_t len)
+{
+	struct sink *s = ctx;
+	cr_assert_leq(off + len, sizeof(s->buf));
+	memcpy(s->buf + off, data, len);
+	if (off + len > s->end)
+		s->end = off + len;
+	s->calls++;
+	return 0;
+}
+
+static void assert_data(const struct sink *s, uint64_t from, uint64_t to)
+{
+	for (uint64_t i = from; i < to; i++)
+		cr_assert_eq(s->buf[i], i % 251, "byte %llu", (unsigned long long)i);
+}
+
+static int get_range(struct http *h, const char *url, int64_t off, int64_t len, struct sink *s,
+		     struct http_response *r)
+{
+	struct http_request req = {
+		.url = url, .range_off = off, .range_len = len, .body_fn = sink_put, .body_ctx = s};
+	return http_do(h, &req, r);
+}
+
+Test(http, a_redirect_to_another_origin_drops_the_token)
+{
+	static const char *codes[] = {"302", "303", "307", "301", "308"};
+	struct http *h = client(0, -1);
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		struct http_response r;
+		char url[64];
+		snprintf(url, sizeof(url), "/redirect/other/%s", codes[i]);
+		cr_assert_eq(get(h, url, &r), 0);
+		cr_assert_eq(r.status, 200);
+		cr_assert_str_eq(r.body, "landed");
+		http_response_release(&r);
+	}
+	cr_assert_eq(count_lines("127.0.0.1:"), 5);
+	cr_assert_eq(count_lines("127.0.0.2:"), 5, "%s", peer_log());
+	cr_assert_eq(count_lines("/redirect/other/302 token=yes"), 1, "the API got the token");
+	cr_assert_eq(count_lines("GET /landing token=no"), 5, "the other origin never does");
+	cr_assert_eq(count_lines("token=yes"), 5);
+	http_free(h);
+}
+
+Test(http, a_same_origin_redirect_keeps_the_token)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	cr_assert_eq(get(h, "/redirect/same", &r), 0);
+	cr_assert_eq(r.status, 200, "status %ld: %s", r.status, peer_log());
+	http_response_release(&r);
+	cr_assert_eq(get(h, "/redirect/relative", &r), 0);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "landed");
+	http_response_release(&r);
+	cr_assert_eq(count_lines("127.0.0.1:"), 4, "%s", peer_log());
+	cr_assert_eq(count_lines("GET /api/v4/landing token=yes"), 1);
+	cr_assert_eq(count_lines("GET /api/v4/redirect/landing token=yes"), 1,
+		     "a relative Location resolves against the request's path");
+	cr_assert_eq(count_lines("token=no"), 0);
+	http_free(h);
+}
+
+Test(http, a_redirect_loop_ends_after_five_hops)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	cr_assert_eq(get(h, "/redirect/loop", &r), -EIO);
+	cr_assert_eq(count_lines("/redirect/loop"), 6);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_429_waits_for_retry_after_then_succeeds)
+{
+	struct http *h = client(0, 3);
+	struct http_response r;
+	double t0 = now_s();
+	cr_assert_eq(get(h, "/429/a", &r), 0);
+	double waited = now_s() - t0;
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(r.body, "ok");
+	cr_assert_geq(waited, 0.9, "Retry-After: 1 was honoured (%.3f s)", waited);
+	cr_assert_lt(waited, 3.0);
+	cr_assert_eq(count_lines("/429/a"), 2);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_429_without_retry_after_waits_for_ratelimit_reset)
+{
+	struct http *h = client(0, 3);
+	struct http_response r;
+	cr_assert_eq(get(h, "/429reset/a", &r), 0);
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(count_lines("/429reset/a"), 2);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_503_is_retried)
+{
+	struct http *h = client(0, 3);
+	struct http_response r;
+	cr_assert_eq(get(h, "/503/a", &r), 0);
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(count_lines("/503/a"), 2);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, statuses_left_after_the_retries_are_answers)
+{
+	struct http *h = client(0, 2);
+	struct http_response r;
+	cr_assert_eq(get(h, "/status/502", &r), 0);
+	cr_assert_eq(r.status, 502);
+	cr_assert_eq(count_lines("/status/502"), 3, "two retries");
+	http_response_release(&r);
+	cr_assert_eq(get(h, "/status/404", &r), 0);
+	cr_assert_eq(r.status, 404);
+	cr_assert_str_eq(r.body, "{\"message\":\"status 404\"}");
+	cr_assert_eq(count_lines("/status/404"), 1, "a 404 is not retried");
+	http_response_release(&r);
+	cr_assert_eq(get(h, "/status/403", &r), 0);
+	cr_assert_eq(count_lines("/status/403"), 1);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_truncated_body_is_resumed_with_a_range)
+{
+	struct http *h = client(0, 3);
+	struct http_response r;
+	struct sink s = {0};
+	cr_assert_eq(get_range(h, "/truncate-once/a", -1, 0, &s, &r), 0);
+	cr_assert_eq(r.status, 200, "the logical answer is the whole resource");
+	cr_assert_eq(r.range_total, 1000);
+	cr_assert_eq(s.end, 1000);
+	assert_data(&s, 0, 1000);
+	cr_assert_eq(count_lines("/truncate-once/a token=yes range=-"), 1, "%s", peer_log());
+	cr_assert_eq(count_lines("/truncate-once/a token=yes range=bytes=400-999"), 1);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_truncated_range_is_resumed_where_it_stopped)
+{
+	struct http *h = client(0, 3);
+	struct http_response r;
+	struct sink s = {0};
+	cr_assert_eq(get_range(h, "/truncate-once/b", 100, 800, &s, &r), 0);
+	cr_assert_eq(r.status, 206);
+	cr_assert_eq(r.range_start, 100, "the range asked for, not the resumed one");
+	cr_assert_eq(r.range_total, 1000);
+	cr_assert_eq(s.end, 900);
+	assert_data(&s, 100, 900);
+	cr_assert_eq(count_lines("range=bytes=100-899"), 1, "%s", peer_log());
+	cr_assert_eq(count_lines("range=bytes=500-899"), 1);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_truncated_body_without_range_support_restarts)
+{
+	struct http *h = client(0, 3);
+	struct http_response r;
+	struct sink s = {0};
+	cr_assert_eq(get_range(h, "/truncate-once-norange/a", -1, 0, &s, &r), 0);
+	cr_assert_eq(r.status, 200);
+	assert_data(&s, 0, 1000);
+	cr_assert_eq(count_lines("/truncate-once-norange/a token=yes range=-"), 2, "%s",
+		     peer_log());
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_collected_body_that_stays_truncated_fails_with_eio)
+{
+	struct http *h = client(0, 2);
+	struct http_response r;
+	cr_assert_eq(get(h, "/truncate-always", &r), -EIO);
+	cr_assert_eq(count_lines("/truncate-always"), 3);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, ranges_give_206_with_content_range)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	struct sink s = {0};
+	cr_assert_eq(get_range(h, "/data", 10, 20, &s, &r), 0);
+	cr_assert_eq(r.status, 206);
+	cr_assert_eq(r.range_start, 10);
+	cr_assert_eq(r.range_total, 1000);
+	cr_assert_eq(s.end, 30);
+	assert_data(&s, 10, 30);
+	http_response_release(&r);
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(get_range(h, "/data", -1, 22, &s, &r), 0, "a suffix range");
+	cr_assert_eq(r.status, 206);
+	cr_assert_eq(r.range_start, 978);
+	cr_assert_eq(s.end, 1000);
+	assert_data(&s, 978, 1000);
+	cr_assert_eq(count_lines("range=bytes=-22"), 1);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, an_unsatisfiable_range_gives_416_and_the_total)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	struct sink s = {0};
+	cr_assert_eq(get_range(h, "/data", 5000, 10, &s, &r), 0);
+	cr_assert_eq(r.status, 416);
+	cr_assert_eq(r.range_start, -1);
+	cr_assert_eq(r.range_total, 1000);
+	cr_assert_eq(http_status_to_errno(r.status), -ERANGE);
+	cr_assert_eq(s.calls, 0, "an error body never reaches the sink");
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_server_ignoring_range_answers_200_from_offset_zero)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	struct sink s = {0};
+	cr_assert_eq(get_range(h, "/norange", 100, 10, &s, &r), 0);
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(r.range_start, -1);
+	cr_assert_eq(r.range_total, 1000);
+	cr_assert_eq(s.end, 1000);
+	assert_data(&s, 0, 1000);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, link_next_is_rewritten_onto_the_base_url)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	char want[128];
+	cr_assert_eq(get(h, "/paged-link?per_page=1", &r), 0);
+	snprintf(want, sizeof(want), "%s/api/v4/paged-link?page=2&per_page=1", base);
+	cr_assert_not_null(r.next_url);
+	cr_assert_str_eq(r.next_url, want);
+	char *next = strdup(r.next_url);
+	http_response_release(&r);
+	cr_assert_eq(get(h, next, &r), 0);
+	cr_assert_str_eq(r.body, "[2]");
+	cr_assert_eq(count_lines("token=yes"), 2, "the token went only to our origin");
+	free(next);
+	http_response_release(&r);
+	cr_assert_eq(get(h, "/paged-link?page=3", &r), 0);
+	cr_assert_null(r.next_url, "the last page has no next");
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, x_next_page_is_the_fallback)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	char want[128];
+	cr_assert_eq(get(h, "/paged-xnext?per_page=1&page=1&x=y", &r), 0);
+	snprintf(want, sizeof(want), "%s/api/v4/paged-xnext?per_page=1&page=2&x=y", base);
+	cr_assert_str_eq(r.next_url, want);
+	http_response_release(&r);
+	cr_assert_eq(get(h, "/paged-xnext?per_page=1", &r), 0);
+	snprintf(want, sizeof(want), "%s/api/v4/paged-xnext?per_page=1&page=2", base);
+	cr_assert_str_eq(r.next_url, want);
+	http_response_release(&r);
+	cr_assert_eq(get(h, "/paged-xnext?page=3", &r), 0);
+	cr_assert_null(r.next_url, "an empty X-Next-Page ends the listing");
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_stalled_transfer_is_aborted_by_the_low_speed_limit)
+{
+	struct http *h = client(1, -1);
+	struct http_response r;
+	struct sink s = {0};
+	double t0 = now_s();
+	cr_assert_eq(get_range(h, "/stall", -1, 0, &s, &r), -EIO);
+	cr_assert_lt(now_s() - t0, 5.0);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_refused_connection_fails_fast_with_eio)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd); /* nobody listens there now */
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+	struct http *h = client(0, 2);
+	struct http_response r;
+	double t0 = now_s();
+	cr_assert_eq(get(h, "/ok", &r), -EIO);
+	cr_assert_lt(now_s() - t0, 2.0);
+	cr_assert_eq(r.status, 0);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, statuses_map_to_errno_as_the_spec_says)
+{
+	cr_assert_eq(http_status_to_errno(200), 0);
+	cr_assert_eq(http_status_to_errno(204), 0);
+	cr_assert_eq(http_status_to_errno(206), 0);
+	cr_assert_eq(http_status_to_errno(304), 0);
+	cr_assert_eq(http_status_to_errno(400), -EINVAL);
+	cr_assert_eq(http_status_to_errno(401), -EACCES);
+	cr_assert_eq(http_status_to_errno(403), -EACCES);
+	cr_assert_eq(http_status_to_errno(404), -ENOENT);
+	cr_assert_eq(http_status_to_errno(410), -ENOENT);
+	cr_assert_eq(http_status_to_errno(409), -EBUSY);
+	cr_assert_eq(http_status_to_errno(416), -ERANGE);
+	cr_assert_eq(http_status_to_errno(429), -EIO);
+	cr_assert_eq(http_status_to_errno(500), -EIO);
+	cr_assert_eq(http_status_to_errno(503), -EIO);
+	cr_assert_eq(http_status_to_errno(418), -EIO);
+}
+
+Test(http, bad_base_urls_are_refused)
+{
+	struct http_config cfg = {.base_url = "not a url"};
+	struct http *h = NULL;
+	cr_assert_eq(http_new(&cfg, &h), -EINVAL);
+	cfg.base_url = "ftp://example.com";
+	cr_assert_eq(http_new(&cfg, &h), -EINVAL);
+	cfg.base_url = "https://example.com/";
+	cr_assert_eq(http_new(&cfg, &h), 0);
+	http_free(h);
+}
+
+Test(http, escape_keeps_only_unreserved_characters)
+{
+	char *e = http_escape("group/sub/app");
+	cr_assert_str_eq(e, "group%2Fsub%2Fapp");
+	free(e);
+	e = http_escape("a-b_c.d~1234");
+	cr_assert_str_eq(e, "a-b_c.d~1234");
+	free(e);
+	e = http_escape("test 1/3 %");
+	cr_assert_str_eq(e, "test%201%2F3%20%25");
+	free(e);
+}
