@@ -21,6 +21,11 @@ for mode in redirect proxied no-range; do
 		bash -c "cp -r '$build' '$T/copy-$mode' && diff -r '$T/copy-$mode' '$T/ref-$mode'"
 	check "$mode: <job>.zip matches the download" cmp "$build.zip" "$T/ref-$mode.zip"
 	if [ "$mode" = redirect ]; then
+		sim_admin faults "nth=1:expired,paths=^/store"
+		check "redirect: after an expired signed URL the API is asked again and the bytes are right" \
+			cmp "$mnt/acme%2Fplatform%2Fapp/-/jobs/1102/junit/report.xml" \
+			"$(cd "$T" && unzip -q -o -d "$T/j1102" "$T/sim-state/job-1102.zip" && echo "$T/j1102/junit/report.xml")"
+		check_eq "redirect: the object store refused once" 1 "$(simlog count --host '^127\.0\.0\.2' --status 403)"
 		check "redirect: the object store was used" \
 			bash -c "[ \"\$(simlog count --host '^127\\.0\\.0\\.2')\" -gt 0 ]"
 		check_eq "redirect: the object store never received a credential" 0 \

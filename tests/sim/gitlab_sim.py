@@ -436,6 +436,8 @@ def make_handler(sim, role):
                 self.close_connection = True
                 self.status_sent = 0
                 return True
+            if f == "expired":  # object storage refusing a signed URL past its life
+                raise HTTPError(403, "AccessDenied: Request has expired", plain=True)
             if f == "429":
                 self.send_error_json(HTTPError(429, "429 Too Many Requests",
                                                headers={"Retry-After": str(sim.faults.retry_after)}))

@@ -15,7 +15,7 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /redirect/same            302 to a relative Location on the same origin (/api/v4/landing)
   /redirect/relative        302 to "landing" (resolved against the request path)
   /redirect/loop            302 to itself, forever
-  /landing                  200 "landed"
+  .../landing               200 "landed" (any path ending so)
   /429/KEY                  first 429 + Retry-After: 1, then 200 "ok"
   /429reset/KEY             first 429 + RateLimit-Reset: now+1, then 200 "ok"
   /503/KEY                  first 503, then 200 "ok"
@@ -148,6 +148,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, b"ok")
         if head == "status":
             return self.send(int(parts[1]), b'{"message":"status %s"}' % parts[1].encode())
+        if parts[-1] == "landing":
+            return self.send(200, b"landed")
         if head == "redirect":
             kind = parts[1]
             if kind == "other":
@@ -159,8 +161,6 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(302, b"", [("Location", "landing")])
             if kind == "loop":
                 return self.send(302, b"", [("Location", self.path)])
-        if head == "landing":
-            return self.send(200, b"landed")
         if head in ("429", "429reset", "503"):
             if bump(path) == 1:
                 if head == "503":
