@@ -68,7 +68,9 @@ mount_fs() {
 	local mnt=$1
 	shift
 	mkdir -p "$mnt"
-	"$ARTIFACTFS_BIN" "$URL" "$mnt" -f --cache-dir "$T/cache" "$@" 2>>"$T/daemon.log" &
+	# ARTIFACTFS_WRAP runs the daemon under a tool, e.g. valgrind (word-split on purpose)
+	${ARTIFACTFS_WRAP:-} "$ARTIFACTFS_BIN" "$URL" "$mnt" -f --cache-dir "$T/cache" "$@" \
+		2>>"$T/daemon.log" &
 	local pid=$!
 	DAEMON_PIDS+=("$pid")
 	MOUNTS+=("$mnt")
@@ -138,9 +140,11 @@ export T PYTHON E2E_DIR FIXTURE
 export -f sys simlog
 
 finish() {
-	if grep -qE "Sanitizer|runtime error:" "$T/daemon.log" 2>/dev/null; then
-		not_ok "the daemon ran without sanitizer reports"
-		grep -A20 -E "Sanitizer|runtime error:" "$T/daemon.log" | head -40 | sed 's/^/    /'
+	if grep -qE "Sanitizer|runtime error:|ERROR SUMMARY: [1-9]|definitely lost: [1-9]" \
+		"$T/daemon.log" 2>/dev/null; then
+		not_ok "the daemon ran without sanitizer or valgrind reports"
+		grep -B5 -A20 -E "Sanitizer|runtime error:|ERROR SUMMARY: [1-9]|definitely lost: [1-9]" \
+			"$T/daemon.log" | head -60 | sed 's/^/    /'
 	fi
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]

@@ -95,7 +95,8 @@ check "listing and reading used Range requests on the archive" \
 # Secrets.
 check "the token is not in the daemon's command line" \
 	bash -c "! tr '\\0' ' ' </proc/$LAST_PID/cmdline | grep -qF '$GITLAB_TOKEN'"
-check "the token is not in the daemon's environment" \
+# (under a wrapper such as valgrind the program's environment is a copy /proc does not show)
+[ -n "${ARTIFACTFS_WRAP:-}" ] || check "the token is not in the daemon's environment" \
 	bash -c "! tr '\\0' '\\n' </proc/$LAST_PID/environ | grep -qF '$GITLAB_TOKEN'"
 check "the token is not in the log" bash -c "! grep -qF '$GITLAB_TOKEN' '$T/daemon.log'"
 check "the token is not in the cache folder" bash -c "! grep -rqF '$GITLAB_TOKEN' '$T/cache'"
