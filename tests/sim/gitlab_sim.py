@@ -27,9 +27,11 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
 import warnings
 import zipfile
+import zlib
 
 warnings.filterwarnings("ignore", "Duplicate name")
 
@@ -76,13 +78,42 @@ def _random_chunks(size, seed):
         left -= n
 
 
+_zip64_lock = threading.Lock()
+
+
 def build_archive(spec, path):
-    """Writes the zip a spec describes (see README.md) to path."""
+    """Writes the zip a spec describes (see README.md) to path, streaming big members."""
     corrupt = spec.get("corrupt")
     if corrupt == "garbage":
         with open(path, "wb") as f:
             f.write(random.Random(1).randbytes(4096))
         return
+    if corrupt == "empty":
+        open(path, "wb").close()
+        return
+    if spec.get("zip64"):
+        # zipfile writes zip64 records only past its limits: lower them while this archive is
+        # written (readers never consult them), so every member and the end record carry zip64
+        with _zip64_lock:
+            saved = zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT
+            zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = -1, -1
+            try:
+                _write_zip(spec, path, force_zip64=True)
+            finally:
+                zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = saved
+    else:
+        _write_zip(spec, path, force_zip64=False)
+    if corrupt == "truncated":
+        size = os.path.getsize(path)
+        with open(path, "r+b") as f:
+            f.truncate(size // 2)
+    elif corrupt == "no-end-record":
+        size = os.path.getsize(path)
+        with open(path, "r+b") as f:
+            f.truncate(max(0, size - 22))
+
+
+def _write_zip(spec, path, force_zip64):
     with zipfile.ZipFile(path, "w", allowZip64=True) as z:
         folders = spec.get("folder_entries", False)
         seen_dirs = set()
@@ -104,16 +135,16 @@ def build_archive(spec, path):
                 z.writestr(_info(p, None, "symlink"), m["symlink"].encode())
             elif "random" in m:
                 zi = _info(p, mode, compress=compress)
-                with z.open(zi, "w", force_zip64=m["random"] > (1 << 31)) as w:
+                with z.open(zi, "w", force_zip64=force_zip64 or m["random"] > (1 << 31)) as w:
                     for chunk in _random_chunks(m["random"], m.get("seed", 0)):
                         w.write(chunk)
             else:
                 data = m.get("text", "").encode() * int(m.get("repeat", 1))
-                z.writestr(_info(p, mode, compress=compress), data)
-    if corrupt == "truncated":
-        size = os.path.getsize(path)
-        with open(path, "r+b") as f:
-            f.truncate(size // 2)
+                if force_zip64:
+                    with z.open(_info(p, mode, compress=compress), "w", force_zip64=True) as w:
+                        w.write(data)
+                else:
+                    z.writestr(_info(p, mode, compress=compress), data)
 
 
 def _expand(members):
@@ -122,9 +153,13 @@ def _expand(members):
         if not g:
             yield m
             continue
+        size = int(g.get("size", 16))
+        per_dir = int(g.get("per_dir", 0))
         for i in range(int(g["count"])):
-            yield {"path": "%s%06d.txt" % (g.get("prefix", "gen/"), i),
-                   "text": ("x" * int(g.get("size", 16)))[:int(g.get("size", 16))]}
+            sub = "d%04d/" % (i // per_dir) if per_dir else ""
+            yield {"path": "%s%s%06d.txt" % (g.get("prefix", "gen/"), sub, i),
+                   "text": ("%06d " % i + "x" * size)[:size],
+                   "compress": g.get("compress", "deflated")}
 
 
 # ---------------------------------------------------------------- the world
@@ -148,7 +183,8 @@ class World:
     def add_project(self, p):
         p = dict(p)
         p.setdefault("visibility", "private")
-        p.setdefault("members", {})
+        p["members"] = {u: LEVELS.get(lv, lv) if isinstance(lv, str) else lv
+                        for u, lv in p.get("members", {}).items()}
         p.setdefault("branches", {})
         p.setdefault("tags", {})
         p.setdefault("job_token_allowlist", [p["id"]])
@@ -267,7 +303,7 @@ class World:
                          "file_format": "gzip"})
         out = {
             "id": j["id"], "name": j["name"], "stage": j["stage"], "status": j["status"],
-            "ref": pl["ref"], "tag": pl["ref"] in project["tags"],
+            "ref": pl["ref"], "tag": pl.get("tag", pl["ref"] in project["tags"]),
             "created_at": "2026-11-20T10:10:00.000Z", "started_at": "2026-11-20T10:11:00.000Z",
             "finished_at": j["finished_at"],
             "web_url": "%s/%s/-/jobs/%d" % (base, project["path"], j["id"]),
@@ -330,6 +366,7 @@ class Faults:
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
 
 
 class Sim:
@@ -419,6 +456,11 @@ def make_handler(sim, role):
                 self.send_error_json(e)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
+            except Exception:  # a simulator bug: say so, answer 500 if nothing was sent yet
+                traceback.print_exc()
+                self.close_connection = True
+                if self.status_sent is None:
+                    self.send_error_json(HTTPError(500))
             finally:
                 self._finish_log()
 
@@ -440,7 +482,8 @@ def make_handler(sim, role):
                 raise HTTPError(403, "AccessDenied: Request has expired", plain=True)
             if f == "429":
                 self.send_error_json(HTTPError(429, "429 Too Many Requests",
-                                               headers={"Retry-After": str(sim.faults.retry_after)}))
+                                               headers={"Retry-After": str(sim.faults.retry_after),
+                                                        "RateLimit-Reset": str(int(time.time()) + sim.faults.retry_after)}))
                 return True
             if f in ("500", "502", "503", "504"):
                 self.send_error_json(HTTPError(int(f)))
@@ -612,10 +655,15 @@ def principal(sim, h, query):
     if kind == "job":
         if t.get("kind") != "job":
             raise HTTPError(401)
+        j = sim.world.jobs.get(t.get("job"))
+        if not j or j["status"] != "running":  # a job token dies with its job
+            raise HTTPError(401)
         return Principal("job", t)
     if t.get("kind") == "job":
         raise HTTPError(401)
     if kind == "bearer" and t.get("kind") not in ("oauth", "personal", "project", "group"):
+        raise HTTPError(401)
+    if kind == "private" and t.get("kind") == "oauth":
         raise HTTPError(401)
     return Principal("user", t)
 
@@ -786,10 +834,22 @@ def get_project(sim, h, who, query, pid):
     h.send_json(project_json(sim, p))
 
 
+def ref_json(sim, p, kind, name, sha):
+    out = {"name": name, "commit": {"id": sha, "short_id": sha[:8], "title": "A commit"}}
+    if kind == "branches":
+        out.update({"merged": False, "protected": name == p.get("default_branch"),
+                    "default": name == p.get("default_branch"), "developers_can_push": False,
+                    "developers_can_merge": False, "can_push": False,
+                    "web_url": "%s/%s/-/tree/%s" % (sim.external, p["path"], name)})
+    else:
+        out.update({"message": "", "target": sha, "release": None, "protected": False})
+    return out
+
+
 def ref_list(sim, h, who, query, pid, kind):
     p = readable(sim, who, sim.world.project(pid), False)
     refs = p["branches"] if kind == "branches" else p["tags"]
-    items = [{"name": n, "commit": {"id": sha, "short_id": sha[:8]}} for n, sha in sorted(refs.items())]
+    items = [ref_json(sim, p, kind, n, sha) for n, sha in sorted(refs.items())]
     paginate(sim, h, items, query)
 
 
@@ -809,12 +869,17 @@ def get_branch(sim, h, who, query, pid, name):
     name = urllib.parse.unquote(name)
     if name not in p["branches"]:
         raise HTTPError(404, "404 Branch Not Found")
-    h.send_json({"name": name, "commit": {"id": p["branches"][name]}})
+    h.send_json(ref_json(sim, p, "branches", name, p["branches"][name]))
 
 
-def pipeline_json(pl):
-    return {"id": pl["id"], "project_id": pl["project_id"], "ref": pl["ref"], "sha": pl["sha"],
-            "status": pl["status"], "source": "parent_pipeline" if pl["parent"] else "push"}
+def pipeline_json(sim, pl):
+    project = sim.world.projects[pl["project_id"]]
+    return {"id": pl["id"], "iid": pl["id"], "project_id": pl["project_id"], "ref": pl["ref"],
+            "sha": pl["sha"], "status": pl["status"],
+            "source": "parent_pipeline" if pl["parent"] else "push",
+            "created_at": "2026-11-20T10:%02d:00.000Z" % (pl["id"] % 60),
+            "updated_at": "2026-11-20T10:%02d:30.000Z" % (pl["id"] % 60),
+            "web_url": "%s/%s/-/pipelines/%d" % (sim.external, project["path"], pl["id"])}
 
 
 @route_to("GET", r"/projects/([^/]+)/pipelines")
@@ -826,7 +891,7 @@ def list_pipelines(sim, h, who, query, pid):
     if "status" in query:
         items = [pl for pl in items if pl["status"] == query["status"][0]]
     items.sort(key=lambda pl: pl["id"], reverse=query.get("sort", ["desc"])[0] != "asc")
-    paginate(sim, h, [pipeline_json(pl) for pl in items], query)
+    paginate(sim, h, [pipeline_json(sim, pl) for pl in items], query)
 
 
 def pipeline_of(sim, p, plid):
@@ -839,7 +904,7 @@ def pipeline_of(sim, p, plid):
 @route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)")
 def get_pipeline(sim, h, who, query, pid, plid):
     p = readable(sim, who, sim.world.project(pid), False)
-    h.send_json(pipeline_json(pipeline_of(sim, p, plid)))
+    h.send_json(pipeline_json(sim, pipeline_of(sim, p, plid)))
 
 
 @route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)/jobs", job_token=True)
@@ -864,8 +929,8 @@ def list_bridges(sim, h, who, query, pid, plid):
     for n, c in enumerate(pl["children"]):
         child = sim.world.pipelines[c]
         items.append({"id": 900000 + c, "name": "trigger-%d" % n, "status": child["status"],
-                      "pipeline": pipeline_json(pl),
-                      "downstream_pipeline": pipeline_json(child)})
+                      "pipeline": pipeline_json(sim, pl),
+                      "downstream_pipeline": pipeline_json(sim, child)})
     paginate(sim, h, items, query)
 
 
@@ -880,6 +945,9 @@ def job_of(sim, p, jid):
 def list_jobs(sim, h, who, query, pid):
     p = readable(sim, who, sim.world.project(pid), False)
     jobs = [j for j in sim.world.jobs.values() if j["project_id"] == p["id"]]
+    scopes = query.get("scope[]", []) + query.get("scope", [])
+    if scopes:
+        jobs = [j for j in jobs if j["status"] in scopes]
     jobs.sort(key=lambda j: j["id"], reverse=True)
     paginate(sim, h, [sim.world.job_json(j, sim.external) for j in jobs], query)
 
@@ -1125,33 +1193,63 @@ def serve_store(sim, h):
 
 
 def serve_member(sim, h, j, name, sniff):
+    """One member, inflated and streamed as Workhorse does: the first exact name match in the
+    central directory, Content-Length = its uncompressed size, never a Range, never a redirect.
+    A failure while inflating leaves the body short of Content-Length."""
     try:
         z = zipfile.ZipFile(j["archive_path"])
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, ValueError):
         raise HTTPError(500, "500 Internal Server Error")
-    with z:
-        zi = next((i for i in z.infolist() if i.filename == name), None)
-        if zi is None:
-            raise HTTPError(404, "404 Not Found", plain=True)
-        data = z.open(zi).read() if not zi.is_dir() else b""
+    zi = next((i for i in z.infolist() if i.filename == name), None)
+    if zi is None:
+        z.close()
+        raise HTTPError(404, "404 Not Found", plain=True)
     ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    if sniff:
-        head = data[:4096]
+    try:
+        src = z.open(zi) if not zi.is_dir() else io.BytesIO(b"")
+        head = src.read(4096)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, zlib.error):
+        z.close()
+        raise HTTPError(500, "500 Internal Server Error")
+    if sniff and head:
         try:
             head.decode("utf-8")
             if b"\0" not in head:
                 ctype = "text/plain; charset=utf-8"
         except UnicodeDecodeError:
             pass
+    size = 0 if zi.is_dir() else zi.file_size
     h.send_response(200)
     h.send_header("Content-Type", ctype)
-    h.send_header("Content-Length", str(len(data)))
-    h.send_header("Content-Disposition", 'attachment; filename="%s"' % os.path.basename(name))
+    h.send_header("Content-Length", str(size))
+    h.send_header("Content-Disposition", 'attachment; filename="%s"' % os.path.basename(name.rstrip("/")))
 
     def send():
-        h.end_headers()
-        h.write_body(data)
+        with z, src:
+            h.end_headers()
+            stream_member(sim, h, src, head, size)
     return send
+
+
+def stream_member(sim, h, src, head, size):
+    if h.command == "HEAD":
+        return
+    limit = size // 2 if h.fault in ("truncate", "stall") and size > 1 else size
+    data = head
+    while data and h.sent < limit:
+        data = data[:limit - h.sent]
+        h.wfile.write(data)
+        h.sent += len(data)
+        try:
+            data = src.read(1 << 20)
+        except (zipfile.BadZipFile, OSError, ValueError, zlib.error):
+            break  # a broken member: the body ends short, as Workhorse's does
+    if h.sent < size:
+        h.wfile.flush()
+        if h.fault == "stall":
+            stall(sim, h.path)
+        h.close_connection = True
+        raise ConnectionResetError
 
 
 # ---------------------------------------------------------------- main
