@@ -61,7 +61,8 @@ struct attempt {
 	int64_t content_length;
 	int64_t range_start, range_end, range_total;
 	char *link_next, *x_next_page, *etag, *last_modified;
-	char *location;          /* a redirect's resolved target */
+	char *location;          /* the Location header as sent, maybe relative */
+	bool accept_ranges;      /* Accept-Ranges: bytes */
 	long retry_after_s;      /* -1 when absent */
 	int64_t ratelimit_reset; /* -1 when absent */
 	uint64_t next_off;       /* absolute offset of the next body byte */
@@ -108,6 +109,24 @@ out:
 	curl_free(port);
 	curl_url_cleanup(u);
 	return out;
+}
+
+/* Location resolved against the URL it came from (RFC 3986), or NULL when it is not http(s). */
+static char *resolve_location(const char *from, const char *location)
+{
+	CURLU *u = curl_url();
+	char *out = NULL;
+	if (u && !curl_url_set(u, CURLUPART_URL, from, 0) &&
+	    !curl_url_set(u, CURLUPART_URL, location, 0))
+		curl_url_get(u, CURLUPART_URL, &out, 0);
+	curl_url_cleanup(u);
+	if (out && strncasecmp(out, "http://", 7) != 0 && strncasecmp(out, "https://", 8) != 0) {
+		curl_free(out);
+		out = NULL;
+	}
+	char *copy = out ? strdup(out) : NULL;
+	curl_free(out);
+	return copy;
 }
 
 static bool same_origin(struct http *h, const char *url)
@@ -176,7 +195,8 @@ int http_new(const struct http_config *cfg, struct http **out)
 	while (n > 0 && h->base[n - 1] == '/')
 		h->base[--n] = '\0';
 	h->origin = h->base ? url_origin(h->base) : NULL;
-	if (!h->origin || asprintf(&h->api, "%s/api/v4", h->base) < 0) {
+	if (!h->origin || (strncmp(h->origin, "http://", 7) && strncmp(h->origin, "https://", 8)) ||
+	    asprintf(&h->api, "%s/api/v4", h->base) < 0) {
 		h->api = NULL;
 		http_free(h);
 		return -EINVAL;
@@ -285,11 +305,13 @@ static void attempt_reset_headers(struct attempt *a)
 {
 	a->content_length = a->range_start = a->range_end = a->range_total = -1;
 	a->retry_after_s = a->ratelimit_reset = -1;
+	a->accept_ranges = false;
 	free(a->link_next);
 	free(a->x_next_page);
 	free(a->etag);
 	free(a->last_modified);
-	a->link_next = a->x_next_page = a->etag = a->last_modified = NULL;
+	free(a->location);
+	a->link_next = a->x_next_page = a->etag = a->last_modified = a->location = NULL;
 }
 
 static char *trimmed_dup(const char *v, size_t n)
@@ -328,6 +350,24 @@ static void parse_content_range(struct attempt *a, const char *v)
 	} else if (sscanf(v, " bytes */%lld", &t) == 1) {
 		a->range_total = t;
 	}
+}
+
+/* Retry-After: delay-seconds or an HTTP-date; seconds from now, -1 when unreadable. */
+static long retry_after(const char *v, size_t n)
+{
+	char *s = trimmed_dup(v, n), *end = NULL;
+	long secs = -1;
+	if (s && s[0] >= '0' && s[0] <= '9') {
+		secs = strtol(s, &end, 10);
+		if (*end)
+			secs = -1;
+	} else if (s) {
+		time_t when = curl_getdate(s, NULL);
+		if (when != -1)
+			secs = when > time(NULL) ? (long)(when - time(NULL)) : 0;
+	}
+	free(s);
+	return secs;
 }
 
 static bool header_is(const char *line, size_t n, const char *name, const char **value,
@@ -370,8 +410,13 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *p)
 	} else if (header_is(line, n, "last-modified", &v, &vn)) {
 		free(a->last_modified);
 		a->last_modified = trimmed_dup(v, vn);
+	} else if (header_is(line, n, "location", &v, &vn)) {
+		free(a->location);
+		a->location = trimmed_dup(v, vn);
+	} else if (header_is(line, n, "accept-ranges", &v, &vn)) {
+		a->accept_ranges = memmem(v, vn, "bytes", 5) != NULL;
 	} else if (header_is(line, n, "retry-after", &v, &vn)) {
-		a->retry_after_s = strtol(v, NULL, 10);
+		a->retry_after_s = retry_after(v, vn);
 	} else if (header_is(line, n, "ratelimit-reset", &v, &vn)) {
 		a->ratelimit_reset = strtoll(v, NULL, 10);
 	}
@@ -413,11 +458,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *p)
 	int err;
 	if (a->delivering)
 		err = a->req->body_fn(a->req->body_ctx, a->next_off, data, n);
+	else if (a->req->body_fn || status >= 300) /* an error text: keep its start only */
+		err = a->len < ERROR_BODY_MAX
+			      ? collect(a, data, n < ERROR_BODY_MAX - a->len ? n : ERROR_BODY_MAX - a->len,
+					ERROR_BODY_MAX)
+			      : 0;
 	else
-		err = collect(a, data, n,
-			      a->req->body_fn || status >= 300 ? ERROR_BODY_MAX
-			      : a->req->max_body            ? a->req->max_body
-							    : DEFAULT_BODY_MAX);
+		err = collect(a, data, n, a->req->max_body ? a->req->max_body : DEFAULT_BODY_MAX);
 	a->received += n;
 	a->next_off += n;
 	if (err) {
@@ -477,6 +524,16 @@ static void set_options(struct attempt *a, const struct target *t, struct curl_s
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
 }
 
+/* The body length the headers promise: Content-Length, else a 206's Content-Range; -1 unknown. */
+static int64_t expected_length(const struct attempt *a)
+{
+	if (a->content_length >= 0)
+		return a->content_length;
+	if (a->status == 206 && a->range_start >= 0 && a->range_end >= a->range_start)
+		return a->range_end - a->range_start + 1;
+	return -1;
+}
+
 /* Performs one exchange. Returns 0 with a->status set, or -EIO (no answer, or a truncated body),
  * or the sink's error. The easy handle goes back to the pool before returning. */
 static int attempt_run(struct attempt *a, const struct target *t)
@@ -490,15 +547,10 @@ static int attempt_run(struct attempt *a, const struct target *t)
 	a->len = 0;
 	a->sink_err = 0;
 	a->delivering = false;
-	free(a->location);
-	a->location = NULL;
 	attempt_reset_headers(a);
 	set_options(a, t, &hdrs);
 	CURLcode rc = curl_easy_perform(a->curl);
 	curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &a->status);
-	char *loc = NULL;
-	if (curl_easy_getinfo(a->curl, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
-		a->location = strdup(loc);
 	handle_put(a->h, a->curl);
 	a->curl = NULL;
 	curl_slist_free_all(hdrs);
@@ -512,10 +564,11 @@ static int attempt_run(struct attempt *a, const struct target *t)
 			snprintf(a->errbuf, sizeof(a->errbuf), "%s", curl_easy_strerror(rc));
 		return -EIO;
 	}
-	if (!head && a->status >= 200 && a->status < 300 && a->content_length >= 0 &&
-	    a->received < (uint64_t)a->content_length) {
+	int64_t want = expected_length(a);
+	if (!head && a->status >= 200 && a->status < 300 && want >= 0 &&
+	    a->received < (uint64_t)want) {
 		snprintf(a->errbuf, sizeof(a->errbuf), "body truncated at %" PRIu64 " of %" PRId64,
-			 a->received, a->content_length);
+			 a->received, want);
 		return -EIO;
 	}
 	return 0;
@@ -531,6 +584,13 @@ static char *absolute_url(struct http *h, const char *url)
 	return strdup(url);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static long backoff_ms(struct http *h, const struct attempt *a, int retry)
 {
 	long ms;
@@ -539,8 +599,9 @@ static long backoff_ms(struct http *h, const struct attempt *a, int retry)
 	} else if (a->ratelimit_reset > 0) {
 		ms = (long)(a->ratelimit_reset - (int64_t)time(NULL)) * 1000;
 	} else {
+		unsigned seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)a;
 		ms = h->retry_base_ms << (retry < 10 ? retry : 10);
-		ms += rand() % (h->retry_base_ms + 1); /* jitter */
+		ms += rand_r(&seed) % (h->retry_base_ms + 1); /* jitter */
 	}
 	if (ms < 0)
 		ms = 0;
@@ -559,49 +620,74 @@ static bool retryable_status(long status)
 	return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-/* After a partial streamed body, the next attempt asks only for what is missing. */
-static void resume_target(const struct attempt *a, struct target *t, const struct http_request *req)
+/* What the first partly delivered answer said, kept while later attempts fetch the rest: the
+ * caller sees the answer it asked for, not the resumed ranges that completed it. */
+struct logical {
+	bool resumed;
+	long status;
+	int64_t range_start, range_total, content_length;
+};
+
+/* After a partial streamed body: resume where the bytes stopped when the server takes ranges
+ * (it answered 206 or advertised Accept-Ranges), else start over (offsets repeat). */
+static void plan_retry(const struct attempt *a, struct target *t, const struct http_request *req,
+		       struct logical *lg)
 {
+	int64_t end = -1; /* one past the last byte wanted */
 	if (!a->delivering || a->received == 0)
-		return;
-	int64_t end; /* one past the last byte wanted */
+		return; /* nothing delivered: ask for the same again */
 	if (a->status == 206 && a->range_end >= 0)
 		end = a->range_end + 1;
-	else if (a->content_length >= 0)
-		end = a->content_length; /* a 200: the whole resource */
-	else
-		return; /* unknown end: start over */
-	if (a->status == 200 && req->range_len == 0 && req->range_off == -1)
-		return; /* the caller asked for everything; start over, offsets repeat */
+	else if (a->status == 200 && a->accept_ranges && a->content_length >= 0)
+		end = a->content_length;
+	if (end <= (int64_t)a->next_off) {
+		t->range_off = req->range_off;
+		t->range_len = req->range_len;
+		lg->resumed = false;
+		return;
+	}
+	if (!lg->resumed) {
+		lg->resumed = true;
+		lg->status = a->status;
+		lg->range_start = a->status == 206 ? a->range_start : -1;
+		lg->range_total = a->status == 206 ? a->range_total : a->content_length;
+		lg->content_length = a->status == 206 ? end - a->range_start : a->content_length;
+	}
 	t->range_off = (int64_t)a->next_off;
-	t->range_len = end - (int64_t)a->next_off;
+	t->range_len = end - t->range_off;
 }
 
 static void fill_response(struct http *h, struct attempt *a, const char *req_url,
 			  struct http_response *r);
 
+/* An error text for a log line: its start, on one line. */
+static void log_excerpt(const struct attempt *a, char *out, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; a->buf && i < a->len && k + 1 < n; i++)
+		out[k++] = (unsigned char)a->buf[i] < 0x20 || a->buf[i] == 0x7f ? ' ' : a->buf[i];
+	out[k] = '\0';
+}
+
+/* The one line that tells how a request ended; DEBUG for the expected outcomes. */
 static void log_outcome(struct http *h, const struct http_request *req, const char *url,
 			const struct attempt *a, int err, int tries)
 {
-	char where[512];
+	char where[512], text[201];
 	loggable(h, url, where, sizeof(where));
 	const char *m = req->method ? req->method : "GET";
-	if (err)
+	if (err) {
 		log_msg(LOG_ERR, "%s %s: %s (after %d attempts)", m, where,
 			a->errbuf[0] ? a->errbuf : strerror(-err), tries);
-	else if (a->status == 404 || (a->status >= 200 && a->status < 400))
+		return;
+	}
+	if (a->status == 404 || (a->status >= 200 && a->status < 400)) {
 		log_msg(LOG_DEBUG, "%s %s: %ld", m, where, a->status);
-	else
-		log_msg(a->status >= 500 || a->status == 429 ? LOG_ERR : LOG_WARNING,
-			"%s %s: HTTP %ld%s%.*s", m, where, a->status, a->len ? ": " : "",
-			(int)(a->len < 200 ? a->len : 200), a->buf ? a->buf : "");
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		return;
+	}
+	log_excerpt(a, text, sizeof(text));
+	log_msg(a->status >= 500 || a->status == 429 ? LOG_ERR : LOG_WARNING, "%s %s: HTTP %ld%s%s",
+		m, where, a->status, text[0] ? ": " : "", text);
 }
 
 /* True while a recent request found no server at all: every caller then fails at once instead
@@ -615,104 +701,167 @@ static bool server_down(struct http *h, const struct http_request *req)
 	return true;
 }
 
-int http_do(struct http *h, const struct http_request *req, struct http_response *resp)
-{
-	struct attempt a = {.h = h, .req = req, .resp = resp};
-	struct target t = {.range_off = req->range_off, .range_len = req->range_len};
-	char *start = absolute_url(h, req->url);
-	int err = 0, tries = 0, hops = 0, signed_retries = 0;
+/* One request's state across its attempts and redirect hops. */
+struct exchange {
+	struct attempt a;
+	struct target t;
+	struct logical lg;
+	char *start;            /* the absolute URL asked for: every retry starts here again */
+	int tries, hops, signed_retries;
+};
 
-	memset(resp, 0, sizeof(*resp));
-	http_response_release(resp);
-	if (!start)
-		return -ENOMEM;
-	if (server_down(h, req)) {
-		free(start);
+static int restart(struct exchange *x)
+{
+	free(x->t.url);
+	x->t.url = strdup(x->start); /* ask the API again: signed URLs expire */
+	x->t.get = false;
+	x->hops = 0;
+	return x->t.url ? 0 : -ENOMEM;
+}
+
+/* Waits before the next attempt and plans it. Returns 0 to go on, 1 when the retries are spent. */
+static int retry_wait(struct exchange *x, struct http *h, const struct http_request *req, int err)
+{
+	char where[512];
+	if (x->tries > h->max_retries)
+		return 1;
+	long wait = backoff_ms(h, &x->a, x->tries - 1);
+	loggable(h, x->t.url, where, sizeof(where));
+	log_msg(LOG_WARNING, "%s %s: %s; retrying in %ld ms", req->method ? req->method : "GET",
+		where, err ? (x->a.errbuf[0] ? x->a.errbuf : "no answer") : "server busy or failing",
+		wait);
+	sleep_ms(wait);
+	plan_retry(&x->a, &x->t, req, &x->lg);
+	return 0;
+}
+
+/* Follows a 3xx. Returns 0, or -EIO when there is nowhere (left) to go. */
+static int follow(struct exchange *x, const struct http_request *req)
+{
+	char *next = x->a.location ? resolve_location(x->t.url, x->a.location) : NULL;
+	if (!next || ++x->hops > MAX_HOPS) {
+		free(next);
+		snprintf(x->a.errbuf, sizeof(x->a.errbuf), "too many or broken redirects");
 		return -EIO;
 	}
-	t.url = strdup(start);
+	free(x->t.url);
+	x->t.url = next;
+	/* 303: GET (a HEAD stays a HEAD) */
+	x->t.get = x->t.get || (x->a.status == 303 && !(req->method && !strcmp(req->method, "HEAD")));
+	return 0;
+}
+
+/* A resumed range must start where it was asked to, or bytes would be missing. */
+static int check_resumed(struct exchange *x)
+{
+	if (!x->lg.resumed || x->a.status != 206 || x->a.range_start == x->t.range_off)
+		return 0;
+	snprintf(x->a.errbuf, sizeof(x->a.errbuf),
+		 "resumed range starts at %" PRId64 ", not %" PRId64, x->a.range_start,
+		 x->t.range_off);
+	return -EIO;
+}
+
+/* The attempts, hops and retries of one request. Returns as http_do(). */
+static int exchange_run(struct exchange *x, struct http *h, const struct http_request *req)
+{
 	for (;;) {
-		if (!t.url) {
-			err = -ENOMEM;
-			break;
-		}
-		tries++;
-		err = attempt_run(&a, &t);
-		if (err == -EIO || (!err && retryable_status(a.status))) {
-			if (tries > h->max_retries)
-				break;
-			long wait = backoff_ms(h, &a, tries - 1);
-			char where[512];
-			loggable(h, t.url, where, sizeof(where));
-			log_msg(LOG_WARNING, "%s %s: %s; retrying in %ld ms",
-				req->method ? req->method : "GET", where,
-				err ? (a.errbuf[0] ? a.errbuf : "no answer") : "server busy or failing",
-				wait);
-			sleep_ms(wait);
-			resume_target(&a, &t, req);
-			free(t.url);
-			t.url = strdup(start); /* ask the API again: signed URLs expire */
-			t.get = false;
-			hops = 0;
+		x->tries++;
+		int err = attempt_run(&x->a, &x->t);
+		if (err == -EIO || (!err && retryable_status(x->a.status))) {
+			if (retry_wait(x, h, req, err))
+				return err;
+			if ((err = restart(x)))
+				return err;
 			continue;
 		}
 		if (err)
-			break;
-		if (a.status >= 300 && a.status < 400 && a.status != 304) {
-			char *next = a.location;
-			a.location = NULL;
-			if (!next || ++hops > MAX_HOPS) {
-				free(next);
-				snprintf(a.errbuf, sizeof(a.errbuf), "too many or broken redirects");
-				err = -EIO;
-				break;
-			}
-			free(t.url);
-			t.url = next;
-			t.get = t.get || a.status == 303;
+			return err;
+		if (x->a.status >= 300 && x->a.status < 400 && x->a.status != 304) {
+			if ((err = follow(x, req)))
+				return err;
 			continue;
 		}
 		/* an expired signed URL: ask the API for a fresh one, once */
-		if (hops > 0 && (a.status == 403 || a.status == 400) && signed_retries++ < 1) {
-			free(t.url);
-			t.url = strdup(start);
-			hops = 0;
+		if (x->hops > 0 && (x->a.status == 403 || x->a.status == 400) &&
+		    x->signed_retries++ < 1) {
+			if ((err = restart(x)))
+				return err;
 			continue;
 		}
-		break;
+		return check_resumed(x);
 	}
-	if (err == -EIO && a.status == 0 && a.received == 0)
+}
+
+int http_do(struct http *h, const struct http_request *req, struct http_response *resp)
+{
+	struct exchange x = {
+		.a = {.h = h, .req = req, .resp = resp},
+		.t = {.range_off = req->range_off, .range_len = req->range_len},
+	};
+	int err = -ENOMEM;
+
+	memset(resp, 0, sizeof(*resp));
+	http_response_release(resp);
+	x.start = absolute_url(h, req->url);
+	if (!x.start)
+		return -ENOMEM;
+	if (server_down(h, req)) {
+		err = -EIO;
+		goto out_free_start;
+	}
+	x.t.url = strdup(x.start);
+	if (x.t.url)
+		err = exchange_run(&x, h, req);
+	if (err == -EIO && x.a.status == 0 && x.a.received == 0)
 		atomic_store(&h->down_until_ms, now_ms() + DOWN_HOLD_MS);
 	else if (!err)
 		atomic_store(&h->down_until_ms, 0);
-	log_outcome(h, req, t.url ? t.url : start, &a, err, tries);
-	if (!err || a.status)
-		fill_response(h, &a, start, resp);
-	attempt_reset_headers(&a);
-	free(a.location);
-	free(a.buf);
-	free(t.url);
-	free(start);
+	log_outcome(h, req, x.t.url ? x.t.url : x.start, &x.a, err, x.tries);
+	if (!err || x.a.status)
+		fill_response(h, &x.a, x.start, resp);
+	if (!err && x.lg.resumed && x.a.status == 206) {
+		resp->status = x.lg.status;
+		resp->range_start = x.lg.range_start;
+		resp->content_length = x.lg.content_length;
+		if (x.lg.range_total >= 0)
+			resp->range_total = x.lg.range_total;
+	}
+	attempt_reset_headers(&x.a);
+	free(x.a.buf);
+	free(x.t.url);
+out_free_start:
+	free(x.start);
 	return err;
 }
 
 /* ---- paging ---- */
 
-/* Link URLs carry the server's configured host: keep their path and query, on our origin. */
+/* Link URLs carry the server's configured host: keep their path and query, put our scheme, host
+ * and port on them, so the token never follows a Link elsewhere. */
 static char *rebase(struct http *h, const char *url)
 {
-	CURLU *u = curl_url();
-	char *path = NULL, *query = NULL, *out = NULL;
-	if (u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
-	    !curl_url_get(u, CURLUPART_PATH, &path, 0)) {
-		curl_url_get(u, CURLUPART_QUERY, &query, 0);
-		if (asprintf(&out, "%s%s%s%s", h->base, path, query ? "?" : "", query ? query : "") < 0)
-			out = NULL;
+	CURLU *link = curl_url(), *ours = curl_url();
+	char *part = NULL, *out = NULL, *copy = NULL;
+	static const CURLUPart parts[] = {CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
+	if (!link || !ours || curl_url_set(link, CURLUPART_URL, url, 0) ||
+	    curl_url_set(ours, CURLUPART_URL, h->base, 0))
+		goto out;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		part = NULL;
+		curl_url_get(ours, parts[i], &part, 0); /* no port: NULL, which clears it */
+		CURLUcode rc = curl_url_set(link, parts[i], part, 0);
+		curl_free(part);
+		if (rc)
+			goto out;
 	}
-	curl_free(path);
-	curl_free(query);
-	curl_url_cleanup(u);
-	return out;
+	if (!curl_url_get(link, CURLUPART_URL, &out, 0))
+		copy = strdup(out);
+out:
+	curl_free(out);
+	curl_url_cleanup(link);
+	curl_url_cleanup(ours);
+	return copy;
 }
 
 /* req_url with its page parameter set to page. */
