@@ -107,8 +107,10 @@ static int64_t archive_size(json_t *job)
 	size_t i;
 	json_array_foreach(arts, i, a) {
 		json_t *type = json_object_get(a, "file_type");
-		if (json_is_string(type) && strcmp(json_string_value(type), "archive") == 0)
-			return opt_int(a, "size", -1);
+		int64_t size = opt_int(a, "size", -1);
+		if (json_is_string(type) && strcmp(json_string_value(type), "archive") == 0 &&
+		    size >= 0)
+			return size;
 	}
 	json_t *file = json_object_get(job, "artifacts_file");
 	return json_is_object(file) ? opt_int(file, "size", -1) : -1;
@@ -233,6 +235,15 @@ static char *escaped(const char *s)
 	return http_escape(s);
 }
 
+/* A GitLab API answers /user, /job and /projects with a JSON object or array. */
+static bool is_api_answer(const struct http_response *resp)
+{
+	json_t *root = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+	bool ok = json_is_object(root) || json_is_array(root);
+	json_decref(root);
+	return ok;
+}
+
 int gitlab_check(struct gitlab *gl, enum http_auth auth)
 {
 	const char *url = auth == HTTP_AUTH_JOB_TOKEN ? "/job"
@@ -245,8 +256,13 @@ int gitlab_check(struct gitlab *gl, enum http_auth auth)
 		err = -EACCES;
 	else if (!err && resp.status != 403 && (resp.status < 200 || resp.status >= 300))
 		err = -EIO; /* 403 only says the token lacks a scope */
+	else if (!err && resp.status != 403 && !is_api_answer(&resp))
+		err = -EIO;
+	if (err && err != -EACCES && err != -ENOMEM)
+		log_msg(LOG_ERR, "GET /api/v4%s: %s", url,
+			resp.status ? "not a GitLab API answer" : "no answer");
 	http_response_release(&resp);
-	return err == -EACCES ? -EACCES : err ? -EIO : 0;
+	return err == -EACCES || err == -ENOMEM ? err : err ? -EIO : 0;
 }
 
 int gitlab_project_get(struct gitlab *gl, const char *project, struct gl_project *out)
@@ -552,10 +568,53 @@ static char *archive_url(const struct gl_archive *a)
 	return r < 0 ? NULL : url;
 }
 
+/* Where a 206 must start: off, or for a suffix the last len bytes of total. */
+static bool range_start_ok(const struct http_response *resp, int64_t off, int64_t len)
+{
+	if (off >= 0)
+		return resp->range_start == off;
+	if (resp->range_total < 0)
+		return resp->range_start >= 0;
+	return resp->range_start == (resp->range_total > len ? resp->range_total - len : 0);
+}
+
+/* The errno of an answer to an archive read; the error text names the problem. */
+static int archive_answer(const struct http_response *resp, int64_t off, int64_t len,
+			  const char **why)
+{
+	int err = http_status_to_errno(resp->status);
+	*why = NULL;
+	if (err)
+		return err;
+	if (resp->status != 200 && resp->status != 206) {
+		*why = "no archive bytes in the answer";
+		return -EIO;
+	}
+	if (resp->status == 206 && !range_start_ok(resp, off, len)) {
+		*why = "Content-Range starts elsewhere than asked";
+		return -EIO;
+	}
+	return 0;
+}
+
+/* One line per failed read: the call, the bytes, the status (or why there was none). */
+static void log_archive_failure(const char *url, int64_t off, int64_t len,
+				const struct http_response *resp, const char *why, int err)
+{
+	int level = err == -ENOENT || err == -ERANGE ? LOG_DEBUG : LOG_ERR;
+	if (resp->status)
+		log_msg(level, "archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): HTTP %ld%s%s",
+			url, off, len, resp->status, why ? ", " : "", why ? why : "");
+	else
+		log_msg(level, "archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): %s", url,
+			off, len, strerror(-err));
+}
+
 int gitlab_archive_read(struct gitlab *gl, const struct gl_archive *a, int64_t off, int64_t len,
 			http_body_fn fn, void *ctx, int64_t *total, bool *whole)
 {
 	char *url = archive_url(a);
+	const char *why = NULL;
 	if (!url)
 		return -ENOMEM;
 	struct http_request req = {
@@ -563,13 +622,9 @@ int gitlab_archive_read(struct gitlab *gl, const struct gl_archive *a, int64_t o
 	struct http_response resp;
 	int err = http_do(gl->http, &req, &resp);
 	if (!err)
-		err = http_status_to_errno(resp.status);
-	/* which bytes came is the sink's to check: offsets are absolute, and a transfer resumed
-	 * after a failure starts where the first one stopped */
-	if (!err && resp.status != 200 && resp.status != 206) {
-		log_msg(LOG_ERR, "GET %s: HTTP %ld where archive bytes were expected", url, resp.status);
-		err = -EIO;
-	}
+		err = archive_answer(&resp, off, len, &why);
+	if (err && err != -ENOMEM)
+		log_archive_failure(url, off, len, &resp, why, err);
 	if (total)
 		*total = resp.range_total;
 	if (whole)

@@ -81,3 +81,94 @@ Test(gitlab, names_are_escaped_as_one_path_segment)
 	cr_assert_str_eq(e, "build%3A%20%5Blinux%2C%20amd64%5D");
 	free(e);
 }
+
+/* A job as GitLab 17 returns it from GET /projects/:id/jobs/:job_id, trimmed of user details. */
+static const char realistic_job[] =
+	"{\"id\": 8812, \"status\": \"success\", \"stage\": \"build\", \"name\": \"build: [linux, amd64]\","
+	" \"ref\": \"main\", \"tag\": false, \"coverage\": null, \"allow_failure\": false,"
+	" \"created_at\": \"2026-11-20T10:10:00.000Z\", \"started_at\": \"2026-11-20T10:11:00.000Z\","
+	" \"finished_at\": \"2026-11-20T10:15:30.000Z\", \"erased_at\": null, \"duration\": 270.1,"
+	" \"queued_duration\": 1.2, \"user\": {\"id\": 1, \"username\": \"dev\"},"
+	" \"commit\": {\"id\": \"0b4bc9a49b562e85de7cc9e834518ea6828729b9\", \"short_id\": \"0b4bc9a4\","
+	"   \"title\": \"Fix\", \"parent_ids\": []},"
+	" \"pipeline\": {\"id\": 6001, \"iid\": 12, \"project_id\": 42, \"ref\": \"main\","
+	"   \"sha\": \"0b4bc9a4\", \"status\": \"success\", \"source\": \"push\"},"
+	" \"web_url\": \"https://gitlab.example.com/group/app/-/jobs/8812\","
+	" \"project\": {\"ci_job_token_scope_enabled\": false},"
+	" \"artifacts_file\": {\"filename\": \"artifacts.zip\", \"size\": 1000},"
+	" \"artifacts\": [{\"file_type\": \"archive\", \"size\": 1000, \"filename\": \"artifacts.zip\","
+	"   \"file_format\": \"zip\"}, {\"file_type\": \"metadata\", \"size\": 153,"
+	"   \"filename\": \"metadata.gz\", \"file_format\": \"gzip\"}, {\"file_type\": \"junit\","
+	"   \"size\": 1024, \"filename\": \"junit.xml.gz\", \"file_format\": \"gzip\"}],"
+	" \"runner\": null, \"artifacts_expire_at\": \"2026-12-20T10:15:30.000Z\", \"tag_list\": [],"
+	" \"archived\": false}";
+
+Test(gitlab, a_realistic_job_keeps_its_expiry_and_archive_size)
+{
+	struct gl_job j;
+	cr_assert_eq(parse(realistic_job, &j), 0);
+	cr_assert_eq(j.id, 8812);
+	cr_assert_str_eq(j.name, "build: [linux, amd64]");
+	cr_assert_str_eq(j.status, "success");
+	cr_assert_str_eq(j.sha, "0b4bc9a49b562e85de7cc9e834518ea6828729b9");
+	cr_assert_eq(j.pipeline_id, 6001);
+	cr_assert_str_eq(j.created_at, "2026-11-20T10:10:00.000Z");
+	cr_assert_str_eq(j.finished_at, "2026-11-20T10:15:30.000Z");
+	cr_assert_str_eq(j.artifacts_expire_at, "2026-12-20T10:15:30.000Z");
+	cr_assert_str_eq(j.web_url, "https://gitlab.example.com/group/app/-/jobs/8812");
+	cr_assert_eq(j.archive_size, 1000);
+	gl_job_release(&j);
+}
+
+Test(gitlab, an_expired_or_erased_archive_is_no_archive)
+{
+	struct gl_job j;
+	/* after expiry GitLab drops artifacts_file and the archive entry; reports may stay */
+	cr_assert_eq(parse("{\"id\": 9, \"name\": \"old\", \"artifacts_expire_at\": null,"
+			   "\"artifacts\": [{\"file_type\": \"junit\", \"size\": 1}],"
+			   "\"artifacts_file\": null}", &j), 0);
+	cr_assert_eq(j.archive_size, -1);
+	cr_assert_null(j.artifacts_expire_at);
+	gl_job_release(&j);
+	cr_assert_eq(parse("{\"id\": 9, \"name\": \"none\", \"artifacts\": []}", &j), 0);
+	cr_assert_eq(j.archive_size, -1);
+	gl_job_release(&j);
+}
+
+Test(gitlab, wrong_types_in_optional_fields_count_as_absent)
+{
+	struct gl_job j;
+	cr_assert_eq(parse("{\"id\": 4, \"name\": \"x\", \"ref\": [\"main\"], \"web_url\": 1,"
+			   "\"commit\": {\"id\": 5}, \"pipeline\": {\"id\": \"6001\"},"
+			   "\"finished_at\": false, \"artifacts_expire_at\": 7,"
+			   "\"artifacts\": [\"archive\", {\"file_type\": 1, \"size\": 5},"
+			   "{\"file_type\": \"archive\", \"size\": \"big\"}],"
+			   "\"artifacts_file\": {\"size\": 88}}", &j), 0);
+	cr_assert_null(j.ref);
+	cr_assert_null(j.web_url);
+	cr_assert_null(j.sha);
+	cr_assert_eq(j.pipeline_id, 0);
+	cr_assert_null(j.finished_at);
+	cr_assert_null(j.artifacts_expire_at);
+	cr_assert_eq(j.archive_size, 88, "a size of the wrong type falls back to artifacts_file");
+	gl_job_release(&j);
+	cr_assert_eq(parse("{\"id\": 4, \"name\": \"x\", \"artifacts_file\": \"zip\"}", &j), 0);
+	cr_assert_eq(j.archive_size, -1);
+	gl_job_release(&j);
+}
+
+Test(gitlab, required_fields_and_malformed_json_are_eio)
+{
+	struct gl_job j;
+	cr_assert_eq(parse("{\"id\": null, \"name\": \"x\"}", &j), -EIO);
+	cr_assert_eq(parse("{\"id\": 1.5, \"name\": \"x\"}", &j), -EIO);
+	cr_assert_eq(parse("{\"id\": 1, \"name\": null}", &j), -EIO);
+	cr_assert_eq(parse("{\"id\": 1, \"name\": [\"x\"]}", &j), -EIO);
+	cr_assert_eq(parse("\"job\"", &j), -EIO);
+	cr_assert_eq(parse("null", &j), -EIO);
+	cr_assert_eq(parse("{\"id\": 1, \"name\": \"x\"} trailing", &j), -EIO);
+	cr_assert_eq(parse("{\"id\": 1, \"name\": \"x\", \"id\": 2}", &j), -EIO, "duplicate keys");
+	cr_assert_eq(parse("<html>502 Bad Gateway</html>", &j), -EIO);
+	cr_assert_eq(gitlab_parse_job(NULL, 0, &j), -EIO);
+	cr_assert_eq(gitlab_parse_job("{\"id\": 1, \"name\": \"x\"}", 10, &j), -EIO, "cut short");
+}
