@@ -162,6 +162,57 @@ def _expand(members):
                    "compress": g.get("compress", "deflated")}
 
 
+class ArchiveIndex:
+    """An archive's central directory, read once: archives never change after they are built.
+    The ZipFile is shared by threads (zipfile serialises reads of one file)."""
+
+    def __init__(self, path):
+        self.zip = zipfile.ZipFile(path)
+        self.first = {}
+        for zi in self.zip.infolist():
+            self.first.setdefault(zi.filename, zi)  # Workhorse takes the first of duplicates
+        self._tree = None
+
+    def tree(self):
+        """Every entry GitLab's metadata would list, folders implied by member paths included."""
+        if self._tree is None:
+            entries, seen = [], set()
+            for zi in self.zip.infolist():
+                parts = zi.filename.rstrip("/").split("/")
+                for i in range(1, len(parts) + 1):
+                    sub = "/".join(parts[:i])
+                    if sub in seen:
+                        continue
+                    seen.add(sub)
+                    is_dir = i < len(parts) or zi.filename.endswith("/")
+                    entries.append({"name": parts[i - 1], "path": sub + ("/" if is_dir else ""),
+                                    "type": "directory" if is_dir else "file",
+                                    "size": 0 if is_dir else zi.file_size,
+                                    "mode": "%o" % (0o40755 if i < len(parts) else
+                                                    (zi.external_attr >> 16) or
+                                                    (0o40755 if is_dir else 0o100644)),
+                                    "_parent": "/".join(parts[:i - 1])})
+            self._tree = entries
+        return self._tree
+
+
+_indexes = {}
+_indexes_lock = threading.Lock()
+
+
+def archive_index(path):
+    """The cached index of an archive; raises zipfile.BadZipFile or OSError for a broken one."""
+    with _indexes_lock:
+        idx = _indexes.get(path)
+    if idx is None:
+        idx = ArchiveIndex(path)
+        with _indexes_lock:
+            if len(_indexes) >= 64:
+                _indexes.pop(next(iter(_indexes)))
+            _indexes[path] = idx
+    return idx
+
+
 # ---------------------------------------------------------------- the world
 
 class World:
@@ -435,7 +486,9 @@ def make_handler(sim, role):
             if self.path.startswith("/-/sim/"):
                 return
             host = "%s:%d" % self.server.server_address[:2]
-            sim.log({"t": time.time(), "host": host, "method": self.command, "path": self.path,
+            # as GitLab filters its logs: a job_token in the query is never written down
+            path = re.sub(r"(?<=[?&]job_token=)[^&]*", "[FILTERED]", self.path)
+            sim.log({"t": time.time(), "host": host, "method": self.command, "path": path,
                      "status": self.status_sent, "bytes": self.sent,
                      "range": self.headers.get("Range"), "auth": self._auth_names(),
                      "fault": self.fault})
@@ -801,7 +854,8 @@ def get_user(sim, h, who, query):
     if who.kind != "user":
         raise HTTPError(401)
     u = sim.world.users.get(who.user, {})
-    h.send_json({"id": u.get("id", 1), "username": who.user, "name": who.user, "state": "active"})
+    h.send_json({"id": u.get("id", 1), "username": who.user, "name": who.user, "state": "active",
+                 "web_url": "%s/%s" % (sim.external, who.user)})
 
 
 @route_to("GET", r"/job", job_token=True)
@@ -1000,25 +1054,14 @@ def tree(sim, h, who, query, pid, jid):
     base = query.get("path", [""])[0].strip("/")
     recursive = query.get("recursive", ["false"])[0] == "true"
     try:
-        names = zipfile.ZipFile(j["archive_path"]).infolist()
-    except zipfile.BadZipFile:
+        all_entries = archive_index(j["archive_path"]).tree()
+    except (zipfile.BadZipFile, OSError, ValueError):
         raise HTTPError(404, "404 Not found")
-    entries, seen = [], set()
-    for zi in names:
-        name = zi.filename
-        parts = name.rstrip("/").split("/")
-        for i in range(1, len(parts) + 1):
-            sub = "/".join(parts[:i])
-            is_dir = i < len(parts) or name.endswith("/")
-            parent = "/".join(parts[:i - 1])
-            if sub in seen:
-                continue
-            if (recursive and (base == "" or sub.startswith(base + "/"))) or parent == base:
-                seen.add(sub)
-                entries.append({"name": parts[i - 1], "path": sub + ("/" if is_dir else ""),
-                                "type": "directory" if is_dir else "file",
-                                "size": 0 if is_dir else zi.file_size,
-                                "mode": "%o" % ((zi.external_attr >> 16) or 0o100644)})
+    if recursive:
+        entries = [e for e in all_entries if base == "" or e["path"].startswith(base + "/")]
+    else:
+        entries = [e for e in all_entries if e["_parent"] == base]
+    entries = [{k: v for k, v in e.items() if k != "_parent"} for e in entries]
     paginate(sim, h, entries, query, total_ok=False)
 
 
@@ -1197,19 +1240,17 @@ def serve_member(sim, h, j, name, sniff):
     central directory, Content-Length = its uncompressed size, never a Range, never a redirect.
     A failure while inflating leaves the body short of Content-Length."""
     try:
-        z = zipfile.ZipFile(j["archive_path"])
+        idx = archive_index(j["archive_path"])
     except (zipfile.BadZipFile, OSError, ValueError):
         raise HTTPError(500, "500 Internal Server Error")
-    zi = next((i for i in z.infolist() if i.filename == name), None)
+    zi = idx.first.get(name)
     if zi is None:
-        z.close()
         raise HTTPError(404, "404 Not Found", plain=True)
     ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
     try:
-        src = z.open(zi) if not zi.is_dir() else io.BytesIO(b"")
+        src = idx.zip.open(zi) if not zi.is_dir() else io.BytesIO(b"")
         head = src.read(4096)
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, zlib.error):
-        z.close()
         raise HTTPError(500, "500 Internal Server Error")
     if sniff and head:
         try:
@@ -1225,7 +1266,7 @@ def serve_member(sim, h, j, name, sniff):
     h.send_header("Content-Disposition", 'attachment; filename="%s"' % os.path.basename(name.rstrip("/")))
 
     def send():
-        with z, src:
+        with src:
             h.end_headers()
             stream_member(sim, h, src, head, size)
     return send
