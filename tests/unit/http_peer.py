@@ -27,6 +27,10 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /stall                    Content-Length 1000, 10 bytes, then silence for 30 s
   /paged-link?page=N        JSON [N]; Link rel=next to a foreign host while N < 3
   /paged-xnext?page=N       JSON [N]; X-Next-Page N+1 while N < 3, then empty
+  .../blob                  like /data (the object store behind a redirect)
+  /user, /job, /projects    for gitlab_check: a JSON object, a 401, an HTML page
+  /projects/group%2Fapp/... a small GitLab for test_gitlab.c (see GITLAB below): matched on the
+                            raw path (so escaping shows) and the decoded query
 """
 import json
 import os
@@ -35,11 +39,50 @@ import socket
 import sys
 import threading
 import time
+from urllib.parse import parse_qs
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SIZE = 1000
 DATA = bytes(i % 251 for i in range(SIZE))
 TOKEN_HEADERS = ("private-token", "job-token", "authorization")
+
+# Project group/app (id 7): ref feature/x's newest successful pipeline 50 has child 60 (same
+# project), whose child is 61; bridge to pipeline 70 belongs to project 8. Job ids name them.
+def job(jid, name, archive=True, old_style=False, reports=()):
+    arts = [{"file_type": r, "size": 10, "filename": r, "file_format": "gzip"} for r in reports]
+    out = {"id": jid, "name": name, "status": "success", "ref": "feature/x",
+           "pipeline": {"id": jid // 10, "project_id": 7}, "artifacts_expire_at": None}
+    if archive and not old_style:
+        arts.insert(0, {"file_type": "archive", "size": 1000, "filename": "artifacts.zip",
+                        "file_format": "zip"})
+    if archive:
+        out["artifacts_file"] = {"filename": "artifacts.zip", "size": 1000}
+    out["artifacts"] = arts
+    return out
+
+
+P = "/projects/group%2Fapp"
+GITLAB = {
+    P + "/pipelines": lambda q: (
+        [{"id": 50, "project_id": 7, "ref": "feature/x", "status": "success"}]
+        if q.get("ref") == "feature/x" and q.get("status") == "success"
+        and q.get("order_by") == "id" and q.get("sort") == "desc" else []),
+    P + "/pipelines/50/jobs": lambda q: (
+        [job(503, "build"), job(502, "lint", archive=False, reports=("codequality",))]
+        if q.get("page", "1") == "1" else
+        [job(501, "test 1/3", old_style=True), job(500, "build")]),
+    P + "/pipelines/50/bridges": lambda q: [
+        {"id": 1, "name": "child", "downstream_pipeline": {"id": 60, "project_id": 7}},
+        {"id": 2, "name": "other", "downstream_pipeline": {"id": 70, "project_id": 8}},
+        {"id": 3, "name": "not-started", "downstream_pipeline": None}],
+    P + "/pipelines/60/jobs": lambda q: [job(603, "build"), job(602, "child-only")],
+    P + "/pipelines/60/bridges": lambda q: [
+        {"id": 4, "downstream_pipeline": {"id": 61, "project_id": 7}}],
+    P + "/pipelines/61/jobs": lambda q: [job(611, "grandchild")],
+    P + "/pipelines/61/bridges": lambda q: [],
+    P + "/pipelines/70/jobs": lambda q: [job(701, "other-project")],
+    P + "/pipelines/70/bridges": lambda q: [],
+}
 
 lock = threading.Lock()
 counters = {}
@@ -137,6 +180,31 @@ class Handler(BaseHTTPRequestHandler):
             hdrs.append(("X-Next-Page", str(n + 1) if n < 3 else ""))
         self.send(200, json.dumps([n]).encode(), hdrs)
 
+    def gitlab(self, path, query):
+        """The small GitLab; returns False when path is not one of its."""
+        q = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        if path in GITLAB:
+            hdrs = [("Content-Type", "application/json")]
+            if path == P + "/pipelines/50/jobs" and q.get("page", "1") == "1":
+                hdrs.append(("Link", '<https://gitlab.elsewhere.invalid/api/v4%s?%s&page=2>; '
+                                     'rel="next"' % (path, query)))
+            elif path.endswith("/jobs"):
+                hdrs.append(("X-Next-Page", ""))
+            self.send(200, json.dumps(GITLAB[path](q)).encode(), hdrs)
+            return True
+        if path == P + "/jobs/artifacts/feature%2Fx/download" and q.get("job") == "test 1/3":
+            self.serve_data(True)
+            return True
+        if path == P + "/jobs/503/artifacts":
+            self.send(302, b"", [("Location", "http://127.0.0.2:%d/signed/blob?X-Amz-Signature=s"
+                                  % ports[1])])
+            return True
+        if path == P + "/jobs/504/artifacts":  # a server that answers another range
+            body = DATA[:10]
+            self.send(206, body, [("Content-Range", "bytes 0-9/%d" % SIZE)])
+            return True
+        return False
+
     def route(self):
         self.record()
         path, _, query = self.path.partition("?")
@@ -144,10 +212,20 @@ class Handler(BaseHTTPRequestHandler):
             path = path[len("/api/v4"):]
         parts = path.strip("/").split("/")
         head = parts[0]
+        if self.gitlab(path, query):
+            return
+        if path == "/user":
+            return self.send(200, b'{"id": 1, "username": "dev"}')
+        if path == "/job":
+            return self.send(401, b'{"message": "401 Unauthorized"}')
+        if path == "/projects":
+            return self.send(200, b"<html>not an API</html>")
         if head == "ok":
             return self.send(200, b"ok")
         if head == "status":
             return self.send(int(parts[1]), b'{"message":"status %s"}' % parts[1].encode())
+        if parts[-1] == "blob":
+            return self.serve_data(True)
         if parts[-1] == "landing":
             return self.send(200, b"landed")
         if head == "redirect":

@@ -1,9 +1,13 @@
+/* gitlab: job JSON mapping without a server; the REST calls against the loopback peer's small
+ * GitLab (tests/unit/http_peer.py): ref resolution through pages and child pipelines, escaping,
+ * archive reads through a redirect, Content-Range checks, the start-up check. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
 
 #include "artifactfs/gitlab.h"
 #include "artifactfs/http.h"
+#include "http_peer.h"
 
 static int parse(const char *json, struct gl_job *j)
 {
@@ -171,4 +175,126 @@ Test(gitlab, required_fields_and_malformed_json_are_eio)
 	cr_assert_eq(parse("<html>502 Bad Gateway</html>", &j), -EIO);
 	cr_assert_eq(gitlab_parse_job(NULL, 0, &j), -EIO);
 	cr_assert_eq(gitlab_parse_job("{\"id\": 1, \"name\": \"x\"}", 10, &j), -EIO, "cut short");
+}
+
+/* ---- against the peer ---- */
+
+static struct gitlab *gl_client(struct http **h)
+{
+	struct http_config cfg = {.base_url = base, .auth = HTTP_AUTH_PRIVATE_TOKEN, .token = TOKEN,
+				  .max_retries = -1, .retry_base_ms = 10};
+	struct gitlab *gl = NULL;
+	cr_assert_eq(http_new(&cfg, h), 0);
+	cr_assert_eq(gitlab_new(*h, &gl), 0);
+	return gl;
+}
+
+Test(gitlab, ref_jobs_walk_every_page_and_child_pipelines, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_job *jobs = NULL;
+	size_t n = 0;
+	cr_assert_eq(gitlab_ref_jobs(gl, "group/app", "feature/x", &jobs, &n), 0);
+	static const char *want[] = {"build", "test 1/3", "child-only", "grandchild"};
+	static const int64_t ids[] = {503, 501, 602, 611};
+	cr_assert_eq(n, 4, "%s", peer_log());
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_str_eq(jobs[i].name, want[i]);
+		cr_assert_eq(jobs[i].id, ids[i], "the newest of a name, the parent's first");
+		cr_assert_eq(jobs[i].archive_size, 1000);
+	}
+	gl_jobs_free(jobs, n);
+	cr_assert_eq(count_lines("GET /api/v4/projects/group%2Fapp/pipelines?ref=feature%2Fx&"), 1,
+		     "%s", peer_log());
+	cr_assert_eq(count_lines("per_page=100&page=2 token=yes"), 1, "the Link came home");
+	cr_assert_eq(count_lines("/pipelines/70/"), 0, "another project's pipeline is no child");
+	cr_assert_eq(count_lines("token=no"), 0);
+	gitlab_free(gl);
+	http_free(h);
+}
+
+Test(gitlab, a_ref_without_a_successful_pipeline_is_enoent, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_job *jobs = NULL;
+	size_t n = 0;
+	cr_assert_eq(gitlab_ref_jobs(gl, "group/app", "main", &jobs, &n), -ENOENT);
+	cr_assert_eq(gitlab_ref_jobs(gl, "nobody/else", "main", &jobs, &n), -ENOENT, "a 404");
+	gitlab_free(gl);
+	http_free(h);
+}
+
+struct bytes {
+	unsigned char buf[1000];
+	int64_t lo, hi;
+};
+
+static int bytes_put(void *ctx, uint64_t off, const void *data, size_t len)
+{
+	struct bytes *b = ctx;
+	cr_assert_leq(off + len, sizeof(b->buf));
+	memcpy(b->buf + off, data, len);
+	if (b->lo < 0 || (int64_t)off < b->lo)
+		b->lo = (int64_t)off;
+	if ((int64_t)(off + len) > b->hi)
+		b->hi = (int64_t)(off + len);
+	return 0;
+}
+
+Test(gitlab, archive_reads_by_ref_and_through_a_redirect_honour_the_range, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_archive by_ref = {.project = "group/app", .ref = "feature/x", .job_name = "test 1/3"};
+	struct gl_archive by_id = {.project = "group/app", .job_id = 503};
+	struct bytes b = {.lo = -1};
+	int64_t total = 0;
+	bool whole = true;
+	cr_assert_eq(gitlab_archive_read(gl, &by_ref, 100, 50, bytes_put, &b, &total, &whole), 0);
+	cr_assert_eq(b.lo, 100);
+	cr_assert_eq(b.hi, 150);
+	cr_assert_eq(b.buf[149], 149 % 251);
+	cr_assert_eq(total, 1000);
+	cr_assert_not(whole);
+	cr_assert_eq(count_lines("/jobs/artifacts/feature%2Fx/download?job=test%201%2F3 token=yes "
+				 "range=bytes=100-149"), 1, "%s", peer_log());
+	b = (struct bytes){.lo = -1};
+	cr_assert_eq(gitlab_archive_read(gl, &by_id, -1, 22, bytes_put, &b, &total, NULL), 0);
+	cr_assert_eq(b.lo, 978, "a suffix range");
+	cr_assert_eq(b.hi, 1000);
+	cr_assert_eq(count_lines("127.0.0.2:"), 1);
+	cr_assert_eq(count_lines("/signed/blob?X-Amz-Signature=s token=no range=bytes=-22"), 1);
+	gitlab_free(gl);
+	http_free(h);
+}
+
+Test(gitlab, archive_reads_refuse_a_range_that_starts_elsewhere, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_archive a = {.project = "group/app", .job_id = 504};
+	struct gl_archive missing = {.project = "group/app", .job_id = 999};
+	struct bytes b = {.lo = -1};
+	cr_assert_eq(gitlab_archive_read(gl, &a, 500, 10, bytes_put, &b, NULL, NULL), -EIO);
+	cr_assert_eq(gitlab_archive_read(gl, &missing, 0, 10, bytes_put, &b, NULL, NULL), -ENOENT);
+	gitlab_free(gl);
+	http_free(h);
+}
+
+Test(gitlab, the_startup_check_tells_bad_tokens_from_non_gitlab_servers, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	cr_assert_eq(gitlab_check(gl, HTTP_AUTH_PRIVATE_TOKEN), 0);
+	cr_assert_eq(gitlab_check(gl, HTTP_AUTH_JOB_TOKEN), -EACCES);
+	cr_assert_eq(gitlab_check(gl, HTTP_AUTH_NONE), -EIO, "an HTML page is no API");
+	gitlab_free(gl);
+	http_free(h);
 }
