@@ -4,6 +4,7 @@
 If python-gitlab and the simulator disagree, the simulator is wrong. Every wait has a deadline;
 the simulator is started on loopback and stopped at the end, also on failure.
 """
+import http.client
 import io
 import json
 import os
@@ -12,7 +13,9 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.parse
 import urllib.request
+import warnings
 import zipfile
 
 import gitlab
@@ -44,6 +47,18 @@ def raises(fn, code):
     return False
 
 
+def fetch(url, method="GET", headers=None, body=None):
+    """(status, headers, body) of one plain HTTP request, no redirect followed."""
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        c.request(method, u.path + ("?" + u.query if u.query else ""), body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.headers, r.read()
+    finally:
+        c.close()
+
+
 class Sim:
     def __init__(self, *extra):
         self.dir = tempfile.mkdtemp(prefix="conformance-")
@@ -68,6 +83,11 @@ class Sim:
     def archive(self, job_id):
         with open(os.path.join(self.dir, "st", "job-%d.zip" % job_id), "rb") as f:
             return f.read()
+
+    def admin(self, what, body=""):
+        status, _, data = fetch(self.url + "/-/sim/" + what, "POST", body=body.encode())
+        if status != 200:
+            raise RuntimeError("admin %s: %d %r" % (what, status, data))
 
     def stop(self):
         self.proc.terminate()
@@ -120,14 +140,16 @@ def local_mode(sim):
     check("dup.txt: the first duplicate wins, as Workhorse",
           app.jobs.get(1105).artifact("dup.txt") == b"first\n")
     check("a corrupt archive's member is 500", raises(lambda: app.jobs.get(1106).artifact("x"), 500))
+    more_local_checks(sim, gl, app)
     kept = app.jobs.get(1101)
     kept.keep_artifacts()
     check("keep clears the expiry", app.jobs.get(1101).artifacts_expire_at is None)
+    n = len(sim.requests())
     app.jobs.get(1102).delete_artifacts()
     check("delete removes the archive", raises(lambda: app.jobs.get(1102).artifacts(), 404)
           and not hasattr(app.jobs.get(1102), "artifacts_file"))
     app.artifacts.delete()
-    statuses = [r["status"] for r in sim.requests() if r["method"] == "DELETE"]
+    statuses = [r["status"] for r in sim.requests()[n:] if r["method"] == "DELETE"]
     check("project-wide delete is 202, job delete 204", statuses == [204, 202], statuses)
     old = gl.projects.get(103).jobs.get(1701)
     check("an expired archive is still served whole", old.artifacts() == sim.archive(1701))
@@ -176,6 +198,119 @@ def local_mode(sim):
     with urllib.request.urlopen(req, timeout=30) as r:
         check("a single member ignores Range (200, whole)", r.status == 200 and r.read() == expect)
 
+    # Last: from here on the ref's newest pipeline is this one.
+    sim.admin("pipeline", json.dumps({"project": 101, "ref": "main", "jobs": [
+        {"id": 1900, "name": "build", "archive": {"members": [{"path": "NEW", "text": "new\n"}]}}]}))
+    check("a pipeline added at run time is the ref's newest",
+          app.artifacts.raw("main", "NEW", "build") == b"new\n"
+          and raises(lambda: app.artifacts.download(ref_name="main", job="package"), 404))
+
+
+def more_local_checks(sim, gl, app):
+    gl.auth()
+    check("auth() with a PAT names its user", gl.user.username == "maria")
+    check("version()", gl.version()[0] == "18.8.0")
+    tok = {"PRIVATE-TOKEN": TOKENS["maintainer"]}
+    api = sim.url + "/api/v4/projects/101/jobs/"
+    status, _, body = fetch(api + "1101/artifacts/tree?path=bin", headers=tok)
+    check("tree lists a folder (no folder entry in the zip) with modes",
+          status == 200 and json.loads(body) == [{"name": "hello", "path": "bin/hello", "type": "file",
+                                                  "size": 40, "mode": "100755"}], body)
+    status, hdrs, body = fetch(api + "1101/artifacts/tree?recursive=true&per_page=100", headers=tok)
+    paths = [e["path"] for e in json.loads(body)]
+    check("recursive tree has implied folders, empty folders and deep files, no X-Total",
+          "deep/a/b/c/" in paths and "empty-dir/" in paths and "deep/a/b/c/d/e.txt" in paths
+          and "X-Total" not in hdrs, paths)
+    whole = sim.archive(1101)
+    status, hdrs, body = fetch(api + "1101/artifacts", headers=tok)
+    check("whole archive headers as GitLab's local storage",
+          status == 200 and hdrs["Content-Type"] == "application/octet-stream"
+          and hdrs["Content-Disposition"] == 'attachment; filename="artifacts.zip"'
+          and hdrs["Accept-Ranges"] == "bytes" and hdrs["ETag"] and hdrs["Last-Modified"]
+          and int(hdrs["Content-Length"]) == len(whole) and body == whole, dict(hdrs))
+    status, _, body = fetch(api + "1101/artifacts", headers=dict(tok, **{"If-Modified-Since": hdrs["Last-Modified"]}))
+    check("If-Modified-Since gives 304", status == 304 and body == b"", status)
+    status, hdrs, body = fetch(api + "1101/artifacts", headers=dict(tok, Range="bytes=-5"))
+    check("a suffix Range gives the last bytes", status == 206 and body == whole[-5:]
+          and hdrs["Content-Range"] == "bytes %d-%d/%d" % (len(whole) - 5, len(whole) - 1, len(whole)))
+    status, _, body = fetch(api + "1101/artifacts/%2Fetc%2Fpasswd", headers=tok)
+    check("a missing member is a plain-text 404", status == 404 and not body.startswith(b"{"), body)
+    status, _, body = fetch(api + "1105/artifacts/..%2Fx", headers=tok)
+    check("'../x' matches only the member literally named so", status == 200 and body == b"escaped!\n")
+    status, _, _ = fetch(api + "1105/artifacts/a%00b", headers=tok)
+    check("a NUL in a member path is 400", status == 400)
+    status, _, _ = fetch(api + "1101/artifacts/empty-dir/", headers=tok)
+    check("'dir/' matches a literal folder entry", status == 200)
+    status, _, _ = fetch(api + "1101/artifacts/bin/", headers=tok)
+    check("'dir/' without a folder entry is 404", status == 404)
+
+    fin = gitlab.Gitlab(sim.url, job_token=TOKENS["job-finished"])
+    check("a job token whose job has finished is 401",
+          raises(lambda: fin.projects.get(101, lazy=True).artifacts.download(ref_name="main", job="build"), 401))
+    rev = gitlab.Gitlab(sim.url, private_token=TOKENS["revoked"])
+    check("a revoked token is 401", raises(lambda: rev.projects.get(101), 401))
+    jt = gitlab.Gitlab(sim.url, job_token=TOKENS["job"])
+    check("a job token outside the target's allowlist is 403",
+          raises(lambda: jt.projects.get(103, lazy=True).jobs.get(1701, lazy=True).artifacts(), 403))
+    status, _, _ = fetch(sim.url + "/api/v4/projects/102/jobs/artifacts/main/raw/secret.txt?job=build&job_token="
+                        + TOKENS["job"])
+    check("the job_token query parameter works too", status == 200)
+    dev = gitlab.Gitlab(sim.url, private_token=TOKENS["developer"])
+    before = app.jobs.get(1102).artifacts_expire_at
+    dj = dev.projects.get(101, lazy=True).jobs.get(1102, lazy=True)
+    dj.keep_artifacts()
+    check("a developer may keep: the expiry is cleared",
+          before and app.jobs.get(1102).artifacts_expire_at is None, before)
+    check("a developer may not delete (403)", raises(dj.delete_artifacts, 403))
+    reporter = gitlab.Gitlab(sim.url, private_token=TOKENS["reporter"])
+    check("read_api cannot keep (403)",
+          raises(lambda: reporter.projects.get(101, lazy=True).jobs.get(1103, lazy=True).keep_artifacts(), 403))
+    sim.admin("conflict", "on")
+    check("deletes answer 409 while statistics refresh",
+          raises(lambda: app.jobs.get(1103, lazy=True).delete_artifacts(), 409)
+          and raises(app.artifacts.delete, 409))
+    sim.admin("conflict", "off")
+
+    sim.admin("faults", "nth=1:429,retry_after=0")
+    check("python-gitlab obeys a 429's Retry-After and succeeds", gl.projects.get(101).id == 101)
+    last = sim.requests()[-2:]
+    check("the log shows the 429 fault then the retry",
+          [(r["status"], r["fault"]) for r in last] == [(429, "429"), (200, None)], last)
+    # python-gitlab on Debian 12 (urllib3 1.26 does not enforce Content-Length) hands back a
+    # truncated body as if it were whole, so the truncation is checked on the wire.
+    sim.admin("faults", "nth=1:truncate,paths=/artifacts$")
+    u = urllib.parse.urlsplit(api + "1101/artifacts")
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        c.request("GET", u.path, headers=tok)
+        r = c.getresponse()
+        promised = int(r.headers["Content-Length"])
+        try:
+            r.read()
+            got = None
+        except http.client.IncompleteRead as e:
+            got = len(e.partial)
+    finally:
+        c.close()
+    check("a truncate fault promises the whole archive and sends less",
+          promised == len(whole) and got is not None and got < promised, (promised, got))
+    for kind in ("reset", "500"):
+        sim.admin("faults", "nth=1:%s,paths=/artifacts$" % kind)
+        failed_loud = False
+        try:
+            app.jobs.get(1101, lazy=True).artifacts()
+        except Exception:
+            failed_loud = True
+        check("a %s fault on a whole archive fails the download, never short data" % kind, failed_loud)
+    sim.admin("faults", "rate=1,kinds=500")
+    status, _, _ = fetch(sim.url + "/-/sim/log")
+    check("faults never touch admin endpoints", status == 200)
+    sim.admin("faults", "")
+    check("cleared faults: the archive arrives", app.jobs.get(1101, lazy=True).artifacts() == whole)
+    text = open(sim.log, encoding="utf-8").read()
+    check("the request log never carries a token value",
+          not any(v in text for v in TOKENS.values()) and "job_token=[FILTERED]" in text)
+
 
 def redirect_mode(sim):
     gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"])
@@ -194,17 +329,48 @@ def redirect_mode(sim):
     store = [r for r in sim.requests() if r["host"].startswith("127.0.0.2")][n:]
     check("redirect: and the Bearer token is not forwarded", store and all(not r["auth"] for r in store),
           [r["auth"] for r in store])
+    tok = {"PRIVATE-TOKEN": TOKENS["maintainer"]}
+    status, hdrs, _ = fetch(sim.url + "/api/v4/projects/101/jobs/1101/artifacts", headers=tok)
+    loc = hdrs.get("Location", "")
+    check("redirect: 302 to a signed, expiring URL on 127.0.0.2",
+          status == 302 and loc.startswith("http://127.0.0.2:") and "expires=" in loc and "sig=" in loc, loc)
+    status, hdrs, body = fetch(loc, headers={"Range": "bytes=0-3"})
+    check("redirect: the object store serves Range", status == 206 and body == b"PK\x03\x04")
+    status, _, _ = fetch(loc[:-1] + ("0" if loc[-1] != "0" else "1"))
+    check("redirect: a bad signature is 403", status == 403)
+    status, _, _ = fetch(loc.replace("expires=", "expires=1"))
+    check("redirect: a changed expiry is 403", status == 403)
+    status, hdrs, _ = fetch(sim.url + "/api/v4/projects?per_page=1", headers=tok)
+    check("Link headers carry the configured external URL",
+          "http://gitlab.example.invalid/api/v4/projects?" in hdrs["Link"], hdrs["Link"])
+    kb = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"], per_page=1, keep_base_url=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ids = [p.id for p in kb.projects.list(membership=True, get_all=True)]
+    check("python-gitlab with keep_base_url pages through a foreign Link host",
+          sorted(ids) == [101, 102, 103], ids)
 
 
 def proxied_mode(sim):
     gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"])
     data = gl.projects.get(101).jobs.get(1101).artifacts()
     check("proxied: the chunked body is the archive", data == sim.archive(1101))
+    tok = {"PRIVATE-TOKEN": TOKENS["maintainer"]}
+    status, hdrs, body = fetch(sim.url + "/api/v4/projects/101/jobs/1101/artifacts",
+                              headers=dict(tok, Range="bytes=100-199"))
+    check("proxied: Range is forwarded, 206 chunked without Content-Length",
+          status == 206 and body == sim.archive(1101)[100:200] and "Content-Length" not in hdrs
+          and hdrs["Transfer-Encoding"] == "chunked")
+    status, _, _ = fetch(sim.url + "/api/v4/projects/101/jobs/1101/artifacts/tree", headers=tok)
+    check("--no-tree: /artifacts/tree is 404 as before GitLab 18.8", status == 404)
 
 
 def main():
-    for mode, fn in (("local", local_mode), ("redirect", redirect_mode), ("proxied", proxied_mode)):
-        sim = Sim("--storage", mode)
+    runs = (("local", local_mode, ()),
+            ("redirect", redirect_mode, ("--external-url", "http://gitlab.example.invalid")),
+            ("proxied", proxied_mode, ("--no-tree",)))
+    for mode, fn, extra in runs:
+        sim = Sim("--storage", mode, *extra)
         try:
             fn(sim)
         except Exception as e:  # a crash is a failed check, never a hang
