@@ -252,10 +252,15 @@ int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out)
 	pthread_mutex_init(&c->lock, NULL);
 	c->limit = limit_bytes;
 	int err = mkdir_parents(dir);
-	if (!err && asprintf(&c->vdir, "%s/v1", dir) < 0) {
+	/* absolute: libfuse moves a daemon to "/" when it leaves the terminal */
+	char *abs = err ? NULL : realpath(dir, NULL);
+	if (!err && !abs)
+		err = -errno;
+	if (!err && asprintf(&c->vdir, "%s/v1", abs) < 0) {
 		c->vdir = NULL;
 		err = -ENOMEM;
 	}
+	free(abs);
 	if (!err)
 		err = mkdir_private(c->vdir);
 	if (!err)
@@ -345,6 +350,11 @@ static int create_file(struct cache *c, const char *path, const char *key, uint6
 		err = -errno;
 	unlink(tmp);
 	free(tmp);
+	if (err && err != -ENOSPC && err != -EDQUOT && err != -ENOMEM) {
+		/* the cache folder itself is broken (removed, made read-only): say so, once per try */
+		log_msg(LOG_ERR, "cache: cannot create a file in %s: %s", c->vdir, strerror(-err));
+		err = -EIO;
+	}
 	return err;
 }
 

@@ -60,4 +60,16 @@ check "the cache folder given by -o cache_dir is created 0700" \
 unmount_fs "$mnt"
 check "the daemon exits after fusermount3 -u" bash -c "! kill -0 $LAST_PID"
 
+# A relative --cache-dir names a folder under the directory artifactfs was started in, though
+# libfuse moves the daemon to /.
+export GITLAB_TOKEN=$(fixture_token maintainer)
+cd "$T"
+mount_fs "$mnt" --cache-dir rel-cache
+check "with a relative --cache-dir a job lists" \
+	bash -c "ls '$mnt/acme%2Fplatform%2Fapp/main/build/' | grep -q ."
+check "and its archive is cached under that folder" \
+	bash -c "ls '$T/rel-cache/v1/' | grep -q '[.]afs\$'"
+unmount_fs "$mnt"
+cd - >/dev/null
+
 finish
