@@ -479,6 +479,10 @@ static int readlink_path(const struct tree_path *tp, char *buf, size_t size)
 	size_t len = 0;
 	if (!err)
 		err = zip_reader_read_all(zi, m, catalog_job_read_fn, j, SYMLINK_MAX, &target, &len);
+	if (!err && tree_link_escapes(tp->member, target, len)) {
+		log_msg(LOG_WARNING, "symbolic link leads outside its job folder: not followed");
+		err = -EACCES;
+	}
 	if (!err) {
 		size_t n = len < size - 1 ? len : size - 1;
 		memcpy(buf, target, n);

@@ -71,6 +71,14 @@ evil="$app/main/evil"
 check "members escaping the job folder are not in the tree" \
 	bash -c "! find '$evil' -name x | grep -q . ; [ ! -e '$T/x' ]"
 check "the escaping members were logged as warnings" grep -q "warning" "$T/daemon.log"
+check_eq "a symlink out of the job folder is listed as a symlink" "OK 120777 22" \
+	"$(sys stat "$evil/link-out")"
+check_eq "but reading it is refused (EACCES)" EACCES "$(sys readlink "$evil/link-out")"
+check_eq "and it is never followed to the machine's own file" EACCES "$(sys read "$evil/link-out")"
+check "cp -r of the job copies the rest and names the refused link" \
+	bash -c "! cp -r '$evil' '$T/evil-copy' 2>'$T/cp.err' && grep -q link-out '$T/cp.err' &&
+		cmp '$evil/ok.txt' '$T/evil-copy/ok.txt'"
+check "the refused link was logged" grep -q "leads outside its job folder" "$T/daemon.log"
 
 # Errors.
 check_eq "a missing member is ENOENT" ENOENT "$(sys stat "$build/no-such-file")"
