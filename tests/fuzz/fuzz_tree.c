@@ -1,6 +1,8 @@
 /* libFuzzer target: the path grammar must never crash or leak on any path, and what it accepts
- * must round-trip through tree_escape(). */
+ * must round-trip through tree_escape(). The same bytes as a symlink target: a target without
+ * ".." stays inside, an absolute one never does. */
 #include <assert.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,5 +31,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		tree_path_release(&tp);
 	}
 	free(path);
+
+	const char *t = (const char *)data;
+	bool escapes = tree_link_escapes("dir/link", t, size);
+	if (size && t[0] == '/')
+		assert(escapes);
+	bool dotdot = false;
+	for (size_t i = 0; i + 1 < size; i++)
+		dotdot = dotdot || (t[i] == '.' && t[i + 1] == '.');
+	if (size && t[0] != '/' && !dotdot && !memchr(t, '\0', size))
+		assert(!escapes);
 	return 0;
 }
