@@ -886,13 +886,49 @@ int catalog_list_job_ids(struct catalog *c, const char *project, char ***out)
 
 /* ---- a job's archive ---- */
 
+/* Bytes on their way into the cache, gathered into large page-aligned writes: written as curl
+ * hands them over (a few KiB at a time), each would lock the entry twice and make the kernel
+ * zero the rest of every page it starts. */
+#define SINK_BYTES (256u << 10)
+struct sink {
+	struct job *job;
+	uint64_t off; /* of buf[0] */
+	size_t len, cap;
+	unsigned char *buf;
+};
+
+static int sink_flush(struct sink *s)
+{
+	int err = s->len ? cache_entry_write(s->job->entry, s->off, s->buf, s->len) : 0;
+	s->off += s->len;
+	s->len = 0;
+	return err;
+}
+
 static int entry_sink(void *ctx, uint64_t off, const void *buf, size_t len)
 {
-	struct job *j = ctx;
+	struct sink *s = ctx;
+	struct job *j = s->job;
 	/* the archive behind a ref may change between requests: never store bytes past its size */
 	if (off > j->size || len > j->size - off)
 		return -EIO;
-	return cache_entry_write(j->entry, off, buf, len);
+	int err = 0;
+	if (s->len && off != s->off + s->len)
+		err = sink_flush(s);
+	if (!s->buf || err)
+		return err ? err : cache_entry_write(j->entry, off, buf, len);
+	if (s->len == 0)
+		s->off = off;
+	while (!err && len) {
+		size_t n = s->cap - s->len < len ? s->cap - s->len : len;
+		memcpy(s->buf + s->len, buf, n);
+		s->len += n;
+		buf = (const unsigned char *)buf + n;
+		len -= n;
+		if (s->len == s->cap)
+			err = sink_flush(s);
+	}
+	return err;
 }
 
 static int job_fetch(void *ctx, struct cache_entry *e, uint64_t off, uint64_t len)
@@ -905,9 +941,15 @@ static int job_fetch(void *ctx, struct cache_entry *e, uint64_t off, uint64_t le
 		.ref = j->ref,
 		.job_name = j->info.name,
 	};
+	/* without a buffer every piece is written as it comes: slower, never wrong */
+	struct sink s = {.job = j, .cap = len && len < SINK_BYTES ? len : SINK_BYTES};
+	s.buf = malloc(s.cap);
 	int64_t total = -1;
-	int err = gitlab_archive_read(j->cat->gl, &a, (int64_t)off, (int64_t)len, entry_sink, j,
+	int err = gitlab_archive_read(j->cat->gl, &a, (int64_t)off, (int64_t)len, entry_sink, &s,
 				      &total, NULL);
+	int flushed = sink_flush(&s); /* what arrived before a failure is good: keep it */
+	free(s.buf);
+	err = err ? err : flushed;
 	if (!err && total >= 0 && (uint64_t)total != j->size) {
 		log_msg(LOG_ERR, "job %s: the archive is now %" PRId64 " bytes, was %" PRIu64,
 			j->info.name ? j->info.name : "?", total, j->size);
