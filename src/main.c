@@ -395,8 +395,10 @@ static int run(struct daemon *d, struct fuse_args *args)
 		if (!lc)
 			goto out_signals;
 		fuse_loop_cfg_set_clone_fd(lc, d->cmd.clone_fd);
-		fuse_loop_cfg_set_idle_threads(lc, d->cmd.max_idle_threads);
-		/* libfuse leaves it unset (UINT_MAX) unless -o max_threads= was given */
+		/* libfuse leaves both unset (UINT_MAX) unless -o max_idle_threads= / max_threads= was
+		 * given, and libfuse 3.14 warns about an unset value passed back to it */
+		if (d->cmd.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(lc, d->cmd.max_idle_threads);
 		fuse_loop_cfg_set_max_threads(lc, d->cmd.max_threads > 0 && d->cmd.max_threads <= 1000
 							  ? d->cmd.max_threads
 							  : 10);

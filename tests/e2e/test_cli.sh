@@ -59,6 +59,8 @@ check "the cache folder given by -o cache_dir is created 0700" \
 	bash -c "[ \"\$(stat -c %a '$T/cache2')\" = 700 ]"
 unmount_fs "$mnt"
 check "the daemon exits after fusermount3 -u" bash -c "! kill -0 $LAST_PID"
+check "a mount says nothing but its one info line" \
+	bash -c "! grep -v '^artifactfs: info: mounted ' '$T/daemon.log' | grep -q ."
 
 # A relative --cache-dir names a folder under the directory artifactfs was started in, though
 # libfuse moves the daemon to /.
