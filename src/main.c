@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -456,11 +458,22 @@ static int parse_args(struct daemon *d, struct fuse_args *args)
 	return 0;
 }
 
+/* The token lives in this process's memory: no core file may hold it, and other processes of
+ * the same user may not read it through ptrace or /proc/PID/mem (as ssh-agent does). */
+static void protect_memory(void)
+{
+	struct rlimit none = {0, 0};
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct daemon d = {0};
 	int ret = 1;
+
+	protect_memory();
 
 	if (curl_global_init(CURL_GLOBAL_ALL) != 0)
 		return 1;

@@ -101,6 +101,8 @@ check "listing and reading used Range requests on the archive" \
 	bash -c "[ \"\$(simlog count --path '/artifacts(\\?|$)' --status 206)\" -gt 0 ]"
 
 # Secrets.
+check "the daemon can leave no core file (the token is in its memory)" \
+	grep -Eq "^Max core file size +0 +0 " /proc/$LAST_PID/limits
 check "the token is not in the daemon's command line" \
 	bash -c "! tr '\\0' ' ' </proc/$LAST_PID/cmdline | grep -qF '$GITLAB_TOKEN'"
 # (under a wrapper such as valgrind the program's environment is a copy /proc does not show)
