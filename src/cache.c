@@ -574,18 +574,31 @@ void cache_entry_discard(struct cache *c, const char *key)
 
 /* ---- writing ---- */
 
-/* Marks the blocks wholly inside [start, end); entry lock held. */
-static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end)
+/* Marks the blocks wholly inside the run [start, end) that the write [w_start, w_end) touched
+ * (no other block can have become whole); entry lock held. */
+static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, uint64_t w_start,
+			 uint64_t w_end)
 {
-	uint64_t first = (start + B - 1) / B;
-	uint64_t last = end == e->size ? e->nblocks : end / B; /* exclusive */
-	for (uint64_t b = first; b < last; b++) {
-		if (e->map[b])
-			continue;
-		unsigned char one = 1;
-		if (write_all(e->fd, &one, 1, HEADER_LEN + b) == 0)
-			e->map[b] = 1;
+	uint64_t first = (start + B - 1) / B, last = end == e->size ? e->nblocks : end / B;
+	if (first < w_start / B)
+		first = w_start / B;
+	if (last > (w_end + B - 1) / B)
+		last = (w_end + B - 1) / B;
+	while (first < last && e->map[first])
+		first++;
+	while (last > first && e->map[last - 1])
+		last--;
+	/* one write for them all: a write a block would contend with the data writes for the inode */
+	unsigned char ones[4096];
+	memset(ones, 1, sizeof(ones));
+	for (uint64_t b = first; b < last;) {
+		size_t n = last - b < sizeof(ones) ? (size_t)(last - b) : sizeof(ones);
+		if (write_all(e->fd, ones, n, HEADER_LEN + b) == 0)
+			memset(e->map + b, 1, n);
+		b += n;
 	}
+	if (first < last)
+		pthread_cond_broadcast(&e->cond); /* waiting readers of these blocks may go on */
 }
 
 /* Merges [off, end) into the runs of contiguous writes; returns the merged run. */
@@ -666,7 +679,7 @@ int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size
 	pthread_mutex_lock(&e->lock);
 	err = add_run(e, off, off + len, &r);
 	if (!err)
-		mark_covered(e, r.start, r.end);
+		mark_covered(e, r.start, r.end, off, off + len);
 	pthread_mutex_unlock(&e->lock);
 	return err;
 }
