@@ -78,7 +78,7 @@ static void fill_dir(struct stat *st, mode_t perm, time_t mtime)
 	st->st_nlink = 2;
 	st->st_uid = fc->uid;
 	st->st_gid = fc->gid;
-	st->st_mtime = st->st_ctime = st->st_atime = mtime;
+	st->st_mtime = st->st_ctime = st->st_atime = mtime ? mtime : fc->mounted_at;
 }
 
 static void fill_file(struct stat *st, mode_t type_perm, uint64_t size, time_t mtime)

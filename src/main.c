@@ -373,7 +373,7 @@ static int run(struct daemon *d, struct fuse_args *args)
 	d->fsc = (struct fs_config){
 		.cat = d->cat, .cache = d->cache, .http = d->http,
 		.allow_delete = d->opts.allow_delete, .ttl_s = d->ttl_s,
-		.uid = getuid(), .gid = getgid(),
+		.uid = getuid(), .gid = getgid(), .mounted_at = time(NULL),
 	};
 	if (add_default_permissions(args))
 		return 1;

@@ -35,6 +35,8 @@ check_eq "modes and sizes match unzip's" "$(modes "$T/unzipped")" "$(modes "$bui
 check "find lists every file of the archive" \
 	bash -c "[ \"\$(cd '$build' && find . -type f | sort)\" = \"\$(cd '$T/unzipped' && find . -type f | sort)\" ]"
 check "an executable runs straight from the mount" bash -c "'$build/bin/hello' | grep -q ."
+check "folders above the jobs carry the mount's time, not 1970" \
+	bash -c "[ \$(stat -c %Y '$app') -ge \$(( \$(date +%s) - 3600 )) ]"
 check "a symlink in the archive is a symlink" bash -c "[ -L '$build/latest' ] && [ \"\$(readlink '$build/latest')\" = bin/hello ]"
 check "cc compiles with -I pointing into the mount" \
 	cc -I "$build/include" -o "$T/hello-c" "$build/lib/hello.c"
