@@ -480,6 +480,19 @@ struct target {
 	bool get;                     /* a 303 turned the method into GET */
 };
 
+/* A ceiling on one attempt, so that a server trickling just above the low-speed limit cannot
+ * hold a call for hours: four no-progress periods, plus the ranged bytes at 32 KiB/s. A streamed
+ * body of unknown length (a whole archive) is bounded by the low-speed limit alone. */
+static long attempt_ceiling_ms(const struct http *h, const struct target *t,
+			       const struct http_request *req)
+{
+	if (h->attempt_timeout_ms)
+		return h->attempt_timeout_ms;
+	if (req->body_fn && t->range_len <= 0)
+		return 0;
+	return 4L * h->low_speed_time_s * 1000L + (t->range_len > 0 ? (long)(t->range_len / 32) : 0);
+}
+
 static void set_options(struct attempt *a, const struct target *t, struct curl_slist **hdrs)
 {
 	struct http *h = a->h;
@@ -495,7 +508,7 @@ static void set_options(struct attempt *a, const struct target *t, struct curl_s
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->low_speed_time_s);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->attempt_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, attempt_ceiling_ms(h, t, a->req));
 	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "artifactfs/" ARTIFACTFS_VERSION);
 	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024L);

@@ -28,7 +28,8 @@ struct http_config {
 	const char *token;         /* copied; NULL with HTTP_AUTH_NONE */
 	long connect_timeout_ms;   /* 0: 10000 */
 	long low_speed_time_s;     /* abort an attempt moving < 1 KiB/s for this long; 0: 30 */
-	long attempt_timeout_ms;   /* total time of one attempt; 0: no limit beyond low-speed */
+	long attempt_timeout_ms;   /* total time of one attempt; 0: 4 low-speed periods plus a
+	                              ranged body's length at 32 KiB/s (a whole body: none) */
 	int max_retries;           /* 0: 4 retries after the first attempt; -1: none */
 	long retry_base_ms;        /* backoff base, doubled each retry, jittered; 0: 250 */
 	long max_retry_wait_ms;    /* cap on any single wait incl. Retry-After; 0: 30000 */

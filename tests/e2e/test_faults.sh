@@ -51,6 +51,19 @@ check "the stall was logged" grep -qE "Operation too slow|timed out|Timeout" "$T
 unmount_fs "$mnt"
 stop_sim
 
+# 2b. A server trickling faster than the low-speed limit still meets the attempt's ceiling
+# (4 x --timeout plus the range at 32 KiB/s), and the retry brings the right bytes.
+start_sim
+mount_fs "$mnt" --cache-dir "$T/cache-drip" --timeout 1
+ls "$mnt/$app/-/jobs/1101/data" >/dev/null || die "cannot list job 1101"
+sim_admin faults 'nth=1:drip,paths=/artifacts$'
+check "a dripping transfer is cut off and retried, and the bytes are right" \
+	cmp "$mnt/$app/-/jobs/1101/data/big.bin" "$T/ref-1101/data/big.bin"
+check "the server did drip" grep -q "dripping" "$T/sim.out"
+check "the cut-off was logged as a timeout" grep -q "timed out after" "$T/daemon.log"
+unmount_fs "$mnt"
+stop_sim
+
 # 3. The server dies: what is cached is still served, the rest fails with EIO.
 start_sim
 mount_fs "$mnt" --cache-dir "$T/cache-dead" --timeout 2

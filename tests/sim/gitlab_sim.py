@@ -600,6 +600,9 @@ def make_handler(sim, role):
                 return
             self.wfile.flush()
             with open(path, "rb") as f:
+                if self.fault == "drip":  # above any low-speed limit, far below any use
+                    self.drip(f, start, length)
+                    return
                 if self.fault in ("truncate", "stall"):
                     length_now = max(1, length // 2)
                 else:
@@ -617,6 +620,21 @@ def make_handler(sim, role):
                     stall(sim, self.path)
                 self.close_connection = True
                 raise ConnectionResetError
+
+        def drip(self, f, start, length):
+            """Sends 256 bytes every 0.1 s (2.5 KiB/s) until done or the client hangs up."""
+            print("gitlab_sim: dripping %s" % self.path, flush=True)
+            f.seek(start)
+            left = length
+            while left > 0:
+                data = f.read(min(left, 256))
+                if not data:
+                    break
+                self.wfile.write(data)
+                self.wfile.flush()
+                self.sent += len(data)
+                left -= len(data)
+                time.sleep(0.1)
 
     return Handler
 
