@@ -39,7 +39,8 @@ struct options {
 	int allow_delete;
 	int help;
 	int version;
-	int bad;
+	int plain_args;   /* arguments that are neither options nor a URL */
+	bool url_missing; /* two plain arguments: the first was meant as the URL but is none */
 };
 
 enum { KEY_HELP, KEY_VERSION, KEY_PROJECT };
@@ -127,6 +128,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			o->url = strdup(arg);
 			return 0;
 		}
+		if (o->plain_args++ == 1 && !o->url)
+			o->url_missing = true;
 		return 1; /* the mount point, for fuse_parse_cmdline */
 	default:
 		return 1;
@@ -236,6 +239,14 @@ static int find_credentials(const struct options *o, enum http_auth *auth, char 
 	return 0;
 }
 
+/* user:password@ in the URL: a secret on the command line, in logs and in /proc/mounts */
+static bool url_has_userinfo(const char *u)
+{
+	const char *host = strstr(u, "://") + 3;
+	size_t n = strcspn(host, "/?#");
+	return memchr(host, '@', n) != NULL;
+}
+
 static char *base_url(const struct options *o)
 {
 	const char *u = o->url;
@@ -246,7 +257,16 @@ static char *base_url(const struct options *o)
 	if (!u || !*u)
 		u = "https://gitlab.com";
 	if (!is_url(u)) {
-		fprintf(stderr, "artifactfs: %s is not an http:// or https:// URL\n", u);
+		/* echo only what looks like a URL: a token pasted in its place must not be shown */
+		if (strstr(u, "://"))
+			fprintf(stderr, "artifactfs: %s is not an http:// or https:// URL\n", u);
+		else
+			fprintf(stderr, "artifactfs: the GitLab URL is not an http:// or https:// URL\n");
+		return NULL;
+	}
+	if (url_has_userinfo(u)) {
+		fprintf(stderr, "artifactfs: the GitLab URL carries credentials (user:secret@); give "
+				"the token with --token-file or $GITLAB_TOKEN instead\n");
 		return NULL;
 	}
 	char *s = strdup(u);
@@ -452,6 +472,10 @@ static int parse_args(struct daemon *d, struct fuse_args *args)
 		printf("artifactfs %s (libfuse %s, %s)\n", ARTIFACTFS_VERSION,
 		       fuse_pkgversion(), curl_version());
 		return 1;
+	}
+	if (d->opts.url_missing) { /* not echoed: it may be a token pasted in the wrong place */
+		fprintf(stderr, "artifactfs: the GitLab URL is not an http:// or https:// URL\n");
+		return -1;
 	}
 	if (fuse_parse_cmdline(args, &d->cmd) != 0)
 		return -1;

@@ -31,6 +31,12 @@ fails_before_mount "an unreachable server is refused before mounting" "cannot be
 	"http://127.0.0.1:$dead_port" "$mnt" --cache-dir "$T/cache"
 fails_before_mount "a URL that is not http(s) is refused" "not an http" \
 	"ftp://example.invalid" "$mnt"
+fails_before_mount "a URL carrying credentials is refused" "carries credentials" \
+	"http://oauth2:s3cret-in-url@127.0.0.1:$dead_port" "$mnt"
+check "the refusal does not show them" bash -c "! grep -q s3cret-in-url '$T/err'"
+fails_before_mount "a token given in place of the URL is refused without being shown" "not an http" \
+	"glpat-s3cret-as-url" "$mnt"
+check "and the refusal does not show it" bash -c "! grep -q s3cret-as-url '$T/err'"
 fails_before_mount "a malformed --cache-size is refused" "cache-size" \
 	"http://127.0.0.1:$dead_port" "$mnt" --cache-size lots
 fails_before_mount "a malformed --ttl is refused" "ttl" \
