@@ -380,12 +380,27 @@ static int open_cache(struct daemon *d)
 }
 
 /* With allow_other, other users reach the mount: let the kernel enforce the modes shown. */
-static int add_default_permissions(struct fuse_args *args)
+static bool has_opt(const struct fuse_args *args, const char *name)
 {
 	for (int i = 1; i < args->argc; i++)
-		if (strstr(args->argv[i], "allow_other"))
-			return fuse_opt_add_arg(args, "-odefault_permissions");
-	return 0;
+		if (strstr(args->argv[i], name))
+			return true;
+	return false;
+}
+
+/* With allow_other the kernel checks modes; `mount` and `df` name the server, as sshfs does. */
+static int add_mount_options(struct fuse_args *args, const char *url)
+{
+	if (has_opt(args, "allow_other") && fuse_opt_add_arg(args, "-odefault_permissions"))
+		return -1;
+	char *opt = NULL;
+	if (has_opt(args, "fsname=") || fuse_opt_add_opt_escaped(&opt, url))
+		return 0;
+	char *arg = NULL;
+	int err = asprintf(&arg, "-ofsname=%s", opt) < 0 || fuse_opt_add_arg(args, arg);
+	free(arg);
+	free(opt);
+	return err ? -1 : 0;
 }
 
 static int run(struct daemon *d, struct fuse_args *args)
@@ -395,7 +410,7 @@ static int run(struct daemon *d, struct fuse_args *args)
 		.allow_delete = d->opts.allow_delete, .ttl_s = d->ttl_s,
 		.uid = getuid(), .gid = getgid(), .mounted_at = time(NULL),
 	};
-	if (add_default_permissions(args))
+	if (add_mount_options(args, d->url))
 		return 1;
 	d->fuse = fuse_new(args, &fs_operations, sizeof(fs_operations), &d->fsc);
 	if (!d->fuse)

@@ -61,6 +61,7 @@ fails_before_mount "a token the server refuses is reported before mounting" "ref
 GITLAB_URL=$URL mount_fs "$mnt" -o "cache_dir=$T/cache2,cache_size=64M,ttl=5,project=101"
 check_eq "-o options mount, and project= lists that project at the root" "OK 101" \
 	"$(sys listdir "$mnt" | tr '\n' ' ' | sed 's/ $//')"
+check "mount and df name the server" grep -q "^$URL $mnt fuse.artifactfs " /proc/mounts
 check "the cache folder given by -o cache_dir is created 0700" \
 	bash -c "[ \"\$(stat -c %a '$T/cache2')\" = 700 ]"
 unmount_fs "$mnt"
