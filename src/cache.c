@@ -686,11 +686,39 @@ int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size
 
 void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 {
+	if (len == 0 || off >= e->size)
+		return;
+	uint64_t first = off / B, last = (off + len - 1) / B + 1; /* blocks, exclusive */
+	if (last > e->nblocks)
+		last = e->nblocks;
+	uint64_t lo = first * B, hi = last * B < e->size ? last * B : e->size;
 	pthread_mutex_lock(&e->lock);
-	unsigned char zero = 0;
-	for (uint64_t b = off / B; b < e->nblocks && b * B < off + len; b++) {
-		e->map[b] = 0;
-		write_all(e->fd, &zero, 1, HEADER_LEN + b);
+	/* the runs must forget these bytes too, or a later partial write would complete a block
+	 * around the very bytes being dropped */
+	size_t k = 0;
+	struct run keep_after = {0, 0};
+	for (size_t i = 0; i < e->n_runs; i++) {
+		struct run x = e->runs[i];
+		if (x.end <= lo || x.start >= hi) {
+			e->runs[k++] = x;
+			continue;
+		}
+		if (x.start < lo)
+			e->runs[k++] = (struct run){x.start, lo};
+		if (x.end > hi)
+			keep_after = (struct run){hi, x.end}; /* runs are disjoint: at most one such */
+	}
+	e->n_runs = k;
+	if (keep_after.end > keep_after.start) {
+		struct run r;
+		add_run(e, keep_after.start, keep_after.end, &r); /* on ENOMEM it is only forgotten */
+	}
+	unsigned char zeros[4096] = {0};
+	for (uint64_t b = first; b < last;) {
+		size_t n = last - b < sizeof(zeros) ? (size_t)(last - b) : sizeof(zeros);
+		memset(e->map + b, 0, n);
+		write_all(e->fd, zeros, n, HEADER_LEN + b);
+		b += n;
 	}
 	pthread_mutex_unlock(&e->lock);
 }

@@ -978,6 +978,13 @@ ssize_t catalog_job_pread(struct job *j, void *buf, size_t len, uint64_t off, ui
 	return cache_entry_pread(e, buf, len, off, read_ahead, job_fetch, j);
 }
 
+void catalog_job_forget(struct job *j, uint64_t off, uint64_t len)
+{
+	struct cache_entry *e;
+	if (job_entry(j, &e) == 0)
+		cache_entry_invalidate(e, off, len);
+}
+
 struct prefetch {
 	struct job *job;
 	uint64_t off, len;

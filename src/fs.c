@@ -428,6 +428,18 @@ static uint64_t archive_pos(struct fh *fh, uint64_t off, uint64_t *limit)
 	return zip_reader_member(fh->reader)->method == 0 ? pos + off : *limit;
 }
 
+/* The member's bytes failed their check: whether the cache or the server spoiled them, the next
+ * open fetches them again instead of failing on the same cached bytes forever. Lock held. */
+static void forget_member(struct fh *fh)
+{
+	uint64_t end = zip_reader_data_end(fh->reader);
+	uint64_t start = zip_reader_member(fh->reader)->local_offset;
+	if (end > start) {
+		catalog_job_forget(fh->job, start, end - start);
+		log_msg(LOG_WARNING, "its cached bytes were dropped; the next read fetches them again");
+	}
+}
+
 static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
@@ -440,6 +452,8 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	prefetch_next(fh, pos + ra, limit);
 	if (fh->reader) {
 		n = zip_reader_pread(fh->reader, buf, size, (uint64_t)off);
+		if (n < 0 && zip_reader_corrupt(fh->reader))
+			forget_member(fh);
 	} else {
 		pthread_mutex_unlock(&fh->lock); /* the cache serialises what it must */
 		n = catalog_job_pread(fh->job, buf, size, (uint64_t)off, ra);

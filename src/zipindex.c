@@ -786,6 +786,11 @@ const struct zip_member *zip_reader_member(const struct zip_reader *r)
 	return r->m;
 }
 
+bool zip_reader_corrupt(const struct zip_reader *r)
+{
+	return r->failed != 0;
+}
+
 void zip_reader_free(struct zip_reader *r)
 {
 	if (!r)

@@ -84,6 +84,8 @@ ssize_t catalog_job_pread(struct job *j, void *buf, size_t len, uint64_t off, ui
  * returns at once; the thread holds its own reference on j. Failures are left to the read
  * that needs the bytes. */
 void catalog_job_prefetch(struct job *j, uint64_t off, uint64_t len);
+/* Forgets cached archive bytes found corrupt, so the next read fetches them again. */
+void catalog_job_forget(struct job *j, uint64_t off, uint64_t len);
 
 /* A zip_read_fn over the job's archive (ctx is the job), for zip_reader_new(). */
 ssize_t catalog_job_read_fn(void *ctx, void *buf, size_t len, uint64_t off);

@@ -100,5 +100,8 @@ void zip_reader_free(struct zip_reader *r);
 uint64_t zip_reader_data_end(const struct zip_reader *r);
 /* The member being read. */
 const struct zip_member *zip_reader_member(const struct zip_reader *r);
+/* Whether the reader found the member's bytes corrupt (CRC, size, deflate stream, local
+ * header), as opposed to failing to get them. */
+bool zip_reader_corrupt(const struct zip_reader *r);
 
 #endif

@@ -330,3 +330,23 @@ Test(cache, invalidated_blocks_are_fetched_again)
 	cache_close(c);
 	free(d);
 }
+
+Test(cache, invalidated_bytes_never_complete_a_block)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	unsigned char half[CACHE_BLOCK_SIZE / 2];
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	memset(half, 0xee, sizeof(half)); /* found corrupt, then dropped */
+	cr_assert_eq(cache_entry_write(e, CACHE_BLOCK_SIZE, half, sizeof(half)), 0);
+	cache_entry_invalidate(e, CACHE_BLOCK_SIZE, 1);
+	memset(half, 0x11, sizeof(half));
+	cr_assert_eq(cache_entry_write(e, CACHE_BLOCK_SIZE + sizeof(half), half, sizeof(half)), 0);
+	cr_assert_not(cache_entry_has(e, CACHE_BLOCK_SIZE, 1),
+		      "the second half alone does not make the block whole");
+	cache_entry_put(e);
+	cache_close(c);
+	free(d);
+}
