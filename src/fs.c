@@ -31,7 +31,13 @@ struct fh {
 	uint64_t next_off;         /* protected by lock: where a sequential read would go on */
 	uint64_t read_ahead;       /* protected by lock */
 	uint64_t prefetched_to;    /* protected by lock: end of the background fetches started */
+	struct fh *prev, *next;    /* in open_files */
 };
+
+/* Handles not yet released: the kernel sends RELEASE after close() returns, so an unmount can
+ * overtake it, and fs_destroy frees what is left. */
+static pthread_mutex_t open_files_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fh *open_files;
 
 /* The reader's view of the archive: the job's bytes, fetched with this handle's read-ahead but
  * never past the member's own data (a neighbour's bytes are nobody's business yet). */
@@ -336,8 +342,32 @@ static int fs_opendir(const char *path, struct fuse_file_info *fi)
 	return op_end(&tp, err == -ENOENT ? 0 : err); /* readdir says what is missing */
 }
 
+static void fh_link(struct fh *fh)
+{
+	pthread_mutex_lock(&open_files_lock);
+	fh->next = open_files;
+	if (open_files)
+		open_files->prev = fh;
+	open_files = fh;
+	pthread_mutex_unlock(&open_files_lock);
+}
+
+static void fh_unlink(struct fh *fh)
+{
+	pthread_mutex_lock(&open_files_lock);
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else if (open_files == fh)
+		open_files = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
+	fh->prev = fh->next = NULL;
+	pthread_mutex_unlock(&open_files_lock);
+}
+
 static void fh_free(struct fh *fh)
 {
+	fh_unlink(fh);
 	zip_reader_free(fh->reader);
 	catalog_job_put(fh->job);
 	pthread_mutex_destroy(&fh->lock);
@@ -383,6 +413,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		fh_free(fh);
 		return op_end(&tp, err);
 	}
+	fh_link(fh);
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	fi->keep_cache = fh->job->by_id;
 	return op_end(&tp, 0);
@@ -864,8 +895,17 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fc;
 }
 
+/* After the loop: no request runs any more. */
+static void fs_destroy(void *private_data)
+{
+	(void)private_data;
+	while (open_files)
+		fh_free(open_files);
+}
+
 const struct fuse_operations fs_operations = {
 	.init = fs_init,
+	.destroy = fs_destroy,
 	.getattr = fs_getattr,
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,

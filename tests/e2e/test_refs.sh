@@ -32,10 +32,13 @@ check "the new pipeline's job list replaced the old one" bash -c "! ls '$app/mai
 # (a background job of a script starts with SIGINT ignored, so INT cannot be tested here)
 for sig in TERM HUP; do
 	pid=${PID_OF[$mnt]}
+	# a file still open: its handle is never released by the kernel, the daemon frees it
+	exec 3<"$app/-/jobs/1101/my report.txt" || die "cannot open a file"
 	kill -s $sig "$pid"
 	wait "$pid"
 	rc=$?
-	check_eq "SIG$sig: the daemon exits 0" 0 "$rc"
+	exec 3<&-
+	check_eq "SIG$sig: the daemon exits 0, a file still open" 0 "$rc"
 	check "SIG$sig: and the mount is gone" bash -c "! mountpoint -q '$mnt'"
 	[ "$sig" = TERM ] && mount_fs "$mnt"
 done
