@@ -49,7 +49,20 @@ struct http {
 	int n_pool;              /* protected by pool_lock */
 	atomic_uint_fast64_t requests, bytes;
 	_Atomic int64_t down_until_ms; /* after a request found no server: fail fast until then */
+	bool (*cancelled)(void *ctx);
+	void *cancel_ctx;
 };
+
+static bool is_cancelled(const struct http *h)
+{
+	return h->cancelled && h->cancelled(h->cancel_ctx);
+}
+
+void http_set_cancel(struct http *h, bool (*cancelled)(void *ctx), void *ctx)
+{
+	h->cancelled = cancelled;
+	h->cancel_ctx = ctx;
+}
 
 /* The state of one attempt: one HTTP exchange with one URL. */
 struct attempt {
@@ -493,6 +506,15 @@ static long attempt_ceiling_ms(const struct http *h, const struct target *t,
 	return 4L * h->low_speed_time_s * 1000L + (t->range_len > 0 ? (long)(t->range_len / 32) : 0);
 }
 
+/* curl calls this at least once a second, also while nothing arrives */
+static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	struct attempt *a = p;
+	return is_cancelled(a->h) ? 1 : 0;
+}
+
 static void set_options(struct attempt *a, const struct target *t, struct curl_slist **hdrs)
 {
 	struct http *h = a->h;
@@ -517,6 +539,9 @@ static void set_options(struct attempt *a, const struct target *t, struct curl_s
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, h->cancelled ? 0L : 1L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, a);
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	else if (strcmp(method, "GET") != 0)
@@ -573,7 +598,9 @@ static int attempt_run(struct attempt *a, const struct target *t)
 	if (a->sink_err)
 		return a->sink_err;
 	if (rc != CURLE_OK) {
-		if (!a->errbuf[0])
+		if (rc == CURLE_ABORTED_BY_CALLBACK && is_cancelled(a->h))
+			snprintf(a->errbuf, sizeof(a->errbuf), "stopped: the mount is going away");
+		else if (!a->errbuf[0])
 			snprintf(a->errbuf, sizeof(a->errbuf), "%s", curl_easy_strerror(rc));
 		return -EIO;
 	}
@@ -736,14 +763,18 @@ static int restart(struct exchange *x)
 static int retry_wait(struct exchange *x, struct http *h, const struct http_request *req, int err)
 {
 	char where[512];
-	if (x->tries > h->max_retries)
+	if (x->tries > h->max_retries || is_cancelled(h))
 		return 1;
 	long wait = backoff_ms(h, &x->a, x->tries - 1);
 	loggable(h, x->t.url, where, sizeof(where));
 	log_msg(LOG_WARNING, "%s %s: %s; retrying in %ld ms", req->method ? req->method : "GET",
 		where, err ? (x->a.errbuf[0] ? x->a.errbuf : "no answer") : "server busy or failing",
 		wait);
-	sleep_ms(wait);
+	for (long slept = 0; slept < wait; slept += 100) { /* in slices: an unmount may come */
+		if (is_cancelled(h))
+			return 1;
+		sleep_ms(wait - slept < 100 ? wait - slept : 100);
+	}
 	plan_retry(&x->a, &x->t, req, &x->lg);
 	return 0;
 }
@@ -819,7 +850,7 @@ int http_do(struct http *h, const struct http_request *req, struct http_response
 	x.start = absolute_url(h, req->url);
 	if (!x.start)
 		return -ENOMEM;
-	if (server_down(h, req)) {
+	if (server_down(h, req) || is_cancelled(h)) {
 		err = -EIO;
 		goto out_free_start;
 	}

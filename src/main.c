@@ -403,6 +403,13 @@ static int add_mount_options(struct fuse_args *args, const char *url)
 	return err ? -1 : 0;
 }
 
+/* A signal or an unmount ended the session: requests still running should stop, not make the
+ * exit wait out their timeouts and retries. */
+static bool session_ended(void *fuse)
+{
+	return fuse_session_exited(fuse_get_session(fuse));
+}
+
 static int run(struct daemon *d, struct fuse_args *args)
 {
 	d->fsc = (struct fs_config){
@@ -415,6 +422,7 @@ static int run(struct daemon *d, struct fuse_args *args)
 	d->fuse = fuse_new(args, &fs_operations, sizeof(fs_operations), &d->fsc);
 	if (!d->fuse)
 		return 1; /* libfuse said why */
+	http_set_cancel(d->http, session_ended, d->fuse);
 	int ret = 1;
 	if (fuse_mount(d->fuse, d->cmd.mountpoint) != 0)
 		goto out_destroy;

@@ -10,6 +10,7 @@
 #ifndef ARTIFACTFS_HTTP_H
 #define ARTIFACTFS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,11 @@ struct http_config {
 /* Creates the shared client. Returns 0 or -ENOMEM / -EINVAL (bad base_url). Free with http_free(). */
 int http_new(const struct http_config *cfg, struct http **out);
 void http_free(struct http *h); /* NULL is a no-op */
+
+/* Gives the client a question it asks while transfers run and before each retry: once it
+ * answers true (the mount is going away), every transfer stops and every request fails with
+ * -EIO at once, instead of waiting out timeouts and retries. Set it before other threads use h. */
+void http_set_cancel(struct http *h, bool (*cancelled)(void *ctx), void *ctx);
 
 /* Receives body bytes. off is the byte's offset in the whole resource (the Range start on a 206,
  * 0 on a 200), so a retry that resumes or restarts delivers the same offsets again: sinks must be

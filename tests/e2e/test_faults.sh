@@ -89,6 +89,24 @@ check "the log says why" grep -q "could not be reached moments ago" "$T/daemon.l
 unmount_fs "$mnt"
 stop_sim
 
+# 3c. SIGTERM while a read waits on a stalled transfer (with --timeout long enough to wait a
+# minute): the transfer is stopped and the daemon exits at once, cleanly.
+start_sim --faults "nth=3:stall,stall_s=120,paths=/artifacts"
+mount_fs "$mnt" --cache-dir "$T/cache-term" --timeout 60
+cat "$mnt/$app/-/jobs/1101/data/big.bin" >/dev/null 2>&1 &
+reader=$!
+wait_for 60 grep -q "stalling" "$T/sim.out" || die "the download never stalled"
+pid=${PID_OF[$mnt]}
+kill -TERM "$pid"
+check "SIGTERM during a stalled transfer: the daemon is gone within 20 s, not after --timeout" \
+	wait_for 20 bash -c "! kill -0 $pid 2>/dev/null"
+wait "$pid"
+check_eq "and it exited 0" 0 "$?"
+wait "$reader" 2>/dev/null
+check "the stopped transfer was logged as such" grep -q "the mount is going away" "$T/daemon.log"
+mountpoint -q "$mnt" && fusermount3 -u -z "$mnt"
+stop_sim
+
 # 4. kill -9 in the middle of a download; the next mount serves no half-written byte.
 start_sim --faults "nth=3:stall,stall_s=120,paths=/artifacts"
 mount_fs "$mnt" --cache-dir "$T/cache-kill"
