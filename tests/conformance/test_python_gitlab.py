@@ -77,6 +77,7 @@ class Sim:
         self.url = open(ready).read().strip()
 
     def requests(self):
+        self.admin("settle")  # the last response may be out before its log line is written
         with open(self.log, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.strip()]
 

@@ -127,6 +127,8 @@ sys() {
 
 # simlog ARGS...: queries the simulator's request log (see simlog.py).
 simlog() {
+	# a response can be out before its log line: let the simulator finish writing (if it runs)
+	curl -s -m 10 -X POST "$URL/-/sim/settle" >/dev/null 2>&1
 	"$PYTHON" "$E2E_DIR/simlog.py" "$T/sim.log" "$@"
 }
 
@@ -136,7 +138,7 @@ sim_admin() {
 }
 
 # The helpers are used inside "bash -c" checks too.
-export T PYTHON E2E_DIR FIXTURE
+export T PYTHON E2E_DIR FIXTURE URL
 export -f sys simlog
 
 finish() {

@@ -429,6 +429,8 @@ class Sim:
         self.faults = Faults(args.faults)
         self.fault_lock = threading.Lock()
         self.log_lock = threading.Lock()
+        self.busy = 0  # requests being answered and not yet logged
+        self.busy_cv = threading.Condition()
         self.log_lines = []
         self.log_file = open(args.log, "a", encoding="utf-8") if args.log else None
         self.secret = os.urandom(16)
@@ -439,6 +441,12 @@ class Sim:
         if args.storage == "redirect":
             self.store_server = Server(("127.0.0.2", 0), make_handler(self, "store"))
             self.store_base = "http://127.0.0.2:%d" % self.store_server.server_address[1]
+
+    def settle(self, timeout=2.0):
+        """Waits until every request has been logged: a client sees its response whole before
+        the handler writes the log line, so a reader right after a call could miss it."""
+        with self.busy_cv:
+            self.busy_cv.wait_for(lambda: self.busy == 0, timeout)
 
     def log(self, rec):
         line = json.dumps(rec, sort_keys=True)
@@ -502,6 +510,9 @@ def make_handler(sim, role):
                 self.body = self.read_body()
                 if self.path.startswith("/-/sim/"):
                     return admin(sim, self)
+                with sim.busy_cv:
+                    sim.busy += 1
+                    self.counted = True
                 self.fault = sim.pick_fault(self.path)
                 if self.fault and self._early_fault():
                     return
@@ -519,6 +530,11 @@ def make_handler(sim, role):
                     self.send_error_json(HTTPError(500))
             finally:
                 self._finish_log()
+                if getattr(self, "counted", False):
+                    self.counted = False
+                    with sim.busy_cv:
+                        sim.busy -= 1
+                        sim.busy_cv.notify_all()
 
         do_GET = do_POST = do_DELETE = do_HEAD = do_PUT = _dispatch
 
@@ -651,6 +667,7 @@ def admin(sim, h):
     path = h.path.split("?")[0]
     body = h.body
     if path == "/-/sim/log":
+        sim.settle()
         with sim.log_lock:
             data = ("\n".join(sim.log_lines) + ("\n" if sim.log_lines else "")).encode()
         h.send_response(200)
@@ -659,7 +676,10 @@ def admin(sim, h):
         h.end_headers()
         h.wfile.write(data)
         return
-    if path == "/-/sim/log/reset":
+    if path == "/-/sim/settle":
+        sim.settle()
+    elif path == "/-/sim/log/reset":
+        sim.settle()  # a request still being answered must not land in the new log
         with sim.log_lock:
             sim.log_lines = []
             if sim.log_file:
