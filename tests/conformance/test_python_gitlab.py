@@ -308,6 +308,7 @@ def more_local_checks(sim, gl, app):
     check("faults never touch admin endpoints", status == 200)
     sim.admin("faults", "")
     check("cleared faults: the archive arrives", app.jobs.get(1101, lazy=True).artifacts() == whole)
+    sim.admin("settle")
     text = open(sim.log, encoding="utf-8").read()
     check("the request log never carries a token value",
           not any(v in text for v in TOKENS.values()) and "job_token=[FILTERED]" in text)
