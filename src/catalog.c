@@ -340,6 +340,7 @@ static int load_refs(struct catalog *c, void *arg, struct val **out)
 static int get_names(struct catalog *c, char kind, const char *a, const char *b,
 		     memo_load_fn load, void *arg, struct names_val **out)
 {
+	*out = NULL;
 	char *key = memo_key(kind, a, b, NULL);
 	if (!key)
 		return -ENOMEM;
@@ -725,6 +726,9 @@ out_free:
 	return err;
 }
 
+static bool recent_job_info(struct catalog *c, const char *project, int64_t job_id,
+			    struct gl_job *out);
+
 int catalog_job_by_id(struct catalog *c, const char *project, int64_t job_id, struct job **out)
 {
 	char *key = job_key(c, job_id);
@@ -737,7 +741,8 @@ int catalog_job_by_id(struct catalog *c, const char *project, int64_t job_id, st
 	if (j)
 		goto out;
 	struct gl_job info = {0};
-	err = gitlab_job_get(c->gl, project, job_id, &info);
+	err = recent_job_info(c, project, job_id, &info) ? 0
+							  : gitlab_job_get(c->gl, project, job_id, &info);
 	if (err == -EACCES) { /* a job token: learn the size from the archive itself */
 		struct gl_archive a = {.project = project, .job_id = job_id};
 		info.id = job_id;
@@ -856,32 +861,121 @@ int catalog_job_by_ref(struct catalog *c, const char *project, const char *ref, 
 	return err;
 }
 
+/* ---- a project's jobs by id ---- */
+
+static int load_recent_jobs(struct catalog *c, void *arg, struct val **out)
+{
+	struct jobs_val *jv = calloc(1, sizeof(*jv));
+	if (!jv)
+		return -ENOMEM;
+	val_init(&jv->v, jobs_destroy);
+	int err = gitlab_recent_jobs(c->gl, arg, &jv->jobs, &jv->n);
+	jv->listable = err != -EACCES;
+	if (err == -EACCES) /* a job token: only the jobs met by lookup */
+		err = 0;
+	if (err) {
+		free(jv);
+		return err;
+	}
+	*out = &jv->v;
+	return 0;
+}
+
+/* The recent-jobs memo if it is loaded and fresh (a reference the caller puts), else NULL: lets
+ * a lookup of a listed job skip its own request, without ever causing the listing's. */
+static struct jobs_val *recent_jobs_peek(struct catalog *c, const char *project)
+{
+	char *key = memo_key('I', project, NULL, NULL);
+	struct jobs_val *jv = NULL;
+	pthread_mutex_lock(&c->lock);
+	struct memo *m = key ? memo_find(c, key) : NULL;
+	if (m && !m->loading && m->val && m->expires > now_s()) {
+		atomic_fetch_add(&m->val->refs, 1);
+		jv = (struct jobs_val *)m->val;
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(key);
+	return jv;
+}
+
+/* Copies the info of job_id out of the recent-jobs memo; false when it is not there. */
+static bool recent_job_info(struct catalog *c, const char *project, int64_t job_id,
+			    struct gl_job *out)
+{
+	struct jobs_val *jv = recent_jobs_peek(c, project);
+	bool found = false;
+	for (size_t i = 0; jv && i < jv->n && !found; i++)
+		if (jv->jobs[i].id == job_id)
+			found = job_info_copy(&jv->jobs[i], out) == 0;
+	if (jv)
+		val_put(&jv->v);
+	return found;
+}
+
+static int strv_push_id(char ***v, size_t *n, int64_t id)
+{
+	char **w = realloc(*v, (*n + 3) * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*v = w;
+	w[*n] = w[*n + 1] = w[*n + 2] = NULL;
+	if (asprintf(&w[*n], "%" PRId64, id) < 0 || asprintf(&w[*n + 1], "%" PRId64 ".zip", id) < 0) {
+		free(w[*n]);
+		w[*n] = NULL;
+		return -ENOMEM;
+	}
+	*n += 2;
+	return 0;
+}
+
+static bool ids_have(int64_t *ids, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
 int catalog_list_job_ids(struct catalog *c, const char *project, char ***out)
 {
 	int err = catalog_project(c, project);
 	if (err)
 		return err;
+	char *key = memo_key('I', project, NULL, NULL);
+	struct val *v = NULL;
+	err = key ? memo_get(c, key, load_recent_jobs, (void *)project, &v) : -ENOMEM;
+	free(key);
+	if (err)
+		return err;
+	struct jobs_val *jv = (struct jobs_val *)v;
+	/* the project's recent jobs with an archive, then those met by id that are older */
+	size_t n_ids = 0, n = 0;
 	pthread_mutex_lock(&c->lock);
-	size_t n = 0;
 	for (struct job *j = c->jobs; j; j = j->next)
-		n += j->by_id && strcmp(j->project, project) == 0;
-	char **v = calloc(2 * n + 1, sizeof(*v));
-	size_t k = 0;
-	for (struct job *j = c->jobs; v && j; j = j->next) {
-		if (!j->by_id || strcmp(j->project, project) != 0)
-			continue;
-		if (asprintf(&v[k], "%" PRId64, j->info.id) < 0 ||
-		    asprintf(&v[k + 1], "%" PRId64 ".zip", j->info.id) < 0) {
-			v[k] = v[k + 1] = NULL;
-			gitlab_strv_free(v);
-			v = NULL;
-			break;
-		}
-		k += 2;
-	}
+		n_ids += j->by_id && strcmp(j->project, project) == 0;
 	pthread_mutex_unlock(&c->lock);
-	*out = v;
-	return v ? 0 : -ENOMEM;
+	int64_t *ids = calloc(jv->n + n_ids + 1, sizeof(*ids));
+	char **names = calloc(1, sizeof(*names));
+	err = ids && names ? 0 : -ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; !err && i < jv->n; i++)
+		if (!ids_have(ids, k, jv->jobs[i].id))
+			ids[k++] = jv->jobs[i].id;
+	pthread_mutex_lock(&c->lock);
+	for (struct job *j = c->jobs; !err && j && k < jv->n + n_ids; j = j->next)
+		if (j->by_id && strcmp(j->project, project) == 0 && !ids_have(ids, k, j->info.id))
+			ids[k++] = j->info.id;
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; !err && i < k; i++)
+		err = strv_push_id(&names, &n, ids[i]);
+	free(ids);
+	val_put(v);
+	if (err) {
+		gitlab_strv_free(names);
+		return err;
+	}
+	*out = names;
+	return 0;
 }
 
 /* ---- a job's archive ---- */
@@ -1097,6 +1191,9 @@ static void expire_project_memos(struct catalog *c, const char *project)
 		memo_expire_prefix(c, prefix);
 	free(prefix);
 	if (asprintf(&prefix, "B\x1f%s\x1f", project) >= 0)
+		memo_expire_prefix(c, prefix);
+	free(prefix);
+	if (asprintf(&prefix, "I\x1f%s\x1f", project) >= 0)
 		memo_expire_prefix(c, prefix);
 	free(prefix);
 }

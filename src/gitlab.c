@@ -383,6 +383,8 @@ struct job_list {
 	size_t n, cap;
 };
 
+static int job_list_push(struct job_list *jl, struct gl_job *j);
+
 static bool name_taken(const struct job_list *jl, const char *name)
 {
 	for (size_t i = 0; i < jl->n; i++)
@@ -404,17 +406,23 @@ static int add_job(json_t *item, void *ctx)
 		gl_job_release(&j);
 		return 0;
 	}
+	return job_list_push(jl, &j);
+}
+
+/* Takes j over, or releases it on failure. */
+static int job_list_push(struct job_list *jl, struct gl_job *j)
+{
 	if (jl->n == jl->cap) {
 		size_t cap = jl->cap ? jl->cap * 2 : 16;
 		struct gl_job *v = realloc(jl->v, cap * sizeof(*v));
 		if (!v) {
-			gl_job_release(&j);
+			gl_job_release(j);
 			return -ENOMEM;
 		}
 		jl->v = v;
 		jl->cap = cap;
 	}
-	jl->v[jl->n++] = j;
+	jl->v[jl->n++] = *j;
 	return 0;
 }
 
@@ -499,6 +507,46 @@ int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref,
 	int err = id ? newest_pipeline(gl, id, ref, &pipeline, &project_id) : -ENOMEM;
 	if (!err)
 		err = pipeline_jobs(gl, id, pipeline, 0, project_id, &jl);
+	free(id);
+	if (err) {
+		gl_jobs_free(jl.v, jl.n);
+		return err;
+	}
+	*jobs = jl.v;
+	*n = jl.n;
+	return 0;
+}
+
+/* ---- a project's recent jobs ---- */
+
+int gitlab_recent_jobs(struct gitlab *gl, const char *project, struct gl_job **jobs, size_t *n)
+{
+	struct job_list jl = {0};
+	char *id = escaped(project), *url = NULL;
+	json_t *root = NULL, *item;
+	size_t i;
+	int err = id && asprintf(&url, "/projects/%s/jobs?scope%%5B%%5D=success&per_page=100", id) >= 0
+			  ? call_json(gl, "GET", url, &root, NULL)
+			  : -ENOMEM;
+	if (!err && !json_is_array(root)) {
+		log_msg(LOG_ERR, "%s: expected a JSON array", url);
+		err = -EIO;
+	}
+	json_array_foreach(err ? NULL : root, i, item) {
+		struct gl_job j;
+		int bad = job_from_json(item, &j);
+		if (bad == -EIO)
+			continue; /* one malformed job does not hide the others */
+		if (!bad && j.archive_size < 0) {
+			gl_job_release(&j);
+			continue;
+		}
+		err = bad ? bad : job_list_push(&jl, &j);
+		if (err)
+			break;
+	}
+	json_decref(root);
+	free(url);
 	free(id);
 	if (err) {
 		gl_jobs_free(jl.v, jl.n);

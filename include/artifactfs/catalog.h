@@ -39,7 +39,8 @@ int catalog_list_root(struct catalog *c, char ***names);
 int catalog_list_refs(struct catalog *c, const char *project, char ***names);
 /* Each job of the ref twice: "<job>" and "<job>.zip". */
 int catalog_list_ref_jobs(struct catalog *c, const char *project, const char *ref, char ***names);
-/* Job ids seen so far in this project (by listings or lookups), each as "<id>" and "<id>.zip". */
+/* The project's recent successful jobs with an archive (one page, memoised for the TTL), then
+ * the older ones met by id, each as "<id>" and "<id>.zip". */
 int catalog_list_job_ids(struct catalog *c, const char *project, char ***names);
 
 /* Existence checks: 0, -ENOENT, -EACCES, -EIO. */

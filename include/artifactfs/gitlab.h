@@ -81,6 +81,11 @@ void gitlab_strv_free(char **v);
 int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref,
 		    struct gl_job **jobs, size_t *n);
 
+/* The project's newest successful jobs that have an archive, newest first: one page (100) of
+ * GET /projects/:id/jobs, so listing them costs one request. Free with gl_jobs_free(). -EACCES
+ * for a token that may not list jobs (a job token). */
+int gitlab_recent_jobs(struct gitlab *gl, const char *project, struct gl_job **jobs, size_t *n);
+
 /* GET /projects/:id/jobs/:job_id. */
 int gitlab_job_get(struct gitlab *gl, const char *project, int64_t job_id, struct gl_job *out);
 

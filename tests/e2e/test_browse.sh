@@ -66,7 +66,13 @@ check_eq "user.gitlab.crc32 is the member's CRC-32" "$crc" \
 # The same job by id.
 check "-/jobs/<id>/ holds the same files" diff -r "$app/-/jobs/$job_id" "$T/unzipped"
 check "-/jobs/<id>.zip is the same archive" cmp "$app/-/jobs/$job_id.zip" "$T/ref.zip"
-check "-/jobs/ lists the jobs met so far" bash -c "ls '$app/-/jobs' | grep -qx '$job_id'"
+sim_admin log/reset
+jobs_listed=$(ls -l "$app/-/jobs" | awk '{print $NF}' | tr '\n' ' ')
+check "-/jobs/ lists the project's successful jobs with an archive, from any pipeline" \
+	bash -c "for j in 1000 1101 1401 1501 1101.zip; do grep -qw \$j <<<'$jobs_listed' || exit 1; done"
+check "but not report-only, failed or running ones" \
+	bash -c "! grep -qwE '1104|1201|1301' <<<'$jobs_listed'"
+check_eq "listing it with ls -l was one request, not one per job" 1 "$(simlog count)"
 
 # Hostile archive: escaping names are left out, the rest is there.
 evil="$app/main/evil"
