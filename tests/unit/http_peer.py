@@ -82,6 +82,11 @@ GITLAB = {
     P + "/pipelines/61/bridges": lambda q: [],
     P + "/pipelines/70/jobs": lambda q: [job(701, "other-project")],
     P + "/pipelines/70/bridges": lambda q: [],
+    # newest first; only asked for successful ones, one page of 100
+    P + "/jobs": lambda q: (
+        [job(611, "grandchild"), {"id": "not-a-number", "name": 3},
+         job(502, "lint", archive=False, reports=("codequality",)), job(501, "test 1/3", old_style=True)]
+        if q.get("scope[]") == "success" and q.get("per_page") == "100" else []),
 }
 
 lock = threading.Lock()

@@ -215,6 +215,26 @@ Test(gitlab, ref_jobs_walk_every_page_and_child_pipelines, .init = peer_start,
 	http_free(h);
 }
 
+Test(gitlab, recent_jobs_are_one_page_of_successful_jobs_with_an_archive, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_job *jobs = NULL;
+	size_t n = 0;
+	cr_assert_eq(gitlab_recent_jobs(gl, "group/app", &jobs, &n), 0);
+	cr_assert_eq(n, 2, "a malformed entry and a report-only job are left out");
+	cr_assert_eq(jobs[0].id, 611);
+	cr_assert_eq(jobs[1].id, 501, "an archive named only by artifacts_file counts");
+	cr_assert_eq(jobs[1].archive_size, 1000);
+	gl_jobs_free(jobs, n);
+	cr_assert_eq(count_lines("GET /api/v4/projects/group%2Fapp/jobs?scope%5B%5D=success&per_page=100 "
+				 "token=yes"), 1, "%s", peer_log());
+	cr_assert_eq(gitlab_recent_jobs(gl, "nobody/else", &jobs, &n), -ENOENT, "a 404");
+	gitlab_free(gl);
+	http_free(h);
+}
+
 Test(gitlab, a_ref_without_a_successful_pipeline_is_enoent, .init = peer_start,
      .fini = peer_stop, .timeout = 30)
 {
