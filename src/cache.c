@@ -574,6 +574,21 @@ void cache_entry_discard(struct cache *c, const char *key)
 
 /* ---- writing ---- */
 
+/* Sets the map bytes of blocks [first, last) to value, on disk in a few large writes (a write a
+ * block would contend with the data writes for the inode), then in memory: a block counts as
+ * present only once its byte is on disk, and as missing at once. Entry lock held. */
+static void map_set(struct cache_entry *e, uint64_t first, uint64_t last, unsigned char value)
+{
+	unsigned char bytes[4096];
+	memset(bytes, value, sizeof(bytes));
+	for (uint64_t b = first; b < last;) {
+		size_t n = last - b < sizeof(bytes) ? (size_t)(last - b) : sizeof(bytes);
+		if (write_all(e->fd, bytes, n, HEADER_LEN + b) == 0 || !value)
+			memset(e->map + b, value, n);
+		b += n;
+	}
+}
+
 /* Marks the blocks wholly inside the run [start, end) that the write [w_start, w_end) touched
  * (no other block can have become whole); entry lock held. */
 static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, uint64_t w_start,
@@ -588,15 +603,7 @@ static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, ui
 		first++;
 	while (last > first && e->map[last - 1])
 		last--;
-	/* one write for them all: a write a block would contend with the data writes for the inode */
-	unsigned char ones[4096];
-	memset(ones, 1, sizeof(ones));
-	for (uint64_t b = first; b < last;) {
-		size_t n = last - b < sizeof(ones) ? (size_t)(last - b) : sizeof(ones);
-		if (write_all(e->fd, ones, n, HEADER_LEN + b) == 0)
-			memset(e->map + b, 1, n);
-		b += n;
-	}
+	map_set(e, first, last, 1);
 	if (first < last)
 		pthread_cond_broadcast(&e->cond); /* waiting readers of these blocks may go on */
 }
@@ -713,13 +720,7 @@ void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 		struct run r;
 		add_run(e, keep_after.start, keep_after.end, &r); /* on ENOMEM it is only forgotten */
 	}
-	unsigned char zeros[4096] = {0};
-	for (uint64_t b = first; b < last;) {
-		size_t n = last - b < sizeof(zeros) ? (size_t)(last - b) : sizeof(zeros);
-		memset(e->map + b, 0, n);
-		write_all(e->fd, zeros, n, HEADER_LEN + b);
-		b += n;
-	}
+	map_set(e, first, last, 0);
 	pthread_mutex_unlock(&e->lock);
 }
 
