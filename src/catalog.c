@@ -912,28 +912,12 @@ static bool recent_job_info(struct catalog *c, const char *project, int64_t job_
 	return found;
 }
 
-static int strv_push_id(char ***v, size_t *n, int64_t id)
+static void ids_add(int64_t *ids, size_t *n, int64_t id)
 {
-	char **w = realloc(*v, (*n + 3) * sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	*v = w;
-	w[*n] = w[*n + 1] = w[*n + 2] = NULL;
-	if (asprintf(&w[*n], "%" PRId64, id) < 0 || asprintf(&w[*n + 1], "%" PRId64 ".zip", id) < 0) {
-		free(w[*n]);
-		w[*n] = NULL;
-		return -ENOMEM;
-	}
-	*n += 2;
-	return 0;
-}
-
-static bool ids_have(int64_t *ids, size_t n, int64_t id)
-{
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < *n; i++)
 		if (ids[i] == id)
-			return true;
-	return false;
+			return;
+	ids[(*n)++] = id;
 }
 
 int catalog_list_job_ids(struct catalog *c, const char *project, char ***out)
@@ -949,33 +933,32 @@ int catalog_list_job_ids(struct catalog *c, const char *project, char ***out)
 		return err;
 	struct jobs_val *jv = (struct jobs_val *)v;
 	/* the project's recent jobs with an archive, then those met by id that are older */
-	size_t n_ids = 0, n = 0;
 	pthread_mutex_lock(&c->lock);
+	size_t cap = jv->n, n = 0;
 	for (struct job *j = c->jobs; j; j = j->next)
-		n_ids += j->by_id && strcmp(j->project, project) == 0;
+		cap += j->by_id && strcmp(j->project, project) == 0;
+	int64_t *ids = calloc(cap + 1, sizeof(*ids));
+	for (size_t i = 0; ids && i < jv->n; i++)
+		ids_add(ids, &n, jv->jobs[i].id);
+	for (struct job *j = c->jobs; ids && j; j = j->next)
+		if (j->by_id && strcmp(j->project, project) == 0)
+			ids_add(ids, &n, j->info.id);
 	pthread_mutex_unlock(&c->lock);
-	int64_t *ids = calloc(jv->n + n_ids + 1, sizeof(*ids));
-	char **names = calloc(1, sizeof(*names));
-	err = ids && names ? 0 : -ENOMEM;
-	size_t k = 0;
-	for (size_t i = 0; !err && i < jv->n; i++)
-		if (!ids_have(ids, k, jv->jobs[i].id))
-			ids[k++] = jv->jobs[i].id;
-	pthread_mutex_lock(&c->lock);
-	for (struct job *j = c->jobs; !err && j && k < jv->n + n_ids; j = j->next)
-		if (j->by_id && strcmp(j->project, project) == 0 && !ids_have(ids, k, j->info.id))
-			ids[k++] = j->info.id;
-	pthread_mutex_unlock(&c->lock);
-	for (size_t i = 0; !err && i < k; i++)
-		err = strv_push_id(&names, &n, ids[i]);
-	free(ids);
 	val_put(v);
-	if (err) {
-		gitlab_strv_free(names);
-		return err;
+	char **names = ids ? calloc(2 * n + 1, sizeof(*names)) : NULL;
+	for (size_t i = 0; names && i < n; i++) {
+		if (asprintf(&names[2 * i], "%" PRId64, ids[i]) < 0)
+			names[2 * i] = NULL;
+		else if (asprintf(&names[2 * i + 1], "%" PRId64 ".zip", ids[i]) < 0)
+			names[2 * i + 1] = NULL;
+		if (!names[2 * i + 1]) { /* the array ends at the first NULL: frees what was made */
+			gitlab_strv_free(names);
+			names = NULL;
+		}
 	}
+	free(ids);
 	*out = names;
-	return 0;
+	return names ? 0 : -ENOMEM;
 }
 
 /* ---- a job's archive ---- */
@@ -1006,13 +989,16 @@ static int entry_sink(void *ctx, uint64_t off, const void *buf, size_t len)
 	/* the archive behind a ref may change between requests: never store bytes past its size */
 	if (off > j->size || len > j->size - off)
 		return -EIO;
-	int err = 0;
-	if (s->len && off != s->off + s->len)
-		err = sink_flush(s);
-	if (!s->buf || err)
-		return err ? err : cache_entry_write(j->entry, off, buf, len);
+	if (s->len && off != s->off + s->len) {
+		int err = sink_flush(s);
+		if (err)
+			return err;
+	}
+	if (!s->buf)
+		return cache_entry_write(j->entry, off, buf, len);
 	if (s->len == 0)
 		s->off = off;
+	int err = 0;
 	while (!err && len) {
 		size_t n = s->cap - s->len < len ? s->cap - s->len : len;
 		memcpy(s->buf + s->len, buf, n);
@@ -1186,16 +1172,12 @@ int catalog_job_info(struct job *j, struct gl_job *out)
 
 static void expire_project_memos(struct catalog *c, const char *project)
 {
-	char *prefix = NULL;
-	if (asprintf(&prefix, "J\x1f%s\x1f", project) >= 0)
-		memo_expire_prefix(c, prefix);
-	free(prefix);
-	if (asprintf(&prefix, "B\x1f%s\x1f", project) >= 0)
-		memo_expire_prefix(c, prefix);
-	free(prefix);
-	if (asprintf(&prefix, "I\x1f%s\x1f", project) >= 0)
-		memo_expire_prefix(c, prefix);
-	free(prefix);
+	for (const char *kind = "JBI"; *kind; kind++) { /* a ref's jobs, by-ref probes, recent jobs */
+		char *prefix = NULL;
+		if (asprintf(&prefix, "%c\x1f%s\x1f", *kind, project) >= 0)
+			memo_expire_prefix(c, prefix);
+		free(prefix);
+	}
 }
 
 int catalog_job_keep(struct catalog *c, struct job *j)
