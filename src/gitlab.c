@@ -202,17 +202,18 @@ static int call_json(struct gitlab *gl, const char *method, const char *url, jso
 	return err;
 }
 
-/* Calls fn on every element of every page of a listing. */
-static int list_all(struct gitlab *gl, const char *first_url,
-		    int (*fn)(json_t *item, void *ctx), void *ctx)
+/* Calls fn on every element of the first max_pages pages of a listing; with whole, a listing
+ * longer than that is -EIO, else it is cut there. */
+static int list_pages(struct gitlab *gl, const char *first_url, int max_pages, bool whole,
+		      int (*fn)(json_t *item, void *ctx), void *ctx)
 {
 	char *url = strdup(first_url);
 	int err = url ? 0 : -ENOMEM;
-	for (int page = 0; url && !err; page++) {
+	for (int page = 0; url && !err && (whole || page < max_pages); page++) {
 		json_t *root = NULL, *item;
 		char *next = NULL;
 		size_t i;
-		err = page < PAGE_LIMIT ? call_json(gl, "GET", url, &root, &next) : -EIO;
+		err = page < max_pages ? call_json(gl, "GET", url, &root, &next) : -EIO;
 		if (!err && !json_is_array(root)) {
 			log_msg(LOG_ERR, "%s: expected a JSON array", url);
 			err = -EIO;
@@ -228,6 +229,13 @@ static int list_all(struct gitlab *gl, const char *first_url,
 	}
 	free(url);
 	return err;
+}
+
+/* Calls fn on every element of every page of a listing. */
+static int list_all(struct gitlab *gl, const char *first_url,
+		    int (*fn)(json_t *item, void *ctx), void *ctx)
+{
+	return list_pages(gl, first_url, PAGE_LIMIT, true, fn, ctx);
 }
 
 static char *escaped(const char *s)
@@ -519,33 +527,27 @@ int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref,
 
 /* ---- a project's recent jobs ---- */
 
+/* Every job with an archive: the listing asked for successful ones only. */
+static int add_recent_job(json_t *item, void *ctx)
+{
+	struct gl_job j;
+	int err = job_from_json(item, &j);
+	if (err)
+		return err == -EIO ? 0 : err; /* one malformed job does not hide the others */
+	if (j.archive_size < 0) {
+		gl_job_release(&j);
+		return 0;
+	}
+	return job_list_push(ctx, &j);
+}
+
 int gitlab_recent_jobs(struct gitlab *gl, const char *project, struct gl_job **jobs, size_t *n)
 {
 	struct job_list jl = {0};
 	char *id = escaped(project), *url = NULL;
-	json_t *root = NULL, *item;
-	size_t i;
 	int err = id && asprintf(&url, "/projects/%s/jobs?scope%%5B%%5D=success&per_page=100", id) >= 0
-			  ? call_json(gl, "GET", url, &root, NULL)
+			  ? list_pages(gl, url, 1, false, add_recent_job, &jl)
 			  : -ENOMEM;
-	if (!err && !json_is_array(root)) {
-		log_msg(LOG_ERR, "%s: expected a JSON array", url);
-		err = -EIO;
-	}
-	json_array_foreach(err ? NULL : root, i, item) {
-		struct gl_job j;
-		int bad = job_from_json(item, &j);
-		if (bad == -EIO)
-			continue; /* one malformed job does not hide the others */
-		if (!bad && j.archive_size < 0) {
-			gl_job_release(&j);
-			continue;
-		}
-		err = bad ? bad : job_list_push(&jl, &j);
-		if (err)
-			break;
-	}
-	json_decref(root);
 	free(url);
 	free(id);
 	if (err) {
