@@ -239,6 +239,15 @@ static int find_credentials(const struct options *o, enum http_auth *auth, char 
 	return 0;
 }
 
+/* Echoes only what looks like a URL: a token pasted in its place must not be shown. */
+static void say_not_a_url(const char *u)
+{
+	if (u && strstr(u, "://"))
+		fprintf(stderr, "artifactfs: %s is not an http:// or https:// URL\n", u);
+	else
+		fprintf(stderr, "artifactfs: the GitLab URL is not an http:// or https:// URL\n");
+}
+
 /* user:password@ in the URL: a secret on the command line, in logs and in /proc/mounts */
 static bool url_has_userinfo(const char *u)
 {
@@ -257,11 +266,7 @@ static char *base_url(const struct options *o)
 	if (!u || !*u)
 		u = "https://gitlab.com";
 	if (!is_url(u)) {
-		/* echo only what looks like a URL: a token pasted in its place must not be shown */
-		if (strstr(u, "://"))
-			fprintf(stderr, "artifactfs: %s is not an http:// or https:// URL\n", u);
-		else
-			fprintf(stderr, "artifactfs: the GitLab URL is not an http:// or https:// URL\n");
+		say_not_a_url(u);
 		return NULL;
 	}
 	if (url_has_userinfo(u)) {
@@ -496,8 +501,8 @@ static int parse_args(struct daemon *d, struct fuse_args *args)
 		       fuse_pkgversion(), curl_version());
 		return 1;
 	}
-	if (d->opts.url_missing) { /* not echoed: it may be a token pasted in the wrong place */
-		fprintf(stderr, "artifactfs: the GitLab URL is not an http:// or https:// URL\n");
+	if (d->opts.url_missing) {
+		say_not_a_url(NULL);
 		return -1;
 	}
 	if (fuse_parse_cmdline(args, &d->cmd) != 0)
