@@ -28,8 +28,10 @@ check "with allow_other another user reads a 0444 file" \
 	bash -c "as_nobody cat '$app/main/build/my report.txt' | grep -q 'Build report'"
 check "and runs a 0755 one" bash -c "as_nobody '$app/main/build/bin/hello' | grep -q hello"
 check "but still cannot read the cache folder" bash -c "! as_nobody ls '$T/cache' 2>/dev/null"
-# the kernel refuses first here (default_permissions: the folder is 0555), else we would
-w=$(as_nobody "$PYTHON" "$E2E_DIR/sys.py" create "$app/main/build/x")
+# the kernel refuses first here (default_permissions: the folder is 0555), else we would;
+# sys.py runs from $T, as the checkout may be closed to other users (a clone in mktemp -d)
+install -m 644 "$E2E_DIR/sys.py" "$T/sys.py"
+w=$(as_nobody "$PYTHON" "$T/sys.py" create "$app/main/build/x")
 check "and writes stay refused (EACCES from the kernel or EROFS), got $w" \
 	bash -c "[ '$w' = EACCES ] || [ '$w' = EROFS ]"
 unmount_fs "$mnt"
