@@ -505,6 +505,31 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+struct link_ctx {
+	struct job *job;
+	const struct zipindex *zi;
+};
+
+static int link_target(void *ctx, const struct zip_member *link, char **out, size_t *len)
+{
+	struct link_ctx *lc = ctx;
+	return zip_reader_read_all(lc->zi, link, catalog_job_read_fn, lc->job, SYMLINK_MAX, out, len);
+}
+
+/* The kernel asks for every link it meets, so refusing each link whose whole resolution leaves
+ * the job folder (through other links too) keeps every walk from a job folder inside it. */
+static int check_link(struct job *j, const struct zipindex *zi, const struct zip_member *m)
+{
+	struct link_ctx lc = {j, zi};
+	const struct zip_member *to;
+	int err = zipindex_resolve_link(zi, m, link_target, &lc, &to);
+	if (err == -EXDEV) {
+		log_msg(LOG_WARNING, "symbolic link leads outside its job folder: not followed");
+		err = -EACCES;
+	}
+	return err;
+}
+
 static int readlink_path(const struct tree_path *tp, char *buf, size_t size)
 {
 	if (tp->kind != TREE_REF_JOB && tp->kind != TREE_JOBID)
@@ -524,10 +549,8 @@ static int readlink_path(const struct tree_path *tp, char *buf, size_t size)
 	size_t len = 0;
 	if (!err)
 		err = zip_reader_read_all(zi, m, catalog_job_read_fn, j, SYMLINK_MAX, &target, &len);
-	if (!err && tree_link_escapes(tp->member, target, len)) {
-		log_msg(LOG_WARNING, "symbolic link leads outside its job folder: not followed");
-		err = -EACCES;
-	}
+	if (!err)
+		err = check_link(j, zi, m);
 	if (!err) {
 		size_t n = len < size - 1 ? len : size - 1;
 		memcpy(buf, target, n);

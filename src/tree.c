@@ -193,32 +193,3 @@ void tree_path_release(struct tree_path *tp)
 	free(tp->job);
 	memset(tp, 0, sizeof(*tp));
 }
-
-/* Walks len bytes of components from depth; false once a ".." climbs above depth 0. */
-static bool walk_within(const char *p, size_t len, long *depth)
-{
-	const char *end = p + len;
-	while (p < end) {
-		const char *slash = memchr(p, '/', (size_t)(end - p));
-		size_t n = (size_t)((slash ? slash : end) - p);
-		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			if (--*depth < 0)
-				return false;
-		} else if (n && !(n == 1 && p[0] == '.')) {
-			++*depth;
-		}
-		p += n + (slash ? 1 : 0);
-	}
-	return true;
-}
-
-bool tree_link_escapes(const char *member, const char *target, size_t len)
-{
-	if (len == 0 || target[0] == '/' || memchr(target, '\0', len))
-		return true;
-	const char *last = strrchr(member, '/');
-	long depth = 0;
-	if (last && !walk_within(member, (size_t)(last - member), &depth))
-		return true;
-	return !walk_within(target, len, &depth);
-}

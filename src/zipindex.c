@@ -698,6 +698,131 @@ size_t zipindex_memory_bytes(const struct zipindex *zi)
 	return sizeof(*zi) + zi->n * sizeof(*zi->m) + zi->arena_len;
 }
 
+/* ---- symbolic links, resolved inside the archive ---- */
+
+/* Where a walk stands: a member of the index, or, once a component is missing or a file is used
+ * as a folder (the kernel stops there), only the depth the text has reached, walked on lexically
+ * so that what follows may still not climb out. depth counts components below the root. */
+struct link_pos {
+	const struct zip_member *m; /* NULL once lost */
+	long depth;
+};
+
+struct link_walk {
+	const struct zipindex *zi;
+	zip_target_fn target;
+	void *ctx;
+	unsigned links; /* followed so far, the one asked about included */
+};
+
+static long member_depth(const struct zip_member *m)
+{
+	long d = m->name[0] ? 1 : 0;
+	for (const char *p = m->name; *p; p++)
+		d += *p == '/';
+	return d;
+}
+
+/* Path order of name against dir's name joined with comp by a '/' (comp alone under the root). */
+static int cmp_child(const char *name, const char *dir, size_t dl, const char *comp, size_t cl)
+{
+	size_t sep = dl ? 1 : 0, total = dl + sep + cl, al = strlen(name);
+	for (size_t i = 0; i < al && i < total; i++) {
+		char b = i < dl ? dir[i] : i < dl + sep ? '/' : comp[i - dl - sep];
+		if (name[i] != b)
+			return byte_rank(name[i]) - byte_rank(b);
+	}
+	return (al > total) - (al < total);
+}
+
+/* The child of folder dir named by the cl bytes of comp, or NULL. O(log n). */
+static const struct zip_member *find_child(const struct zipindex *zi,
+					   const struct zip_member *dir, const char *comp, size_t cl)
+{
+	size_t dl = strlen(dir->name), lo = 0, hi = zi->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = cmp_child(zi->m[mid].name, dir->name, dl, comp, cl);
+		if (c == 0)
+			return &zi->m[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int follow_link(struct link_walk *w, struct link_pos *p, const struct zip_member *link);
+
+/* One component of a target, walked from p as the kernel walks it, but refusing ".." at the
+ * root instead of staying there (RESOLVE_IN_ROOT clamps; a clamp would hand out another file). */
+static int link_step(struct link_walk *w, struct link_pos *p, const char *c, size_t n)
+{
+	if (p->m && p->m->type != ZIP_DIR)
+		p->m = NULL; /* ENOTDIR for the kernel; the rest of the text is still checked */
+	if (n == 0 || (n == 1 && c[0] == '.'))
+		return 0;
+	if (n == 2 && c[0] == '.' && c[1] == '.') {
+		if (p->m) /* physical, as the kernel: the parent of where a link led */
+			p->m = zipindex_member(w->zi, p->m->parent);
+		return --p->depth < 0 ? -EXDEV : 0;
+	}
+	const struct zip_member *child = p->m ? find_child(w->zi, p->m, c, n) : NULL;
+	if (child && child->type == ZIP_SYMLINK)
+		return follow_link(w, p, child);
+	p->m = child;
+	p->depth++;
+	return 0;
+}
+
+/* Walks the len bytes of text from p, component by component; a trailing '/' is an empty last
+ * component, which a file refuses (ENOTDIR) as in the kernel. */
+static int link_walk_text(struct link_walk *w, struct link_pos *p, const char *text, size_t len)
+{
+	const char *end = text + len;
+	for (;;) {
+		const char *slash = memchr(text, '/', (size_t)(end - text));
+		int err = link_step(w, p, text, (size_t)((slash ? slash : end) - text));
+		if (err || !slash)
+			return err;
+		text = slash + 1;
+	}
+}
+
+/* Replaces p (the folder holding link) by where link's target leads. */
+static int follow_link(struct link_walk *w, struct link_pos *p, const struct zip_member *link)
+{
+	if (++w->links > ZIP_LINKS_MAX)
+		return -ELOOP;
+	char *text = NULL;
+	size_t len = 0;
+	int err = w->target(w->ctx, link, &text, &len);
+	if (err)
+		return err;
+	if (len == 0 || text[0] == '/' || memchr(text, '\0', len))
+		err = -EXDEV; /* the kernel would cut at the NUL: refuse rather than guess */
+	else
+		err = link_walk_text(w, p, text, len);
+	free(text);
+	return err;
+}
+
+int zipindex_resolve_link(const struct zipindex *zi, const struct zip_member *link,
+			  zip_target_fn target, void *ctx, const struct zip_member **out)
+{
+	*out = NULL;
+	if (link->type != ZIP_SYMLINK)
+		return -EINVAL;
+	struct link_walk w = {zi, target, ctx, 0};
+	const struct zip_member *dir = zipindex_member(zi, link->parent);
+	struct link_pos p = {dir, member_depth(dir)};
+	int err = follow_link(&w, &p, link);
+	if (!err)
+		*out = p.m;
+	return err;
+}
+
 /* ---- reading a member ---- */
 
 struct zip_reader {

@@ -56,10 +56,4 @@ char *tree_escape(const char *name);
  * decoded NUL), -ENOMEM. */
 int tree_unescape(const char *comp, size_t len, char **out);
 
-/* Whether a symbolic link stored at member (a path inside a job folder) with the len-byte target
- * leads outside that job folder: an absolute target, a ".." above the job folder, an empty
- * target or one holding a NUL. Such links are never followed: an artifact could otherwise hand a
- * reader any file of the machine under an artifact's name. */
-bool tree_link_escapes(const char *member, const char *target, size_t len);
-
 #endif

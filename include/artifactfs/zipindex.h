@@ -77,6 +77,34 @@ uint64_t zipindex_cd_offset(const struct zipindex *zi);
 /* Bytes of memory the loaded index holds (members, names, itself), for stats and tests. */
 size_t zipindex_memory_bytes(const struct zipindex *zi);
 
+/* Symbolic links, resolved through the archive's own tree. The kernel follows a link in a mount
+ * itself, component by component, asking the daemon only for each link's text: a link whose text
+ * stays inside can still lead out through another link ("esc -> a/up/../../etc/passwd" with
+ * "a/up -> .."), so a link is judged by where its whole resolution goes. This lives here, not in
+ * tree (the mount's path grammar), because it is a walk over this index's members; it reads
+ * nothing itself: link texts come through target, so it stays pure and testable.
+ *
+ * The walk is the kernel's (physical "..": the parent of where a link led; links met on the way,
+ * last component too, are followed), except that a ".." at the root is refused where
+ * openat2(RESOLVE_IN_ROOT) would stay there. Once a component is missing, or a file is used as a
+ * folder, the kernel stops with ENOENT or ENOTDIR: the rest of the text is still walked as text,
+ * so "missing/../../x" is refused too. At most ZIP_LINKS_MAX links (Linux's MAXSYMLINKS) are
+ * followed in one resolution, the link asked about included. */
+#define ZIP_LINKS_MAX 40
+
+/* Gives link's target text: a malloc'ed buffer of *len bytes (+1, NUL-terminated) in *out,
+ * which the caller frees. Returns 0 or -errno. */
+typedef int (*zip_target_fn)(void *ctx, const struct zip_member *link, char **out, size_t *len);
+
+/* Resolves the symlink member link as the kernel would from the folder holding it. Returns 0
+ * with *out the file or folder it leads to, or NULL when it dangles (a missing member or a file
+ * used as a folder, which the kernel refuses by itself); -EXDEV when the resolution, or a link
+ * met on the way, leaves the archive's root (also an absolute or empty target, or one holding a
+ * NUL); -ELOOP past ZIP_LINKS_MAX links; -EINVAL when link is no symlink; or target's error.
+ * Borrowed *out lives as long as zi. Thread-safe as zi is; target is called from this thread. */
+int zipindex_resolve_link(const struct zipindex *zi, const struct zip_member *link,
+			  zip_target_fn target, void *ctx, const struct zip_member **out);
+
 /* A reader of one file or symlink member's content. One per open file; not thread-safe itself
  * (callers serialise per reader), but many readers may share one index. It reads the local
  * header once (its name and extra lengths), then compressed data in chunks through rd. Sequential

@@ -125,22 +125,3 @@ Test(tree, escape_round_trips)
 	cr_assert_str_eq(e, "a%2Fb%25");
 	free(e);
 }
-
-Test(tree, links_inside_the_job_folder_are_followed)
-{
-	cr_assert_not(tree_link_escapes("latest", "bin/hello", 9));
-	cr_assert_not(tree_link_escapes("a/b/up", "../c", 4));
-	cr_assert_not(tree_link_escapes("a/b/top", "./../../x", 9));
-	cr_assert_not(tree_link_escapes("a/self", ".", 1));
-}
-
-Test(tree, links_leaving_the_job_folder_are_refused)
-{
-	cr_assert(tree_link_escapes("link-out", "../x", 4));
-	cr_assert(tree_link_escapes("evil/link-out", "../../../../etc/passwd", 22));
-	cr_assert(tree_link_escapes("a/b/x", "c/../../../../y", 15));
-	cr_assert(tree_link_escapes("x", "/etc/passwd", 11));
-	cr_assert(tree_link_escapes("x", "", 0));
-	cr_assert(tree_link_escapes("x", "a\0b", 3));
-	cr_assert(tree_link_escapes("x", "..", 2)); /* the job folder's parent is another job's */
-}

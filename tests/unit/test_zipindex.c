@@ -796,3 +796,248 @@ Test(zipindex, absurd_entry_counts_and_oversized_directories_are_eio)
 	zipindex_free(zi);
 	free(p);
 }
+
+/* ---- symbolic links resolved through the archive ---- */
+
+/* An archive of links ("name", "target"), files ("name", NULL) and folders ("name/", NULL). */
+static struct zipindex *link_archive(struct mem *m, const char *const *spec)
+{
+	struct zb z = {0};
+	for (size_t i = 0; spec[i]; i += 2) {
+		const char *name = spec[i], *target = spec[i + 1];
+		size_t nl = strlen(name);
+		if (target)
+			zb_add(&z, name, target, strlen(target),
+			       (struct zb_opts){.mode = S_IFLNK | 0777, .fake_size = -1});
+		else if (nl && name[nl - 1] == '/')
+			zb_add(&z, name, "", 0, (struct zb_opts){.mode = S_IFDIR | 0755, .fake_size = -1});
+		else
+			zb_file(&z, name, name);
+	}
+	m->p = zb_finish(&z, false, &m->len);
+	return load(m);
+}
+
+struct link_reads {
+	struct zipindex *zi;
+	struct mem *m;
+	unsigned calls;
+	int fail; /* returned instead of the target when set */
+};
+
+static int read_target(void *ctx, const struct zip_member *link, char **out, size_t *len)
+{
+	struct link_reads *lr = ctx;
+	lr->calls++;
+	if (lr->fail)
+		return lr->fail;
+	return zip_reader_read_all(lr->zi, link, mem_read, lr->m, 4096, out, len);
+}
+
+/* Resolves the link named name; *to gets the name it leads to ("(dangling)" for NULL). */
+static int resolve(struct link_reads *lr, const char *name, const char **to)
+{
+	const struct zip_member *link = zipindex_find(lr->zi, name), *out = NULL;
+	cr_assert_not_null(link, "%s missing", name);
+	lr->calls = 0;
+	int err = zipindex_resolve_link(lr->zi, link, read_target, lr, &out);
+	*to = out ? out->name : "(dangling)";
+	return err;
+}
+
+#define cr_assert_resolves(lr, name, expected)                                                  \
+	do {                                                                                     \
+		const char *to_;                                                                 \
+		int err_ = resolve(lr, name, &to_);                                              \
+		cr_assert_eq(err_, 0, "%s: %d", name, err_);                                     \
+		cr_assert_str_eq(to_, expected, "%s", name);                                     \
+	} while (0)
+
+#define cr_assert_refused(lr, name, errno_)                                                     \
+	do {                                                                                     \
+		const char *to_;                                                                 \
+		int err_ = resolve(lr, name, &to_);                                              \
+		cr_assert_eq(err_, errno_, "%s: %d, not %d", name, err_, errno_);               \
+	} while (0)
+
+Test(zipindex_links, a_link_inside_on_its_own_can_lead_out_through_another)
+{
+	static const char *const spec[] = {
+		"a/b/c/d/e/f/g/h/up", "../../../../../../..",
+		"esc", "a/b/c/d/e/f/g/h/up/../../../../../../../../../etc/passwd",
+		"a/b/top", "../..",
+		"esc-dir", "a/b/top/..", /* one ".." from the root a link led to */
+		NULL};
+	struct mem m;
+	struct zipindex *zi = link_archive(&m, spec);
+	struct link_reads lr = {zi, &m, 0, 0};
+	cr_assert_resolves(&lr, "a/b/c/d/e/f/g/h/up", "a");
+	cr_assert_resolves(&lr, "a/b/top", "");
+	cr_assert_refused(&lr, "esc", -EXDEV);
+	cr_assert_refused(&lr, "esc-dir", -EXDEV);
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex_links, chains_and_folder_links_resolve_physically)
+{
+	static const char *const spec[] = {
+		"f.txt", NULL,
+		"d/sub/x.txt", NULL,
+		"d/f.txt", NULL,
+		"l1", "l2",
+		"l2", "d/l3",
+		"d/l3", "../f.txt",
+		"dl", "d",
+		"via", "dl/f.txt",
+		"sl", "d/sub",
+		"parent", "sl/../f.txt", /* the parent of d/sub, not of the link: d/f.txt */
+		"self", ".",
+		"a/b/back", "./../../f.txt",
+		"latest", "d/sub/x.txt",
+		NULL};
+	struct mem m;
+	struct zipindex *zi = link_archive(&m, spec);
+	struct link_reads lr = {zi, &m, 0, 0};
+	cr_assert_resolves(&lr, "l1", "f.txt");
+	cr_assert_eq(lr.calls, 3);
+	cr_assert_resolves(&lr, "dl", "d");
+	cr_assert_resolves(&lr, "via", "d/f.txt");
+	cr_assert_resolves(&lr, "parent", "d/f.txt");
+	cr_assert_resolves(&lr, "self", "");
+	cr_assert_resolves(&lr, "a/b/back", "f.txt");
+	cr_assert_resolves(&lr, "latest", "d/sub/x.txt");
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex_links, a_link_to_a_link_that_leads_out_is_refused)
+{
+	static const char *const spec[] = {
+		"out", "../x",
+		"in", "out",
+		"deep/in", "../in",
+		"through", "deep/in/etc",
+		"abs", "/etc/passwd",
+		"to-abs", "abs",
+		"empty", "",
+		"dotdot", "..",
+		"evil/link-out", "../../../../etc/passwd",
+		"a/b/x", "c/../../../../y",
+		NULL};
+	struct mem m;
+	struct zipindex *zi = link_archive(&m, spec);
+	struct link_reads lr = {zi, &m, 0, 0};
+	const char *const refused[] = {"out",   "in",     "deep/in",       "through", "abs",
+				       "to-abs", "empty", "dotdot", "evil/link-out", "a/b/x"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		cr_assert_refused(&lr, refused[i], -EXDEV);
+	zipindex_free(zi);
+	free(m.p);
+
+	struct zb z = {0};
+	zb_add(&z, "nul", "a\0b", 3, (struct zb_opts){.mode = S_IFLNK | 0777, .fake_size = -1});
+	m.p = zb_finish(&z, false, &m.len);
+	zi = load(&m);
+	lr.zi = zi;
+	cr_assert_refused(&lr, "nul", -EXDEV);
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex_links, dangling_links_stay_links_unless_their_text_climbs_out)
+{
+	static const char *const spec[] = {
+		"f.txt", NULL,
+		"dang", "missing/file",
+		"dang-out", "missing/../../x",
+		"notdir", "f.txt/x",
+		"notdir-out", "f.txt/../../x",
+		"to-dang", "dang",
+		"trailing", "f.txt/",
+		NULL};
+	struct mem m;
+	struct zipindex *zi = link_archive(&m, spec);
+	struct link_reads lr = {zi, &m, 0, 0};
+	cr_assert_resolves(&lr, "dang", "(dangling)");
+	cr_assert_resolves(&lr, "to-dang", "(dangling)");
+	cr_assert_resolves(&lr, "notdir", "(dangling)");
+	cr_assert_resolves(&lr, "trailing", "(dangling)");
+	cr_assert_refused(&lr, "dang-out", -EXDEV);
+	cr_assert_refused(&lr, "notdir-out", -EXDEV);
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex_links, loops_are_eloop)
+{
+	static const char *const spec[] = {
+		"a", "b",
+		"b", "a",
+		"self", "self",
+		"down", "down/x",
+		"d/up", "../d/up",
+		NULL};
+	struct mem m;
+	struct zipindex *zi = link_archive(&m, spec);
+	struct link_reads lr = {zi, &m, 0, 0};
+	const char *const loops[] = {"a", "b", "self", "down", "d/up"};
+	for (size_t i = 0; i < sizeof(loops) / sizeof(loops[0]); i++) {
+		cr_assert_refused(&lr, loops[i], -ELOOP);
+		cr_assert_eq(lr.calls, ZIP_LINKS_MAX, "%s read %u targets", loops[i], lr.calls);
+	}
+	zipindex_free(zi);
+	free(m.p);
+}
+
+/* A chain of n links l0 -> l1 -> ... -> l<n-1> -> f.txt. */
+static struct zipindex *chain(struct mem *m, unsigned n)
+{
+	struct zb z = {0};
+	char name[16], target[16];
+	zb_file(&z, "f.txt", "f");
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "l%u", i);
+		if (i + 1 < n)
+			snprintf(target, sizeof(target), "l%u", i + 1);
+		else
+			strcpy(target, "f.txt");
+		zb_add(&z, name, target, strlen(target),
+		       (struct zb_opts){.mode = S_IFLNK | 0777, .fake_size = -1});
+	}
+	m->p = zb_finish(&z, false, &m->len);
+	return load(m);
+}
+
+Test(zipindex_links, at_most_forty_links_are_followed)
+{
+	struct mem m;
+	struct zipindex *zi = chain(&m, ZIP_LINKS_MAX);
+	struct link_reads lr = {zi, &m, 0, 0};
+	cr_assert_resolves(&lr, "l0", "f.txt");
+	cr_assert_eq(lr.calls, ZIP_LINKS_MAX);
+	zipindex_free(zi);
+	free(m.p);
+
+	zi = chain(&m, ZIP_LINKS_MAX + 1);
+	lr.zi = zi;
+	cr_assert_refused(&lr, "l0", -ELOOP);
+	cr_assert_resolves(&lr, "l1", "f.txt");
+	zipindex_free(zi);
+	free(m.p);
+}
+
+Test(zipindex_links, read_errors_are_returned_and_only_links_resolve)
+{
+	static const char *const spec[] = {"f.txt", NULL, "l", "f.txt", NULL};
+	struct mem m;
+	struct zipindex *zi = link_archive(&m, spec);
+	struct link_reads lr = {zi, &m, 0, -EIO};
+	cr_assert_refused(&lr, "l", -EIO);
+	const struct zip_member *out = zipindex_member(zi, 0);
+	cr_assert_eq(zipindex_resolve_link(zi, zipindex_find(zi, "f.txt"), read_target, &lr, &out),
+		     -EINVAL);
+	cr_assert_null(out);
+	zipindex_free(zi);
+	free(m.p);
+}
