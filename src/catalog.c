@@ -378,21 +378,29 @@ int catalog_ref(struct catalog *c, const char *project, const char *ref)
 	return err;
 }
 
-/* Escapes each name; with suffix, adds "<name>.zip" after each. */
+/* Escapes each name; with suffix, adds "<name>.zip" after each. Names no listing can show are
+ * left out here, the one place every listing of GitLab names passes. */
 static int escape_names(char *const *names, size_t n, bool with_zip, char ***out)
 {
 	size_t per = with_zip ? 2 : 1;
 	char **v = calloc(n * per + 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		v[i * per] = tree_escape(names[i]);
-		if (v[i * per] && with_zip && asprintf(&v[i * per + 1], "%s.zip", v[i * per]) < 0)
-			v[i * per + 1] = NULL;
-		if (!v[i * per] || (with_zip && !v[i * per + 1])) {
+	for (size_t i = 0, k = 0; i < n; i++) {
+		if (!tree_name_listable(names[i])) {
+			log_msg(LOG_WARNING, "name \"%.200s\" left out of a listing: the kernel "
+					     "cannot show it", names[i]);
+			continue;
+		}
+		char **slot = v + k;
+		slot[0] = tree_escape(names[i]);
+		if (slot[0] && with_zip && asprintf(&slot[1], "%s.zip", slot[0]) < 0)
+			slot[1] = NULL;
+		if (!slot[0] || (with_zip && !slot[1])) {
 			gitlab_strv_free(v);
 			return -ENOMEM;
 		}
+		k += per;
 	}
 	*out = v;
 	return 0;

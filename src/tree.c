@@ -8,6 +8,7 @@
 #include <string.h>
 
 #define TREE_PATH_MAX 4096
+#define TREE_NAME_MAX 1024 /* FUSE_NAME_MAX: a longer entry fails the whole listing */
 
 char *tree_escape(const char *name)
 {
@@ -61,8 +62,20 @@ int tree_unescape(const char *comp, size_t len, char **out)
 		i += 2;
 	}
 	s[o] = '\0';
+	if (!strcmp(s, ".") || !strcmp(s, "..")) {
+		free(s);
+		return -ENOENT;
+	}
 	*out = s;
 	return 0;
+}
+
+bool tree_name_listable(const char *name)
+{
+	size_t len = 0;
+	for (const char *p = name; *p; p++)
+		len += (*p == '%' || *p == '/') ? 3 : 1;
+	return len > 0 && len + 4 <= TREE_NAME_MAX && strcmp(name, ".") && strcmp(name, "..");
 }
 
 /* Splits off the next component of *p (after '/'): start and length; advances *p. */

@@ -52,8 +52,13 @@ void tree_path_release(struct tree_path *tp);
 /* Escapes a GitLab name into one path component. Returns a malloc'ed string or NULL (ENOMEM). */
 char *tree_escape(const char *name);
 
-/* Decodes one component. Returns 0 and a malloc'ed *out, -ENOENT (invalid escape, empty, or a
- * decoded NUL), -ENOMEM. */
+/* Decodes one component. Returns 0 and a malloc'ed *out, -ENOENT (invalid escape, empty, a
+ * decoded NUL, or "." or "..", which no listing shows), -ENOMEM. */
 int tree_unescape(const char *comp, size_t len, char **out);
+
+/* Whether a GitLab name (project, ref or job) can be a folder entry, with its ".zip" too: the
+ * kernel fails a whole listing with EIO on an empty name or one over FUSE's 1024 bytes, and "."
+ * and ".." would stand beside the folder's own. Callers leave the others out of listings. */
+bool tree_name_listable(const char *name);
 
 #endif

@@ -125,3 +125,32 @@ Test(tree, escape_round_trips)
 	cr_assert_str_eq(e, "a%2Fb%25");
 	free(e);
 }
+
+Test(tree, names_no_listing_can_show_are_not_listable)
+{
+	cr_assert(tree_name_listable("build"));
+	cr_assert(tree_name_listable("..."));
+	cr_assert(tree_name_listable(".hidden"));
+	cr_assert_not(tree_name_listable(""));
+	cr_assert_not(tree_name_listable("."));
+	cr_assert_not(tree_name_listable(".."));
+	char *name = malloc(1100);
+	memset(name, 'a', 1020);
+	name[1020] = '\0'; /* 1020 bytes and ".zip": FUSE's 1024 */
+	cr_assert(tree_name_listable(name));
+	name[1019] = '/'; /* "%2F" makes it 1022 */
+	cr_assert_not(tree_name_listable(name));
+	free(name);
+}
+
+Test(tree, dot_and_dotdot_are_never_job_names)
+{
+	struct tree_path tp;
+	cr_assert_eq(tree_parse("/101/main/..zip", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/101/main/...zip", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/101/../build", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/./main", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/101/main/....zip", &tp), 0); /* the job "..." is a name */
+	cr_assert_str_eq(tp.job, "...");
+	tree_path_release(&tp);
+}
