@@ -517,12 +517,14 @@ static int link_target(void *ctx, const struct zip_member *link, char **out, siz
 }
 
 /* The kernel asks for every link it meets, so refusing each link whose whole resolution leaves
- * the job folder (through other links too) keeps every walk from a job folder inside it. */
-static int check_link(struct job *j, const struct zipindex *zi, const struct zip_member *m)
+ * the job folder (through other links too) keeps every walk from a job folder inside it; the
+ * canonical text keeps it so when a ref's job changes in the middle of a walk (zipindex.h). */
+static int link_text(struct job *j, const struct zipindex *zi, const struct zip_member *m,
+		     char **text)
 {
 	struct link_ctx lc = {j, zi};
 	const struct zip_member *to;
-	int err = zipindex_resolve_link(zi, m, link_target, &lc, &to);
+	int err = zipindex_resolve_link(zi, m, link_target, &lc, &to, text);
 	if (err == -EXDEV) {
 		log_msg(LOG_WARNING, "symbolic link leads outside its job folder: not followed");
 		err = -EACCES;
@@ -545,18 +547,14 @@ static int readlink_path(const struct tree_path *tp, char *buf, size_t size)
 		err = -EINVAL;
 	if (!err)
 		err = catalog_job_index(j, &zi);
-	char *target = NULL;
-	size_t len = 0;
+	char *text = NULL;
 	if (!err)
-		err = zip_reader_read_all(zi, m, catalog_job_read_fn, j, SYMLINK_MAX, &target, &len);
+		err = link_text(j, zi, m, &text);
+	if (!err && strlen(text) >= size)
+		err = -ENAMETOOLONG; /* a cut text would name another member */
 	if (!err)
-		err = check_link(j, zi, m);
-	if (!err) {
-		size_t n = len < size - 1 ? len : size - 1;
-		memcpy(buf, target, n);
-		buf[n] = '\0';
-	}
-	free(target);
+		strcpy(buf, text);
+	free(text);
 	catalog_job_put(j);
 	return err;
 }

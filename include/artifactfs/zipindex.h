@@ -87,9 +87,16 @@ size_t zipindex_memory_bytes(const struct zipindex *zi);
  * The walk is the kernel's (physical "..": the parent of where a link led; links met on the way,
  * last component too, are followed), except that a ".." at the root is refused where
  * openat2(RESOLVE_IN_ROOT) would stay there. Once a component is missing, or a file is used as a
- * folder, the kernel stops with ENOENT or ENOTDIR: the rest of the text is still walked as text,
- * so "missing/../../x" is refused too. At most ZIP_LINKS_MAX links (Linux's MAXSYMLINKS) are
- * followed in one resolution, the link asked about included. */
+ * folder (the kernel stops there with ENOENT or ENOTDIR), the rest is walked as names, a ".."
+ * taking the last one off: "missing/../../x" is refused too. At most ZIP_LINKS_MAX links
+ * (Linux's MAXSYMLINKS) are followed in one resolution, the link asked about included.
+ *
+ * Judging each link against the tree is enough while the tree stays put; but a ref's job folder
+ * can turn into another job's between two readlinks of one walk, and "b/../../x" checked with
+ * b -> c/d would climb out if b then became b -> ".". So the text handed to the kernel is the
+ * canonical one: "../" only in front, at most as many as the link is deep, then names of real
+ * folders. Whatever the tree then is, the kernel's ".." steps stay within the depth of the link's
+ * own folder, and every link it meets among the names is judged again on its own. */
 #define ZIP_LINKS_MAX 40
 
 /* Gives link's target text: a malloc'ed buffer of *len bytes (+1, NUL-terminated) in *out,
@@ -97,13 +104,16 @@ size_t zipindex_memory_bytes(const struct zipindex *zi);
 typedef int (*zip_target_fn)(void *ctx, const struct zip_member *link, char **out, size_t *len);
 
 /* Resolves the symlink member link as the kernel would from the folder holding it. Returns 0
- * with *out the file or folder it leads to, or NULL when it dangles (a missing member or a file
- * used as a folder, which the kernel refuses by itself); -EXDEV when the resolution, or a link
- * met on the way, leaves the archive's root (also an absolute or empty target, or one holding a
- * NUL); -ELOOP past ZIP_LINKS_MAX links; -EINVAL when link is no symlink; or target's error.
- * Borrowed *out lives as long as zi. Thread-safe as zi is; target is called from this thread. */
+ * with *out the file or folder it leads to, or NULL when it dangles (a missing member, or a
+ * file used as a folder), and, when text is not NULL, the canonical text from link's folder to
+ * there (malloc'ed, the caller frees; "." for the folder itself). -EXDEV when the resolution, or
+ * a link met on the way, leaves the archive's root (also an absolute or empty target, or one
+ * holding a NUL); -ELOOP past ZIP_LINKS_MAX links; -EINVAL when link is no symlink; -ENOMEM; or
+ * target's error. Borrowed *out lives as long as zi. Thread-safe as zi is; target is called
+ * from this thread only. */
 int zipindex_resolve_link(const struct zipindex *zi, const struct zip_member *link,
-			  zip_target_fn target, void *ctx, const struct zip_member **out);
+			  zip_target_fn target, void *ctx, const struct zip_member **out,
+			  char **text);
 
 /* A reader of one file or symlink member's content. One per open file; not thread-safe itself
  * (callers serialise per reader), but many readers may share one index. It reads the local

@@ -62,6 +62,8 @@ check "ls of it fails and shows nothing of /" \
 	bash -c "! ls '$job/esc-root/' >'$T/ls.out' 2>/dev/null && ! grep -qx etc '$T/ls.out'"
 check_eq "a link to a link that leads out is refused" EACCES "$(sys read "$job/in")"
 check_eq "a link that loops is ELOOP" ELOOP "$(sys read "$job/loop")"
+check_eq "readlink gives the canonical text: climbing only in front, no links" "OK ok.txt" \
+	"$(sys readlink "$job/good")"
 check_eq "a dangling link reads its text" "OK missing/file" "$(sys readlink "$job/dangling")"
 check_eq "and following it is ENOENT" ENOENT "$(sys read "$job/dangling")"
 check "each refusal is logged" grep -q "leads outside its job folder" "$T/daemon.log"

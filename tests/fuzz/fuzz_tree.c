@@ -7,7 +7,8 @@
  * "name>target" a symlink. Every link is resolved by zipindex_resolve_link and by a second walk
  * written differently (over whole path strings and zipindex_find, not member indexes and child
  * searches); both must agree on the error and on the member reached, never read more than
- * ZIP_LINKS_MAX targets, and never end on a symlink. */
+ * ZIP_LINKS_MAX targets, and never end on a symlink. The canonical text must climb only in
+ * front, never above the job folder, and lead where the walk ended. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -106,9 +107,8 @@ static int read_target(void *ctx, const struct zip_member *link, char **out, siz
 /* ---- the second walk: whole paths, looked up by name ---- */
 
 struct opos {
-	char *path; /* the folder or file reached, PATH_CAP bytes */
-	long depth;
-	bool lost;
+	char *path;  /* PATH_CAP bytes: the member reached, then any names walked on as text */
+	size_t real; /* length of the member's part */
 };
 
 static int o_follow(struct targets *t, struct opos *p, const struct zip_member *link);
@@ -119,51 +119,43 @@ static void o_up(struct opos *p)
 	*(slash ? slash : p->path) = '\0';
 }
 
-static int o_name(struct targets *t, struct opos *p, const char *c, size_t n)
+static void o_append(struct opos *p, const char *c, size_t n)
 {
 	size_t pl = strlen(p->path);
-	if (pl + n + 2 > PATH_CAP) {
-		p->lost = true; /* longer than any name the index holds */
-		p->depth++;
-		return 0;
+	if (pl + n + 2 > PATH_CAP)
+		abort(); /* 40 targets of 4096 bytes fit */
+	if (pl)
+		p->path[pl++] = '/';
+	memcpy(p->path + pl, c, n);
+	p->path[pl + n] = '\0';
+}
+
+static int o_name(struct targets *t, struct opos *p, const char *c, size_t n)
+{
+	const struct zip_member *here = zipindex_find(t->zi, p->path), *m = NULL;
+	size_t before = strlen(p->path);
+	o_append(p, c, n);
+	if (p->real == before && here && here->type == ZIP_DIR)
+		m = zipindex_find(t->zi, p->path);
+	if (m && m->type == ZIP_SYMLINK) {
+		p->path[before] = '\0';
+		return o_follow(t, p, m);
 	}
-	char *child = malloc(PATH_CAP);
-	if (!child)
-		abort();
-	memcpy(child, p->path, pl);
-	size_t at = pl ? pl + 1 : 0;
-	child[pl] = '/';
-	memcpy(child + at, c, n);
-	child[at + n] = '\0';
-	const struct zip_member *m = zipindex_find(t->zi, child);
-	int err = 0;
-	if (!m) {
-		p->lost = true;
-		p->depth++;
-	} else if (m->type == ZIP_SYMLINK) {
-		err = o_follow(t, p, m);
-	} else {
-		strcpy(p->path, child);
-		p->depth++;
-	}
-	free(child);
-	return err;
+	if (m)
+		p->real = strlen(p->path);
+	return 0;
 }
 
 static int o_comp(struct targets *t, struct opos *p, const char *c, size_t n)
 {
-	const struct zip_member *here = p->lost ? NULL : zipindex_find(t->zi, p->path);
-	if (here && here->type != ZIP_DIR)
-		p->lost = true;
 	if (n == 0 || (n == 1 && c[0] == '.'))
 		return 0;
 	if (n == 2 && c[0] == '.' && c[1] == '.') {
-		if (!p->lost)
-			o_up(p);
-		return --p->depth < 0 ? -EXDEV : 0;
-	}
-	if (p->lost) {
-		p->depth++;
+		if (!p->path[0])
+			return -EXDEV;
+		bool real = strlen(p->path) == p->real;
+		o_up(p);
+		p->real = real ? strlen(p->path) : p->real;
 		return 0;
 	}
 	return o_name(t, p, c, n);
@@ -190,23 +182,57 @@ static int o_follow(struct targets *t, struct opos *p, const struct zip_member *
 	return err;
 }
 
+/* The canonical text: "../" at most as deep as dir, then plain names, and dir joined with it
+ * is where the walk ended. */
+static void check_text(const char *dir, const char *text, const char *end)
+{
+	char *at = malloc(PATH_CAP);
+	if (!at)
+		abort();
+	strcpy(at, dir);
+	struct opos p = {at, 0};
+	bool names = false;
+	for (const char *c = text; c;) {
+		const char *slash = strchr(c, '/');
+		size_t n = slash ? (size_t)(slash - c) : strlen(c);
+		bool up = n == 2 && !memcmp(c, "..", 2), dot = n == 1 && c[0] == '.';
+		if (!n || (up && (names || !at[0])) || (dot && (c != text || slash)))
+			abort();
+		if (up)
+			o_up(&p);
+		else if (!dot)
+			o_append(&p, c, n);
+		names = names || !up;
+		c = slash ? slash + 1 : NULL;
+	}
+	if (strcmp(at, end))
+		abort();
+	free(at);
+}
+
 static void check_link(struct targets *t, const struct zip_member *link, char *path)
 {
 	const struct zip_member *out = NULL;
+	char *text = NULL;
 	t->calls = 0;
-	int err = zipindex_resolve_link(t->zi, link, read_target, t, &out);
+	int err = zipindex_resolve_link(t->zi, link, read_target, t, &out, &text);
 	if (t->calls > ZIP_LINKS_MAX || (!err && out && out->type == ZIP_SYMLINK))
 		abort();
 	strcpy(path, link->name);
-	struct opos p = {path, 0, false};
+	struct opos p = {path, 0};
 	o_up(&p);
-	for (const char *c = p.path; *p.path && c; c = strchr(c + 1, '/'))
-		p.depth++;
+	p.real = strlen(path);
+	char *dir = strdup(path);
 	t->calls = 0;
 	int oerr = o_follow(t, &p, link);
-	const struct zip_member *oout = oerr || p.lost ? NULL : zipindex_find(t->zi, p.path);
-	if (oerr != err || oout != out)
+	const struct zip_member *oout =
+		oerr || strlen(path) != p.real ? NULL : zipindex_find(t->zi, path);
+	if (oerr != err || oout != out || !dir || (!err && !text))
 		abort();
+	if (!err)
+		check_text(dir, text, path);
+	free(dir);
+	free(text);
 }
 
 static void fuzz_links(const uint8_t *data, size_t size)

@@ -840,9 +840,23 @@ static int resolve(struct link_reads *lr, const char *name, const char **to)
 	const struct zip_member *link = zipindex_find(lr->zi, name), *out = NULL;
 	cr_assert_not_null(link, "%s missing", name);
 	lr->calls = 0;
-	int err = zipindex_resolve_link(lr->zi, link, read_target, lr, &out);
+	int err = zipindex_resolve_link(lr->zi, link, read_target, lr, &out, NULL);
 	*to = out ? out->name : "(dangling)";
 	return err;
+}
+
+/* The canonical text of the link named name (what readlink gives), in a static buffer. */
+static const char *canonical(struct link_reads *lr, const char *name)
+{
+	static char buf[4096];
+	const struct zip_member *out;
+	char *text = NULL;
+	int err = zipindex_resolve_link(lr->zi, zipindex_find(lr->zi, name), read_target, lr,
+					&out, &text);
+	cr_assert_eq(err, 0, "%s: %d", name, err);
+	snprintf(buf, sizeof(buf), "%s", text);
+	free(text);
+	return buf;
 }
 
 #define cr_assert_resolves(lr, name, expected)                                                  \
@@ -895,6 +909,7 @@ Test(zipindex_links, chains_and_folder_links_resolve_physically)
 		"self", ".",
 		"a/b/back", "./../../f.txt",
 		"latest", "d/sub/x.txt",
+		"d/sub/to-d", "../../d",
 		NULL};
 	struct mem m;
 	struct zipindex *zi = link_archive(&m, spec);
@@ -907,6 +922,48 @@ Test(zipindex_links, chains_and_folder_links_resolve_physically)
 	cr_assert_resolves(&lr, "self", "");
 	cr_assert_resolves(&lr, "a/b/back", "f.txt");
 	cr_assert_resolves(&lr, "latest", "d/sub/x.txt");
+	cr_assert_resolves(&lr, "d/sub/to-d", "d");
+	zipindex_free(zi);
+	free(m.p);
+}
+
+/* readlink gives the canonical text: its ".." all in front, never more than the link is deep,
+ * then real folders. A tree that changes between two readlinks of one walk (a ref's job folder
+ * turning into another job's) then cannot lead the kernel out: it never climbs out of a link. */
+Test(zipindex_links, readlink_text_is_canonical)
+{
+	static const char *const spec[] = {
+		"f.txt", NULL,
+		"d/sub/x.txt", NULL,
+		"d/f.txt", NULL,
+		"l1", "l2",
+		"l2", "d/l3",
+		"d/l3", "../f.txt",
+		"sl", "d/sub",
+		"parent", "sl/../f.txt",
+		"self", ".",
+		"a/b/back", "./../../f.txt",
+		"a/b/c/up", "../..",
+		"a/b/c/via", "up/b/c/../../../d//sub/",
+		"latest", "d/sub/x.txt",
+		"d/sub/to-d", "../../d",
+		"dang", "missing/file",
+		"d/dang", "../f.txt/x/../y",
+		NULL};
+	struct mem m;
+	struct zipindex *zi = link_archive(&m, spec);
+	struct link_reads lr = {zi, &m, 0, 0};
+	cr_assert_str_eq(canonical(&lr, "latest"), "d/sub/x.txt");
+	cr_assert_str_eq(canonical(&lr, "l1"), "f.txt");
+	cr_assert_str_eq(canonical(&lr, "d/l3"), "../f.txt");
+	cr_assert_str_eq(canonical(&lr, "parent"), "d/f.txt");
+	cr_assert_str_eq(canonical(&lr, "self"), ".");
+	cr_assert_str_eq(canonical(&lr, "a/b/back"), "../../f.txt");
+	cr_assert_str_eq(canonical(&lr, "a/b/c/up"), "../..");
+	cr_assert_str_eq(canonical(&lr, "a/b/c/via"), "../../../d/sub");
+	cr_assert_str_eq(canonical(&lr, "d/sub/to-d"), "..");
+	cr_assert_str_eq(canonical(&lr, "dang"), "missing/file");
+	cr_assert_str_eq(canonical(&lr, "d/dang"), "../f.txt/y");
 	zipindex_free(zi);
 	free(m.p);
 }
@@ -962,7 +1019,7 @@ Test(zipindex_links, dangling_links_stay_links_unless_their_text_climbs_out)
 	cr_assert_resolves(&lr, "dang", "(dangling)");
 	cr_assert_resolves(&lr, "to-dang", "(dangling)");
 	cr_assert_resolves(&lr, "notdir", "(dangling)");
-	cr_assert_resolves(&lr, "trailing", "(dangling)");
+	cr_assert_resolves(&lr, "trailing", "f.txt"); /* the canonical text drops the '/' */
 	cr_assert_refused(&lr, "dang-out", -EXDEV);
 	cr_assert_refused(&lr, "notdir-out", -EXDEV);
 	zipindex_free(zi);
@@ -1035,8 +1092,11 @@ Test(zipindex_links, read_errors_are_returned_and_only_links_resolve)
 	struct link_reads lr = {zi, &m, 0, -EIO};
 	cr_assert_refused(&lr, "l", -EIO);
 	const struct zip_member *out = zipindex_member(zi, 0);
-	cr_assert_eq(zipindex_resolve_link(zi, zipindex_find(zi, "f.txt"), read_target, &lr, &out),
+	char *text = NULL;
+	cr_assert_eq(zipindex_resolve_link(zi, zipindex_find(zi, "f.txt"), read_target, &lr, &out,
+					   &text),
 		     -EINVAL);
+	cr_assert_null(text);
 	cr_assert_null(out);
 	zipindex_free(zi);
 	free(m.p);
