@@ -8,7 +8,9 @@
  * is the root (""); every member's parent is a folder; no name is absolute or holds ".", ".." or
  * empty components; all names live in one arena and all members in one array, so 100,000 members
  * cost a few MiB. A reader never returns a byte past the central directory's size, and fails the
- * read that reaches the end when the CRC-32 or the size disagree. */
+ * read that reaches the end when the CRC-32 or the size disagree. Symlinks are resolved over the
+ * index by the walk of zipindex_resolve_link, which never climbs above members[0] and reads link
+ * texts only through its caller's function. */
 #include "artifactfs/zipindex.h"
 
 #include <assert.h>
