@@ -79,6 +79,22 @@ struct cache_entry {
 	unsigned char *accounted;/* protected by lock: the block's bytes count in cache->used */
 	struct run *runs;        /* protected by lock: contiguous writes not yet whole blocks */
 	size_t n_runs;           /* protected by lock */
+	struct cache_source src; /* protected by lock; set once by cache_entry_bind */
+};
+
+/* Bytes on their way from one fetch into the entry: gathered into large page-aligned writes
+ * (written as curl hands them over, a few KiB at a time, each would lock the entry twice and make
+ * the kernel zero the rest of every page it starts), and the ranges stored, marked present only
+ * when the fetch succeeds. */
+#define WRITER_BYTES (256u << 10)
+struct cache_writer {
+	struct cache_entry *e;
+	uint64_t off;            /* of buf[0] */
+	size_t len, cap;
+	unsigned char *buf;      /* NULL (no memory): every piece is stored as it comes */
+	struct run *done;        /* ranges stored on disk, not yet marked */
+	size_t n_done;
+	int err;                 /* the first storing error: the rest is not stored */
 };
 
 static char *entry_path(struct cache *c, const char *key)
@@ -448,6 +464,8 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 
 static void entry_free(struct cache_entry *e)
 {
+	if (e->src.release)
+		e->src.release(e->src.ctx);
 	close(e->fd);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->cond);
@@ -668,8 +686,10 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 	return 0;
 }
 
-int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
+/* Puts bytes on disk without marking them: nobody reads them until mark_stored(). */
+static int store(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
 {
+	/* the archive behind a ref may change between requests: never store bytes past its size */
 	if (off > e->size || len > e->size - off)
 		return -EIO;
 	if (len == 0)
@@ -678,16 +698,122 @@ int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size
 	if (err)
 		return err;
 	err = write_all(e->fd, buf, len, e->data_off + off);
-	if (err) {
+	if (err)
 		log_msg(LOG_ERR, "cache: cannot write to the cache folder: %s", strerror(-err));
-		return err;
-	}
+	return err;
+}
+
+/* Marks the blocks that the stored bytes [off, end) completed. */
+static int mark_stored(struct cache_entry *e, uint64_t off, uint64_t end)
+{
 	struct run r;
 	pthread_mutex_lock(&e->lock);
-	err = add_run(e, off, off + len, &r);
+	int err = add_run(e, off, end, &r);
 	if (!err)
-		mark_covered(e, r.start, r.end, off, off + len);
+		mark_covered(e, r.start, r.end, off, end);
 	pthread_mutex_unlock(&e->lock);
+	return err;
+}
+
+int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
+{
+	int err = store(e, off, buf, len);
+	return err || len == 0 ? err : mark_stored(e, off, off + len);
+}
+
+/* ---- the writer a fetch is handed ---- */
+
+/* Remembers that [off, end) is on disk, merging with an adjoining or overlapping range. */
+static int writer_note(struct cache_writer *w, uint64_t off, uint64_t end)
+{
+	for (size_t i = 0; i < w->n_done; i++) {
+		struct run *x = &w->done[i];
+		if (off <= x->end && end >= x->start) {
+			x->start = off < x->start ? off : x->start;
+			x->end = end > x->end ? end : x->end;
+			return 0;
+		}
+	}
+	struct run *v = realloc(w->done, (w->n_done + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	w->done = v;
+	w->done[w->n_done++] = (struct run){off, end};
+	return 0;
+}
+
+static int writer_store(struct cache_writer *w, uint64_t off, const void *buf, size_t len)
+{
+	int err = store(w->e, off, buf, len);
+	return err ? err : writer_note(w, off, off + len);
+}
+
+static int writer_flush(struct cache_writer *w)
+{
+	int err = w->len ? writer_store(w, w->off, w->buf, w->len) : 0;
+	w->off += w->len;
+	w->len = 0;
+	return err;
+}
+
+int cache_writer_write(struct cache_writer *w, uint64_t off, const void *buf, size_t len)
+{
+	struct cache_entry *e = w->e;
+	if (off > e->size || len > e->size - off)
+		return -EIO;
+	if (w->len && off != w->off + w->len) {
+		int err = writer_flush(w);
+		if (err)
+			return err;
+	}
+	if (!w->buf)
+		return writer_store(w, off, buf, len);
+	if (w->len == 0)
+		w->off = off;
+	int err = 0;
+	while (!err && len) {
+		size_t n = w->cap - w->len < len ? w->cap - w->len : len;
+		memcpy(w->buf + w->len, buf, n);
+		w->len += n;
+		buf = (const unsigned char *)buf + n;
+		len -= n;
+		if (w->len == w->cap)
+			err = writer_flush(w);
+	}
+	return err;
+}
+
+uint64_t cache_writer_size(const struct cache_writer *w)
+{
+	return w->e->size;
+}
+
+void cache_entry_bind(struct cache_entry *e, const struct cache_source *src)
+{
+	pthread_mutex_lock(&e->lock);
+	bool bound = !e->src.fetch;
+	if (bound)
+		e->src = *src;
+	pthread_mutex_unlock(&e->lock);
+	if (!bound && src->release)
+		src->release(src->ctx);
+}
+
+/* Runs the entry's source for [off, off+len); what it stored is marked only if it succeeded. */
+static int run_fetch(struct cache_entry *e, const struct cache_source *src, uint64_t off,
+		     uint64_t len)
+{
+	if (!src->fetch)
+		return -EIO;
+	struct cache_writer w = {.e = e, .cap = len < WRITER_BYTES ? len : WRITER_BYTES};
+	w.buf = aligned_alloc(PAGE, (w.cap + PAGE - 1) / PAGE * PAGE);
+	int err = src->fetch(src->ctx, &w, off, len);
+	int flushed = writer_flush(&w);
+	err = err ? err : flushed;
+	for (size_t i = 0; !err && i < w.n_done; i++)
+		err = mark_stored(e, w.done[i].start, w.done[i].end);
+	free(w.buf);
+	free(w.done);
 	return err;
 }
 
@@ -754,8 +880,7 @@ int cache_entry_has(struct cache_entry *e, uint64_t off, uint64_t len)
 }
 
 /* Fetches the run of missing blocks starting at b; entry lock held on entry and exit. */
-static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t min_fetch,
-		     cache_fetch_fn fetch, void *ctx)
+static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t min_fetch)
 {
 	uint64_t want_end = b + (min_fetch + B - 1) / B; /* exclusive, in blocks */
 	uint64_t end = b;
@@ -764,11 +889,12 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 		end++;
 	for (uint64_t i = b; i < end; i++)
 		e->inflight[i] = 1;
+	struct cache_source src = e->src;
 	pthread_mutex_unlock(&e->lock);
 
 	uint64_t off = b * B, stop = end * B < e->size ? end * B : e->size;
 	atomic_fetch_add(&e->c->fetches, 1);
-	int err = fetch(ctx, e, off, stop - off);
+	int err = run_fetch(e, &src, off, stop - off);
 
 	pthread_mutex_lock(&e->lock);
 	for (uint64_t i = b; i < end; i++)
@@ -786,7 +912,7 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 }
 
 ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
-			  uint64_t min_fetch, cache_fetch_fn fetch, void *ctx)
+			  uint64_t min_fetch)
 {
 	if (off >= e->size || len == 0)
 		return 0;
@@ -804,7 +930,7 @@ ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t
 			continue;
 		}
 		fetched = true;
-		err = fetch_run(e, b, last, min_fetch, fetch, ctx);
+		err = fetch_run(e, b, last, min_fetch);
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (err || !buf)
@@ -814,10 +940,9 @@ ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t
 	return err ? err : (ssize_t)len;
 }
 
-int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len, cache_fetch_fn fetch,
-			 void *ctx)
+int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len)
 {
-	ssize_t n = cache_entry_pread(e, NULL, (size_t)len, off, len, fetch, ctx);
+	ssize_t n = cache_entry_pread(e, NULL, (size_t)len, off, len);
 	return n < 0 ? (int)n : 0;
 }
 
