@@ -35,8 +35,10 @@
 
 #define MAGIC "AFSCACHE1"
 #define HEADER_LEN 4096u
+#define HEADER_MAGIC_AT 0u  /* MAGIC with its NUL */
+#define HEADER_SIZE_AT 16u  /* the archive's size, uint64_t in host order */
 #define PAGE 4096u
-#define B ((uint64_t)CACHE_BLOCK_SIZE)
+#define BLOCK ((uint64_t)CACHE_BLOCK_SIZE)
 #define STALE_TMP_S 600
 
 /* An archive file on disk, known to this process. */
@@ -45,6 +47,8 @@ struct disk_ent {
 	uint64_t bytes;          /* protected by cache->lock */
 	time_t last_used;        /* protected by cache->lock */
 	int open;                /* entries open on it; protected by cache->lock */
+	bool skip;               /* in use by another process: not tried again by this make_room;
+	                            protected by cache->lock */
 	struct disk_ent *next;   /* protected by cache->lock */
 };
 
@@ -197,7 +201,8 @@ static int make_room(struct cache *c, uint64_t need)
 	while (c->used + need > c->limit) {
 		struct disk_ent *lru = NULL;
 		for (struct disk_ent *d = c->disk; d; d = d->next)
-			if (!d->open && d->bytes > 0 && (!lru || d->last_used < lru->last_used))
+			if (!d->open && !d->skip && d->bytes > 0 &&
+			    (!lru || d->last_used < lru->last_used))
 				lru = d;
 		if (!lru)
 			return -ENOSPC;
@@ -207,7 +212,7 @@ static int make_room(struct cache *c, uint64_t need)
 			disk_remove(c, lru);
 		} else {
 			lru->last_used = time(NULL); /* in use elsewhere: try others first */
-			lru->open = -1;              /* and not again in this call */
+			lru->skip = true;            /* and not again in this call */
 		}
 	}
 	return 0;
@@ -216,8 +221,7 @@ static int make_room(struct cache *c, uint64_t need)
 static void clear_skips(struct cache *c)
 {
 	for (struct disk_ent *d = c->disk; d; d = d->next)
-		if (d->open < 0)
-			d->open = 0;
+		d->skip = false;
 }
 
 /* ---- opening ---- */
@@ -306,7 +310,7 @@ void cache_close(struct cache *c)
 
 static size_t map_len(uint64_t size)
 {
-	size_t nblocks = (size_t)((size + B - 1) / B);
+	size_t nblocks = (size_t)((size + BLOCK - 1) / BLOCK);
 	return (nblocks + PAGE - 1) / PAGE * PAGE;
 }
 
@@ -354,8 +358,9 @@ static int create_file(struct cache *c, const char *path, const char *key, uint6
 	unlink(tmp);
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int err = fd < 0 ? -errno : 0;
-	char header[HEADER_LEN] = MAGIC;
-	memcpy(header + 16, &size, sizeof(size));
+	char header[HEADER_LEN] = {0};
+	memcpy(header + HEADER_MAGIC_AT, MAGIC, sizeof(MAGIC));
+	memcpy(header + HEADER_SIZE_AT, &size, sizeof(size));
 	if (!err)
 		err = write_all(fd, header, sizeof(header), 0);
 	if (!err && ftruncate(fd, (off_t)(HEADER_LEN + map_len(size) + size)))
@@ -376,13 +381,13 @@ static int create_file(struct cache *c, const char *path, const char *key, uint6
 
 static int read_header(int fd, uint64_t *size)
 {
-	char header[32];
+	char header[HEADER_SIZE_AT + sizeof(*size)];
 	int err = read_all(fd, header, sizeof(header), 0);
 	if (err)
 		return err == -EIO ? -EBADMSG : err;
-	if (memcmp(header, MAGIC, sizeof(MAGIC)) != 0)
+	if (memcmp(header + HEADER_MAGIC_AT, MAGIC, sizeof(MAGIC)) != 0)
 		return -EBADMSG;
-	memcpy(size, header + 16, sizeof(*size));
+	memcpy(size, header + HEADER_SIZE_AT, sizeof(*size));
 	return 0;
 }
 
@@ -441,7 +446,7 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 	e->c = c;
 	e->fd = fd;
 	e->size = size;
-	e->nblocks = (size_t)((size + B - 1) / B);
+	e->nblocks = (size_t)((size + BLOCK - 1) / BLOCK);
 	e->data_off = HEADER_LEN + map_len(size);
 	e->refs = 1;
 	pthread_mutex_init(&e->lock, NULL);
@@ -583,10 +588,8 @@ void cache_entry_discard(struct cache *c, const char *key)
 		e->key[0] = '\0';
 		e->de = NULL;
 	}
-	if (de) {
-		de->open = 0;
+	if (de)
 		disk_remove(c, de);
-	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -612,11 +615,11 @@ static void map_set(struct cache_entry *e, uint64_t first, uint64_t last, unsign
 static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, uint64_t w_start,
 			 uint64_t w_end)
 {
-	uint64_t first = (start + B - 1) / B, last = end == e->size ? e->nblocks : end / B;
-	if (first < w_start / B)
-		first = w_start / B;
-	if (last > (w_end + B - 1) / B)
-		last = (w_end + B - 1) / B;
+	uint64_t first = (start + BLOCK - 1) / BLOCK, last = end == e->size ? e->nblocks : end / BLOCK;
+	if (first < w_start / BLOCK)
+		first = w_start / BLOCK;
+	if (last > (w_end + BLOCK - 1) / BLOCK)
+		last = (w_end + BLOCK - 1) / BLOCK;
 	while (first < last && e->map[first])
 		first++;
 	while (last > first && e->map[last - 1])
@@ -645,7 +648,7 @@ static int add_run(struct cache_entry *e, uint64_t off, uint64_t end, struct run
 		return -ENOMEM;
 	e->runs = v;
 	/* a run whose ends are block boundaries has nothing left to complete */
-	bool done = r.start % B == 0 && (r.end % B == 0 || r.end == e->size);
+	bool done = r.start % BLOCK == 0 && (r.end % BLOCK == 0 || r.end == e->size);
 	if (!done)
 		e->runs[k++] = r;
 	e->n_runs = k;
@@ -658,10 +661,10 @@ static int add_run(struct cache_entry *e, uint64_t off, uint64_t end, struct run
 static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 {
 	struct cache *c = e->c;
-	uint64_t first = off / B, last = (end - 1) / B, need = 0;
+	uint64_t first = off / BLOCK, last = (end - 1) / BLOCK, need = 0;
 	pthread_mutex_lock(&e->lock);
 	for (uint64_t b = first; b <= last; b++)
-		need += e->map[b] || e->accounted[b] ? 0 : B;
+		need += e->map[b] || e->accounted[b] ? 0 : BLOCK;
 	pthread_mutex_unlock(&e->lock);
 	if (need == 0)
 		return 0;
@@ -821,10 +824,10 @@ void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 {
 	if (len == 0 || off >= e->size)
 		return;
-	uint64_t first = off / B, last = (off + len - 1) / B + 1; /* blocks, exclusive */
+	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK + 1; /* blocks, exclusive */
 	if (last > e->nblocks)
 		last = e->nblocks;
-	uint64_t lo = first * B, hi = last * B < e->size ? last * B : e->size;
+	uint64_t lo = first * BLOCK, hi = last * BLOCK < e->size ? last * BLOCK : e->size;
 	pthread_mutex_lock(&e->lock);
 	/* the runs must forget these bytes too, or a later partial write would complete a block
 	 * around the very bytes being dropped */
@@ -874,7 +877,7 @@ int cache_entry_has(struct cache_entry *e, uint64_t off, uint64_t len)
 		return 1;
 	uint64_t end = off + len < e->size ? off + len : e->size, m;
 	pthread_mutex_lock(&e->lock);
-	int has = has_locked(e, off / B, (end - 1) / B, &m);
+	int has = has_locked(e, off / BLOCK, (end - 1) / BLOCK, &m);
 	pthread_mutex_unlock(&e->lock);
 	return has;
 }
@@ -882,7 +885,7 @@ int cache_entry_has(struct cache_entry *e, uint64_t off, uint64_t len)
 /* Fetches the run of missing blocks starting at b; entry lock held on entry and exit. */
 static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t min_fetch)
 {
-	uint64_t want_end = b + (min_fetch + B - 1) / B; /* exclusive, in blocks */
+	uint64_t want_end = b + (min_fetch + BLOCK - 1) / BLOCK; /* exclusive, in blocks */
 	uint64_t end = b;
 	while (end < e->nblocks && !e->map[end] && !e->inflight[end] &&
 	       (end <= last || end < want_end))
@@ -892,7 +895,7 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 	struct cache_source src = e->src;
 	pthread_mutex_unlock(&e->lock);
 
-	uint64_t off = b * B, stop = end * B < e->size ? end * B : e->size;
+	uint64_t off = b * BLOCK, stop = end * BLOCK < e->size ? end * BLOCK : e->size;
 	atomic_fetch_add(&e->c->fetches, 1);
 	int err = run_fetch(e, &src, off, stop - off);
 
@@ -918,7 +921,7 @@ ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t
 		return 0;
 	if (len > e->size - off)
 		len = (size_t)(e->size - off);
-	uint64_t first = off / B, last = (off + len - 1) / B, b;
+	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK, b;
 	int err = 0;
 	bool fetched = false;
 	pthread_mutex_lock(&e->lock);
