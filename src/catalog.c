@@ -660,7 +660,7 @@ static bool recent_job_info(struct catalog *c, const char *project, int64_t job_
 	bool found = false;
 	for (size_t i = 0; jv && i < jv->n && !found; i++)
 		if (jv->jobs[i].id == job_id)
-			found = gl_job_copy(&jv->jobs[i], out) == 0;
+			found = job_info_copy(&jv->jobs[i], out) == 0;
 	if (jv)
 		memo_val_put(&jv->v);
 	return found;

@@ -57,7 +57,7 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-int gl_job_copy(const struct gl_job *src, struct gl_job *dst)
+int job_info_copy(const struct gl_job *src, struct gl_job *dst)
 {
 	memset(dst, 0, sizeof(*dst));
 	dst->id = src->id;
@@ -115,7 +115,7 @@ struct job *job_new(struct job_env *env, const char *project, const char *ref,
 	j->ref = dup_or_null(ref);
 	j->key = strdup(key);
 	if ((info->name && !j->name) || !j->project || (ref && !j->ref) || !j->key ||
-	    gl_job_copy(info, &j->info)) {
+	    job_info_copy(info, &j->info)) {
 		job_free(j);
 		return NULL;
 	}
@@ -150,7 +150,7 @@ bool job_is_by_id(const struct job *j) { return j->by_id; }
 int job_info(struct job *j, struct gl_job *out)
 {
 	pthread_mutex_lock(&j->lock);
-	int err = gl_job_copy(&j->info, out);
+	int err = job_info_copy(&j->info, out);
 	pthread_mutex_unlock(&j->lock);
 	return err;
 }

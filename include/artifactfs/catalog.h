@@ -7,9 +7,9 @@
  * is taken on trust and checked by asking for what lies below it: a job under a ref is then read
  * through GitLab's by-ref download endpoint, its size learnt from the first Range answer.
  *
- * Thread-safe. Lock order: catalog->lock, then job->lock; the memo table's lock is taken alone.
- * None is held across network I/O. The split: memo.c remembers, job.c holds one archive, this
- * file knows what the names mean. */
+ * Thread-safe. The catalog's lock (its job list), the memo table's lock and each job's lock are
+ * never held together, nor across network I/O. The split: memo.c remembers, job.c holds one
+ * archive, this file knows what the names mean. */
 #ifndef ARTIFACTFS_CATALOG_H
 #define ARTIFACTFS_CATALOG_H
 

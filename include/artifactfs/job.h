@@ -9,7 +9,10 @@
  *
  * Archive bytes reach the cache through the backend's archive_read, into a cache writer: the
  * cache marks them present only once the answer was found good (status, Content-Range and the
- * archive's size as known), so a wrong answer never poisons the cache. */
+ * archive's size as known), so a wrong answer never poisons the cache.
+ *
+ * Lock order: job->lock, then the cache's locks; job->lock is never held across network I/O,
+ * and no catalog lock is taken under it. */
 #ifndef ARTIFACTFS_JOB_H
 #define ARTIFACTFS_JOB_H
 
@@ -62,7 +65,7 @@ int job_info(struct job *j, struct gl_job *out);
 /* Replaces the metadata (after keep); info is taken over. */
 void job_set_info(struct job *j, struct gl_job *info);
 /* Deep copy of a gl_job; -ENOMEM leaves dst empty. */
-int gl_job_copy(const struct gl_job *src, struct gl_job *dst);
+int job_info_copy(const struct gl_job *src, struct gl_job *dst);
 
 /* Stores bytes already fetched and checked (a by-ref probe's tail) in the job's cache entry. */
 int job_seed(struct job *j, uint64_t off, const void *buf, size_t len);

@@ -22,6 +22,8 @@ struct fake {
 	bool wrong_length;        /* archive reads answer a 200 of another length, wrong bytes */
 	int project_err;          /* project_get's answer */
 	char *expire_at;          /* what keep returns as artifacts_expire_at */
+	struct gl_archive last;   /* the last archive read (strings copied into the two below) */
+	char last_ref[64], last_name[64];
 	unsigned char *zip;
 	size_t zip_len;
 };
@@ -152,8 +154,12 @@ static int fk_project_delete(void *ctx, const char *project)
 static int fk_archive_read(void *ctx, const struct gl_archive *a, int64_t off, int64_t len,
 			   http_body_fn fn, void *fn_ctx, int64_t *total, bool *whole)
 {
-	(void)ctx, (void)a;
+	(void)ctx;
 	atomic_fetch_add(&fake.archive, 1);
+	snprintf(fake.last_ref, sizeof(fake.last_ref), "%s", a->ref ? a->ref : "");
+	snprintf(fake.last_name, sizeof(fake.last_name), "%s", a->job_name ? a->job_name : "");
+	fake.last = (struct gl_archive){.job_id = a->job_id, .ref = fake.last_ref,
+					.job_name = fake.last_name};
 	int64_t size = (int64_t)fake.zip_len;
 	if (whole)
 		*whole = fake.wrong_length;
