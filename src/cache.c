@@ -745,10 +745,34 @@ static int writer_note(struct cache_writer *w, uint64_t off, uint64_t end)
 	return 0;
 }
 
+/* Where the bytes from off on stop being all present or all missing (blocks of the map), up to
+ * end; *present says which they are. */
+static uint64_t same_presence(struct cache_entry *e, uint64_t off, uint64_t end, bool *present)
+{
+	pthread_mutex_lock(&e->lock);
+	uint64_t b = off / BLOCK;
+	*present = e->map[b];
+	while ((b + 1) * BLOCK < end && (bool)e->map[b + 1] == *present)
+		b++;
+	pthread_mutex_unlock(&e->lock);
+	return (b + 1) * BLOCK < end ? (b + 1) * BLOCK : end;
+}
+
+/* Stores the bytes of [off, off+len) whose blocks are missing: a present block holds the right
+ * bytes already, and an answer not yet known good must not overwrite them. */
 static int writer_store(struct cache_writer *w, uint64_t off, const void *buf, size_t len)
 {
-	int err = store(w->e, off, buf, len);
-	return err ? err : writer_note(w, off, off + len);
+	const unsigned char *p = buf;
+	if (len == 0)
+		return 0;
+	for (uint64_t at = off, end = off + len, stop; at < end; at = stop) {
+		bool present;
+		stop = same_presence(w->e, at, end, &present);
+		int err = present ? 0 : store(w->e, at, p + (at - off), (size_t)(stop - at));
+		if (err)
+			return err;
+	}
+	return writer_note(w, off, off + len);
 }
 
 static int writer_flush(struct cache_writer *w)

@@ -27,6 +27,7 @@ struct source {
 	bool whole;            /* answer like a 200: everything from 0, odd chunks */
 	bool nothing;          /* succeed without writing */
 	int fail_after;        /* -errno to return after writing everything (a rejected answer) */
+	bool garbage;          /* write wrong bytes */
 	void (*gate)(struct source *s, int call); /* called first, with the count of earlier calls */
 	pid_t readers[8];      /* for the gate of the single-flight test */
 	atomic_int n_readers;
@@ -52,7 +53,7 @@ static int fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
 	while (start < end) {
 		size_t n = end - start < sizeof(buf) ? (size_t)(end - start) : sizeof(buf);
 		for (size_t i = 0; i < n; i++)
-			buf[i] = byte_at(start + i);
+			buf[i] = byte_at(start + i) ^ (s->garbage ? 0xff : 0);
 		int err = cache_writer_write(w, start, buf, n);
 		if (err)
 			return err;
@@ -269,6 +270,25 @@ Test(cache, fetch_errors_propagate_and_mark_nothing)
 	struct source rejected = {.whole = true, .fail_after = -EIO};
 	cr_assert_eq(pread_from(&rejected, e, buf, 10, 0, 0), -EIO);
 	cr_assert_not(cache_entry_has(e, 0, SIZE), "a rejected answer reached the cache");
+	cache_entry_put(e);
+	cache_close(c);
+	free(d);
+}
+
+Test(cache, a_rejected_answer_leaves_present_blocks_alone)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	struct source good = {0}, bad = {.whole = true, .garbage = true, .fail_after = -EIO};
+	struct source none = {.fail = -EACCES};
+	unsigned char buf[10];
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
+	check_range(e, &good, 0, CACHE_BLOCK_SIZE);
+	cr_assert_eq(pread_from(&bad, e, buf, 10, 2 * CACHE_BLOCK_SIZE, 0), -EIO);
+	check_range(e, &none, 0, CACHE_BLOCK_SIZE); /* present: no fetch, and the right bytes */
+	cr_assert_eq(atomic_load(&none.calls), 0);
 	cache_entry_put(e);
 	cache_close(c);
 	free(d);
