@@ -13,11 +13,8 @@
 #ifndef ARTIFACTFS_CATALOG_H
 #define ARTIFACTFS_CATALOG_H
 
-#include <pthread.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "artifactfs/backend.h"
 #include "artifactfs/cache.h"
