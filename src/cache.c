@@ -35,8 +35,10 @@
 
 #define MAGIC "AFSCACHE1"
 #define HEADER_LEN 4096u
+#define HEADER_MAGIC_AT 0u  /* MAGIC with its NUL */
+#define HEADER_SIZE_AT 16u  /* the archive's size, uint64_t in host order */
 #define PAGE 4096u
-#define B ((uint64_t)CACHE_BLOCK_SIZE)
+#define BLOCK ((uint64_t)CACHE_BLOCK_SIZE)
 #define STALE_TMP_S 600
 
 /* An archive file on disk, known to this process. */
@@ -45,6 +47,8 @@ struct disk_ent {
 	uint64_t bytes;          /* protected by cache->lock */
 	time_t last_used;        /* protected by cache->lock */
 	int open;                /* entries open on it; protected by cache->lock */
+	bool skip;               /* in use by another process: not tried again by this make_room;
+	                            protected by cache->lock */
 	struct disk_ent *next;   /* protected by cache->lock */
 };
 
@@ -79,6 +83,22 @@ struct cache_entry {
 	unsigned char *accounted;/* protected by lock: the block's bytes count in cache->used */
 	struct run *runs;        /* protected by lock: contiguous writes not yet whole blocks */
 	size_t n_runs;           /* protected by lock */
+	struct cache_source src; /* protected by lock; set once by cache_entry_bind */
+};
+
+/* Bytes on their way from one fetch into the entry: gathered into large page-aligned writes
+ * (written as curl hands them over, a few KiB at a time, each would lock the entry twice and make
+ * the kernel zero the rest of every page it starts), and the ranges stored, marked present only
+ * when the fetch succeeds. */
+#define WRITER_BYTES (256u << 10)
+struct cache_writer {
+	struct cache_entry *e;
+	uint64_t off;            /* of buf[0] */
+	size_t len, cap;
+	unsigned char *buf;      /* NULL (no memory): every piece is stored as it comes */
+	struct run *done;        /* ranges stored on disk, not yet marked */
+	size_t n_done;
+	int err;                 /* the first storing error: the rest is not stored */
 };
 
 static char *entry_path(struct cache *c, const char *key)
@@ -181,7 +201,8 @@ static int make_room(struct cache *c, uint64_t need)
 	while (c->used + need > c->limit) {
 		struct disk_ent *lru = NULL;
 		for (struct disk_ent *d = c->disk; d; d = d->next)
-			if (!d->open && d->bytes > 0 && (!lru || d->last_used < lru->last_used))
+			if (!d->open && !d->skip && d->bytes > 0 &&
+			    (!lru || d->last_used < lru->last_used))
 				lru = d;
 		if (!lru)
 			return -ENOSPC;
@@ -191,7 +212,7 @@ static int make_room(struct cache *c, uint64_t need)
 			disk_remove(c, lru);
 		} else {
 			lru->last_used = time(NULL); /* in use elsewhere: try others first */
-			lru->open = -1;              /* and not again in this call */
+			lru->skip = true;            /* and not again in this call */
 		}
 	}
 	return 0;
@@ -200,8 +221,7 @@ static int make_room(struct cache *c, uint64_t need)
 static void clear_skips(struct cache *c)
 {
 	for (struct disk_ent *d = c->disk; d; d = d->next)
-		if (d->open < 0)
-			d->open = 0;
+		d->skip = false;
 }
 
 /* ---- opening ---- */
@@ -290,7 +310,7 @@ void cache_close(struct cache *c)
 
 static size_t map_len(uint64_t size)
 {
-	size_t nblocks = (size_t)((size + B - 1) / B);
+	size_t nblocks = (size_t)((size + BLOCK - 1) / BLOCK);
 	return (nblocks + PAGE - 1) / PAGE * PAGE;
 }
 
@@ -338,8 +358,9 @@ static int create_file(struct cache *c, const char *path, const char *key, uint6
 	unlink(tmp);
 	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int err = fd < 0 ? -errno : 0;
-	char header[HEADER_LEN] = MAGIC;
-	memcpy(header + 16, &size, sizeof(size));
+	char header[HEADER_LEN] = {0};
+	memcpy(header + HEADER_MAGIC_AT, MAGIC, sizeof(MAGIC));
+	memcpy(header + HEADER_SIZE_AT, &size, sizeof(size));
 	if (!err)
 		err = write_all(fd, header, sizeof(header), 0);
 	if (!err && ftruncate(fd, (off_t)(HEADER_LEN + map_len(size) + size)))
@@ -360,13 +381,13 @@ static int create_file(struct cache *c, const char *path, const char *key, uint6
 
 static int read_header(int fd, uint64_t *size)
 {
-	char header[32];
+	char header[HEADER_SIZE_AT + sizeof(*size)];
 	int err = read_all(fd, header, sizeof(header), 0);
 	if (err)
 		return err == -EIO ? -EBADMSG : err;
-	if (memcmp(header, MAGIC, sizeof(MAGIC)) != 0)
+	if (memcmp(header + HEADER_MAGIC_AT, MAGIC, sizeof(MAGIC)) != 0)
 		return -EBADMSG;
-	memcpy(size, header + 16, sizeof(*size));
+	memcpy(size, header + HEADER_SIZE_AT, sizeof(*size));
 	return 0;
 }
 
@@ -425,7 +446,7 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 	e->c = c;
 	e->fd = fd;
 	e->size = size;
-	e->nblocks = (size_t)((size + B - 1) / B);
+	e->nblocks = (size_t)((size + BLOCK - 1) / BLOCK);
 	e->data_off = HEADER_LEN + map_len(size);
 	e->refs = 1;
 	pthread_mutex_init(&e->lock, NULL);
@@ -448,6 +469,8 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 
 static void entry_free(struct cache_entry *e)
 {
+	if (e->src.release)
+		e->src.release(e->src.ctx);
 	close(e->fd);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->cond);
@@ -565,10 +588,8 @@ void cache_entry_discard(struct cache *c, const char *key)
 		e->key[0] = '\0';
 		e->de = NULL;
 	}
-	if (de) {
-		de->open = 0;
+	if (de)
 		disk_remove(c, de);
-	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -594,11 +615,11 @@ static void map_set(struct cache_entry *e, uint64_t first, uint64_t last, unsign
 static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, uint64_t w_start,
 			 uint64_t w_end)
 {
-	uint64_t first = (start + B - 1) / B, last = end == e->size ? e->nblocks : end / B;
-	if (first < w_start / B)
-		first = w_start / B;
-	if (last > (w_end + B - 1) / B)
-		last = (w_end + B - 1) / B;
+	uint64_t first = (start + BLOCK - 1) / BLOCK, last = end == e->size ? e->nblocks : end / BLOCK;
+	if (first < w_start / BLOCK)
+		first = w_start / BLOCK;
+	if (last > (w_end + BLOCK - 1) / BLOCK)
+		last = (w_end + BLOCK - 1) / BLOCK;
 	while (first < last && e->map[first])
 		first++;
 	while (last > first && e->map[last - 1])
@@ -627,7 +648,7 @@ static int add_run(struct cache_entry *e, uint64_t off, uint64_t end, struct run
 		return -ENOMEM;
 	e->runs = v;
 	/* a run whose ends are block boundaries has nothing left to complete */
-	bool done = r.start % B == 0 && (r.end % B == 0 || r.end == e->size);
+	bool done = r.start % BLOCK == 0 && (r.end % BLOCK == 0 || r.end == e->size);
 	if (!done)
 		e->runs[k++] = r;
 	e->n_runs = k;
@@ -640,10 +661,10 @@ static int add_run(struct cache_entry *e, uint64_t off, uint64_t end, struct run
 static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 {
 	struct cache *c = e->c;
-	uint64_t first = off / B, last = (end - 1) / B, need = 0;
+	uint64_t first = off / BLOCK, last = (end - 1) / BLOCK, need = 0;
 	pthread_mutex_lock(&e->lock);
 	for (uint64_t b = first; b <= last; b++)
-		need += e->map[b] || e->accounted[b] ? 0 : B;
+		need += e->map[b] || e->accounted[b] ? 0 : BLOCK;
 	pthread_mutex_unlock(&e->lock);
 	if (need == 0)
 		return 0;
@@ -668,8 +689,10 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 	return 0;
 }
 
-int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
+/* Puts bytes on disk without marking them: nobody reads them until mark_stored(). */
+static int store(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
 {
+	/* the archive behind a ref may change between requests: never store bytes past its size */
 	if (off > e->size || len > e->size - off)
 		return -EIO;
 	if (len == 0)
@@ -678,16 +701,146 @@ int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size
 	if (err)
 		return err;
 	err = write_all(e->fd, buf, len, e->data_off + off);
-	if (err) {
+	if (err)
 		log_msg(LOG_ERR, "cache: cannot write to the cache folder: %s", strerror(-err));
-		return err;
-	}
+	return err;
+}
+
+/* Marks the blocks that the stored bytes [off, end) completed. */
+static int mark_stored(struct cache_entry *e, uint64_t off, uint64_t end)
+{
 	struct run r;
 	pthread_mutex_lock(&e->lock);
-	err = add_run(e, off, off + len, &r);
+	int err = add_run(e, off, end, &r);
 	if (!err)
-		mark_covered(e, r.start, r.end, off, off + len);
+		mark_covered(e, r.start, r.end, off, end);
 	pthread_mutex_unlock(&e->lock);
+	return err;
+}
+
+int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
+{
+	int err = store(e, off, buf, len);
+	return err || len == 0 ? err : mark_stored(e, off, off + len);
+}
+
+/* ---- the writer a fetch is handed ---- */
+
+/* Remembers that [off, end) is on disk, merging with an adjoining or overlapping range. */
+static int writer_note(struct cache_writer *w, uint64_t off, uint64_t end)
+{
+	for (size_t i = 0; i < w->n_done; i++) {
+		struct run *x = &w->done[i];
+		if (off <= x->end && end >= x->start) {
+			x->start = off < x->start ? off : x->start;
+			x->end = end > x->end ? end : x->end;
+			return 0;
+		}
+	}
+	struct run *v = realloc(w->done, (w->n_done + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	w->done = v;
+	w->done[w->n_done++] = (struct run){off, end};
+	return 0;
+}
+
+/* Where the bytes from off on stop being all present or all missing (blocks of the map), up to
+ * end; *present says which they are. */
+static uint64_t same_presence(struct cache_entry *e, uint64_t off, uint64_t end, bool *present)
+{
+	pthread_mutex_lock(&e->lock);
+	uint64_t b = off / BLOCK;
+	*present = e->map[b];
+	while ((b + 1) * BLOCK < end && (bool)e->map[b + 1] == *present)
+		b++;
+	pthread_mutex_unlock(&e->lock);
+	return (b + 1) * BLOCK < end ? (b + 1) * BLOCK : end;
+}
+
+/* Stores the bytes of [off, off+len) whose blocks are missing: a present block holds the right
+ * bytes already, and an answer not yet known good must not overwrite them. */
+static int writer_store(struct cache_writer *w, uint64_t off, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+	if (len == 0)
+		return 0;
+	for (uint64_t at = off, end = off + len, stop; at < end; at = stop) {
+		bool present;
+		stop = same_presence(w->e, at, end, &present);
+		int err = present ? 0 : store(w->e, at, p + (at - off), (size_t)(stop - at));
+		if (err)
+			return err;
+	}
+	return writer_note(w, off, off + len);
+}
+
+static int writer_flush(struct cache_writer *w)
+{
+	int err = w->len ? writer_store(w, w->off, w->buf, w->len) : 0;
+	w->off += w->len;
+	w->len = 0;
+	return err;
+}
+
+int cache_writer_write(struct cache_writer *w, uint64_t off, const void *buf, size_t len)
+{
+	struct cache_entry *e = w->e;
+	if (off > e->size || len > e->size - off)
+		return -EIO;
+	if (w->len && off != w->off + w->len) {
+		int err = writer_flush(w);
+		if (err)
+			return err;
+	}
+	if (!w->buf)
+		return writer_store(w, off, buf, len);
+	if (w->len == 0)
+		w->off = off;
+	int err = 0;
+	while (!err && len) {
+		size_t n = w->cap - w->len < len ? w->cap - w->len : len;
+		memcpy(w->buf + w->len, buf, n);
+		w->len += n;
+		buf = (const unsigned char *)buf + n;
+		len -= n;
+		if (w->len == w->cap)
+			err = writer_flush(w);
+	}
+	return err;
+}
+
+uint64_t cache_writer_size(const struct cache_writer *w)
+{
+	return w->e->size;
+}
+
+void cache_entry_bind(struct cache_entry *e, const struct cache_source *src)
+{
+	pthread_mutex_lock(&e->lock);
+	bool bound = !e->src.fetch;
+	if (bound)
+		e->src = *src;
+	pthread_mutex_unlock(&e->lock);
+	if (!bound && src->release)
+		src->release(src->ctx);
+}
+
+/* Runs the entry's source for [off, off+len); what it stored is marked only if it succeeded. */
+static int run_fetch(struct cache_entry *e, const struct cache_source *src, uint64_t off,
+		     uint64_t len)
+{
+	if (!src->fetch)
+		return -EIO;
+	struct cache_writer w = {.e = e, .cap = len < WRITER_BYTES ? len : WRITER_BYTES};
+	w.buf = aligned_alloc(PAGE, (w.cap + PAGE - 1) / PAGE * PAGE);
+	int err = src->fetch(src->ctx, &w, off, len);
+	int flushed = writer_flush(&w);
+	err = err ? err : flushed;
+	for (size_t i = 0; !err && i < w.n_done; i++)
+		err = mark_stored(e, w.done[i].start, w.done[i].end);
+	free(w.buf);
+	free(w.done);
 	return err;
 }
 
@@ -695,10 +848,10 @@ void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 {
 	if (len == 0 || off >= e->size)
 		return;
-	uint64_t first = off / B, last = (off + len - 1) / B + 1; /* blocks, exclusive */
+	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK + 1; /* blocks, exclusive */
 	if (last > e->nblocks)
 		last = e->nblocks;
-	uint64_t lo = first * B, hi = last * B < e->size ? last * B : e->size;
+	uint64_t lo = first * BLOCK, hi = last * BLOCK < e->size ? last * BLOCK : e->size;
 	pthread_mutex_lock(&e->lock);
 	/* the runs must forget these bytes too, or a later partial write would complete a block
 	 * around the very bytes being dropped */
@@ -748,27 +901,27 @@ int cache_entry_has(struct cache_entry *e, uint64_t off, uint64_t len)
 		return 1;
 	uint64_t end = off + len < e->size ? off + len : e->size, m;
 	pthread_mutex_lock(&e->lock);
-	int has = has_locked(e, off / B, (end - 1) / B, &m);
+	int has = has_locked(e, off / BLOCK, (end - 1) / BLOCK, &m);
 	pthread_mutex_unlock(&e->lock);
 	return has;
 }
 
 /* Fetches the run of missing blocks starting at b; entry lock held on entry and exit. */
-static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t min_fetch,
-		     cache_fetch_fn fetch, void *ctx)
+static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t min_fetch)
 {
-	uint64_t want_end = b + (min_fetch + B - 1) / B; /* exclusive, in blocks */
+	uint64_t want_end = b + (min_fetch + BLOCK - 1) / BLOCK; /* exclusive, in blocks */
 	uint64_t end = b;
 	while (end < e->nblocks && !e->map[end] && !e->inflight[end] &&
 	       (end <= last || end < want_end))
 		end++;
 	for (uint64_t i = b; i < end; i++)
 		e->inflight[i] = 1;
+	struct cache_source src = e->src;
 	pthread_mutex_unlock(&e->lock);
 
-	uint64_t off = b * B, stop = end * B < e->size ? end * B : e->size;
+	uint64_t off = b * BLOCK, stop = end * BLOCK < e->size ? end * BLOCK : e->size;
 	atomic_fetch_add(&e->c->fetches, 1);
-	int err = fetch(ctx, e, off, stop - off);
+	int err = run_fetch(e, &src, off, stop - off);
 
 	pthread_mutex_lock(&e->lock);
 	for (uint64_t i = b; i < end; i++)
@@ -786,13 +939,13 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 }
 
 ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
-			  uint64_t min_fetch, cache_fetch_fn fetch, void *ctx)
+			  uint64_t min_fetch)
 {
 	if (off >= e->size || len == 0)
 		return 0;
 	if (len > e->size - off)
 		len = (size_t)(e->size - off);
-	uint64_t first = off / B, last = (off + len - 1) / B, b;
+	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK, b;
 	int err = 0;
 	bool fetched = false;
 	pthread_mutex_lock(&e->lock);
@@ -804,7 +957,7 @@ ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t
 			continue;
 		}
 		fetched = true;
-		err = fetch_run(e, b, last, min_fetch, fetch, ctx);
+		err = fetch_run(e, b, last, min_fetch);
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (err || !buf)
@@ -814,10 +967,9 @@ ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t
 	return err ? err : (ssize_t)len;
 }
 
-int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len, cache_fetch_fn fetch,
-			 void *ctx)
+int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len)
 {
-	ssize_t n = cache_entry_pread(e, NULL, (size_t)len, off, len, fetch, ctx);
+	ssize_t n = cache_entry_pread(e, NULL, (size_t)len, off, len);
 	return n < 0 ? (int)n : 0;
 }
 

@@ -1,14 +1,17 @@
-/* catalog: names on the server, remembered within the TTL, and job objects holding archives.
+/* catalog: what names on the server stand for, remembered within the TTL, and the registry of
+ * job objects.
  *
- * Listings live in memos: one per (kind, project[, ref]) key, holding a refcounted immutable value
- * or an error, trusted until `expires`. A memo being loaded is marked so; other threads wanting
- * it wait on catalog->cond instead of asking the server again (single flight). Errors that say
- * something about the name (ENOENT, EACCES) are remembered like values; EIO is not remembered.
+ * Listings live in a memo table (memo.c), one entry per (kind, project[, ref[, name]]): project
+ * checks, the root listing, a project's refs, a ref's jobs, by-ref probes and a project's recent
+ * jobs. Errors that say something about the name (ENOENT, EACCES) are remembered like values.
  *
- * Job objects are kept in one list keyed by (project name, cache key). Their archive lives in the
- * cache under a key that names the GitLab instance and the job id, so every mount of the same
- * instance shares it; jobs known only by ref (a job token cannot resolve ids) get a key of their
- * own that is never reused once the ref is resolved again. */
+ * Job objects (job.c) are kept in one list keyed by (project name, cache key), newest first, each
+ * holding one reference of the list's own; idle ones past IDLE_JOBS_MAX are dropped. Their
+ * archive lives in the cache under a key that names the GitLab instance and the job id, so every
+ * mount of the same instance shares it; jobs known only by ref (a job token cannot resolve ids)
+ * get a key of their own that is never reused once the ref is resolved again.
+ *
+ * Everything the server is asked goes through the backend table (backend.h). */
 #include "artifactfs/catalog.h"
 
 #include <errno.h>
@@ -20,66 +23,64 @@
 #include <time.h>
 
 #include "artifactfs/log.h"
+#include "artifactfs/memo.h"
 #include "artifactfs/tree.h"
 
 /* The tail fetched to find a zip's end: EOCD (22) + largest comment (65535) + zip64 locator. */
 #define TAIL_BYTES (64u * 1024u + 22u + 20u)
 /* A by-ref probe that the server answers with the whole archive is kept in memory up to this. */
 #define PROBE_MAX_BYTES (256u * 1024u * 1024u)
-#define MEMO_PRUNE_AT 1024
-#define STALE_RETRY_S 5 /* how soon an unreachable server is asked again */
-#define PREFETCH_MAX 8  /* background fetches at once, over all readers */
 #define IDLE_JOBS_MAX 32 /* job objects (and their zip indexes) kept with no one using them */
 
-struct val {
-	atomic_int refs;
-	void (*destroy)(struct val *v);
+/* What a memo entry holds; the kind is the first part of its key. */
+enum memo_kind {
+	MEMO_PROJECT,     /* names_val, no names: the project exists */
+	MEMO_ROOT,        /* names_val: the projects at the root */
+	MEMO_REFS,        /* names_val: a project's refs (names NULL: may not be listed) */
+	MEMO_REF_JOBS,    /* jobs_val: a ref's jobs */
+	MEMO_BYREF_JOB,   /* jobref_val: a job found by probing the by-ref endpoint */
+	MEMO_RECENT_JOBS, /* jobs_val: a project's recent jobs */
 };
 
 struct names_val { /* decoded names; names NULL: the level cannot be listed with this token */
-	struct val v;
+	struct memo_val v;
 	char **names;
 	size_t n;
 };
 
 struct jobs_val { /* a ref's jobs; jobs NULL and listable false: cannot be listed */
-	struct val v;
+	struct memo_val v;
 	struct gl_job *jobs;
 	size_t n;
 	bool listable;
 };
 
 struct jobref_val { /* a job found by probing the by-ref endpoint */
-	struct val v;
+	struct memo_val v;
 	struct job *job;
 };
 
-struct memo {
-	char *key;
-	struct val *val;   /* NULL when err != 0 */
-	int err;
-	time_t expires;
-	bool loading;
-	struct memo *next;
+struct job_node {
+	struct job *job;       /* the list's own reference */
+	struct job_node *next;
 };
 
 struct catalog {
-	struct gitlab *gl;
-	struct cache *cache;
-	int ttl_s;
+	struct job_env env;    /* the backend, the cache, what jobs share */
+	const struct backend *be; /* &env.be */
 	char **projects;
 	char origin[17];       /* hash of the base URL: the cache namespace */
+	struct memo *memo;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct memo *memos;    /* protected by lock */
-	size_t n_memos;        /* protected by lock */
-	struct job *jobs;      /* protected by lock */
-	atomic_uint_fast64_t indexes_loaded;
+	struct job_node *jobs; /* protected by lock */
 	atomic_uint_fast64_t jobs_open;
-	int prefetching;       /* protected by lock: background fetches running */
 };
 
-typedef int (*memo_load_fn)(struct catalog *c, void *arg, struct val **out);
+/* What a loader needs: the catalog and the key's names. */
+struct load_arg {
+	struct catalog *c;
+	const char *project, *ref, *name;
+};
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 {
@@ -91,177 +92,23 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 
 #define FNV_INIT 14695981039346656037ull
 
-static time_t now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
-static void val_put(struct val *v)
-{
-	if (v && atomic_fetch_sub(&v->refs, 1) == 1)
-		v->destroy(v);
-}
-
-static void val_init(struct val *v, void (*destroy)(struct val *))
-{
-	atomic_init(&v->refs, 1);
-	v->destroy = destroy;
-}
-
-/* Drops memos that have expired and are not being loaded. Lock held. Returns their values,
- * chained through a list the caller frees outside the lock. */
-static void memo_prune(struct catalog *c, struct memo **dead)
-{
-	time_t t = now_s();
-	for (struct memo **pp = &c->memos; *pp;) {
-		struct memo *m = *pp;
-		if (!m->loading && m->expires <= t) {
-			*pp = m->next;
-			m->next = *dead;
-			*dead = m;
-			c->n_memos--;
-		} else {
-			pp = &m->next;
-		}
-	}
-}
-
-static void memo_free_list(struct memo *m)
-{
-	while (m) {
-		struct memo *next = m->next;
-		val_put(m->val);
-		free(m->key);
-		free(m);
-		m = next;
-	}
-}
-
-static struct memo *memo_find(struct catalog *c, const char *key)
-{
-	for (struct memo *m = c->memos; m; m = m->next)
-		if (strcmp(m->key, key) == 0)
-			return m;
-	return NULL;
-}
-
-static struct memo *memo_insert(struct catalog *c, const char *key, struct memo **dead)
-{
-	if (c->n_memos >= MEMO_PRUNE_AT)
-		memo_prune(c, dead);
-	struct memo *m = calloc(1, sizeof(*m));
-	if (!m)
-		return NULL;
-	m->key = strdup(key);
-	if (!m->key) {
-		free(m);
-		return NULL;
-	}
-	m->next = c->memos;
-	c->memos = m;
-	c->n_memos++;
-	return m;
-}
-
-/* Returns the memo's value (a reference the caller puts) or its error, loading it when absent or
- * expired. Only one thread loads a key at a time. */
-static int memo_get(struct catalog *c, const char *key, memo_load_fn load, void *arg,
-		    struct val **out)
-{
-	struct memo *m, *dead = NULL;
-	struct val *v = NULL, *old;
-	int err;
-
-	*out = NULL;
-	pthread_mutex_lock(&c->lock);
-	while ((m = memo_find(c, key)) && m->loading)
-		pthread_cond_wait(&c->cond, &c->lock);
-	if (m && m->expires > now_s()) {
-		if (m->val)
-			atomic_fetch_add(&m->val->refs, 1);
-		*out = m->val;
-		err = m->err;
-		pthread_mutex_unlock(&c->lock);
-		return err;
-	}
-	if (!m)
-		m = memo_insert(c, key, &dead);
-	if (!m) {
-		pthread_mutex_unlock(&c->lock);
-		memo_free_list(dead);
-		return -ENOMEM;
-	}
-	m->loading = true;
-	pthread_mutex_unlock(&c->lock);
-	memo_free_list(dead);
-
-	err = load(c, arg, &v);
-
-	pthread_mutex_lock(&c->lock);
-	old = m->val;
-	if (err == -EIO && old) {
-		/* the server is unreachable: what was known still stands, checked again soon */
-		log_msg(LOG_WARNING, "serving a listing older than the TTL: the server is unreachable");
-		v = old;
-		old = NULL;
-		err = 0;
-		m->expires = now_s() + (c->ttl_s < STALE_RETRY_S ? c->ttl_s : STALE_RETRY_S);
-	} else {
-		m->expires = (err == -EIO || err == -ENOMEM) ? 0 : now_s() + c->ttl_s;
-	}
-	m->val = err ? NULL : v;
-	m->err = err;
-	m->loading = false;
-	if (m->val)
-		atomic_fetch_add(&m->val->refs, 1);
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	val_put(old);
-	*out = err ? NULL : v;
-	if (err)
-		val_put(v);
-	return err;
-}
-
-/* Makes every memo whose key starts with prefix expire now (after a keep or delete). */
-static void memo_expire_prefix(struct catalog *c, const char *prefix)
-{
-	size_t n = strlen(prefix);
-	pthread_mutex_lock(&c->lock);
-	for (struct memo *m = c->memos; m; m = m->next)
-		if (strncmp(m->key, prefix, n) == 0)
-			m->expires = 0;
-	pthread_mutex_unlock(&c->lock);
-}
-
-static char *memo_key(char kind, const char *a, const char *b, const char *d)
-{
-	char *k = NULL;
-	/* \x1f never occurs in names GitLab accepts, so keys cannot collide */
-	if (asprintf(&k, "%c\x1f%s\x1f%s\x1f%s", kind, a ? a : "", b ? b : "", d ? d : "") < 0)
-		return NULL;
-	return k;
-}
-
 /* ---- names ---- */
 
-static void names_destroy(struct val *v)
+static void names_destroy(struct memo_val *v)
 {
 	struct names_val *nv = (struct names_val *)v;
 	gitlab_strv_free(nv->names);
 	free(nv);
 }
 
-static int names_new(char **names, size_t n, struct val **out)
+static int names_new(char **names, size_t n, struct memo_val **out)
 {
 	struct names_val *nv = calloc(1, sizeof(*nv));
 	if (!nv) {
 		gitlab_strv_free(names);
 		return -ENOMEM;
 	}
-	val_init(&nv->v, names_destroy);
+	memo_val_init(&nv->v, names_destroy);
 	nv->names = names;
 	nv->n = n;
 	*out = &nv->v;
@@ -287,16 +134,16 @@ static char **strv_dup(char *const *src, size_t *n)
 	return v;
 }
 
-static int load_root(struct catalog *c, void *arg, struct val **out)
+static int load_root(void *arg, struct memo_val **out)
 {
-	(void)arg;
+	struct catalog *c = ((struct load_arg *)arg)->c;
 	size_t n = 0;
 	if (c->projects) {
 		char **v = strv_dup(c->projects, &n);
 		return v ? names_new(v, n, out) : -ENOMEM;
 	}
 	struct gl_project *p;
-	int err = gitlab_projects_list(c->gl, &p, &n);
+	int err = c->be->projects_list(c->be->ctx, &p, &n);
 	if (err)
 		return err;
 	char **v = calloc(n + 1, sizeof(*v));
@@ -313,10 +160,11 @@ static int load_root(struct catalog *c, void *arg, struct val **out)
 
 /* A project exists when GitLab shows it; a token that may not ask (a job token) is taken at its
  * word, and what lies below answers for it. */
-static int load_project(struct catalog *c, void *arg, struct val **out)
+static int load_project(void *arg, struct memo_val **out)
 {
+	struct load_arg *la = arg;
 	struct gl_project p = {0};
-	int err = gitlab_project_get(c->gl, arg, &p);
+	int err = la->c->be->project_get(la->c->be->ctx, la->project, &p);
 	gl_project_release(&p);
 	if (err == -EACCES)
 		err = 0;
@@ -325,11 +173,12 @@ static int load_project(struct catalog *c, void *arg, struct val **out)
 	return names_new(NULL, 0, out);
 }
 
-static int load_refs(struct catalog *c, void *arg, struct val **out)
+static int load_refs(void *arg, struct memo_val **out)
 {
+	struct load_arg *la = arg;
 	char **names = NULL;
 	size_t n = 0;
-	int err = gitlab_refs_list(c->gl, arg, &names, &n);
+	int err = la->c->be->refs_list(la->c->be->ctx, la->project, &names, &n);
 	if (err == -EACCES)
 		return names_new(NULL, 0, out);
 	if (err)
@@ -337,16 +186,13 @@ static int load_refs(struct catalog *c, void *arg, struct val **out)
 	return names_new(names, n, out);
 }
 
-static int get_names(struct catalog *c, char kind, const char *a, const char *b,
-		     memo_load_fn load, void *arg, struct names_val **out)
+static int get_names(struct catalog *c, enum memo_kind kind, const char *project,
+		     memo_load_fn load, struct names_val **out)
 {
-	*out = NULL;
-	char *key = memo_key(kind, a, b, NULL);
-	if (!key)
-		return -ENOMEM;
-	struct val *v;
-	int err = memo_get(c, key, load, arg, &v);
-	free(key);
+	struct load_arg la = {.c = c, .project = project};
+	struct memo_key key = {.kind = kind, .a = project};
+	struct memo_val *v;
+	int err = memo_get(c->memo, &key, load, &la, &v);
 	*out = (struct names_val *)v;
 	return err;
 }
@@ -354,8 +200,8 @@ static int get_names(struct catalog *c, char kind, const char *a, const char *b,
 int catalog_project(struct catalog *c, const char *project)
 {
 	struct names_val *nv;
-	int err = get_names(c, 'P', project, NULL, load_project, (void *)project, &nv);
-	val_put(nv ? &nv->v : NULL);
+	int err = get_names(c, MEMO_PROJECT, project, load_project, &nv);
+	memo_val_put(nv ? &nv->v : NULL);
 	return err;
 }
 
@@ -365,7 +211,7 @@ int catalog_ref(struct catalog *c, const char *project, const char *ref)
 	if (err)
 		return err;
 	struct names_val *nv;
-	err = get_names(c, 'R', project, NULL, load_refs, (void *)project, &nv);
+	err = get_names(c, MEMO_REFS, project, load_refs, &nv);
 	if (err)
 		return err;
 	if (nv->names) {
@@ -374,7 +220,7 @@ int catalog_ref(struct catalog *c, const char *project, const char *ref)
 			if (strcmp(nv->names[i], ref) == 0)
 				err = 0;
 	}
-	val_put(&nv->v);
+	memo_val_put(&nv->v);
 	return err;
 }
 
@@ -409,11 +255,11 @@ static int escape_names(char *const *names, size_t n, bool with_zip, char ***out
 int catalog_list_root(struct catalog *c, char ***out)
 {
 	struct names_val *nv;
-	int err = get_names(c, 'L', NULL, NULL, load_root, NULL, &nv);
+	int err = get_names(c, MEMO_ROOT, NULL, load_root, &nv);
 	if (err)
 		return err;
 	err = escape_names(nv->names, nv->n, false, out);
-	val_put(&nv->v);
+	memo_val_put(&nv->v);
 	return err;
 }
 
@@ -423,35 +269,31 @@ int catalog_list_refs(struct catalog *c, const char *project, char ***out)
 	if (err)
 		return err;
 	struct names_val *nv;
-	err = get_names(c, 'R', project, NULL, load_refs, (void *)project, &nv);
+	err = get_names(c, MEMO_REFS, project, load_refs, &nv);
 	if (err)
 		return err;
 	err = nv->names ? escape_names(nv->names, nv->n, false, out) : -EACCES;
-	val_put(&nv->v);
+	memo_val_put(&nv->v);
 	return err;
 }
 
 /* ---- a ref's jobs ---- */
 
-static void jobs_destroy(struct val *v)
+static void jobs_destroy(struct memo_val *v)
 {
 	struct jobs_val *jv = (struct jobs_val *)v;
 	gl_jobs_free(jv->jobs, jv->n);
 	free(jv);
 }
 
-struct ref_arg {
-	const char *project, *ref;
-};
-
-static int load_ref_jobs(struct catalog *c, void *arg, struct val **out)
+static int load_ref_jobs(void *arg, struct memo_val **out)
 {
-	struct ref_arg *ra = arg;
+	struct load_arg *la = arg;
 	struct jobs_val *jv = calloc(1, sizeof(*jv));
 	if (!jv)
 		return -ENOMEM;
-	val_init(&jv->v, jobs_destroy);
-	int err = gitlab_ref_jobs(c->gl, ra->project, ra->ref, &jv->jobs, &jv->n);
+	memo_val_init(&jv->v, jobs_destroy);
+	int err = la->c->be->ref_jobs(la->c->be->ctx, la->project, la->ref, &jv->jobs, &jv->n);
 	jv->listable = err != -EACCES;
 	if (err == -EACCES || err == -ENOENT) /* no successful pipeline: an empty ref */
 		err = 0;
@@ -470,13 +312,10 @@ static int get_ref_jobs(struct catalog *c, const char *project, const char *ref,
 	int err = catalog_ref(c, project, ref);
 	if (err)
 		return err;
-	char *key = memo_key('J', project, ref, NULL);
-	if (!key)
-		return -ENOMEM;
-	struct ref_arg ra = {project, ref};
-	struct val *v;
-	err = memo_get(c, key, load_ref_jobs, &ra, &v);
-	free(key);
+	struct load_arg la = {.c = c, .project = project, .ref = ref};
+	struct memo_key key = {.kind = MEMO_REF_JOBS, .a = project, .b = ref};
+	struct memo_val *v;
+	err = memo_get(c->memo, &key, load_ref_jobs, &la, &v);
 	*out = (struct jobs_val *)v;
 	return err;
 }
@@ -488,7 +327,7 @@ int catalog_list_ref_jobs(struct catalog *c, const char *project, const char *re
 	if (err)
 		return err;
 	if (!jv->listable) {
-		val_put(&jv->v);
+		memo_val_put(&jv->v);
 		return -EACCES;
 	}
 	char **names = calloc(jv->n + 1, sizeof(*names));
@@ -496,79 +335,13 @@ int catalog_list_ref_jobs(struct catalog *c, const char *project, const char *re
 		names[i] = jv->jobs[i].name;
 	err = names ? escape_names(names, jv->n, true, out) : -ENOMEM;
 	free(names); /* the strings are borrowed from jv */
-	val_put(&jv->v);
+	memo_val_put(&jv->v);
 	return err;
 }
 
-/* ---- job objects ---- */
+/* ---- the registry of job objects ---- */
 
-static char *dup_or_null(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
-static int job_info_copy(const struct gl_job *src, struct gl_job *dst)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->id = src->id;
-	dst->pipeline_id = src->pipeline_id;
-	dst->archive_size = src->archive_size;
-	dst->name = dup_or_null(src->name);
-	dst->status = dup_or_null(src->status);
-	dst->ref = dup_or_null(src->ref);
-	dst->sha = dup_or_null(src->sha);
-	dst->web_url = dup_or_null(src->web_url);
-	dst->created_at = dup_or_null(src->created_at);
-	dst->finished_at = dup_or_null(src->finished_at);
-	dst->artifacts_expire_at = dup_or_null(src->artifacts_expire_at);
-	if ((src->name && !dst->name) || (src->status && !dst->status) ||
-	    (src->ref && !dst->ref) || (src->sha && !dst->sha) ||
-	    (src->web_url && !dst->web_url) || (src->created_at && !dst->created_at) ||
-	    (src->finished_at && !dst->finished_at) ||
-	    (src->artifacts_expire_at && !dst->artifacts_expire_at)) {
-		gl_job_release(dst);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-static void job_free(struct job *j)
-{
-	cache_entry_put(j->entry);
-	zipindex_free(j->zi);
-	gl_job_release(&j->info);
-	pthread_mutex_destroy(&j->lock);
-	pthread_cond_destroy(&j->cond);
-	free(j->project);
-	free(j->ref);
-	free(j->key);
-	free(j);
-}
-
-/* A new job object with one reference; info is copied. */
-static struct job *job_new(struct catalog *c, const char *project, const char *ref,
-			   const struct gl_job *info, const char *key, uint64_t size)
-{
-	struct job *j = calloc(1, sizeof(*j));
-	if (!j)
-		return NULL;
-	pthread_mutex_init(&j->lock, NULL);
-	pthread_cond_init(&j->cond, NULL);
-	j->cat = c;
-	j->refs = 1;
-	j->size = size;
-	j->by_id = info->id > 0;
-	j->project = strdup(project);
-	j->ref = dup_or_null(ref);
-	j->key = strdup(key);
-	if (!j->project || (ref && !j->ref) || !j->key || job_info_copy(info, &j->info)) {
-		job_free(j);
-		return NULL;
-	}
-	return j;
-}
-
-static char *job_key(struct catalog *c, int64_t job_id)
+static char *id_key(struct catalog *c, int64_t job_id)
 {
 	char *k = NULL;
 	if (asprintf(&k, "j%s-%" PRId64, c->origin, job_id) < 0)
@@ -579,86 +352,92 @@ static char *job_key(struct catalog *c, int64_t job_id)
 /* Finds a job object by (project, key), taking a reference; lock held. */
 static struct job *job_find_locked(struct catalog *c, const char *project, const char *key)
 {
-	for (struct job *j = c->jobs; j; j = j->next) {
-		if (strcmp(j->key, key) == 0 && strcmp(j->project, project) == 0) {
-			j->refs++;
-			return j;
-		}
-	}
+	for (struct job_node *n = c->jobs; n; n = n->next)
+		if (strcmp(job_key(n->job), key) == 0 && strcmp(job_project(n->job), project) == 0)
+			return job_hold(n->job);
 	return NULL;
 }
 
-/* Unlinks the oldest jobs that only the table holds, past IDLE_JOBS_MAX of them, onto *dead:
- * their indexes can be large, and a later lookup makes them anew from the disk cache. Lock held.
- * The table is newest first, so the idle jobs met last are the ones dropped. */
-static void jobs_trim(struct catalog *c, struct job **dead)
+static struct job *job_find(struct catalog *c, const char *project, const char *key)
+{
+	pthread_mutex_lock(&c->lock);
+	struct job *j = job_find_locked(c, project, key);
+	pthread_mutex_unlock(&c->lock);
+	return j;
+}
+
+/* Unlinks the oldest jobs that only the list holds, past IDLE_JOBS_MAX of them, onto *dead:
+ * their indexes can be large, and a later lookup makes them anew from the disk cache. Lock held
+ * (nobody takes a reference on a job only the list holds without it). The list is newest first,
+ * so the idle jobs met last are the ones dropped. */
+static void jobs_trim(struct catalog *c, struct job_node **dead)
 {
 	size_t idle = 0;
-	for (struct job **pp = &c->jobs; *pp;) {
-		struct job *j = *pp;
-		if (j->refs == 1 && ++idle > IDLE_JOBS_MAX) {
-			*pp = j->next;
-			j->next = *dead;
-			*dead = j;
+	for (struct job_node **pp = &c->jobs; *pp;) {
+		struct job_node *n = *pp;
+		if (job_refs(n->job) == 1 && ++idle > IDLE_JOBS_MAX) {
+			*pp = n->next;
+			n->next = *dead;
+			*dead = n;
 			atomic_fetch_sub(&c->jobs_open, 1);
 		} else {
-			pp = &j->next;
+			pp = &n->next;
 		}
 	}
 }
 
-/* Publishes j in the table unless an equal one got there first, which is returned instead. */
+static void nodes_free(struct job_node *n)
+{
+	while (n) {
+		struct job_node *next = n->next;
+		job_put(n->job);
+		free(n);
+		n = next;
+	}
+}
+
+/* Publishes j in the list unless an equal one got there first, which is returned instead (and
+ * j put). NULL on ENOMEM (j put too). */
 static struct job *job_publish(struct catalog *c, struct job *j)
 {
-	struct job *dead = NULL;
+	struct job_node *dead = NULL, *node = malloc(sizeof(*node));
 	pthread_mutex_lock(&c->lock);
-	struct job *have = job_find_locked(c, j->project, j->key);
-	if (!have) {
-		j->refs++; /* the table's own reference */
-		j->next = c->jobs;
-		c->jobs = j;
+	struct job *have = job_find_locked(c, job_project(j), job_key(j));
+	if (!have && node) {
+		node->job = job_hold(j); /* the list's own reference */
+		node->next = c->jobs;
+		c->jobs = node;
+		node = NULL;
 		atomic_fetch_add(&c->jobs_open, 1);
 		jobs_trim(c, &dead);
 	}
 	pthread_mutex_unlock(&c->lock);
-	while (dead) {
-		struct job *next = dead->next;
-		job_free(dead); /* refs was 1: the table's, now given up */
-		dead = next;
+	nodes_free(dead);
+	if (have || node) {
+		free(node);
+		job_put(j);
+		return have;
 	}
-	if (have)
-		catalog_job_put(j);
-	return have ? have : j;
+	return j;
 }
 
-void catalog_job_put(struct job *j)
-{
-	if (!j)
-		return;
-	struct catalog *c = j->cat;
-	pthread_mutex_lock(&c->lock);
-	bool last = --j->refs == 0;
-	pthread_mutex_unlock(&c->lock);
-	if (last)
-		job_free(j);
-}
-
-/* Removes j from the table (its artifacts are gone); lock not held. */
+/* Removes j from the list (its artifacts are gone); lock not held. */
 static void job_unpublish(struct catalog *c, struct job *j)
 {
-	bool found = false;
+	struct job_node *found = NULL;
 	pthread_mutex_lock(&c->lock);
-	for (struct job **pp = &c->jobs; *pp; pp = &(*pp)->next) {
-		if (*pp == j) {
-			*pp = j->next;
-			found = true;
+	for (struct job_node **pp = &c->jobs; *pp; pp = &(*pp)->next) {
+		if ((*pp)->job == j) {
+			found = *pp;
+			*pp = found->next;
+			found->next = NULL;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (found) {
 		atomic_fetch_sub(&c->jobs_open, 1);
-		catalog_job_put(j);
+		nodes_free(found);
 	}
 }
 
@@ -706,7 +485,7 @@ static int probe_job(struct catalog *c, const struct gl_archive *a, const struct
 {
 	struct probe_buf pb = {0};
 	int64_t total = -1;
-	int err = gitlab_archive_read(c->gl, a, -1, TAIL_BYTES, probe_sink, &pb, &total, NULL);
+	int err = c->be->archive_read(c->be->ctx, a, -1, TAIL_BYTES, probe_sink, &pb, &total, NULL);
 	if (err == -EFBIG) {
 		log_msg(LOG_ERR, "the server ignores Range and the archive is over %u MiB",
 			PROBE_MAX_BYTES >> 20);
@@ -716,16 +495,14 @@ static int probe_job(struct catalog *c, const struct gl_archive *a, const struct
 		err = -EIO;
 	if (err)
 		goto out_free;
-	struct job *j = job_new(c, a->project, a->ref, info, key, (uint64_t)total);
+	struct job *j = job_new(&c->env, a->project, a->ref, info, key, (uint64_t)total);
 	if (!j) {
 		err = -ENOMEM;
 		goto out_free;
 	}
-	err = cache_entry_get(c->cache, key, j->size, &j->entry);
-	if (!err)
-		err = cache_entry_write(j->entry, pb.base, pb.data, pb.len);
+	err = job_seed(j, pb.base, pb.data, pb.len);
 	if (err) {
-		catalog_job_put(j);
+		job_put(j);
 		goto out_free;
 	}
 	*out = j;
@@ -739,18 +516,16 @@ static bool recent_job_info(struct catalog *c, const char *project, int64_t job_
 
 int catalog_job_by_id(struct catalog *c, const char *project, int64_t job_id, struct job **out)
 {
-	char *key = job_key(c, job_id);
+	char *key = id_key(c, job_id);
 	if (!key)
 		return -ENOMEM;
-	pthread_mutex_lock(&c->lock);
-	struct job *j = job_find_locked(c, project, key);
-	pthread_mutex_unlock(&c->lock);
+	struct job *j = job_find(c, project, key);
 	int err = 0;
 	if (j)
 		goto out;
 	struct gl_job info = {0};
 	err = recent_job_info(c, project, job_id, &info) ? 0
-							  : gitlab_job_get(c->gl, project, job_id, &info);
+							  : c->be->job_get(c->be->ctx, project, job_id, &info);
 	if (err == -EACCES) { /* a job token: learn the size from the archive itself */
 		struct gl_archive a = {.project = project, .job_id = job_id};
 		info.id = job_id;
@@ -758,55 +533,52 @@ int catalog_job_by_id(struct catalog *c, const char *project, int64_t job_id, st
 	} else if (!err && info.archive_size < 0) {
 		err = -ENOENT;
 	} else if (!err) {
-		j = job_new(c, project, NULL, &info, key, (uint64_t)info.archive_size);
+		j = job_new(&c->env, project, NULL, &info, key, (uint64_t)info.archive_size);
 		err = j ? 0 : -ENOMEM;
 	}
 	gl_job_release(&info);
-	if (!err)
-		j = job_publish(c, j);
+	if (!err && !(j = job_publish(c, j)))
+		err = -ENOMEM;
 out:
 	free(key);
 	*out = err ? NULL : j;
 	return err;
 }
 
-static void jobref_destroy(struct val *v)
+static void jobref_destroy(struct memo_val *v)
 {
 	struct jobref_val *jr = (struct jobref_val *)v;
-	catalog_job_put(jr->job);
+	job_put(jr->job);
 	free(jr);
 }
 
-struct byref_arg {
-	const char *project, *ref, *name;
-};
-
 /* A job found through the by-ref download endpoint. Its key carries the resolution time, so a
  * later resolution (after the TTL) never reads blocks of an earlier, perhaps different, archive. */
-static int load_byref_job(struct catalog *c, void *arg, struct val **out)
+static int load_byref_job(void *arg, struct memo_val **out)
 {
-	struct byref_arg *ba = arg;
+	struct load_arg *la = arg;
+	struct catalog *c = la->c;
 	struct jobref_val *jr = calloc(1, sizeof(*jr));
 	char *key = NULL;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t h = fnv1a(FNV_INIT, ba->project, strlen(ba->project) + 1);
-	h = fnv1a(h, ba->ref, strlen(ba->ref) + 1);
-	h = fnv1a(h, ba->name, strlen(ba->name));
+	uint64_t h = fnv1a(FNV_INIT, la->project, strlen(la->project) + 1);
+	h = fnv1a(h, la->ref, strlen(la->ref) + 1);
+	h = fnv1a(h, la->name, strlen(la->name));
 	if (!jr || asprintf(&key, "r%s-%016" PRIx64 "-%lld%09ld", c->origin, h,
 			    (long long)ts.tv_sec, ts.tv_nsec) < 0) {
 		free(jr);
 		return -ENOMEM;
 	}
-	struct gl_archive a = {.project = ba->project, .ref = ba->ref, .job_name = ba->name};
-	struct gl_job info = {.name = (char *)ba->name, .ref = (char *)ba->ref, .archive_size = -1};
+	struct gl_archive a = {.project = la->project, .ref = la->ref, .job_name = la->name};
+	struct gl_job info = {.name = (char *)la->name, .ref = (char *)la->ref, .archive_size = -1};
 	int err = probe_job(c, &a, &info, key, &jr->job);
 	free(key);
 	if (err) {
 		free(jr);
 		return err;
 	}
-	val_init(&jr->v, jobref_destroy);
+	memo_val_init(&jr->v, jobref_destroy);
 	*out = &jr->v;
 	return 0;
 }
@@ -814,22 +586,39 @@ static int load_byref_job(struct catalog *c, void *arg, struct val **out)
 static int job_by_probe(struct catalog *c, const char *project, const char *ref, const char *name,
 			struct job **out)
 {
-	char *key = memo_key('B', project, ref, name);
-	if (!key)
-		return -ENOMEM;
-	struct byref_arg ba = {project, ref, name};
-	struct val *v;
-	int err = memo_get(c, key, load_byref_job, &ba, &v);
-	free(key);
+	struct load_arg la = {.c = c, .project = project, .ref = ref, .name = name};
+	struct memo_key key = {.kind = MEMO_BYREF_JOB, .a = project, .b = ref, .c = name};
+	struct memo_val *v;
+	int err = memo_get(c->memo, &key, load_byref_job, &la, &v);
 	if (err)
 		return err;
-	struct job *j = ((struct jobref_val *)v)->job;
-	pthread_mutex_lock(&c->lock);
-	j->refs++;
-	pthread_mutex_unlock(&c->lock);
-	val_put(v);
-	*out = j;
+	*out = job_hold(((struct jobref_val *)v)->job);
+	memo_val_put(v);
 	return 0;
+}
+
+/* The job named name in a ref's listing, made from the listing's info when not known yet. */
+static int job_from_listing(struct catalog *c, const char *project, const struct jobs_val *jv,
+			    const char *name, struct job **out)
+{
+	const struct gl_job *info = NULL;
+	for (size_t i = 0; i < jv->n && !info; i++)
+		if (strcmp(jv->jobs[i].name, name) == 0)
+			info = &jv->jobs[i];
+	if (!info)
+		return -ENOENT;
+	char *key = id_key(c, info->id);
+	if (!key)
+		return -ENOMEM;
+	struct job *j = job_find(c, project, key);
+	if (!j) {
+		j = job_new(&c->env, project, NULL, info, key, (uint64_t)info->archive_size);
+		if (j)
+			j = job_publish(c, j);
+	}
+	free(key);
+	*out = j;
+	return j ? 0 : -ENOMEM;
 }
 
 int catalog_job_by_ref(struct catalog *c, const char *project, const char *ref, const char *name,
@@ -840,44 +629,23 @@ int catalog_job_by_ref(struct catalog *c, const char *project, const char *ref, 
 	int err = get_ref_jobs(c, project, ref, &jv);
 	if (err)
 		return err;
-	if (!jv->listable) {
-		val_put(&jv->v);
-		return job_by_probe(c, project, ref, name, out);
-	}
-	const struct gl_job *info = NULL;
-	for (size_t i = 0; i < jv->n && !info; i++)
-		if (strcmp(jv->jobs[i].name, name) == 0)
-			info = &jv->jobs[i];
-	err = -ENOENT;
-	char *key = info ? job_key(c, info->id) : NULL;
-	if (info && !key)
-		err = -ENOMEM;
-	if (key) {
-		pthread_mutex_lock(&c->lock);
-		struct job *j = job_find_locked(c, project, key);
-		pthread_mutex_unlock(&c->lock);
-		if (!j) {
-			j = job_new(c, project, NULL, info, key, (uint64_t)info->archive_size);
-			if (j)
-				j = job_publish(c, j);
-		}
-		err = j ? 0 : -ENOMEM;
-		*out = j;
-	}
-	free(key);
-	val_put(&jv->v);
-	return err;
+	bool listable = jv->listable;
+	if (listable)
+		err = job_from_listing(c, project, jv, name, out);
+	memo_val_put(&jv->v);
+	return listable ? err : job_by_probe(c, project, ref, name, out);
 }
 
 /* ---- a project's jobs by id ---- */
 
-static int load_recent_jobs(struct catalog *c, void *arg, struct val **out)
+static int load_recent_jobs(void *arg, struct memo_val **out)
 {
+	struct load_arg *la = arg;
 	struct jobs_val *jv = calloc(1, sizeof(*jv));
 	if (!jv)
 		return -ENOMEM;
-	val_init(&jv->v, jobs_destroy);
-	int err = gitlab_recent_jobs(c->gl, arg, &jv->jobs, &jv->n);
+	memo_val_init(&jv->v, jobs_destroy);
+	int err = la->c->be->recent_jobs(la->c->be->ctx, la->project, &jv->jobs, &jv->n);
 	jv->listable = err != -EACCES;
 	if (err == -EACCES) /* a job token: only the jobs met by lookup */
 		err = 0;
@@ -889,34 +657,20 @@ static int load_recent_jobs(struct catalog *c, void *arg, struct val **out)
 	return 0;
 }
 
-/* The recent-jobs memo if it is loaded and fresh (a reference the caller puts), else NULL: lets
- * a lookup of a listed job skip its own request, without ever causing the listing's. */
-static struct jobs_val *recent_jobs_peek(struct catalog *c, const char *project)
-{
-	char *key = memo_key('I', project, NULL, NULL);
-	struct jobs_val *jv = NULL;
-	pthread_mutex_lock(&c->lock);
-	struct memo *m = key ? memo_find(c, key) : NULL;
-	if (m && !m->loading && m->val && m->expires > now_s()) {
-		atomic_fetch_add(&m->val->refs, 1);
-		jv = (struct jobs_val *)m->val;
-	}
-	pthread_mutex_unlock(&c->lock);
-	free(key);
-	return jv;
-}
-
-/* Copies the info of job_id out of the recent-jobs memo; false when it is not there. */
+/* Copies the info of job_id out of the recent-jobs memo if it is loaded and fresh; false when it
+ * is not there. Lets a lookup of a listed job skip its own request, without ever causing the
+ * listing's. */
 static bool recent_job_info(struct catalog *c, const char *project, int64_t job_id,
 			    struct gl_job *out)
 {
-	struct jobs_val *jv = recent_jobs_peek(c, project);
+	struct memo_key key = {.kind = MEMO_RECENT_JOBS, .a = project};
+	struct jobs_val *jv = (struct jobs_val *)memo_peek(c->memo, &key);
 	bool found = false;
 	for (size_t i = 0; jv && i < jv->n && !found; i++)
 		if (jv->jobs[i].id == job_id)
 			found = job_info_copy(&jv->jobs[i], out) == 0;
 	if (jv)
-		val_put(&jv->v);
+		memo_val_put(&jv->v);
 	return found;
 }
 
@@ -928,31 +682,39 @@ static void ids_add(int64_t *ids, size_t *n, int64_t id)
 	ids[(*n)++] = id;
 }
 
+/* The recent jobs' ids, then those of older jobs met by id, under one lock; NULL on ENOMEM. */
+static int64_t *gather_ids(struct catalog *c, const char *project, const struct jobs_val *jv,
+			   size_t *n)
+{
+	*n = 0;
+	pthread_mutex_lock(&c->lock);
+	size_t cap = jv->n;
+	for (struct job_node *x = c->jobs; x; x = x->next)
+		cap += job_is_by_id(x->job) && strcmp(job_project(x->job), project) == 0;
+	int64_t *ids = calloc(cap + 1, sizeof(*ids));
+	for (size_t i = 0; ids && i < jv->n; i++)
+		ids_add(ids, n, jv->jobs[i].id);
+	for (struct job_node *x = c->jobs; ids && x; x = x->next)
+		if (job_is_by_id(x->job) && strcmp(job_project(x->job), project) == 0)
+			ids_add(ids, n, job_id(x->job));
+	pthread_mutex_unlock(&c->lock);
+	return ids;
+}
+
 int catalog_list_job_ids(struct catalog *c, const char *project, char ***out)
 {
 	int err = catalog_project(c, project);
 	if (err)
 		return err;
-	char *key = memo_key('I', project, NULL, NULL);
-	struct val *v = NULL;
-	err = key ? memo_get(c, key, load_recent_jobs, (void *)project, &v) : -ENOMEM;
-	free(key);
+	struct load_arg la = {.c = c, .project = project};
+	struct memo_key key = {.kind = MEMO_RECENT_JOBS, .a = project};
+	struct memo_val *v = NULL;
+	err = memo_get(c->memo, &key, load_recent_jobs, &la, &v);
 	if (err)
 		return err;
-	struct jobs_val *jv = (struct jobs_val *)v;
-	/* the project's recent jobs with an archive, then those met by id that are older */
-	pthread_mutex_lock(&c->lock);
-	size_t cap = jv->n, n = 0;
-	for (struct job *j = c->jobs; j; j = j->next)
-		cap += j->by_id && strcmp(j->project, project) == 0;
-	int64_t *ids = calloc(cap + 1, sizeof(*ids));
-	for (size_t i = 0; ids && i < jv->n; i++)
-		ids_add(ids, &n, jv->jobs[i].id);
-	for (struct job *j = c->jobs; ids && j; j = j->next)
-		if (j->by_id && strcmp(j->project, project) == 0)
-			ids_add(ids, &n, j->info.id);
-	pthread_mutex_unlock(&c->lock);
-	val_put(v);
+	size_t n;
+	int64_t *ids = gather_ids(c, project, (struct jobs_val *)v, &n);
+	memo_val_put(v);
 	char **names = ids ? calloc(2 * n + 1, sizeof(*names)) : NULL;
 	for (size_t i = 0; names && i < n; i++) {
 		if (asprintf(&names[2 * i], "%" PRId64, ids[i]) < 0)
@@ -969,260 +731,47 @@ int catalog_list_job_ids(struct catalog *c, const char *project, char ***out)
 	return names ? 0 : -ENOMEM;
 }
 
-/* ---- a job's archive ---- */
+/* ---- changes ---- */
 
-/* Bytes on their way into the cache, gathered into large page-aligned writes: written as curl
- * hands them over (a few KiB at a time), each would lock the entry twice and make the kernel
- * zero the rest of every page it starts. */
-#define SINK_BYTES (256u << 10)
-struct sink {
-	struct job *job;
-	uint64_t off; /* of buf[0] */
-	size_t len, cap;
-	unsigned char *buf;
-};
-
-static int sink_flush(struct sink *s)
-{
-	int err = s->len ? cache_entry_write(s->job->entry, s->off, s->buf, s->len) : 0;
-	s->off += s->len;
-	s->len = 0;
-	return err;
-}
-
-static int entry_sink(void *ctx, uint64_t off, const void *buf, size_t len)
-{
-	struct sink *s = ctx;
-	struct job *j = s->job;
-	/* the archive behind a ref may change between requests: never store bytes past its size */
-	if (off > j->size || len > j->size - off)
-		return -EIO;
-	if (s->len && off != s->off + s->len) {
-		int err = sink_flush(s);
-		if (err)
-			return err;
-	}
-	if (!s->buf)
-		return cache_entry_write(j->entry, off, buf, len);
-	if (s->len == 0)
-		s->off = off;
-	int err = 0;
-	while (!err && len) {
-		size_t n = s->cap - s->len < len ? s->cap - s->len : len;
-		memcpy(s->buf + s->len, buf, n);
-		s->len += n;
-		buf = (const unsigned char *)buf + n;
-		len -= n;
-		if (s->len == s->cap)
-			err = sink_flush(s);
-	}
-	return err;
-}
-
-static int job_fetch(void *ctx, struct cache_entry *e, uint64_t off, uint64_t len)
-{
-	struct job *j = ctx;
-	(void)e;
-	struct gl_archive a = {
-		.project = j->project,
-		.job_id = j->by_id ? j->info.id : 0,
-		.ref = j->ref,
-		.job_name = j->info.name,
-	};
-	/* without a buffer every piece is written as it comes: slower, never wrong */
-	struct sink s = {.job = j, .cap = len && len < SINK_BYTES ? len : SINK_BYTES};
-	s.buf = malloc(s.cap);
-	int64_t total = -1;
-	int err = gitlab_archive_read(j->cat->gl, &a, (int64_t)off, (int64_t)len, entry_sink, &s,
-				      &total, NULL);
-	int flushed = sink_flush(&s); /* what arrived before a failure is good: keep it */
-	free(s.buf);
-	err = err ? err : flushed;
-	if (!err && total >= 0 && (uint64_t)total != j->size) {
-		log_msg(LOG_ERR, "job %s: the archive is now %" PRId64 " bytes, was %" PRIu64,
-			j->info.name ? j->info.name : "?", total, j->size);
-		err = -EIO;
-	}
-	return err;
-}
-
-static int job_entry(struct job *j, struct cache_entry **out)
-{
-	int err = 0;
-	pthread_mutex_lock(&j->lock);
-	if (!j->entry)
-		err = cache_entry_get(j->cat->cache, j->key, j->size, &j->entry);
-	*out = j->entry;
-	pthread_mutex_unlock(&j->lock);
-	return err;
-}
-
-ssize_t catalog_job_pread(struct job *j, void *buf, size_t len, uint64_t off, uint64_t read_ahead)
-{
-	struct cache_entry *e;
-	int err = job_entry(j, &e);
-	if (err)
-		return err;
-	return cache_entry_pread(e, buf, len, off, read_ahead, job_fetch, j);
-}
-
-void catalog_job_forget(struct job *j, uint64_t off, uint64_t len)
-{
-	struct cache_entry *e;
-	if (job_entry(j, &e) == 0)
-		cache_entry_invalidate(e, off, len);
-}
-
-struct prefetch {
-	struct job *job;
-	uint64_t off, len;
-};
-
-static void *prefetch_thread(void *p)
-{
-	struct prefetch *pf = p;
-	struct cache_entry *e;
-	if (job_entry(pf->job, &e) == 0)
-		cache_entry_prefetch(e, pf->off, pf->len, job_fetch, pf->job);
-	struct catalog *c = pf->job->cat;
-	catalog_job_put(pf->job);
-	free(pf);
-	pthread_mutex_lock(&c->lock);
-	c->prefetching--;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
-}
-
-void catalog_job_prefetch(struct job *j, uint64_t off, uint64_t len)
-{
-	if (off >= j->size || len == 0)
-		return;
-	struct prefetch *pf = malloc(sizeof(*pf));
-	if (!pf)
-		return;
-	*pf = (struct prefetch){j, off, len < j->size - off ? len : j->size - off};
-	struct catalog *c = j->cat;
-	pthread_mutex_lock(&c->lock);
-	bool room = c->prefetching < PREFETCH_MAX;
-	if (room) {
-		c->prefetching++;
-		j->refs++;
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (!room) {
-		free(pf); /* the reader will fetch it itself */
-		return;
-	}
-	pthread_t t;
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, prefetch_thread, pf) != 0) {
-		catalog_job_put(j);
-		free(pf);
-		pthread_mutex_lock(&c->lock);
-		c->prefetching--;
-		pthread_mutex_unlock(&c->lock);
-	}
-	pthread_attr_destroy(&attr);
-}
-
-ssize_t catalog_job_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	ssize_t n = catalog_job_pread(ctx, buf, len, off, 0);
-	if (n >= 0 && (size_t)n != len) {
-		log_msg(LOG_ERR, "the archive ends before byte %" PRIu64 " that its index names",
-			off + len);
-		return -EIO;
-	}
-	return n;
-}
-
-int catalog_job_index(struct job *j, const struct zipindex **out)
-{
-	struct cache_entry *e;
-	int err = job_entry(j, &e);
-	if (err)
-		return err;
-	pthread_mutex_lock(&j->lock);
-	while (j->loading)
-		pthread_cond_wait(&j->cond, &j->lock);
-	if (j->zi) {
-		*out = j->zi;
-		pthread_mutex_unlock(&j->lock);
-		return 0;
-	}
-	j->loading = true;
-	pthread_mutex_unlock(&j->lock);
-
-	struct zipindex *zi = NULL;
-	err = zipindex_load(j->size, catalog_job_read_fn, j, &zi);
-	if (!err)
-		atomic_fetch_add(&j->cat->indexes_loaded, 1);
-
-	pthread_mutex_lock(&j->lock);
-	j->zi = zi;
-	j->loading = false;
-	pthread_cond_broadcast(&j->cond);
-	pthread_mutex_unlock(&j->lock);
-	*out = zi;
-	return err;
-}
-
-int catalog_job_info(struct job *j, struct gl_job *out)
-{
-	pthread_mutex_lock(&j->lock);
-	int err = job_info_copy(&j->info, out);
-	pthread_mutex_unlock(&j->lock);
-	return err;
-}
-
+/* What a keep or delete makes stale: a ref's jobs, by-ref probes, the recent jobs. */
 static void expire_project_memos(struct catalog *c, const char *project)
 {
-	for (const char *kind = "JBI"; *kind; kind++) { /* a ref's jobs, by-ref probes, recent jobs */
-		char *prefix = NULL;
-		if (asprintf(&prefix, "%c\x1f%s\x1f", *kind, project) >= 0)
-			memo_expire_prefix(c, prefix);
-		free(prefix);
-	}
+	memo_expire(c->memo, MEMO_REF_JOBS, project);
+	memo_expire(c->memo, MEMO_BYREF_JOB, project);
+	memo_expire(c->memo, MEMO_RECENT_JOBS, project);
 }
 
 int catalog_job_keep(struct catalog *c, struct job *j)
 {
-	if (!j->by_id)
+	if (!job_is_by_id(j))
 		return -EACCES; /* found through a job token, which keep never accepts */
 	struct gl_job info = {0};
-	int err = gitlab_job_keep(c->gl, j->project, j->info.id, &info);
+	int err = c->be->job_keep(c->be->ctx, job_project(j), job_id(j), &info);
 	if (err)
 		return err;
 	if (info.archive_size < 0)
-		info.archive_size = (int64_t)j->size;
-	pthread_mutex_lock(&j->lock);
-	struct gl_job old = j->info;
-	j->info = info;
-	pthread_mutex_unlock(&j->lock);
-	gl_job_release(&old);
-	expire_project_memos(c, j->project);
+		info.archive_size = (int64_t)job_size(j);
+	job_set_info(j, &info);
+	expire_project_memos(c, job_project(j));
 	return 0;
 }
 
 int catalog_job_delete(struct catalog *c, struct job *j)
 {
-	if (!j->by_id)
+	if (!job_is_by_id(j))
 		return -EACCES;
-	int err = gitlab_job_artifacts_delete(c->gl, j->project, j->info.id);
+	int err = c->be->job_artifacts_delete(c->be->ctx, job_project(j), job_id(j));
 	if (err)
 		return err;
 	job_unpublish(c, j);
-	cache_entry_discard(c->cache, j->key);
-	expire_project_memos(c, j->project);
+	cache_entry_discard(c->env.cache, job_key(j));
+	expire_project_memos(c, job_project(j));
 	return 0;
 }
 
 int catalog_project_delete_artifacts(struct catalog *c, const char *project)
 {
-	int err = gitlab_project_artifacts_delete(c->gl, project);
+	int err = c->be->project_artifacts_delete(c->be->ctx, project);
 	if (!err)
 		expire_project_memos(c, project);
 	return err;
@@ -1231,22 +780,23 @@ int catalog_project_delete_artifacts(struct catalog *c, const char *project)
 void catalog_get_stats(struct catalog *c, struct catalog_stats *out)
 {
 	out->jobs_open = atomic_load(&c->jobs_open);
-	out->indexes_loaded = atomic_load(&c->indexes_loaded);
+	out->indexes_loaded = atomic_load(&c->env.indexes_loaded);
 }
 
 int catalog_new(const struct catalog_config *cfg, struct catalog **out)
 {
 	struct catalog *c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c || !(c->memo = memo_new(cfg->ttl_s, NULL))) {
+		free(c);
 		return -ENOMEM;
-	c->gl = cfg->gl;
-	c->cache = cfg->cache;
-	c->ttl_s = cfg->ttl_s;
+	}
+	struct backend be = cfg->backend ? *cfg->backend : backend_gitlab(cfg->gl);
+	job_env_init(&c->env, &be, cfg->cache);
+	c->be = &c->env.be;
 	c->projects = cfg->projects;
 	uint64_t h = fnv1a(FNV_INIT, cfg->base_url, strlen(cfg->base_url));
 	snprintf(c->origin, sizeof(c->origin), "%016" PRIx64, h);
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
 	*out = c;
 	return 0;
 }
@@ -1255,18 +805,9 @@ void catalog_free(struct catalog *c)
 {
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->lock); /* background fetches use the cache: let them end */
-	while (c->prefetching > 0)
-		pthread_cond_wait(&c->cond, &c->lock);
-	pthread_mutex_unlock(&c->lock);
-	memo_free_list(c->memos);
-	while (c->jobs) {
-		struct job *j = c->jobs;
-		c->jobs = j->next;
-		if (--j->refs == 0)
-			job_free(j);
-	}
+	job_env_drain(&c->env);
+	memo_free(c->memo);
+	nodes_free(c->jobs);
 	pthread_mutex_destroy(&c->lock);
-	pthread_cond_destroy(&c->cond);
 	free(c);
 }

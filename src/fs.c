@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "artifactfs/job.h"
 #include "artifactfs/log.h"
 #include "artifactfs/tree.h"
 #include "artifactfs/zipindex.h"
@@ -47,15 +48,24 @@ static ssize_t fh_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
 	uint64_t ra = fh->read_ahead, end = fh->reader ? zip_reader_data_end(fh->reader) : 0;
 	if (off + ra > end)
 		ra = end > off ? end - off : 0;
-	ssize_t n = catalog_job_pread(fh->job, buf, len, off, ra);
+	ssize_t n = job_pread(fh->job, buf, len, off, ra);
 	if (n >= 0 && (size_t)n != len)
-		return catalog_job_read_fn(fh->job, buf, len, off); /* logs and fails the same way */
+		return job_read_fn(fh->job, buf, len, off); /* logs and fails the same way */
 	return n;
 }
 
+/* The configuration of calls made outside a mount (unit tests); see fs_use_config. */
+static struct fs_config *unmounted_config;
+
+void fs_use_config(struct fs_config *fc)
+{
+	unmounted_config = fc;
+}
+
+/* Without a mount, libfuse's context key does not exist yet: it is not asked at all then. */
 static struct fs_config *config(void)
 {
-	return fuse_get_context()->private_data;
+	return unmounted_config ? unmounted_config : fuse_get_context()->private_data;
 }
 
 time_t fs_parse_time(const char *s)
@@ -103,9 +113,11 @@ static void fill_file(struct stat *st, mode_t type_perm, uint64_t size, time_t m
 
 static time_t job_time(struct job *j)
 {
-	pthread_mutex_lock(&j->lock);
-	time_t t = fs_parse_time(j->info.finished_at);
-	pthread_mutex_unlock(&j->lock);
+	struct gl_job g;
+	if (job_info(j, &g))
+		return 0;
+	time_t t = fs_parse_time(g.finished_at);
+	gl_job_release(&g);
 	return t;
 }
 
@@ -163,7 +175,7 @@ static int find_job(const struct tree_path *tp, struct job **out)
 static int find_member(struct job *j, const char *path, const struct zip_member **out)
 {
 	const struct zipindex *zi;
-	int err = catalog_job_index(j, &zi);
+	int err = job_index(j, &zi);
 	if (err)
 		return err;
 	*out = zipindex_find(zi, path);
@@ -178,7 +190,7 @@ static int getattr_job(const struct tree_path *tp, struct stat *st)
 		return err;
 	time_t t = job_time(j);
 	if (tp->kind == TREE_REF_ZIP || tp->kind == TREE_JOBID_ZIP) {
-		fill_file(st, S_IFREG | 0444, j->size, t);
+		fill_file(st, S_IFREG | 0444, job_size(j), t);
 	} else if (tp->member[0] == '\0') {
 		fill_dir(st, 0555, t);
 	} else {
@@ -187,7 +199,7 @@ static int getattr_job(const struct tree_path *tp, struct stat *st)
 		if (!err)
 			fill_member(st, m, t);
 	}
-	catalog_job_put(j);
+	job_put(j);
 	return err;
 }
 
@@ -262,7 +274,7 @@ static int readdir_job(const struct tree_path *tp, void *buf, fuse_fill_dir_t fi
 	if (!err && dir->type != ZIP_DIR)
 		err = -ENOTDIR;
 	if (!err)
-		err = catalog_job_index(j, &zi);
+		err = job_index(j, &zi);
 	time_t t = err ? 0 : job_time(j);
 	for (uint32_t i = err ? UINT32_MAX : dir->first_child; i != UINT32_MAX;) {
 		const struct zip_member *m = zipindex_member(zi, i);
@@ -272,7 +284,7 @@ static int readdir_job(const struct tree_path *tp, void *buf, fuse_fill_dir_t fi
 			break;
 		i = m->next_sibling;
 	}
-	catalog_job_put(j);
+	job_put(j);
 	return err;
 }
 
@@ -369,7 +381,7 @@ static void fh_free(struct fh *fh)
 {
 	fh_unlink(fh);
 	zip_reader_free(fh->reader);
-	catalog_job_put(fh->job);
+	job_put(fh->job);
 	pthread_mutex_destroy(&fh->lock);
 	free(fh);
 }
@@ -387,7 +399,7 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 		err = -EISDIR;
 	if (!err) {
 		const struct zipindex *zi;
-		err = catalog_job_index(fh->job, &zi);
+		err = job_index(fh->job, &zi);
 		if (!err)
 			err = zip_reader_new(zi, m, fh_read_fn, fh, &fh->reader);
 	}
@@ -415,7 +427,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	}
 	fh_link(fh);
 	fi->fh = (uint64_t)(uintptr_t)fh;
-	fi->keep_cache = fh->job->by_id;
+	fi->keep_cache = job_is_by_id(fh->job);
 	return op_end(&tp, 0);
 }
 
@@ -442,7 +454,7 @@ static void prefetch_next(struct fh *fh, uint64_t archive_off, uint64_t limit)
 	if (start - archive_off > READ_AHEAD_MAX || start >= limit)
 		return; /* far enough ahead already */
 	uint64_t len = limit - start < READ_AHEAD_MAX ? limit - start : READ_AHEAD_MAX;
-	catalog_job_prefetch(fh->job, start, len);
+	job_prefetch(fh->job, start, len);
 	fh->prefetched_to = start + len;
 }
 
@@ -451,7 +463,7 @@ static void prefetch_next(struct fh *fh, uint64_t archive_off, uint64_t limit)
 static uint64_t archive_pos(struct fh *fh, uint64_t off, uint64_t *limit)
 {
 	if (!fh->reader) {
-		*limit = fh->job->size;
+		*limit = job_size(fh->job);
 		return off;
 	}
 	*limit = zip_reader_data_end(fh->reader);
@@ -466,7 +478,7 @@ static void forget_member(struct fh *fh)
 	uint64_t end = zip_reader_data_end(fh->reader);
 	uint64_t start = zip_reader_member(fh->reader)->local_offset;
 	if (end > start) {
-		catalog_job_forget(fh->job, start, end - start);
+		job_forget(fh->job, start, end - start);
 		log_msg(LOG_WARNING, "its cached bytes were dropped; the next read fetches them again");
 	}
 }
@@ -487,7 +499,7 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 			forget_member(fh);
 	} else {
 		pthread_mutex_unlock(&fh->lock); /* the cache serialises what it must */
-		n = catalog_job_pread(fh->job, buf, size, (uint64_t)off, ra);
+		n = job_pread(fh->job, buf, size, (uint64_t)off, ra);
 		pthread_mutex_lock(&fh->lock);
 	}
 	pthread_mutex_unlock(&fh->lock);
@@ -513,7 +525,7 @@ struct link_ctx {
 static int link_target(void *ctx, const struct zip_member *link, char **out, size_t *len)
 {
 	struct link_ctx *lc = ctx;
-	return zip_reader_read_all(lc->zi, link, catalog_job_read_fn, lc->job, SYMLINK_MAX, out, len);
+	return zip_reader_read_all(lc->zi, link, job_read_fn, lc->job, SYMLINK_MAX, out, len);
 }
 
 /* The kernel asks for every link it meets, so refusing each link whose whole resolution leaves
@@ -546,7 +558,7 @@ static int readlink_path(const struct tree_path *tp, char *buf, size_t size)
 	if (!err && m->type != ZIP_SYMLINK)
 		err = -EINVAL;
 	if (!err)
-		err = catalog_job_index(j, &zi);
+		err = job_index(j, &zi);
 	char *text = NULL;
 	if (!err)
 		err = link_text(j, zi, m, &text);
@@ -555,7 +567,7 @@ static int readlink_path(const struct tree_path *tp, char *buf, size_t size)
 	if (!err)
 		strcpy(buf, text);
 	free(text);
-	catalog_job_put(j);
+	job_put(j);
 	return err;
 }
 
@@ -646,9 +658,9 @@ static int xattr_value(const struct tree_path *tp, const char *name, char **out)
 		for (size_t i = 0; i < N_JOB_XATTRS && err == -ENODATA; i++) {
 			if (strcmp(name, job_xattrs[i]) != 0)
 				continue;
-			err = catalog_job_info(j, &g);
+			err = job_info(j, &g);
 			if (!err) {
-				*out = job_xattr_value(&g, j->size, i);
+				*out = job_xattr_value(&g, job_size(j), i);
 				err = *out ? 0 : -ENOMEM;
 				gl_job_release(&g);
 			}
@@ -661,7 +673,7 @@ static int xattr_value(const struct tree_path *tp, const char *name, char **out)
 		if (!err && asprintf(out, "%08" PRIx32, m->crc32) < 0)
 			err = -ENOMEM;
 	}
-	catalog_job_put(j);
+	job_put(j);
 	return err;
 }
 
@@ -746,7 +758,7 @@ static int set_job_xattr(const struct tree_path *tp, const char *name)
 	if (err)
 		return err;
 	err = catalog_job_keep(config()->cat, j);
-	catalog_job_put(j);
+	job_put(j);
 	return err;
 }
 
@@ -799,6 +811,10 @@ static void invalidate_later(const char *zip_path)
 	struct invalidate_arg *ia = malloc(sizeof(*ia));
 	if (!ia)
 		return;
+	if (unmounted_config) { /* unit tests: no kernel cache to drop */
+		free(ia);
+		return;
+	}
 	ia->fuse = fuse_get_context()->fuse;
 	ia->path = strndup(zip_path, strlen(zip_path) - 4); /* drop ".zip" */
 	pthread_t t;
@@ -822,7 +838,7 @@ static int fs_unlink(const char *path)
 	err = find_job(&tp, &j);
 	if (!err) {
 		err = catalog_job_delete(config()->cat, j);
-		catalog_job_put(j);
+		job_put(j);
 	}
 	if (!err) {
 		log_msg(LOG_INFO, "deleted the artifacts of this job");

@@ -35,6 +35,16 @@
 #define CDH_LEN 46u
 #define LFH_LEN 30u
 #define MAX_COMMENT 65535u
+/* Field offsets (APPNOTE.TXT 4.3.7, 4.3.12, 4.3.14-16), little-endian. */
+enum {
+	LFH_NAME_LEN = 26, LFH_EXTRA_LEN = 28,
+	CDH_MADE_BY = 4, CDH_FLAGS = 8, CDH_METHOD = 10, CDH_TIME = 12, CDH_DATE = 14,
+	CDH_CRC = 16, CDH_CSIZE = 20, CDH_USIZE = 24, CDH_NAME_LEN = 28, CDH_EXTRA_LEN = 30,
+	CDH_COMMENT_LEN = 32, CDH_EXT_ATTR = 38, CDH_LFH_OFFSET = 42,
+	EOCD_ENTRIES = 10, EOCD_CD_SIZE = 12, EOCD_CD_OFFSET = 16, EOCD_COMMENT_LEN = 20,
+	LOC64_EOCD64_AT = 8,
+	EOCD64_ENTRIES = 32, EOCD64_CD_SIZE = 40, EOCD64_CD_OFFSET = 48,
+};
 #define SHORT_TAIL 4096u
 #define MAX_ENTRIES 10000000u
 #define CHUNK_MIN (256u * 1024u)
@@ -104,7 +114,7 @@ static int read_zip64_end(uint64_t eocd_abs, zip_read_fn rd, void *ctx, struct c
 		return (int)n;
 	if (le32(loc) != LOC64_SIG)
 		return 0;
-	uint64_t rec_off = le64(loc + 8);
+	uint64_t rec_off = le64(loc + LOC64_EOCD64_AT);
 	if (rec_off > loc_abs || loc_abs - rec_off < EOCD64_LEN)
 		return -EIO;
 	n = rd(ctx, rec, EOCD64_LEN, rec_off);
@@ -112,9 +122,9 @@ static int read_zip64_end(uint64_t eocd_abs, zip_read_fn rd, void *ctx, struct c
 		return (int)n;
 	if (le32(rec) != EOCD64_SIG)
 		return -EIO;
-	cd->entries = le64(rec + 32);
-	cd->size = le64(rec + 40);
-	cd->offset = le64(rec + 48);
+	cd->entries = le64(rec + EOCD64_ENTRIES);
+	cd->size = le64(rec + EOCD64_CD_SIZE);
+	cd->offset = le64(rec + EOCD64_CD_OFFSET);
 	cd->end = rec_off;
 	return 0;
 }
@@ -124,8 +134,8 @@ static int read_zip64_end(uint64_t eocd_abs, zip_read_fn rd, void *ctx, struct c
 static int parse_eocd(const unsigned char *e, uint64_t eocd_abs, zip_read_fn rd, void *ctx,
 		      struct cd_loc *cd)
 {
-	*cd = (struct cd_loc){.entries = le16(e + 10), .size = le32(e + 12),
-			      .offset = le32(e + 16), .end = eocd_abs};
+	*cd = (struct cd_loc){.entries = le16(e + EOCD_ENTRIES), .size = le32(e + EOCD_CD_SIZE),
+			      .offset = le32(e + EOCD_CD_OFFSET), .end = eocd_abs};
 	int err = read_zip64_end(eocd_abs, rd, ctx, cd);
 	if (err)
 		return err;
@@ -145,7 +155,7 @@ static int scan_tail(uint64_t size, size_t len, zip_read_fn rd, void *ctx, struc
 	ssize_t n = rd(ctx, tail, len, size - len);
 	int err = n < 0 ? (int)n : -EIO;
 	for (size_t i = len - EOCD_LEN + 1; n >= 0 && err == -EIO && i-- > 0;) {
-		if (le32(tail + i) == EOCD_SIG && i + EOCD_LEN + le16(tail + i + 20) <= len)
+		if (le32(tail + i) == EOCD_SIG && i + EOCD_LEN + le16(tail + i + EOCD_COMMENT_LEN) <= len)
 			err = parse_eocd(tail + i, size - len + i, rd, ctx, cd);
 	}
 	free(tail);
@@ -283,8 +293,8 @@ static int apply_extra(const unsigned char *x, size_t len, struct zip_member *m,
 
 static void set_type(const unsigned char *h, struct zip_member *m, bool slash)
 {
-	uint32_t ext = le32(h + 38);
-	bool unix_host = (le16(h + 4) >> 8) == 3;
+	uint32_t ext = le32(h + CDH_EXT_ATTR);
+	bool unix_host = (le16(h + CDH_MADE_BY) >> 8) == 3;
 	uint32_t mode = unix_host ? ext >> 16 : 0;
 	m->type = slash || (ext & 0x10) || S_ISDIR(mode) ? ZIP_DIR : ZIP_FILE;
 	if (S_ISLNK(mode) && m->type == ZIP_FILE)
@@ -296,16 +306,18 @@ static void set_type(const unsigned char *h, struct zip_member *m, bool slash)
  * entry must be left out. */
 static const char *fill_member(const unsigned char *h, struct zip_member *m, uint64_t cd_offset)
 {
-	size_t nl = le16(h + 28), xl = le16(h + 30);
+	size_t nl = le16(h + CDH_NAME_LEN), xl = le16(h + CDH_EXTRA_LEN);
 	const char *name = (const char *)h + CDH_LEN;
-	uint32_t csize = le32(h + 20), usize = le32(h + 24), off = le32(h + 42);
+	uint32_t csize = le32(h + CDH_CSIZE), usize = le32(h + CDH_USIZE);
+	uint32_t off = le32(h + CDH_LFH_OFFSET);
 	unsigned big = (usize == 0xffffffffu ? BIG_SIZE : 0) | (csize == 0xffffffffu ? BIG_CSIZE : 0) |
 		       (off == 0xffffffffu ? BIG_OFFSET : 0);
 	bool slash = nl > 0 && name[nl - 1] == '/';
-	*m = (struct zip_member){.name = name, .base = name + nl - slash, .crc32 = le32(h + 16),
-				 .method = le16(h + 10), .encrypted = le16(h + 8) & 1,
+	*m = (struct zip_member){.name = name, .base = name + nl - slash, .crc32 = le32(h + CDH_CRC),
+				 .method = le16(h + CDH_METHOD),
+				 .encrypted = le16(h + CDH_FLAGS) & 1,
 				 .size = usize, .comp_size = csize, .local_offset = off,
-				 .mtime = dos_time(le16(h + 12), le16(h + 14)),
+				 .mtime = dos_time(le16(h + CDH_TIME), le16(h + CDH_DATE)),
 				 .first_child = NONE, .next_sibling = NONE};
 	if (apply_extra(h + CDH_LEN + nl, xl, m, big))
 		return "its zip64 field is too short";
@@ -328,7 +340,8 @@ static int parse_entry(struct build *b, const unsigned char *h, size_t len, uint
 {
 	if (len < CDH_LEN || le32(h) != CDH_SIG)
 		return -EIO;
-	size_t nl = le16(h + 28), xl = le16(h + 30), cl = le16(h + 32);
+	size_t nl = le16(h + CDH_NAME_LEN), xl = le16(h + CDH_EXTRA_LEN);
+	size_t cl = le16(h + CDH_COMMENT_LEN);
 	if (CDH_LEN + nl + xl + cl > len)
 		return -EIO;
 	*used = CDH_LEN + nl + xl + cl;
@@ -948,7 +961,8 @@ static int read_local_header(struct zip_reader *r)
 		return (int)n;
 	if (le32(h) != LFH_SIG)
 		return fail(r, "no local file header where the central directory says");
-	r->data_off = r->m->local_offset + LFH_LEN + le16(h + 26) + le16(h + 28);
+	r->data_off = r->m->local_offset + LFH_LEN + le16(h + LFH_NAME_LEN) +
+		      le16(h + LFH_EXTRA_LEN);
 	if (r->data_off > r->limit || r->m->comp_size > r->limit - r->data_off)
 		return fail(r, "the local file header puts the data past the central directory");
 	return 0;

@@ -43,26 +43,45 @@ int cache_entry_get(struct cache *c, const char *key, uint64_t size_bytes, struc
 void cache_entry_put(struct cache_entry *e); /* NULL is a no-op */
 uint64_t cache_entry_size(const struct cache_entry *e);
 
-/* Fetches bytes [off, off+len) of the archive (len > 0, within its size) into the entry by calling
- * cache_entry_write() (usually from a gitlab_archive_read sink). It may write more than asked
- * (a whole archive when the server ignores Range). Returns 0 or -errno. */
-typedef int (*cache_fetch_fn)(void *ctx, struct cache_entry *e, uint64_t off, uint64_t len);
+/* Where an entry's missing bytes come from. A fetch of [off, off+len) (len > 0, within the
+ * size) hands what the server sends to cache_writer_write(); it may hand more than asked (a whole
+ * archive when the server ignores Range). The bytes are marked present only when the fetch
+ * returns 0: a fetch returns 0 only once the answer is known good (status, Content-Range, the
+ * archive's size), so a rejected answer never reaches a reader. Returns 0 or -errno. */
+struct cache_writer;
+typedef int (*cache_fetch_fn)(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len);
+struct cache_source {
+	cache_fetch_fn fetch;
+	void *ctx;
+	void (*release)(void *ctx); /* called once the entry no longer needs ctx; may be NULL */
+};
+
+/* Binds the entry's source unless one is bound already (entries are shared by key: the first
+ * holder's source serves all). ctx is taken over either way: released at once when not bound,
+ * else when the entry is freed. */
+void cache_entry_bind(struct cache_entry *e, const struct cache_source *src);
+
+/* Stores bytes of the answer at off (positional and idempotent, as http_body_fn): gathered into
+ * large page-aligned writes, never past the archive's size (-EIO). Returns 0, -ENOSPC, -EIO. */
+int cache_writer_write(struct cache_writer *w, uint64_t off, const void *buf, size_t len);
+uint64_t cache_writer_size(const struct cache_writer *w); /* the archive's size */
 
 /* Reads exactly len bytes at off (clamped to the archive size: returns fewer only at the end),
- * fetching the missing blocks first: the missing blocks of [off, off+len) are fetched in as few
- * fetch calls as possible, each extended to at least min_fetch bytes (bounded by the size), single
- * flight with other threads and bounded in total by the cache limit. Returns bytes read or
- * -errno (the fetch's error, -ENOSPC, -EIO when a fetch returned 0 but left a block missing). */
+ * fetching the missing blocks first through the bound source (-EIO if none): the missing blocks
+ * of [off, off+len) are fetched in as few fetch calls as possible, each extended to at least
+ * min_fetch bytes (bounded by the size), single flight with other threads and bounded in total
+ * by the cache limit. Returns bytes read or -errno (the fetch's error, -ENOSPC, -EIO when a
+ * fetch returned 0 but left a block missing). */
 ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
-			  uint64_t min_fetch, cache_fetch_fn fetch, void *ctx);
+			  uint64_t min_fetch);
 
-/* As cache_entry_pread, but only makes the bytes present (buf may be NULL then). */
-int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len, cache_fetch_fn fetch,
-			 void *ctx);
+/* As cache_entry_pread, but only makes the bytes present. */
+int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len);
 
-/* Stores bytes at off. Marks each block that is now wholly written (the last block counts as
- * whole when the data reaches the archive's end); bytes of a partly written block go to disk at
- * once but the block is marked only when contiguous writes have covered it whole. Safe to call from any thread, with overlapping or repeated ranges.
+/* Stores bytes already known good at off (a probe's tail). Marks each block that is now wholly
+ * written (the last block counts as whole when the data reaches the archive's end); bytes of a
+ * partly written block go to disk at once but the block is marked only when contiguous writes
+ * have covered it whole. Safe from any thread, with overlapping or repeated ranges.
  * Returns 0, -ENOSPC (over the limit with nothing evictable, or the disk is full), -EIO. */
 int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len);
 

@@ -28,6 +28,11 @@ struct fs_config {
 /* The table to give fuse_new(), with a struct fs_config as its user data. */
 extern const struct fuse_operations fs_operations;
 
+/* Calls of the operations outside a mount (unit tests call them directly) have no FUSE context to
+ * carry the fs_config: once this is called, every operation uses fc (borrowed) instead. The
+ * daemon never calls it. */
+void fs_use_config(struct fs_config *fc);
+
 /* Seconds since the epoch of an ISO 8601 time as GitLab writes it ("2026-11-20T10:15:30.123Z",
  * or with a +hh:mm offset); 0 when s is NULL or not such a time. */
 time_t fs_parse_time(const char *s);

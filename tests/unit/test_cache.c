@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "artifactfs/cache.h"
@@ -23,31 +26,55 @@ struct source {
 	int fail;              /* -errno to return instead of data */
 	bool whole;            /* answer like a 200: everything from 0, odd chunks */
 	bool nothing;          /* succeed without writing */
-	pthread_barrier_t *gate;
+	int fail_after;        /* -errno to return after writing everything (a rejected answer) */
+	bool garbage;          /* write wrong bytes */
+	void (*gate)(struct source *s, int call); /* called first, with the count of earlier calls */
+	pid_t readers[8];      /* for the gate of the single-flight test */
+	atomic_int n_readers;
 };
 
-static int fetch(void *ctx, struct cache_entry *e, uint64_t off, uint64_t len)
+/* The source the next read fetches from: entries are bound to fetch() once, and each test
+ * process (Criterion forks one per test) says which struct source answers. */
+static struct source *active;
+
+static int fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
 {
-	struct source *s = ctx;
-	atomic_fetch_add(&s->calls, 1);
+	(void)ctx;
+	struct source *s = active;
+	int call = atomic_fetch_add(&s->calls, 1);
 	if (s->gate)
-		pthread_barrier_wait(s->gate);
+		s->gate(s, call);
 	if (s->fail)
 		return s->fail;
 	if (s->nothing)
 		return 0;
-	uint64_t start = s->whole ? 0 : off, end = s->whole ? cache_entry_size(e) : off + len;
+	uint64_t start = s->whole ? 0 : off, end = s->whole ? cache_writer_size(w) : off + len;
 	unsigned char buf[7777];
 	while (start < end) {
 		size_t n = end - start < sizeof(buf) ? (size_t)(end - start) : sizeof(buf);
 		for (size_t i = 0; i < n; i++)
-			buf[i] = byte_at(start + i);
-		int err = cache_entry_write(e, start, buf, n);
+			buf[i] = byte_at(start + i) ^ (s->garbage ? 0xff : 0);
+		int err = cache_writer_write(w, start, buf, n);
 		if (err)
 			return err;
 		start += n;
 	}
-	return 0;
+	return s->fail_after;
+}
+
+static int get_bound(struct cache *c, const char *key, uint64_t size, struct cache_entry **e)
+{
+	int err = cache_entry_get(c, key, size, e);
+	if (!err)
+		cache_entry_bind(*e, &(struct cache_source){fetch, NULL, NULL});
+	return err;
+}
+
+static ssize_t pread_from(struct source *s, struct cache_entry *e, void *buf, size_t len,
+			  uint64_t off, uint64_t min_fetch)
+{
+	active = s;
+	return cache_entry_pread(e, buf, len, off, min_fetch);
 }
 
 static char *tmpdir(void)
@@ -60,7 +87,7 @@ static char *tmpdir(void)
 static void check_range(struct cache_entry *e, struct source *s, uint64_t off, size_t len)
 {
 	unsigned char *buf = malloc(len);
-	ssize_t n = cache_entry_pread(e, buf, len, off, 0, fetch, s);
+	ssize_t n = pread_from(s, e, buf, len, off, 0);
 	size_t want = off >= SIZE ? 0 : (SIZE - off < len ? SIZE - off : len);
 	cr_assert_eq(n, (ssize_t)want, "pread at %llu: %zd", (unsigned long long)off, n);
 	for (size_t i = 0; i < want; i++)
@@ -75,7 +102,7 @@ Test(cache, reads_exact_bytes_across_blocks_and_at_the_end)
 	struct cache_entry *e;
 	struct source s = {0};
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "job-1", SIZE, &e), 0);
+	cr_assert_eq(get_bound(c, "job-1", SIZE, &e), 0);
 	check_range(e, &s, CACHE_BLOCK_SIZE - 10, 20);
 	check_range(e, &s, SIZE - 100, 4096);
 	check_range(e, &s, 0, SIZE);
@@ -95,7 +122,7 @@ Test(cache, folders_are_0700_and_files_0600)
 	struct cache *c;
 	struct cache_entry *e;
 	cr_assert_eq(cache_open(sub, 1 << 30, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
 	struct stat st;
 	cr_assert_eq(stat(sub, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0700);
@@ -117,19 +144,19 @@ Test(cache, a_reopened_cache_serves_without_fetching)
 	struct cache_entry *e;
 	struct source s = {0};
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
 	check_range(e, &s, 0, SIZE);
 	cache_entry_put(e);
 	cache_close(c);
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "k", 0, &e), 0, "the size is on disk");
+	cr_assert_eq(get_bound(c, "k", 0, &e), 0, "the size is on disk");
 	cr_assert_eq(cache_entry_size(e), SIZE);
 	struct source s2 = {0};
 	check_range(e, &s2, 0, SIZE);
 	cr_assert_eq(atomic_load(&s2.calls), 0);
 	cache_entry_put(e);
-	cr_assert_eq(cache_entry_get(c, "absent", 0, &e), -ENOENT);
-	cr_assert_eq(cache_entry_get(c, "k", SIZE + 1, &e), 0, "another size starts anew");
+	cr_assert_eq(get_bound(c, "absent", 0, &e), -ENOENT);
+	cr_assert_eq(get_bound(c, "k", SIZE + 1, &e), 0, "another size starts anew");
 	check_range(e, &s2, 0, 10);
 	cr_assert_gt(atomic_load(&s2.calls), 0);
 	cache_entry_put(e);
@@ -146,8 +173,45 @@ static void *reader(void *p)
 {
 	struct reader_arg *a = p;
 	unsigned char buf[100];
-	ssize_t n = cache_entry_pread(a->e, buf, sizeof(buf), 3 * CACHE_BLOCK_SIZE, 0, fetch, a->s);
+	a->s->readers[atomic_fetch_add(&a->s->n_readers, 1)] = gettid();
+	ssize_t n = cache_entry_pread(a->e, buf, sizeof(buf), 3 * CACHE_BLOCK_SIZE, 0);
 	return (void *)(intptr_t)(n == sizeof(buf) && buf[0] == byte_at(3 * CACHE_BLOCK_SIZE));
+}
+
+/* Whether thread tid of this process is asleep (blocked on a futex: the cache's condition
+ * variable, once the fetch runs without the entry's lock). */
+static bool asleep(pid_t tid)
+{
+	char path[64], stat[512];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(stat, 1, sizeof(stat) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	stat[n] = '\0';
+	const char *end = strrchr(stat, ')'); /* the state follows the command name */
+	return end && end[1] == ' ' && end[2] == 'S';
+}
+
+/* Holds the first fetch until every other reader sleeps (waiting for this fetch) or has
+ * fetched itself (no single flight): then the count of fetches tells which happened. */
+static void hold_until_all_wait(struct source *s, int call)
+{
+	if (call > 0)
+		return;
+	struct timespec deadline, now;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += 30;
+	for (;;) {
+		int n = atomic_load(&s->n_readers), sleeping = 0;
+		for (int i = 0; i < n; i++)
+			sleeping += s->readers[i] != gettid() && asleep(s->readers[i]);
+		if ((n == 8 && sleeping == 7) || atomic_load(&s->calls) > 1)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		cr_assert(now.tv_sec < deadline.tv_sec, "the readers never all waited");
+		sched_yield();
+	}
 }
 
 Test(cache, concurrent_readers_of_missing_blocks_cause_one_fetch)
@@ -155,11 +219,10 @@ Test(cache, concurrent_readers_of_missing_blocks_cause_one_fetch)
 	char *d = tmpdir();
 	struct cache *c;
 	struct cache_entry *e;
-	pthread_barrier_t gate;
-	pthread_barrier_init(&gate, NULL, 1); /* the single fetch must not wait for others */
-	struct source s = {.gate = &gate};
+	struct source s = {.gate = hold_until_all_wait};
+	active = &s;
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
 	pthread_t t[8];
 	struct reader_arg a = {e, &s};
 	for (int i = 0; i < 8; i++)
@@ -172,7 +235,6 @@ Test(cache, concurrent_readers_of_missing_blocks_cause_one_fetch)
 	cr_assert_eq(atomic_load(&s.calls), 1);
 	cache_entry_put(e);
 	cache_close(c);
-	pthread_barrier_destroy(&gate);
 	free(d);
 }
 
@@ -183,7 +245,7 @@ Test(cache, a_whole_archive_answer_marks_every_block)
 	struct cache_entry *e;
 	struct source s = {.whole = true};
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
 	check_range(e, &s, 2 * CACHE_BLOCK_SIZE, 10);
 	cr_assert(cache_entry_has(e, 0, SIZE));
 	cache_entry_put(e);
@@ -199,11 +261,34 @@ Test(cache, fetch_errors_propagate_and_mark_nothing)
 	struct source s = {.fail = -EACCES};
 	unsigned char buf[10];
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
-	cr_assert_eq(cache_entry_pread(e, buf, 10, 0, 0, fetch, &s), -EACCES);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
+	cr_assert_eq(pread_from(&s, e, buf, 10, 0, 0), -EACCES);
 	cr_assert_not(cache_entry_has(e, 0, 10));
 	struct source lazy = {.nothing = true};
-	cr_assert_eq(cache_entry_pread(e, buf, 10, 0, 0, fetch, &lazy), -EIO);
+	cr_assert_eq(pread_from(&lazy, e, buf, 10, 0, 0), -EIO);
+	/* every byte written, then the answer found wrong (a 200 of the wrong length): none marked */
+	struct source rejected = {.whole = true, .fail_after = -EIO};
+	cr_assert_eq(pread_from(&rejected, e, buf, 10, 0, 0), -EIO);
+	cr_assert_not(cache_entry_has(e, 0, SIZE), "a rejected answer reached the cache");
+	cache_entry_put(e);
+	cache_close(c);
+	free(d);
+}
+
+Test(cache, a_rejected_answer_leaves_present_blocks_alone)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	struct source good = {0}, bad = {.whole = true, .garbage = true, .fail_after = -EIO};
+	struct source none = {.fail = -EACCES};
+	unsigned char buf[10];
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
+	check_range(e, &good, 0, CACHE_BLOCK_SIZE);
+	cr_assert_eq(pread_from(&bad, e, buf, 10, 2 * CACHE_BLOCK_SIZE, 0), -EIO);
+	check_range(e, &none, 0, CACHE_BLOCK_SIZE); /* present: no fetch, and the right bytes */
+	cr_assert_eq(atomic_load(&none.calls), 0);
 	cache_entry_put(e);
 	cache_close(c);
 	free(d);
@@ -217,19 +302,19 @@ Test(cache, eviction_keeps_under_the_limit_and_spares_entries_in_use)
 	struct source s = {0};
 	/* room for about one archive and a half */
 	cr_assert_eq(cache_open(d, SIZE + SIZE / 2 + 16384, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "a", SIZE, &a), 0);
+	cr_assert_eq(get_bound(c, "a", SIZE, &a), 0);
 	check_range(a, &s, 0, SIZE);
 	cache_entry_put(a);
-	cr_assert_eq(cache_entry_get(c, "b", SIZE, &b), 0);
+	cr_assert_eq(get_bound(c, "b", SIZE, &b), 0);
 	check_range(b, &s, 0, SIZE); /* evicts a, which nobody uses */
 	struct cache_stats st;
 	cache_get_stats(c, &st);
 	cr_assert_leq(st.used_bytes, st.limit_bytes);
 	cr_assert_geq(st.evictions, 1);
-	cr_assert_eq(cache_entry_get(c, "a", 0, &a), -ENOENT, "a was evicted");
-	cr_assert_eq(cache_entry_get(c, "x", SIZE, &x), 0);
+	cr_assert_eq(get_bound(c, "a", 0, &a), -ENOENT, "a was evicted");
+	cr_assert_eq(get_bound(c, "x", SIZE, &x), 0);
 	unsigned char *buf = malloc(SIZE);
-	cr_assert_eq(cache_entry_pread(x, buf, SIZE, 0, 0, fetch, &s), -ENOSPC,
+	cr_assert_eq(pread_from(&s, x, buf, SIZE, 0, 0), -ENOSPC,
 		     "b is in use: nothing can go");
 	free(buf);
 	cache_entry_put(x);
@@ -250,7 +335,7 @@ Test(cache, an_entry_held_by_another_process_is_not_evicted)
 		struct cache *c;
 		struct cache_entry *e;
 		char ch = 'r';
-		if (cache_open(d, 1 << 30, &c) || cache_entry_get(c, "held", SIZE, &e))
+		if (cache_open(d, 1 << 30, &c) || get_bound(c, "held", SIZE, &e))
 			_exit(1);
 		check_range(e, &s, 0, SIZE);
 		if (write(up[1], &ch, 1) != 1 || read(down[0], &ch, 1) != 1)
@@ -262,9 +347,9 @@ Test(cache, an_entry_held_by_another_process_is_not_evicted)
 	struct cache *c;
 	struct cache_entry *e;
 	cr_assert_eq(cache_open(d, SIZE / 2, &c), 0); /* over the limit already */
-	cr_assert_eq(cache_entry_get(c, "mine", SIZE, &e), 0);
+	cr_assert_eq(get_bound(c, "mine", SIZE, &e), 0);
 	unsigned char buf[10];
-	cr_assert_eq(cache_entry_pread(e, buf, 10, 0, 0, fetch, &s), -ENOSPC);
+	cr_assert_eq(pread_from(&s, e, buf, 10, 0, 0), -ENOSPC);
 	char *f;
 	cr_assert(asprintf(&f, "%s/v1/held.afs", d) > 0);
 	cr_assert_eq(access(f, F_OK), 0, "the other process's entry is still there");
@@ -289,7 +374,7 @@ Test(cache, a_writer_killed_mid_run_leaves_no_marked_block)
 		struct cache_entry *e;
 		unsigned char half[CACHE_BLOCK_SIZE / 2];
 		memset(half, 0xee, sizeof(half)); /* wrong bytes, never to be served */
-		if (cache_open(d, 1 << 30, &c) || cache_entry_get(c, "k", SIZE, &e) ||
+		if (cache_open(d, 1 << 30, &c) || get_bound(c, "k", SIZE, &e) ||
 		    cache_entry_write(e, 0, half, sizeof(half)) || write(up[1], "w", 1) != 1)
 			_exit(1);
 		for (;;)
@@ -303,7 +388,7 @@ Test(cache, a_writer_killed_mid_run_leaves_no_marked_block)
 	struct cache_entry *e;
 	struct source s = {0};
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "k", 0, &e), 0);
+	cr_assert_eq(get_bound(c, "k", 0, &e), 0);
 	cr_assert_not(cache_entry_has(e, 0, 1));
 	check_range(e, &s, 0, 100);
 	cr_assert_eq(atomic_load(&s.calls), 1);
@@ -319,7 +404,7 @@ Test(cache, invalidated_blocks_are_fetched_again)
 	struct cache_entry *e;
 	struct source s = {0};
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
 	check_range(e, &s, 0, SIZE);
 	cache_entry_invalidate(e, CACHE_BLOCK_SIZE, 1);
 	cr_assert_not(cache_entry_has(e, CACHE_BLOCK_SIZE, 1));
@@ -338,7 +423,7 @@ Test(cache, invalidated_bytes_never_complete_a_block)
 	struct cache_entry *e;
 	unsigned char half[CACHE_BLOCK_SIZE / 2];
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
-	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
 	memset(half, 0xee, sizeof(half)); /* found corrupt, then dropped */
 	cr_assert_eq(cache_entry_write(e, CACHE_BLOCK_SIZE, half, sizeof(half)), 0);
 	cache_entry_invalidate(e, CACHE_BLOCK_SIZE, 1);

@@ -1,0 +1,88 @@
+/* job: one job's archive, shared by every path that names the job (<ref>/<job> and
+ * -/jobs/<id>): its cache entry and its zip index, both made on first use, single flight; reads,
+ * background prefetches and forgetting of bytes found corrupt; and the job's GitLab metadata.
+ *
+ * A job's identity (id, name, ref, project, cache key, size, by_id) is fixed when it is made and
+ * read without a lock. Its metadata (struct gl_job: keep changes artifacts_expire_at) is guarded
+ * by the job's lock and only ever read as a copy (job_info). References are counted atomically:
+ * the last job_put frees the job, its cache entry reference and its index.
+ *
+ * Archive bytes reach the cache through the backend's archive_read, into a cache writer: the
+ * cache marks them present only once the answer was found good (status, Content-Range and the
+ * archive's size as known), so a wrong answer never poisons the cache.
+ *
+ * Lock order: job->lock, then the cache's locks; job->lock is never held across network I/O,
+ * and no catalog lock is taken under it. */
+#ifndef ARTIFACTFS_JOB_H
+#define ARTIFACTFS_JOB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "artifactfs/backend.h"
+#include "artifactfs/cache.h"
+#include "artifactfs/zipindex.h"
+
+struct job;
+
+/* What the jobs of one catalog share; owned by the catalog, which outlives its jobs and calls
+ * job_env_drain() before freeing it. */
+struct job_env {
+	struct backend be;
+	struct cache *cache;                 /* borrowed */
+	atomic_uint_fast64_t indexes_loaded;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int prefetching;                     /* protected by lock: background fetches running */
+};
+
+void job_env_init(struct job_env *env, const struct backend *be, struct cache *cache);
+/* Waits for background fetches to end, then destroys the lock. */
+void job_env_drain(struct job_env *env);
+
+/* A job with one reference. info is copied (info->id 0: known only by ref, read through the
+ * by-ref endpoint); ref is NULL unless so; key names its cache entry. NULL on ENOMEM. */
+struct job *job_new(struct job_env *env, const char *project, const char *ref,
+		    const struct gl_job *info, const char *key, uint64_t size);
+struct job *job_hold(struct job *j);
+void job_put(struct job *j); /* NULL is a no-op */
+int job_refs(const struct job *j); /* for the catalog's trimming: 1 means only it holds j */
+
+/* Identity: immutable, no lock. Strings borrowed while a reference is held. */
+int64_t job_id(const struct job *j);       /* 0 when known only by ref */
+const char *job_name(const struct job *j);
+const char *job_project(const struct job *j);
+const char *job_ref(const struct job *j);  /* NULL unless found by ref */
+const char *job_key(const struct job *j);
+uint64_t job_size(const struct job *j);
+bool job_is_by_id(const struct job *j);    /* content immutable: the job id is known */
+
+/* A copy of the metadata, taken under the lock. Release with gl_job_release(). */
+int job_info(struct job *j, struct gl_job *out);
+/* Replaces the metadata (after keep); info is taken over. */
+void job_set_info(struct job *j, struct gl_job *info);
+/* Deep copy of a gl_job; -ENOMEM leaves dst empty. */
+int job_info_copy(const struct gl_job *src, struct gl_job *dst);
+
+/* Stores bytes already fetched and checked (a by-ref probe's tail) in the job's cache entry. */
+int job_seed(struct job *j, uint64_t off, const void *buf, size_t len);
+
+/* The zip index, loaded on first use (reads only the archive's end). Borrowed while j is held. */
+int job_index(struct job *j, const struct zipindex **out);
+
+/* Reads exactly len bytes of the archive at off (short only at its end), through the cache.
+ * read_ahead: bytes to fetch at least when a fetch is needed (sequential readers pass more). */
+ssize_t job_pread(struct job *j, void *buf, size_t len, uint64_t off, uint64_t read_ahead);
+/* A zip_read_fn over the archive (ctx is the job): short reads are -EIO. */
+ssize_t job_read_fn(void *ctx, void *buf, size_t len, uint64_t off);
+
+/* Starts fetching [off, off+len) in the background and returns at once; the thread holds its
+ * own reference. Failures are left to the read that needs the bytes. */
+void job_prefetch(struct job *j, uint64_t off, uint64_t len);
+/* Forgets cached archive bytes found corrupt, so the next read fetches them again. */
+void job_forget(struct job *j, uint64_t off, uint64_t len);
+
+#endif

@@ -1,0 +1,368 @@
+/* job: one job's archive and metadata, shared by every path that names the job.
+ *
+ * Identity fields are set in job_new and never change, so they are read without a lock; the
+ * metadata (info), the cache entry and the zip index are guarded by j->lock. The entry is got
+ * once and kept until the job is freed; the index is loaded once (single flight on j->cond) and
+ * is immutable after. The cache entry's source is a copy of what names the archive on the server
+ * (never the job itself: the entry may outlive it, shared by another job object of the same key). */
+#include "artifactfs/job.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "artifactfs/log.h"
+
+#define PREFETCH_MAX 8 /* background fetches at once, over all readers of a catalog */
+
+struct job {
+	atomic_int refs;
+	struct job_env *env;
+	/* identity: immutable */
+	int64_t id;
+	char *name, *project, *ref, *key;
+	uint64_t size;
+	bool by_id;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct gl_job info;        /* protected by lock */
+	bool loading;              /* protected by lock: an index load is in flight */
+	struct cache_entry *entry; /* protected by lock; set once */
+	struct zipindex *zi;       /* protected by lock; set once, then immutable */
+};
+
+void job_env_init(struct job_env *env, const struct backend *be, struct cache *cache)
+{
+	env->be = *be;
+	env->cache = cache;
+	atomic_init(&env->indexes_loaded, 0);
+	pthread_mutex_init(&env->lock, NULL);
+	pthread_cond_init(&env->cond, NULL);
+	env->prefetching = 0;
+}
+
+void job_env_drain(struct job_env *env)
+{
+	pthread_mutex_lock(&env->lock); /* background fetches use the cache: let them end */
+	while (env->prefetching > 0)
+		pthread_cond_wait(&env->cond, &env->lock);
+	pthread_mutex_unlock(&env->lock);
+	pthread_mutex_destroy(&env->lock);
+	pthread_cond_destroy(&env->cond);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int job_info_copy(const struct gl_job *src, struct gl_job *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->id = src->id;
+	dst->pipeline_id = src->pipeline_id;
+	dst->archive_size = src->archive_size;
+	dst->name = dup_or_null(src->name);
+	dst->status = dup_or_null(src->status);
+	dst->ref = dup_or_null(src->ref);
+	dst->sha = dup_or_null(src->sha);
+	dst->web_url = dup_or_null(src->web_url);
+	dst->created_at = dup_or_null(src->created_at);
+	dst->finished_at = dup_or_null(src->finished_at);
+	dst->artifacts_expire_at = dup_or_null(src->artifacts_expire_at);
+	if ((src->name && !dst->name) || (src->status && !dst->status) ||
+	    (src->ref && !dst->ref) || (src->sha && !dst->sha) ||
+	    (src->web_url && !dst->web_url) || (src->created_at && !dst->created_at) ||
+	    (src->finished_at && !dst->finished_at) ||
+	    (src->artifacts_expire_at && !dst->artifacts_expire_at)) {
+		gl_job_release(dst);
+		memset(dst, 0, sizeof(*dst));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void job_free(struct job *j)
+{
+	cache_entry_put(j->entry);
+	zipindex_free(j->zi);
+	gl_job_release(&j->info);
+	pthread_mutex_destroy(&j->lock);
+	pthread_cond_destroy(&j->cond);
+	free(j->name);
+	free(j->project);
+	free(j->ref);
+	free(j->key);
+	free(j);
+}
+
+struct job *job_new(struct job_env *env, const char *project, const char *ref,
+		    const struct gl_job *info, const char *key, uint64_t size)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	atomic_init(&j->refs, 1);
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->cond, NULL);
+	j->env = env;
+	j->id = info->id;
+	j->size = size;
+	j->by_id = info->id > 0;
+	j->name = dup_or_null(info->name);
+	j->project = strdup(project);
+	j->ref = dup_or_null(ref);
+	j->key = strdup(key);
+	if ((info->name && !j->name) || !j->project || (ref && !j->ref) || !j->key ||
+	    job_info_copy(info, &j->info)) {
+		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+struct job *job_hold(struct job *j)
+{
+	atomic_fetch_add(&j->refs, 1);
+	return j;
+}
+
+void job_put(struct job *j)
+{
+	if (j && atomic_fetch_sub(&j->refs, 1) == 1)
+		job_free(j);
+}
+
+int job_refs(const struct job *j)
+{
+	return atomic_load(&j->refs);
+}
+
+int64_t job_id(const struct job *j) { return j->id; }
+const char *job_name(const struct job *j) { return j->name; }
+const char *job_project(const struct job *j) { return j->project; }
+const char *job_ref(const struct job *j) { return j->ref; }
+const char *job_key(const struct job *j) { return j->key; }
+uint64_t job_size(const struct job *j) { return j->size; }
+bool job_is_by_id(const struct job *j) { return j->by_id; }
+
+int job_info(struct job *j, struct gl_job *out)
+{
+	pthread_mutex_lock(&j->lock);
+	int err = job_info_copy(&j->info, out);
+	pthread_mutex_unlock(&j->lock);
+	return err;
+}
+
+void job_set_info(struct job *j, struct gl_job *info)
+{
+	pthread_mutex_lock(&j->lock);
+	struct gl_job old = j->info;
+	j->info = *info;
+	pthread_mutex_unlock(&j->lock);
+	memset(info, 0, sizeof(*info));
+	gl_job_release(&old);
+}
+
+/* ---- the archive's source: what the cache calls to fetch missing bytes ---- */
+
+struct source {
+	const struct backend *be;
+	struct gl_archive a;
+	char *project, *ref, *name;
+};
+
+static void source_free(void *ctx)
+{
+	struct source *s = ctx;
+	free(s->project);
+	free(s->ref);
+	free(s->name);
+	free(s);
+}
+
+static struct source *source_new(const struct job *j)
+{
+	struct source *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->be = &j->env->be;
+	s->project = strdup(j->project);
+	s->ref = dup_or_null(j->ref);
+	s->name = dup_or_null(j->name);
+	if (!s->project || (j->ref && !s->ref) || (j->name && !s->name)) {
+		source_free(s);
+		return NULL;
+	}
+	s->a = (struct gl_archive){
+		.project = s->project,
+		.job_id = j->by_id ? j->id : 0,
+		.ref = s->ref,
+		.job_name = s->name,
+	};
+	return s;
+}
+
+static int writer_sink(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	return cache_writer_write(ctx, off, buf, len);
+}
+
+/* Fetches [off, off+len) into w; 0 only when the answer was good and the archive's size is the
+ * one the entry was made for (the archive behind a ref may change between requests). */
+static int source_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
+{
+	struct source *s = ctx;
+	int64_t total = -1;
+	int err = s->be->archive_read(s->be->ctx, &s->a, (int64_t)off, (int64_t)len, writer_sink, w,
+				      &total, NULL);
+	uint64_t size = cache_writer_size(w);
+	if (!err && total >= 0 && (uint64_t)total != size) {
+		log_msg(LOG_ERR, "job %s: the archive is now %" PRId64 " bytes, was %" PRIu64,
+			s->name ? s->name : "?", total, size);
+		err = -EIO;
+	}
+	return err;
+}
+
+static int job_entry(struct job *j, struct cache_entry **out)
+{
+	int err = 0;
+	pthread_mutex_lock(&j->lock);
+	if (!j->entry) {
+		struct source *s = source_new(j);
+		err = s ? cache_entry_get(j->env->cache, j->key, j->size, &j->entry) : -ENOMEM;
+		if (!err)
+			cache_entry_bind(j->entry, &(struct cache_source){source_fetch, s, source_free});
+		else if (s)
+			source_free(s);
+	}
+	*out = j->entry;
+	pthread_mutex_unlock(&j->lock);
+	return err;
+}
+
+int job_seed(struct job *j, uint64_t off, const void *buf, size_t len)
+{
+	struct cache_entry *e;
+	int err = job_entry(j, &e);
+	return err ? err : cache_entry_write(e, off, buf, len);
+}
+
+ssize_t job_pread(struct job *j, void *buf, size_t len, uint64_t off, uint64_t read_ahead)
+{
+	struct cache_entry *e;
+	int err = job_entry(j, &e);
+	if (err)
+		return err;
+	return cache_entry_pread(e, buf, len, off, read_ahead);
+}
+
+ssize_t job_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = job_pread(ctx, buf, len, off, 0);
+	if (n >= 0 && (size_t)n != len) {
+		log_msg(LOG_ERR, "the archive ends before byte %" PRIu64 " that its index names",
+			off + len);
+		return -EIO;
+	}
+	return n;
+}
+
+void job_forget(struct job *j, uint64_t off, uint64_t len)
+{
+	struct cache_entry *e;
+	if (job_entry(j, &e) == 0)
+		cache_entry_invalidate(e, off, len);
+}
+
+int job_index(struct job *j, const struct zipindex **out)
+{
+	struct cache_entry *e;
+	int err = job_entry(j, &e);
+	if (err)
+		return err;
+	pthread_mutex_lock(&j->lock);
+	while (j->loading)
+		pthread_cond_wait(&j->cond, &j->lock);
+	if (j->zi) {
+		*out = j->zi;
+		pthread_mutex_unlock(&j->lock);
+		return 0;
+	}
+	j->loading = true;
+	pthread_mutex_unlock(&j->lock);
+
+	struct zipindex *zi = NULL;
+	err = zipindex_load(j->size, job_read_fn, j, &zi);
+	if (!err)
+		atomic_fetch_add(&j->env->indexes_loaded, 1);
+
+	pthread_mutex_lock(&j->lock);
+	j->zi = zi;
+	j->loading = false;
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+	*out = zi;
+	return err;
+}
+
+/* ---- background fetches ---- */
+
+struct prefetch {
+	struct job *job;
+	uint64_t off, len;
+};
+
+static void prefetch_done(struct job_env *env)
+{
+	pthread_mutex_lock(&env->lock);
+	env->prefetching--;
+	pthread_cond_broadcast(&env->cond);
+	pthread_mutex_unlock(&env->lock);
+}
+
+static void *prefetch_thread(void *p)
+{
+	struct prefetch *pf = p;
+	struct job_env *env = pf->job->env;
+	struct cache_entry *e;
+	if (job_entry(pf->job, &e) == 0)
+		cache_entry_prefetch(e, pf->off, pf->len);
+	job_put(pf->job);
+	free(pf);
+	prefetch_done(env);
+	return NULL;
+}
+
+void job_prefetch(struct job *j, uint64_t off, uint64_t len)
+{
+	if (off >= j->size || len == 0)
+		return;
+	struct prefetch *pf = malloc(sizeof(*pf));
+	if (!pf)
+		return;
+	*pf = (struct prefetch){j, off, len < j->size - off ? len : j->size - off};
+	struct job_env *env = j->env;
+	pthread_mutex_lock(&env->lock);
+	bool room = env->prefetching < PREFETCH_MAX;
+	if (room)
+		env->prefetching++;
+	pthread_mutex_unlock(&env->lock);
+	if (!room) {
+		free(pf); /* the reader will fetch it itself */
+		return;
+	}
+	job_hold(j);
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, prefetch_thread, pf) != 0) {
+		job_put(j);
+		free(pf);
+		prefetch_done(env);
+	}
+	pthread_attr_destroy(&attr);
+}

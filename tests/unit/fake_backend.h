@@ -1,0 +1,210 @@
+/* A stand-in for GitLab under the catalog (struct backend): one project "grp/app" with refs
+ * "main" and "dev"; main's newest pipeline has jobs "build" (id 101) and "test" (id 102), both
+ * with the same small zip archive; 103 is a job with no archive, every other id above 100 an
+ * older job with that archive. Counts every call, can
+ * answer EACCES for listings (a job token) and can answer archive reads wrongly. For one test
+ * process (Criterion forks one per test): state is global. */
+#ifndef FAKE_BACKEND_H
+#define FAKE_BACKEND_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "artifactfs/backend.h"
+#include "zipbuild.h"
+
+struct fake {
+	atomic_int project_get, refs_list, ref_jobs, recent_jobs, job_get, keep, del, archive;
+	bool job_token;           /* listings and job lookups answer -EACCES */
+	bool wrong_length;        /* archive reads answer a 200 of another length, wrong bytes */
+	int project_err;          /* project_get's answer */
+	char *expire_at;          /* what keep returns as artifacts_expire_at */
+	struct gl_archive last;   /* the last archive read (strings copied into the two below) */
+	char last_ref[64], last_name[64];
+	unsigned char *zip;
+	size_t zip_len;
+};
+static struct fake fake;
+
+static char *fk_dup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void fake_job(int64_t id, const char *name, const char *ref, struct gl_job *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = id;
+	out->name = fk_dup(name);
+	out->status = fk_dup("success");
+	out->ref = fk_dup(ref);
+	out->finished_at = fk_dup("2026-11-20T10:15:30.000Z");
+	out->pipeline_id = 7;
+	out->archive_size = id == 103 ? -1 : (int64_t)fake.zip_len;
+}
+
+static int fk_project_get(void *ctx, const char *project, struct gl_project *out)
+{
+	(void)ctx;
+	atomic_fetch_add(&fake.project_get, 1);
+	memset(out, 0, sizeof(*out));
+	if (fake.project_err)
+		return fake.project_err;
+	if (fake.job_token)
+		return -EACCES;
+	if (strcmp(project, "grp/app") != 0)
+		return -ENOENT;
+	out->id = 1;
+	out->path_with_namespace = strdup(project);
+	return 0;
+}
+
+static int fk_projects_list(void *ctx, struct gl_project **out, size_t *n)
+{
+	(void)ctx;
+	*out = calloc(1, sizeof(**out));
+	(*out)[0].id = 1;
+	(*out)[0].path_with_namespace = strdup("grp/app");
+	*n = 1;
+	return 0;
+}
+
+static int fk_refs_list(void *ctx, const char *project, char ***names, size_t *n)
+{
+	(void)ctx, (void)project;
+	atomic_fetch_add(&fake.refs_list, 1);
+	if (fake.job_token)
+		return -EACCES;
+	*names = calloc(3, sizeof(**names));
+	(*names)[0] = strdup("main");
+	(*names)[1] = strdup("dev");
+	*n = 2;
+	return 0;
+}
+
+static int fk_ref_jobs(void *ctx, const char *project, const char *ref, struct gl_job **jobs,
+		       size_t *n)
+{
+	(void)ctx, (void)project;
+	atomic_fetch_add(&fake.ref_jobs, 1);
+	if (fake.job_token)
+		return -EACCES;
+	if (strcmp(ref, "main") != 0)
+		return -ENOENT;
+	*jobs = calloc(2, sizeof(**jobs));
+	fake_job(101, "build", "main", &(*jobs)[0]);
+	fake_job(102, "test", "main", &(*jobs)[1]);
+	*n = 2;
+	return 0;
+}
+
+static int fk_recent_jobs(void *ctx, const char *project, struct gl_job **jobs, size_t *n)
+{
+	(void)ctx, (void)project;
+	atomic_fetch_add(&fake.recent_jobs, 1);
+	if (fake.job_token)
+		return -EACCES;
+	*jobs = calloc(1, sizeof(**jobs));
+	fake_job(102, "test", "main", &(*jobs)[0]);
+	*n = 1;
+	return 0;
+}
+
+static int fk_job_get(void *ctx, const char *project, int64_t id, struct gl_job *out)
+{
+	(void)ctx, (void)project;
+	atomic_fetch_add(&fake.job_get, 1);
+	if (fake.job_token)
+		return -EACCES;
+	if (id < 101)
+		return -ENOENT;
+	fake_job(id, id == 101 ? "build" : id == 102 ? "test" : "old", "main", out);
+	return 0;
+}
+
+static int fk_job_keep(void *ctx, const char *project, int64_t id, struct gl_job *out)
+{
+	atomic_fetch_add(&fake.keep, 1);
+	int err = fk_job_get(ctx, project, id, out);
+	if (!err) {
+		free(out->artifacts_expire_at);
+		out->artifacts_expire_at = fk_dup(fake.expire_at);
+	}
+	return err;
+}
+
+static int fk_job_delete(void *ctx, const char *project, int64_t id)
+{
+	(void)ctx, (void)project, (void)id;
+	atomic_fetch_add(&fake.del, 1);
+	return 0;
+}
+
+static int fk_project_delete(void *ctx, const char *project)
+{
+	(void)ctx, (void)project;
+	atomic_fetch_add(&fake.del, 1);
+	return 0;
+}
+
+/* Ranges as GitLab answers them: a 206 of the bytes asked; off -1 is a suffix. */
+static int fk_archive_read(void *ctx, const struct gl_archive *a, int64_t off, int64_t len,
+			   http_body_fn fn, void *fn_ctx, int64_t *total, bool *whole)
+{
+	(void)ctx;
+	atomic_fetch_add(&fake.archive, 1);
+	snprintf(fake.last_ref, sizeof(fake.last_ref), "%s", a->ref ? a->ref : "");
+	snprintf(fake.last_name, sizeof(fake.last_name), "%s", a->job_name ? a->job_name : "");
+	fake.last = (struct gl_archive){.job_id = a->job_id, .ref = fake.last_ref,
+					.job_name = fake.last_name};
+	int64_t size = (int64_t)fake.zip_len;
+	if (whole)
+		*whole = fake.wrong_length;
+	if (fake.wrong_length) {
+		/* a 200 whose Content-Length says another archive: bytes from 0, every one wrong */
+		unsigned char *junk = malloc(fake.zip_len);
+		memset(junk, 'X', fake.zip_len);
+		int err = fn(fn_ctx, 0, junk, fake.zip_len);
+		free(junk);
+		if (total)
+			*total = size + 5000;
+		return err;
+	}
+	if (off < 0) {
+		off = size > len ? size - len : 0;
+		len = size - off;
+	}
+	if (off + len > size)
+		return -EIO;
+	if (total)
+		*total = size;
+	return fn(fn_ctx, (uint64_t)off, fake.zip + off, (size_t)len);
+}
+
+static const struct backend fake_backend = {
+	.project_get = fk_project_get,
+	.projects_list = fk_projects_list,
+	.refs_list = fk_refs_list,
+	.ref_jobs = fk_ref_jobs,
+	.recent_jobs = fk_recent_jobs,
+	.job_get = fk_job_get,
+	.job_keep = fk_job_keep,
+	.job_artifacts_delete = fk_job_delete,
+	.project_artifacts_delete = fk_project_delete,
+	.archive_read = fk_archive_read,
+};
+
+/* The archive every job has: a file, a folder with a file. */
+static void fake_init(void)
+{
+	memset(&fake, 0, sizeof(fake));
+	struct zb z = {0};
+	zb_file(&z, "hello.txt", "hello, world\n");
+	zb_file(&z, "dir/inner.txt", "inner\n");
+	fake.zip = zb_finish(&z, false, &fake.zip_len);
+}
+
+#endif

@@ -1,0 +1,221 @@
+/* catalog over the fake backend: listings, by-ref resolution, job sharing and trimming, keep
+ * and delete, the errno table, and a wrong archive answer kept out of the cache. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "artifactfs/catalog.h"
+#include "fake_backend.h"
+
+static char *dir;
+static struct cache *cache;
+static struct catalog *cat;
+
+static void setup(void)
+{
+	fake_init();
+	dir = strdup("/tmp/afs-catalog-test.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(cache_open(dir, 1 << 30, &cache), 0);
+	struct catalog_config cc = {.backend = &fake_backend, .cache = cache,
+				    .base_url = "http://gitlab.test", .ttl_s = 60};
+	cr_assert_eq(catalog_new(&cc, &cat), 0);
+}
+
+static void teardown(void)
+{
+	catalog_free(cat);
+	cache_close(cache);
+	char *cmd;
+	cr_assert(asprintf(&cmd, "rm -rf '%s'", dir) > 0);
+	cr_assert_eq(system(cmd), 0);
+	free(cmd);
+	free(dir);
+	free(fake.zip);
+}
+
+TestSuite(catalog, .init = setup, .fini = teardown);
+
+static void assert_names(char **names, const char *const *want)
+{
+	size_t i = 0;
+	for (; want[i]; i++) {
+		cr_assert_not_null(names[i], "missing %s", want[i]);
+		cr_assert_str_eq(names[i], want[i]);
+	}
+	cr_assert_null(names[i], "unexpected %s", names[i]);
+	gitlab_strv_free(names);
+}
+
+Test(catalog, listings)
+{
+	char **v;
+	cr_assert_eq(catalog_list_root(cat, &v), 0);
+	assert_names(v, (const char *const[]){"grp%2Fapp", NULL});
+	cr_assert_eq(catalog_list_refs(cat, "grp/app", &v), 0);
+	assert_names(v, (const char *const[]){"main", "dev", NULL});
+	cr_assert_eq(catalog_list_ref_jobs(cat, "grp/app", "main", &v), 0);
+	assert_names(v, (const char *const[]){"build", "build.zip", "test", "test.zip", NULL});
+	cr_assert_eq(catalog_list_ref_jobs(cat, "grp/app", "dev", &v), 0);
+	assert_names(v, (const char *const[]){NULL});
+	cr_assert_eq(catalog_list_job_ids(cat, "grp/app", &v), 0);
+	assert_names(v, (const char *const[]){"102", "102.zip", NULL});
+	cr_assert_eq(atomic_load(&fake.refs_list), 1, "the refs are asked once within the TTL");
+}
+
+Test(catalog, a_job_met_by_id_is_listed_under_jobs)
+{
+	struct job *j;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 250, &j), 0);
+	job_put(j);
+	char **v;
+	cr_assert_eq(catalog_list_job_ids(cat, "grp/app", &v), 0);
+	assert_names(v, (const char *const[]){"102", "102.zip", "250", "250.zip", NULL});
+}
+
+Test(catalog, by_ref_and_by_id_name_one_job)
+{
+	struct job *a, *b;
+	cr_assert_eq(catalog_job_by_ref(cat, "grp/app", "main", "build", &a), 0);
+	cr_assert_eq(job_id(a), 101);
+	cr_assert_str_eq(job_name(a), "build");
+	cr_assert(job_is_by_id(a));
+	cr_assert_eq(job_size(a), fake.zip_len);
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &b), 0);
+	cr_assert_eq(a, b, "one object for both paths");
+	cr_assert_eq(atomic_load(&fake.job_get), 0, "known from the listing: no request");
+	job_put(a);
+	job_put(b);
+	cr_assert_eq(catalog_job_by_ref(cat, "grp/app", "main", "nope", &a), -ENOENT);
+	cr_assert_eq(catalog_job_by_ref(cat, "grp/app", "dev", "build", &a), -ENOENT);
+	cr_assert_eq(catalog_job_by_ref(cat, "grp/app", "gone", "build", &a), -ENOENT);
+}
+
+Test(catalog, a_listed_recent_job_needs_no_request)
+{
+	char **v;
+	cr_assert_eq(catalog_list_job_ids(cat, "grp/app", &v), 0);
+	gitlab_strv_free(v);
+	struct job *j;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 102, &j), 0);
+	cr_assert_eq(atomic_load(&fake.job_get), 0);
+	job_put(j);
+}
+
+Test(catalog, idle_jobs_are_trimmed_past_32)
+{
+	struct catalog_stats st;
+	for (int64_t id = 200; id < 240; id++) {
+		struct job *j;
+		cr_assert_eq(catalog_job_by_id(cat, "grp/app", id, &j), 0);
+		job_put(j);
+	}
+	catalog_get_stats(cat, &st);
+	cr_assert_eq(st.jobs_open, 33, "trimmed when the newest came, then held");
+	struct job *held;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 239, &held), 0, "the newest is kept");
+	cr_assert_eq(atomic_load(&fake.job_get), 40);
+	for (int64_t id = 300; id < 340; id++) {
+		struct job *j;
+		cr_assert_eq(catalog_job_by_id(cat, "grp/app", id, &j), 0);
+		job_put(j);
+	}
+	catalog_get_stats(cat, &st);
+	cr_assert_eq(st.jobs_open, 34, "32 idle, the one in use, the newest");
+	struct job *again;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 239, &again), 0);
+	cr_assert_eq(again, held, "a job in use is never trimmed");
+	job_put(again);
+	job_put(held);
+}
+
+Test(catalog, keep_refreshes_the_info)
+{
+	struct job *j;
+	struct gl_job g;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &j), 0);
+	cr_assert_eq(job_info(j, &g), 0);
+	cr_assert_null(g.artifacts_expire_at);
+	gl_job_release(&g);
+	fake.expire_at = "2030-01-01T00:00:00.000Z";
+	cr_assert_eq(catalog_job_keep(cat, j), 0);
+	cr_assert_eq(job_info(j, &g), 0);
+	cr_assert_str_eq(g.artifacts_expire_at, "2030-01-01T00:00:00.000Z");
+	gl_job_release(&g);
+	job_put(j);
+}
+
+Test(catalog, delete_forgets_the_job)
+{
+	struct job *j;
+	struct catalog_stats st;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 250, &j), 0);
+	cr_assert_eq(job_pread(j, (char[4]){0}, 4, 0, 0), 4);
+	cr_assert_eq(catalog_job_delete(cat, j), 0);
+	catalog_get_stats(cat, &st);
+	cr_assert_eq(st.jobs_open, 0);
+	job_put(j);
+	char **v;
+	cr_assert_eq(catalog_list_job_ids(cat, "grp/app", &v), 0);
+	assert_names(v, (const char *const[]){"102", "102.zip", NULL});
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 250, &j), 0);
+	cr_assert_eq(atomic_load(&fake.job_get), 2, "looked up anew");
+	int reads = atomic_load(&fake.archive);
+	cr_assert_eq(job_pread(j, (char[4]){0}, 4, 0, 0), 4);
+	cr_assert_gt(atomic_load(&fake.archive), reads, "the cached bytes went with it");
+	job_put(j);
+}
+
+Test(catalog, errno_table)
+{
+	struct job *j;
+	char **v;
+	cr_assert_eq(catalog_project(cat, "grp/nope"), -ENOENT);
+	cr_assert_eq(catalog_ref(cat, "grp/app", "nope"), -ENOENT);
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 103, &j), -ENOENT, "no archive");
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 5, &j), -ENOENT);
+	fake.project_err = -EIO;
+	cr_assert_eq(catalog_project(cat, "grp/other"), -EIO);
+	cr_assert_eq(catalog_project(cat, "grp/other"), -EIO);
+	cr_assert_eq(atomic_load(&fake.project_get), 4, "EIO is not remembered");
+	fake.project_err = 0;
+	fake.job_token = true;
+	cr_assert_eq(catalog_project(cat, "grp/tok"), 0, "a job token is taken at its word");
+	cr_assert_eq(catalog_list_refs(cat, "grp/tok", &v), -EACCES);
+	cr_assert_eq(catalog_list_job_ids(cat, "grp/tok", &v), 0);
+	assert_names(v, (const char *const[]){NULL});
+}
+
+Test(catalog, a_job_token_probes_the_by_ref_endpoint)
+{
+	fake.job_token = true;
+	struct job *j;
+	char **v;
+	cr_assert_eq(catalog_list_ref_jobs(cat, "grp/app", "main", &v), -EACCES);
+	cr_assert_eq(catalog_job_by_ref(cat, "grp/app", "main", "build", &j), 0);
+	cr_assert_eq(job_id(j), 0);
+	cr_assert_not(job_is_by_id(j));
+	cr_assert_str_eq(job_ref(j), "main");
+	cr_assert_eq(job_size(j), fake.zip_len, "learnt from the tail's answer");
+	cr_assert_eq(catalog_job_keep(cat, j), -EACCES);
+	cr_assert_eq(catalog_job_delete(cat, j), -EACCES);
+	const struct zipindex *zi;
+	cr_assert_eq(job_index(j, &zi), 0);
+	cr_assert_not_null(zipindex_find(zi, "hello.txt"));
+	cr_assert_eq(atomic_load(&fake.archive), 1, "the probe's tail seeded the cache");
+	job_put(j);
+}
+
+Test(catalog, a_wrong_archive_answer_never_reaches_the_cache)
+{
+	struct job *j;
+	char buf[4];
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &j), 0);
+	fake.wrong_length = true;
+	cr_assert_eq(job_pread(j, buf, sizeof(buf), 0, 0), -EIO);
+	fake.wrong_length = false;
+	cr_assert_eq(job_pread(j, buf, sizeof(buf), 0, 0), 4);
+	cr_assert_eq(memcmp(buf, fake.zip, 4), 0, "the rejected bytes were served");
+	job_put(j);
+}

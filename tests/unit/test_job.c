@@ -1,0 +1,132 @@
+/* job: one archive through the cache, on the fake backend: which endpoint a job reads, reads
+ * and forgetting, background prefetches, and metadata read as copies. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "artifactfs/job.h"
+#include "fake_backend.h"
+
+static char *dir;
+static struct cache *cache;
+static struct job_env env;
+
+static void setup(void)
+{
+	fake_init();
+	dir = strdup("/tmp/afs-job-test.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(cache_open(dir, 1 << 30, &cache), 0);
+	job_env_init(&env, &fake_backend, cache);
+}
+
+static void teardown(void)
+{
+	cache_close(cache);
+	char *cmd;
+	cr_assert(asprintf(&cmd, "rm -rf '%s'", dir) > 0);
+	cr_assert_eq(system(cmd), 0);
+	free(cmd);
+	free(dir);
+	free(fake.zip);
+}
+
+TestSuite(job, .init = setup, .fini = teardown);
+
+static struct job *by_id(int64_t id)
+{
+	struct gl_job info;
+	fake_job(id, "build", "main", &info);
+	char key[32];
+	snprintf(key, sizeof(key), "j-%lld", (long long)id);
+	struct job *j = job_new(&env, "grp/app", NULL, &info, key, fake.zip_len);
+	gl_job_release(&info);
+	cr_assert_not_null(j);
+	return j;
+}
+
+Test(job, a_job_by_id_reads_endpoint_1_a_job_by_ref_endpoint_2)
+{
+	struct job *j = by_id(101);
+	char buf[4];
+	cr_assert_eq(job_pread(j, buf, 4, 0, 0), 4);
+	cr_assert_eq(fake.last.job_id, 101);
+	job_put(j);
+	struct gl_job info = {.name = "build", .ref = "main", .archive_size = -1};
+	j = job_new(&env, "grp/app", "main", &info, "r-main-build", fake.zip_len);
+	cr_assert_eq(job_id(j), 0);
+	cr_assert_not(job_is_by_id(j));
+	cr_assert_eq(job_pread(j, buf, 4, 0, 0), 4);
+	cr_assert_eq(fake.last.job_id, 0);
+	cr_assert_str_eq(fake.last.ref, "main");
+	cr_assert_str_eq(fake.last.job_name, "build");
+	job_put(j);
+	job_env_drain(&env);
+}
+
+Test(job, reads_are_cached_and_forgotten_bytes_fetched_again)
+{
+	struct job *j = by_id(101);
+	char *buf = malloc(fake.zip_len);
+	cr_assert_eq(job_pread(j, buf, fake.zip_len, 0, 0), (ssize_t)fake.zip_len);
+	cr_assert_eq(memcmp(buf, fake.zip, fake.zip_len), 0);
+	cr_assert_eq(job_pread(j, buf, 10, 5, 0), 10);
+	cr_assert_eq(atomic_load(&fake.archive), 1, "the second read came from the cache");
+	job_forget(j, 0, 10);
+	cr_assert_eq(job_pread(j, buf, 10, 0, 0), 10);
+	cr_assert_eq(atomic_load(&fake.archive), 2, "forgotten bytes are fetched again");
+	cr_assert_eq(job_read_fn(j, buf, 10, fake.zip_len - 5), -EIO, "past the end");
+	free(buf);
+	job_put(j);
+	job_env_drain(&env);
+}
+
+Test(job, the_index_is_loaded_once)
+{
+	struct job *j = by_id(101);
+	const struct zipindex *a, *b;
+	cr_assert_eq(job_index(j, &a), 0);
+	cr_assert_eq(job_index(j, &b), 0);
+	cr_assert_eq(a, b);
+	cr_assert_not_null(zipindex_find(a, "dir/inner.txt"));
+	cr_assert_eq(atomic_load(&env.indexes_loaded), 1);
+	job_put(j);
+	job_env_drain(&env);
+}
+
+Test(job, a_prefetch_makes_the_bytes_present)
+{
+	struct job *j = by_id(101);
+	job_prefetch(j, 0, fake.zip_len);
+	job_put(j); /* the prefetch holds its own reference */
+	job_env_drain(&env); /* waits for it */
+	cr_assert_eq(atomic_load(&fake.archive), 1);
+	job_env_init(&env, &fake_backend, cache);
+	j = by_id(101);
+	char buf[8];
+	cr_assert_eq(job_pread(j, buf, sizeof(buf), fake.zip_len - 8, 0), 8);
+	cr_assert_eq(atomic_load(&fake.archive), 1, "no fetch after the prefetch");
+	job_put(j);
+	job_env_drain(&env);
+}
+
+Test(job, metadata_is_read_as_copies)
+{
+	struct job *j = by_id(101);
+	struct gl_job before, after;
+	cr_assert_eq(job_info(j, &before), 0);
+	struct gl_job fresh;
+	fake_job(101, "build", "main", &fresh);
+	fresh.artifacts_expire_at = strdup("2030-01-01T00:00:00.000Z");
+	job_set_info(j, &fresh);
+	cr_assert_null(fresh.artifacts_expire_at, "taken over");
+	cr_assert_eq(job_info(j, &after), 0);
+	cr_assert_null(before.artifacts_expire_at, "an earlier copy stays as it was");
+	cr_assert_str_eq(before.name, "build");
+	cr_assert_str_eq(after.artifacts_expire_at, "2030-01-01T00:00:00.000Z");
+	gl_job_release(&before);
+	gl_job_release(&after);
+	job_put(j);
+	job_env_drain(&env);
+}
