@@ -7,7 +7,9 @@ export GITLAB_TOKEN=$(fixture_token maintainer)
 mnt=$T/mnt
 app="$mnt/acme%2Fplatform%2Fapp"
 
-mount_fs "$mnt"
+# keep writes an xattr: the kernel refuses that on a read-only mount, so -o rw (the mount is ro
+# unless allow_delete); deletes stay refused without allow_delete
+mount_fs "$mnt" -o rw
 build="$app/main/build"
 check "the job's artifacts have an expiry before keep" \
 	bash -c "[ -n \"\$(getfattr --only-values -n user.gitlab.artifacts.expire_at '$build')\" ]"
