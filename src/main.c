@@ -95,8 +95,8 @@ static void usage(const char *prog)
 	       "    --ttl=SECONDS       (-o ttl=SECONDS) trust listings this long; default 60\n"
 	       "    --timeout=SECONDS   (-o timeout=SECONDS) give up on a transfer that moves\n"
 	       "                        nothing for this long, then retry; default 30\n"
-	       "    --allow-delete      (-o allow_delete) let rm <job>.zip delete artifacts; the\n"
-	       "                        mount is read-only (ro) without it\n"
+	       "    --allow-delete      (-o allow_delete) let rm <job>.zip delete artifacts and\n"
+	       "                        setfattr keep them; the mount is read-only without it\n"
 	       "    --log-file=FILE     (-o log_file=FILE) log here, timestamped, instead of syslog\n"
 	       "                        or stderr; SIGHUP then reopens FILE (logrotate)\n"
 	       "    -f, --foreground    stay in the foreground, log to stderr\n"
@@ -553,31 +553,14 @@ static bool has_opt(const struct fuse_args *args, const char *name)
 	return false;
 }
 
-/* Whether an -o list in args holds exactly the item name (has_opt finds substrings). */
-static bool has_item(const struct fuse_args *args, const char *name)
-{
-	size_t n = strlen(name);
-	for (int i = 1; i < args->argc; i++) {
-		const char *a = args->argv[i];
-		if (strncmp(a, "-o", 2) != 0)
-			continue;
-		a = a[2] ? a + 2 : i + 1 < args->argc ? args->argv[++i] : "";
-		for (; *a; a += *a == ',') {
-			if (strncmp(a, name, n) == 0 && (a[n] == ',' || a[n] == '\0'))
-				return true;
-			a += strcspn(a, ",");
-		}
-	}
-	return false;
-}
-
 /* With allow_other the kernel checks modes; `mount` and `df` name the server, as sshfs does;
- * findmnt shows ro unless deletes are allowed (or -o rw asked for xattrs that write). */
+ * the mount is ro unless deletes are allowed. An -o rw cannot opt out: mount(8) passes it to
+ * every helper unless fstab says ro. */
 static int add_mount_options(struct fuse_args *args, const char *url, bool allow_delete)
 {
 	if (has_opt(args, "allow_other") && fuse_opt_add_arg(args, "-odefault_permissions"))
 		return -1;
-	if (!allow_delete && !has_item(args, "rw") && fuse_opt_add_arg(args, "-oro"))
+	if (!allow_delete && fuse_opt_add_arg(args, "-oro"))
 		return -1;
 	char *opt = NULL;
 	if (has_opt(args, "fsname=") || fuse_opt_add_opt_escaped(&opt, url))

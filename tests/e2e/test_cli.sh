@@ -151,6 +151,10 @@ mount_fs "$mnt" --read-only
 check "findmnt shows the mount ro (and --read-only is accepted)" \
 	bash -c "findmnt -no OPTIONS '$mnt' | tr , '\n' | grep -qx ro"
 unmount_fs "$mnt"
+mount_fs "$mnt" -o rw
+check "-o rw (which mount(8) passes to every helper) still mounts ro" \
+	bash -c "findmnt -no OPTIONS '$mnt' | tr , '\n' | grep -qx ro"
+unmount_fs "$mnt"
 mount_fs "$mnt" --allow-delete
 check "with --allow-delete it is rw" bash -c "findmnt -no OPTIONS '$mnt' | tr , '\n' | grep -qx rw"
 unmount_fs "$mnt"
