@@ -1,7 +1,9 @@
 /* main: the command line (libfuse's own option parser, so every option has an -o form for
  * fstab), credentials, the checks made before mounting, and the start-up order: curl and jansson
- * set up before any thread, the server and token checked, the cache opened, then mount,
- * daemonize and the multithreaded loop. The only place allowed to exit(). */
+ * set up and SIGHUP blocked (with --log-file) before any thread, the server and token checked,
+ * the cache folder checked and opened, then mount, daemonize, the SIGHUP thread and the
+ * multithreaded loop. Nothing typed on the command line that may be a token is ever echoed.
+ * The only place allowed to exit(). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
