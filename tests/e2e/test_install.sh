@@ -81,7 +81,11 @@ cp -p /etc/fstab "$FSTAB_SAVED" || die "cannot save /etc/fstab"
 PKG_INSTALLED=1
 dpkg -i "$deb" >"$T/dpkg.out" 2>&1 || die "dpkg -i failed: $(tail -5 "$T/dpkg.out")"
 check "the package installs artifactfs in /usr/bin" test -x /usr/bin/artifactfs
-check "and its manual page for man" bash -c "man -w artifactfs | grep -q /usr/share/man/man1/artifactfs.1"
+if grep -qs '^path-exclude=/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
+	ok "# skip: dpkg here is set to leave out manual pages"
+else
+	check "and its manual page for man" bash -c "man -w artifactfs | grep -q /usr/share/man/man1/artifactfs.1"
+fi
 
 # 3. An /etc/fstab line, mounted with `mount MOUNTPOINT` and the PATH mount gives its helpers.
 start_sim
