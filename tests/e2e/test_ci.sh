@@ -4,7 +4,7 @@
 # against the simulator. It runs in a mount namespace of its own with a tmpfs on /mnt, so that
 # the job's `mkdir -p /mnt/...` and its mount touch nothing of this machine.
 source "$(dirname "$0")/lib.sh"
-: "${ARTIFACTFS_SRC:?set by ctest}"
+ARTIFACTFS_SRC=${ARTIFACTFS_SRC:-$(cd "$E2E_DIR/../.." && pwd)}
 
 start_sim
 job_token=$(fixture_token job) # a job of project 101, acme/platform/app
