@@ -63,6 +63,11 @@ done
 check "the systemd and updatedb examples are installed" bash -c "
 	test -s '$dest/usr/local/share/doc/artifactfs/examples/mnt-artifacts.automount' &&
 	grep -q PRUNEFS '$dest/usr/local/share/doc/artifactfs/README.updatedb.md'"
+# systemd-analyze reads unit files offline (no running systemd needed); it refuses, e.g., a
+# Where= that does not match the unit's name
+ex=$dest/usr/local/share/doc/artifactfs/examples
+check "systemd-analyze verify accepts the example units" \
+	timeout 30 systemd-analyze verify "$ex/mnt-artifacts.mount" "$ex/mnt-artifacts.automount"
 
 # 2. The Debian package.
 (cd "$BUILD" && cpack -G DEB -B "$T/pkg") >"$T/cpack.out" 2>&1 || die "cpack failed: $(tail -5 "$T/cpack.out")"
