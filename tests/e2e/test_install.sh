@@ -10,11 +10,13 @@ app="acme%2Fplatform%2Fapp"
 mnt=$T/mnt
 FSTAB_SAVED=
 PKG_INSTALLED=
+HELPERS_INSTALLED=
 FSTAB_PID=
 
 install_cleanup() {
 	mountpoint -q "$mnt" 2>/dev/null && umount -l "$mnt"
 	[ -n "$FSTAB_PID" ] && kill "$FSTAB_PID" 2>/dev/null
+	[ -n "$HELPERS_INSTALLED" ] && rm -f /sbin/mount.fuse.artifactfs /sbin/mount.artifactfs
 	[ -n "$PKG_INSTALLED" ] && dpkg --purge artifactfs >/dev/null 2>&1
 	# write in place: the same inode, owner and mode as before
 	[ -n "$FSTAB_SAVED" ] && cat "$FSTAB_SAVED" >/etc/fstab
@@ -69,7 +71,7 @@ ex=$dest/usr/local/share/doc/artifactfs/examples
 check "systemd-analyze verify accepts the example units" \
 	timeout 30 systemd-analyze verify "$ex/mnt-artifacts.mount" "$ex/mnt-artifacts.automount"
 
-# 2. The Debian package.
+# 2. The Debian package, built.
 (cd "$BUILD" && cpack -G DEB -B "$T/pkg") >"$T/cpack.out" 2>&1 || die "cpack failed: $(tail -5 "$T/cpack.out")"
 deb=$(ls "$T"/pkg/artifactfs_*.deb 2>/dev/null | head -n1)
 check "cpack -G DEB builds a package" test -s "$deb"
@@ -78,11 +80,58 @@ for f in ./usr/bin/artifactfs ./usr/share/man/man1/artifactfs.1 ./sbin/mount.fus
 	./usr/share/bash-completion/completions/artifactfs ./usr/share/zsh/vendor-completions/_artifactfs; do
 	check "the package holds $f" grep -q " $f\$" "$T/deb.list"
 done
-if dpkg -s artifactfs >/dev/null 2>&1; then
-	die "an artifactfs package is installed on this machine already: not touching it"
+
+# fstab_mount TYPE LABEL: adds an /etc/fstab line of TYPE for $mnt, mounts it with `mount
+# MOUNTPOINT` under the PATH mount gives its helpers, reads a file, unmounts it, waits for the
+# daemon to exit and takes the line out again.
+fstab_mount() {
+	local type=$1 label=$2 log=$T/fstab-$1.log
+	cat "$FSTAB_SAVED" >/etc/fstab
+	echo "$URL $mnt $type token_file=$T/token,cache_dir=$T/cache,log_file=$log,_netdev 0 0" >>/etc/fstab
+	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin mount "$mnt" >"$T/mount.out" 2>&1
+	check "$label: mount MOUNTPOINT mounts the $type line" mountpoint -q "$mnt"
+	sed 's/^/    mount: /' "$T/mount.out"
+	FSTAB_PID=$(grep -om1 'artifactfs\[[0-9]*\]' "$log" 2>/dev/null | tr -dc 0-9)
+	check "$label: as fuse.artifactfs, read-only, named by the URL" \
+		bash -c "findmnt -rno SOURCE,FSTYPE,OPTIONS '$mnt' | grep -qE '^[^ ]+ fuse.artifactfs ro,'"
+	check "$label: a file reads through it" grep -q "Build report" "$mnt/$app/main/build/my report.txt"
+	check "$label: the daemon logs to the log_file given in fstab" \
+		grep -q "info: mounted $URL on $mnt" "$log"
+	umount "$mnt"
+	check "$label: umount unmounts it" bash -c "! mountpoint -q '$mnt'"
+	check "$label: and the daemon exits" \
+		wait_for 30 bash -c "[ -n '$FSTAB_PID' ] && ! kill -0 '$FSTAB_PID'"
+	FSTAB_PID=
+	cat "$FSTAB_SAVED" >/etc/fstab
+}
+
+if dpkg -s artifactfs >/dev/null 2>&1 || [ -e /sbin/mount.fuse.artifactfs ] || [ -e /sbin/mount.artifactfs ]; then
+	die "artifactfs is installed on this machine already: not touching it"
 fi
 FSTAB_SAVED=$T/fstab.orig
 cp -p /etc/fstab "$FSTAB_SAVED" || die "cannot save /etc/fstab"
+start_sim
+mkdir -p "$mnt"
+fixture_token maintainer >"$T/token"
+chmod 600 "$T/token"
+
+# 3. A prefix mount(8) knows nothing of (as /usr/local/bin is not in its helpers' PATH): the
+# helpers still go to /sbin, where mount looks, and run the binary from the prefix. Without them
+# mount.fuse3 would say "artifactfs: not found".
+if grep -q '^/sbin/mount.fuse.artifactfs$' <(sed 's|^'"$dest"'||' "$BUILD/install_manifest.txt"); then
+	HELPERS_INSTALLED=1
+	cmake --install "$BUILD" --prefix "$T/prefix" >"$T/install.out" 2>&1 ||
+		die "cmake --install failed: $(tail -5 "$T/install.out")"
+	check "the helper runs the binary from its own prefix" grep -q "^PATH=$T/prefix/bin:" /sbin/mount.fuse.artifactfs
+	fstab_mount fuse.artifactfs "cmake --install --prefix"
+	fstab_mount artifactfs "cmake --install, type artifactfs"
+	rm -f /sbin/mount.fuse.artifactfs /sbin/mount.artifactfs
+	HELPERS_INSTALLED=
+else
+	ok "# skip: this build puts the mount helpers elsewhere than /sbin"
+fi
+
+# 4. The Debian package, installed.
 PKG_INSTALLED=1
 dpkg -i "$deb" >"$T/dpkg.out" 2>&1 || die "dpkg -i failed: $(tail -5 "$T/dpkg.out")"
 check "the package installs artifactfs in /usr/bin" test -x /usr/bin/artifactfs
@@ -92,26 +141,9 @@ else
 	check "and its manual page for man" bash -c "man -w artifactfs | grep -q /usr/share/man/man1/artifactfs.1"
 fi
 
-# 3. An /etc/fstab line, mounted with `mount MOUNTPOINT` and the PATH mount gives its helpers.
-start_sim
-mkdir -p "$mnt"
-fixture_token maintainer >"$T/token"
-chmod 600 "$T/token"
-echo "$URL $mnt fuse.artifactfs token_file=$T/token,cache_dir=$T/cache,log_file=$T/fstab.log,_netdev 0 0" >>/etc/fstab
-env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin mount "$mnt" >"$T/mount.out" 2>&1
-check "mount MOUNTPOINT mounts the fstab line" mountpoint -q "$mnt"
-sed 's/^/    mount: /' "$T/mount.out"
-FSTAB_PID=$(grep -om1 'artifactfs\[[0-9]*\]' "$T/fstab.log" 2>/dev/null | tr -dc 0-9)
-check "as fuse.artifactfs, read-only, named by the URL" \
-	bash -c "findmnt -rno SOURCE,FSTYPE,OPTIONS '$mnt' | grep -qE '^[^ ]+ fuse.artifactfs ro,'"
-check "a file reads through it" grep -q "Build report" "$mnt/$app/main/build/my report.txt"
-check "the daemon logged to the log_file given in fstab" grep -q "info: mounted $URL on $mnt" "$T/fstab.log"
-umount "$mnt"
-check "umount unmounts it" bash -c "! mountpoint -q '$mnt'"
-check "and the daemon exits" wait_for 30 bash -c "[ -n '$FSTAB_PID' ] && ! kill -0 '$FSTAB_PID'"
+fstab_mount fuse.artifactfs "the package"
 
-# 4. Removal leaves nothing behind.
-cat "$FSTAB_SAVED" >/etc/fstab
+# 5. Removal leaves nothing behind.
 check "/etc/fstab is as it was" cmp -s "$FSTAB_SAVED" /etc/fstab
 dpkg --purge artifactfs >"$T/dpkg.out" 2>&1
 PKG_INSTALLED=
