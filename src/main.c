@@ -1,7 +1,9 @@
 /* main: the command line (libfuse's own option parser, so every option has an -o form for
  * fstab), credentials, the checks made before mounting, and the start-up order: curl and jansson
- * set up before any thread, the server and token checked, the cache opened, then mount,
- * daemonize and the multithreaded loop. The only place allowed to exit(). */
+ * set up and SIGHUP blocked (with --log-file) before any thread, the server and token checked,
+ * the cache folder checked and opened, then mount, daemonize, the SIGHUP thread and the
+ * multithreaded loop. Nothing typed on the command line that may be a token is ever echoed.
+ * The only place allowed to exit(). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +20,7 @@
 #include <jansson.h>
 
 #include "artifactfs/cache.h"
+#include "artifactfs/cachedir.h"
 #include "artifactfs/catalog.h"
 #include "artifactfs/fs.h" /* first: it sets FUSE_USE_VERSION */
 #include <fuse_lowlevel.h>
@@ -36,14 +39,20 @@ struct options {
 	char *cache_size;
 	char *ttl;
 	char *timeout;
+	char *log_file;
 	int allow_delete;
 	int help;
 	int version;
 	int plain_args;   /* arguments that are neither options nor a URL */
 	bool url_missing; /* two plain arguments: the first was meant as the URL but is none */
+	bool extra_arg;   /* a third plain argument: never shown, it may be a token */
+	bool token_given; /* --token VALUE, -o token=VALUE */
+	bool token_next;  /* the next plain argument is --token's value */
+	bool secret_seen; /* an unknown option that looks like a token */
+	char *unknown;    /* the name (only) of an unknown --option */
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_PROJECT };
+enum { KEY_HELP, KEY_VERSION, KEY_PROJECT, KEY_FOREGROUND, KEY_DEBUG, KEY_TOKEN, KEY_TOKEN_NEXT };
 
 #define OPT(t, p) {t, offsetof(struct options, p), 1}
 #define OPT_S(t, p) {t, offsetof(struct options, p), 0}
@@ -58,6 +67,14 @@ static const struct fuse_opt option_spec[] = {
 	OPT_S("--timeout=%s", timeout), OPT_S("--timeout %s", timeout),
 	OPT_S("timeout=%s", timeout),
 	OPT("--allow-delete", allow_delete), OPT("allow_delete", allow_delete),
+	OPT_S("--log-file=%s", log_file), OPT_S("--log-file %s", log_file),
+	OPT_S("log_file=%s", log_file),
+	FUSE_OPT_KEY("--foreground", KEY_FOREGROUND), FUSE_OPT_KEY("--debug", KEY_DEBUG),
+	FUSE_OPT_KEY("--read-only", FUSE_OPT_KEY_DISCARD), /* it is, unless allow_delete */
+	/* not "--token %s": fuse_opt would take --token-file for it too */
+	FUSE_OPT_KEY("--token", KEY_TOKEN_NEXT), FUSE_OPT_KEY("--token=", KEY_TOKEN),
+	FUSE_OPT_KEY("token=", KEY_TOKEN), FUSE_OPT_KEY("--private-token", KEY_TOKEN_NEXT),
+	FUSE_OPT_KEY("--private-token=", KEY_TOKEN),
 	FUSE_OPT_KEY("--project=", KEY_PROJECT), FUSE_OPT_KEY("--project ", KEY_PROJECT),
 	FUSE_OPT_KEY("project=", KEY_PROJECT),
 	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
@@ -80,9 +97,22 @@ static void usage(const char *prog)
 	       "    --ttl=SECONDS       (-o ttl=SECONDS) trust listings this long; default 60\n"
 	       "    --timeout=SECONDS   (-o timeout=SECONDS) give up on a transfer that moves\n"
 	       "                        nothing for this long, then retry; default 30\n"
-	       "    --allow-delete      (-o allow_delete) let rm <job>.zip delete artifacts\n"
+	       "    --allow-delete      (-o allow_delete) let rm <job>.zip delete artifacts and\n"
+	       "                        setfattr keep them; the mount is read-only without it\n"
+	       "    --log-file=FILE     (-o log_file=FILE) log here, timestamped, instead of syslog\n"
+	       "                        or stderr; SIGHUP then reopens FILE (logrotate)\n"
+	       "    -f, --foreground    stay in the foreground, log to stderr\n"
+	       "    -d, --debug         log every request and FUSE call; stays in the foreground\n"
+	       "    --read-only         accepted: the mount is read-only anyway\n"
+	       "    -s                  one thread\n"
+	       "    -o allow_other      let other users use the mount (needs user_allow_other in\n"
+	       "                        /etc/fuse.conf unless root); modes are then enforced\n"
+	       "    -o auto_unmount     unmount when the daemon dies\n"
+	       "    -o uid=N,gid=N,umask=M  owner and modes shown for every file\n"
 	       "    -h, --help          this text and libfuse's options\n"
-	       "    -V, --version       the version\n\n",
+	       "    -V, --version       the version\n\n"
+	       "No option takes a token: it would show in ps, shell history and CI logs.\n"
+	       "SIGTERM, SIGINT and fusermount3 -u unmount; so does SIGHUP without --log-file.\n\n",
 	       prog);
 }
 
@@ -110,11 +140,63 @@ static bool is_url(const char *s)
 	return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
 }
 
+/* GitLab's token prefixes (doc/administration/settings/account_and_limit_settings), and a long
+ * word mixing letters and digits as random tokens do. */
+static bool looks_secret(const char *s)
+{
+	static const char *prefixes[] = {"glpat-", "gloas-", "gldt-", "glrt-", "glcbt-", "glptt-",
+					 "glft-", "glimt-", "glagent-", "glsoat-", "glffct-",
+					 "glwt-", "GR1348941"};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strstr(s, prefixes[i]))
+			return true;
+	const char *word = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+	for (const char *p = s; *p; p += strcspn(p, word)) {
+		size_t n = strspn(p, word);
+		int upper = 0, lower = 0, digit = 0;
+		for (size_t i = 0; i < n; i++) {
+			upper |= p[i] >= 'A' && p[i] <= 'Z';
+			lower |= p[i] >= 'a' && p[i] <= 'z';
+			digit |= p[i] >= '0' && p[i] <= '9';
+		}
+		if (n >= 20 && digit && upper + lower + digit >= 2)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* An option nobody knows: a long one is refused here by name, any that may be a secret without
+ * it; the rest go on to libfuse, which knows -o allow_other and the like. */
+static int unknown_option(struct options *o, const char *arg)
+{
+	if (looks_secret(arg)) {
+		o->secret_seen = true;
+		return 0;
+	}
+	if (strncmp(arg, "--", 2) != 0)
+		return 1;
+	if (!o->unknown)
+		o->unknown = strndup(arg, strcspn(arg, "="));
+	return 0;
+}
+
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	struct options *o = data;
-	(void)outargs;
 	switch (key) {
+	case KEY_FOREGROUND:
+		return fuse_opt_add_arg(outargs, "-f");
+	case KEY_DEBUG:
+		return fuse_opt_add_arg(outargs, "-d");
+	case KEY_TOKEN_NEXT:
+		o->token_next = true;
+		/* fall through */
+	case KEY_TOKEN:
+		o->token_given = true;
+		return 0;
+	case FUSE_OPT_KEY_OPT:
+		return unknown_option(o, arg);
 	case KEY_HELP:
 		o->help = 1;
 		return 0;
@@ -124,12 +206,21 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case KEY_PROJECT:
 		return add_project(o, arg) ? -1 : 0;
 	case FUSE_OPT_KEY_NONOPT:
+		if (o->token_next) {
+			o->token_next = false;
+			return 0;
+		}
 		if (!o->url && strstr(arg, "://")) { /* a URL, even of a scheme we refuse later */
 			o->url = strdup(arg);
 			return 0;
 		}
-		if (o->plain_args++ == 1 && !o->url)
+		o->plain_args++;
+		if (o->plain_args == 2 && !o->url)
 			o->url_missing = true;
+		else if (o->plain_args >= 2)
+			o->extra_arg = true;
+		if (o->url_missing || o->extra_arg)
+			return 0; /* never to libfuse, which would print it */
 		return 1; /* the mount point, for fuse_parse_cmdline */
 	default:
 		return 1;
@@ -167,16 +258,36 @@ static int parse_ttl(const char *s, int *out)
 	return 0;
 }
 
-/* Reads a token file that only its owner may read. The message says why not, never what. */
-static int read_token_file(const char *path, char **out)
+/* A token becomes one HTTP header: CR, LF, NUL or any other byte outside printable ASCII would
+ * cut it short or add headers of its own, and a longer one is no GitLab token. NULL when it is
+ * fine, else why not (never showing it). */
+static const char *token_problem(const char *t, size_t n)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (n == 0)
+		return "is empty";
+	if (n > TOKEN_MAX)
+		return "is longer than 4096 bytes";
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)t[i] <= ' ' || (unsigned char)t[i] >= 0x7f)
+			return "holds a line break, NUL, space, control or non-ASCII character";
+	return NULL;
+}
+
+/* A token file must be a regular file only its owner may read: opened without following a link
+ * and without blocking (a FIFO would hang start-up), checked on the descriptor. */
+static int open_token_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
-		fprintf(stderr, "artifactfs: cannot open token file %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "artifactfs: cannot open token file %s: %s\n", path,
+			errno == ELOOP ? "it is a symbolic link" : strerror(errno));
 		return -1;
 	}
 	struct stat st;
-	if (fstat(fd, &st) || (st.st_mode & 077)) {
+	const char *bad = fstat(fd, &st) ? strerror(errno)
+			  : !S_ISREG(st.st_mode) ? "it is not a regular file"
+			  : st.st_size > TOKEN_MAX + 2 ? "it is longer than 4096 bytes" : NULL;
+	if (!bad && (st.st_mode & 077)) {
 		fprintf(stderr,
 			"artifactfs: token file %s can be read by group or others (mode %04o); "
 			"run chmod 600 on it\n",
@@ -184,13 +295,30 @@ static int read_token_file(const char *path, char **out)
 		close(fd);
 		return -1;
 	}
-	char *buf = calloc(1, TOKEN_MAX + 1);
-	ssize_t n = buf ? read(fd, buf, TOKEN_MAX) : -1;
+	if (bad) {
+		fprintf(stderr, "artifactfs: cannot use token file %s: %s\n", path, bad);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Reads a token file; one trailing newline is allowed. The message says why not, never what. */
+static int read_token_file(const char *path, char **out)
+{
+	int fd = open_token_file(path);
+	if (fd < 0)
+		return -1;
+	char *buf = calloc(1, TOKEN_MAX + 3);
+	ssize_t n = buf ? read(fd, buf, TOKEN_MAX + 2) : -1;
 	close(fd);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+	if (n > 0 && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	if (n <= 0 || strpbrk(buf, "\r\n")) {
-		fprintf(stderr, "artifactfs: token file %s is empty or not one line\n", path);
+	const char *bad = n < 0 ? "it cannot be read" : token_problem(buf, (size_t)n);
+	if (bad) {
+		fprintf(stderr, "artifactfs: the token in %s %s\n", path, bad);
+		if (buf)
+			memset(buf, 0, TOKEN_MAX + 3);
 		free(buf);
 		return -1;
 	}
@@ -227,16 +355,22 @@ static int find_credentials(const struct options *o, enum http_auth *auth, char 
 		*auth = HTTP_AUTH_PRIVATE_TOKEN;
 		return read_token_file(o->token_file, token);
 	}
+	int err = 0;
 	for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++) {
 		char *t = take_env_token(envs[i].env);
-		if (t && !*token) {
+		const char *bad = t && !*token ? token_problem(t, strlen(t)) : NULL;
+		if (bad) {
+			fprintf(stderr, "artifactfs: the token in $%s %s\n", envs[i].env, bad);
+			err = -1;
+		}
+		if (t && !*token && !bad) {
 			*token = t;
 			*auth = envs[i].auth;
 		} else {
 			free(t);
 		}
 	}
-	return 0;
+	return err;
 }
 
 /* Echoes only what looks like a URL: a token pasted in its place must not be shown. */
@@ -281,13 +415,33 @@ static char *base_url(const struct options *o)
 	return s;
 }
 
+/* Never under /tmp, where another user may have made the folder first. */
 static char *default_cache_dir(void)
 {
 	char *d = NULL;
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	if (xdg && *xdg)
+	if (xdg && xdg[0] == '/')
 		return asprintf(&d, "%s/artifactfs", xdg) < 0 ? NULL : d;
-	return asprintf(&d, "%s/.cache/artifactfs", home && *home ? home : "/tmp") < 0 ? NULL : d;
+	if (home && home[0] == '/')
+		return asprintf(&d, "%s/.cache/artifactfs", home) < 0 ? NULL : d;
+	if (geteuid() == 0)
+		return strdup("/var/cache/artifactfs");
+	fprintf(stderr, "artifactfs: $HOME is not set: give the cache folder with --cache-dir\n");
+	return NULL;
+}
+
+/* The log file's path is kept for reopening after libfuse moved the daemon to "/". */
+static int open_log_file(const char *path)
+{
+	char *abs = NULL, *cwd = path[0] == '/' ? NULL : getcwd(NULL, 0);
+	if (cwd && asprintf(&abs, "%s/%s", cwd, path) < 0)
+		abs = NULL;
+	free(cwd);
+	int err = log_open_file(abs ? abs : path);
+	free(abs);
+	if (err)
+		fprintf(stderr, "artifactfs: cannot open log file %s: %s\n", path, strerror(-err));
+	return err ? -1 : 0;
 }
 
 struct daemon {
@@ -331,6 +485,8 @@ static int check_options(struct daemon *d)
 	}
 	if (!o->cache_dir && !(o->cache_dir = default_cache_dir()))
 		return -1;
+	if (o->log_file && open_log_file(o->log_file))
+		return -1;
 	d->url = base_url(o);
 	if (!d->url)
 		return -1;
@@ -368,6 +524,12 @@ static int connect_server(struct daemon *d)
 
 static int open_cache(struct daemon *d)
 {
+	char why[512];
+	if (cachedir_prepare(d->opts.cache_dir, getenv("HOME"), why, sizeof(why))) {
+		fprintf(stderr, "artifactfs: cannot use cache folder %s: %s\n", d->opts.cache_dir,
+			why);
+		return -1;
+	}
 	int err = cache_open(d->opts.cache_dir, d->cache_bytes, &d->cache);
 	if (err) {
 		fprintf(stderr, "artifactfs: cannot use cache folder %s: %s\n", d->opts.cache_dir,
@@ -393,10 +555,14 @@ static bool has_opt(const struct fuse_args *args, const char *name)
 	return false;
 }
 
-/* With allow_other the kernel checks modes; `mount` and `df` name the server, as sshfs does. */
-static int add_mount_options(struct fuse_args *args, const char *url)
+/* With allow_other the kernel checks modes; `mount` and `df` name the server, as sshfs does;
+ * the mount is ro unless deletes are allowed. An -o rw cannot opt out: mount(8) passes it to
+ * every helper unless fstab says ro. */
+static int add_mount_options(struct fuse_args *args, const char *url, bool allow_delete)
 {
 	if (has_opt(args, "allow_other") && fuse_opt_add_arg(args, "-odefault_permissions"))
+		return -1;
+	if (!allow_delete && fuse_opt_add_arg(args, "-oro"))
 		return -1;
 	char *opt = NULL;
 	if (has_opt(args, "fsname=") || fuse_opt_add_opt_escaped(&opt, url))
@@ -422,7 +588,7 @@ static int run(struct daemon *d, struct fuse_args *args)
 		.allow_delete = d->opts.allow_delete, .ttl_s = d->ttl_s,
 		.uid = getuid(), .gid = getgid(), .mounted_at = time(NULL),
 	};
-	if (add_mount_options(args, d->url))
+	if (add_mount_options(args, d->url, d->opts.allow_delete))
 		return 1;
 	d->fuse = fuse_new(args, &fs_operations, sizeof(fs_operations), &d->fsc);
 	if (!d->fuse)
@@ -435,6 +601,8 @@ static int run(struct daemon *d, struct fuse_args *args)
 		goto out_unmount;
 	if (!d->cmd.foreground)
 		log_init(true, d->cmd.debug ? LOG_DEBUG : LOG_INFO);
+	if (d->opts.log_file && log_watch_sighup() != 0)
+		goto out_unmount;
 	if (fuse_set_signal_handlers(fuse_get_session(d->fuse)) != 0)
 		goto out_unmount;
 	log_msg(LOG_INFO, "mounted %s on %s", d->url, d->cmd.mountpoint);
@@ -455,8 +623,10 @@ static int run(struct daemon *d, struct fuse_args *args)
 		ret = fuse_loop_mt(d->fuse, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
-	/* libfuse ends the loop with the signal's number: a requested unmount, not a failure */
+	/* libfuse ends the loop with the signal's number: a requested unmount, not a failure
+	 * (SIGHUP reaches libfuse only without --log-file) */
 	ret = ret == 0 || ret == SIGTERM || ret == SIGINT || ret == SIGHUP ? 0 : 1;
+	log_msg(LOG_INFO, "unmounting %s", d->cmd.mountpoint);
 out_signals:
 	fuse_remove_signal_handlers(fuse_get_session(d->fuse));
 out_unmount:
@@ -485,11 +655,36 @@ static void daemon_release(struct daemon *d)
 	free(d->opts.cache_size);
 	free(d->opts.ttl);
 	free(d->opts.timeout);
+	free(d->opts.log_file);
+	free(d->opts.unknown);
+}
+
+/* Refusals that must not show what was typed: it may be a token. */
+static int refuse_args(const struct options *o)
+{
+	if (o->token_given || o->secret_seen)
+		fprintf(stderr, "artifactfs: %s; no option takes a token on the command line (ps, "
+				"shell history and CI logs show it): use --token-file FILE or "
+				"$GITLAB_TOKEN\n",
+			o->token_given ? "--token is not an option"
+				       : "an option that looks like a token was given (not shown)");
+	else if (o->unknown)
+		fprintf(stderr, "artifactfs: unknown option %s (see --help)\n", o->unknown);
+	else if (o->extra_arg)
+		fprintf(stderr, "artifactfs: too many arguments (the extra one is not shown: it may be "
+				"a token); usage: artifactfs [URL] MOUNTPOINT [options]\n");
+	else if (o->url_missing)
+		say_not_a_url(NULL);
+	else
+		return 0;
+	return -1;
 }
 
 static int parse_args(struct daemon *d, struct fuse_args *args)
 {
 	if (fuse_opt_parse(args, &d->opts, option_spec, opt_proc) != 0)
+		return -1;
+	if (refuse_args(&d->opts))
 		return -1;
 	if (d->opts.help) {
 		usage(args->argv[0]);
@@ -500,10 +695,6 @@ static int parse_args(struct daemon *d, struct fuse_args *args)
 		printf("artifactfs %s (libfuse %s, %s)\n", ARTIFACTFS_VERSION,
 		       fuse_pkgversion(), curl_version());
 		return 1;
-	}
-	if (d->opts.url_missing) {
-		say_not_a_url(NULL);
-		return -1;
 	}
 	if (fuse_parse_cmdline(args, &d->cmd) != 0)
 		return -1;
@@ -531,13 +722,18 @@ int main(int argc, char *argv[])
 		return 1;
 	json_object_seed(0);
 	log_init(false, LOG_INFO);
+	log_capture_fuse();
 	int p = parse_args(&d, &args);
 	log_init(false, !p && d.cmd.debug ? LOG_DEBUG : LOG_INFO);
+	/* before any thread: with a log file, SIGHUP reopens it instead of unmounting */
+	if (!p && d.opts.log_file && log_block_sighup())
+		p = -1;
 	if (p)
 		ret = p > 0 ? 0 : 1;
 	else if (!check_options(&d) && !connect_server(&d) && !open_cache(&d))
 		ret = run(&d, &args);
 	daemon_release(&d);
+	log_close();
 	fuse_opt_free_args(&args);
 	curl_global_cleanup();
 	return ret;

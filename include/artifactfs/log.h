@@ -1,5 +1,7 @@
-/* log: the one sink for every message of the daemon, also handed to fuse_set_log_func().
- * Foreground daemons log to stderr, background ones to syslog. Thread-safe. Never pass a token. */
+/* log: the one sink for every message of the daemon, libfuse's own included (log_capture_fuse).
+ * Lines go to a log file when one is set (timestamped, reopened on SIGHUP for logrotate), else
+ * to stderr (foreground; timestamped when stderr is not a terminal) or syslog (daemon).
+ * Thread-safe: every line is one write(2). Never pass a token. */
 #ifndef ARTIFACTFS_LOG_H
 #define ARTIFACTFS_LOG_H
 
@@ -7,8 +9,30 @@
 #include <stdbool.h>
 #include <syslog.h> /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
 
-/* Where messages go and the most verbose level kept (LOG_DEBUG keeps all). Call once in main(). */
+/* Where messages go when no log file is set and the most verbose level kept (LOG_DEBUG keeps
+ * all). Called from main() before threads start, and again once daemonised. */
 void log_init(bool to_syslog, int max_level);
+
+/* From now on lines go to the file at path (created 0600, appended to, never a symlink), with a
+ * timestamp. path is copied. Returns 0, or -errno with nothing changed. */
+int log_open_file(const char *path);
+
+/* Opens the log file's path anew (after logrotate moved it) and logs one info line there.
+ * Returns 0, -errno (the old file stays in use), or -EINVAL without a log file. */
+int log_reopen(void);
+
+/* Blocks SIGHUP in the calling thread, so in every thread it creates afterwards: call it before
+ * any thread starts (the mask survives fuse_daemonize's fork). Then log_watch_sighup(), after
+ * the fork, starts the one thread that takes SIGHUP and reopens the log file; log_close() stops
+ * it. Returns 0 or -errno. */
+int log_block_sighup(void);
+int log_watch_sighup(void);
+
+/* Hands libfuse's messages to this sink, at their own level. */
+void log_capture_fuse(void);
+
+/* Stops the SIGHUP thread and closes the log file; later lines go to stderr. */
+void log_close(void);
 
 /* Names what the calling thread is doing (a mount path); every line it logs until the next call
  * starts with it. ctx is borrowed: pass NULL before it goes away. */

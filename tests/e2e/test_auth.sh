@@ -9,8 +9,9 @@ mnt=$T/mnt
 # Inside a CI job: only CI_SERVER_URL and CI_JOB_TOKEN, no URL argument.
 job_token=$(fixture_token job)
 mkdir -p "$mnt"
+# --allow-delete: keep below must reach the server (the mount is read-only without it)
 CI_SERVER_URL=$URL CI_JOB_TOKEN=$job_token "$ARTIFACTFS_BIN" "$mnt" -f --cache-dir "$T/cache" \
-	2>>"$T/daemon.log" &
+	--allow-delete 2>>"$T/daemon.log" &
 LAST_PID=$!
 PID_OF[$mnt]=$LAST_PID
 DAEMON_PIDS+=("$LAST_PID")

@@ -10,7 +10,8 @@ mkdir -p "$mnt"
 fails_before_mount() {
 	local desc=$1 pattern=$2
 	shift 2
-	timeout 60 "$ARTIFACTFS_BIN" "$@" >"$T/out" 2>"$T/err"
+	# AS: a command to run it under (word-split on purpose), e.g. setpriv
+	timeout 60 ${AS:-} "$ARTIFACTFS_BIN" "$@" >"$T/out" 2>"$T/err"
 	local rc=$?
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q -- "$pattern" "$T/err" &&
 		[ "$(wc -l <"$T/err")" -eq 1 ] && ! mountpoint -q "$mnt"; then
@@ -51,6 +52,52 @@ check "the refusal does not show the token" bash -c "! grep -q secret-value '$T/
 fails_before_mount "a missing token file is refused" "cannot open token file" \
 	"http://127.0.0.1:$dead_port" "$mnt" -o token_file="$T/nonexistent"
 
+# Tokens typed on the command line are refused without being shown (ps, history, CI logs).
+for form in "--token tok-s3cret" "--token=tok-s3cret" "-o token=tok-s3cret" \
+	"--private-token tok-s3cret"; do
+	# shellcheck disable=SC2086 # the form is two words or one on purpose
+	fails_before_mount "$form is refused" "no option takes a token" \
+		"http://127.0.0.1:$dead_port" "$mnt" $form
+	check "and the refusal does not show it" bash -c "! grep -q tok-s3cret '$T/out' '$T/err'"
+done
+fails_before_mount "--token x is refused" "no option takes a token" \
+	"http://127.0.0.1:$dead_port" "$mnt" --token x
+check "and the output does not contain x" bash -c "! grep -qw x '$T/out' '$T/err'"
+for secret in "glpat-Ab3dEf7hIj1kLmN0pQrS" "-o Zk3mQ9xY2pL8vN4rT6wBz1" "--frobnicate=glpat-xyz12"; do
+	# shellcheck disable=SC2086
+	fails_before_mount "an unknown option that looks like a token ($secret) is refused" \
+		"looks like a token\|too many arguments" "http://127.0.0.1:$dead_port" "$mnt" $secret
+	word=${secret##* }
+	check "and not shown" bash -c "! grep -qF -- '${word#*=}' '$T/out' '$T/err'"
+done
+
+# Token files and variables that would inject a header, hang or be cut are refused.
+printf 'abc\r\nX-Injected: yes\n' >"$T/tok-crlf"
+printf 'abc\000def' >"$T/tok-nul"
+head -c 5000 /dev/zero | tr '\0' a >"$T/tok-long"
+printf 'tok-s3cret\n' >"$T/tok-ok"
+mkfifo "$T/tok-fifo"
+chmod 600 "$T"/tok-*
+for t in crlf nul long; do
+	fails_before_mount "a token file with $t is refused" "token in\|longer than" \
+		"http://127.0.0.1:$dead_port" "$mnt" --token-file "$T/tok-$t"
+	check "and the refusal does not show it" bash -c "! grep -qE 'Injected|aaaa|def' '$T/err'"
+done
+fails_before_mount "a FIFO as token file is refused at once" "not a regular file" \
+	"http://127.0.0.1:$dead_port" "$mnt" --token-file "$T/tok-fifo"
+ln -s "$T/tok-ok" "$T/tok-link"
+fails_before_mount "a symbolic link as token file is refused" "symbolic link" \
+	"http://127.0.0.1:$dead_port" "$mnt" --token-file "$T/tok-link"
+GITLAB_TOKEN=$'abc\r\nX-Injected: yes' fails_before_mount "\$GITLAB_TOKEN with CR/LF is refused" \
+	"token in \$GITLAB_TOKEN holds a line break" "http://127.0.0.1:$dead_port" "$mnt"
+check "and the refusal does not show it" bash -c "! grep -q Injected '$T/err'"
+fails_before_mount "a token file with one trailing newline is read (the server is what fails)" \
+	"cannot be reached" "http://127.0.0.1:$dead_port" "$mnt" --token-file "$T/tok-ok" \
+	--cache-dir "$T/cache"
+AS="env -u HOME -u XDG_CACHE_HOME setpriv --reuid=65534 --regid=65534 --clear-groups" \
+	fails_before_mount "without \$HOME a user other than root must give --cache-dir" \
+	"HOME is not set" "http://127.0.0.1:$dead_port" /tmp
+
 start_sim
 fails_before_mount "an unknown option is refused" "unknown option" "$URL" "$mnt" --frobnicate
 chmod 600 "$T/token"
@@ -66,8 +113,10 @@ check "the cache folder given by -o cache_dir is created 0700" \
 	bash -c "[ \"\$(stat -c %a '$T/cache2')\" = 700 ]"
 unmount_fs "$mnt"
 check "the daemon exits after fusermount3 -u" bash -c "! kill -0 $LAST_PID"
-check "a mount says nothing but its one info line" \
-	bash -c "! grep -v '^artifactfs: info: mounted ' '$T/daemon.log' | grep -q ."
+check "a mount says nothing but its info lines" \
+	bash -c "! grep -vE ' artifactfs: info: (mounted|unmounting) ' '$T/daemon.log' | grep -q ."
+check "with -f and stderr not a terminal, lines are timestamped" \
+	grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z artifactfs: info: mounted ' "$T/daemon.log"
 
 # A relative --cache-dir names a folder under the directory artifactfs was started in, though
 # libfuse moves the daemon to /.
@@ -80,5 +129,66 @@ check "and its archive is cached under that folder" \
 	bash -c "ls '$T/rel-cache/v1/' | grep -q '[.]afs\$'"
 unmount_fs "$mnt"
 cd - >/dev/null
+
+# Cache folders another user controls are refused before mounting, with the reason.
+mkdir -p "$T/open-cache" "$T/their-cache" "$T/real-cache"
+chmod 777 "$T/open-cache"
+chown 65534:65534 "$T/their-cache"
+ln -s "$T/real-cache" "$T/link-cache"
+fails_before_mount "a cache folder others can write is refused" "written by group or others" \
+	"$URL" "$mnt" --cache-dir "$T/open-cache"
+fails_before_mount "a cache folder owned by another user is refused" "owned by another user" \
+	"$URL" "$mnt" --cache-dir "$T/their-cache"
+fails_before_mount "and so is a folder artifactfs would create in it" "owned by another user" \
+	"$URL" "$mnt" --cache-dir "$T/their-cache/sub"
+fails_before_mount "a cache folder reached through a symbolic link is refused" "symbolic link" \
+	"$URL" "$mnt" --cache-dir "$T/link-cache/sub"
+check "nothing was written in the refused folders" \
+	bash -c "[ -z \"\$(find '$T/open-cache' '$T/their-cache' '$T/real-cache' -mindepth 1)\" ]"
+
+# The mount is read-only unless deletes are allowed.
+mount_fs "$mnt" --read-only
+check "findmnt shows the mount ro (and --read-only is accepted)" \
+	bash -c "findmnt -no OPTIONS '$mnt' | tr , '\n' | grep -qx ro"
+unmount_fs "$mnt"
+mount_fs "$mnt" -o rw
+check "-o rw (which mount(8) passes to every helper) still mounts ro" \
+	bash -c "findmnt -no OPTIONS '$mnt' | tr , '\n' | grep -qx ro"
+unmount_fs "$mnt"
+mount_fs "$mnt" --allow-delete
+check "with --allow-delete it is rw" bash -c "findmnt -no OPTIONS '$mnt' | tr , '\n' | grep -qx rw"
+unmount_fs "$mnt"
+
+# --debug means -d and stays in the foreground: the process started is the one serving.
+"$ARTIFACTFS_BIN" "$URL" "$mnt" --debug --cache-dir "$T/cache" 2>"$T/debug.log" &
+debug_pid=$!
+DAEMON_PIDS+=("$debug_pid")
+MOUNTS+=("$mnt")
+wait_for 30 mountpoint -q "$mnt" || die "--debug did not mount"
+ls "$mnt" >/dev/null
+check "--debug stays in the foreground" kill -0 "$debug_pid"
+check "and logs libfuse's requests" grep -q "unique: " "$T/debug.log"
+fusermount3 -u "$mnt"
+wait "$debug_pid"
+check_eq "and exits 0 on unmount" 0 "$?"
+
+# --log-file: timestamped lines with the pid, SIGHUP reopens the file (logrotate) and does not
+# unmount. Each step waits for the line it expects, never for a time.
+lines_before=$(wc -l <"$T/daemon.log")
+mount_fs "$mnt" --log-file "$T/afs.log"
+pid=$LAST_PID
+check "the log file gets the mount line, timestamped" \
+	grep -qE "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z artifactfs\[$pid\]: info: mounted " "$T/afs.log"
+check "the log file is 0600" bash -c "[ \"\$(stat -c %a '$T/afs.log')\" = 600 ]"
+mv "$T/afs.log" "$T/afs.log.1"
+kill -HUP "$pid"
+check "after SIGHUP the log file is created anew and gets the next line" \
+	wait_for 30 grep -q "info: log file reopened" "$T/afs.log"
+check "the rotated file does not" bash -c "! grep -q 'reopened' '$T/afs.log.1'"
+check "SIGHUP with --log-file does not unmount" mountpoint -q "$mnt"
+check_eq "the mount still works" "OK" "$(sys listdir "$mnt" | head -n1)"
+unmount_fs "$mnt"
+check "the unmount line went to the new file" grep -q "info: unmounting $mnt" "$T/afs.log"
+check_eq "nothing went to stderr" "$lines_before" "$(wc -l <"$T/daemon.log")"
 
 finish

@@ -7,8 +7,20 @@ export GITLAB_TOKEN=$(fixture_token maintainer)
 mnt=$T/mnt
 app="$mnt/acme%2Fplatform%2Fapp"
 
+# Without allow_delete the mount is read-only (findmnt shows ro): the kernel refuses every
+# xattr write and delete with EROFS before the daemon sees it, keep included.
 mount_fs "$mnt"
 build="$app/main/build"
+check_eq "keep without allow_delete is EROFS (the mount is read-only)" EROFS \
+	"$(sys setxattr "$build" user.gitlab.keep=1)"
+check_eq "rm <job>.zip without allow_delete is EROFS" EROFS "$(sys unlink "$build.zip")"
+check_eq "the project-wide delete without allow_delete is EROFS" EROFS \
+	"$(sys setxattr "$app" user.gitlab.delete_artifacts=1)"
+check_eq "no keep reached the server" 0 "$(simlog count --method POST)"
+check_eq "nothing was deleted on the server" 0 "$(simlog count --method DELETE)"
+unmount_fs "$mnt"
+
+mount_fs "$mnt" --allow-delete
 check "the job's artifacts have an expiry before keep" \
 	bash -c "[ -n \"\$(getfattr --only-values -n user.gitlab.artifacts.expire_at '$build')\" ]"
 check "setfattr user.gitlab.keep=1 succeeds" setfattr -n user.gitlab.keep -v 1 "$build"
@@ -17,13 +29,6 @@ check_eq "afterwards expire_at reads empty" "" \
 	"$(getfattr --only-values -n user.gitlab.artifacts.expire_at "$build")"
 check_eq "keep with another value is EINVAL" EINVAL "$(sys setxattr "$build" user.gitlab.keep=yes)"
 check_eq "other xattrs cannot be set (EROFS)" EROFS "$(sys setxattr "$build" user.other=1)"
-check_eq "rm <job>.zip without allow_delete is EROFS" EROFS "$(sys unlink "$build.zip")"
-check_eq "the project-wide delete without allow_delete is EROFS" EROFS \
-	"$(sys setxattr "$app" user.gitlab.delete_artifacts=1)"
-check_eq "nothing was deleted on the server" 0 "$(simlog count --method DELETE)"
-unmount_fs "$mnt"
-
-mount_fs "$mnt" --allow-delete
 victim="$app/main/test 1%2F3"
 job_id=$(getfattr --only-values -n user.gitlab.job.id "$victim")
 sim_admin conflict on
