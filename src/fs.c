@@ -4,7 +4,8 @@
  *
  * Open files hold a reference on their job, so its cache entry and zip index outlive any
  * listing's TTL; a member's reader is serialised by the handle's own lock. Content addressed by
- * job id never changes, so the kernel may keep its pages across opens (keep_cache). */
+ * job id never changes, so the kernel may keep its pages across opens (keep_cache); under a ref,
+ * where the job can change, every open starts from fresh pages and attributes. */
 #include "artifactfs/fs.h"
 
 #include <errno.h>
@@ -406,6 +407,17 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 	return err;
 }
 
+/* A path under a ref can name another job after the TTL, while the kernel may still hold the
+ * previous job's attributes (the size decides how far it reads). Every open of such a path drops
+ * them, so reads through this handle, pinned to the job just found, see its own size. Content
+ * under a job id never changes and keeps its pages (keep_cache). */
+static void forget_kernel_attrs(const char *path)
+{
+	struct fuse_context *ctx = unmounted_config ? NULL : fuse_get_context();
+	if (ctx && ctx->fuse)
+		fuse_invalidate_path(ctx->fuse, path);
+}
+
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	struct tree_path tp;
@@ -427,7 +439,9 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	}
 	fh_link(fh);
 	fi->fh = (uint64_t)(uintptr_t)fh;
-	fi->keep_cache = job_is_by_id(fh->job);
+	fi->keep_cache = tp.kind == TREE_JOBID || tp.kind == TREE_JOBID_ZIP;
+	if (!fi->keep_cache)
+		forget_kernel_attrs(path);
 	return op_end(&tp, 0);
 }
 
