@@ -228,6 +228,24 @@ static int fill_hole(struct scan *s, uint64_t start, uint64_t off)
 
 /* ---- one entry ---- */
 
+/* Puts a piece of the current entry at offset off of the entry: zeros for a hole before it, then
+ * the piece. Pieces come in order; the end comes as len 0 at the entry's size (or at any offset
+ * already passed, as some formats give). */
+static int take_piece(struct scan *s, bool keep, uint64_t start, const void *buf, size_t len,
+		      la_int64_t off)
+{
+	int err = over_budget(s, len);
+	s->produced += len;
+	if (err || !keep)
+		return err;
+	if (off < 0 || (len > 0 && (uint64_t)off < s->blob_pos - start)) {
+		log_msg(LOG_WARNING, "nested archive damaged: an entry's pieces overlap");
+		return -EIO;
+	}
+	err = fill_hole(s, start, (uint64_t)off);
+	return err || len == 0 ? err : blob_write(s, buf, len);
+}
+
 /* Reads the current entry's data: into the blob when keep, else only counted. Returns 0,
  * 1 when libarchive cannot decode this entry alone (left out), or -errno. */
 static int read_data(struct scan *s, bool keep, uint64_t *size)
@@ -236,20 +254,15 @@ static int read_data(struct scan *s, bool keep, uint64_t *size)
 	const void *buf;
 	size_t len;
 	la_int64_t off;
-	int ret = ARCHIVE_OK, err = 0;
-	while (!err && ((ret = archive_read_data_block(s->a, &buf, &len, &off)) == ARCHIVE_OK ||
-			ret == ARCHIVE_WARN)) {
-		err = over_budget(s, len);
-		if (!err && keep)
-			err = fill_hole(s, start, (uint64_t)off);
-		if (!err && keep && len > 0)
-			err = blob_write(s, buf, len);
-		s->produced += len;
-	}
-	if (err || ret == ARCHIVE_EOF) {
-		*size = s->blob_pos - start;
-		return err ? err : 0;
-	}
+	int ret, err = 0;
+	do {
+		ret = archive_read_data_block(s->a, &buf, &len, &off);
+		if (ret == ARCHIVE_OK || ret == ARCHIVE_WARN || ret == ARCHIVE_EOF)
+			err = take_piece(s, keep, start, buf, ret == ARCHIVE_EOF ? 0 : len, off);
+	} while (!err && (ret == ARCHIVE_OK || ret == ARCHIVE_WARN));
+	*size = s->blob_pos - start;
+	if (err || ret == ARCHIVE_EOF)
+		return err;
 	if (ret == ARCHIVE_FATAL || s->src.err)
 		return archive_ret_to_errno(s, ARCHIVE_FATAL);
 	return 1;

@@ -526,3 +526,23 @@ Test(nested, the_readers_error_is_returned)
 	free(blob.p);
 	free(m.p);
 }
+
+/* GNU and pax sparse files come out of libarchive as pieces at offsets: the holes must be
+ * written as zeros, or the blob would have bytes nobody wrote. */
+Test(nested, sparse_files_get_their_holes_as_zeros)
+{
+	sh("printf middle | dd of=tree/sparse bs=1 seek=300000 conv=notrunc && "
+	   "truncate -s 1000000 tree/sparse && touch -d @%d tree/sparse && "
+	   "tar -C tree -S -cf gnu.tar sparse hello.txt && "
+	   "tar -C tree -S --format=posix -cf pax.tar sparse hello.txt", MTIME);
+	const char *names[] = {"gnu.tar", "pax.tar"};
+	for (size_t i = 0; i < 2; i++) {
+		struct nested_mem blob = {0};
+		struct nested *n = index_file(names[i], &blob);
+		check_file(n, &blob, "sparse", 0);
+		check_file(n, &blob, "hello.txt", 0);
+		cr_assert_eq(nested_blob_size(n), 1000000 + 12);
+		nested_free(n);
+		free(blob.p);
+	}
+}
