@@ -433,8 +433,9 @@ static int resolve_hardlinks(struct scan *s)
 	qsort_r(files, nf, sizeof(*files), cmp_names, s->names);
 	for (size_t i = 0; i < s->n; i++) {
 		struct item *it = &s->v[i];
-		const char *target = s->links + it->m.local_offset;
-		const struct item *f = it->hardlink ? find_file(files, nf, s->names, target) : NULL;
+		const struct item *f = NULL;
+		if (it->hardlink) /* links is NULL when no entry had link text */
+			f = find_file(files, nf, s->names, s->links + it->m.local_offset);
 		if (it->hardlink && !f) {
 			left_out(s, s->names + it->name_off, "a hard link to nothing kept");
 			continue;
