@@ -122,13 +122,22 @@ static la_int64_t source_skip(struct archive *a, void *data, la_int64_t request)
 
 /* ---- setting up libarchive ---- */
 
-/* Filters built into Debian's libarchive; none may run an external program. */
-static int (*const filters[])(struct archive *) = {
-	archive_read_support_filter_gzip,  archive_read_support_filter_bzip2,
-	archive_read_support_filter_xz,    archive_read_support_filter_lzma,
-	archive_read_support_filter_zstd,  archive_read_support_filter_lz4,
-	archive_read_support_filter_lzip,  archive_read_support_filter_compress,
-	archive_read_support_filter_rpm,
+/* Each filter with the library that decodes it in-process (NULL: libarchive's own code). A
+ * filter whose library libarchive was built without would run an external program instead:
+ * never from a FUSE daemon's threads, so such a filter is not enabled at all. */
+static const struct {
+	int (*enable)(struct archive *);
+	const char *(*library)(void);
+} filters[] = {
+	{archive_read_support_filter_gzip, archive_zlib_version},
+	{archive_read_support_filter_bzip2, archive_bzlib_version},
+	{archive_read_support_filter_xz, archive_liblzma_version},
+	{archive_read_support_filter_lzma, archive_liblzma_version},
+	{archive_read_support_filter_lzip, archive_liblzma_version},
+	{archive_read_support_filter_zstd, archive_libzstd_version},
+	{archive_read_support_filter_lz4, archive_liblz4_version},
+	{archive_read_support_filter_compress, NULL},
+	{archive_read_support_filter_rpm, NULL},
 };
 
 /* Every real archive format: not raw or empty (any file would be one), not mtree (it opens
@@ -142,13 +151,11 @@ static int (*const formats[])(struct archive *) = {
 	archive_read_support_format_rar5,
 };
 
-/* A filter whose library is missing would fall back to an external program: refuse it then. */
 static int enable_formats(struct archive *a)
 {
 	for (size_t i = 0; i < sizeof(filters) / sizeof(*filters); i++)
-		if (filters[i](a) != ARCHIVE_OK)
-			log_msg(LOG_DEBUG, "nested archive: a filter is not built in: %s",
-				archive_error_string(a));
+		if ((!filters[i].library || filters[i].library()) && filters[i].enable(a) != ARCHIVE_OK)
+			return -ENOMEM;
 	for (size_t i = 0; i < sizeof(formats) / sizeof(*formats); i++)
 		if (formats[i](a) != ARCHIVE_OK)
 			return -ENOMEM;
@@ -338,10 +345,12 @@ static int add_entry(struct scan *s, struct archive_entry *e)
 	const char *name = archive_entry_pathname(e), *why = NULL;
 	bool slash = false;
 	size_t len = 0;
-	if (name)
+	if (name) {
 		len = clean_name(&name, &slash);
-	else
-		why = "its name is not UTF-8 text", name = "?";
+	} else {
+		why = "its name is not UTF-8 text";
+		name = "?";
+	}
 	struct item it = {.m = {.mode = archive_entry_perm(e), .mtime = archive_entry_mtime(e)}};
 	if (len > s->lim.max_name)
 		why = "its name is too long";

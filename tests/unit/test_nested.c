@@ -215,6 +215,28 @@ Test(nested, ar_is_flat)
 	check_format("cd tree && ar rcU ../x.a hello.txt empty utf8-*", "x.a", FLAT);
 }
 
+/* An rpm is a lead, two headers and a compressed cpio. rpmbuild is not at hand: the lead and
+ * two empty headers are written here (rpm's lib/rpmlead.c and lib/header.c layouts). */
+Test(nested, rpm_payload)
+{
+	static const unsigned char lead[96 + 2 * 16] = {
+		0xed, 0xab, 0xee, 0xdb, 3, 0, 0, 0, 0, 1, 'x', [76] = 0, 1, 0, 5,
+		[96] = 0x8e, 0xad, 0xe8, 0x01, [112] = 0x8e, 0xad, 0xe8, 0x01};
+	sh("cd tree && find . | cpio -o -H newc | gzip > ../payload.gz");
+	struct mem payload = slurp("payload.gz");
+	unsigned char *rpm = malloc(sizeof(lead) + payload.len);
+	memcpy(rpm, lead, sizeof(lead));
+	memcpy(rpm + sizeof(lead), payload.p, payload.len);
+	struct nested_mem blob = {0};
+	struct nested *n = NULL;
+	cr_assert_eq(index_mem(rpm, sizeof(lead) + payload.len, &blob, &n), 0);
+	check_tree(n, &blob, 0);
+	nested_free(n);
+	free(blob.p);
+	free(rpm);
+	free(payload.p);
+}
+
 /* A .deb is an ar holding tarballs: data.tar.xz#/ is a range of the deb's blob. */
 Test(nested, deb_and_its_data_tarball_through_a_range_of_the_blob)
 {
