@@ -301,7 +301,6 @@ static void writer_open(struct writer *w, int format, bool gzip)
 	w->buf = malloc(w->cap);
 	w->a = archive_write_new();
 	cr_assert_eq(archive_write_set_format(w->a, format), ARCHIVE_OK);
-	archive_write_set_bytes_per_block(w->a, format == ARCHIVE_FORMAT_TAR_USTAR ? 0 : 10240);
 	if (gzip)
 		archive_write_add_filter_gzip(w->a);
 	archive_write_set_bytes_in_last_block(w->a, 1);
@@ -392,29 +391,37 @@ static struct mem gzip_bytes(const void *p, size_t len)
 	return (struct mem){w.buf, w.used};
 }
 
+/* A ustar header of a 1 GiB file "zeros" (POSIX.1-1988 layout: octal fields, the checksum
+ * summed with its own field as spaces). */
+static void ustar_header(unsigned char h[512])
+{
+	memset(h, 0, 512);
+	strcpy((char *)h, "zeros");
+	strcpy((char *)h + 100, "0000644");
+	strcpy((char *)h + 124, "10000000000"); /* 1 << 30 */
+	strcpy((char *)h + 136, "13726746000");
+	h[156] = '0';
+	memcpy(h + 257, "ustar\0" "00", 8);
+	memset(h + 148, ' ', 8);
+	unsigned sum = 0;
+	for (size_t i = 0; i < 512; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum);
+}
+
 /* gzip members concatenate: a tar header for a 1 GiB file, then one member of 1 MiB of zeros
  * repeated 1024 times: 1 GiB of zeros in about 1 MiB. */
 static struct mem gzip_bomb(void)
 {
 	static unsigned char zeros[1u << 20];
-	struct writer hdr;
-	struct archive_entry *e = archive_entry_new();
-	archive_entry_set_pathname(e, "zeros");
-	archive_entry_set_filetype(e, AE_IFREG);
-	archive_entry_set_size(e, 1ll << 30);
-	writer_open(&hdr, ARCHIVE_FORMAT_TAR_USTAR, false);
-	cr_assert_eq(archive_write_header(hdr.a, e), ARCHIVE_OK);
-	archive_write_fail(hdr.a); /* only the header is wanted: no data, no end */
-	archive_write_free(hdr.a);
-	archive_entry_free(e);
-	cr_assert_geq(hdr.used, 512);
-	struct mem head = gzip_bytes(hdr.buf, 512), body = gzip_bytes(zeros, sizeof(zeros));
+	unsigned char hdr[512];
+	ustar_header(hdr);
+	struct mem head = gzip_bytes(hdr, sizeof(hdr)), body = gzip_bytes(zeros, sizeof(zeros));
 	struct mem m = {.len = head.len + 1024 * body.len};
 	m.p = malloc(m.len);
 	memcpy(m.p, head.p, head.len);
 	for (size_t i = 0; i < 1024; i++)
 		memcpy(m.p + head.len + i * body.len, body.p, body.len);
-	free(hdr.buf);
 	free(head.p);
 	free(body.p);
 	return m;
