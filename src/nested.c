@@ -21,6 +21,7 @@
 
 #define READ_CHUNK (128u * 1024u)
 #define ZEROS_CHUNK 4096u
+#define NO_LINK SIZE_MAX
 #define FILE_FORMAT_ERRNO EILSEQ /* ARCHIVE_ERRNO_FILE_FORMAT (archive_platform.h, Linux) */
 
 struct nested {
@@ -44,7 +45,8 @@ struct source {
 struct item {
 	struct zip_member m;
 	size_t name_off, name_len;
-	bool hardlink; /* a file whose content is that of the name at local_offset in links */
+	size_t hard_off; /* a hard link's target name, an offset in links, or NO_LINK */
+	bool hardlink;   /* a hard link without data: its content is its target's */
 };
 
 struct scan {
@@ -308,34 +310,41 @@ static int append(char **arena, size_t *len, size_t *cap, const char *p, size_t 
 	return 0;
 }
 
-/* Sets type, link text and blob range of it from e. Returns NULL, or why it is left out. */
-static const char *classify(struct scan *s, struct archive_entry *e, struct item *it, bool slash)
+static const char *keep_link(struct scan *s, const char *link, size_t *off)
 {
-	const char *hard = archive_entry_hardlink(e), *sym = archive_entry_symlink(e);
-	mode_t type = archive_entry_filetype(e);
-	const char *link = NULL;
-	if (hard && !(archive_entry_size_is_set(e) && archive_entry_size(e) > 0)) {
-		bool slash_too;
-		it->hardlink = true;
-		link = hard;
-		clean_name(&link, &slash_too);
-	} else if (type == AE_IFLNK && sym) {
-		it->m.type = ZIP_SYMLINK;
-		link = sym;
-	} else if (type == AE_IFDIR || (slash && type == AE_IFREG)) {
-		it->m.type = ZIP_DIR;
-	} else if (type != AE_IFREG && !hard) {
-		return "not a file, folder or symbolic link";
-	}
-	if (!link)
-		return NULL;
-	size_t len = strlen(link), off;
+	size_t len = strlen(link);
 	if (len > s->lim.max_name)
 		return "its link target is too long";
-	if ((s->err = append(&s->links, &s->links_len, &s->links_cap, link, len, &off)))
+	if ((s->err = append(&s->links, &s->links_len, &s->links_cap, link, len, off)))
 		return "out of memory";
-	it->m.local_offset = off;
-	it->m.size = len;
+	return NULL;
+}
+
+/* Sets type and link texts of it from e. Returns NULL, or why it is left out. A hard link
+ * with data of its own is a file that may also give its data to its target (see
+ * resolve_hardlinks). */
+static const char *classify(struct scan *s, struct archive_entry *e, struct item *it, bool slash)
+{
+	const char *hard = archive_entry_hardlink(e), *sym = archive_entry_symlink(e), *why;
+	mode_t type = archive_entry_filetype(e);
+	if (hard) {
+		bool dir;
+		clean_name(&hard, &dir);
+		if ((why = keep_link(s, hard, &it->hard_off)))
+			return why;
+		it->hardlink = !(archive_entry_size_is_set(e) && archive_entry_size(e) > 0);
+		if (it->hardlink)
+			return NULL;
+	}
+	if (type == AE_IFLNK && sym) {
+		it->m.type = ZIP_SYMLINK;
+		it->m.size = strlen(sym);
+		return keep_link(s, sym, &it->m.local_offset);
+	}
+	if (type == AE_IFDIR || (slash && type == AE_IFREG))
+		it->m.type = ZIP_DIR;
+	else if (type != AE_IFREG)
+		return "not a file, folder or symbolic link";
 	return NULL;
 }
 
@@ -351,7 +360,8 @@ static int add_entry(struct scan *s, struct archive_entry *e)
 		why = "its name is not UTF-8 text";
 		name = "?";
 	}
-	struct item it = {.m = {.mode = archive_entry_perm(e), .mtime = archive_entry_mtime(e)}};
+	struct item it = {.m = {.mode = archive_entry_perm(e), .mtime = archive_entry_mtime(e)},
+			  .hard_off = NO_LINK};
 	if (len > s->lim.max_name)
 		why = "its name is too long";
 	if (!why && len > 0)
@@ -415,8 +425,8 @@ static int cmp_names(const void *pa, const void *pb, void *arg)
 }
 
 /* The earliest file named target among the sorted files, or NULL. */
-static const struct item *find_file(struct item **files, size_t n, const char *names,
-				    const char *target)
+static struct item *find_file(struct item **files, size_t n, const char *names,
+			      const char *target)
 {
 	size_t lo = 0, hi = n;
 	while (lo < hi) {
@@ -429,7 +439,24 @@ static const struct item *find_file(struct item **files, size_t n, const char *n
 	return lo < n && !strcmp(names + files[lo]->name_off, target) ? files[lo] : NULL;
 }
 
-/* Gives each hard link its target's blob range; links to nothing kept are left out. */
+/* cpio (newc) stores a hard-linked file's data with its last name only, naming an earlier one
+ * as its link: that earlier one, empty so far, gets the data too. */
+static void feed_targets(struct scan *s, struct item **files, size_t nf)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		struct item *it = &s->v[i];
+		if (it->hard_off == NO_LINK || it->hardlink)
+			continue;
+		struct item *f = find_file(files, nf, s->names, s->links + it->hard_off);
+		if (f && f->m.size == 0) {
+			f->m.local_offset = it->m.local_offset;
+			f->m.size = it->m.size;
+		}
+	}
+}
+
+/* Gives each hard link without data its target's blob range; links to nothing kept are left
+ * out. */
 static int resolve_hardlinks(struct scan *s)
 {
 	struct item **files = malloc((s->n ? s->n : 1) * sizeof(*files));
@@ -440,23 +467,24 @@ static int resolve_hardlinks(struct scan *s)
 		if (s->v[i].m.type == ZIP_FILE && !s->v[i].hardlink)
 			files[nf++] = &s->v[i];
 	qsort_r(files, nf, sizeof(*files), cmp_names, s->names);
+	feed_targets(s, files, nf);
 	for (size_t i = 0; i < s->n; i++) {
 		struct item *it = &s->v[i];
-		const struct item *f = NULL;
-		if (it->hardlink) /* links is NULL when no entry had link text */
-			f = find_file(files, nf, s->names, s->links + it->m.local_offset);
-		if (it->hardlink && !f) {
-			left_out(s, s->names + it->name_off, "a hard link to nothing kept");
-			continue;
-		}
+		const struct item *f =
+			it->hardlink ? find_file(files, nf, s->names, s->links + it->hard_off) : NULL;
 		if (f) {
 			it->m.local_offset = f->m.local_offset;
 			it->m.size = f->m.size;
+			it->hardlink = false;
 		}
-		s->v[w++] = *it;
 	}
+	free(files); /* it points into v[], which compacts now */
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].hardlink)
+			left_out(s, s->names + s->v[i].name_off, "a hard link to nothing kept");
+		else
+			s->v[w++] = s->v[i];
 	s->n = w;
-	free(files);
 	return 0;
 }
 

@@ -287,6 +287,24 @@ Test(nested, hard_links_share_their_target_bytes)
 	free(blob.p);
 }
 
+/* newc cpio stores the data with the last name only; the names before it name each other. */
+Test(nested, hard_links_in_cpio_all_get_the_data)
+{
+	sh("ln tree/hello.txt tree/b && ln tree/hello.txt tree/c && "
+	   "cd tree && printf 'b\\nhello.txt\\nc\\nlink\\n' | cpio -o -H newc > ../h.cpio");
+	struct nested_mem blob = {0};
+	struct nested *n = index_file("h.cpio", &blob);
+	const char *names[] = {"b", "hello.txt", "c"};
+	for (size_t i = 0; i < 3; i++) {
+		const struct zip_member *m = find(n, names[i]);
+		cr_assert(m && m->type == ZIP_FILE && m->size == 12, "%s", names[i]);
+		cr_assert(!memcmp(blob.p + m->local_offset, "hello world\n", 12), "%s", names[i]);
+	}
+	cr_assert_eq(find(n, "link")->type, ZIP_SYMLINK);
+	nested_free(n);
+	free(blob.p);
+}
+
 /* ---- archives written by libarchive: what tools refuse to make ---- */
 
 struct writer {
@@ -362,6 +380,42 @@ Test(nested, hostile_names_are_left_out_and_the_first_duplicate_stays)
 	const char *target = nested_link_target(n, evil);
 	cr_assert(tree_link_escapes("d/evil", target, strlen(target)), "the outer rule refuses it");
 	cr_assert_not_null(find(n, "ok"));
+	nested_free(n);
+	free(blob.p);
+	free(w.buf);
+}
+
+/* A hard link to a name left out is left out too; the compaction that drops it must not
+ * disturb the lookup of links after it. */
+Test(nested, hard_links_to_nothing_are_left_out)
+{
+	struct writer w;
+	writer_open(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, false);
+	struct archive_entry *e = archive_entry_new();
+	const char *links[][2] = {{"l1", "../gone"}, {"a", NULL}, {"l2", "a"}, {"l3", "nope"},
+				  {"b", NULL}, {"l4", "b"}};
+	for (size_t i = 0; i < 6; i++) {
+		archive_entry_clear(e);
+		archive_entry_set_pathname(e, links[i][0]);
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0644);
+		archive_entry_set_size(e, links[i][1] ? 0 : 1);
+		if (links[i][1])
+			archive_entry_set_hardlink(e, links[i][1]);
+		cr_assert_eq(archive_write_header(w.a, e), ARCHIVE_OK);
+		if (!links[i][1])
+			archive_write_data(w.a, links[i][0], 1);
+	}
+	archive_entry_free(e);
+	writer_close(&w);
+	struct nested_mem blob = {0};
+	struct nested *n = NULL;
+	cr_assert_eq(index_mem(w.buf, w.used, &blob, &n), 0);
+	cr_assert_eq(nested_rejected(n), 2);
+	cr_assert_null(find(n, "l1"));
+	cr_assert_null(find(n, "l3"));
+	cr_assert_eq(blob.p[find(n, "l2")->local_offset], 'a');
+	cr_assert_eq(blob.p[find(n, "l4")->local_offset], 'b');
 	nested_free(n);
 	free(blob.p);
 	free(w.buf);
