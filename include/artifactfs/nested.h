@@ -17,7 +17,9 @@
  * stripped first (tar -C dir . writes it). Devices, fifos and sockets are left out. Hard links
  * share their target's blob range. Symlink targets are kept in the index as text; they are never
  * resolved here: the caller applies tree_link_escapes() with the link's own path, as for the
- * outer archive. A built index is immutable and may be shared by threads without locking. */
+ * outer archive. A built index is immutable and may be shared by threads without locking;
+ * nested_index() itself may run in several threads at once (one libarchive handle each, the
+ * UTF-8 locale it reads names in is set per thread). */
 #ifndef ARTIFACTFS_NESTED_H
 #define ARTIFACTFS_NESTED_H
 
@@ -28,7 +30,9 @@
 #include "artifactfs/zipindex.h"
 
 /* Writes len bytes at off of the unpacked blob. Returns 0 or -errno (e.g. -ENOSPC). Offsets
- * grow: every byte of [0, blob size) is written exactly once, in order. */
+ * grow: every byte of [0, blob size) is written exactly once, in order (holes of sparse files
+ * as zeros), and nothing past it: a cache entry backing the blob learns its size at the end
+ * (nested_blob_size) and may have to pad its last block itself. */
 typedef int (*nested_write_fn)(void *ctx, const void *buf, size_t len, uint64_t off);
 
 struct nested_limits {
@@ -65,7 +69,8 @@ const struct zipindex *nested_zipindex(const struct nested *n);
 const char *nested_link_target(const struct nested *n, const struct zip_member *m);
 /* Size of the blob written by nested_index(). */
 uint64_t nested_blob_size(const struct nested *n);
-/* Entries left out (hostile names, devices, duplicates do not count) and memory held. */
+/* Entries left out with a warning (unsafe names, devices, fifos, undecodable or encrypted
+ * entries, hard links to nothing kept; not duplicates), and the memory the index holds. */
 size_t nested_rejected(const struct nested *n);
 size_t nested_memory_bytes(const struct nested *n);
 
