@@ -445,7 +445,7 @@ static void feed_targets(struct scan *s, struct item **files, size_t nf)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		struct item *it = &s->v[i];
-		if (it->hard_off == NO_LINK || it->hardlink)
+		if (it->hard_off == NO_LINK || it->hardlink || it->m.type != ZIP_FILE)
 			continue;
 		struct item *f = find_file(files, nf, s->names, s->links + it->hard_off);
 		if (f && f->m.size == 0) {
