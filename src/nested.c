@@ -26,7 +26,7 @@
 
 struct nested {
 	struct zipindex *zi;
-	char *links; /* symlink targets, each NUL-terminated; a member's local_offset points here */
+	char *links; /* link texts, each NUL-terminated; a symlink member's local_offset points here */
 	size_t links_len;
 	uint64_t blob_size;
 	size_t rejected;

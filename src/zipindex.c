@@ -631,11 +631,11 @@ int zipindex_from_members(const struct zip_member *in, size_t n, struct zipindex
 	if (err)
 		return err;
 	for (size_t i = 0; i < n; i++) {
+		const struct zip_member *e = &in[i];
 		struct zip_member *m = &b.m[b.n];
-		*m = in[i];
-		*m = (struct zip_member){.name = m->name, .base = m->base, .type = m->type,
-					 .mode = m->mode & 07777, .mtime = m->mtime, .size = m->size,
-					 .comp_size = m->size, .local_offset = m->local_offset,
+		*m = (struct zip_member){.name = e->name, .base = e->base, .type = e->type,
+					 .mode = e->mode & 07777, .mtime = e->mtime, .size = e->size,
+					 .comp_size = e->size, .local_offset = e->local_offset,
 					 .parent = (uint32_t)i, .first_child = NONE, .next_sibling = NONE};
 		if (name_is_safe(m->name, name_len(m)))
 			b.n++;
