@@ -171,6 +171,7 @@ static void check_format(const char *cmd, const char *archive, unsigned flags)
 	cr_assert_eq(nested_blob_size(n), blob.len);
 	check_tree(n, &blob, flags);
 	cr_assert_eq(nested_rejected(n), 0);
+	cr_assert_lt(nested_memory_bytes(n), 8192, "the index holds names, never contents");
 	nested_free(n);
 	free(blob.p);
 }
