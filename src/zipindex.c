@@ -587,34 +587,86 @@ static int copy_names(struct build *b, struct zipindex *zi)
 	return 0;
 }
 
+/* Sorts b's entries into a tree (duplicates and clashes left out, folders made up) and moves it
+ * into zi. Frees b->m on failure. */
+static int finish_index(struct build *b, struct zipindex *zi)
+{
+	drop_conflicts(b);
+	int err = add_folders(b);
+	if (!err)
+		err = link_tree(b);
+	if (!err)
+		err = copy_names(b, zi);
+	if (err) {
+		free(b->m);
+		return err;
+	}
+	struct zip_member *fit = realloc(b->m, b->n * sizeof(*b->m)); /* give back the left-out */
+	zi->m = fit ? fit : b->m;
+	zi->n = b->n;
+	zi->rejected = b->rejected;
+	zi->cd_offset = b->cd_offset;
+	return 0;
+}
+
+static int start_build(struct build *b, size_t entries)
+{
+	*b = (struct build){.cap = entries + 1};
+	b->m = malloc(b->cap * sizeof(*b->m));
+	if (!b->m)
+		return -ENOMEM;
+	b->m[0] = (struct zip_member){.name = "", .base = "", .type = ZIP_DIR, .synthetic = true,
+				      .first_child = NONE, .next_sibling = NONE};
+	b->n = 1;
+	return 0;
+}
+
 /* Builds the index from the central directory's bytes; they may go once it returns. */
 static int build_index(const unsigned char *cd, const struct cd_loc *loc, struct zipindex *zi)
 {
-	struct build b = {.cap = (size_t)loc->entries + 1, .cd_offset = loc->offset};
-	b.m = malloc(b.cap * sizeof(*b.m));
-	if (!b.m)
-		return -ENOMEM;
-	b.m[0] = (struct zip_member){.name = "", .base = "", .type = ZIP_DIR, .synthetic = true,
-				     .first_child = NONE, .next_sibling = NONE};
-	b.n = 1;
-	int err = parse_cd(&b, cd, loc);
-	if (!err) {
-		drop_conflicts(&b);
-		err = add_folders(&b);
-	}
-	if (!err)
-		err = link_tree(&b);
-	if (!err)
-		err = copy_names(&b, zi);
+	struct build b;
+	int err = start_build(&b, (size_t)loc->entries);
+	if (err)
+		return err;
+	b.cd_offset = loc->offset;
+	err = parse_cd(&b, cd, loc);
 	if (err) {
 		free(b.m);
 		return err;
 	}
-	struct zip_member *fit = realloc(b.m, b.n * sizeof(*b.m)); /* give back the left-out */
-	zi->m = fit ? fit : b.m;
-	zi->n = b.n;
-	zi->rejected = b.rejected;
-	zi->cd_offset = loc->offset;
+	return finish_index(&b, zi);
+}
+
+int zipindex_from_members(const struct zip_member *in, size_t n, struct zipindex **out)
+{
+	struct build b;
+	struct zipindex *zi = NULL;
+	*out = NULL;
+	int err = n >= MAX_ENTRIES ? -EFBIG : start_build(&b, n);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		const struct zip_member *e = &in[i];
+		struct zip_member *m = &b.m[b.n];
+		*m = (struct zip_member){.name = e->name, .base = e->base, .type = e->type,
+					 .mode = e->mode & 07777, .mtime = e->mtime, .size = e->size,
+					 .comp_size = e->size, .local_offset = e->local_offset,
+					 .parent = (uint32_t)i, .first_child = NONE, .next_sibling = NONE};
+		if (name_is_safe(m->name, name_len(m)))
+			b.n++;
+		else
+			reject(&b.rejected, m->name, name_len(m),
+			       "unsafe name (absolute, NUL, or an empty, '.' or '..' component)");
+	}
+	zi = calloc(1, sizeof(*zi));
+	err = zi ? finish_index(&b, zi) : -ENOMEM;
+	if (err) {
+		if (!zi)
+			free(b.m);
+		free(zi);
+		return err;
+	}
+	*out = zi;
 	return 0;
 }
 

@@ -1,0 +1,85 @@
+/* nested: the inside of an archive that is itself a member of the artifacts ("x.tar.gz#/"),
+ * through libarchive (its only user): tar with any compression, zip/jar, 7z, cpio, ar/deb, rpm,
+ * iso9660, xar, cab, lha, rar. Never mtree (it reads files named by the archive from the local
+ * disk) nor libarchive's raw or empty formats (they would make every file an archive).
+ *
+ * One streaming pass builds the whole index: the member's bytes come through a zip_read_fn (read
+ * front to back; only formats whose directory is at the end, zip and 7z, seek), and every
+ * regular file's content is written, one after the other, to a caller-given sink: the "unpacked
+ * blob". A file of the nested tree is then the range [local_offset, local_offset + size) of the
+ * blob, so reading it costs no decompression, copying the whole tree costs the one pass, and an
+ * archive inside the nested archive is indexed from a range of the blob (nesting has no depth
+ * limit of its own: each level is bounded by its budget).
+ *
+ * The index is a zipindex built by zipindex_from_members(): the same tree, lookups and name rules
+ * as the artifacts zip (absolute, "", "." or ".." components, backslash escapes: left out with a
+ * warning; the first of duplicate names stays; missing folders are made up). Leading "./" is
+ * stripped first (tar -C dir . writes it). Devices, fifos and sockets are left out. Hard links
+ * share their target's blob range. Symlink targets are kept in the index as text; they are never
+ * resolved here: the caller applies tree_link_escapes() with the link's own path, as for the
+ * outer archive. A built index is immutable and may be shared by threads without locking;
+ * nested_index() itself may run in several threads at once (one libarchive handle each, the
+ * UTF-8 locale it reads names in is set per thread). */
+#ifndef ARTIFACTFS_NESTED_H
+#define ARTIFACTFS_NESTED_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "artifactfs/zipindex.h"
+
+/* Writes len bytes at off of the unpacked blob. Returns 0 or -errno (e.g. -ENOSPC). Offsets
+ * grow: every byte of [0, blob size) is written exactly once, in order (holes of sparse files
+ * as zeros), and nothing past it: a cache entry backing the blob learns its size at the end
+ * (nested_blob_size) and may have to pad its last block itself. */
+typedef int (*nested_write_fn)(void *ctx, const void *buf, size_t len, uint64_t off);
+
+struct nested_limits {
+	uint64_t max_bytes;  /* budget of uncompressed bytes: the blob, and every byte libarchive
+	                        decompresses (the cache size); past it the pass fails with -EFBIG */
+	size_t max_entries;  /* archive entries read, kept or not (0: NESTED_MAX_ENTRIES) */
+	size_t max_name;     /* bytes of a name or a symlink target; longer ones are left out
+	                        (0: NESTED_MAX_NAME) */
+};
+#define NESTED_MAX_ENTRIES 1000000u
+#define NESTED_MAX_NAME 4096u
+
+struct nested;
+
+/* Indexes the archive held in the size bytes that rd reads (with rctx), writing the blob through
+ * wr (with wctx). Returns 0 and *out (free with nested_free()), or -errno, with a log line saying
+ * why, and never a partial index:
+ *   -ENOENT  not an archive of a format read here (a text file, an image, a lone .gz)
+ *   -EIO     a damaged or truncated archive (even after some entries were read)
+ *   -EFBIG   over lim->max_bytes (a decompression bomb) or over lim->max_entries
+ *   -ENOMEM, or what rd or wr returned.
+ * Blob bytes written before a failure are garbage to the caller (discard its entry). */
+int nested_index(uint64_t size, zip_read_fn rd, void *rctx, nested_write_fn wr, void *wctx,
+		 const struct nested_limits *lim, struct nested **out);
+void nested_free(struct nested *n); /* NULL is a no-op */
+
+/* The tree. For a ZIP_FILE member, local_offset and size give its range in the blob; for a
+ * ZIP_SYMLINK, size is the target's length (see nested_link_target); method is 0 and crc32 is 0
+ * (the blob holds what libarchive checked). Borrowed: lives as long as n. Never pass a nested
+ * member to zip_reader_new(). */
+const struct zipindex *nested_zipindex(const struct nested *n);
+/* The NUL-terminated target of a ZIP_SYMLINK member of n's index, NULL for other types.
+ * Borrowed: lives as long as n. */
+const char *nested_link_target(const struct nested *n, const struct zip_member *m);
+/* Size of the blob written by nested_index(). */
+uint64_t nested_blob_size(const struct nested *n);
+/* Entries left out with a warning (unsafe names, devices, fifos, undecodable or encrypted
+ * entries, hard links to nothing kept; not duplicates), and the memory the index holds. */
+size_t nested_rejected(const struct nested *n);
+size_t nested_memory_bytes(const struct nested *n);
+
+/* A blob kept in memory, for tests, the fuzzer and small archives: a nested_write_fn over a
+ * struct nested_mem (zero it first; free p). -ENOMEM when it cannot grow. */
+struct nested_mem {
+	unsigned char *p;
+	size_t len, cap;
+};
+int nested_mem_write(void *ctx, const void *buf, size_t len, uint64_t off);
+
+#endif

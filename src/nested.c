@@ -1,0 +1,601 @@
+/* nested: one streaming pass of libarchive over an archive member, giving a zipindex of its
+ * entries and the "unpacked blob" of its files' contents (see nested.h).
+ *
+ * Invariants of the pass: the blob is written front to back without holes (sparse files get
+ * their zeros written); every byte libarchive hands over, kept or not, counts against the budget,
+ * and so does every byte its filters decompress, so a bomb stops at max_bytes whatever shape it
+ * has; any error of libarchive, rd or wr fails the whole pass, except an entry libarchive cannot
+ * decode alone (encrypted, unknown method), which is left out. Names live in one growing arena
+ * as offsets until the pass ends, so no pointer into it moves. */
+#include "artifactfs/nested.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <locale.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "artifactfs/log.h"
+
+#define READ_CHUNK (128u * 1024u)
+#define ZEROS_CHUNK 4096u
+#define NO_LINK SIZE_MAX
+#define FILE_FORMAT_ERRNO EILSEQ /* ARCHIVE_ERRNO_FILE_FORMAT (archive_platform.h, Linux) */
+
+struct nested {
+	struct zipindex *zi;
+	char *links; /* link texts, each NUL-terminated; a symlink member's local_offset points here */
+	size_t links_len;
+	uint64_t blob_size;
+	size_t rejected;
+};
+
+/* The member's bytes as libarchive's client: positional reads through rd. */
+struct source {
+	zip_read_fn rd;
+	void *ctx;
+	uint64_t size, pos;
+	unsigned char *buf;
+	int err; /* the first -errno of rd, which libarchive only sees as a failure */
+};
+
+/* One archive entry while the pass runs; the name is an offset into scan.names. */
+struct item {
+	struct zip_member m;
+	size_t name_off, name_len;
+	size_t hard_off; /* a hard link's target name, an offset in links, or NO_LINK */
+	bool hardlink;   /* a hard link without data: its content is its target's */
+};
+
+struct scan {
+	struct archive *a;
+	struct source src;
+	nested_write_fn wr;
+	void *wctx;
+	struct nested_limits lim;
+	struct item *v;
+	size_t n, cap;
+	char *names, *links;
+	size_t names_len, names_cap, links_len, links_cap;
+	uint64_t blob_pos;  /* bytes written to the blob */
+	uint64_t produced;  /* bytes libarchive handed over, kept or not */
+	size_t entries;     /* entries read, kept or not */
+	size_t rejected;
+	int err;            /* sticky -errno of our own (budget, wr, memory) */
+};
+
+static int grow(void **v, size_t *cap, size_t need, size_t size)
+{
+	if (need <= *cap)
+		return 0;
+	size_t c = *cap ? *cap : 16;
+	while (c < need)
+		c *= 2;
+	void *p = realloc(*v, c * size);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
+/* ---- libarchive's client callbacks ---- */
+
+static la_ssize_t source_read(struct archive *a, void *data, const void **out)
+{
+	struct source *s = data;
+	size_t len = s->size - s->pos < READ_CHUNK ? (size_t)(s->size - s->pos) : READ_CHUNK;
+	*out = s->buf;
+	if (len == 0)
+		return 0;
+	ssize_t got = s->rd(s->ctx, s->buf, len, s->pos);
+	if (got <= 0) {
+		s->err = got < 0 ? (int)got : -EIO;
+		archive_set_error(a, -s->err, "reading the archive member failed");
+		return ARCHIVE_FATAL;
+	}
+	s->pos += (uint64_t)got;
+	return got;
+}
+
+static la_int64_t source_seek(struct archive *a, void *data, la_int64_t off, int whence)
+{
+	struct source *s = data;
+	int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (int64_t)s->pos : (int64_t)s->size;
+	if (off > (int64_t)s->size - base || base + off < 0) {
+		archive_set_error(a, EINVAL, "seek outside the archive member");
+		return ARCHIVE_FATAL;
+	}
+	s->pos = (uint64_t)(base + off);
+	return (la_int64_t)s->pos;
+}
+
+static la_int64_t source_skip(struct archive *a, void *data, la_int64_t request)
+{
+	(void)a;
+	struct source *s = data;
+	uint64_t left = s->size - s->pos;
+	uint64_t n = request < 0 ? 0 : (uint64_t)request < left ? (uint64_t)request : left;
+	s->pos += n;
+	return (la_int64_t)n;
+}
+
+/* ---- setting up libarchive ---- */
+
+/* Each filter with the library that decodes it in-process (NULL: libarchive's own code). A
+ * filter whose library libarchive was built without would run an external program instead:
+ * never from a FUSE daemon's threads, so such a filter is not enabled at all. */
+static const struct {
+	int (*enable)(struct archive *);
+	const char *(*library)(void);
+} filters[] = {
+	{archive_read_support_filter_gzip, archive_zlib_version},
+	{archive_read_support_filter_bzip2, archive_bzlib_version},
+	{archive_read_support_filter_xz, archive_liblzma_version},
+	{archive_read_support_filter_lzma, archive_liblzma_version},
+	{archive_read_support_filter_lzip, archive_liblzma_version},
+	{archive_read_support_filter_zstd, archive_libzstd_version},
+	{archive_read_support_filter_lz4, archive_liblz4_version},
+	{archive_read_support_filter_compress, NULL},
+	{archive_read_support_filter_rpm, NULL},
+};
+
+/* Every real archive format: not raw or empty (any file would be one), not mtree (it opens
+ * files named by the archive on the local disk), not warc (web captures, not archives). */
+static int (*const formats[])(struct archive *) = {
+	archive_read_support_format_tar,  archive_read_support_format_zip,
+	archive_read_support_format_7zip, archive_read_support_format_cpio,
+	archive_read_support_format_ar,   archive_read_support_format_iso9660,
+	archive_read_support_format_xar,  archive_read_support_format_cab,
+	archive_read_support_format_lha,  archive_read_support_format_rar,
+	archive_read_support_format_rar5,
+};
+
+static int enable_formats(struct archive *a)
+{
+	for (size_t i = 0; i < sizeof(filters) / sizeof(*filters); i++)
+		if ((!filters[i].library || filters[i].library()) && filters[i].enable(a) != ARCHIVE_OK)
+			return -ENOMEM;
+	for (size_t i = 0; i < sizeof(formats) / sizeof(*formats); i++)
+		if (formats[i](a) != ARCHIVE_OK)
+			return -ENOMEM;
+	return 0;
+}
+
+static int archive_ret_to_errno(struct scan *s, int ret)
+{
+	if (ret >= ARCHIVE_WARN)
+		return 0;
+	if (s->err || s->src.err)
+		return s->err ? s->err : s->src.err;
+	const char *why = archive_error_string(s->a);
+	log_msg(LOG_WARNING, "nested archive damaged: %s", why ? why : "no reason given");
+	return -EIO;
+}
+
+/* Whether libarchive failed because no format knows these bytes (bidding happens in open or
+ * in the first header read), as opposed to a format failing on damaged bytes. */
+static bool not_an_archive(struct scan *s, int ret)
+{
+	if (ret >= ARCHIVE_WARN || s->src.err || archive_format(s->a) != 0 ||
+	    archive_errno(s->a) != FILE_FORMAT_ERRNO)
+		return false;
+	log_msg(LOG_DEBUG, "nested: not an archive: %s", archive_error_string(s->a));
+	return true;
+}
+
+static int open_archive(struct scan *s)
+{
+	s->a = archive_read_new();
+	s->src.buf = malloc(READ_CHUNK);
+	if (!s->a || !s->src.buf || enable_formats(s->a))
+		return -ENOMEM;
+	archive_read_set_seek_callback(s->a, source_seek);
+	int ret = archive_read_open2(s->a, &s->src, NULL, source_read, source_skip, NULL);
+	return not_an_archive(s, ret) ? -ENOENT : archive_ret_to_errno(s, ret);
+}
+
+/* ---- the blob and the budget ---- */
+
+static int over_budget(struct scan *s, uint64_t more)
+{
+	uint64_t max = s->lim.max_bytes;
+	int64_t stream = archive_filter_bytes(s->a, 0);
+	if (s->produced + more <= max && s->blob_pos + more <= max && stream <= (int64_t)max)
+		return 0;
+	log_msg(LOG_WARNING,
+		"nested archive unpacks to more than %llu bytes (the cache size): left unread, "
+		"a decompression bomb or too large for this cache",
+		(unsigned long long)max);
+	return -EFBIG;
+}
+
+static int blob_write(struct scan *s, const void *buf, size_t len)
+{
+	int err = s->wr(s->wctx, buf, len, s->blob_pos);
+	if (!err)
+		s->blob_pos += len;
+	return err;
+}
+
+/* Writes zeros up to the entry's offset off (a hole of a sparse file). */
+static int fill_hole(struct scan *s, uint64_t start, uint64_t off)
+{
+	static const unsigned char zeros[ZEROS_CHUNK];
+	int err = 0;
+	while (!err && s->blob_pos - start < off) {
+		uint64_t gap = off - (s->blob_pos - start);
+		size_t n = gap < sizeof(zeros) ? (size_t)gap : sizeof(zeros);
+		err = over_budget(s, n);
+		if (!err)
+			err = blob_write(s, zeros, n);
+	}
+	return err;
+}
+
+/* ---- one entry ---- */
+
+/* Puts a piece of the current entry at offset off of the entry: zeros for a hole before it, then
+ * the piece. Pieces come in order; the end comes as len 0 at the entry's size (or at any offset
+ * already passed, as some formats give). */
+static int take_piece(struct scan *s, bool keep, uint64_t start, const void *buf, size_t len,
+		      la_int64_t off)
+{
+	int err = over_budget(s, len);
+	s->produced += len;
+	if (err || !keep)
+		return err;
+	if (off < 0 || (len > 0 && (uint64_t)off < s->blob_pos - start)) {
+		log_msg(LOG_WARNING, "nested archive damaged: an entry's pieces overlap");
+		return -EIO;
+	}
+	err = fill_hole(s, start, (uint64_t)off);
+	return err || len == 0 ? err : blob_write(s, buf, len);
+}
+
+/* Reads the current entry's data: into the blob when keep, else only counted. Returns 0,
+ * 1 when libarchive cannot decode this entry alone (left out), or -errno. */
+static int read_data(struct scan *s, bool keep, uint64_t *size)
+{
+	uint64_t start = s->blob_pos;
+	const void *buf;
+	size_t len;
+	la_int64_t off;
+	int ret, err = 0;
+	do {
+		ret = archive_read_data_block(s->a, &buf, &len, &off);
+		if (ret == ARCHIVE_OK || ret == ARCHIVE_WARN || ret == ARCHIVE_EOF)
+			err = take_piece(s, keep, start, buf, ret == ARCHIVE_EOF ? 0 : len, off);
+	} while (!err && (ret == ARCHIVE_OK || ret == ARCHIVE_WARN));
+	*size = s->blob_pos - start;
+	if (err || ret == ARCHIVE_EOF)
+		return err;
+	if (ret == ARCHIVE_FATAL || s->src.err)
+		return archive_ret_to_errno(s, ARCHIVE_FATAL);
+	return 1;
+}
+
+static void left_out(struct scan *s, const char *name, const char *why)
+{
+	log_msg(LOG_WARNING, "nested archive entry \"%.200s\" left out: %s", name, why);
+	s->rejected++;
+}
+
+/* Strips leading "./" (and a lone "."), and one trailing '/'. Returns the length. */
+static size_t clean_name(const char **name, bool *slash)
+{
+	const char *p = *name;
+	while (p[0] == '.' && p[1] == '/')
+		for (p += 2; *p == '/';)
+			p++;
+	if (p[0] == '.' && p[1] == '\0')
+		p++;
+	size_t len = strlen(p);
+	*slash = len > 0 && p[len - 1] == '/';
+	*name = p;
+	return len - *slash;
+}
+
+static int append(char **arena, size_t *len, size_t *cap, const char *p, size_t n, size_t *off)
+{
+	int err = grow((void **)arena, cap, *len + n + 1, 1);
+	if (err)
+		return err;
+	memcpy(*arena + *len, p, n);
+	(*arena)[*len + n] = '\0';
+	*off = *len;
+	*len += n + 1;
+	return 0;
+}
+
+static const char *keep_link(struct scan *s, const char *link, size_t *off)
+{
+	size_t len = strlen(link);
+	if (len > s->lim.max_name)
+		return "its link target is too long";
+	if ((s->err = append(&s->links, &s->links_len, &s->links_cap, link, len, off)))
+		return "out of memory";
+	return NULL;
+}
+
+/* Sets type and link texts of it from e. Returns NULL, or why it is left out. A hard link
+ * with data of its own is a file that may also give its data to its target (see
+ * resolve_hardlinks). */
+static const char *classify(struct scan *s, struct archive_entry *e, struct item *it, bool slash)
+{
+	const char *hard = archive_entry_hardlink(e), *sym = archive_entry_symlink(e), *why;
+	mode_t type = archive_entry_filetype(e);
+	if (hard) {
+		bool dir;
+		clean_name(&hard, &dir);
+		if ((why = keep_link(s, hard, &it->hard_off)))
+			return why;
+		it->hardlink = !(archive_entry_size_is_set(e) && archive_entry_size(e) > 0);
+		if (it->hardlink)
+			return NULL;
+	}
+	if (type == AE_IFLNK && sym) {
+		it->m.type = ZIP_SYMLINK;
+		it->m.size = strlen(sym);
+		return keep_link(s, sym, &it->m.local_offset);
+	}
+	if (type == AE_IFDIR || (slash && type == AE_IFREG))
+		it->m.type = ZIP_DIR;
+	else if (type != AE_IFREG)
+		return "not a file, folder or symbolic link";
+	return NULL;
+}
+
+/* Adds the entry e (whose data is next) to the scan and reads its data. */
+static int add_entry(struct scan *s, struct archive_entry *e)
+{
+	const char *name = archive_entry_pathname(e), *why = NULL;
+	bool slash = false;
+	size_t len = 0;
+	if (name) {
+		len = clean_name(&name, &slash);
+	} else {
+		why = "its name is not UTF-8 text";
+		name = "?";
+	}
+	struct item it = {.m = {.mode = archive_entry_perm(e), .mtime = archive_entry_mtime(e)},
+			  .hard_off = NO_LINK};
+	if (len > s->lim.max_name)
+		why = "its name is too long";
+	if (!why && len > 0)
+		why = classify(s, e, &it, slash);
+	if (s->err)
+		return s->err;
+	bool keep = !why && len > 0 && it.m.type == ZIP_FILE && !it.hardlink;
+	uint64_t size = 0;
+	int err = read_data(s, keep, &size);
+	if (err < 0)
+		return err;
+	if (err > 0) /* encrypted, or a method libarchive lacks */
+		why = archive_error_string(s->a) ? archive_error_string(s->a) : "cannot be decoded";
+	if (why || len == 0) {
+		if (why)
+			left_out(s, name, why);
+		return 0;
+	}
+	if (keep) {
+		it.m.local_offset = s->blob_pos - size;
+		it.m.size = size;
+	}
+	it.name_len = len;
+	err = grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v));
+	if (!err)
+		err = append(&s->names, &s->names_len, &s->names_cap, name, len, &it.name_off);
+	if (!err)
+		s->v[s->n++] = it;
+	return err;
+}
+
+static int scan_entries(struct scan *s)
+{
+	struct archive_entry *e;
+	int ret, err = 0;
+	while (!err && (ret = archive_read_next_header(s->a, &e)) != ARCHIVE_EOF) {
+		if (s->entries == 0 && not_an_archive(s, ret))
+			return -ENOENT;
+		err = archive_ret_to_errno(s, ret);
+		if (!err && ++s->entries > s->lim.max_entries) {
+			log_msg(LOG_WARNING, "nested archive has more than %zu entries: left unread",
+				s->lim.max_entries);
+			err = -EFBIG;
+		}
+		if (!err)
+			err = over_budget(s, 0);
+		if (!err)
+			err = add_entry(s, e);
+	}
+	return err;
+}
+
+/* ---- building the index ---- */
+
+static int cmp_names(const void *pa, const void *pb, void *arg)
+{
+	const struct item *a = *(struct item *const *)pa, *b = *(struct item *const *)pb;
+	const char *names = arg;
+	int c = strcmp(names + a->name_off, names + b->name_off);
+	return c ? c : (a > b) - (a < b);
+}
+
+/* The earliest file named target among the sorted files, or NULL. */
+static struct item *find_file(struct item **files, size_t n, const char *names,
+			      const char *target)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(names + files[mid]->name_off, target) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && !strcmp(names + files[lo]->name_off, target) ? files[lo] : NULL;
+}
+
+/* cpio (newc) stores a hard-linked file's data with its last name only, naming an earlier one
+ * as its link: that earlier one, empty so far, gets the data too. */
+static void feed_targets(struct scan *s, struct item **files, size_t nf)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		struct item *it = &s->v[i];
+		if (it->hard_off == NO_LINK || it->hardlink || it->m.type != ZIP_FILE)
+			continue;
+		struct item *f = find_file(files, nf, s->names, s->links + it->hard_off);
+		if (f && f->m.size == 0) {
+			f->m.local_offset = it->m.local_offset;
+			f->m.size = it->m.size;
+		}
+	}
+}
+
+/* Gives each hard link without data its target's blob range; links to nothing kept are left
+ * out. */
+static int resolve_hardlinks(struct scan *s)
+{
+	struct item **files = malloc((s->n ? s->n : 1) * sizeof(*files));
+	size_t nf = 0, w = 0;
+	if (!files)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].m.type == ZIP_FILE && !s->v[i].hardlink)
+			files[nf++] = &s->v[i];
+	qsort_r(files, nf, sizeof(*files), cmp_names, s->names);
+	feed_targets(s, files, nf);
+	for (size_t i = 0; i < s->n; i++) {
+		struct item *it = &s->v[i];
+		const struct item *f =
+			it->hardlink ? find_file(files, nf, s->names, s->links + it->hard_off) : NULL;
+		if (f) {
+			it->m.local_offset = f->m.local_offset;
+			it->m.size = f->m.size;
+			it->hardlink = false;
+		}
+	}
+	free(files); /* it points into v[], which compacts now */
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].hardlink)
+			left_out(s, s->names + s->v[i].name_off, "a hard link to nothing kept");
+		else
+			s->v[w++] = s->v[i];
+	s->n = w;
+	return 0;
+}
+
+/* Hands the items to zipindex_from_members(); keeps the link targets. */
+static int build(struct scan *s, struct nested *n)
+{
+	int err = resolve_hardlinks(s);
+	struct zip_member *m = err ? NULL : malloc((s->n ? s->n : 1) * sizeof(*m));
+	if (!m)
+		return err ? err : -ENOMEM;
+	for (size_t i = 0; i < s->n; i++) {
+		m[i] = s->v[i].m;
+		m[i].name = s->names + s->v[i].name_off;
+		m[i].base = m[i].name + s->v[i].name_len;
+	}
+	err = zipindex_from_members(m, s->n, &n->zi);
+	free(m);
+	if (err)
+		return err;
+	n->links = s->links;
+	n->links_len = s->links_len;
+	s->links = NULL;
+	n->blob_size = s->blob_pos;
+	n->rejected = s->rejected + zipindex_rejected(n->zi);
+	return 0;
+}
+
+static void scan_release(struct scan *s)
+{
+	if (s->a)
+		archive_read_free(s->a);
+	free(s->src.buf);
+	free(s->v);
+	free(s->names);
+	free(s->links);
+}
+
+int nested_index(uint64_t size, zip_read_fn rd, void *rctx, nested_write_fn wr, void *wctx,
+		 const struct nested_limits *lim, struct nested **out)
+{
+	struct scan s = {.src = {.rd = rd, .ctx = rctx, .size = size}, .wr = wr, .wctx = wctx,
+			 .lim = *lim};
+	struct nested *n = calloc(1, sizeof(*n));
+	/* Names come out of libarchive in the thread's locale: UTF-8, not the daemon's "C", where
+	 * a 7z or pax name outside ASCII would have no text at all. */
+	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	locale_t was = utf8 ? uselocale(utf8) : (locale_t)0;
+	*out = NULL;
+	s.lim.max_entries = s.lim.max_entries ? s.lim.max_entries : NESTED_MAX_ENTRIES;
+	s.lim.max_name = s.lim.max_name ? s.lim.max_name : NESTED_MAX_NAME;
+	int err = n ? open_archive(&s) : -ENOMEM;
+	if (!err)
+		err = scan_entries(&s);
+	if (!err)
+		err = build(&s, n);
+	scan_release(&s);
+	if (utf8) {
+		uselocale(was);
+		freelocale(utf8);
+	}
+	if (err) {
+		nested_free(n);
+		return err;
+	}
+	*out = n;
+	return 0;
+}
+
+void nested_free(struct nested *n)
+{
+	if (!n)
+		return;
+	zipindex_free(n->zi);
+	free(n->links);
+	free(n);
+}
+
+const struct zipindex *nested_zipindex(const struct nested *n)
+{
+	return n->zi;
+}
+
+const char *nested_link_target(const struct nested *n, const struct zip_member *m)
+{
+	return m->type == ZIP_SYMLINK ? n->links + m->local_offset : NULL;
+}
+
+uint64_t nested_blob_size(const struct nested *n)
+{
+	return n->blob_size;
+}
+
+size_t nested_rejected(const struct nested *n)
+{
+	return n->rejected;
+}
+
+size_t nested_memory_bytes(const struct nested *n)
+{
+	return sizeof(*n) + zipindex_memory_bytes(n->zi) + n->links_len;
+}
+
+int nested_mem_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+	struct nested_mem *m = ctx;
+	if (off > SIZE_MAX - len)
+		return -EFBIG;
+	int err = grow((void **)&m->p, &m->cap, (size_t)off + len, 1);
+	if (err)
+		return err;
+	memcpy(m->p + off, buf, len);
+	m->len = (size_t)off + len > m->len ? (size_t)off + len : m->len;
+	return 0;
+}

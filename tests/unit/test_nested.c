@@ -1,0 +1,642 @@
+/* Unit tests of the nested-archive index: archives made at test time by the system's own tools
+ * (tar with every compression, zip, 7z, cpio, ar, a .deb) from one folder, every file compared
+ * with the original bytes; and, through libarchive's writer, what sane tools do not make:
+ * hostile names, bombs, truncation. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "artifactfs/nested.h"
+#include "artifactfs/tree.h"
+
+#define MTIME 1600000000
+#define BIG_LEN (300u * 1024u)
+
+static char dir[64]; /* the test's scratch folder, holding tree/ and the archives */
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	char full[1200];
+	snprintf(full, sizeof(full), "cd %s && (%s) >/dev/null 2>&1", dir, cmd);
+	cr_assert_eq(system(full), 0, "failed: %s", cmd);
+}
+
+static void put(const char *path, const void *p, size_t len, mode_t mode)
+{
+	char full[256];
+	snprintf(full, sizeof(full), "%s/tree/%s", dir, path);
+	FILE *f = fopen(full, "wb");
+	cr_assert_not_null(f, "%s", full);
+	cr_assert_eq(fwrite(p, 1, len, f), len);
+	fclose(f);
+	chmod(full, mode);
+}
+
+/* tree/: a text file, an empty one, an executable, 300 KiB of noise, a deep file, a symlink and
+ * a UTF-8 name; every mtime MTIME. */
+static void make_tree(void)
+{
+	strcpy(dir, "/tmp/test_nested.XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	sh("mkdir -p tree/bin tree/deep/a/b");
+	put("hello.txt", "hello world\n", 12, 0640);
+	put("empty", "", 0, 0644);
+	put("bin/run.sh", "#!/bin/sh\necho hi\n", 18, 0755);
+	unsigned char *big = malloc(BIG_LEN);
+	uint32_t x = 12345;
+	for (size_t i = 0; i < BIG_LEN; i++)
+		big[i] = (unsigned char)((x = x * 1103515245u + 12345u) >> 24);
+	put("bin/data.bin", big, BIG_LEN, 0600);
+	free(big);
+	put("deep/a/b/c.txt", "deep\n", 5, 0644);
+	put("utf8-\xc3\xa9.txt", "e acute\n", 8, 0644);
+	sh("ln -s hello.txt tree/link && find tree -exec touch -h -d @%d {} +", MTIME);
+}
+
+static void drop_tree(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)system(cmd);
+}
+
+struct mem {
+	unsigned char *p;
+	size_t len;
+};
+
+static struct mem slurp(const char *name)
+{
+	char full[256];
+	snprintf(full, sizeof(full), "%s/%s", dir, name);
+	FILE *f = fopen(full, "rb");
+	cr_assert_not_null(f, "%s", full);
+	struct mem m = {0};
+	fseek(f, 0, SEEK_END);
+	m.len = (size_t)ftell(f);
+	rewind(f);
+	m.p = malloc(m.len ? m.len : 1);
+	cr_assert_eq(fread(m.p, 1, m.len, f), m.len);
+	fclose(f);
+	return m;
+}
+
+static const struct nested_limits limits = {.max_bytes = 64u << 20};
+
+/* Indexes bytes in memory into *blob. */
+static int index_mem(const void *p, size_t len, struct nested_mem *blob, struct nested **out)
+{
+	struct zip_buffer zb = {p, len};
+	return nested_index(len, zip_buffer_read, &zb, nested_mem_write, blob, &limits, out);
+}
+
+static struct nested *index_file(const char *name, struct nested_mem *blob)
+{
+	struct mem m = slurp(name);
+	struct nested *n = NULL;
+	int err = index_mem(m.p, m.len, blob, &n);
+	cr_assert_eq(err, 0, "%s: nested_index = %d", name, err);
+	free(m.p);
+	return n;
+}
+
+enum { NO_LINK = 1, NO_DIRS = 2, NO_MODE = 4, FLAT = 8 };
+
+static const struct zip_member *find(const struct nested *n, const char *path)
+{
+	return zipindex_find(nested_zipindex(n), path);
+}
+
+static void check_file(const struct nested *n, const struct nested_mem *blob, const char *path,
+		       unsigned flags)
+{
+	const struct zip_member *m = find(n, path);
+	cr_assert(m && m->type == ZIP_FILE, "%s missing or not a file", path);
+	char tree_path[128];
+	snprintf(tree_path, sizeof(tree_path), "tree/%s", path);
+	struct mem want = slurp(tree_path);
+	cr_assert_eq(m->size, want.len, "%s: size %llu", path, (unsigned long long)m->size);
+	cr_assert_leq(m->local_offset + m->size, blob->len);
+	cr_assert(!memcmp(blob->p + m->local_offset, want.p, want.len), "%s: bytes differ", path);
+	cr_assert_eq(m->mtime, MTIME, "%s: mtime %lld", path, (long long)m->mtime);
+	struct stat st;
+	char full[256];
+	snprintf(full, sizeof(full), "%s/%s", dir, tree_path);
+	cr_assert_eq(stat(full, &st), 0);
+	if (!(flags & NO_MODE))
+		cr_assert_eq(m->mode, st.st_mode & 07777, "%s: mode %o", path, m->mode);
+	free(want.p);
+}
+
+/* Every file of tree/ is in n with its bytes, mtime and mode; folders and the link too. */
+static void check_tree(const struct nested *n, const struct nested_mem *blob, unsigned flags)
+{
+	check_file(n, blob, "hello.txt", flags);
+	check_file(n, blob, "empty", flags);
+	check_file(n, blob, "utf8-\xc3\xa9.txt", flags);
+	if (flags & FLAT)
+		return;
+	check_file(n, blob, "bin/run.sh", flags);
+	check_file(n, blob, "bin/data.bin", flags);
+	check_file(n, blob, "deep/a/b/c.txt", flags);
+	cr_assert_eq(find(n, "deep/a")->type, ZIP_DIR);
+	if (!(flags & NO_DIRS))
+		cr_assert_eq(find(n, "bin")->mode, 0755);
+	if (flags & NO_LINK)
+		return;
+	const struct zip_member *l = find(n, "link");
+	cr_assert(l && l->type == ZIP_SYMLINK, "link missing or not a symlink");
+	cr_assert_str_eq(nested_link_target(n, l), "hello.txt");
+	cr_assert_eq(l->size, 9);
+}
+
+static void check_format(const char *cmd, const char *archive, unsigned flags)
+{
+	struct nested_mem blob = {0};
+	sh("%s", cmd);
+	struct nested *n = index_file(archive, &blob);
+	cr_assert_eq(nested_blob_size(n), blob.len);
+	check_tree(n, &blob, flags);
+	cr_assert_eq(nested_rejected(n), 0);
+	cr_assert_lt(nested_memory_bytes(n), 8192, "the index holds names, never contents");
+	nested_free(n);
+	free(blob.p);
+}
+
+TestSuite(nested, .init = make_tree, .fini = drop_tree, .timeout = 60);
+
+Test(nested, tar_gz_with_leading_dot_slash_keeps_bytes_modes_links_and_mtimes)
+{
+	check_format("tar -C tree -czf x.tgz .", "x.tgz", 0);
+}
+
+Test(nested, tar_with_bzip2_xz_zstd_and_none)
+{
+	check_format("cd tree && tar -cjf ../x.tbz2 *", "x.tbz2", 0);
+	check_format("cd tree && tar -cJf ../x.txz *", "x.txz", 0);
+	check_format("cd tree && tar --zstd -cf ../x.tzst *", "x.tzst", 0);
+	check_format("cd tree && tar --format=posix -cf ../x.tar *", "x.tar", 0);
+}
+
+Test(nested, zip_and_jar)
+{
+	check_format("cd tree && zip -qry ../x.zip .", "x.zip", 0);
+	check_format("cd tree && zip -qr ../x.jar . -x link", "x.jar", NO_LINK);
+}
+
+Test(nested, seven_zip)
+{
+	if (system("command -v 7z >/dev/null") != 0) {
+		cr_skip_test("7z (p7zip-full) is not installed");
+	}
+	check_format("cd tree && 7z a -snl -bd ../x.7z . ", "x.7z", 0);
+}
+
+Test(nested, cpio_newc_and_odc)
+{
+	check_format("cd tree && find . | cpio -o -H newc > ../x.cpio", "x.cpio", 0);
+	check_format("cd tree && find . | cpio -o -H odc > ../y.cpio", "y.cpio", 0);
+}
+
+Test(nested, ar_is_flat)
+{
+	check_format("cd tree && ar rcU ../x.a hello.txt empty utf8-*", "x.a", FLAT);
+}
+
+/* An rpm is a lead, two headers and a compressed cpio. rpmbuild is not at hand: the lead and
+ * two empty headers are written here (rpm's lib/rpmlead.c and lib/header.c layouts). */
+Test(nested, rpm_payload)
+{
+	static const unsigned char lead[96 + 2 * 16] = {
+		0xed, 0xab, 0xee, 0xdb, 3, 0, 0, 0, 0, 1, 'x', [76] = 0, 1, 0, 5,
+		[96] = 0x8e, 0xad, 0xe8, 0x01, [112] = 0x8e, 0xad, 0xe8, 0x01};
+	sh("cd tree && find . | cpio -o -H newc | gzip > ../payload.gz");
+	struct mem payload = slurp("payload.gz");
+	unsigned char *rpm = malloc(sizeof(lead) + payload.len);
+	memcpy(rpm, lead, sizeof(lead));
+	memcpy(rpm + sizeof(lead), payload.p, payload.len);
+	struct nested_mem blob = {0};
+	struct nested *n = NULL;
+	cr_assert_eq(index_mem(rpm, sizeof(lead) + payload.len, &blob, &n), 0);
+	check_tree(n, &blob, 0);
+	nested_free(n);
+	free(blob.p);
+	free(rpm);
+	free(payload.p);
+}
+
+/* A .deb is an ar holding tarballs: data.tar.xz#/ is a range of the deb's blob. */
+Test(nested, deb_and_its_data_tarball_through_a_range_of_the_blob)
+{
+	sh("mkdir deb && echo 2.0 > deb/debian-binary && tar -C tree -cJf deb/data.tar.xz . && "
+	   "echo Package: x > deb/control && tar -C deb -czf deb/control.tar.gz control && "
+	   "cd deb && ar rcU ../x.deb debian-binary control.tar.gz data.tar.xz");
+	struct nested_mem blob = {0}, inner = {0};
+	struct nested *deb = index_file("x.deb", &blob), *data = NULL;
+	const struct zip_member *m = find(deb, "data.tar.xz");
+	cr_assert_not_null(m);
+	cr_assert_eq(index_mem(blob.p + m->local_offset, m->size, &inner, &data), 0);
+	check_tree(data, &inner, 0);
+	nested_free(data);
+	nested_free(deb);
+	free(blob.p);
+	free(inner.p);
+}
+
+/* The blob is the only copy: a zip inside a tar.gz, indexed through the tar's blob. */
+Test(nested, zip_inside_tar_gz_is_indexed_from_the_outer_blob)
+{
+	sh("cd tree && zip -qry ../inner.zip . && cd .. && mkdir o && mv inner.zip o/ && "
+	   "echo other > o/other.txt && tar -C o -czf outer.tgz .");
+	struct nested_mem blob = {0}, inner = {0};
+	struct nested *outer = index_file("outer.tgz", &blob), *n = NULL;
+	const struct zip_member *m = find(outer, "inner.zip");
+	cr_assert(m && m->type == ZIP_FILE);
+	cr_assert_not_null(find(outer, "other.txt"));
+	cr_assert_eq(index_mem(blob.p + m->local_offset, m->size, &inner, &n), 0);
+	check_tree(n, &inner, 0);
+	nested_free(n);
+	nested_free(outer);
+	free(blob.p);
+	free(inner.p);
+}
+
+Test(nested, hard_links_share_their_target_bytes)
+{
+	sh("ln tree/hello.txt tree/hard.txt && tar -C tree -cf h.tar hello.txt hard.txt");
+	struct nested_mem blob = {0};
+	struct nested *n = index_file("h.tar", &blob);
+	const struct zip_member *a = find(n, "hello.txt"), *b = find(n, "hard.txt");
+	cr_assert(a && b && b->type == ZIP_FILE);
+	cr_assert_eq(b->size, 12);
+	cr_assert_eq(b->local_offset, a->local_offset);
+	cr_assert_eq(nested_blob_size(n), 12, "the content is unpacked once");
+	nested_free(n);
+	free(blob.p);
+}
+
+/* newc cpio stores the data with the last name only; the names before it name each other. */
+Test(nested, hard_links_in_cpio_all_get_the_data)
+{
+	sh("ln tree/hello.txt tree/b && ln tree/hello.txt tree/c && "
+	   "cd tree && printf 'b\\nhello.txt\\nc\\nlink\\n' | cpio -o -H newc > ../h.cpio");
+	struct nested_mem blob = {0};
+	struct nested *n = index_file("h.cpio", &blob);
+	const char *names[] = {"b", "hello.txt", "c"};
+	for (size_t i = 0; i < 3; i++) {
+		const struct zip_member *m = find(n, names[i]);
+		cr_assert(m && m->type == ZIP_FILE && m->size == 12, "%s", names[i]);
+		cr_assert(!memcmp(blob.p + m->local_offset, "hello world\n", 12), "%s", names[i]);
+	}
+	cr_assert_eq(find(n, "link")->type, ZIP_SYMLINK);
+	nested_free(n);
+	free(blob.p);
+}
+
+/* ---- archives written by libarchive: what tools refuse to make ---- */
+
+struct writer {
+	struct archive *a;
+	void *buf;
+	size_t cap, used;
+};
+
+static void writer_open(struct writer *w, int format, bool gzip)
+{
+	w->cap = 4u << 20;
+	w->buf = malloc(w->cap);
+	w->a = archive_write_new();
+	cr_assert_eq(archive_write_set_format(w->a, format), ARCHIVE_OK);
+	if (gzip)
+		archive_write_add_filter_gzip(w->a);
+	archive_write_set_bytes_in_last_block(w->a, 1);
+	cr_assert_eq(archive_write_open_memory(w->a, w->buf, w->cap, &w->used), ARCHIVE_OK);
+}
+
+static void writer_add_bytes(struct writer *w, const char *name, mode_t type, const void *data,
+			     size_t len, const char *link)
+{
+	struct archive_entry *e = archive_entry_new();
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_filetype(e, type);
+	archive_entry_set_perm(e, 0644);
+	archive_entry_set_size(e, (la_int64_t)len);
+	if (link)
+		archive_entry_set_symlink(e, link);
+	cr_assert_eq(archive_write_header(w->a, e), ARCHIVE_OK, "%s", archive_error_string(w->a));
+	if (len)
+		cr_assert_eq(archive_write_data(w->a, data, len), (la_ssize_t)len);
+	archive_entry_free(e);
+}
+
+static void writer_add(struct writer *w, const char *name, mode_t type, const char *data,
+		       const char *link)
+{
+	writer_add_bytes(w, name, type, data, data ? strlen(data) : 0, link);
+}
+
+static void writer_close(struct writer *w)
+{
+	cr_assert_eq(archive_write_close(w->a), ARCHIVE_OK);
+	archive_write_free(w->a);
+}
+
+/* The nested index keeps link texts itself: the resolver's target callback reads them there. */
+static int link_target(void *ctx, const struct zip_member *link, char **out, size_t *len)
+{
+	const char *t = nested_link_target(ctx, link);
+	*out = t ? strdup(t) : NULL;
+	*len = t ? strlen(t) : 0;
+	return *out ? 0 : -ENOMEM;
+}
+
+Test(nested, hostile_names_are_left_out_and_the_first_duplicate_stays)
+{
+	const char *bad[] = {"../x", "/etc/x", "a/../../x", "a//b", "x/..", "a/./b", "..\\..\\x"};
+	struct writer w;
+	writer_open(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, true);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		writer_add(&w, bad[i], AE_IFREG, "bad", NULL);
+	writer_add(&w, "dup", AE_IFREG, "first", NULL);
+	writer_add(&w, "dup", AE_IFREG, "second", NULL);
+	writer_add(&w, "dev", AE_IFCHR, NULL, NULL);
+	writer_add(&w, "d/evil", AE_IFLNK, NULL, "../../../etc/passwd");
+	writer_add(&w, "ok", AE_IFREG, "ok", NULL);
+	writer_close(&w);
+	struct nested_mem blob = {0};
+	struct nested *n = NULL;
+	cr_assert_eq(index_mem(w.buf, w.used, &blob, &n), 0);
+	cr_assert_eq(nested_rejected(n), sizeof(bad) / sizeof(*bad) + 1, "and the device");
+	cr_assert_null(find(n, "x"));
+	cr_assert_null(find(n, "etc/x"));
+	cr_assert_null(find(n, "a/b"));
+	const struct zip_member *dup = find(n, "dup"), *evil = find(n, "d/evil");
+	cr_assert(dup && dup->size == 5 && !memcmp(blob.p + dup->local_offset, "first", 5));
+	cr_assert(find(n, "d")->synthetic, "folders missing from the archive are made up");
+	cr_assert(evil && evil->type == ZIP_SYMLINK, "listed, its target kept as text");
+	const struct zip_member *to = NULL;
+	cr_assert_eq(zipindex_resolve_link(nested_zipindex(n), evil, link_target, n, &to, NULL),
+		     -EXDEV, "the outer archive's resolver refuses it");
+	cr_assert_not_null(find(n, "ok"));
+	nested_free(n);
+	free(blob.p);
+	free(w.buf);
+}
+
+/* A hard link to a name left out is left out too; the compaction that drops it must not
+ * disturb the lookup of links after it. */
+Test(nested, hard_links_to_nothing_are_left_out)
+{
+	struct writer w;
+	writer_open(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, false);
+	struct archive_entry *e = archive_entry_new();
+	const char *links[][2] = {{"l1", "../gone"}, {"a", NULL}, {"l2", "a"}, {"l3", "nope"},
+				  {"b", NULL}, {"l4", "b"}};
+	for (size_t i = 0; i < 6; i++) {
+		archive_entry_clear(e);
+		archive_entry_set_pathname(e, links[i][0]);
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0644);
+		archive_entry_set_size(e, links[i][1] ? 0 : 1);
+		if (links[i][1])
+			archive_entry_set_hardlink(e, links[i][1]);
+		cr_assert_eq(archive_write_header(w.a, e), ARCHIVE_OK);
+		if (!links[i][1])
+			archive_write_data(w.a, links[i][0], 1);
+	}
+	archive_entry_free(e);
+	writer_close(&w);
+	struct nested_mem blob = {0};
+	struct nested *n = NULL;
+	cr_assert_eq(index_mem(w.buf, w.used, &blob, &n), 0);
+	cr_assert_eq(nested_rejected(n), 2);
+	cr_assert_null(find(n, "l1"));
+	cr_assert_null(find(n, "l3"));
+	cr_assert_eq(blob.p[find(n, "l2")->local_offset], 'a');
+	cr_assert_eq(blob.p[find(n, "l4")->local_offset], 'b');
+	nested_free(n);
+	free(blob.p);
+	free(w.buf);
+}
+
+/* A sink that keeps nothing: it counts, so a bomb needs no memory to be tested. */
+struct counter {
+	uint64_t bytes;
+};
+
+static int count_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+	struct counter *c = ctx;
+	(void)buf;
+	cr_assert_eq(off, c->bytes, "the blob is written in order, without holes");
+	c->bytes += len;
+	return 0;
+}
+
+/* One gzip member holding len bytes (libarchive's raw format writes no header). */
+static struct mem gzip_bytes(const void *p, size_t len)
+{
+	struct writer w;
+	writer_open(&w, ARCHIVE_FORMAT_RAW, true);
+	writer_add_bytes(&w, "z", AE_IFREG, p, len, NULL);
+	writer_close(&w);
+	return (struct mem){w.buf, w.used};
+}
+
+/* A ustar header of a 1 GiB file "zeros" (POSIX.1-1988 layout: octal fields, the checksum
+ * summed with its own field as spaces). */
+static void ustar_header(unsigned char h[512])
+{
+	memset(h, 0, 512);
+	strcpy((char *)h, "zeros");
+	strcpy((char *)h + 100, "0000644");
+	strcpy((char *)h + 124, "10000000000"); /* 1 << 30 */
+	strcpy((char *)h + 136, "13726746000");
+	h[156] = '0';
+	memcpy(h + 257, "ustar\0" "00", 8);
+	memset(h + 148, ' ', 8);
+	unsigned sum = 0;
+	for (size_t i = 0; i < 512; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum);
+}
+
+/* gzip members concatenate: a tar header for a 1 GiB file, then one member of 1 MiB of zeros
+ * repeated 1024 times: 1 GiB of zeros in about 1 MiB. */
+static struct mem gzip_bomb(void)
+{
+	static unsigned char zeros[1u << 20];
+	unsigned char hdr[512];
+	ustar_header(hdr);
+	struct mem head = gzip_bytes(hdr, sizeof(hdr)), body = gzip_bytes(zeros, sizeof(zeros));
+	struct mem m = {.len = head.len + 1024 * body.len};
+	m.p = malloc(m.len);
+	memcpy(m.p, head.p, head.len);
+	for (size_t i = 0; i < 1024; i++)
+		memcpy(m.p + head.len + i * body.len, body.p, body.len);
+	free(head.p);
+	free(body.p);
+	return m;
+}
+
+Test(nested, a_gzip_bomb_stops_at_the_budget)
+{
+	struct mem bomb = gzip_bomb();
+	cr_assert_lt(bomb.len, 4u << 20);
+	struct zip_buffer zb = {bomb.p, bomb.len};
+	struct counter c = {0};
+	struct nested *n = NULL;
+	struct nested_limits lim = {.max_bytes = 32u << 20};
+	int err = nested_index(bomb.len, zip_buffer_read, &zb, count_write, &c, &lim, &n);
+	cr_assert_eq(err, -EFBIG);
+	cr_assert_null(n);
+	cr_assert_leq(c.bytes, lim.max_bytes);
+	free(bomb.p);
+}
+
+Test(nested, a_zip_bomb_stops_at_the_budget)
+{
+	static unsigned char zeros[1u << 20];
+	struct writer w;
+	writer_open(&w, ARCHIVE_FORMAT_ZIP, false);
+	struct archive_entry *e = archive_entry_new();
+	archive_entry_set_pathname(e, "zeros");
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_size(e, 256ll << 20);
+	cr_assert_eq(archive_write_header(w.a, e), ARCHIVE_OK);
+	for (int i = 0; i < 256; i++)
+		archive_write_data(w.a, zeros, sizeof(zeros));
+	archive_entry_free(e);
+	writer_close(&w);
+	struct zip_buffer zb = {w.buf, w.used};
+	struct counter c = {0};
+	struct nested *n = NULL;
+	struct nested_limits lim = {.max_bytes = 8u << 20};
+	cr_assert_eq(nested_index(w.used, zip_buffer_read, &zb, count_write, &c, &lim, &n), -EFBIG);
+	cr_assert_leq(c.bytes, lim.max_bytes);
+	free(w.buf);
+}
+
+Test(nested, too_many_entries_is_efbig)
+{
+	struct writer w;
+	writer_open(&w, ARCHIVE_FORMAT_TAR_USTAR, false);
+	for (int i = 0; i < 20; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "f%d", i);
+		writer_add(&w, name, AE_IFREG, "x", NULL);
+	}
+	writer_close(&w);
+	struct zip_buffer zb = {w.buf, w.used};
+	struct nested_mem blob = {0};
+	struct nested *n = NULL;
+	struct nested_limits lim = {.max_bytes = 1u << 20, .max_entries = 10};
+	cr_assert_eq(nested_index(w.used, zip_buffer_read, &zb, nested_mem_write, &blob, &lim, &n),
+		     -EFBIG);
+	free(blob.p);
+	free(w.buf);
+}
+
+Test(nested, what_is_not_an_archive_is_enoent)
+{
+	static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
+					    0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 1, 0};
+	const char *text = "just some text\nover two lines\n";
+	struct nested_mem blob = {0};
+	struct nested *n = NULL;
+	cr_assert_eq(index_mem(png, sizeof(png), &blob, &n), -ENOENT);
+	cr_assert_eq(index_mem(text, strlen(text), &blob, &n), -ENOENT);
+	cr_assert_eq(index_mem("", 0, &blob, &n), -ENOENT);
+	sh("cp tree/hello.txt h.txt && gzip h.txt");
+	struct mem gz = slurp("h.txt.gz");
+	cr_assert_eq(index_mem(gz.p, gz.len, &blob, &n), -ENOENT, "a lone .gz is not an archive");
+	cr_assert_null(n);
+	free(gz.p);
+	free(blob.p);
+}
+
+/* Cut anywhere, a tarball never gives an index: a partial listing would pass for complete. */
+Test(nested, a_truncated_tar_gz_is_eio_never_a_partial_listing)
+{
+	sh("tar -C tree -czf x.tgz .");
+	struct mem m = slurp("x.tgz");
+	for (size_t cut = m.len / 16; cut < m.len; cut += m.len / 16) {
+		struct nested_mem blob = {0};
+		struct nested *n = NULL;
+		int err = index_mem(m.p, cut, &blob, &n);
+		cr_assert_eq(err, -EIO, "cut at %zu of %zu: %d", cut, m.len, err);
+		cr_assert_null(n);
+		free(blob.p);
+	}
+	free(m.p);
+}
+
+static int failing_write(void *ctx, const void *buf, size_t len, uint64_t off)
+{
+	(void)ctx, (void)buf, (void)len, (void)off;
+	return -ENOSPC;
+}
+
+Test(nested, the_sinks_error_is_returned)
+{
+	sh("tar -C tree -czf x.tgz .");
+	struct mem m = slurp("x.tgz");
+	struct zip_buffer zb = {m.p, m.len};
+	struct nested *n = NULL;
+	cr_assert_eq(nested_index(m.len, zip_buffer_read, &zb, failing_write, NULL, &limits, &n),
+		     -ENOSPC);
+	free(m.p);
+}
+
+static ssize_t broken_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	if (off > 0)
+		return -ENETDOWN;
+	return zip_buffer_read(ctx, buf, len, off);
+}
+
+Test(nested, the_readers_error_is_returned)
+{
+	sh("tar -C tree -cf x.tar .");
+	struct mem m = slurp("x.tar");
+	struct zip_buffer zb = {m.p, m.len};
+	struct nested_mem blob = {0};
+	struct nested *n = NULL;
+	cr_assert_eq(nested_index(m.len, broken_read, &zb, nested_mem_write, &blob, &limits, &n),
+		     -ENETDOWN);
+	free(blob.p);
+	free(m.p);
+}
+
+/* GNU and pax sparse files come out of libarchive as pieces at offsets: the holes must be
+ * written as zeros, or the blob would have bytes nobody wrote. */
+Test(nested, sparse_files_get_their_holes_as_zeros)
+{
+	sh("printf middle | dd of=tree/sparse bs=1 seek=300000 conv=notrunc && "
+	   "truncate -s 1000000 tree/sparse && touch -d @%d tree/sparse && "
+	   "tar -C tree -S -cf gnu.tar sparse hello.txt && "
+	   "tar -C tree -S --format=posix -cf pax.tar sparse hello.txt", MTIME);
+	const char *names[] = {"gnu.tar", "pax.tar"};
+	for (size_t i = 0; i < 2; i++) {
+		struct nested_mem blob = {0};
+		struct nested *n = index_file(names[i], &blob);
+		check_file(n, &blob, "sparse", 0);
+		check_file(n, &blob, "hello.txt", 0);
+		cr_assert_eq(nested_blob_size(n), 1000000 + 12);
+		nested_free(n);
+		free(blob.p);
+	}
+}
