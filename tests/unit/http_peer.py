@@ -19,6 +19,15 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /429/KEY                  first 429 + Retry-After: 1, then 200 "ok"
   /429reset/KEY             first 429 + RateLimit-Reset: now+1, then 200 "ok"
   /503/KEY                  first 503, then 200 "ok"
+  /bare429-for/S/KEY        a bare 429 (no Retry-After, no RateLimit-Reset: GitLab's application
+                            limits) for S seconds after the first request, then like /data
+  /huge-retry-after         429 + Retry-After: 99999999999999999999, always
+  /huge-reset               429 + RateLimit-Reset: 9223372036854775807, always
+  /echo-token               500 whose body repeats the request's token header, as some proxies'
+                            error pages do
+  /redirect/leak            302 to 127.0.0.2 with the token in the Location's path; 500 there
+  /slow-headers             sleeps 5 s before answering 200 "ok"
+  /paged-relative?page=N    JSON [N]; a relative Link rel=next (/api/v4/paged-relative?page=N+1)
   /data                     1000 bytes (byte i = i % 251), Range honoured (206/416), Accept-Ranges
   /norange                  the same 1000 bytes, Range ignored (200), no Accept-Ranges
   /truncate-once/KEY        like /data, but the first answer stops after 400 body bytes
@@ -93,6 +102,14 @@ lock = threading.Lock()
 counters = {}
 ports = [0, 0]
 log_path = None
+
+
+first_seen = {}
+
+
+def seconds_since_first(key):
+    with lock:
+        return time.monotonic() - first_seen.setdefault(key, time.monotonic())
 
 
 def bump(key):
@@ -244,6 +261,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(302, b"", [("Location", "landing")])
             if kind == "loop":
                 return self.send(302, b"", [("Location", self.path)])
+            if kind == "leak":
+                tok = self.headers.get("private-token") or "none"
+                loc = "http://127.0.0.2:%d/leak/%s/x" % (ports[1], tok)
+                return self.send(302, b"", [("Location", loc)])
         if head in ("429", "429reset", "503"):
             if bump(path) == 1:
                 if head == "503":
@@ -254,6 +275,29 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, b"ok")
         if head == "data":
             return self.serve_data(True)
+        if head == "bare429-for":
+            if seconds_since_first(path) < float(parts[1]):
+                return self.send(429, b'{"message":"429 Too Many Requests"}')
+            return self.serve_data(True)
+        if head == "huge-retry-after":
+            return self.send(429, b"slow down", [("Retry-After", "99999999999999999999")])
+        if head == "huge-reset":
+            return self.send(429, b"slow down", [("RateLimit-Reset", "9223372036854775807")])
+        if head == "echo-token":
+            tok = " ".join(self.headers.get(h) or "" for h in TOKEN_HEADERS).strip()
+            return self.send(500, ("proxy error; request had %s" % tok).encode())
+        if head == "slow-headers":
+            time.sleep(5)
+            return self.send(200, b"ok")
+        if head == "leak":
+            return self.send(500, b"gone")
+        if head == "paged-relative":
+            m = re.search(r"(?:^|&)page=(\d+)", query)
+            n = int(m.group(1)) if m else 1
+            hdrs = [("Content-Type", "application/json")]
+            if n < 3:
+                hdrs.append(("Link", '</api/v4/paged-relative?page=%d>; rel="next"' % (n + 1)))
+            return self.send(200, json.dumps([n]).encode(), hdrs)
         if head == "norange":
             return self.serve_data(False)
         if head in ("truncate-once", "truncate-once-norange"):
