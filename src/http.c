@@ -293,7 +293,7 @@ static int load_ca(struct http *h, const char *ca_file)
 		return 0;
 	int err = append_file(ca_file, &h->ca_pem, &h->ca_pem_len);
 	if (!err && (!h->ca_pem || !memmem(h->ca_pem, h->ca_pem_len, "-----BEGIN CERTIFICATE-----", 27)))
-		err = -EINVAL;
+		err = -EBADMSG;
 	CURL *c = err ? NULL : curl_easy_init();
 	const char *bundle = c ? default_ca_bundle(c) : NULL;
 	if (bundle && append_file(bundle, &h->ca_pem, &h->ca_pem_len) == -ENOMEM)
@@ -597,6 +597,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *p)
 	curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status >= 300 && status < 400)
 		return n; /* a redirect's body is not wanted */
+	if (a->received == 0 && a->req->expect_etag && a->etag && (status == 200 || status == 206) &&
+	    strcmp(a->etag, a->req->expect_etag) != 0) {
+		a->sink_err = -ESTALE; /* another archive now: not one byte of it */
+		return 0;
+	}
 	if (a->received == 0) {
 		a->delivering = a->req->body_fn && (status == 200 || status == 206);
 		a->next_off = status == 206 && a->range_start >= 0 ? (uint64_t)a->range_start : 0;
@@ -668,13 +673,13 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 	return is_cancelled(a->h) ? 1 : 0;
 }
 
-/* If-Range only with a Range, and only with a plain quoted ETag (no header injection). */
+/* If-Range only with a Range, and only with a strong quoted ETag (no header injection). */
 static void add_if_range(const struct http_request *req, const struct target *t,
 			 struct curl_slist **hdrs)
 {
 	char line[300];
-	const char *e = req->if_range;
-	if (!e || t->range_len <= 0 || strlen(e) > 256 || strpbrk(e, "\r\n"))
+	const char *e = req->expect_etag;
+	if (!e || e[0] != '"' || t->range_len <= 0 || strlen(e) > 256 || strpbrk(e, "\r\n"))
 		return;
 	snprintf(line, sizeof(line), "If-Range: %s", e);
 	*hdrs = curl_slist_append(*hdrs, line);

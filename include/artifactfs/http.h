@@ -50,7 +50,7 @@ struct http_config {
 };
 
 /* Creates the shared client. Returns 0 or -ENOMEM / -EINVAL (bad base_url) / -errno of reading
- * ca_file (-ENOENT, -EACCES, -EINVAL when it holds no PEM certificate). Free with http_free(). */
+ * ca_file (-ENOENT, -EACCES, -EBADMSG when it holds no PEM certificate). Free with http_free(). */
 int http_new(const struct http_config *cfg, struct http **out);
 void http_free(struct http *h); /* NULL is a no-op */
 
@@ -74,9 +74,11 @@ struct http_request {
 	size_t max_body;        /* cap on a collected body; 0: 64 MiB; over it: -EFBIG */
 	long retry_for_ms;      /* > 0: this request's budget instead of the client's (start-up
 	                           checks use a short one); 0: the client's retry_for_s */
-	const char *if_range;   /* an ETag: sent as If-Range with the Range, so a changed resource
-	                           answers 200 with the whole new body instead of a 206 of it
-	                           (callers compare resp->etag); NULL: none */
+	const char *expect_etag; /* the ETag the resource must still have (an open file pinned to
+	                           one archive): sent as If-Range with a Range when strong, and an
+	                           answer (200/206) carrying another ETag fails with -ESTALE before
+	                           any byte reaches body_fn. An answer without ETag is not checked.
+	                           NULL: none */
 };
 
 /* Why no answer arrived (http_response.fail), for a start-up message naming the real cause. */
@@ -108,8 +110,8 @@ struct http_response {
 
 /* Performs req. Returns 0 when an HTTP answer arrived (any status, including 4xx and a 5xx or
  * 429 left after the retries; map it with http_status_to_errno()), or -errno when none did:
- * -EIO (unreachable, reset, timed out, truncated after the retries), -ENOMEM, -EFBIG, or the
- * error a body_fn returned. A streamed body is complete when 0 is returned with a 2xx status.
+ * -EIO (unreachable, reset, timed out, truncated after the retries), -ENOMEM, -EFBIG, -ESTALE
+ * (expect_etag did not match), or the error a body_fn returned. A streamed body is complete when 0 is returned with a 2xx status.
  * resp is always initialised; release it with http_response_release() in every case. */
 int http_do(struct http *h, const struct http_request *req, struct http_response *resp);
 void http_response_release(struct http_response *resp);

@@ -37,8 +37,9 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /paged-link?page=N        JSON [N]; Link rel=next to a foreign host while N < 3
   /paged-xnext?page=N       JSON [N]; X-Next-Page N+1 while N < 3, then empty
   .../blob                  like /data (the object store behind a redirect)
-  /user, /job, /projects    for gitlab_check: a JSON object, a 401, an HTML page
-  /projects/group%2Fapp/... a small GitLab for test_gitlab.c (see GITLAB below): matched on the
+  /user, /job, /projects    for gitlab_check (/job answers the job token glcbt-running): a JSON object, a 401, an HTML page
+  /projects/group%2Fapp/... a small GitLab for test_gitlab.c (see GITLAB below; group%2Fres
+                            for by-ref resolution): matched on the
                             raw path (so escaping shows) and the decoded query
 """
 import json
@@ -97,6 +98,44 @@ GITLAB = {
          job(502, "lint", archive=False, reports=("codequality",)), job(501, "test 1/3", old_style=True)]
         if q.get("scope[]") == "success" and q.get("per_page") == "100" else []),
 }
+
+# Project group/res (id 9), GitLab's by-ref rules (GITLAB-API.md "Ref resolution"): main's
+# newest successful pipeline 90 is a scan-policy one (dangling: skipped); pipeline 80 has a
+# failed job with an archive (e2e, served: no status filter), a report-only job (junit-only,
+# which shadows the child's archive of that name) and a job without artifacts; its bridges
+# list child 83 before child 81 (a retried trigger's), walked in id order: 80, 81, 83.
+def rjob(jid, name, status="success", archive=True, reports=()):
+    out = job(jid, name, archive=archive, reports=reports)
+    out.update({"status": status, "ref": "main", "pipeline": {"id": jid // 10, "project_id": 9}})
+    return out
+
+
+R = "/projects/group%2Fres"
+GITLAB.update({
+    R + "/pipelines": lambda q: (
+        [{"id": 90, "project_id": 9, "ref": "main", "status": "success",
+          "source": "security_orchestration_policy"},
+         {"id": 80, "project_id": 9, "ref": "main", "status": "success", "source": "push"}]
+        if q.get("ref") == "main" and q.get("status") == "success" else
+        [{"id": 95, "project_id": 9, "ref": q.get("ref"), "status": "success",
+          "source": "merge_request_event"}]
+        if q.get("ref") == "refs/merge-requests/7/head" else []),
+    R + "/pipelines/80/jobs": lambda q: [
+        rjob(803, "e2e", status="failed"), rjob(802, "junit-only", archive=False, reports=("junit",)),
+        rjob(801, "docs", archive=False)],
+    R + "/pipelines/80/bridges": lambda q: [
+        {"id": 5, "downstream_pipeline": {"id": 83, "project_id": 9}},
+        {"id": 4, "retried": True, "downstream_pipeline": {"id": 81, "project_id": 9}}],
+    R + "/pipelines/81/jobs": lambda q: [rjob(811, "junit-only"), rjob(812, "child-a")],
+    R + "/pipelines/81/bridges": lambda q: [],
+    R + "/pipelines/83/jobs": lambda q: [rjob(831, "child-a"), rjob(832, "child-b")],
+    R + "/pipelines/83/bridges": lambda q: [],
+    R + "/repository/branches/main": lambda q: {"name": "main", "commit": {"id": "a" * 40}},
+    R + "/repository/tags/v1": lambda q: {"name": "v1", "commit": {"id": "b" * 40}},
+    R + "/merge_requests/7": lambda q: {
+        "iid": 7, "sha": "c" * 40, "source_branch": "feature/login",
+        "head_pipeline": {"id": 95, "ref": "refs/merge-requests/7/head", "status": "success"}},
+})
 
 lock = threading.Lock()
 counters = {}
@@ -175,9 +214,11 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def serve_data(self, honour_range, cut=None):
+    def serve_data(self, honour_range, cut=None, etag=None):
         rng = parse_range(self.headers.get("Range"), SIZE) if honour_range else None
         hdrs = [("Accept-Ranges", "bytes")] if honour_range else []
+        if etag:
+            hdrs.append(("ETag", etag))
         if rng == "bad":
             return self.send(416, b"", hdrs + [("Content-Range", "bytes */%d" % SIZE)])
         if rng is None:
@@ -221,6 +262,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send(302, b"", [("Location", "http://127.0.0.2:%d/signed/blob?X-Amz-Signature=s"
                                   % ports[1])])
             return True
+        if path == R + "/jobs/803/artifacts":  # strong ETag; If-Range honoured
+            if self.headers.get("If-Range") not in (None, '"sha-A"'):
+                self.send(200, DATA, [("ETag", '"sha-A"'), ("Accept-Ranges", "bytes")])
+            else:
+                self.serve_data(True, etag='"sha-A"')
+            return True
         if path == P + "/jobs/504/artifacts":  # a server that answers another range
             body = DATA[:10]
             self.send(206, body, [("Content-Range", "bytes 0-9/%d" % SIZE)])
@@ -239,6 +286,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/user":
             return self.send(200, b'{"id": 1, "username": "dev"}')
         if path == "/job":
+            if self.headers.get("job-token") == "glcbt-running":
+                return self.send(200, json.dumps(rjob(803, "e2e", status="running")).encode())
             return self.send(401, b'{"message": "401 Unauthorized"}')
         if path == "/projects":
             return self.send(200, b"<html>not an API</html>")
