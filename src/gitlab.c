@@ -26,7 +26,14 @@
 
 struct gitlab {
 	struct http *http;
+	bool job_token; /* 404s off the job-token routes mean "cannot tell" (see gitlab.h) */
 };
+
+/* A 404 from a route that ignores a job token is no answer: -EACCES, "cannot tell". */
+static int tell(const struct gitlab *gl, int err)
+{
+	return gl->job_token && err == -ENOENT ? -EACCES : err;
+}
 
 int gitlab_new(struct http *http, struct gitlab **out)
 {
@@ -34,6 +41,7 @@ int gitlab_new(struct http *http, struct gitlab **out)
 	if (!gl)
 		return -ENOMEM;
 	gl->http = http;
+	gl->job_token = http_auth_kind(http) == HTTP_AUTH_JOB_TOKEN;
 	*out = gl;
 	return 0;
 }
@@ -403,7 +411,7 @@ int gitlab_project_get(struct gitlab *gl, const char *project, struct gl_project
 	json_t *root = NULL;
 	int err = -ENOMEM;
 	if (id && asprintf(&url, "/projects/%s", id) >= 0) {
-		err = call_json(gl, "GET", url, &root, NULL);
+		err = tell(gl, call_json(gl, "GET", url, &root, NULL));
 		if (!err)
 			err = project_from_json(root, out);
 	}
@@ -496,7 +504,7 @@ int gitlab_refs_list(struct gitlab *gl, const char *project, char ***names, size
 			err = -ENOMEM;
 			break;
 		}
-		err = list_all(gl, url, add_ref_name, &sv);
+		err = tell(gl, list_all(gl, url, add_ref_name, &sv));
 		free(url);
 	}
 	free(id);
@@ -598,8 +606,9 @@ static int family_level(struct gitlab *gl, const char *id, struct family *f, siz
 			return -ENOMEM;
 		err = list_pages(gl, url, 10, false, add_child, f);
 		free(url);
-		if (err == -ENOENT || err == -EACCES)
+		if ((err == -ENOENT && !gl->job_token) || err == -EACCES)
 			err = 0; /* no bridges endpoint or not allowed: no children */
+		err = tell(gl, err);
 	}
 	return err;
 }
@@ -675,7 +684,7 @@ int gitlab_ref_resolve(struct gitlab *gl, const char *project, const char *ref,
 	struct job_list jl = {0};
 	struct family *f = calloc(1, sizeof(*f));
 	char *id = escaped(project), *url = NULL;
-	int err = id && f ? newest_pipeline(gl, id, ref, f) : -ENOMEM;
+	int err = id && f ? tell(gl, newest_pipeline(gl, id, ref, f)) : -ENOMEM;
 	if (!err)
 		err = family_walk(gl, id, f);
 	for (size_t i = 0; !err && i < f->n; i++) {
@@ -747,7 +756,7 @@ int gitlab_ref_check(struct gitlab *gl, const char *project, const char *ref)
 	free(id);
 	free(r);
 	/* a 404 from a route that ignores a job token is no answer (auth_finders.rb) */
-	return err == -ENOENT && pipelines == -EACCES ? -EACCES : err;
+	return err == -ENOENT && pipelines == -EACCES ? -EACCES : tell(gl, err);
 }
 
 int gitlab_token_job(struct gitlab *gl, struct gl_job *out)

@@ -47,6 +47,7 @@ struct http {
 	char *origin;            /* normalised scheme://host:port of base */
 	char *auth_header;       /* "PRIVATE-TOKEN: ..." or NULL; never logged */
 	char *token;             /* the bare token, only to redact it from log lines */
+	enum http_auth auth;
 	long connect_timeout_ms, low_speed_time_s, attempt_timeout_ms;
 	int max_retries;
 	long retry_base_ms, max_retry_wait_ms, retry_for_ms;
@@ -335,6 +336,7 @@ int http_new(const struct http_config *cfg, struct http **out)
 			return -ENOMEM;
 		}
 	}
+	h->auth = h->auth_header ? cfg->auth : HTTP_AUTH_NONE;
 	int ca_err = load_ca(h, cfg->ca_file);
 	if (ca_err) {
 		http_free(h);
@@ -389,6 +391,11 @@ void http_free(struct http *h)
 	free(h->api);
 	free(h->origin);
 	free(h);
+}
+
+enum http_auth http_auth_kind(const struct http *h)
+{
+	return h->auth;
 }
 
 void http_stats(struct http *h, uint64_t *requests, uint64_t *bytes)

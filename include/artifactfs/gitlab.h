@@ -3,7 +3,14 @@
  * -ENOENT (404, also "no access to a private project"), -EACCES (401/403), -EBUSY (409),
  * -EIO (unreachable, 5xx, malformed JSON or a field of the wrong type), -ENOMEM.
  * Every failure writes one log line naming the call and the status. Thread-safe: the struct
- * holds no mutable state beyond the http client's. */
+ * holds no mutable state beyond the http client's.
+ *
+ * With a job token (HTTP_AUTH_JOB_TOKEN), GitLab ignores the token on every route that is not
+ * job_token_allowed and answers as to an anonymous caller (lib/gitlab/auth/auth_finders.rb):
+ * a private project's GET /projects/:id, branches, tags, pipelines and bridges say 404. Such a
+ * 404 proves nothing, so on those routes these functions return -EACCES ("cannot tell") instead
+ * of -ENOENT: gitlab_project_get, gitlab_refs_list, gitlab_ref_resolve/gitlab_ref_jobs,
+ * gitlab_ref_check. Callers then go straight to the artifact endpoints, which do take it. */
 #ifndef ARTIFACTFS_GITLAB_H
 #define ARTIFACTFS_GITLAB_H
 

@@ -128,6 +128,9 @@ char *http_escape(const char *s);
  * NULL or empty: a plain copy). NULL on ENOMEM. Pure; used on every logged answer text. */
 char *http_redact(const char *text, const char *secret);
 
+/* The kind of credential the client sends (http_config.auth). */
+enum http_auth http_auth_kind(const struct http *h);
+
 /* Counters for the stats file: requests made, bytes of body received. Thread-safe. */
 void http_stats(struct http *h, uint64_t *requests, uint64_t *bytes);
 

@@ -246,6 +246,11 @@ class Handler(BaseHTTPRequestHandler):
     def gitlab(self, path, query):
         """The small GitLab; returns False when path is not one of its."""
         q = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        if (path.startswith(R) and self.headers.get("job-token")
+                and not re.search(r"/pipelines/\d+/jobs$|/artifacts", path)):
+            # group/res is private: GitLab ignores a job token off its routes (anonymous: 404)
+            self.send(404, b'{"message":"404 Project Not Found"}')
+            return True
         if path in GITLAB:
             hdrs = [("Content-Type", "application/json")]
             if path == P + "/pipelines/50/jobs" and q.get("page", "1") == "1":

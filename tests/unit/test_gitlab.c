@@ -440,3 +440,24 @@ Test(gitlab, a_read_pinned_to_an_etag_fails_when_the_archive_changed, .init = pe
 	gitlab_free(gl);
 	http_free(h);
 }
+
+Test(gitlab, with_a_job_token_a_404_off_its_routes_means_cannot_tell, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http_config cfg = {.base_url = base, .auth = HTTP_AUTH_JOB_TOKEN,
+				  .token = "glcbt-running", .max_retries = -1};
+	struct http *h;
+	struct gitlab *gl;
+	struct gl_job *jobs = NULL;
+	struct gl_project p;
+	char **names = NULL;
+	size_t n = 0;
+	cr_assert_eq(http_new(&cfg, &h), 0);
+	cr_assert_eq(gitlab_new(h, &gl), 0);
+	cr_assert_eq(gitlab_ref_check(gl, "group/res", "main"), -EACCES);
+	cr_assert_eq(gitlab_ref_resolve(gl, "group/res", "main", &jobs, &n), -EACCES);
+	cr_assert_eq(gitlab_project_get(gl, "group/res", &p), -EACCES);
+	cr_assert_eq(gitlab_refs_list(gl, "group/res", &names, &n), -EACCES);
+	gitlab_free(gl);
+	http_free(h);
+}
