@@ -130,6 +130,8 @@ GITLAB.update({
     R + "/pipelines/81/bridges": lambda q: [],
     R + "/pipelines/83/jobs": lambda q: [rjob(831, "child-a"), rjob(832, "child-b")],
     R + "/pipelines/83/bridges": lambda q: [],
+    R + "/repository/branches": lambda q: [{"name": n} for n in ("main", "b", "a", "b")],
+    R + "/repository/tags": lambda q: [{"name": n} for n in ("v1", "main", "a", "v2")],
     R + "/repository/branches/main": lambda q: {"name": "main", "commit": {"id": "a" * 40}},
     R + "/repository/tags/v1": lambda q: {"name": "v1", "commit": {"id": "b" * 40}},
     R + "/merge_requests/7": lambda q: {

@@ -461,3 +461,21 @@ Test(gitlab, with_a_job_token_a_404_off_its_routes_means_cannot_tell, .init = pe
 	gitlab_free(gl);
 	http_free(h);
 }
+
+Test(gitlab, ref_names_are_listed_once_branches_first, .init = peer_start, .fini = peer_stop,
+     .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	char **names = NULL;
+	size_t n = 0;
+	cr_assert_eq(gitlab_refs_list(gl, "group/res", &names, &n), 0);
+	static const char *want[] = {"main", "b", "a", "v1", "v2"};
+	cr_assert_eq(n, 5, "a name in both listings (or twice in one) comes once");
+	for (size_t i = 0; i < n; i++)
+		cr_assert_str_eq(names[i], want[i]);
+	cr_assert_null(names[n]);
+	gitlab_strv_free(names);
+	gitlab_free(gl);
+	http_free(h);
+}
