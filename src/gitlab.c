@@ -599,7 +599,8 @@ static int add_child(json_t *item, void *ctx)
 static int family_level(struct gitlab *gl, const char *id, struct family *f, size_t from, size_t to)
 {
 	int err = 0;
-	for (size_t i = from; i < to && !err; i++) {
+	size_t cap = sizeof(f->id) / sizeof(f->id[0]);
+	for (size_t i = from; i < to && !err && f->n < cap; i++) { /* full: no more bridges */
 		char *url = NULL;
 		if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/bridges?per_page=100", id,
 			     f->id[i]) < 0)

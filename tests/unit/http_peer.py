@@ -253,6 +253,20 @@ class Handler(BaseHTTPRequestHandler):
             # group/res is private: GitLab ignores a job token off its routes (anonymous: 404)
             self.send(404, b'{"message":"404 Project Not Found"}')
             return True
+        m = re.fullmatch(r"/projects/group%2Ffan/pipelines(?:/(\d+)/(jobs|bridges))?", path)
+        if m:  # a pipeline (1) with 300 child pipelines, each with 2 children of its own
+            plid = int(m.group(1) or 0)
+            if not m.group(1):
+                body = [{"id": 1, "project_id": 5, "ref": "main", "status": "success"}]
+            elif m.group(2) == "jobs":
+                body = []
+            elif plid == 1:
+                body = [{"downstream_pipeline": {"id": 1000 + i, "project_id": 5}} for i in range(300)]
+            else:
+                body = [{"downstream_pipeline": {"id": plid * 10 + i, "project_id": 5}}
+                        for i in range(2)]
+            self.send(200, json.dumps(body).encode(), [("Content-Type", "application/json")])
+            return True
         if path in GITLAB:
             hdrs = [("Content-Type", "application/json")]
             if path == P + "/pipelines/50/jobs" and q.get("page", "1") == "1":

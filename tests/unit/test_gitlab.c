@@ -479,3 +479,20 @@ Test(gitlab, ref_names_are_listed_once_branches_first, .init = peer_start, .fini
 	gitlab_free(gl);
 	http_free(h);
 }
+
+Test(gitlab, child_pipeline_fan_out_is_capped, .init = peer_start, .fini = peer_stop,
+     .timeout = 60)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_job *jobs = NULL;
+	size_t n = 0;
+	cr_assert_eq(gitlab_ref_resolve(gl, "group/fan", "main", &jobs, &n), 0);
+	cr_assert_eq(n, 0);
+	gl_jobs_free(jobs, n);
+	int walked = count_lines("/jobs?per_page=100");
+	cr_assert_eq(walked, 201, "the pipeline and 200 children, not 300 + 600 (%d)", walked);
+	cr_assert_eq(count_lines("/bridges?"), 1, "a full family asks for no more bridges");
+	gitlab_free(gl);
+	http_free(h);
+}
