@@ -22,7 +22,7 @@
 #define CHILD_MAX 200      /* child pipelines walked in all (issue 12 item 10: 64 per level
                               over 3 levels made 4,647 requests) */
 #define PIPELINE_PAGES 5   /* pages of a ref's pipelines searched for a non-dangling one */
-#define CHECK_BUDGET_MS 15000 /* start-up checks: a short retry budget */
+#define CHECK_BUDGET_MS 8000 /* start-up checks: a short retry budget */
 
 struct gitlab {
 	struct http *http;
@@ -341,8 +341,8 @@ static void explain_failure(const struct http_response *resp, char *why, size_t 
 {
 	switch (resp->fail) {
 	case HTTP_FAIL_TLS:
-		snprintf(why, n, "TLS certificate problem: %s (a private CA? pass --ca-file FILE or "
-				 "set CI_SERVER_TLS_CA_FILE)", resp->error);
+		snprintf(why, n, "TLS refused the server's certificate: %s (a private CA? pass "
+				 "--ca-file FILE or set CI_SERVER_TLS_CA_FILE)", resp->error);
 		break;
 	case HTTP_FAIL_DNS:
 		snprintf(why, n, "cannot be reached: the host name does not resolve (DNS): %s", resp->error);

@@ -306,6 +306,24 @@ static int load_ca(struct http *h, const char *ca_file)
 	return err;
 }
 
+/* The credential header and, for redaction, the bare token. Returns 0 or -ENOMEM. */
+static int set_auth(struct http *h, const struct http_config *cfg)
+{
+	if (cfg->auth == HTTP_AUTH_NONE || !cfg->token)
+		return 0;
+	const char *name = cfg->auth == HTTP_AUTH_PRIVATE_TOKEN ? "PRIVATE-TOKEN"
+			   : cfg->auth == HTTP_AUTH_BEARER      ? "Authorization"
+								: "JOB-TOKEN";
+	const char *prefix = cfg->auth == HTTP_AUTH_BEARER ? "Bearer " : "";
+	if (asprintf(&h->auth_header, "%s: %s%s", name, prefix, cfg->token) < 0) {
+		h->auth_header = NULL;
+		return -ENOMEM;
+	}
+	h->auth = cfg->auth;
+	h->token = strdup(cfg->token);
+	return h->token ? 0 : -ENOMEM;
+}
+
 int http_new(const struct http_config *cfg, struct http **out)
 {
 	struct http *h = calloc(1, sizeof(*h));
@@ -322,25 +340,12 @@ int http_new(const struct http_config *cfg, struct http **out)
 		http_free(h);
 		return -EINVAL;
 	}
-	if (cfg->auth != HTTP_AUTH_NONE && cfg->token) {
-		const char *name = cfg->auth == HTTP_AUTH_PRIVATE_TOKEN ? "PRIVATE-TOKEN"
-				   : cfg->auth == HTTP_AUTH_BEARER      ? "Authorization"
-									: "JOB-TOKEN";
-		const char *prefix = cfg->auth == HTTP_AUTH_BEARER ? "Bearer " : "";
-		if (asprintf(&h->auth_header, "%s: %s%s", name, prefix, cfg->token) < 0 ||
-		    !(h->token = strdup(cfg->token))) {
-			if (!h->token)
-				free(h->auth_header);
-			h->auth_header = NULL;
-			http_free(h);
-			return -ENOMEM;
-		}
-	}
-	h->auth = h->auth_header ? cfg->auth : HTTP_AUTH_NONE;
-	int ca_err = load_ca(h, cfg->ca_file);
-	if (ca_err) {
+	int err = set_auth(h, cfg);
+	if (!err)
+		err = load_ca(h, cfg->ca_file);
+	if (err) {
 		http_free(h);
-		return ca_err;
+		return err;
 	}
 	h->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
 	h->low_speed_time_s = cfg->low_speed_time_s ? cfg->low_speed_time_s : 30;
@@ -596,6 +601,13 @@ static int collect(struct attempt *a, const char *data, size_t n, size_t max)
 	return 0;
 }
 
+/* The answer names another resource version than the caller pinned (expect_etag). */
+static bool etag_changed(const struct attempt *a, long status)
+{
+	return a->req->expect_etag && a->etag && (status == 200 || status == 206) &&
+	       strcmp(a->etag, a->req->expect_etag) != 0;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *p)
 {
 	struct attempt *a = p;
@@ -604,8 +616,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *p)
 	curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status >= 300 && status < 400)
 		return n; /* a redirect's body is not wanted */
-	if (a->received == 0 && a->req->expect_etag && a->etag && (status == 200 || status == 206) &&
-	    strcmp(a->etag, a->req->expect_etag) != 0) {
+	if (a->received == 0 && etag_changed(a, status)) {
 		a->sink_err = -ESTALE; /* another archive now: not one byte of it */
 		return 0;
 	}
@@ -1071,6 +1082,27 @@ static int exchange_run(struct exchange *x, struct http *h, const struct http_re
 	}
 }
 
+/* After the last attempt: believes the server down (only when nothing answered at all, never
+ * on a cancel), logs the one line, and tells resp why no answer came. */
+static void note_outcome(struct http *h, struct exchange *x, const struct http_request *req,
+			 int err, struct http_response *resp)
+{
+	enum http_fail why = err == -EIO ? fail_kind(&x->a) : HTTP_FAIL_NONE;
+	if (x->a.status == 0 &&
+	    (why == HTTP_FAIL_DNS || why == HTTP_FAIL_REFUSED || why == HTTP_FAIL_TIMEOUT))
+		atomic_store(&h->down_until_ms, now_ms() + DOWN_HOLD_MS);
+	else if (!err)
+		atomic_store(&h->down_until_ms, 0);
+	log_outcome(h, req, x->t.url ? x->t.url : x->start, &x->a, err, x->tries);
+	resp->fail = why;
+	if (why == HTTP_FAIL_NONE)
+		return;
+	char *clean = http_redact(x->a.errbuf[0] ? x->a.errbuf : curl_easy_strerror(x->a.rc),
+				  h->token);
+	snprintf(resp->error, sizeof(resp->error), "%s", clean ? clean : "");
+	free(clean);
+}
+
 int http_do(struct http *h, const struct http_request *req, struct http_response *resp)
 {
 	long budget = req->retry_for_ms > 0 ? req->retry_for_ms : h->retry_for_ms;
@@ -1098,20 +1130,7 @@ int http_do(struct http *h, const struct http_request *req, struct http_response
 	x.t.url = strdup(x.start);
 	if (x.t.url)
 		err = exchange_run(&x, h, req);
-	enum http_fail why = err == -EIO ? fail_kind(&x.a) : HTTP_FAIL_NONE;
-	if (x.a.status == 0 &&
-	    (why == HTTP_FAIL_DNS || why == HTTP_FAIL_REFUSED || why == HTTP_FAIL_TIMEOUT))
-		atomic_store(&h->down_until_ms, now_ms() + DOWN_HOLD_MS);
-	else if (!err)
-		atomic_store(&h->down_until_ms, 0);
-	log_outcome(h, req, x.t.url ? x.t.url : x.start, &x.a, err, x.tries);
-	resp->fail = why;
-	if (why != HTTP_FAIL_NONE) {
-		char *clean = http_redact(x.a.errbuf[0] ? x.a.errbuf : curl_easy_strerror(x.a.rc),
-					  h->token);
-		snprintf(resp->error, sizeof(resp->error), "%s", clean ? clean : "");
-		free(clean);
-	}
+	note_outcome(h, &x, req, err, resp);
 	if (!err || x.a.status)
 		fill_response(h, &x.a, x.start, resp);
 	if (!err && x.lg.resumed && x.a.status == 206) {

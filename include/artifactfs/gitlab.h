@@ -62,10 +62,10 @@ void gl_jobs_free(struct gl_job *jobs, size_t n); /* releases each, then frees t
 int gitlab_parse_job(const char *json, size_t len, struct gl_job *out);
 
 /* As gitlab_check(), and on failure writes into why (n bytes) one line naming the real cause,
- * for the start-up message: "TLS certificate problem: <curl's text> (a private CA? use
+ * for the start-up message: "TLS refused the server's certificate: <curl's text> (a private CA? use
  * --ca-file ...)", "the host name does not resolve", "connection refused", "no answer within
  * N s", "HTTP <status> ... not a GitLab API", "... give the instance's URL without /api/v4".
- * Uses a short retry budget (15 s). Same return values as gitlab_check(). */
+ * Uses a short retry budget (8 s). Same return values as gitlab_check(). */
 int gitlab_check_why(struct gitlab *gl, enum http_auth auth, char *why, size_t n);
 
 /* Checks, before mounting, that the server answers and the credentials are accepted:

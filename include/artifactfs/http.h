@@ -111,7 +111,8 @@ struct http_response {
 /* Performs req. Returns 0 when an HTTP answer arrived (any status, including 4xx and a 5xx or
  * 429 left after the retries; map it with http_status_to_errno()), or -errno when none did:
  * -EIO (unreachable, reset, timed out, truncated after the retries), -ENOMEM, -EFBIG, -ESTALE
- * (expect_etag did not match), or the error a body_fn returned. A streamed body is complete when 0 is returned with a 2xx status.
+ * (expect_etag did not match), or the error a body_fn returned. A streamed body is complete
+ * when 0 is returned with a 2xx status.
  * resp is always initialised; release it with http_response_release() in every case. */
 int http_do(struct http *h, const struct http_request *req, struct http_response *resp);
 void http_response_release(struct http_response *resp);
