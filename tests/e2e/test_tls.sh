@@ -30,7 +30,7 @@ fails_before_mount() {
 	local desc=$1 pattern=$2
 	shift 2
 	mkdir -p "$mnt"
-	timeout 60 "$ARTIFACTFS_BIN" "$URL" "$mnt" --cache-dir "$T/cache" "$@" >"$T/out" 2>"$T/err"
+	timeout 60 "$ARTIFACTFS_BIN" "${AT_URL:-$URL}" "$mnt" --cache-dir "$T/cache" "$@" >"$T/out" 2>"$T/err"
 	local rc=$?
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qi -- "$pattern" "$T/err" &&
 		[ "$(wc -l <"$T/err")" -eq 1 ] && ! mountpoint -q "$mnt"; then
@@ -54,6 +54,8 @@ read -r PASS FAIL <"$T/counts"
 fails_before_mount "a CA file that holds no certificate is refused by name" "no PEM certificate" \
 	--ca-file /dev/null
 fails_before_mount "a missing CA file is refused by name" "$T/nope.pem" --ca-file "$T/nope.pem"
+AT_URL=$URL/api/v4 fails_before_mount "a URL ending in /api/v4 is named as the mistake" \
+	"HTTP 404.*without /api/v4" --ca-file "$ca/ca.pem"
 
 mount_fs "$mnt" --ca-file "$ca/ca.pem"
 check "with --ca-file the mount reads a job over https" cmp "$app/main/build/lib/hello.c" "$T/hello.c"
