@@ -1392,10 +1392,13 @@ def send_bytes(sim, h, path, chunked=False):
 
 
 def archive_etag(sim, path, st):
-    """The download's ETag as --etag says. No GitLab source read for this settled whether
-    Workhorse/Rails send one on artifact downloads (GITLAB-API.md: "newest servers send a strong
-    ETag (sha256)", unconfirmed), so it is an option: inode (the default, what the simulator
-    always sent), sha256 (strong, the archive's digest), weak (W/"..."), none."""
+    """The download's ETag as --etag says. Workhorse serves a local archive with
+    http.ServeContent(w, r, "", modtime, file) (workhorse/internal/sendfile/sendfile.go): Range,
+    Last-Modified and If-Range, but no ETag of its own; one appears only if Rails set it first,
+    and from object storage the store's own (S3: an MD5, "-N" for multipart). GITLAB-API.md's
+    "newest servers send a strong sha256 ETag" is not confirmed by that source, so it is an
+    option: inode (the default, what the simulator always sent), sha256 (strong, the
+    archive's digest), weak (W/"..."), none (closest to local storage per sendfile.go)."""
     kind = sim.args.etag
     if kind == "none":
         return None
