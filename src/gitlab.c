@@ -955,18 +955,21 @@ int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, in
 	if (!url)
 		return -ENOMEM;
 	struct http_request req = {.url = url, .range_off = off, .range_len = len, .body_fn = fn,
-				   .body_ctx = ctx, .expect_etag = info->expect_etag};
+				   .body_ctx = ctx, .expect_etag = info->expect_etag,
+				   .expect_last_modified = info->expect_last_modified};
 	struct http_response resp;
 	int err = http_do(gl->http, &req, &resp);
 	if (!err)
 		err = archive_answer(&resp, off, len, &why);
 	if (err == -ESTALE)
-		why = "the ref now names another archive (ETag changed)";
+		why = "the ref now names another archive (ETag or Last-Modified changed)";
 	if (err && err != -ENOMEM)
 		log_archive_failure(url, off, len, &resp, why, err);
 	info->total = resp.range_total;
 	info->whole = resp.status == 200;
 	snprintf(info->etag, sizeof(info->etag), "%s", resp.etag ? resp.etag : "");
+	snprintf(info->last_modified, sizeof(info->last_modified), "%s",
+		 resp.last_modified ? resp.last_modified : "");
 	http_response_release(&resp);
 	free(url);
 	return err;

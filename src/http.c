@@ -601,11 +601,23 @@ static int collect(struct attempt *a, const char *data, size_t n, size_t max)
 	return 0;
 }
 
-/* The answer names another resource version than the caller pinned (expect_etag). */
+static bool strong_etag(const char *e)
+{
+	return e && e[0] == '"';
+}
+
+/* The answer names another resource version than the caller pinned: by ETag when both sides
+ * have one, else by Last-Modified when the pin is by date. */
 static bool etag_changed(const struct attempt *a, long status)
 {
-	return a->req->expect_etag && a->etag && (status == 200 || status == 206) &&
-	       strcmp(a->etag, a->req->expect_etag) != 0;
+	const struct http_request *r = a->req;
+	if (status != 200 && status != 206)
+		return false;
+	if (r->expect_etag && a->etag)
+		return strcmp(a->etag, r->expect_etag) != 0;
+	if (r->expect_last_modified && !strong_etag(r->expect_etag) && a->last_modified)
+		return strcmp(a->last_modified, r->expect_last_modified) != 0;
+	return false;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *p)
@@ -691,13 +703,14 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 	return is_cancelled(a->h) ? 1 : 0;
 }
 
-/* If-Range only with a Range, and only with a strong quoted ETag (no header injection). */
+/* If-Range only with a Range: a strong ETag, else the pinned Last-Modified date (a weak ETag
+ * may not be used there, RFC 9110 13.1.5). Nothing with CR/LF goes out (no header injection). */
 static void add_if_range(const struct http_request *req, const struct target *t,
 			 struct curl_slist **hdrs)
 {
 	char line[300];
-	const char *e = req->expect_etag;
-	if (!e || e[0] != '"' || t->range_len <= 0 || strlen(e) > 256 || strpbrk(e, "\r\n"))
+	const char *e = strong_etag(req->expect_etag) ? req->expect_etag : req->expect_last_modified;
+	if (!e || t->range_len <= 0 || strlen(e) > 256 || strpbrk(e, "\r\n"))
 		return;
 	snprintf(line, sizeof(line), "If-Range: %s", e);
 	*hdrs = curl_slist_append(*hdrs, line);

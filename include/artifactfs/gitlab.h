@@ -184,9 +184,13 @@ struct gl_read_info {
 	                            another archive: the file's reads fail with EIO, a new open
 	                            sees the new archive). An answer without ETag is not checked:
 	                            callers then compare total and CRCs themselves. */
+	const char *expect_last_modified; /* in: the same pin by the Last-Modified date, used
+	                            when expect_etag is NULL or weak (local storage on GitLab: Go's
+	                            http.ServeContent sends no ETag but honours If-Range by date). */
 	int64_t total;           /* out: the archive's size, -1 unknown */
 	bool whole;              /* out: the server ignored Range: bytes from offset 0 */
 	char etag[160];          /* out: the answer's ETag ("" none); longer ones are cut */
+	char last_modified[64];  /* out: the answer's Last-Modified ("" none) */
 };
 
 /* gitlab_archive_read() that also reports the answer's ETag and can pin the read to one

@@ -79,6 +79,10 @@ struct http_request {
 	                           answer (200/206) carrying another ETag fails with -ESTALE before
 	                           any byte reaches body_fn. An answer without ETag is not checked.
 	                           NULL: none */
+	const char *expect_last_modified; /* the same pin by Last-Modified, for servers without a
+	                           strong ETag (Workhorse serves local archives with Go's
+	                           http.ServeContent: Last-Modified and If-Range by date, no
+	                           ETag): used when expect_etag is NULL or weak. NULL: none */
 };
 
 /* Why no answer arrived (http_response.fail), for a start-up message naming the real cause. */

@@ -216,11 +216,13 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def serve_data(self, honour_range, cut=None, etag=None):
+    def serve_data(self, honour_range, cut=None, etag=None, last_modified=None):
         rng = parse_range(self.headers.get("Range"), SIZE) if honour_range else None
         hdrs = [("Accept-Ranges", "bytes")] if honour_range else []
         if etag:
             hdrs.append(("ETag", etag))
+        if last_modified:
+            hdrs.append(("Last-Modified", last_modified))
         if rng == "bad":
             return self.send(416, b"", hdrs + [("Content-Range", "bytes */%d" % SIZE)])
         if rng is None:
@@ -288,6 +290,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(200, DATA, [("ETag", '"sha-A"'), ("Accept-Ranges", "bytes")])
             else:
                 self.serve_data(True, etag='"sha-A"')
+            return True
+        if path == R + "/jobs/804/artifacts":  # no ETag; If-Range by date, as Go's ServeContent
+            lm = "Fri, 20 Nov 2026 10:15:30 GMT"
+            if self.headers.get("If-Range") not in (None, lm):
+                self.send(200, DATA, [("Last-Modified", lm), ("Accept-Ranges", "bytes")])
+            else:
+                self.serve_data(True, last_modified=lm)
             return True
         if path == P + "/jobs/504/artifacts":  # a server that answers another range
             body = DATA[:10]

@@ -496,3 +496,23 @@ Test(gitlab, child_pipeline_fan_out_is_capped, .init = peer_start, .fini = peer_
 	gitlab_free(gl);
 	http_free(h);
 }
+
+Test(gitlab, without_an_etag_a_read_is_pinned_by_last_modified, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_archive a = {.project = "group/res", .job_id = 804};
+	struct gl_read_info info = {0};
+	size_t got = 0;
+	cr_assert_eq(gitlab_archive_read_pinned(gl, &a, 0, 100, count_bytes, &got, &info), 0);
+	cr_assert_str_eq(info.etag, "");
+	cr_assert_str_eq(info.last_modified, "Fri, 20 Nov 2026 10:15:30 GMT");
+	info.expect_last_modified = "Fri, 20 Nov 2026 10:15:30 GMT";
+	cr_assert_eq(gitlab_archive_read_pinned(gl, &a, 100, 100, count_bytes, &got, &info), 0);
+	cr_assert_eq(got, 200);
+	info.expect_last_modified = "Thu, 19 Nov 2026 08:00:00 GMT";
+	cr_assert_eq(gitlab_archive_read_pinned(gl, &a, 200, 100, no_bytes, NULL, &info), -ESTALE);
+	gitlab_free(gl);
+	http_free(h);
+}
