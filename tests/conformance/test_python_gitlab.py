@@ -471,6 +471,14 @@ def etag_mode(sim):
     status, _, body = fetch(url, headers=dict(tok, Range="bytes=0-9", **{"If-Range": '"old"'}))
     check("If-Range with another ETag: 200 and the whole archive",
           status == 200 and body == sim.archive(1101))
+    _, hdrs, _ = fetch(url, headers=tok)
+    status, _, body = fetch(url, headers=dict(tok, Range="bytes=0-9",
+                                              **{"If-Range": hdrs["Last-Modified"]}))
+    check("If-Range with the Last-Modified date: 206", status == 206 and len(body) == 10)
+    status, _, body = fetch(url, headers=dict(tok, Range="bytes=0-9",
+                                              **{"If-Range": "Mon, 01 Jan 2001 00:00:00 GMT"}))
+    check("If-Range with another date: 200 and the whole archive",
+          status == 200 and body == sim.archive(1101))
 
 
 def make_ca(where):

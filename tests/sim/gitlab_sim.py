@@ -1361,9 +1361,8 @@ def send_bytes(sim, h, path, chunked=False):
         except (TypeError, ValueError):
             pass
     rng = None if sim.args.no_range else parse_range(h.headers.get("Range"), size)
-    if_range = h.headers.get("If-Range")
-    if rng and if_range and (etag is None or if_range != etag or etag.startswith("W/")):
-        rng = None  # RFC 9110 13.1.5: another (or no strong) validator: the whole new body
+    if rng and not if_range_holds(h.headers.get("If-Range"), etag, st):
+        rng = None  # another version than the client holds: the whole new body
     if rng == "bad":
         h.send_response(416)
         h.send_header("Content-Range", "bytes */%d" % size)
@@ -1389,6 +1388,19 @@ def send_bytes(sim, h, path, chunked=False):
         h.send_header("Content-Length", str(length))
         h.end_headers()
         h.send_file_range(path, start, length)
+
+
+def if_range_holds(if_range, etag, st):
+    """checkIfRange of Go's net/http (what Workhorse's http.ServeContent runs): a strong ETag
+    must match; a date must equal Last-Modified to the second; a weak ETag never holds."""
+    if not if_range:
+        return True
+    if if_range.startswith('"'):
+        return etag is not None and not etag.startswith("W/") and if_range == etag
+    try:
+        return int(email.utils.parsedate_to_datetime(if_range).timestamp()) == int(st.st_mtime)
+    except (TypeError, ValueError):
+        return False
 
 
 def archive_etag(sim, path, st):
