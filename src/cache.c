@@ -1,18 +1,28 @@
 /* cache: archive bytes on disk, shared by the threads of a mount and by mounts sharing a folder.
  *
- * One file per archive, DIR/v1/<key>.afs: a 4 KiB header (magic, archive size), the block map
- * (one byte per CACHE_BLOCK_SIZE block, 1 = present, padded to 4 KiB), then the archive's bytes
- * at their own offsets in a sparse region. A block's bytes are written before its map byte, and
- * map bytes are written one by one (no read-modify-write), so any process, or a daemon killed at
- * any moment, sees a block as present only when all of it is on disk. Files are made under a
- * temporary name and linked into place, never over an existing one.
+ * One file per archive, DIR/v2/<key>.afs: a 4 KiB header (magic, archive size), the block map
+ * (one byte per CACHE_BLOCK_SIZE block, 1 = present, padded to 4 KiB), the blocks' CRC-32C
+ * checksums (4 bytes each, host order, padded to 4 KiB), then the archive's bytes at their own
+ * offsets in a sparse region. A block's bytes are written before its checksum and its checksum
+ * before its map byte, and map bytes are written one by one (no read-modify-write), so any
+ * process, or a daemon killed at any moment, sees a block as present only when all of it and its
+ * checksum are on disk. Files are made under a temporary name and linked into place, never over
+ * an existing one.
+ *
+ * Nothing on disk is trusted: a file is used only when it is a regular file of ours that nobody
+ * else may write, reached without following a symlink (every path is opened relative to the
+ * folder's descriptor with O_NOFOLLOW), whose length is exactly what its header's size implies;
+ * every block read from disk is checked against its checksum once per mount before it is served.
+ * Anything else is discarded and fetched again.
  *
  * A process holds a shared flock() on every file it has open; eviction takes an exclusive one
- * without waiting, so a file in use anywhere is never removed. Accounting is per process: the
- * sizes found at open plus what this process wrote (two mounts on one folder may together
- * overshoot the limit by what they fetch at the same time).
+ * without waiting, so a file in use anywhere is never removed. The bytes used by the folder are
+ * counted in DIR/v2/.lock, which every process updates under an exclusive flock() of it; when the
+ * count says the limit would be passed, the folder is scanned again (the truth) before evicting.
+ * A full disk (ENOSPC, EDQUOT) also evicts, as if the limit were reached.
  *
- * Lock order: cache->lock, then entry->lock. No lock is held while a fetch runs. */
+ * Lock order: cache->lock, then the .lock file's flock(), then entry->lock. No lock is held while
+ * a fetch runs. */
 #include "artifactfs/cache.h"
 
 #include <dirent.h>
@@ -33,11 +43,20 @@
 
 #include "artifactfs/log.h"
 
-#define MAGIC "AFSCACHE1"
+/* the version is in the magic and the folder's name: files of another layout are never read */
+#define MAGIC "AFSCACHE2"
+#define VERSION_DIR "v2"
+#define OLD_VERSION_DIR "v1"
+#define LOCK_NAME ".lock"
 #define HEADER_LEN 4096u
 #define PAGE 4096u
 #define B ((uint64_t)CACHE_BLOCK_SIZE)
+#define SUM_LEN 4u
 #define STALE_TMP_S 600
+/* a header claiming more is damage (and would make us allocate its map) */
+#define MAX_ARCHIVE_BYTES (1ull << 42)
+/* evictions tried to free a full disk for one write before giving up with ENOSPC */
+#define DISK_FULL_TRIES 64
 
 /* An archive file on disk, known to this process. */
 struct disk_ent {
@@ -45,11 +64,14 @@ struct disk_ent {
 	uint64_t bytes;          /* protected by cache->lock */
 	time_t last_used;        /* protected by cache->lock */
 	int open;                /* entries open on it; protected by cache->lock */
+	bool seen;               /* found by the running scan; protected by cache->lock */
 	struct disk_ent *next;   /* protected by cache->lock */
 };
 
 struct cache {
-	char *vdir;
+	char *vdir;                  /* for messages only: files are reached through vfd */
+	int vfd;                     /* DIR/v2, opened once without following symlinks */
+	int lockfd;                  /* DIR/v2/.lock: flock()ed around the shared count it holds */
 	uint64_t limit;
 	pthread_mutex_t lock;
 	struct cache_entry *entries; /* open entries; protected by lock */
@@ -71,20 +93,101 @@ struct cache_entry {
 	int fd;
 	uint64_t size;
 	size_t nblocks;
+	uint64_t sums_off;       /* where block 0's checksum is in the file */
 	uint64_t data_off;       /* where byte 0 of the archive is in the file */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned char *map;      /* protected by lock */
 	unsigned char *inflight; /* protected by lock */
 	unsigned char *accounted;/* protected by lock: the block's bytes count in cache->used */
+	unsigned char *verified; /* protected by lock: checked against its checksum (or written) by
+				  * this process since it was last marked present */
 	struct run *runs;        /* protected by lock: contiguous writes not yet whole blocks */
 	size_t n_runs;           /* protected by lock */
 };
 
-static char *entry_path(struct cache *c, const char *key)
+/* The file's name in c->vfd. */
+static char *entry_name(const char *key)
 {
 	char *p = NULL;
-	return asprintf(&p, "%s/%s.afs", c->vdir, key) < 0 ? NULL : p;
+	return asprintf(&p, "%s.afs", key) < 0 ? NULL : p;
+}
+
+/* ---- CRC-32C (Castagnoli), slicing by 8: zlib stays zipindex's alone ---- */
+
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+		crc_table[0][i] = c;
+	}
+	for (int t = 1; t < 8; t++)
+		for (uint32_t i = 0; i < 256; i++)
+			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^
+					  crc_table[0][crc_table[t - 1][i] & 0xff];
+}
+
+static uint32_t crc32c(const void *buf, size_t len)
+{
+	pthread_once(&crc_once, crc_init);
+	const unsigned char *p = buf;
+	uint32_t c = 0xffffffffu;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		w ^= c;
+		c = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
+		    crc_table[5][(w >> 16) & 0xff] ^ crc_table[4][(w >> 24) & 0xff] ^
+		    crc_table[3][(w >> 32) & 0xff] ^ crc_table[2][(w >> 40) & 0xff] ^
+		    crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][w >> 56];
+	}
+#endif
+	while (len--)
+		c = (c >> 8) ^ crc_table[0][(c ^ *p++) & 0xff];
+	return ~c;
+}
+
+/* ---- files below the folder: never through a symlink, only ours ---- */
+
+/* A file we may trust: regular, ours, writable by nobody else. */
+static bool file_is_ours(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 022);
+}
+
+/* Removes name (a file, a planted symlink or folder) from the folder. */
+static void remove_name(struct cache *c, const char *name)
+{
+	if (unlinkat(c->vfd, name, 0) && errno == EISDIR)
+		unlinkat(c->vfd, name, AT_REMOVEDIR);
+}
+
+/* Opens a directory below dirfd without following a symlink; it must be ours, 0700. */
+static int open_private_dir(int dirfd, const char *name, int *out)
+{
+	if (mkdirat(dirfd, name, 0700) && errno != EEXIST)
+		return -errno;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -ENOTDIR : -errno;
+	struct stat st;
+	int err = fstat(fd, &st) ? -errno : 0;
+	if (!err && st.st_uid != geteuid())
+		err = -EACCES;
+	if (!err && (st.st_mode & 077) && fchmod(fd, 0700))
+		err = -errno;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	*out = fd;
+	return 0;
 }
 
 static int mkdir_private(const char *path)
@@ -162,39 +265,51 @@ static void disk_remove(struct cache *c, struct disk_ent *victim)
 /* Removes a file nobody uses; false when another process holds it. */
 static bool evict_file(struct cache *c, const char *key)
 {
-	char *path = entry_path(c, key);
-	int fd = path ? open(path, O_RDWR | O_CLOEXEC) : -1;
+	char *name = entry_name(key);
+	int fd = name ? openat(c->vfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
 	bool gone = fd < 0 && errno == ENOENT;
+	if (fd < 0 && name && errno == ELOOP) { /* a planted symlink: not ours, away with it */
+		remove_name(c, name);
+		gone = true;
+	}
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
-		unlink(path);
+		unlinkat(c->vfd, name, 0);
 		gone = true;
 	}
 	if (fd >= 0)
 		close(fd);
-	free(path);
+	free(name);
 	return gone;
+}
+
+/* Evicts the least recently used file nobody uses: 1 when it went, 0 when another process holds
+ * it (it is skipped until clear_skips()), -ENOSPC when there is none. Lock held. */
+static int evict_lru(struct cache *c)
+{
+	struct disk_ent *lru = NULL;
+	for (struct disk_ent *d = c->disk; d; d = d->next)
+		if (!d->open && d->bytes > 0 && (!lru || d->last_used < lru->last_used))
+			lru = d;
+	if (!lru)
+		return -ENOSPC;
+	if (!evict_file(c, lru->key)) {
+		lru->last_used = time(NULL); /* in use elsewhere: try others first */
+		lru->open = -1;              /* and not again in this call */
+		return 0;
+	}
+	log_msg(LOG_DEBUG, "cache: evicted %s (%" PRIu64 " bytes)", lru->key, lru->bytes);
+	atomic_fetch_add(&c->evictions, 1);
+	disk_remove(c, lru);
+	return 1;
 }
 
 /* Makes room for need more bytes, evicting least recently used files. Lock held. */
 static int make_room(struct cache *c, uint64_t need)
 {
-	while (c->used + need > c->limit) {
-		struct disk_ent *lru = NULL;
-		for (struct disk_ent *d = c->disk; d; d = d->next)
-			if (!d->open && d->bytes > 0 && (!lru || d->last_used < lru->last_used))
-				lru = d;
-		if (!lru)
-			return -ENOSPC;
-		if (evict_file(c, lru->key)) {
-			log_msg(LOG_DEBUG, "cache: evicted %s (%" PRIu64 " bytes)", lru->key, lru->bytes);
-			atomic_fetch_add(&c->evictions, 1);
-			disk_remove(c, lru);
-		} else {
-			lru->last_used = time(NULL); /* in use elsewhere: try others first */
-			lru->open = -1;              /* and not again in this call */
-		}
-	}
-	return 0;
+	int err = 0;
+	while (!err && c->used + need > c->limit)
+		err = evict_lru(c) < 0 ? -ENOSPC : 0;
+	return err;
 }
 
 static void clear_skips(struct cache *c)
@@ -204,7 +319,29 @@ static void clear_skips(struct cache *c)
 			d->open = 0;
 }
 
-/* ---- opening ---- */
+/* ---- the count shared by the processes using the folder ---- */
+
+/* The .lock file holds the bytes used by the whole folder, as the last process to change it
+ * saw them. Its flock() is held only for a count's update or a scan, never during I/O of data. */
+static uint64_t shared_lock(struct cache *c)
+{
+	while (flock(c->lockfd, LOCK_EX) && errno == EINTR)
+		;
+	uint64_t used = 0;
+	if (pread(c->lockfd, &used, sizeof(used), 0) != (ssize_t)sizeof(used))
+		used = 0;
+	return used;
+}
+
+static void shared_unlock(struct cache *c, uint64_t used)
+{
+	if (pwrite(c->lockfd, &used, sizeof(used), 0) != (ssize_t)sizeof(used))
+		log_msg(LOG_WARNING, "cache: cannot update %s/" LOCK_NAME ": %s", c->vdir,
+			strerror(errno));
+	flock(c->lockfd, LOCK_UN);
+}
+
+/* ---- scanning the folder ---- */
 
 static bool tmp_is_stale(const char *name, const struct stat *st)
 {
@@ -216,32 +353,119 @@ static bool tmp_is_stale(const char *name, const struct stat *st)
 	return dead || time(NULL) - st->st_mtime > STALE_TMP_S;
 }
 
+/* Counts one <key>.afs file found by a scan; a file that is not ours is removed. */
+static int scan_file(struct cache *c, const char *name, size_t n, const struct stat *st)
+{
+	if (!file_is_ours(st)) {
+		log_msg(LOG_WARNING, "cache: %s/%s is not a private file of ours; removed", c->vdir,
+			name);
+		remove_name(c, name);
+		return 0;
+	}
+	char *key = strndup(name, n - 4);
+	if (!key)
+		return -ENOMEM;
+	struct disk_ent *d = disk_find(c, key);
+	if (!d)
+		d = disk_add(c, key, 0, st->st_mtime);
+	free(key);
+	if (!d)
+		return -ENOMEM;
+	d->bytes = (uint64_t)st->st_blocks * 512;
+	d->seen = true;
+	if (st->st_mtime > d->last_used)
+		d->last_used = st->st_mtime;
+	return 0;
+}
+
+/* Forgets files that are gone (unless open here) and recounts; lock held. */
+static void scan_done(struct cache *c)
+{
+	for (struct disk_ent *d = c->disk, *next; d; d = next) {
+		next = d->next;
+		if (!d->seen && d->open <= 0)
+			disk_remove(c, d);
+	}
+	c->used = 0;
+	for (struct disk_ent *d = c->disk; d; d = d->next)
+		c->used += d->bytes;
+}
+
+/* Brings the table of files up to date with the folder (files other processes made, grew or
+ * removed) and removes stale temporaries. Lock held (and the shared one, but at open). */
 static int scan(struct cache *c)
 {
-	DIR *d = opendir(c->vdir);
-	if (!d)
+	int fd = dup(c->vfd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return -errno;
+	}
+	rewinddir(d); /* the duplicate shares its offset with vfd */
+	for (struct disk_ent *x = c->disk; x; x = x->next)
+		x->seen = false;
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	int err = 0;
+	while (!err && (de = readdir(d))) {
 		struct stat st;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
-			continue;
 		size_t n = strlen(de->d_name);
+		if (fstatat(c->vfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			continue;
 		if (strncmp(de->d_name, ".tmp-", 5) == 0) {
 			if (tmp_is_stale(de->d_name, &st))
-				unlinkat(dirfd(d), de->d_name, 0);
+				remove_name(c, de->d_name);
 		} else if (n > 4 && strcmp(de->d_name + n - 4, ".afs") == 0) {
-			char *key = strndup(de->d_name, n - 4);
-			if (!key || !disk_add(c, key, (uint64_t)st.st_blocks * 512, st.st_mtime)) {
-				free(key);
-				closedir(d);
-				return -ENOMEM;
-			}
-			free(key);
+			err = scan_file(c, de->d_name, n, &st);
 		}
 	}
 	closedir(d);
-	return 0;
+	scan_done(c);
+	return err;
+}
+
+/* Removes the files of an older layout that no process uses, then their folder if empty. */
+static void drop_old_version(int rootfd)
+{
+	int fd = openat(rootfd, OLD_VERSION_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int f = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (f >= 0 && flock(f, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+		if (f >= 0)
+			close(f);
+	}
+	closedir(d);
+	unlinkat(rootfd, OLD_VERSION_DIR, AT_REMOVEDIR);
+}
+
+/* Opens the folder's version directory and its lock file, never through a symlink. */
+static int open_folder(struct cache *c, const char *abs)
+{
+	int rootfd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0)
+		return -errno;
+	int err = open_private_dir(rootfd, VERSION_DIR, &c->vfd);
+	if (!err)
+		drop_old_version(rootfd);
+	close(rootfd);
+	if (err)
+		return err;
+	c->lockfd = openat(c->vfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+			   0600);
+	if (c->lockfd < 0)
+		return errno == ELOOP ? -EACCES : -errno;
+	struct stat st;
+	if (fstat(c->lockfd, &st))
+		return -errno;
+	return file_is_ours(&st) ? 0 : -EACCES;
 }
 
 int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out)
@@ -251,20 +475,24 @@ int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
 	c->limit = limit_bytes;
+	c->vfd = c->lockfd = -1;
 	int err = mkdir_parents(dir);
 	/* absolute: libfuse moves a daemon to "/" when it leaves the terminal */
 	char *abs = err ? NULL : realpath(dir, NULL);
 	if (!err && !abs)
 		err = -errno;
-	if (!err && asprintf(&c->vdir, "%s/v1", abs) < 0) {
+	if (!err && asprintf(&c->vdir, "%s/" VERSION_DIR, abs) < 0) {
 		c->vdir = NULL;
 		err = -ENOMEM;
 	}
+	if (!err)
+		err = open_folder(c, abs);
 	free(abs);
-	if (!err)
-		err = mkdir_private(c->vdir);
-	if (!err)
-		err = scan(c);
+	if (!err) {
+		shared_lock(c);
+		err = scan(c); /* the truth, whatever the count said */
+		shared_unlock(c, c->used);
+	}
 	if (err) {
 		cache_close(c);
 		return err;
@@ -283,6 +511,10 @@ void cache_close(struct cache *c)
 		free(d->key);
 		free(d);
 	}
+	if (c->lockfd >= 0)
+		close(c->lockfd);
+	if (c->vfd >= 0)
+		close(c->vfd);
 	pthread_mutex_destroy(&c->lock);
 	free(c->vdir);
 	free(c);
@@ -292,6 +524,18 @@ static size_t map_len(uint64_t size)
 {
 	size_t nblocks = (size_t)((size + B - 1) / B);
 	return (nblocks + PAGE - 1) / PAGE * PAGE;
+}
+
+static size_t sums_len(uint64_t size)
+{
+	size_t nblocks = (size_t)((size + B - 1) / B);
+	return (nblocks * SUM_LEN + PAGE - 1) / PAGE * PAGE;
+}
+
+/* The exact length of the file of an archive of size bytes. */
+static uint64_t file_len(uint64_t size)
+{
+	return HEADER_LEN + map_len(size) + sums_len(size) + size;
 }
 
 static int write_all(int fd, const void *buf, size_t len, uint64_t off)
@@ -326,31 +570,79 @@ static int read_all(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Frees disk space for a write that found the disk full: evicts the least recently used file
+ * that no process uses, whatever the limit. 0 when one went, -ENOSPC when none can. */
+static int free_disk(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	shared_lock(c);
+	int got = scan(c) == -ENOMEM ? -ENOSPC : 0;
+	while (got == 0)
+		got = evict_lru(c);
+	clear_skips(c);
+	shared_unlock(c, c->used);
+	pthread_mutex_unlock(&c->lock);
+	if (got < 0)
+		log_msg(LOG_ERR, "cache: the disk of %s is full and every cached archive is in use",
+			c->vdir);
+	return got < 0 ? -ENOSPC : 0;
+}
+
+/* write_all, making room when the disk is full; no lock held. */
+static int write_room(struct cache *c, int fd, const void *buf, size_t len, uint64_t off)
+{
+	int err = write_all(fd, buf, len, off);
+	for (int i = 0; err == -ENOSPC && i < DISK_FULL_TRIES && free_disk(c) == 0; i++)
+		err = write_all(fd, buf, len, off);
+	return err;
+}
+
+/* Gives the header, map and checksums their disk blocks now, so that marking a block present
+ * never meets a full disk (tmpfs allocates on write). No lock held. */
+static int allocate_meta(struct cache *c, int fd, uint64_t meta_len)
+{
+	int err = posix_fallocate(fd, 0, (off_t)meta_len);
+	for (int i = 0; (err == ENOSPC || err == EDQUOT) && i < DISK_FULL_TRIES && free_disk(c) == 0;
+	     i++)
+		err = posix_fallocate(fd, 0, (off_t)meta_len);
+	if (err == EINVAL || err == EOPNOTSUPP)
+		err = 0; /* a file system without it: the writes allocate */
+	return err == EDQUOT ? -ENOSPC : -err;
+}
+
+/* Fills a new file: header, room for its metadata, its full length (sparse). */
+static int init_file(struct cache *c, int fd, uint64_t size)
+{
+	char header[HEADER_LEN] = MAGIC;
+	memcpy(header + 16, &size, sizeof(size));
+	int err = allocate_meta(c, fd, HEADER_LEN + map_len(size) + sums_len(size));
+	if (!err)
+		err = write_room(c, fd, header, sizeof(header), 0);
+	if (!err && ftruncate(fd, (off_t)file_len(size)))
+		err = errno == EFBIG || errno == ENOSPC ? -ENOSPC : -errno;
+	return err;
+}
+
 /* Creates the file under a temporary name and links it into place (never over another). */
-static int create_file(struct cache *c, const char *path, const char *key, uint64_t size)
+static int create_file(struct cache *c, const char *name, const char *key, uint64_t size)
 {
 	static atomic_uint serial;
 	char *tmp = NULL;
+	if (size > MAX_ARCHIVE_BYTES)
+		return -EFBIG;
 	/* the pid comes last: cache_open() of a later mount removes files of dead creators */
-	if (asprintf(&tmp, "%s/.tmp-%s-%u-%ld", c->vdir, key, atomic_fetch_add(&serial, 1),
-		     (long)getpid()) < 0)
+	if (asprintf(&tmp, ".tmp-%s-%u-%ld", key, atomic_fetch_add(&serial, 1), (long)getpid()) < 0)
 		return -ENOMEM;
-	unlink(tmp);
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	int err = fd < 0 ? -errno : 0;
-	char header[HEADER_LEN] = MAGIC;
-	memcpy(header + 16, &size, sizeof(size));
-	if (!err)
-		err = write_all(fd, header, sizeof(header), 0);
-	if (!err && ftruncate(fd, (off_t)(HEADER_LEN + map_len(size) + size)))
-		err = errno == EFBIG || errno == ENOSPC ? -ENOSPC : -errno;
+	remove_name(c, tmp);
+	int fd = openat(c->vfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int err = fd < 0 ? -errno : init_file(c, fd, size);
 	if (fd >= 0)
 		close(fd);
-	if (!err && link(tmp, path) && errno != EEXIST)
+	if (!err && linkat(c->vfd, tmp, c->vfd, name, 0) && errno != EEXIST)
 		err = -errno;
-	unlink(tmp);
+	unlinkat(c->vfd, tmp, 0);
 	free(tmp);
-	if (err && err != -ENOSPC && err != -EDQUOT && err != -ENOMEM) {
+	if (err && err != -ENOSPC && err != -EDQUOT && err != -ENOMEM && err != -EFBIG) {
 		/* the cache folder itself is broken (removed, made read-only): say so, once per try */
 		log_msg(LOG_ERR, "cache: cannot create a file in %s: %s", c->vdir, strerror(-err));
 		err = -EIO;
@@ -358,6 +650,8 @@ static int create_file(struct cache *c, const char *path, const char *key, uint6
 	return err;
 }
 
+/* Reads the archive's size; -EBADMSG when the file is not of our layout or its length does not
+ * match (truncated, extended). */
 static int read_header(int fd, uint64_t *size)
 {
 	char header[32];
@@ -367,19 +661,30 @@ static int read_header(int fd, uint64_t *size)
 	if (memcmp(header, MAGIC, sizeof(MAGIC)) != 0)
 		return -EBADMSG;
 	memcpy(size, header + 16, sizeof(*size));
+	struct stat st;
+	if (fstat(fd, &st))
+		return -errno;
+	if (*size > MAX_ARCHIVE_BYTES || (uint64_t)st.st_size != file_len(*size))
+		return -EBADMSG;
 	return 0;
 }
 
-/* Opens path holding a shared lock; fails with -ESTALE if it was replaced or evicted meanwhile. */
-static int open_locked(const char *path, int *fd_out)
+/* Opens name holding a shared lock; fails with -ESTALE if it was replaced or evicted meanwhile,
+ * -EBADMSG if it is not a private regular file of ours (a symlink, another user's file). */
+static int open_locked(struct cache *c, const char *name, int *fd_out)
 {
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = openat(c->vfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return errno == ELOOP || errno == EACCES || errno == EISDIR || errno == ENXIO ||
+			       errno == EPERM ? -EBADMSG : -errno;
 	struct stat a, b;
-	if (flock(fd, LOCK_SH) || fstat(fd, &a) || stat(path, &b) || a.st_ino != b.st_ino) {
+	int err = fstat(fd, &a) ? -errno : file_is_ours(&a) ? 0 : -EBADMSG;
+	if (!err && (flock(fd, LOCK_SH) || fstatat(c->vfd, name, &b, AT_SYMLINK_NOFOLLOW) ||
+		     a.st_ino != b.st_ino))
+		err = -ESTALE;
+	if (err) {
 		close(fd);
-		return -ESTALE;
+		return err;
 	}
 	*fd_out = fd;
 	return 0;
@@ -389,31 +694,37 @@ static int open_locked(const char *path, int *fd_out)
 static int open_file(struct cache *c, const char *key, uint64_t size_bytes, int *fd,
 		     uint64_t *size)
 {
-	char *path = entry_path(c, key);
-	if (!path)
+	char *name = entry_name(key);
+	if (!name)
 		return -ENOMEM;
 	int err = -ESTALE;
 	for (int tries = 0; tries < 4 && (err == -ESTALE || err == -ENOENT); tries++) {
-		err = open_locked(path, fd);
+		err = open_locked(c, name, fd);
 		if (err == -ENOENT && size_bytes == 0)
 			break;
 		if (err == -ENOENT) {
-			err = create_file(c, path, key, size_bytes);
+			err = create_file(c, name, key, size_bytes);
 			err = err ? err : -ESTALE; /* now open it */
 			continue;
 		}
-		if (err)
+		if (err == -ESTALE)
 			continue;
-		err = read_header(*fd, size);
+		bool opened = !err;
+		if (opened)
+			err = read_header(*fd, size);
 		if (!err && (size_bytes == 0 || *size == size_bytes))
 			break;
-		/* corrupt or of another size: discard it; our own lock keeps nobody else out */
-		log_msg(LOG_INFO, "cache: %s is stale or damaged; fetching anew", key);
-		unlink(path);
-		close(*fd);
+		if (opened)
+			close(*fd);
+		if (err && err != -EBADMSG)
+			break;
+		/* damaged, foreign or of another size: discard it; our own lock keeps others out */
+		log_msg(err ? LOG_WARNING : LOG_INFO, "cache: %s is %s; fetching it anew", key,
+			err ? "damaged or not ours" : "of another size");
+		remove_name(c, name);
 		err = -ESTALE;
 	}
-	free(path);
+	free(name);
 	return err;
 }
 
@@ -426,7 +737,8 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 	e->fd = fd;
 	e->size = size;
 	e->nblocks = (size_t)((size + B - 1) / B);
-	e->data_off = HEADER_LEN + map_len(size);
+	e->sums_off = HEADER_LEN + map_len(size);
+	e->data_off = e->sums_off + sums_len(size);
 	e->refs = 1;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
@@ -434,12 +746,14 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 	e->map = calloc(e->nblocks + 1, 1);
 	e->inflight = calloc(e->nblocks + 1, 1);
 	e->accounted = calloc(e->nblocks + 1, 1);
-	if (!e->key || !e->map || !e->inflight || !e->accounted ||
+	e->verified = calloc(e->nblocks + 1, 1);
+	if (!e->key || !e->map || !e->inflight || !e->accounted || !e->verified ||
 	    (e->nblocks && read_all(fd, e->map, e->nblocks, HEADER_LEN))) {
 		free(e->key);
 		free(e->map);
 		free(e->inflight);
 		free(e->accounted);
+		free(e->verified);
 		free(e);
 		return NULL;
 	}
@@ -455,6 +769,7 @@ static void entry_free(struct cache_entry *e)
 	free(e->map);
 	free(e->inflight);
 	free(e->accounted);
+	free(e->verified);
 	free(e->key);
 	free(e);
 }
@@ -477,7 +792,7 @@ static struct cache_entry *publish(struct cache *c, struct cache_entry *e)
 	}
 	struct disk_ent *de = disk_find(c, e->key);
 	if (!de)
-		de = disk_add(c, e->key, HEADER_LEN + map_len(e->size), time(NULL));
+		de = disk_add(c, e->key, e->data_off, time(NULL));
 	if (!de)
 		return NULL;
 	de->open++;
@@ -554,10 +869,10 @@ uint64_t cache_entry_size(const struct cache_entry *e)
 
 void cache_entry_discard(struct cache *c, const char *key)
 {
-	char *path = entry_path(c, key);
-	if (path)
-		unlink(path);
-	free(path);
+	char *name = entry_name(key);
+	if (name)
+		remove_name(c, name);
+	free(name);
 	pthread_mutex_lock(&c->lock);
 	struct disk_ent *de = disk_find(c, key);
 	struct cache_entry *e = find_open(c, key);
@@ -585,14 +900,57 @@ static void map_set(struct cache_entry *e, uint64_t first, uint64_t last, unsign
 		size_t n = last - b < sizeof(bytes) ? (size_t)(last - b) : sizeof(bytes);
 		if (write_all(e->fd, bytes, n, HEADER_LEN + b) == 0 || !value)
 			memset(e->map + b, value, n);
+		if (!value)
+			memset(e->verified + b, 0, n);
 		b += n;
 	}
 }
 
-/* Marks the blocks wholly inside the run [start, end) that the write [w_start, w_end) touched
- * (no other block can have become whole); entry lock held. */
-static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, uint64_t w_start,
-			 uint64_t w_end)
+static size_t block_len(const struct cache_entry *e, uint64_t b)
+{
+	return (size_t)((b + 1) * B <= e->size ? B : e->size - b * B);
+}
+
+/* The checksum of block b: from buf when the write [off, off + len) held all of it, else from
+ * the bytes on disk (a block completed by several writes). */
+static int block_sum(struct cache_entry *e, uint64_t b, uint64_t off, const void *buf, size_t len,
+		     uint32_t *sum)
+{
+	uint64_t lo = b * B;
+	size_t n = block_len(e, b);
+	if (lo >= off && lo + n <= off + len) {
+		*sum = crc32c((const unsigned char *)buf + (lo - off), n);
+		return 0;
+	}
+	unsigned char tmp[CACHE_BLOCK_SIZE];
+	int err = read_all(e->fd, tmp, n, e->data_off + lo);
+	if (!err)
+		*sum = crc32c(tmp, n);
+	return err;
+}
+
+/* Writes the checksums of blocks [first, last), which the write [off, off + len) completed, to
+ * disk: before any of them is marked present. Entry lock held. */
+static int write_sums(struct cache_entry *e, uint64_t first, uint64_t last, uint64_t off,
+		      const void *buf, size_t len)
+{
+	uint32_t sums[1024];
+	int err = 0;
+	for (uint64_t b = first; !err && b < last;) {
+		size_t n = last - b < 1024 ? (size_t)(last - b) : 1024;
+		for (size_t i = 0; !err && i < n; i++)
+			err = block_sum(e, b + i, off, buf, len, &sums[i]);
+		if (!err)
+			err = write_all(e->fd, sums, n * SUM_LEN, e->sums_off + b * SUM_LEN);
+		b += n;
+	}
+	return err;
+}
+
+/* Marks the blocks wholly inside the run [start, end) that the write [w_start, w_end) of buf
+ * touched (no other block can have become whole), their checksums first; entry lock held. */
+static int mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, uint64_t w_start,
+			const void *buf, uint64_t w_end)
 {
 	uint64_t first = (start + B - 1) / B, last = end == e->size ? e->nblocks : end / B;
 	if (first < w_start / B)
@@ -603,9 +961,16 @@ static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, ui
 		first++;
 	while (last > first && e->map[last - 1])
 		last--;
+	if (first >= last)
+		return 0;
+	int err = write_sums(e, first, last, w_start, buf, (size_t)(w_end - w_start));
+	if (err)
+		return err;
 	map_set(e, first, last, 1);
-	if (first < last)
-		pthread_cond_broadcast(&e->cond); /* waiting readers of these blocks may go on */
+	for (uint64_t b = first; b < last; b++)
+		e->verified[b] = e->map[b]; /* its checksum is of the bytes on disk */
+	pthread_cond_broadcast(&e->cond); /* waiting readers of these blocks may go on */
+	return 0;
 }
 
 /* Merges [off, end) into the runs of contiguous writes; returns the merged run. */
@@ -635,6 +1000,25 @@ static int add_run(struct cache_entry *e, uint64_t off, uint64_t end, struct run
 	return 0;
 }
 
+/* Adds need bytes to the folder's count, evicting first when they would pass the limit: then
+ * the count is redone from the folder, which other processes may have filled. Lock held. */
+static int count_need(struct cache *c, uint64_t need)
+{
+	uint64_t used = shared_lock(c);
+	int err = 0;
+	if (used + need > c->limit) {
+		scan(c); /* on ENOMEM the table is what it was: still a fair guess */
+		err = make_room(c, need);
+		clear_skips(c);
+	} else {
+		c->used = used;
+	}
+	if (!err)
+		c->used += need;
+	shared_unlock(c, c->used);
+	return err;
+}
+
 /* Reserves room for the blocks of [off, end) that count nowhere yet (present blocks were
  * counted when found at open or when written; a partly written block once). */
 static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
@@ -648,13 +1032,9 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 	if (need == 0)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	int err = make_room(c, need);
-	clear_skips(c);
-	if (!err) {
-		c->used += need;
-		if (e->de)
-			e->de->bytes += need;
-	}
+	int err = count_need(c, need);
+	if (!err && e->de)
+		e->de->bytes += need;
 	pthread_mutex_unlock(&c->lock);
 	if (err) {
 		log_msg(LOG_ERR, "cache full: %" PRIu64 " bytes needed, every cached archive is in use",
@@ -677,7 +1057,7 @@ int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size
 	int err = reserve(e, off, off + len);
 	if (err)
 		return err;
-	err = write_all(e->fd, buf, len, e->data_off + off);
+	err = write_room(e->c, e->fd, buf, len, e->data_off + off);
 	if (err) {
 		log_msg(LOG_ERR, "cache: cannot write to the cache folder: %s", strerror(-err));
 		return err;
@@ -686,10 +1066,12 @@ int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size
 	pthread_mutex_lock(&e->lock);
 	err = add_run(e, off, off + len, &r);
 	if (!err)
-		mark_covered(e, r.start, r.end, off, off + len);
+		err = mark_covered(e, r.start, r.end, off, buf, off + len);
 	pthread_mutex_unlock(&e->lock);
 	return err;
 }
+
+static void drop_locked(struct cache_entry *e, uint64_t first, uint64_t last);
 
 void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 {
@@ -698,8 +1080,16 @@ void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 	uint64_t first = off / B, last = (off + len - 1) / B + 1; /* blocks, exclusive */
 	if (last > e->nblocks)
 		last = e->nblocks;
-	uint64_t lo = first * B, hi = last * B < e->size ? last * B : e->size;
 	pthread_mutex_lock(&e->lock);
+	drop_locked(e, first, last);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* Forgets blocks [first, last): their map bytes and any run of writes over them. Entry lock
+ * held. */
+static void drop_locked(struct cache_entry *e, uint64_t first, uint64_t last)
+{
+	uint64_t lo = first * B, hi = last * B < e->size ? last * B : e->size;
 	/* the runs must forget these bytes too, or a later partial write would complete a block
 	 * around the very bytes being dropped */
 	size_t k = 0;
@@ -721,7 +1111,6 @@ void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 		add_run(e, keep_after.start, keep_after.end, &r); /* on ENOMEM it is only forgotten */
 	}
 	map_set(e, first, last, 0);
-	pthread_mutex_unlock(&e->lock);
 }
 
 /* ---- reading ---- */
@@ -785,16 +1174,12 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 	return err;
 }
 
-ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
-			  uint64_t min_fetch, cache_fetch_fn fetch, void *ctx)
+/* Makes blocks [first, last] present, fetching what is missing; sets *fetched if it did. */
+static int make_present(struct cache_entry *e, uint64_t first, uint64_t last, uint64_t min_fetch,
+			cache_fetch_fn fetch, void *ctx, bool *fetched)
 {
-	if (off >= e->size || len == 0)
-		return 0;
-	if (len > e->size - off)
-		len = (size_t)(e->size - off);
-	uint64_t first = off / B, last = (off + len - 1) / B, b;
+	uint64_t b;
 	int err = 0;
-	bool fetched = false;
 	pthread_mutex_lock(&e->lock);
 	if (!has_locked(e, first, last, &b))
 		refresh_map(e, first, last);
@@ -803,15 +1188,88 @@ ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t
 			pthread_cond_wait(&e->cond, &e->lock);
 			continue;
 		}
-		fetched = true;
+		*fetched = true;
 		err = fetch_run(e, b, last, min_fetch, fetch, ctx);
 	}
 	pthread_mutex_unlock(&e->lock);
-	if (err || !buf)
-		return err ? err : (ssize_t)len;
-	atomic_fetch_add(fetched ? &e->c->miss_bytes : &e->c->hit_bytes, len);
-	err = read_all(e->fd, buf, len, e->data_off + off);
-	return err ? err : (ssize_t)len;
+	return err;
+}
+
+/* Checks the blocks [first, last] held in buf (from block first on) that were not checked yet:
+ * a block that fails is dropped, to be fetched again, and the call returns -EAGAIN. */
+static int check_blocks(struct cache_entry *e, uint64_t first, uint64_t last,
+			const unsigned char *buf)
+{
+	size_t n = (size_t)(last - first + 1);
+	uint32_t *sums = malloc(n * SUM_LEN);
+	int err = sums ? read_all(e->fd, sums, n * SUM_LEN, e->sums_off + first * SUM_LEN) : -ENOMEM;
+	pthread_mutex_lock(&e->lock);
+	for (uint64_t b = first; !err && b <= last; b++) {
+		if (e->verified[b] || !e->map[b])
+			continue; /* checked, or dropped meanwhile (then the bytes are read again) */
+		if (crc32c(buf + (b - first) * B, block_len(e, b)) == sums[b - first]) {
+			e->verified[b] = 1;
+			continue;
+		}
+		log_msg(LOG_WARNING, "cache: block %" PRIu64 " of %s failed its checksum; fetching it"
+				     " again", b, e->key);
+		drop_locked(e, b, b + 1);
+		err = -EAGAIN;
+	}
+	pthread_mutex_unlock(&e->lock);
+	free(sums);
+	return err;
+}
+
+static bool all_verified(struct cache_entry *e, uint64_t first, uint64_t last)
+{
+	pthread_mutex_lock(&e->lock);
+	uint64_t b = first;
+	while (b <= last && e->verified[b])
+		b++;
+	pthread_mutex_unlock(&e->lock);
+	return b > last;
+}
+
+/* Reads [off, off + len) from the file (present), checking every block not checked yet in this
+ * process first: -EAGAIN when one failed and was dropped. */
+static int read_checked(struct cache_entry *e, void *buf, size_t len, uint64_t off)
+{
+	uint64_t first = off / B, last = (off + len - 1) / B;
+	if (all_verified(e, first, last))
+		return read_all(e->fd, buf, len, e->data_off + off);
+	uint64_t lo = first * B, hi = (last + 1) * B < e->size ? (last + 1) * B : e->size;
+	unsigned char *blocks = malloc((size_t)(hi - lo));
+	int err = blocks ? read_all(e->fd, blocks, (size_t)(hi - lo), e->data_off + lo) : -ENOMEM;
+	if (!err)
+		err = check_blocks(e, first, last, blocks);
+	if (!err)
+		memcpy(buf, blocks + (off - lo), len); /* the bytes checked are the bytes served */
+	free(blocks);
+	return err;
+}
+
+ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
+			  uint64_t min_fetch, cache_fetch_fn fetch, void *ctx)
+{
+	if (off >= e->size || len == 0)
+		return 0;
+	if (len > e->size - off)
+		len = (size_t)(e->size - off);
+	uint64_t first = off / B, last = (off + len - 1) / B;
+	bool fetched = false;
+	int err = -EAGAIN;
+	/* a block that fails its check is fetched again; failing again, the disk is at fault */
+	for (int tries = 0; err == -EAGAIN && tries < 3; tries++) {
+		err = make_present(e, first, last, min_fetch, fetch, ctx, &fetched);
+		if (!err && buf)
+			err = read_checked(e, buf, len, off);
+	}
+	if (err)
+		return err == -EAGAIN ? -EIO : err;
+	if (buf)
+		atomic_fetch_add(fetched ? &e->c->miss_bytes : &e->c->hit_bytes, len);
+	return (ssize_t)len;
 }
 
 int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len, cache_fetch_fn fetch,

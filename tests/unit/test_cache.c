@@ -100,7 +100,7 @@ Test(cache, folders_are_0700_and_files_0600)
 	cr_assert_eq(stat(sub, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0700);
 	char *f;
-	cr_assert(asprintf(&f, "%s/v1/k.afs", sub) > 0);
+	cr_assert(asprintf(&f, "%s/v2/k.afs", sub) > 0);
 	cr_assert_eq(stat(f, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600);
 	cache_entry_put(e);
@@ -266,7 +266,7 @@ Test(cache, an_entry_held_by_another_process_is_not_evicted)
 	unsigned char buf[10];
 	cr_assert_eq(cache_entry_pread(e, buf, 10, 0, 0, fetch, &s), -ENOSPC);
 	char *f;
-	cr_assert(asprintf(&f, "%s/v1/held.afs", d) > 0);
+	cr_assert(asprintf(&f, "%s/v2/held.afs", d) > 0);
 	cr_assert_eq(access(f, F_OK), 0, "the other process's entry is still there");
 	cr_assert_eq(write(down[1], "x", 1), 1);
 	int status;
