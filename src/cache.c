@@ -1203,6 +1203,7 @@ static int check_blocks(struct cache_entry *e, uint64_t first, uint64_t last,
 	size_t n = (size_t)(last - first + 1);
 	uint32_t *sums = malloc(n * SUM_LEN);
 	int err = sums ? read_all(e->fd, sums, n * SUM_LEN, e->sums_off + first * SUM_LEN) : -ENOMEM;
+	uint64_t bad = 0, first_bad = 0;
 	pthread_mutex_lock(&e->lock);
 	for (uint64_t b = first; !err && b <= last; b++) {
 		if (e->verified[b] || !e->map[b])
@@ -1211,14 +1212,15 @@ static int check_blocks(struct cache_entry *e, uint64_t first, uint64_t last,
 			e->verified[b] = 1;
 			continue;
 		}
-		log_msg(LOG_WARNING, "cache: block %" PRIu64 " of %s failed its checksum; fetching it"
-				     " again", b, e->key);
+		first_bad = bad++ ? first_bad : b;
 		drop_locked(e, b, b + 1);
-		err = -EAGAIN;
 	}
 	pthread_mutex_unlock(&e->lock);
+	if (bad) /* one line per read, not per block: a zeroed file has thousands */
+		log_msg(LOG_WARNING, "cache: %" PRIu64 " block(s) of %s from block %" PRIu64
+				     " failed their checksum; fetching them again", bad, e->key, first_bad);
 	free(sums);
-	return err;
+	return err ? err : bad ? -EAGAIN : 0;
 }
 
 static bool all_verified(struct cache_entry *e, uint64_t first, uint64_t last)

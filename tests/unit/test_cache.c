@@ -350,3 +350,147 @@ Test(cache, invalidated_bytes_never_complete_a_block)
 	cache_close(c);
 	free(d);
 }
+
+/* The file of key in the cache folder d, and where byte 0 of the archive of size bytes is in it
+ * (header, block map and checksums padded to 4 KiB each). */
+static char *entry_file(const char *d, const char *key)
+{
+	char *f;
+	cr_assert(asprintf(&f, "%s/v2/%s.afs", d, key) > 0);
+	return f;
+}
+
+static uint64_t data_offset(uint64_t size)
+{
+	uint64_t blocks = (size + CACHE_BLOCK_SIZE - 1) / CACHE_BLOCK_SIZE;
+	return 4096 + (blocks + 4095) / 4096 * 4096 + (4 * blocks + 4095) / 4096 * 4096;
+}
+
+static void flip_byte(const char *f, uint64_t at)
+{
+	FILE *fp = fopen(f, "r+b");
+	cr_assert_not_null(fp);
+	cr_assert_eq(fseek(fp, (long)at, SEEK_SET), 0);
+	int ch = fgetc(fp);
+	cr_assert_eq(fseek(fp, (long)at, SEEK_SET), 0);
+	fputc(ch ^ 0xff, fp);
+	fclose(fp);
+}
+
+/* Fills entry key of a fresh cache in d and closes it. */
+static void fill(const char *d, const char *key)
+{
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, key, SIZE, &e), 0);
+	check_range(e, &s, 0, SIZE);
+	cache_entry_put(e);
+	cache_close(c);
+}
+
+/* Opens the cache in d, reads key's tail 8192 bytes and says how many fetches that took. */
+static int tail_fetches(const char *d, const char *key)
+{
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, key, SIZE, &e), 0);
+	check_range(e, &s, SIZE - 8192, 8192);
+	check_range(e, &s, 0, SIZE);
+	cache_entry_put(e);
+	cache_close(c);
+	return atomic_load(&s.calls);
+}
+
+Test(cache, a_block_that_fails_its_checksum_is_fetched_again)
+{
+	char *d = tmpdir();
+	fill(d, "k");
+	char *f = entry_file(d, "k");
+	flip_byte(f, data_offset(SIZE) + SIZE - 100);
+	cr_assert_eq(tail_fetches(d, "k"), 1, "the spoilt block, fetched once");
+	cr_assert_eq(tail_fetches(d, "k"), 0, "and now right on disk");
+	free(f);
+	free(d);
+}
+
+Test(cache, a_truncated_file_is_discarded_not_eio)
+{
+	char *d = tmpdir();
+	fill(d, "k");
+	char *f = entry_file(d, "k");
+	cr_assert_eq(truncate(f, (off_t)(data_offset(SIZE) + SIZE / 2)), 0);
+	cr_assert_gt(tail_fetches(d, "k"), 0);
+	cr_assert_eq(tail_fetches(d, "k"), 0);
+	free(f);
+	free(d);
+}
+
+Test(cache, a_file_extended_or_zeroed_is_never_served)
+{
+	char *d = tmpdir();
+	fill(d, "k");
+	char *f = entry_file(d, "k");
+	struct stat st;
+	cr_assert_eq(stat(f, &st), 0);
+	cr_assert_eq(truncate(f, st.st_size + 4096), 0);
+	cr_assert_gt(tail_fetches(d, "k"), 0, "a longer file is discarded");
+	/* zeros over the data, the map left saying present */
+	cr_assert_eq(truncate(f, (off_t)data_offset(SIZE)), 0);
+	cr_assert_eq(truncate(f, (off_t)(data_offset(SIZE) + SIZE)), 0);
+	cr_assert_gt(tail_fetches(d, "k"), 0, "zeros fail their checksums");
+	cr_assert_eq(tail_fetches(d, "k"), 0);
+	free(f);
+	free(d);
+}
+
+Test(cache, a_planted_symlink_is_never_followed)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cache_close(c);
+	char *target, *f = entry_file(d, "k");
+	cr_assert(asprintf(&target, "%s/planted", d) > 0);
+	FILE *fp = fopen(target, "w");
+	cr_assert_not_null(fp);
+	fputs("planted bytes", fp);
+	fclose(fp);
+	cr_assert_eq(symlink(target, f), 0);
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	check_range(e, &s, 0, SIZE);
+	cache_entry_put(e);
+	cache_close(c);
+	struct stat st;
+	cr_assert_eq(lstat(f, &st), 0);
+	cr_assert(S_ISREG(st.st_mode), "the link was replaced by a file of ours");
+	cr_assert_eq(stat(target, &st), 0);
+	cr_assert_eq(st.st_size, 13, "and its target never written");
+	free(target);
+	free(f);
+	free(d);
+}
+
+Test(cache, a_file_of_another_user_is_refused)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to give a file away");
+	char *d = tmpdir();
+	fill(d, "k");
+	char *f = entry_file(d, "k");
+	cr_assert_eq(chown(f, 65534, 65534), 0); /* nobody plants a file with the right bytes */
+	cr_assert_gt(tail_fetches(d, "k"), 0, "another user's file is never read");
+	struct stat st;
+	cr_assert_eq(stat(f, &st), 0);
+	cr_assert_eq(st.st_uid, geteuid());
+	cr_assert_eq(chmod(f, 0622), 0); /* and one others may write */
+	cr_assert_gt(tail_fetches(d, "k"), 0, "a file others may write is never read");
+	free(f);
+	free(d);
+}
