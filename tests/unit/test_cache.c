@@ -1,4 +1,7 @@
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -451,8 +454,7 @@ Test(cache, a_planted_symlink_is_never_followed)
 {
 	char *d = tmpdir();
 	struct cache *c;
-	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
-	cache_close(c);
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0); /* planted after the scan at open */
 	char *target, *f = entry_file(d, "k");
 	cr_assert(asprintf(&target, "%s/planted", d) > 0);
 	FILE *fp = fopen(target, "w");
@@ -462,7 +464,6 @@ Test(cache, a_planted_symlink_is_never_followed)
 	cr_assert_eq(symlink(target, f), 0);
 	struct cache_entry *e;
 	struct source s = {0};
-	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
 	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
 	check_range(e, &s, 0, SIZE);
 	cache_entry_put(e);
@@ -492,5 +493,84 @@ Test(cache, a_file_of_another_user_is_refused)
 	cr_assert_eq(chmod(f, 0622), 0); /* and one others may write */
 	cr_assert_gt(tail_fetches(d, "k"), 0, "a file others may write is never read");
 	free(f);
+	free(d);
+}
+
+/* Reads entry key of SIZE bytes whole through c. */
+static void read_whole(struct cache *c, const char *key)
+{
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_entry_get(c, key, SIZE, &e), 0, "get %s", key);
+	check_range(e, &s, 0, SIZE);
+	cache_entry_put(e);
+}
+
+/* The bytes the cache files in d take on disk. */
+static uint64_t du(const char *d)
+{
+	char *v;
+	cr_assert(asprintf(&v, "%s/v2", d) > 0);
+	DIR *dir = opendir(v);
+	cr_assert_not_null(dir);
+	uint64_t sum = 0;
+	struct dirent *de;
+	struct stat st;
+	while ((de = readdir(dir)))
+		if (strstr(de->d_name, ".afs") && fstatat(dirfd(dir), de->d_name, &st, 0) == 0)
+			sum += (uint64_t)st.st_blocks * 512;
+	closedir(dir);
+	free(v);
+	return sum;
+}
+
+Test(cache, a_full_disk_evicts_what_nobody_uses)
+{
+	/* a mount namespace of our own: the tmpfs goes with this test's process, whatever fails */
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		cr_skip_test("needs root to mount a small tmpfs");
+	char *d = tmpdir();
+	cr_assert_eq(mount("tmpfs", d, "tmpfs", 0, "size=320k"), 0);
+	struct cache *c;
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0, "the limit is far above the disk");
+	char key[8];
+	for (int i = 0; i < 8; i++) { /* 8 archives of 90 KiB: the disk holds 3 */
+		snprintf(key, sizeof(key), "k%d", i);
+		read_whole(c, key);
+	}
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	cr_assert_geq(st.evictions, 5);
+	struct cache_entry *held;
+	cr_assert_eq(cache_entry_get(c, "k7", SIZE, &held), 0);
+	read_whole(c, "k0"); /* the one in use stays, another goes */
+	cr_assert_eq(cache_entry_has(held, 0, SIZE), 1);
+	cache_entry_put(held);
+	cache_close(c);
+	umount2(d, MNT_DETACH);
+	free(d);
+}
+
+Test(cache, two_caches_on_one_folder_keep_one_limit)
+{
+	char *d = tmpdir();
+	uint64_t limit = 3 * SIZE;
+	struct cache *a, *b;
+	/* two opens of one folder: as two mounts, each with its own locks and table */
+	cr_assert_eq(cache_open(d, limit, &a), 0);
+	cr_assert_eq(cache_open(d, limit, &b), 0);
+	char key[8];
+	for (int i = 0; i < 3; i++) {
+		snprintf(key, sizeof(key), "a%d", i);
+		read_whole(a, key);
+	}
+	for (int i = 0; i < 3; i++) {
+		snprintf(key, sizeof(key), "b%d", i);
+		read_whole(b, key);
+	}
+	cr_assert_leq(du(d), limit, "%llu bytes on disk", (unsigned long long)du(d));
+	cache_close(a);
+	cache_close(b);
 	free(d);
 }
