@@ -15,14 +15,16 @@
  * every block read from disk is checked against its checksum once per mount before it is served.
  * Anything else is discarded and fetched again.
  *
- * A process holds a shared flock() on every file it has open; eviction takes an exclusive one
- * without waiting, so a file in use anywhere is never removed. The bytes used by the folder are
+ * A process holds a shared flock() on a file while a call on it runs (a read, a fetch, a write);
+ * eviction takes an exclusive one without waiting, so a file in use anywhere is never removed.
+ * A file referenced but idle may be evicted (emptied, then unlinked): the first call on it
+ * afterwards finds its file gone and makes it anew. Files no process here references go first. The bytes used by the folder are
  * counted in DIR/v2/.lock, which every process updates under an exclusive flock() of it; when the
  * count says the limit would be passed, the folder is scanned again (the truth) before evicting.
  * A full disk (ENOSPC, EDQUOT) also evicts, as if the limit were reached.
  *
- * Lock order: cache->lock, then the .lock file's flock(), then entry->lock. No lock is held while
- * a fetch runs. */
+ * Lock order: entry->io_lock, then cache->lock, then the .lock file's flock(), then entry->lock.
+ * No lock is held while a fetch runs but the file's shared flock(). */
 #include "artifactfs/cache.h"
 
 #include <dirent.h>
@@ -65,6 +67,7 @@ struct disk_ent {
 	time_t last_used;        /* protected by cache->lock */
 	int open;                /* entries open on it; protected by cache->lock */
 	bool seen;               /* found by the running scan; protected by cache->lock */
+	bool skip;               /* in use elsewhere: not tried again by this eviction; c->lock */
 	struct disk_ent *next;   /* protected by cache->lock */
 };
 
@@ -90,11 +93,13 @@ struct cache_entry {
 	int refs;                /* protected by c->lock */
 	struct disk_ent *de;     /* protected by c->lock */
 	struct cache_entry *next;/* protected by c->lock */
-	int fd;
+	int fd;                  /* replaced (lock and io_lock held) only when no call runs */
 	uint64_t size;
 	size_t nblocks;
 	uint64_t sums_off;       /* where block 0's checksum is in the file */
 	uint64_t data_off;       /* where byte 0 of the archive is in the file */
+	pthread_mutex_t io_lock;
+	int active;              /* protected by io_lock: calls running; they hold fd's flock() */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned char *map;      /* protected by lock */
@@ -266,13 +271,17 @@ static void disk_remove(struct cache *c, struct disk_ent *victim)
 static bool evict_file(struct cache *c, const char *key)
 {
 	char *name = entry_name(key);
-	int fd = name ? openat(c->vfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
+	int fd = name ? openat(c->vfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
 	bool gone = fd < 0 && errno == ENOENT;
-	if (fd < 0 && name && errno == ELOOP) { /* a planted symlink: not ours, away with it */
+	if (fd < 0 && name && (errno == ELOOP || errno == EACCES)) { /* planted: away with it */
 		remove_name(c, name);
 		gone = true;
 	}
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+		/* emptied first: a process holding it idle frees its space too, and makes it anew */
+		if (ftruncate(fd, 0))
+			log_msg(LOG_WARNING, "cache: cannot empty %s/%s: %s", c->vdir, name,
+				strerror(errno));
 		unlinkat(c->vfd, name, 0);
 		gone = true;
 	}
@@ -282,24 +291,37 @@ static bool evict_file(struct cache *c, const char *key)
 	return gone;
 }
 
-/* Evicts the least recently used file nobody uses: 1 when it went, 0 when another process holds
- * it (it is skipped until clear_skips()), -ENOSPC when there is none. Lock held. */
+/* Whether d should be evicted before lru: files not referenced here first, then the least
+ * recently used. */
+static bool evict_before(const struct disk_ent *d, const struct disk_ent *lru)
+{
+	if (!lru || (d->open > 0) != (lru->open > 0))
+		return !lru || d->open == 0;
+	return d->last_used < lru->last_used;
+}
+
+/* Evicts the least recently used file no call uses: 1 when it went, 0 when it was in use (it is
+ * skipped until clear_skips()), -ENOSPC when there is none. Lock held. */
 static int evict_lru(struct cache *c)
 {
 	struct disk_ent *lru = NULL;
 	for (struct disk_ent *d = c->disk; d; d = d->next)
-		if (!d->open && d->bytes > 0 && (!lru || d->last_used < lru->last_used))
+		if (!d->skip && d->bytes > 0 && evict_before(d, lru))
 			lru = d;
 	if (!lru)
 		return -ENOSPC;
 	if (!evict_file(c, lru->key)) {
-		lru->last_used = time(NULL); /* in use elsewhere: try others first */
-		lru->open = -1;              /* and not again in this call */
+		lru->last_used = time(NULL); /* in use: try others first */
+		lru->skip = true;            /* and not again in this call */
 		return 0;
 	}
 	log_msg(LOG_DEBUG, "cache: evicted %s (%" PRIu64 " bytes)", lru->key, lru->bytes);
 	atomic_fetch_add(&c->evictions, 1);
-	disk_remove(c, lru);
+	if (lru->open > 0) { /* its entries here make it anew on their next call */
+		c->used -= lru->bytes < c->used ? lru->bytes : c->used;
+		lru->bytes = 0;
+	} else
+		disk_remove(c, lru);
 	return 1;
 }
 
@@ -315,8 +337,7 @@ static int make_room(struct cache *c, uint64_t need)
 static void clear_skips(struct cache *c)
 {
 	for (struct disk_ent *d = c->disk; d; d = d->next)
-		if (d->open < 0)
-			d->open = 0;
+		d->skip = false;
 }
 
 /* ---- the count shared by the processes using the folder ---- */
@@ -383,7 +404,7 @@ static void scan_done(struct cache *c)
 {
 	for (struct disk_ent *d = c->disk, *next; d; d = next) {
 		next = d->next;
-		if (!d->seen && d->open <= 0)
+		if (!d->seen && d->open == 0)
 			disk_remove(c, d);
 	}
 	c->used = 0;
@@ -740,6 +761,7 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 	e->sums_off = HEADER_LEN + map_len(size);
 	e->data_off = e->sums_off + sums_len(size);
 	e->refs = 1;
+	pthread_mutex_init(&e->io_lock, NULL);
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	e->key = strdup(key);
@@ -763,6 +785,7 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 static void entry_free(struct cache_entry *e)
 {
 	close(e->fd);
+	pthread_mutex_destroy(&e->io_lock);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->cond);
 	free(e->runs);
@@ -772,6 +795,69 @@ static void entry_free(struct cache_entry *e)
 	free(e->verified);
 	free(e->key);
 	free(e);
+}
+
+/* ---- calls on an entry: the file's shared flock() while any runs ---- */
+
+/* Opens e's file anew: it was evicted while idle (emptied and unlinked). What it held is fetched
+ * again. io_lock held, no call running. */
+static int revive(struct cache_entry *e, const char *key)
+{
+	struct cache *c = e->c;
+	int fd;
+	uint64_t size;
+	int err = open_file(c, key, e->size, &fd, &size); /* with its shared flock() */
+	if (err)
+		return err;
+	pthread_mutex_lock(&c->lock);
+	if (e->de)
+		e->de->bytes = e->data_off;
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&e->lock);
+	close(e->fd);
+	e->fd = fd;
+	/* another process may have made and filled it already */
+	if (read_all(fd, e->map, e->nblocks, HEADER_LEN))
+		memset(e->map, 0, e->nblocks);
+	memset(e->verified, 0, e->nblocks);
+	memset(e->accounted, 0, e->nblocks);
+	e->n_runs = 0;
+	pthread_mutex_unlock(&e->lock);
+	log_msg(LOG_DEBUG, "cache: %s was evicted while idle; made anew", key);
+	return 0;
+}
+
+/* Starts a call on e's file: the first takes its shared flock() and, when the file was evicted
+ * meanwhile, makes it anew. Returns 0 (then entry_leave()) or -errno. */
+static int entry_enter(struct cache_entry *e)
+{
+	int err = 0;
+	pthread_mutex_lock(&e->io_lock);
+	if (e->active == 0) {
+		while (flock(e->fd, LOCK_SH) && errno == EINTR)
+			;
+		struct stat st;
+		char key[256] = "";
+		pthread_mutex_lock(&e->c->lock);
+		snprintf(key, sizeof(key), "%s", e->key); /* "" once discarded: read on, unlinked */
+		pthread_mutex_unlock(&e->c->lock);
+		if (key[0] && fstat(e->fd, &st) == 0 && st.st_nlink == 0)
+			err = revive(e, key);
+		if (err)
+			flock(e->fd, LOCK_UN);
+	}
+	if (!err)
+		e->active++;
+	pthread_mutex_unlock(&e->io_lock);
+	return err;
+}
+
+static void entry_leave(struct cache_entry *e)
+{
+	pthread_mutex_lock(&e->io_lock);
+	if (--e->active == 0)
+		flock(e->fd, LOCK_UN);
+	pthread_mutex_unlock(&e->io_lock);
 }
 
 static struct cache_entry *find_open(struct cache *c, const char *key)
@@ -828,6 +914,7 @@ int cache_entry_get(struct cache *c, const char *key, uint64_t size_bytes, struc
 		close(fd);
 		return -ENOMEM;
 	}
+	flock(fd, LOCK_UN); /* idle until its first call: before anyone can find it */
 	pthread_mutex_lock(&c->lock);
 	e = publish(c, mine);
 	pthread_mutex_unlock(&c->lock);
@@ -1048,12 +1135,9 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 	return 0;
 }
 
-int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
+/* Writes and marks; a call on e runs. */
+static int write_block_bytes(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
 {
-	if (off > e->size || len > e->size - off)
-		return -EIO;
-	if (len == 0)
-		return 0;
 	int err = reserve(e, off, off + len);
 	if (err)
 		return err;
@@ -1071,6 +1155,20 @@ int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size
 	return err;
 }
 
+int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
+{
+	if (off > e->size || len > e->size - off)
+		return -EIO;
+	if (len == 0)
+		return 0;
+	int err = entry_enter(e);
+	if (err)
+		return err;
+	err = write_block_bytes(e, off, buf, len);
+	entry_leave(e);
+	return err;
+}
+
 static void drop_locked(struct cache_entry *e, uint64_t first, uint64_t last);
 
 void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
@@ -1080,9 +1178,12 @@ void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 	uint64_t first = off / B, last = (off + len - 1) / B + 1; /* blocks, exclusive */
 	if (last > e->nblocks)
 		last = e->nblocks;
+	bool entered = entry_enter(e) == 0; /* else its file is gone: forgetting is enough */
 	pthread_mutex_lock(&e->lock);
 	drop_locked(e, first, last);
 	pthread_mutex_unlock(&e->lock);
+	if (entered)
+		entry_leave(e);
 }
 
 /* Forgets blocks [first, last): their map bytes and any run of writes over them. Entry lock
@@ -1260,13 +1361,17 @@ ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t
 		len = (size_t)(e->size - off);
 	uint64_t first = off / B, last = (off + len - 1) / B;
 	bool fetched = false;
-	int err = -EAGAIN;
+	int err = entry_enter(e);
+	if (err)
+		return err;
+	err = -EAGAIN;
 	/* a block that fails its check is fetched again; failing again, the disk is at fault */
 	for (int tries = 0; err == -EAGAIN && tries < 3; tries++) {
 		err = make_present(e, first, last, min_fetch, fetch, ctx, &fetched);
 		if (!err && buf)
 			err = read_checked(e, buf, len, off);
 	}
+	entry_leave(e);
 	if (err)
 		return err == -EAGAIN ? -EIO : err;
 	if (buf)

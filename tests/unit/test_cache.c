@@ -27,6 +27,7 @@ struct source {
 	bool whole;            /* answer like a 200: everything from 0, odd chunks */
 	bool nothing;          /* succeed without writing */
 	pthread_barrier_t *gate;
+	int *hold;             /* a pipe pair: say "in" on hold[1], go on when hold[0] gives a byte */
 };
 
 static int fetch(void *ctx, struct cache_entry *e, uint64_t off, uint64_t len)
@@ -35,6 +36,9 @@ static int fetch(void *ctx, struct cache_entry *e, uint64_t off, uint64_t len)
 	atomic_fetch_add(&s->calls, 1);
 	if (s->gate)
 		pthread_barrier_wait(s->gate);
+	char ch = 'i';
+	if (s->hold && (write(s->hold[1], &ch, 1) != 1 || read(s->hold[0], &ch, 1) != 1))
+		return -EIO;
 	if (s->fail)
 		return s->fail;
 	if (s->nothing)
@@ -212,7 +216,7 @@ Test(cache, fetch_errors_propagate_and_mark_nothing)
 	free(d);
 }
 
-Test(cache, eviction_keeps_under_the_limit_and_spares_entries_in_use)
+Test(cache, eviction_keeps_under_the_limit_even_of_idle_references)
 {
 	char *d = tmpdir();
 	struct cache *c;
@@ -230,53 +234,63 @@ Test(cache, eviction_keeps_under_the_limit_and_spares_entries_in_use)
 	cr_assert_leq(st.used_bytes, st.limit_bytes);
 	cr_assert_geq(st.evictions, 1);
 	cr_assert_eq(cache_entry_get(c, "a", 0, &a), -ENOENT, "a was evicted");
+	/* b is referenced but idle: it goes, and is made anew on its next read */
 	cr_assert_eq(cache_entry_get(c, "x", SIZE, &x), 0);
-	unsigned char *buf = malloc(SIZE);
-	cr_assert_eq(cache_entry_pread(x, buf, SIZE, 0, 0, fetch, &s), -ENOSPC,
-		     "b is in use: nothing can go");
-	free(buf);
+	check_range(x, &s, 0, SIZE);
+	int calls = atomic_load(&s.calls);
+	check_range(b, &s, 0, SIZE);
+	cr_assert_gt(atomic_load(&s.calls), calls, "b was evicted and fetched again");
+	cache_get_stats(c, &st);
+	cr_assert_leq(st.used_bytes, st.limit_bytes);
 	cache_entry_put(x);
 	cache_entry_put(b);
 	cache_close(c);
 	free(d);
 }
 
-Test(cache, an_entry_held_by_another_process_is_not_evicted)
+Test(cache, an_entry_read_by_another_process_is_not_evicted)
 {
 	char *d = tmpdir();
 	int up[2], down[2];
 	cr_assert_eq(pipe(up), 0);
 	cr_assert_eq(pipe(down), 0);
-	struct source s = {0};
 	pid_t pid = fork();
-	if (pid == 0) {
+	if (pid == 0) { /* reads "held" with a fetch that waits for the parent */
 		struct cache *c;
 		struct cache_entry *e;
-		char ch = 'r';
+		int hold[2] = {down[0], up[1]};
+		struct source s = {.hold = hold};
+		close(up[0]);
+		close(down[1]);
 		if (cache_open(d, 1 << 30, &c) || cache_entry_get(c, "held", SIZE, &e))
 			_exit(1);
-		check_range(e, &s, 0, SIZE);
-		if (write(up[1], &ch, 1) != 1 || read(down[0], &ch, 1) != 1)
-			_exit(1);
-		_exit(0);
+		unsigned char buf[10];
+		_exit(cache_entry_pread(e, buf, 10, 0, 0, fetch, &s) == 10 ? 0 : 1);
 	}
+	close(up[1]);
+	close(down[0]);
 	char ch;
-	cr_assert_eq(read(up[0], &ch, 1), 1);
+	cr_assert_eq(read(up[0], &ch, 1), 1, "the child's read is running");
 	struct cache *c;
 	struct cache_entry *e;
-	cr_assert_eq(cache_open(d, SIZE / 2, &c), 0); /* over the limit already */
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, SIZE / 2, &c), 0);
 	cr_assert_eq(cache_entry_get(c, "mine", SIZE, &e), 0);
-	unsigned char buf[10];
-	cr_assert_eq(cache_entry_pread(e, buf, 10, 0, 0, fetch, &s), -ENOSPC);
+	unsigned char *buf = malloc(SIZE);
+	cr_assert_eq(cache_entry_pread(e, buf, SIZE, 0, 0, fetch, &s), -ENOSPC,
+		     "the only other file is being read");
 	char *f;
 	cr_assert(asprintf(&f, "%s/v2/held.afs", d) > 0);
-	cr_assert_eq(access(f, F_OK), 0, "the other process's entry is still there");
+	struct stat st;
+	cr_assert_eq(stat(f, &st), 0, "the other process's entry is still there");
+	cr_assert_gt(st.st_size, 0, "and whole");
 	cr_assert_eq(write(down[1], "x", 1), 1);
 	int status;
 	waitpid(pid, &status, 0);
 	cr_assert_eq(WEXITSTATUS(status), 0);
 	cache_entry_put(e);
 	cache_close(c);
+	free(buf);
 	free(f);
 	free(d);
 }
@@ -556,21 +570,26 @@ Test(cache, two_caches_on_one_folder_keep_one_limit)
 {
 	char *d = tmpdir();
 	uint64_t limit = 3 * SIZE;
-	struct cache *a, *b;
-	/* two opens of one folder: as two mounts, each with its own locks and table */
-	cr_assert_eq(cache_open(d, limit, &a), 0);
-	cr_assert_eq(cache_open(d, limit, &b), 0);
+	struct cache *c[2];
+	struct cache_entry *e[6];
+	struct source s = {0};
+	/* two opens of one folder: as two mounts, each with its own locks and table; each keeps
+	 * its entries referenced, as a daemon keeps its idle jobs */
+	cr_assert_eq(cache_open(d, limit, &c[0]), 0);
+	cr_assert_eq(cache_open(d, limit, &c[1]), 0);
 	char key[8];
-	for (int i = 0; i < 3; i++) {
-		snprintf(key, sizeof(key), "a%d", i);
-		read_whole(a, key);
-	}
-	for (int i = 0; i < 3; i++) {
-		snprintf(key, sizeof(key), "b%d", i);
-		read_whole(b, key);
+	for (int i = 0; i < 6; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		cr_assert_eq(cache_entry_get(c[i / 3], key, SIZE, &e[i]), 0);
+		check_range(e[i], &s, 0, SIZE);
 	}
 	cr_assert_leq(du(d), limit, "%llu bytes on disk", (unsigned long long)du(d));
-	cache_close(a);
-	cache_close(b);
+	for (int i = 0; i < 3; i++) /* evicted by the other: made anew, right */
+		check_range(e[i], &s, 0, SIZE);
+	cr_assert_leq(du(d), limit, "%llu bytes on disk", (unsigned long long)du(d));
+	for (int i = 0; i < 6; i++)
+		cache_entry_put(e[i]);
+	cache_close(c[0]);
+	cache_close(c[1]);
 	free(d);
 }
