@@ -593,3 +593,24 @@ Test(cache, two_caches_on_one_folder_keep_one_limit)
 	cache_close(c[1]);
 	free(d);
 }
+
+Test(cache, files_of_the_older_layout_are_removed_not_read)
+{
+	char *d = tmpdir(), *v1, *old;
+	cr_assert(asprintf(&v1, "%s/v1", d) > 0);
+	cr_assert(asprintf(&old, "%s/k.afs", v1) > 0);
+	cr_assert_eq(mkdir(v1, 0700), 0);
+	FILE *fp = fopen(old, "w");
+	cr_assert_not_null(fp);
+	fputs("AFSCACHE1", fp);
+	fclose(fp);
+	struct cache *c;
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_neq(access(v1, F_OK), 0, "the v1 folder is gone");
+	struct cache_entry *e;
+	cr_assert_eq(cache_entry_get(c, "k", 0, &e), -ENOENT, "nothing of v1 is read");
+	cache_close(c);
+	free(old);
+	free(v1);
+	free(d);
+}
