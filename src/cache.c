@@ -1360,16 +1360,33 @@ static bool all_verified(struct cache_entry *e, uint64_t first, uint64_t last)
 	return b > last;
 }
 
+/* Reads present bytes; -EAGAIN when the file ends before them (it was cut while open here):
+ * every block past its end is dropped and fetched again, rather than failing every read from
+ * now on (or reading zeros once a write extends it again). */
+static int read_present(struct cache_entry *e, void *buf, size_t len, uint64_t off)
+{
+	struct stat st;
+	int err = read_all(e->fd, buf, len, e->data_off + off);
+	if (err != -EIO || fstat(e->fd, &st) || (uint64_t)st.st_size >= e->data_off + off + len)
+		return err;
+	log_msg(LOG_WARNING, "cache: the file of %s was cut short; fetching again", e->key);
+	uint64_t kept = (uint64_t)st.st_size > e->data_off ? (uint64_t)st.st_size - e->data_off : 0;
+	pthread_mutex_lock(&e->lock);
+	drop_locked(e, kept / B, e->nblocks);
+	pthread_mutex_unlock(&e->lock);
+	return -EAGAIN;
+}
+
 /* Reads [off, off + len) from the file (present), checking every block not checked yet in this
  * process first: -EAGAIN when one failed and was dropped. */
 static int read_checked(struct cache_entry *e, void *buf, size_t len, uint64_t off)
 {
 	uint64_t first = off / B, last = (off + len - 1) / B;
 	if (all_verified(e, first, last))
-		return read_all(e->fd, buf, len, e->data_off + off);
+		return read_present(e, buf, len, off);
 	uint64_t lo = first * B, hi = (last + 1) * B < e->size ? (last + 1) * B : e->size;
 	unsigned char *blocks = malloc((size_t)(hi - lo));
-	int err = blocks ? read_all(e->fd, blocks, (size_t)(hi - lo), e->data_off + lo) : -ENOMEM;
+	int err = blocks ? read_present(e, blocks, (size_t)(hi - lo), lo) : -ENOMEM;
 	if (!err)
 		err = check_blocks(e, first, last, blocks);
 	if (!err)

@@ -614,3 +614,24 @@ Test(cache, files_of_the_older_layout_are_removed_not_read)
 	free(v1);
 	free(d);
 }
+
+Test(cache, a_file_cut_while_open_is_fetched_again)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(cache_entry_get(c, "k", SIZE, &e), 0);
+	check_range(e, &s, 0, SIZE);
+	char *f = entry_file(d, "k");
+	cr_assert_eq(truncate(f, (off_t)data_offset(SIZE)), 0); /* all data gone under the entry */
+	int calls = atomic_load(&s.calls);
+	check_range(e, &s, SIZE - 8192, 8192);
+	check_range(e, &s, 0, SIZE);
+	cr_assert_gt(atomic_load(&s.calls), calls);
+	cache_entry_put(e);
+	cache_close(c);
+	free(f);
+	free(d);
+}
