@@ -1293,11 +1293,15 @@ static int writer_note(struct cache_writer *w, uint64_t off, uint64_t end)
 	return 0;
 }
 
-/* Where the bytes from off on stop being all present or all missing (blocks of the map), up to
- * end; *present says which they are. */
+static void refresh_map(struct cache_entry *e, uint64_t first, uint64_t last);
+
+/* Where the bytes from off on stop being all present or all missing (blocks of the map, read
+ * again from disk: another mount may have marked some since), up to end; *present says which
+ * they are. */
 static uint64_t same_presence(struct cache_entry *e, uint64_t off, uint64_t end, bool *present)
 {
 	pthread_mutex_lock(&e->lock);
+	refresh_map(e, off / BLOCK, (end - 1) / BLOCK);
 	uint64_t b = off / BLOCK;
 	*present = e->map[b];
 	while ((b + 1) * BLOCK < end && (bool)e->map[b + 1] == *present)
@@ -1446,10 +1450,14 @@ static void drop_locked(struct cache_entry *e, uint64_t first, uint64_t last)
 
 /* ---- reading ---- */
 
-/* Picks up blocks that another process fetched into the same file. Entry lock held. */
+/* Picks up blocks that another process fetched into (or dropped from) the same file; blocks
+ * [first, last]. A block found missing is checked again once someone marks it anew. Entry lock
+ * held. */
 static void refresh_map(struct cache_entry *e, uint64_t first, uint64_t last)
 {
 	read_all(e->fd, e->map + first, (size_t)(last - first + 1), HEADER_LEN + first);
+	for (uint64_t b = first; b <= last; b++)
+		e->verified[b] &= e->map[b];
 }
 
 static int has_locked(struct cache_entry *e, uint64_t first, uint64_t last, uint64_t *missing)

@@ -301,6 +301,31 @@ Test(cache, a_rejected_answer_leaves_present_blocks_alone)
 	free(d);
 }
 
+/* Another mount marked a block after this one last read the map: a rejected answer here must
+ * not write over it either, or the other mount, which checked the block already, serves it. */
+Test(cache, a_rejected_answer_leaves_blocks_another_mount_marked_alone)
+{
+	char *d = tmpdir();
+	struct cache *c[2];
+	struct cache_entry *e[2];
+	struct source good = {0}, bad = {.whole = true, .garbage = true, .fail_after = -EIO};
+	struct source none = {.fail = -EACCES};
+	unsigned char buf[10];
+	cr_assert_eq(cache_open(d, 1 << 30, &c[0]), 0);
+	cr_assert_eq(cache_open(d, 1 << 30, &c[1]), 0);
+	cr_assert_eq(get_bound(c[0], "k", SIZE, &e[0]), 0); /* its map: nothing present */
+	cr_assert_eq(get_bound(c[1], "k", SIZE, &e[1]), 0);
+	check_range(e[1], &good, 0, CACHE_BLOCK_SIZE);
+	cr_assert_eq(pread_from(&bad, e[0], buf, 10, 2 * CACHE_BLOCK_SIZE, 0), -EIO);
+	check_range(e[1], &none, 0, CACHE_BLOCK_SIZE); /* present: no fetch, and the right bytes */
+	cr_assert_eq(atomic_load(&none.calls), 0);
+	for (int i = 0; i < 2; i++) {
+		cache_entry_put(e[i]);
+		cache_close(c[i]);
+	}
+	free(d);
+}
+
 Test(cache, eviction_keeps_under_the_limit_even_of_idle_references)
 {
 	char *d = tmpdir();
