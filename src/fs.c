@@ -237,11 +237,32 @@ static int op_begin(const char *path, struct tree_path *tp)
 	return tree_parse(path, tp);
 }
 
+/* Errors a program could not make sense of (a body too large, a full disk under the cache, an
+ * archive that changed, a transport failure) reach it as the I/O error they are, so every errno
+ * a program sees is one the README's table names. */
+static int program_errno(int err)
+{
+	switch (err) {
+	case -EFBIG:
+	case -ENOSPC:
+	case -EDQUOT:
+	case -ESTALE:
+	case -EXDEV:
+	case -EBADMSG:
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -EPROTO:
+		return -EIO;
+	default:
+		return err;
+	}
+}
+
 static int op_end(struct tree_path *tp, int err)
 {
 	tree_path_release(tp);
 	log_set_context(NULL);
-	return err;
+	return program_errno(err);
 }
 
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -521,7 +542,8 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 		log_msg(LOG_ERR, "read of %zu bytes at %lld failed: %s", size, (long long)off,
 			strerror((int)-n));
 	log_set_context(NULL);
-	return n < 0 && n == -ENOENT ? -EIO : (int)n; /* gone mid-read is an I/O error */
+	return n < 0 && n == -ENOENT ? -EIO : n < 0 ? program_errno((int)n) : (int)n; /* gone
+										  mid-read is EIO */
 }
 
 static int fs_release(const char *path, struct fuse_file_info *fi)
