@@ -636,6 +636,43 @@ int catalog_job_by_ref(struct catalog *c, const char *project, const char *ref, 
 	return listable ? err : job_by_probe(c, project, ref, name, out);
 }
 
+/* ---- job sets: one code path for every kind ---- */
+
+int catalog_set(struct catalog *c, const char *project, const struct tree_set *set)
+{
+	if (set->by == TREE_BY_REF)
+		return catalog_ref(c, project, set->name);
+	return -ENOENT;
+}
+
+int catalog_list_set_jobs(struct catalog *c, const char *project, const struct tree_set *set,
+			  char ***names)
+{
+	if (set->by == TREE_BY_REF)
+		return catalog_list_ref_jobs(c, project, set->name, names);
+	return -ENOENT;
+}
+
+int catalog_job_in_set(struct catalog *c, const char *project, const struct tree_set *set,
+		       const char *name, struct job **out)
+{
+	*out = NULL;
+	if (set->by == TREE_BY_REF)
+		return catalog_job_by_ref(c, project, set->name, name, out);
+	return -ENOENT;
+}
+
+int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by by,
+		      char ***names)
+{
+	(void)by;
+	int err = catalog_project(c, project);
+	if (err)
+		return err;
+	*names = calloc(1, sizeof(**names));
+	return *names ? 0 : -ENOMEM;
+}
+
 /* ---- a project's jobs by id ---- */
 
 static int load_recent_jobs(void *arg, struct memo_val **out)

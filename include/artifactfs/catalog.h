@@ -20,6 +20,7 @@
 #include "artifactfs/cache.h"
 #include "artifactfs/gitlab.h"
 #include "artifactfs/job.h"
+#include "artifactfs/tree.h"
 
 struct catalog;
 
@@ -43,6 +44,19 @@ int catalog_list_ref_jobs(struct catalog *c, const char *project, const char *re
 /* The project's recent successful jobs with an archive (one page, memoised for the TTL), then
  * the older ones met by id, each as "<id>" and "<id>.zip". */
 int catalog_list_job_ids(struct catalog *c, const char *project, char ***names);
+
+/* Job sets (tree.h: a ref, a pipeline, a merge request, a commit), all through one code path.
+ * catalog_set: the set exists (0, -ENOENT, -EACCES, -EIO). catalog_list_set_jobs: each job of
+ * the set as "<job>" and "<job>.zip". catalog_job_in_set: as catalog_job_by_ref for any set.
+ * catalog_list_sets: the sets of one kind a project lists under "-" (escaped names; commits are
+ * never listed: an empty list). */
+int catalog_set(struct catalog *c, const char *project, const struct tree_set *set);
+int catalog_list_set_jobs(struct catalog *c, const char *project, const struct tree_set *set,
+			  char ***names);
+int catalog_job_in_set(struct catalog *c, const char *project, const struct tree_set *set,
+		       const char *name, struct job **out);
+int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by by,
+		      char ***names);
 
 /* Existence checks: 0, -ENOENT, -EACCES, -EIO. */
 int catalog_project(struct catalog *c, const char *project);
