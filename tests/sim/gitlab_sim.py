@@ -81,6 +81,9 @@ def _random_chunks(size, seed):
 _zip64_lock = threading.Lock()
 
 
+FIXTURE_DIR = "."  # where a member's "file" is found: the fixture's folder
+
+
 def build_archive(spec, path):
     """Writes the zip a spec describes (see README.md) to path, streaming big members."""
     corrupt = spec.get("corrupt")
@@ -133,6 +136,9 @@ def _write_zip(spec, path, force_zip64):
                 z.writestr(_info(p if p.endswith("/") else p + "/", mode, "dir"), b"")
             elif "symlink" in m:
                 z.writestr(_info(p, None, "symlink"), m["symlink"].encode())
+            elif "file" in m:  # bytes made by a test (a tarball, a zip), beside the fixture
+                with open(os.path.join(FIXTURE_DIR, m["file"]), "rb") as f:
+                    z.writestr(_info(p, mode, compress=compress), f.read())
             elif "random" in m:
                 zi = _info(p, mode, compress=compress)
                 with z.open(zi, "w", force_zip64=force_zip64 or m["random"] > (1 << 31)) as w:
@@ -1357,6 +1363,8 @@ def main():
     args = ap.parse_args()
     if not re.match(r"^127\.", args.host):
         sys.exit("gitlab_sim: serves on loopback only")
+    global FIXTURE_DIR
+    FIXTURE_DIR = os.path.dirname(os.path.abspath(args.fixture))
     with open(args.fixture, encoding="utf-8") as f:
         fixture = json.load(f)
     sim = Sim(args, fixture)
