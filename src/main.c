@@ -40,6 +40,8 @@ struct options {
 	char *ttl;
 	char *timeout;
 	char *log_file;
+	char *retry_for;
+	char *ca_file;
 	int allow_delete;
 	int help;
 	int version;
@@ -66,6 +68,9 @@ static const struct fuse_opt option_spec[] = {
 	OPT_S("--ttl=%s", ttl), OPT_S("--ttl %s", ttl), OPT_S("ttl=%s", ttl),
 	OPT_S("--timeout=%s", timeout), OPT_S("--timeout %s", timeout),
 	OPT_S("timeout=%s", timeout),
+	OPT_S("--retry-for=%s", retry_for), OPT_S("--retry-for %s", retry_for),
+	OPT_S("retry_for=%s", retry_for),
+	OPT_S("--ca-file=%s", ca_file), OPT_S("--ca-file %s", ca_file), OPT_S("ca_file=%s", ca_file),
 	OPT("--allow-delete", allow_delete), OPT("allow_delete", allow_delete),
 	OPT_S("--log-file=%s", log_file), OPT_S("--log-file %s", log_file),
 	OPT_S("log_file=%s", log_file),
@@ -97,6 +102,10 @@ static void usage(const char *prog)
 	       "    --ttl=SECONDS       (-o ttl=SECONDS) trust listings this long; default 60\n"
 	       "    --timeout=SECONDS   (-o timeout=SECONDS) give up on a transfer that moves\n"
 	       "                        nothing for this long, then retry; default 30\n"
+	       "    --retry-for=SECONDS (-o retry_for=SECONDS) wait out rate limits and server\n"
+	       "                        errors this long per request before EIO; default 120\n"
+	       "    --ca-file=FILE      (-o ca_file=FILE) also trust this CA (PEM); default\n"
+	       "                        $CI_SERVER_TLS_CA_FILE\n"
 	       "    --allow-delete      (-o allow_delete) let rm <job>.zip delete artifacts and\n"
 	       "                        setfattr keep them; the mount is read-only without it\n"
 	       "    --log-file=FILE     (-o log_file=FILE) log here, timestamped, instead of syslog\n"
@@ -452,6 +461,7 @@ struct daemon {
 	uint64_t cache_bytes;
 	int ttl_s;
 	int timeout_s;
+	int retry_for_s;
 	struct http *http;
 	struct gitlab *gl;
 	struct cache *cache;
@@ -483,6 +493,12 @@ static int check_options(struct daemon *d)
 		fprintf(stderr, "artifactfs: --timeout %s is not a number of seconds\n", o->timeout);
 		return -1;
 	}
+	d->retry_for_s = 120;
+	if (o->retry_for && (parse_ttl(o->retry_for, &d->retry_for_s) || d->retry_for_s < 1)) {
+		fprintf(stderr, "artifactfs: --retry-for %s is not a number of seconds\n",
+			o->retry_for);
+		return -1;
+	}
 	if (!o->cache_dir && !(o->cache_dir = default_cache_dir()))
 		return -1;
 	if (o->log_file && open_log_file(o->log_file))
@@ -501,24 +517,29 @@ static int connect_server(struct daemon *d)
 		.token = d->token,
 		.connect_timeout_ms = d->timeout_s * 1000L,
 		.low_speed_time_s = d->timeout_s,
+		.retry_for_s = d->retry_for_s,
+		.ca_file = d->opts.ca_file ? d->opts.ca_file : getenv("CI_SERVER_TLS_CA_FILE"),
 	};
 	int err = http_new(&hc, &d->http);
 	if (!err)
 		err = gitlab_new(d->http, &d->gl);
-	if (err) {
-		fprintf(stderr, "artifactfs: %s: %s\n", d->url, strerror(-err));
-		return -1;
-	}
-	/* the reason is one line of ours; the HTTP details only with -d */
-	log_init(false, d->cmd.debug ? LOG_DEBUG : LOG_CRIT);
-	err = gitlab_check(d->gl, d->auth);
-	log_init(false, d->cmd.debug ? LOG_DEBUG : LOG_INFO);
-	if (err == -EACCES)
-		fprintf(stderr, "artifactfs: %s refused the token (401): check that it is valid "
-				"and not expired\n", d->url);
+	if (err && hc.ca_file && err != -ENOMEM && err != -EINVAL)
+		fprintf(stderr, "artifactfs: CA file %s: %s\n", hc.ca_file,
+			err == -EBADMSG ? "holds no PEM certificate" : strerror(-err));
 	else if (err)
-		fprintf(stderr, "artifactfs: %s cannot be reached or is not a GitLab API "
-				"(run with -d for details)\n", d->url);
+		fprintf(stderr, "artifactfs: %s: %s\n", d->url, strerror(-err));
+	if (err)
+		return -1;
+	/* the reason is one line of ours, naming the cause; the HTTP details only with -d */
+	char why[512];
+	log_init(false, d->cmd.debug ? LOG_DEBUG : LOG_CRIT);
+	err = gitlab_check_why(d->gl, d->auth, why, sizeof(why));
+	log_init(false, d->cmd.debug ? LOG_DEBUG : LOG_INFO);
+	size_t n = strlen(d->url);
+	bool api = n >= 7 && strcmp(d->url + n - 7, "/api/v4") == 0;
+	if (err)
+		fprintf(stderr, "artifactfs: %s: %s%s\n", d->url, why,
+			api ? " (give the instance's URL, without /api/v4)" : "");
 	return err ? -1 : 0;
 }
 
@@ -655,6 +676,8 @@ static void daemon_release(struct daemon *d)
 	free(d->opts.cache_size);
 	free(d->opts.ttl);
 	free(d->opts.timeout);
+	free(d->opts.retry_for);
+	free(d->opts.ca_file);
 	free(d->opts.log_file);
 	free(d->opts.unknown);
 }
