@@ -31,6 +31,7 @@ struct fh {
 	struct job *job;
 	struct zip_reader *reader; /* NULL for <job>.zip and inside nested archives */
 	struct nest *nest;         /* a file inside a nested archive: its nest, else NULL */
+	struct job_log *log;       /* <job>.log: the log, else NULL */
 	const struct zip_member *nm; /* that file, borrowed from nest */
 	pthread_mutex_t lock;
 	uint64_t next_off;         /* protected by lock: where a sequential read would go on */
@@ -215,6 +216,17 @@ static int place_find(const struct tree_path *tp, struct place *p)
 	return err == -EFBIG ? -EIO : err; /* a bomb: nested.c said so in the log */
 }
 
+/* A log's size is exact from the first stat: it is fetched whole then (catalog.h). */
+static int getattr_log(struct job *j, struct stat *st, time_t t)
+{
+	struct job_log *l;
+	int err = catalog_job_log(config()->cat, j, &l);
+	if (!err)
+		fill_file(st, S_IFREG | 0444, job_log_size(l), t);
+	job_log_put(l);
+	return err;
+}
+
 static int getattr_job(const struct tree_path *tp, struct stat *st)
 {
 	struct place p;
@@ -225,7 +237,7 @@ static int getattr_job(const struct tree_path *tp, struct stat *st)
 	if (is_zip(tp))
 		fill_file(st, S_IFREG | 0444, job_size(p.job), t);
 	else if (is_log(tp))
-		err = -ENOENT;
+		err = getattr_log(p.job, st, t);
 	else if (!p.m)
 		fill_dir(st, 0555, t);
 	else
@@ -318,7 +330,7 @@ static int readdir_job(const struct tree_path *tp, void *buf, fuse_fill_dir_t fi
 }
 
 /* The folders under "-". */
-static const char *const dash_names[] = {"jobs"};
+static const char *const dash_names[] = {"jobs", "pipelines", "merge_requests", "commits"};
 
 static int readdir_path(const struct tree_path *tp, void *buf, fuse_fill_dir_t filler)
 {
@@ -419,6 +431,7 @@ static void fh_free(struct fh *fh)
 	fh_unlink(fh);
 	zip_reader_free(fh->reader);
 	nest_put(fh->nest);
+	job_log_put(fh->log);
 	job_put(fh->job);
 	pthread_mutex_destroy(&fh->lock);
 	free(fh);
@@ -432,7 +445,7 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 		return err;
 	fh->job = job_hold(p.job);
 	if (is_log(tp))
-		err = -ENOENT;
+		err = catalog_job_log(config()->cat, p.job, &fh->log);
 	else if (!is_zip(tp) && (!p.m || p.m->type == ZIP_DIR))
 		err = -EISDIR;
 	else if (p.nest) {
@@ -554,6 +567,13 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	log_set_context(path);
 	if (fh->nest)
 		return read_nested(fh, buf, size, off);
+	if (fh->log) {
+		n = job_log_pread(fh->log, buf, size, (uint64_t)off);
+		if (n < 0)
+			log_msg(LOG_ERR, "read of the job's log failed: %s", strerror((int)-n));
+		log_set_context(NULL);
+		return n < 0 ? -EIO : (int)n;
+	}
 	pthread_mutex_lock(&fh->lock);
 	uint64_t ra = next_read_ahead(fh, (uint64_t)off, size);
 	uint64_t pos = archive_pos(fh, (uint64_t)off, &limit);
@@ -701,6 +721,44 @@ static char *stats_text(void)
 	return v;
 }
 
+/* Folders of a pipeline, a merge request or a commit: their pipeline, and the request. */
+static const char *const set_xattrs[] = {
+	"user.gitlab.pipeline.id",     "user.gitlab.pipeline.status", "user.gitlab.pipeline.sha",
+	"user.gitlab.pipeline.ref",    "user.gitlab.pipeline.source", "user.gitlab.pipeline.web_url",
+	"user.gitlab.merge_request.title", "user.gitlab.merge_request.source_branch",
+	"user.gitlab.merge_request.web_url",
+};
+#define N_SET_XATTRS(tp) ((tp)->set.by == TREE_BY_MR ? 9u : (tp)->set.by == TREE_BY_REF ? 0u : 6u)
+
+static char *set_xattr_text(const struct gl_pipeline *pl, const struct gl_merge_request *mr,
+			    size_t which)
+{
+	const char *v[] = {NULL, pl->status, pl->sha, pl->ref, pl->source, pl->web_url,
+			   mr->title, mr->source_branch, mr->web_url};
+	char *s = NULL;
+	if (which == 0)
+		return pl->id > 0 && asprintf(&s, "%" PRId64, pl->id) >= 0 ? s : strdup("");
+	return strdup(v[which] ? v[which] : "");
+}
+
+static int set_xattr_value(const struct tree_path *tp, const char *name, char **out)
+{
+	size_t which = 0;
+	while (which < N_SET_XATTRS(tp) && strcmp(name, set_xattrs[which]) != 0)
+		which++;
+	if (which == N_SET_XATTRS(tp))
+		return -ENODATA;
+	struct gl_pipeline pl;
+	struct gl_merge_request mr;
+	int err = catalog_set_info(config()->cat, tp->project, &tp->set, &pl, &mr);
+	if (err)
+		return err;
+	*out = set_xattr_text(&pl, &mr, which);
+	gl_pipeline_release(&pl);
+	gl_merge_request_release(&mr);
+	return *out ? 0 : -ENOMEM;
+}
+
 /* A member's CRC-32 is known from the artifacts zip, not from a nested archive. */
 static bool has_crc(const struct place *p)
 {
@@ -713,6 +771,8 @@ static int xattr_value(const struct tree_path *tp, const char *name, char **out)
 	*out = NULL;
 	if (tp->kind == TREE_ROOT && strcmp(name, XATTR_STATS) == 0)
 		return (*out = stats_text()) ? 0 : -ENOMEM;
+	if (tp->kind == TREE_SET)
+		return set_xattr_value(tp, name, out);
 	if (!is_in_job(tp) && !is_zip(tp))
 		return -ENODATA;
 	struct place p;
@@ -787,12 +847,12 @@ static int list_names(const struct tree_path *tp, char *list, size_t *len)
 			memcpy(list, one, *len);
 		return 0;
 	}
-	if (!is_job_level(tp))
-		return 0;
-	for (size_t i = 0; i < N_JOB_XATTRS; i++) {
-		size_t n = strlen(job_xattrs[i]) + 1;
+	const char *const *names = is_job_level(tp) ? job_xattrs : set_xattrs;
+	size_t count = is_job_level(tp) ? N_JOB_XATTRS : tp->kind == TREE_SET ? N_SET_XATTRS(tp) : 0;
+	for (size_t i = 0; i < count; i++) {
+		size_t n = strlen(names[i]) + 1;
 		if (list)
-			memcpy(list + *len, job_xattrs[i], n);
+			memcpy(list + *len, names[i], n);
 		*len += n;
 	}
 	return 0;
