@@ -1080,30 +1080,64 @@ static int load_log(void *arg, struct memo_val **out)
 	return 0;
 }
 
-int catalog_job_log(struct catalog *c, struct job *j, struct job_log **out)
+static int log_get(struct catalog *c, const char *project, int64_t job_id,
+		   const struct gl_job *g, struct job_log **out)
 {
-	struct gl_job g;
 	*out = NULL;
-	if (!job_is_by_id(j) || job_info(j, &g))
-		return -ENOENT; /* known by ref only (a job token): no id to ask for */
-	bool done = job_finished(&g);
-	gl_job_release(&g);
-	if (!done)
+	if (!job_finished(g))
 		return -ENOENT; /* a running job has no log yet */
 	char id[24];
-	snprintf(id, sizeof(id), "%" PRId64, job_id(j));
-	struct load_arg la = {.c = c, .project = job_project(j), .id = job_id(j)};
-	struct memo_key key = {.kind = MEMO_LOG, .a = job_project(j), .b = id};
+	snprintf(id, sizeof(id), "%" PRId64, job_id);
+	struct load_arg la = {.c = c, .project = project, .id = job_id};
+	struct memo_key key = {.kind = MEMO_LOG, .a = project, .b = id};
 	struct memo_val *v;
 	int err = memo_get(c->memo, &key, load_log, &la, &v);
 	*out = err ? NULL : (struct job_log *)v;
 	return err;
 }
 
+int catalog_job_log(struct catalog *c, struct job *j, struct job_log **out)
+{
+	struct gl_job g;
+	*out = NULL;
+	if (!job_is_by_id(j) || job_info(j, &g))
+		return -ENOENT; /* known by ref only (a job token): no id to ask for */
+	int err = log_get(c, job_project(j), job_id(j), &g, out);
+	gl_job_release(&g);
+	return err;
+}
+
+/* -/jobs/<id>.log: any finished job, with an archive or not. */
+int catalog_log_by_id(struct catalog *c, const char *project, int64_t job_id,
+		      struct job_log **out, char **finished_at)
+{
+	struct gl_job g = {0};
+	struct job *j;
+	*out = NULL;
+	*finished_at = NULL;
+	int err = catalog_job_by_id(c, project, job_id, &j);
+	if (!err) {
+		err = job_info(j, &g);
+		job_put(j);
+	} else if (err == -ENOENT) { /* no archive: the job itself may still have a log */
+		err = c->be->job_get(c->be->ctx, project, job_id, &g);
+	}
+	if (!err)
+		err = log_get(c, project, job_id, &g, out);
+	if (!err && g.finished_at && !(*finished_at = strdup(g.finished_at))) {
+		job_log_put(*out);
+		*out = NULL;
+		err = -ENOMEM;
+	}
+	gl_job_release(&g);
+	return err == -EACCES ? -ENOENT : err;
+}
+
 uint64_t job_log_size(const struct job_log *l)
 {
 	return l->size;
 }
+
 
 ssize_t job_log_pread(struct job_log *l, void *buf, size_t len, uint64_t off)
 {

@@ -227,8 +227,23 @@ static int getattr_log(struct job *j, struct stat *st, time_t t)
 	return err;
 }
 
+/* -/jobs/<id>.log: any finished job's, whether it has an archive or not. */
+static int getattr_log_by_id(const struct tree_path *tp, struct stat *st)
+{
+	struct job_log *l;
+	char *finished_at;
+	int err = catalog_log_by_id(config()->cat, tp->project, tp->job_id, &l, &finished_at);
+	if (!err)
+		fill_file(st, S_IFREG | 0444, job_log_size(l), fs_parse_time(finished_at));
+	job_log_put(l);
+	free(finished_at);
+	return err;
+}
+
 static int getattr_job(const struct tree_path *tp, struct stat *st)
 {
+	if (tp->kind == TREE_JOBID_LOG)
+		return getattr_log_by_id(tp, st);
 	struct place p;
 	int err = place_find(tp, &p);
 	if (err)
@@ -439,6 +454,13 @@ static void fh_free(struct fh *fh)
 
 static int open_path(const struct tree_path *tp, struct fh *fh)
 {
+	if (tp->kind == TREE_JOBID_LOG) {
+		char *finished_at;
+		int err = catalog_log_by_id(config()->cat, tp->project, tp->job_id, &fh->log,
+					    &finished_at);
+		free(finished_at);
+		return err;
+	}
 	struct place p;
 	int err = place_find(tp, &p);
 	if (err)

@@ -75,6 +75,10 @@ int catalog_set_info(struct catalog *c, const char *project, const struct tree_s
  * put with job_log_put(); job_log_pread reads like pread (short only at the end). */
 struct job_log;
 int catalog_job_log(struct catalog *c, struct job *j, struct job_log **out);
+/* -/jobs/<id>.log: the log of any finished job of the project, with an archive or without;
+ * *finished_at (malloc'ed, may be NULL) gives the file its mtime. */
+int catalog_log_by_id(struct catalog *c, const char *project, int64_t job_id,
+		      struct job_log **out, char **finished_at);
 uint64_t job_log_size(const struct job_log *l);
 ssize_t job_log_pread(struct job_log *l, void *buf, size_t len, uint64_t off);
 void job_log_put(struct job_log *l); /* NULL is a no-op */

@@ -35,7 +35,9 @@ json.dump({
                        "jobs": [{"id": 4101, "name": "build", "archive": "small",
                                  "trace": trace},
                                 {"id": 4102, "name": "test", "archive": "small",
-                                 "status": "failed"}],
+                                 "status": "failed"},
+                                {"id": 4105, "name": "lint", "status": "failed",
+                                 "trace": "lint: 3 errors\n"}],
                        "children": [{"id": 811, "status": "success",
                                      "jobs": [{"id": 4103, "name": "package", "archive": "child"},
                                               {"id": 4104, "name": "build", "archive": "child"}]}]},
@@ -107,6 +109,8 @@ check "its content is the trace byte for byte" cmp "$p/main/build.log" "$T/trace
 check "so is -/jobs/<id>.log" cmp "$p/-/jobs/4101.log" "$T/trace"
 check "and a pipeline's <job>.log" cmp "$p/-/pipelines/810/build.log" "$T/trace"
 check_eq "a failed job has its log" "OK" "$(sys read "$p/-/pipelines/810/test.log" | cut -d' ' -f1)"
+check_eq "a failed job without artifacts has its log under -/jobs" "lint: 3 errors" \
+	"$(cat "$p/-/jobs/4105.log")"
 check_eq "the main ref lists logs too" "build build.log build.zip package package.log package.zip test test.log test.zip" \
 	"$(ls "$p/main" | paste -sd' ')"
 unmount_fs "$mnt"

@@ -299,7 +299,10 @@ Test(ops, a_log_has_its_size_at_the_first_stat_and_reads)
 	char buf[64] = {0};
 	cr_assert_eq(read_file("/grp%2Fapp/-/jobs/102.log", buf, sizeof(buf)), 11);
 	cr_assert_str_eq(buf, "log of 102\n");
-	cr_assert_eq(getattr("/grp%2Fapp/-/jobs/103.log", &st), -ENOENT, "no such job here");
+	cr_assert_eq(getattr("/grp%2Fapp/-/jobs/103.log", &st), 0, "a job without an archive");
+	cr_assert_eq(st.st_size, (off_t)strlen("log of 103\n"));
+	cr_assert_eq(st.st_mtime, 1795169730, "the job's finished_at");
+	cr_assert_eq(getattr("/grp%2Fapp/-/jobs/99.log", &st), -ENOENT, "no such job");
 }
 
 Test(ops, a_member_that_is_no_archive_has_no_inside)
