@@ -25,6 +25,7 @@ struct job {
 	char *name, *project, *ref, *key;
 	uint64_t size;
 	bool by_id;
+	struct job_pin pin;        /* set before the job is shared, then immutable */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct gl_job info;        /* protected by lock */
@@ -138,6 +139,11 @@ void job_put(struct job *j)
 		job_free(j);
 }
 
+void job_set_pin(struct job *j, const struct job_pin *pin)
+{
+	j->pin = *pin;
+}
+
 int job_refs(const struct job *j)
 {
 	return atomic_load(&j->refs);
@@ -177,6 +183,7 @@ struct source {
 	const struct backend *be;
 	struct gl_archive a;
 	char *project, *ref, *name;
+	struct job_pin pin;
 };
 
 static void source_free(void *ctx)
@@ -201,6 +208,7 @@ static struct source *source_new(const struct job *j)
 		source_free(s);
 		return NULL;
 	}
+	s->pin = j->pin;
 	s->a = (struct gl_archive){
 		.project = s->project,
 		.job_id = j->by_id ? j->id : 0,
@@ -215,18 +223,26 @@ static int writer_sink(void *ctx, uint64_t off, const void *buf, size_t len)
 	return cache_writer_write(ctx, off, buf, len);
 }
 
-/* Fetches [off, off+len) into w; 0 only when the answer was good and the archive's size is the
- * one the entry was made for (the archive behind a ref may change between requests). */
+/* Fetches [off, off+len) into w; 0 only when the answer was good and the archive is the one
+ * the entry was made for: a ref can name another archive between two requests, so reads through
+ * a by-ref endpoint are pinned to the first answer's ETag or Last-Modified (If-Range), and the
+ * size is checked on every answer. */
 static int source_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
 {
 	struct source *s = ctx;
-	int64_t total = -1;
+	struct gl_read_info info = {
+		.expect_etag = s->pin.etag[0] ? s->pin.etag : NULL,
+		.expect_last_modified = s->pin.last_modified[0] ? s->pin.last_modified : NULL,
+		.total = -1,
+	};
 	int err = s->be->archive_read(s->be->ctx, &s->a, (int64_t)off, (int64_t)len, writer_sink, w,
-				      &total, NULL);
+				      &info);
 	uint64_t size = cache_writer_size(w);
-	if (!err && total >= 0 && (uint64_t)total != size) {
-		log_msg(LOG_ERR, "job %s: the archive is now %" PRId64 " bytes, was %" PRIu64,
-			s->name ? s->name : "?", total, size);
+	if (err == -ESTALE || (!err && info.total >= 0 && (uint64_t)info.total != size)) {
+		log_msg(LOG_ERR, "%s/%s: the ref now names another archive (%s): reads of files "
+				 "opened before fail, a new open sees it",
+			s->ref ? s->ref : "-", s->name ? s->name : "?",
+			err ? "If-Range" : "its size changed");
 		err = -EIO;
 	}
 	return err;

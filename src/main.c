@@ -6,6 +6,7 @@
  * The only place allowed to exit(). */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -509,6 +510,26 @@ static int check_options(struct daemon *d)
 	return find_credentials(o, &d->auth, &d->token);
 }
 
+/* A job token may not list projects: GitLab ignores it there and answers as to anyone. Without
+ * --project the root then lists the token's own project, which GET /job names. */
+static int job_token_project(struct daemon *d)
+{
+	if (d->auth != HTTP_AUTH_JOB_TOKEN || d->opts.projects)
+		return 0;
+	struct gl_job self = {0};
+	char id[24];
+	int err = gitlab_token_job(d->gl, &self);
+	int64_t project_id = self.project_id;
+	gl_job_release(&self);
+	snprintf(id, sizeof(id), "%" PRId64, project_id);
+	if (err || project_id <= 0) {
+		fprintf(stderr, "artifactfs: %s: GET /job did not name the job token's project (%s); "
+				"give --project\n", d->url, err ? strerror(-err) : "no project_id");
+		return -1;
+	}
+	return add_project(&d->opts, id);
+}
+
 static int connect_server(struct daemon *d)
 {
 	struct http_config hc = {
@@ -540,7 +561,7 @@ static int connect_server(struct daemon *d)
 	if (err)
 		fprintf(stderr, "artifactfs: %s: %s%s\n", d->url, why,
 			api ? " (give the instance's URL, without /api/v4)" : "");
-	return err ? -1 : 0;
+	return err ? -1 : job_token_project(d);
 }
 
 static int open_cache(struct daemon *d)

@@ -3,9 +3,6 @@
 # simulator follows it; see tests/sim/README.md): a job token on a private project, failed
 # allow_failure jobs and report-only shadowing under a ref, a newer dangling pipeline, merge
 # request refs, server-side deletion within the TTL, and an open file pinned to one archive.
-# These need the catalog to use gitlab_token_job/gitlab_ref_check/gitlab_archive_read_pinned:
-# until it does, set ARTIFACTFS_FIDELITY=1 to run them (otherwise skipped, exit 77).
-[ "${ARTIFACTFS_FIDELITY:-0}" = 1 ] || { echo "skipped: set ARTIFACTFS_FIDELITY=1"; exit 77; }
 source "$(dirname "$0")/lib.sh"
 
 start_sim --etag sha256
@@ -59,32 +56,71 @@ check "after a server-side deletion the job's files are gone within the TTL" \
 	wait_for 10 bash -c "[[ \"\$(sys read '$report')\" != OK* ]]"
 unmount_fs "$mnt"
 
-# Issue 12 item 3: an open file stays on one archive; when the ref moves, its reads fail (EIO)
-# and a new open sees the new archive.
-mount_fs "$mnt" --cache-dir "$T/cache-pin" --ttl 1
-"$PYTHON" - "$app/main/build/lib/hello.c" "$URL" >"$T/pin.out" 2>&1 <<'PY'
-import json, os, sys, time, urllib.request
-path, url = sys.argv[1], sys.argv[2]
+# Issue 12 item 3: an open file stays on one archive. Reached by job id (a personal token), it
+# reads its own job's bytes to the end after the ref moved; reached through the by-ref endpoint
+# (a job token), its reads are pinned to the first answer (If-Range) and fail with EIO once the
+# ref names another archive, never mixing the two. A new open sees the new archive either way.
+big() { # big PROJECT SEED: a new pipeline on main whose build holds an 8 MiB random big.bin
+	sim_admin pipeline "{\"project\": $1, \"ref\": \"main\", \"jobs\": [{\"name\": \"build\",
+		\"archive\": {\"members\": [{\"path\": \"big.bin\", \"random\": 8388608, \"seed\": $2,
+		\"compress\": \"stored\"}]}}]}"
+}
+# pinned FILE PROJECT SEED: opens FILE, reads 4 bytes, moves main to a new archive, reads FILE
+# on through the open descriptor: "old" (its own bytes to the end), "EIO", or "MIXED"; then
+# "new" or "old" for a new open.
+pinned() {
+	"$PYTHON" - "$@" "$URL" <<'PY'
+import hashlib, json, os, sys, time, urllib.request
+path, project, seed, url = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+# the old bytes straight from the server, so the mount has read nothing but 4 bytes of them
+auth = ({"JOB-TOKEN": os.environ["CI_JOB_TOKEN"]} if os.environ.get("CI_JOB_TOKEN")
+        else {"PRIVATE-TOKEN": os.environ["GITLAB_TOKEN"]})
+before = urllib.request.urlopen(urllib.request.Request(
+    url + "/api/v4/projects/%s/jobs/artifacts/main/raw/big.bin?job=build" % project,
+    headers=auth), timeout=10).read()
 fd = os.open(path, os.O_RDONLY)
-first = os.pread(fd, 4, 0)
-req = urllib.request.Request(url + "/-/sim/pipeline", method="POST", data=json.dumps(
-    {"project": 101, "ref": "main", "jobs": [{"name": "build", "archive": {"members": [
-        {"path": "lib/hello.c", "text": "another archive, same name\n" * 100}]}}]}).encode())
-urllib.request.urlopen(req, timeout=10).read()
-deadline = time.monotonic() + 15
-while time.monotonic() < deadline:
+os.pread(fd, 4, 0)
+spec = {"project": int(project), "ref": "main", "jobs": [{"name": "build", "archive": {"members": [
+    {"path": "big.bin", "random": 8388608, "seed": int(seed), "compress": "stored"}]}}]}
+urllib.request.urlopen(urllib.request.Request(url + "/-/sim/pipeline", method="POST",
+                       data=json.dumps(spec).encode()), timeout=10).read()
+got, verdict = b"", None
+try:
+    while len(got) < len(before):
+        chunk = os.pread(fd, 1 << 16, len(got))
+        if not chunk:
+            break
+        got += chunk
+    verdict = "old" if got == before else "MIXED"
+except OSError as e:
+    verdict = "EIO" if e.errno == 5 else "errno %d" % e.errno
+os.close(fd)
+def content():
     try:
-        os.pread(fd, 4096, 0)
-    except OSError as e:
-        print("EIO" if e.errno == 5 else "errno %d" % e.errno)
-        break
+        return open(path, "rb").read()
+    except OSError: # within the TTL a new open still meets the pinned job: EIO
+        return None
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline and content() in (None, before):
     time.sleep(0.2)
-else:
-    print("still reading")
-with open(path, "rb") as f:
-    print("new" if f.read().startswith(b"another archive") else "old")
+now = content()
+print(verdict, "old" if now == before else "new" if now else "EIO")
 PY
-check_eq "an open file pinned to one archive fails when the ref moves, a new open sees the new" \
-	"EIO new" "$(tr '\n' ' ' <"$T/pin.out" | sed 's/ $//')"
+}
+big 101 1
+mount_fs "$mnt" --cache-dir "$T/cache-pin" --ttl 1
+check_eq "by job id: an open file reads its own job to the end; a new open sees the new" \
+	"old new" "$(pinned "$app/main/build/big.bin" 101 2)"
 unmount_fs "$mnt"
+(
+	export CI_JOB_TOKEN=$(fixture_token job-private)
+	unset GITLAB_TOKEN
+	big 104 3
+	mount_fs "$mnt" --cache-dir "$T/cache-pin-job" --ttl 1
+	check_eq "by ref (job token): reads pinned to one archive fail when it moves; a new open sees the new" \
+		"EIO new" "$(pinned "$mnt/104/main/build/big.bin" 104 4)"
+	unmount_fs "$mnt"
+	echo "$PASS $FAIL" >"$T/counts"
+)
+read -r PASS FAIL <"$T/counts"
 finish
