@@ -1149,11 +1149,12 @@ def list_mrs(sim, h, who, query, pid):
     paginate(sim, h, items, query)
 
 
-@route_to("GET", r"/projects/([^/]+)/repository/commits/([0-9a-fA-F]+)")
+@route_to("GET", r"/projects/([^/]+)/repository/commits/([0-9a-fA-F]+)", job_token=True)
 def get_commit(sim, h, who, query, pid, sha):
-    """GET /projects/:id/repository/commits/:sha (lib/api/commits.rb): a full or abbreviated
-    sha; an unknown or ambiguous one is 404 Commit Not Found."""
-    p = readable(sim, who, sim.world.project(pid), False)
+    """GET /projects/:id/repository/commits/:sha (lib/api/commits.rb, job_token_allowed with
+    the read_repositories policy): a full or abbreviated sha; an unknown or ambiguous one is
+    404 Commit Not Found."""
+    p = readable(sim, who, sim.world.project(pid), True)
     known = set(p["branches"].values()) | set(p["tags"].values())
     known |= {sim.world.pipelines[i]["sha"] for i in sim.world.pipelines
               if sim.world.pipelines[i]["project_id"] == p["id"]}
