@@ -2,6 +2,10 @@
  * catalog and returns 0 or -errno; every write but the two SPEC.md allows (rm <job>.zip with
  * allow_delete, and the keep/delete xattrs) is EROFS before anything is sent.
  *
+ * Every kind of job set (a ref, a pipeline, a merge request, a commit) takes the same path
+ * through the catalog. A member path may lead into an archive inside the artifacts ("x#/",
+ * nest.h); such files read from their nest's unpacked blob, and logs from their own cache entry.
+ *
  * Open files hold a reference on their job, so its cache entry and zip index outlive any
  * listing's TTL; a member's reader is serialised by the handle's own lock. Content addressed by
  * job id never changes, so the kernel may keep its pages across opens (keep_cache); under a ref,
