@@ -441,7 +441,7 @@ int nest_find(struct job *j, const char *path, struct nest **nest, const struct 
 {
 	const struct zipindex *zi;
 	struct nest *n = NULL;
-	int err = job_index(j, &zi);
+	int err = job_index(j, &zi), depth = 0;
 	size_t base = 0, from = 0, pos;
 	while (!err && (pos = tree_nest_next(path, from)) != 0) {
 		from = pos;
@@ -449,6 +449,12 @@ int nest_find(struct job *j, const char *path, struct nest **nest, const struct 
 			from++;
 		if (real_member(zi, path, base, pos))
 			continue;
+		if (++depth > NEST_DEPTH_MAX) {
+			log_msg(LOG_WARNING, "archives nested more than %d deep: not opened",
+				NEST_DEPTH_MAX);
+			err = -ELOOP;
+			break;
+		}
 		err = descend(j, path, base, pos - 1, &n, &zi);
 		base = from;
 	}

@@ -25,6 +25,10 @@
 #include "artifactfs/zipindex.h"
 
 #define NEST_SET_MAX 8
+/* Levels of archives inside archives one path may open: each level holds its parent and a blob
+ * entry, so an archive holding itself ("r.zip#/r.zip#/...") would otherwise cost a nest per
+ * component of a 4 KiB path. */
+#define NEST_DEPTH_MAX 16
 
 struct job;
 struct nest;
@@ -38,7 +42,8 @@ void nest_set_free(struct nest_set *s); /* puts every nest; NULL is a no-op */
  * with *m, and *nest (a reference, put with nest_put) holding the index *m lies in, or NULL
  * when that is the artifacts zip itself (job_index). A component "x#" names the inside of
  * member "x" unless the index has a member "x#". Returns -ENOENT (no such member, or "x#"
- * where x is no archive: logged at DEBUG only), -EFBIG (a bomb), -EIO, -ENOMEM. *m is borrowed
+ * where x is no archive: logged at DEBUG only), -EFBIG (a bomb), -ELOOP (more than
+ * NEST_DEPTH_MAX levels), -EIO, -ENOMEM. *m is borrowed
  * while *nest (or j) is held. */
 int nest_find(struct job *j, const char *path, struct nest **nest, const struct zip_member **m);
 

@@ -219,3 +219,39 @@ Test(nest, the_set_keeps_the_recent_nests_and_drops_the_oldest)
 	nest_put(first);
 	nest_put(again);
 }
+
+/* An archive may hold itself: each level of a path costs a nest, so the levels are bounded. */
+Test(nest, nesting_deeper_than_the_limit_is_eloop)
+{
+	size_t len;
+	unsigned char *level = pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE,
+				    (const struct item[]){{"x", "bottom\n", 7}}, 1, &len);
+	for (int i = 0; i <= NEST_DEPTH_MAX; i++) {
+		size_t up_len;
+		unsigned char *up = pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE,
+					 (const struct item[]){{"n.tar", (char *)level, len}}, 1,
+					 &up_len);
+		free(level);
+		level = up;
+		len = up_len;
+	}
+	struct zb z = {0};
+	zb_add(&z, "n.tar", level, len, (struct zb_opts){.mode = 0100644, .fake_size = -1});
+	free(level);
+	free(fake.zip);
+	fake.zip = zb_finish(&z, false, &fake.zip_len);
+	struct job *deep;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 250, &deep), 0);
+	char path[1024] = "";
+	for (int i = 0; i < NEST_DEPTH_MAX; i++)
+		strcat(path, "n.tar#/");
+	struct nest *n;
+	const struct zip_member *m;
+	cr_assert_eq(nest_find(deep, path, &n, &m), 0, "%d levels open", NEST_DEPTH_MAX);
+	cr_assert_eq(m->type, ZIP_DIR);
+	nest_put(n);
+	strcat(path, "n.tar#/x");
+	cr_assert_eq(nest_find(deep, path, &n, &m), -ELOOP);
+	cr_assert_null(n);
+	job_put(deep);
+}
