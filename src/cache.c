@@ -1641,6 +1641,22 @@ int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len)
 	return n < 0 ? (int)n : 0;
 }
 
+int cache_drop(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	shared_lock(c);
+	int err = scan(c); /* the files of every process using the folder */
+	uint64_t before = c->used;
+	while (evict_lru(c) >= 0)
+		;
+	clear_skips(c);
+	shared_unlock(c, c->used);
+	log_msg(LOG_INFO, "cache: dropped %" PRIu64 " bytes on request, %" PRIu64 " in use remain",
+		before - c->used, c->used);
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
 void cache_get_stats(struct cache *c, struct cache_stats *out)
 {
 	pthread_mutex_lock(&c->lock);

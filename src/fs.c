@@ -690,6 +690,9 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 /* ---- extended attributes ---- */
 
 #define XATTR_STATS "user.artifactfs.stats"
+/* Not listed, so getfattr -d and cp -a never ask for it: reading it is how a read-only mount
+ * (the kernel refuses setxattr there) is told to drop its cache. */
+#define XATTR_DROP "user.artifactfs.drop_cache"
 #define XATTR_CRC "user.gitlab.crc32"
 #define XATTR_KEEP "user.gitlab.keep"
 #define XATTR_DELETE "user.gitlab.delete_artifacts"
@@ -795,7 +798,12 @@ static bool has_crc(const struct place *p)
 static int xattr_value(const struct tree_path *tp, const char *name, char **out)
 {
 	*out = NULL;
-	if (tp->kind == TREE_ROOT && strcmp(name, XATTR_STATS) == 0)
+	if (tp->kind == TREE_ROOT && strcmp(name, XATTR_DROP) == 0) {
+		int err = cache_drop(config()->cache);
+		if (err)
+			return err;
+	}
+	if (tp->kind == TREE_ROOT && (!strcmp(name, XATTR_STATS) || !strcmp(name, XATTR_DROP)))
 		return (*out = stats_text()) ? 0 : -ENOMEM;
 	if (tp->kind == TREE_SET)
 		return set_xattr_value(tp, name, out);
@@ -932,7 +940,9 @@ static int fs_setxattr(const char *path, const char *name, const char *value, si
 	bool known = strcmp(name, XATTR_KEEP) == 0 || strcmp(name, XATTR_DELETE) == 0;
 	if (known && !value_is_one(value, size))
 		return op_end(&tp, -EINVAL);
-	if (tp.kind == TREE_PROJECT && strcmp(name, XATTR_DELETE) == 0) {
+	if (tp.kind == TREE_ROOT && strcmp(name, XATTR_DROP) == 0) {
+		err = value_is_one(value, size) ? cache_drop(config()->cache) : -EINVAL;
+	} else if (tp.kind == TREE_PROJECT && strcmp(name, XATTR_DELETE) == 0) {
 		err = config()->allow_delete ? catalog_project(config()->cat, tp.project) : -EROFS;
 		if (!err)
 			err = catalog_project_delete_artifacts(config()->cat, tp.project);
