@@ -931,9 +931,9 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 		for (uint64_t i = b; i < end && i <= last; i++)
 			if (!e->map[i])
 				err = -EIO; /* the server gave fewer bytes than asked */
-		if (err)
-			log_msg(LOG_ERR, "cache: a fetch of %" PRIu64 " bytes at %" PRIu64
-					 " left blocks missing", stop - off, off);
+		if (err) /* the one error line is the reader's */
+			log_set_reason("cache: a fetch of %" PRIu64 " bytes at %" PRIu64
+				       " left blocks missing", stop - off, off);
 	}
 	return err;
 }
