@@ -1087,10 +1087,11 @@ static bool remembered_failed(struct http *h, const struct exchange *x, int err)
 
 static int forget_remembered(struct exchange *x, struct http *h, const struct http_request *req)
 {
-	char where[512];
+	char where[512], what[40];
 	loggable(h, x->t.url, where, sizeof(where));
+	snprintf(what, sizeof(what), "HTTP %ld", x->a.status);
 	hlog(h, LOG_DEBUG, "GET %s (remembered for %s): %s; asking the API again", where, req->url,
-	     x->a.status ? "refused or failed" : x->a.errbuf[0] ? x->a.errbuf : "no answer");
+	     x->a.errbuf[0] ? x->a.errbuf : x->a.status ? what : "no answer");
 	urlcache_drop(h->signed_urls, x->start, x->t.url);
 	plan_retry(&x->a, &x->t, req, &x->lg);
 	x->tries--; /* not a retry: the request has not been to the API yet */
