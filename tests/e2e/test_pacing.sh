@@ -55,4 +55,18 @@ check_eq "and the API was asked once more for a fresh URL" $((api_reads + 1)) \
 check "the signed URL's query is never logged" bash -c "! grep -E 'sig=|expires=' '$T/daemon.log'"
 check "the token is not in the log" bash -c "! grep -qF '$GITLAB_TOKEN' '$T/daemon.log'"
 unmount_fs "$mnt"
+stop_sim
+
+# URLs that expire within 10 s of being signed are never reused: the expiry is read from the URL
+start_sim --storage redirect --url-lifetime 10
+sim_admin pipeline '{"project": 101, "ref": "pacing", "jobs": [{"id": 4242, "name": "big",
+  "archive": {"members": [{"path": "big16.bin", "random": 16777216, "seed": 5, "compress": "stored"}]}}]}' ||
+	die "cannot add the job"
+sim_admin log/reset
+mount_fs "$mnt" --cache-dir "$T/cache-short"
+check "with URLs about to expire, scattered reads are exact" scattered "$job/big16.bin" "$T/ref/big16.bin"
+store_reads=$(simlog count --host "$store" --path '^/store/')
+check "each of the $store_reads storage reads asked the API first" test "$store_reads" -ge 16 -a \
+	"$(simlog count --host "$api" --path '/jobs/4242/artifacts')" -eq "$store_reads"
+unmount_fs "$mnt"
 finish
