@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "artifactfs/log.h"
+#include "artifactfs/nest.h"
 
 #define PREFETCH_MAX 8 /* background fetches at once, over all readers of a catalog */
 
@@ -31,6 +32,7 @@ struct job {
 	bool loading;              /* protected by lock: an index load is in flight */
 	struct cache_entry *entry; /* protected by lock; set once */
 	struct zipindex *zi;       /* protected by lock; set once, then immutable */
+	struct nest_set *nests;    /* archives inside members: its own lock */
 };
 
 void job_env_init(struct job_env *env, const struct backend *be, struct cache *cache)
@@ -86,6 +88,7 @@ int job_info_copy(const struct gl_job *src, struct gl_job *dst)
 
 static void job_free(struct job *j)
 {
+	nest_set_free(j->nests); /* they borrow the index */
 	cache_entry_put(j->entry);
 	zipindex_free(j->zi);
 	gl_job_release(&j->info);
@@ -115,7 +118,8 @@ struct job *job_new(struct job_env *env, const char *project, const char *ref,
 	j->project = strdup(project);
 	j->ref = dup_or_null(ref);
 	j->key = strdup(key);
-	if ((info->name && !j->name) || !j->project || (ref && !j->ref) || !j->key ||
+	j->nests = nest_set_new();
+	if ((info->name && !j->name) || !j->project || (ref && !j->ref) || !j->key || !j->nests ||
 	    job_info_copy(info, &j->info)) {
 		job_free(j);
 		return NULL;
@@ -152,6 +156,8 @@ const char *job_ref(const struct job *j) { return j->ref; }
 const char *job_key(const struct job *j) { return j->key; }
 uint64_t job_size(const struct job *j) { return j->size; }
 bool job_is_by_id(const struct job *j) { return j->by_id; }
+struct cache *job_cache(const struct job *j) { return j->env->cache; }
+struct nest_set *job_nests(struct job *j) { return j->nests; }
 
 int job_info(struct job *j, struct gl_job *out)
 {
