@@ -981,7 +981,8 @@ static void log_outcome(struct http *h, const struct http_request *req, const ch
 
 /* Sets the thread's failure reason after a request that failed (no answer, or a status of 400
  * or more), naming the call by its API URL (and the storage host and path it was sent to), and
- * what ended it; an answer that is no failure clears it. */
+ * what ended it; an answer that is no failure clears it. A sink that failed (a full cache) may
+ * have said why itself during the request: that reason stays. */
 static void note_reason(struct http *h, const struct http_request *req, const char *start,
 			const char *url, const struct attempt *a, int err, int tries)
 {
@@ -990,6 +991,8 @@ static void note_reason(struct http *h, const struct http_request *req, const ch
 		log_clear_reason();
 		return;
 	}
+	if (a->sink_err && log_reason()[0])
+		return;
 	loggable(h, start, api, sizeof(api));
 	if (url && !same_origin(h, url)) {
 		snprintf(via, sizeof(via), " (sent on to ");
@@ -1230,6 +1233,7 @@ int http_do(struct http *h, const struct http_request *req, struct http_response
 
 	memset(resp, 0, sizeof(*resp));
 	http_response_release(resp);
+	log_clear_reason(); /* the reason is the last request's */
 	x.start = absolute_url(h, req->url);
 	if (!x.start)
 		return -ENOMEM;

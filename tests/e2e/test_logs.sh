@@ -53,4 +53,12 @@ check "no line ends in a bare status" bash -c "! grep -E 'HTTP [0-9]+\$' '$log'"
 check "nothing went to stderr but start-up" \
 	bash -c "! grep -vE 'artifactfs: info: ' '$T/daemon.log' | grep -q ."
 unmount_fs "$mnt"
+
+# a cache too small for a member: the cache says why in the reader's one line
+log=$T/afs-small.log
+mount_fs "$mnt" --log-file "$log" --cache-dir "$T/cache-small" --cache-size 1M
+check "a 3 MiB member in a 1M cache fails" bash -c "! cat '$job/data/big.bin' >/dev/null"
+check_eq "with one line" 1 "$(nloud)"
+check "saying the cache is full" bash -c "grep -q ': error: /$app/-/jobs/1101/data/big.bin: .*cache full' '$log'"
+unmount_fs "$mnt"
 finish
