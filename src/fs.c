@@ -614,7 +614,7 @@ static void forget_member(struct fh *fh)
 	uint64_t start = zip_reader_member(fh->reader)->local_offset;
 	if (end > start) {
 		job_forget(fh->job, start, end - start);
-		log_msg(LOG_WARNING, "its cached bytes were dropped; the next read fetches them again");
+		log_msg(LOG_DEBUG, "its cached bytes were dropped; the next read fetches them again");
 	}
 }
 
