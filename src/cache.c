@@ -657,9 +657,9 @@ static int free_disk(struct cache *c)
 	clear_skips(c);
 	shared_unlock(c, c->used);
 	pthread_mutex_unlock(&c->lock);
-	if (got < 0)
-		log_msg(LOG_ERR, "cache: the disk of %s is full and every cached archive is in use",
-			c->vdir);
+	if (got < 0) /* the one error line is the reader's */
+		log_set_reason("cache: the disk of %s is full and every cached archive is in use",
+			       c->vdir);
 	return got < 0 ? -ENOSPC : 0;
 }
 
@@ -1208,8 +1208,8 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 		e->de->bytes += need;
 	pthread_mutex_unlock(&c->lock);
 	if (err) {
-		log_msg(LOG_ERR, "cache full: %" PRIu64 " bytes needed, every cached archive is in use",
-			need);
+		log_set_reason("cache full: %" PRIu64 " bytes needed, every cached archive is in use",
+			       need);
 		return err;
 	}
 	pthread_mutex_lock(&e->lock);
@@ -1232,8 +1232,8 @@ static int store(struct cache_entry *e, uint64_t off, const void *buf, size_t le
 	if (err)
 		return err;
 	err = write_room(e->c, e->fd, buf, len, e->data_off + off);
-	if (err)
-		log_msg(LOG_ERR, "cache: cannot write to the cache folder: %s", strerror(-err));
+	if (err && !log_reason()[0])
+		log_set_reason("cache: cannot write to the cache folder: %s", strerror(-err));
 	return err;
 }
 
@@ -1506,9 +1506,9 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 		for (uint64_t i = b; i < end && i <= last; i++)
 			if (!e->map[i])
 				err = -EIO; /* the server gave fewer bytes than asked */
-		if (err)
-			log_msg(LOG_ERR, "cache: a fetch of %" PRIu64 " bytes at %" PRIu64
-					 " left blocks missing", stop - off, off);
+		if (err) /* the one error line is the reader's */
+			log_set_reason("cache: a fetch of %" PRIu64 " bytes at %" PRIu64
+				       " left blocks missing", stop - off, off);
 	}
 	return err;
 }

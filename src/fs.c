@@ -9,13 +9,20 @@
  * Open files hold a reference on their job, so its cache entry and zip index outlive any
  * listing's TTL; a member's reader is serialised by the handle's own lock. Content addressed by
  * job id never changes, so the kernel may keep its pages across opens (keep_cache); under a ref,
- * where the job can change, every open starts from fresh pages and attributes. */
+ * where the job can change, every open starts from fresh pages and attributes.
+ *
+ * Each failed operation writes one line, at ERROR when the server or the machine failed (EIO,
+ * ENOMEM, ENOSPC), else at DEBUG (ENOENT, EACCES, EROFS are answers): its path, and the reason
+ * the layers below left (the HTTP call and its status or curl's error), however many blocks,
+ * retries and background fetches it took. An open file says it once: its later failures go to
+ * DEBUG. */
 #include "artifactfs/fs.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +48,7 @@ struct fh {
 	uint64_t next_off;         /* protected by lock: where a sequential read would go on */
 	uint64_t read_ahead;       /* protected by lock */
 	uint64_t prefetched_to;    /* protected by lock: end of the background fetches started */
+	atomic_bool failed;        /* a read of this handle has failed (and said so) */
 	struct fh *prev, *next;    /* in open_files */
 };
 
@@ -296,6 +304,7 @@ static int getattr_path(const struct tree_path *tp, struct stat *st)
 static int op_begin(const char *path, struct tree_path *tp)
 {
 	log_set_context(path);
+	log_clear_reason();
 	return tree_parse(path, tp);
 }
 
@@ -320,8 +329,22 @@ static int program_errno(int err)
 	}
 }
 
+/* The one line telling an operation's failure (the path is the line's context): at ERROR for a
+ * failure of the server or the machine (the program sees EIO or ENOMEM) when first is true, else
+ * at DEBUG; with the errno as it came up and the reason the layers below left. */
+static void log_failure(const char *what, int err, bool first)
+{
+	const char *why = log_reason();
+	int seen = program_errno(err);
+	bool unexpected = seen == -EIO || seen == -ENOMEM;
+	log_msg(first && unexpected ? LOG_ERR : LOG_DEBUG, "%s%s%s%s", what, strerror(-err),
+		why[0] ? ": " : "", why);
+}
+
 static int op_end(struct tree_path *tp, int err)
 {
+	if (err)
+		log_failure("", err, true);
 	tree_path_release(tp);
 	log_set_context(NULL);
 	return program_errno(err);
@@ -591,7 +614,7 @@ static void forget_member(struct fh *fh)
 	uint64_t start = zip_reader_member(fh->reader)->local_offset;
 	if (end > start) {
 		job_forget(fh->job, start, end - start);
-		log_msg(LOG_WARNING, "its cached bytes were dropped; the next read fetches them again");
+		log_msg(LOG_DEBUG, "its cached bytes were dropped; the next read fetches them again");
 	}
 }
 
@@ -600,8 +623,8 @@ static int read_nested(struct fh *fh, char *buf, size_t size, off_t off)
 {
 	ssize_t n = nest_pread(fh->nest, fh->nm, buf, size, (uint64_t)off);
 	if (n < 0)
-		log_msg(LOG_ERR, "read of %zu bytes at %lld inside a nested archive failed: %s",
-			size, (long long)off, strerror((int)-n));
+		log_failure("read inside a nested archive failed: ", (int)n,
+			    !atomic_exchange(&fh->failed, true));
 	log_set_context(NULL);
 	return n < 0 ? -EIO : (int)n;
 }
@@ -612,12 +635,14 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	ssize_t n;
 	uint64_t limit;
 	log_set_context(path);
+	log_clear_reason();
 	if (fh->nest)
 		return read_nested(fh, buf, size, off);
 	if (fh->log) {
 		n = job_log_pread(fh->log, buf, size, (uint64_t)off);
 		if (n < 0)
-			log_msg(LOG_ERR, "read of the job's log failed: %s", strerror((int)-n));
+			log_failure("read of the job's log failed: ", (int)n,
+				    !atomic_exchange(&fh->failed, true));
 		log_set_context(NULL);
 		return n < 0 ? -EIO : (int)n;
 	}
@@ -635,12 +660,14 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 		pthread_mutex_lock(&fh->lock);
 	}
 	pthread_mutex_unlock(&fh->lock);
-	if (n < 0 && n != -ENOENT)
-		log_msg(LOG_ERR, "read of %zu bytes at %lld failed: %s", size, (long long)off,
-			strerror((int)-n));
+	if (n == -ENOENT)
+		n = -EIO; /* gone mid-read is an I/O error */
+	if (n < 0) {
+		log_msg(LOG_DEBUG, "read of %zu bytes at %lld failed", size, (long long)off);
+		log_failure("read failed: ", (int)n, !atomic_exchange(&fh->failed, true));
+	}
 	log_set_context(NULL);
-	return n < 0 && n == -ENOENT ? -EIO : n < 0 ? program_errno((int)n) : (int)n; /* gone
-										  mid-read is EIO */
+	return n < 0 ? program_errno((int)n) : (int)n;
 }
 
 static int fs_release(const char *path, struct fuse_file_info *fi)

@@ -2,8 +2,9 @@
  * jansson user: every root is json_decref'ed before returning). Listings follow the next-page
  * URL http gives (Link rel=next rewritten onto our origin, or X-Next-Page), never X-Total.
  * A field of the wrong type counts as absent when optional and fails the parse (-EIO) when
- * required (id, name). Status errors are logged once, by http; this module logs what http cannot
- * know: malformed answers. */
+ * required (id, name). Failures are told as http tells them: details at DEBUG, and the text
+ * that says why (a malformed answer, an archive answer that is not what was asked) set as the
+ * thread's failure reason (log_set_reason), for the operation's one error line. */
 #include "artifactfs/gitlab.h"
 
 #include <errno.h>
@@ -230,8 +231,10 @@ static json_t *parse(const char *text, size_t len, const char *what)
 {
 	json_error_t e;
 	json_t *root = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &e);
-	if (!root)
-		log_msg(LOG_ERR, "%s: malformed JSON from the server: %s", what, e.text);
+	if (!root) {
+		log_msg(LOG_DEBUG, "%s: malformed JSON from the server: %s", what, e.text);
+		log_set_reason("%s: malformed JSON from the server: %s", what, e.text);
+	}
 	return root;
 }
 
@@ -299,7 +302,8 @@ static int list_pages(struct gitlab *gl, const char *first_url, int max_pages, b
 		size_t i;
 		err = page < max_pages ? call_json(gl, "GET", url, &root, &next) : -EIO;
 		if (!err && !json_is_array(root)) {
-			log_msg(LOG_ERR, "%s: expected a JSON array", url);
+			log_msg(LOG_DEBUG, "%s: expected a JSON array", url);
+			log_set_reason("GET /api/v4%s: expected a JSON array", url);
 			err = -EIO;
 		}
 		json_array_foreach(err ? NULL : root, i, item) {
@@ -1239,17 +1243,26 @@ static int archive_answer(const struct http_response *resp, int64_t off, int64_t
 	return 0;
 }
 
-/* One line per failed read: the call, the bytes, the status (or why there was none). */
+/* A failed read at DEBUG: the call, the bytes, the status and what was wrong with it (or the
+ * error when no status tells it: a 2xx whose bytes could not be stored). What this module saw
+ * wrong with an answer becomes the thread's failure reason; a failed request's is http's. */
 static void log_archive_failure(const char *url, int64_t off, int64_t len,
 				const struct http_response *resp, const char *why, int err)
 {
-	int level = err == -ENOENT || err == -ERANGE ? LOG_DEBUG : LOG_ERR;
-	if (resp->status)
-		log_msg(level, "archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): HTTP %ld%s%s",
-			url, off, len, resp->status, why ? ", " : "", why ? why : "");
-	else
-		log_msg(level, "archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): %s", url,
-			off, len, strerror(-err));
+	const char *text = why ? why : resp->status >= 300 ? "" : strerror(-err);
+	log_msg(LOG_DEBUG, "archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): HTTP %ld%s%s",
+		url, off, len, resp->status, text[0] ? ", " : "", text);
+	if (why)
+		log_set_reason("GET /api/v4%s: HTTP %ld, %s", url, resp->status, why);
+}
+
+/* Whether a read may go straight to the signed URL its API URL last redirected to: only when
+ * that URL serves the very archive wanted (by job id: an archive is never replaced; by ref: only
+ * pinned, where If-Range refuses another archive). A suffix read (off -1) is a probe of what the
+ * archive is now (after the TTL, whether it still exists), and always asks the API. */
+static bool reuse_ok(const struct gl_archive *a, int64_t off, const struct gl_read_info *info)
+{
+	return off >= 0 && (a->job_id > 0 || info->expect_etag || info->expect_last_modified);
 }
 
 int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, int64_t off,
@@ -1264,7 +1277,8 @@ int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, in
 		return -ENOMEM;
 	struct http_request req = {.url = url, .range_off = off, .range_len = len, .body_fn = fn,
 				   .body_ctx = ctx, .expect_etag = info->expect_etag,
-				   .expect_last_modified = info->expect_last_modified};
+				   .expect_last_modified = info->expect_last_modified,
+				   .reuse_signed_url = reuse_ok(a, off, info)};
 	struct http_response resp;
 	int err = http_do(gl->http, &req, &resp);
 	if (!err)

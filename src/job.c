@@ -239,10 +239,11 @@ static int source_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_
 				      &info);
 	uint64_t size = cache_writer_size(w);
 	if (err == -ESTALE || (!err && info.total >= 0 && (uint64_t)info.total != size)) {
-		log_msg(LOG_ERR, "%s/%s: the ref now names another archive (%s): reads of files "
-				 "opened before fail, a new open sees it",
-			s->ref ? s->ref : "-", s->name ? s->name : "?",
-			err ? "If-Range" : "its size changed");
+		log_set_reason("%s/%s: the ref now names another archive (%s): reads of files "
+			       "opened before fail, a new open sees it",
+			       s->ref ? s->ref : "-", s->name ? s->name : "?",
+			       err ? "If-Range" : "its size changed");
+		log_msg(LOG_DEBUG, "%s", log_reason());
 		err = -EIO;
 	}
 	return err;
@@ -285,8 +286,9 @@ ssize_t job_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	ssize_t n = job_pread(ctx, buf, len, off, 0);
 	if (n >= 0 && (size_t)n != len) {
-		log_msg(LOG_ERR, "the archive ends before byte %" PRIu64 " that its index names",
-			off + len);
+		log_set_reason("the archive ends before byte %" PRIu64 " that its index names",
+			       off + len);
+		log_msg(LOG_DEBUG, "%s", log_reason());
 		return -EIO;
 	}
 	return n;

@@ -2,8 +2,9 @@
  * only jansson user). Paging follows Link/X-Next-Page, never X-Total. Errors are SPEC.md's errno:
  * -ENOENT (404, also "no access to a private project"), -EACCES (401/403), -EBUSY (409),
  * -EIO (unreachable, 5xx, malformed JSON or a field of the wrong type), -ENOMEM.
- * Every failure writes one log line naming the call and the status. Thread-safe: the struct
- * holds no mutable state beyond the http client's.
+ * Every failure leaves the thread's failure reason (log_reason(): the call and the status, or
+ * what was wrong with the answer) for the operation's one error line, and logs details at DEBUG
+ * only. Thread-safe: the struct holds no mutable state beyond the http client's.
  *
  * With a job token (HTTP_AUTH_JOB_TOKEN), GitLab ignores the token on every route that is not
  * job_token_allowed and answers as to an anonymous caller (lib/gitlab/auth/auth_finders.rb):
@@ -242,7 +243,10 @@ struct gl_read_info {
 };
 
 /* gitlab_archive_read() that also reports the answer's ETag and can pin the read to one
- * (info->expect_etag). Returns as gitlab_archive_read(), plus -ESTALE. info is required. */
+ * (info->expect_etag). Returns as gitlab_archive_read(), plus -ESTALE. info is required.
+ * A read by job id or a pinned one (never a suffix read: that is a probe of what the archive
+ * is now) may go straight to the signed storage URL the same endpoint last redirected to
+ * (http_request.reuse_signed_url), so it costs no API request while that URL is valid. */
 int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, int64_t off,
 			       int64_t len, http_body_fn fn, void *ctx, struct gl_read_info *info);
 
