@@ -561,6 +561,9 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	fh_link(fh);
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	fi->keep_cache = tp.kind == TREE_JOBID || tp.kind == TREE_JOBID_ZIP || tp.kind == TREE_JOBID_LOG;
+	/* the kernel's pages belong to the path, shared by every open of it: an open pinned to the
+	 * previous job would fill them for one on the next, and the other way round */
+	fi->direct_io = !fi->keep_cache;
 	if (!fi->keep_cache)
 		forget_kernel_attrs(path);
 	return op_end(&tp, 0);

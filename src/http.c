@@ -101,14 +101,15 @@ char *http_redact(const char *text, const char *secret)
 static void __attribute__((format(printf, 3, 4)))
 hlog(const struct http *h, int level, const char *fmt, ...)
 {
-	char line[1024];
+	char *line = NULL; /* whole: a line cut before redaction could keep the token's head */
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	int n = vasprintf(&line, fmt, ap);
 	va_end(ap);
-	char *clean = http_redact(line, h->token);
+	char *clean = n < 0 ? NULL : http_redact(line, h->token);
 	log_msg(level, "%s", clean ? clean : "(a log line was lost: out of memory)");
 	free(clean);
+	free(n < 0 ? NULL : line);
 }
 
 void http_set_cancel(struct http *h, bool (*cancelled)(void *ctx), void *ctx)
@@ -209,11 +210,15 @@ static bool same_origin(struct http *h, const char *url)
  * for its life) the scheme, host and path only. */
 static void loggable(struct http *h, const char *url, char *out, size_t n)
 {
-	if (strncmp(url, h->base, strlen(h->base)) == 0) {
-		snprintf(out, n, "%s", url + strlen(h->base));
-		return;
-	}
-	snprintf(out, n, "%.*s", (int)strcspn(url, "?#"), url);
+	char *clean = http_redact(url, h->token); /* before the cut, which could halve the token */
+	size_t base = strlen(h->base);
+	if (!clean)
+		snprintf(out, n, "(a URL)");
+	else if (strncmp(clean, h->base, base) == 0)
+		snprintf(out, n, "%s", clean + base);
+	else
+		snprintf(out, n, "%.*s", (int)strcspn(clean, "?#"), clean);
+	free(clean);
 }
 
 char *http_escape(const char *s)
@@ -948,13 +953,20 @@ static void plan_retry(const struct attempt *a, struct target *t, const struct h
 static void fill_response(struct http *h, struct attempt *a, const char *req_url,
 			  struct http_response *r);
 
-/* An error text for a log line: its start, on one line. */
+/* An error text for a log line: its start, on one line, redacted before it is cut (a token
+ * straddling the cut would not be found whole afterwards). */
 static void log_excerpt(const struct attempt *a, char *out, size_t n)
 {
-	size_t k = 0;
-	for (size_t i = 0; a->buf && i < a->len && k + 1 < n; i++)
-		out[k++] = (unsigned char)a->buf[i] < 0x20 || a->buf[i] == 0x7f ? ' ' : a->buf[i];
-	out[k] = '\0';
+	char *line = malloc(a->len + 1), *clean = NULL;
+	for (size_t i = 0; line && i < a->len; i++)
+		line[i] = (unsigned char)a->buf[i] < 0x20 || a->buf[i] == 0x7f ? ' ' : a->buf[i];
+	if (line) {
+		line[a->len] = '\0';
+		clean = http_redact(line, a->h->token);
+	}
+	snprintf(out, n, "%s", clean ? clean : "");
+	free(clean);
+	free(line);
 }
 
 /* The one line that tells how a request ended, at DEBUG: whether a failure matters is for the

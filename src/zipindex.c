@@ -1047,8 +1047,11 @@ int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_re
 		return -ENOMEM;
 	*r = (struct zip_reader){.m = m, .rd = rd, .ctx = ctx, .limit = zi->cd_offset,
 				 .chunk = CHUNK_MIN};
+	/* a read never reaches the end of an empty member, where the CRC is checked: check it now */
 	int err = m->method == 0 && m->size != m->comp_size ?
-		fail(r, "a stored member whose sizes differ") : read_local_header(r);
+			  fail(r, "a stored member whose sizes differ")
+		  : m->size == 0 && m->crc32 != 0 ? fail(r, "an empty member whose CRC-32 is not 0")
+						  : read_local_header(r);
 	if (!err && m->method == 8) {
 		err = grow((void **)&r->in, &r->in_cap, CHUNK_MIN, 1);
 		if (!err)

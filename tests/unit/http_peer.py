@@ -25,6 +25,10 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /huge-reset               429 + RateLimit-Reset: 9223372036854775807, always
   /echo-token               500 whose body repeats the request's token header, as some proxies'
                             error pages do
+  /echo-token-at/N          500 whose body repeats the token header after N bytes of padding,
+                            so that it straddles where a log line's excerpt is cut
+  /redirect-token-at/N      302 to /status/500 on the same origin, the token in the query after
+                            N bytes of padding (a misconfigured proxy), straddling a log cut
   /redirect/leak            302 to 127.0.0.2 with the token in the Location's path; 500 there
   /slow-headers             sleeps 5 s before answering 200 "ok"
   /paged-relative?page=N    JSON [N]; a relative Link rel=next (/api/v4/paged-relative?page=N+1)
@@ -377,6 +381,14 @@ class Handler(BaseHTTPRequestHandler):
         if head == "echo-token":
             tok = " ".join(self.headers.get(h) or "" for h in TOKEN_HEADERS).strip()
             return self.send(500, ("proxy error; request had %s" % tok).encode())
+        if head == "echo-token-at":
+            tok = " ".join(self.headers.get(h) or "" for h in TOKEN_HEADERS).strip()
+            pad = int(parts[1])
+            return self.send(500, ("x" * pad + tok).encode())
+        if head == "redirect-token-at":
+            tok = " ".join(self.headers.get(h) or "" for h in TOKEN_HEADERS).strip()
+            loc = "/api/v4/status/500?pad=%s&t=%s" % ("x" * int(parts[1]), tok)
+            return self.send(302, b"", [("Location", loc)])
         if head == "slow-headers":
             time.sleep(5)
             return self.send(200, b"ok")

@@ -548,6 +548,38 @@ Test(http, the_token_echoed_by_an_answer_never_reaches_the_log)
 	cr_assert_not_null(strstr(log, "/leak/[REDACTED]/x"), "the Location path too: %s", log);
 }
 
+/* A token that straddles where an excerpt or a logged URL is cut: redacting after the cut would
+ * leave its head. */
+static void leak_at_cuts(void)
+{
+	struct http *h = client(0, -1);
+	char url[64];
+	for (int pad = 170; pad <= 200; pad += 5) {
+		struct http_response r;
+		snprintf(url, sizeof(url), "/echo-token-at/%d", pad);
+		cr_assert_eq(get(h, url, &r), 0);
+		cr_assert_eq(r.status, 500);
+		http_response_release(&r);
+	}
+	for (int pad = 470; pad <= 500; pad += 5) { /* the logged URL is cut at 511 bytes */
+		struct http_response r;
+		snprintf(url, sizeof(url), "/redirect-token-at/%d", pad);
+		cr_assert_eq(get(h, url, &r), 0);
+		cr_assert_eq(r.status, 500);
+		http_response_release(&r);
+	}
+	http_free(h);
+}
+
+Test(http, no_part_of_the_token_is_left_where_an_excerpt_is_cut)
+{
+	const char *log = captured_log(leak_at_cuts);
+	char head[9] = {0}; /* the token's first 8 bytes: more than its "glpat-" prefix */
+	memcpy(head, TOKEN, 8);
+	cr_assert_null(strstr(log, head), "a piece of the token was logged: %s", log);
+	cr_assert_not_null(strstr(log, "[REDACTED]"), "the excerpt is logged, redacted: %s", log);
+}
+
 Test(http, a_relative_link_header_does_not_cut_the_listing)
 {
 	struct http *h = client(0, -1);

@@ -201,6 +201,32 @@ Test(zipindex, a_crc_mismatch_fails_the_read_that_reaches_the_end)
 	}
 }
 
+/* An empty member has the CRC-32 of nothing, 0: a central directory that says "0 bytes" over a
+ * stream holding more, or an empty member with another CRC, is corrupt, not an empty file. */
+Test(zipindex, an_empty_member_with_a_nonzero_crc_is_eio)
+{
+	struct {
+		int method;
+		const char *data;
+		bool bad_crc;
+	} cases[] = {{8, "hello, world", false}, {0, "", true}, {8, "", true}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct zb z = {0};
+		zb_add(&z, "f", cases[i].data, strlen(cases[i].data),
+		       (struct zb_opts){.method = cases[i].method, .mode = 0100644,
+					.bad_crc = cases[i].bad_crc, .fake_size = 0});
+		struct mem m;
+		m.p = zb_finish(&z, false, &m.len);
+		struct zipindex *zi = load(&m);
+		char *out = NULL;
+		size_t len;
+		cr_assert_eq(zip_reader_read_all(zi, zipindex_find(zi, "f"), mem_read, &m, 100, &out,
+						 &len), -EIO, "case %zu", i);
+		zipindex_free(zi);
+		free(m.p);
+	}
+}
+
 /* Reads member f of m in pieces of 1000 bytes from its end backwards; returns the last result. */
 static ssize_t read_backwards(struct mem *m, size_t n, unsigned char *buf)
 {
