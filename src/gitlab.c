@@ -1174,7 +1174,7 @@ static int job_call(struct gitlab *gl, const char *method, const char *project, 
 
 int gitlab_job_get(struct gitlab *gl, const char *project, int64_t job_id, struct gl_job *out)
 {
-	return job_call(gl, "GET", project, job_id, "", out);
+	return tell(gl, job_call(gl, "GET", project, job_id, "", out)); /* not a job-token route */
 }
 
 int gitlab_job_keep(struct gitlab *gl, const char *project, int64_t job_id, struct gl_job *out)

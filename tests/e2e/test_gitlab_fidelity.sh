@@ -24,6 +24,8 @@ member 1981 README >"$T/readme-104" && member 1107 e2e/report.txt >"$T/e2e-101" 
 	check "job token: its own private project's ref reads (cat 104/main/build/README)" \
 		cmp "$mnt/104/main/build/README" "$T/readme-104"
 	check "job token: by path too" cmp "$mnt/acme%2Finternal-app/main/build/README" "$T/readme-104"
+	check "job token: its own private project's job by id (GET job 404s: cannot tell)" \
+		cmp "$mnt/104/-/jobs/1981/README" "$T/readme-104"
 	check "job token: a failed allow_failure job under main" test -f "$mnt/104/main/e2e/README"
 	check "job token: a merge request ref" \
 		test -f "$mnt/104/refs%2Fmerge-requests%2F3%2Fhead/build/README"
