@@ -11,7 +11,8 @@
  * a private project's GET /projects/:id, branches, tags, pipelines and bridges say 404. Such a
  * 404 proves nothing, so on those routes these functions return -EACCES ("cannot tell") instead
  * of -ENOENT: gitlab_project_get, gitlab_refs_list, gitlab_ref_resolve/gitlab_ref_jobs,
- * gitlab_ref_check, gitlab_job_get. Callers then go straight to the artifact endpoints, which do take it. */
+ * gitlab_ref_check, gitlab_job_get. Callers then go straight to the artifact endpoints, which
+ * do take it. */
 #ifndef ARTIFACTFS_GITLAB_H
 #define ARTIFACTFS_GITLAB_H
 
