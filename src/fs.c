@@ -3,7 +3,8 @@
  * allow_delete, and the keep/delete xattrs) is EROFS before anything is sent.
  *
  * Open files hold a reference on their job, so its cache entry and zip index outlive any
- * listing's TTL; a member's reader is serialised by the handle's own lock. Content addressed by
+ * listing's TTL; a member's reads take turns (busy, waited for on the handle's condition
+ * variable, never a lock held across I/O); its read-ahead is reader.c's. Content addressed by
  * job id never changes, so the kernel may keep its pages across opens (keep_cache); under a ref,
  * where the job can change, every open starts from fresh pages and attributes. */
 #include "artifactfs/fs.h"
@@ -19,20 +20,19 @@
 
 #include "artifactfs/job.h"
 #include "artifactfs/log.h"
+#include "artifactfs/reader.h"
 #include "artifactfs/tree.h"
 #include "artifactfs/zipindex.h"
 
-#define READ_AHEAD_MIN (256u * 1024u)
-#define READ_AHEAD_MAX (16u * 1024u * 1024u)
 #define SYMLINK_MAX 4096
 
 struct fh {
 	struct job *job;
-	struct zip_reader *reader; /* NULL for <job>.zip */
+	struct zip_reader *reader; /* NULL for <job>.zip; used by one read at a time (busy) */
+	struct job_reader *rd;     /* the archive's bytes with read-ahead; NULL while opening */
 	pthread_mutex_t lock;
-	uint64_t next_off;         /* protected by lock: where a sequential read would go on */
-	uint64_t read_ahead;       /* protected by lock */
-	uint64_t prefetched_to;    /* protected by lock: end of the background fetches started */
+	pthread_cond_t cond;
+	bool busy;                 /* protected by lock: a read uses reader */
 	struct fh *prev, *next;    /* in open_files */
 };
 
@@ -41,15 +41,14 @@ struct fh {
 static pthread_mutex_t open_files_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fh *open_files;
 
-/* The reader's view of the archive: the job's bytes, fetched with this handle's read-ahead but
- * never past the member's own data (a neighbour's bytes are nobody's business yet). */
+/* The reader's view of the archive: the job's bytes, with the read-ahead of fh->rd, which never
+ * goes past the member's own data (a neighbour's bytes are nobody's business yet); while the
+ * member's local header is read at open, without any. */
 static ssize_t fh_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct fh *fh = ctx;
-	uint64_t ra = fh->read_ahead, end = fh->reader ? zip_reader_data_end(fh->reader) : 0;
-	if (off + ra > end)
-		ra = end > off ? end - off : 0;
-	ssize_t n = job_pread(fh->job, buf, len, off, ra);
+	ssize_t n = fh->rd ? job_reader_pread(fh->rd, buf, len, off)
+			   : job_pread(fh->job, buf, len, off, 0);
 	if (n >= 0 && (size_t)n != len)
 		return job_read_fn(fh->job, buf, len, off); /* logs and fails the same way */
 	return n;
@@ -382,15 +381,19 @@ static void fh_free(struct fh *fh)
 {
 	fh_unlink(fh);
 	zip_reader_free(fh->reader);
+	job_reader_free(fh->rd); /* stops its read-ahead */
 	job_put(fh->job);
 	pthread_mutex_destroy(&fh->lock);
+	pthread_cond_destroy(&fh->cond);
 	free(fh);
 }
 
 static int open_path(const struct tree_path *tp, struct fh *fh)
 {
 	int err = find_job(tp, &fh->job);
-	if (err || tp->kind == TREE_REF_ZIP || tp->kind == TREE_JOBID_ZIP)
+	if (!err && (tp->kind == TREE_REF_ZIP || tp->kind == TREE_JOBID_ZIP))
+		return job_reader_new(fh->job, 0, job_size(fh->job), &fh->rd);
+	if (err)
 		return err;
 	if (tp->member[0] == '\0')
 		return -EISDIR;
@@ -403,6 +406,9 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 		err = job_index(fh->job, &zi);
 		if (!err)
 			err = zip_reader_new(zi, m, fh_read_fn, fh, &fh->reader);
+		if (!err)
+			err = job_reader_new(fh->job, zip_reader_data_end(fh->reader) - m->comp_size,
+					     zip_reader_data_end(fh->reader), &fh->rd);
 	}
 	return err;
 }
@@ -432,6 +438,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	if (!fh)
 		return op_end(&tp, -ENOMEM);
 	pthread_mutex_init(&fh->lock, NULL);
+	pthread_cond_init(&fh->cond, NULL);
 	err = open_path(&tp, fh);
 	if (err) {
 		fh_free(fh);
@@ -445,48 +452,8 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	return op_end(&tp, 0);
 }
 
-/* Sequential readers get a read-ahead that doubles up to READ_AHEAD_MAX; a seek resets it. */
-static uint64_t next_read_ahead(struct fh *fh, uint64_t off, size_t size)
-{
-	if (off == fh->next_off && off != 0)
-		fh->read_ahead = fh->read_ahead ? fh->read_ahead * 2 : READ_AHEAD_MIN;
-	else
-		fh->read_ahead = off == 0 ? READ_AHEAD_MIN : 0;
-	if (fh->read_ahead > READ_AHEAD_MAX)
-		fh->read_ahead = READ_AHEAD_MAX;
-	fh->next_off = off + size;
-	return fh->read_ahead;
-}
-
-/* A reader at full read-ahead gets the next window fetched in the background while it
- * consumes this one, up to limit (the member's data end, or the archive's). Lock held. */
-static void prefetch_next(struct fh *fh, uint64_t archive_off, uint64_t limit)
-{
-	if (fh->read_ahead < READ_AHEAD_MAX || limit <= archive_off)
-		return;
-	uint64_t start = fh->prefetched_to > archive_off ? fh->prefetched_to : archive_off;
-	if (start - archive_off > READ_AHEAD_MAX || start >= limit)
-		return; /* far enough ahead already */
-	uint64_t len = limit - start < READ_AHEAD_MAX ? limit - start : READ_AHEAD_MAX;
-	job_prefetch(fh->job, start, len);
-	fh->prefetched_to = start + len;
-}
-
-/* Where in the archive a member's byte at off lies (stored members only; deflated ones have
- * no such mapping, and their reader fetches big chunks itself). */
-static uint64_t archive_pos(struct fh *fh, uint64_t off, uint64_t *limit)
-{
-	if (!fh->reader) {
-		*limit = job_size(fh->job);
-		return off;
-	}
-	*limit = zip_reader_data_end(fh->reader);
-	uint64_t pos = *limit - zip_reader_member(fh->reader)->comp_size;
-	return zip_reader_member(fh->reader)->method == 0 ? pos + off : *limit;
-}
-
 /* The member's bytes failed their check: whether the cache or the server spoiled them, the next
- * open fetches them again instead of failing on the same cached bytes forever. Lock held. */
+ * open fetches them again instead of failing on the same cached bytes forever. */
 static void forget_member(struct fh *fh)
 {
 	uint64_t end = zip_reader_data_end(fh->reader);
@@ -497,26 +464,33 @@ static void forget_member(struct fh *fh)
 	}
 }
 
+/* A member's reader is not thread-safe: reads take turns, without a lock held while one runs. */
+static ssize_t member_read(struct fh *fh, char *buf, size_t size, uint64_t off)
+{
+	pthread_mutex_lock(&fh->lock);
+	while (fh->busy)
+		pthread_cond_wait(&fh->cond, &fh->lock);
+	fh->busy = true;
+	pthread_mutex_unlock(&fh->lock);
+	ssize_t n = zip_reader_pread(fh->reader, buf, size, off);
+	if (n < 0 && zip_reader_corrupt(fh->reader))
+		forget_member(fh);
+	pthread_mutex_lock(&fh->lock);
+	fh->busy = false;
+	pthread_cond_signal(&fh->cond);
+	pthread_mutex_unlock(&fh->lock);
+	return n;
+}
+
 static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 	ssize_t n;
-	uint64_t limit;
 	log_set_context(path);
-	pthread_mutex_lock(&fh->lock);
-	uint64_t ra = next_read_ahead(fh, (uint64_t)off, size);
-	uint64_t pos = archive_pos(fh, (uint64_t)off, &limit);
-	prefetch_next(fh, pos + ra, limit);
-	if (fh->reader) {
-		n = zip_reader_pread(fh->reader, buf, size, (uint64_t)off);
-		if (n < 0 && zip_reader_corrupt(fh->reader))
-			forget_member(fh);
-	} else {
-		pthread_mutex_unlock(&fh->lock); /* the cache serialises what it must */
-		n = job_pread(fh->job, buf, size, (uint64_t)off, ra);
-		pthread_mutex_lock(&fh->lock);
-	}
-	pthread_mutex_unlock(&fh->lock);
+	if (fh->reader)
+		n = member_read(fh, buf, size, (uint64_t)off);
+	else /* the job reader and the cache serialise what they must */
+		n = job_reader_pread(fh->rd, buf, size, (uint64_t)off);
 	if (n < 0 && n != -ENOENT)
 		log_msg(LOG_ERR, "read of %zu bytes at %lld failed: %s", size, (long long)off,
 			strerror((int)-n));
@@ -946,10 +920,13 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fc;
 }
 
-/* After the loop: no request runs any more. */
+/* After the loop: no request runs any more. Background fetches end first: they ask libfuse's
+ * session whether to stop, and it is about to go. */
 static void fs_destroy(void *private_data)
 {
-	(void)private_data;
+	struct fs_config *fc = private_data;
+	if (fc && fc->pool)
+		pool_drain(fc->pool);
 	while (open_files)
 		fh_free(open_files);
 }

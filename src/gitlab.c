@@ -651,7 +651,8 @@ static int archive_answer(const struct http_response *resp, int64_t off, int64_t
 static void log_archive_failure(const char *url, int64_t off, int64_t len,
 				const struct http_response *resp, const char *why, int err)
 {
-	int level = err == -ENOENT || err == -ERANGE ? LOG_DEBUG : LOG_ERR;
+	int level = err == -ENOENT || err == -ERANGE || err == -ECANCELED || err == -ENOSPC
+			    ? LOG_DEBUG : LOG_ERR; /* expected, or handled by the caller */
 	if (resp->status)
 		log_msg(level, "archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): HTTP %ld%s%s",
 			url, off, len, resp->status, why ? ", " : "", why ? why : "");

@@ -716,8 +716,9 @@ static void log_outcome(struct http *h, const struct http_request *req, const ch
 	char where[512], text[201];
 	loggable(h, url, where, sizeof(where));
 	const char *m = req->method ? req->method : "GET";
-	if (err) {
-		log_msg(LOG_ERR, "%s %s: %s (after %d attempts)", m, where,
+	if (err) { /* a body_fn that stopped the transfer on purpose says why itself */
+		log_msg(err == -ECANCELED || err == -ENOSPC ? LOG_DEBUG : LOG_ERR,
+			"%s %s: %s (after %d attempts)", m, where,
 			a->errbuf[0] ? a->errbuf : strerror(-err), tries);
 		return;
 	}

@@ -27,6 +27,7 @@
 #include "artifactfs/gitlab.h"
 #include "artifactfs/http.h"
 #include "artifactfs/log.h"
+#include "artifactfs/pool.h"
 
 #define TOKEN_MAX 4096
 
@@ -39,6 +40,7 @@ struct options {
 	char *cache_size;
 	char *ttl;
 	char *timeout;
+	char *connections;
 	char *log_file;
 	int allow_delete;
 	int help;
@@ -66,6 +68,8 @@ static const struct fuse_opt option_spec[] = {
 	OPT_S("--ttl=%s", ttl), OPT_S("--ttl %s", ttl), OPT_S("ttl=%s", ttl),
 	OPT_S("--timeout=%s", timeout), OPT_S("--timeout %s", timeout),
 	OPT_S("timeout=%s", timeout),
+	OPT_S("--connections=%s", connections), OPT_S("--connections %s", connections),
+	OPT_S("connections=%s", connections),
 	OPT("--allow-delete", allow_delete), OPT("allow_delete", allow_delete),
 	OPT_S("--log-file=%s", log_file), OPT_S("--log-file %s", log_file),
 	OPT_S("log_file=%s", log_file),
@@ -97,6 +101,8 @@ static void usage(const char *prog)
 	       "    --ttl=SECONDS       (-o ttl=SECONDS) trust listings this long; default 60\n"
 	       "    --timeout=SECONDS   (-o timeout=SECONDS) give up on a transfer that moves\n"
 	       "                        nothing for this long, then retry; default 30\n"
+	       "    --connections=N     (-o connections=N) ranged downloads in flight at once\n"
+	       "                        for the reads of this mount (1-64); default 8\n"
 	       "    --allow-delete      (-o allow_delete) let rm <job>.zip delete artifacts and\n"
 	       "                        setfattr keep them; the mount is read-only without it\n"
 	       "    --log-file=FILE     (-o log_file=FILE) log here, timestamped, instead of syslog\n"
@@ -452,6 +458,8 @@ struct daemon {
 	uint64_t cache_bytes;
 	int ttl_s;
 	int timeout_s;
+	int connections;
+	struct pool *pool;
 	struct http *http;
 	struct gitlab *gl;
 	struct cache *cache;
@@ -481,6 +489,13 @@ static int check_options(struct daemon *d)
 	d->timeout_s = 30;
 	if (o->timeout && (parse_ttl(o->timeout, &d->timeout_s) || d->timeout_s < 1)) {
 		fprintf(stderr, "artifactfs: --timeout %s is not a number of seconds\n", o->timeout);
+		return -1;
+	}
+	d->connections = 8;
+	if (o->connections && (parse_ttl(o->connections, &d->connections) ||
+			       d->connections < 1 || d->connections > 64)) {
+		fprintf(stderr, "artifactfs: --connections %s is not a number from 1 to 64\n",
+			o->connections);
 		return -1;
 	}
 	if (!o->cache_dir && !(o->cache_dir = default_cache_dir()))
@@ -536,9 +551,14 @@ static int open_cache(struct daemon *d)
 			strerror(-err));
 		return -1;
 	}
+	if (pool_new((unsigned)d->connections, &d->pool)) {
+		fprintf(stderr, "artifactfs: cannot start %d threads\n", d->connections);
+		return -1;
+	}
 	struct catalog_config cc = {
 		.gl = d->gl,
 		.cache = d->cache,
+		.pool = d->pool,
 		.base_url = d->url,
 		.ttl_s = d->ttl_s,
 		.projects = d->opts.projects,
@@ -584,7 +604,7 @@ static bool session_ended(void *fuse)
 static int run(struct daemon *d, struct fuse_args *args)
 {
 	d->fsc = (struct fs_config){
-		.cat = d->cat, .cache = d->cache, .http = d->http,
+		.cat = d->cat, .cache = d->cache, .http = d->http, .pool = d->pool,
 		.allow_delete = d->opts.allow_delete, .ttl_s = d->ttl_s,
 		.uid = getuid(), .gid = getgid(), .mounted_at = time(NULL),
 	};
@@ -638,7 +658,10 @@ out_destroy:
 
 static void daemon_release(struct daemon *d)
 {
+	if (d->pool)
+		pool_drain(d->pool); /* its tasks hold jobs of the catalog */
 	catalog_free(d->cat);
+	pool_free(d->pool);
 	cache_close(d->cache);
 	gitlab_free(d->gl);
 	http_free(d->http);
@@ -655,6 +678,7 @@ static void daemon_release(struct daemon *d)
 	free(d->opts.cache_size);
 	free(d->opts.ttl);
 	free(d->opts.timeout);
+	free(d->opts.connections);
 	free(d->opts.log_file);
 	free(d->opts.unknown);
 }
