@@ -90,4 +90,38 @@ check_eq "under faults: the big member is exact" "$big_md5" "$(cut -d' ' -f1 "$T
 check_eq "under faults: the deflated member is exact" "$packed_md5" "$(cut -d' ' -f1 "$T/f2")"
 check "faults were injected" bash -c "simlog count >/dev/null && grep -q '\"fault\": \"' '$T/sim.log'"
 unmount_fs "$mnt"
+
+# Harsh faults: most fetches fail even after their retries. Each read is exact or fails with
+# EIO; a window slice that failed never hands out its (unfilled) bytes. No resets here: after
+# one, the client fails every request at once for a moment (server down). Each reader starts
+# without faults, so that it is past the cache (8 MiB full of this very file) before they begin.
+rm -rf "$T/cache"
+mount_fs "$mnt" --cache-dir "$T/cache" --cache-size 8M --timeout 2
+"$PYTHON" - "$job/big.bin" "$T/sim-state/job-21.zip" "$URL" >"$T/harsh.out" <<'PY'
+import errno, sys, urllib.request, zipfile
+want = zipfile.ZipFile(sys.argv[2]).open("big.bin").read()
+def faults(spec):
+    urllib.request.urlopen(urllib.request.Request(sys.argv[3] + "/-/sim/faults", spec.encode(),
+                                                  method="POST")).read()
+wrong = failed = 0
+for seed in (5, 6):
+    faults("")
+    with open(sys.argv[1], "rb", buffering=0) as f:
+        got = bytearray()
+        while len(got) < 12 << 20:
+            got += f.read(128 << 10)
+        faults("rate=0.8,kinds=500+503,seed=%d,paths=/artifacts,retry_after=0" % seed)
+        try:
+            while b := f.read(128 << 10):
+                got += b
+            wrong += got != want
+        except OSError as e:
+            failed += 1
+            wrong += e.errno != errno.EIO or got != want[:len(got)]
+print(wrong, failed)
+PY
+read -r wrong failed <"$T/harsh.out"
+check_eq "harsh faults, past the cache: no read has wrong bytes ($failed of 2 failed with EIO)" \
+	0 "$wrong"
+unmount_fs "$mnt"
 finish
