@@ -17,6 +17,11 @@ static int refs_list(void *ctx, const char *project, char ***names, size_t *n)
 	return gitlab_refs_list(ctx, project, names, n);
 }
 
+static int ref_check(void *ctx, const char *project, const char *ref)
+{
+	return gitlab_ref_check(ctx, project, ref);
+}
+
 static int ref_jobs(void *ctx, const char *project, const char *ref, struct gl_job **jobs,
 		    size_t *n)
 {
@@ -49,9 +54,9 @@ static int project_artifacts_delete(void *ctx, const char *project)
 }
 
 static int archive_read(void *ctx, const struct gl_archive *a, int64_t off, int64_t len,
-			http_body_fn fn, void *fn_ctx, int64_t *total, bool *whole)
+			http_body_fn fn, void *fn_ctx, struct gl_read_info *info)
 {
-	return gitlab_archive_read(ctx, a, off, len, fn, fn_ctx, total, whole);
+	return gitlab_archive_read_pinned(ctx, a, off, len, fn, fn_ctx, info);
 }
 
 struct backend backend_gitlab(struct gitlab *gl)
@@ -61,6 +66,7 @@ struct backend backend_gitlab(struct gitlab *gl)
 		.project_get = project_get,
 		.projects_list = projects_list,
 		.refs_list = refs_list,
+		.ref_check = ref_check,
 		.ref_jobs = ref_jobs,
 		.recent_jobs = recent_jobs,
 		.job_get = job_get,

@@ -1,18 +1,31 @@
 /* cache: archive bytes on disk, shared by the threads of a mount and by mounts sharing a folder.
  *
- * One file per archive, DIR/v1/<key>.afs: a 4 KiB header (magic, archive size), the block map
- * (one byte per CACHE_BLOCK_SIZE block, 1 = present, padded to 4 KiB), then the archive's bytes
- * at their own offsets in a sparse region. A block's bytes are written before its map byte, and
- * map bytes are written one by one (no read-modify-write), so any process, or a daemon killed at
- * any moment, sees a block as present only when all of it is on disk. Files are made under a
- * temporary name and linked into place, never over an existing one.
+ * One file per archive, DIR/v2/<key>.afs: a 4 KiB header (magic, archive size), the block map
+ * (one byte per CACHE_BLOCK_SIZE block, 1 = present, padded to 4 KiB), the blocks' CRC-32C
+ * checksums (4 bytes each, host order, padded to 4 KiB), then the archive's bytes at their own
+ * offsets in a sparse region. A block's bytes are written before its checksum and its checksum
+ * before its map byte, and map bytes are written one by one (no read-modify-write), so any
+ * process, or a daemon killed at any moment, sees a block as present only when all of it and its
+ * checksum are on disk. Files are made under a temporary name and linked into place, never over
+ * an existing one.
  *
- * A process holds a shared flock() on every file it has open; eviction takes an exclusive one
- * without waiting, so a file in use anywhere is never removed. Accounting is per process: the
- * sizes found at open plus what this process wrote (two mounts on one folder may together
- * overshoot the limit by what they fetch at the same time).
+ * Nothing on disk is trusted: a file is used only when it is a regular file of ours that nobody
+ * else may write, reached without following a symlink (every path is opened relative to the
+ * folder's descriptor with O_NOFOLLOW), whose length is exactly what its header's size implies;
+ * every block read from disk is checked against its checksum once per mount before it is served.
+ * Anything else is discarded and fetched again.
  *
- * Lock order: cache->lock, then entry->lock. No lock is held while a fetch runs. */
+ * A process holds a shared flock() on a file while a call on it runs (a read, a fetch, a write);
+ * eviction takes an exclusive one without waiting, so a file in use anywhere is never removed.
+ * A file referenced but idle may be evicted (emptied, then unlinked): the first call on it
+ * afterwards finds its file gone and makes it anew. Files no process here references go first.
+ * The bytes used by the folder are counted in DIR/v2/.lock, which every process updates under an
+ * exclusive flock() of it; when the count says the limit would be passed, the folder is scanned
+ * again (the truth) before evicting.
+ * A full disk (ENOSPC, EDQUOT) also evicts, as if the limit were reached.
+ *
+ * Lock order: entry->io_lock, then cache->lock, then the .lock file's flock(), then entry->lock.
+ * No lock is held while a fetch runs but the file's shared flock(). */
 #include "artifactfs/cache.h"
 
 #include <dirent.h>
@@ -33,13 +46,22 @@
 
 #include "artifactfs/log.h"
 
-#define MAGIC "AFSCACHE1"
+/* the version is in the magic and the folder's name: files of another layout are never read */
+#define MAGIC "AFSCACHE2"
+#define VERSION_DIR "v2"
+#define OLD_VERSION_DIR "v1"
+#define LOCK_NAME ".lock"
 #define HEADER_LEN 4096u
 #define HEADER_MAGIC_AT 0u  /* MAGIC with its NUL */
 #define HEADER_SIZE_AT 16u  /* the archive's size, uint64_t in host order */
 #define PAGE 4096u
 #define BLOCK ((uint64_t)CACHE_BLOCK_SIZE)
+#define SUM_LEN 4u
 #define STALE_TMP_S 600
+/* a header claiming more is damage (and would make us allocate its map) */
+#define MAX_ARCHIVE_BYTES (1ull << 42)
+/* evictions tried to free a full disk for one write before giving up with ENOSPC */
+#define DISK_FULL_TRIES 64
 
 /* An archive file on disk, known to this process. */
 struct disk_ent {
@@ -47,13 +69,15 @@ struct disk_ent {
 	uint64_t bytes;          /* protected by cache->lock */
 	time_t last_used;        /* protected by cache->lock */
 	int open;                /* entries open on it; protected by cache->lock */
-	bool skip;               /* in use by another process: not tried again by this make_room;
-	                            protected by cache->lock */
+	bool seen;               /* found by the running scan; protected by cache->lock */
+	bool skip;               /* in use elsewhere: not tried again by this eviction; c->lock */
 	struct disk_ent *next;   /* protected by cache->lock */
 };
 
 struct cache {
-	char *vdir;
+	char *vdir;                  /* for messages only: files are reached through vfd */
+	int vfd;                     /* DIR/v2, opened once without following symlinks */
+	int lockfd;                  /* DIR/v2/.lock: flock()ed around the shared count it holds */
 	uint64_t limit;
 	pthread_mutex_t lock;
 	struct cache_entry *entries; /* open entries; protected by lock */
@@ -72,18 +96,32 @@ struct cache_entry {
 	int refs;                /* protected by c->lock */
 	struct disk_ent *de;     /* protected by c->lock */
 	struct cache_entry *next;/* protected by c->lock */
-	int fd;
+	int fd;                  /* replaced (lock and io_lock held) only when no call runs */
 	uint64_t size;
 	size_t nblocks;
+	uint64_t sums_off;       /* where block 0's checksum is in the file */
 	uint64_t data_off;       /* where byte 0 of the archive is in the file */
+	pthread_mutex_t io_lock;
+	int active;              /* protected by io_lock: calls running; they hold fd's flock() */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned char *map;      /* protected by lock */
 	unsigned char *inflight; /* protected by lock */
 	unsigned char *accounted;/* protected by lock: the block's bytes count in cache->used */
+	unsigned char *verified; /* protected by lock: checked against its checksum (or written) by
+				  * this process since it was last marked present */
 	struct run *runs;        /* protected by lock: contiguous writes not yet whole blocks */
 	size_t n_runs;           /* protected by lock */
 	struct cache_source src; /* protected by lock; set once by cache_entry_bind */
+};
+
+/* Checksums of blocks [first, first + n), taken from the bytes as they were handed to store()
+ * (have[i] says which), so that marking needs not read them back. Owned by the caller. */
+struct block_sums {
+	uint64_t first;
+	size_t n;
+	uint32_t *sum;
+	unsigned char *have;
 };
 
 /* Bytes on their way from one fetch into the entry: gathered into large page-aligned writes
@@ -98,13 +136,117 @@ struct cache_writer {
 	unsigned char *buf;      /* NULL (no memory): every piece is stored as it comes */
 	struct run *done;        /* ranges stored on disk, not yet marked */
 	size_t n_done;
-	int err;                 /* the first storing error: the rest is not stored */
+	struct block_sums sums;  /* of the blocks of the asked range stored whole */
 };
 
-static char *entry_path(struct cache *c, const char *key)
+/* The file's name in c->vfd. */
+static char *entry_name(const char *key)
 {
 	char *p = NULL;
-	return asprintf(&p, "%s/%s.afs", c->vdir, key) < 0 ? NULL : p;
+	return asprintf(&p, "%s.afs", key) < 0 ? NULL : p;
+}
+
+/* ---- CRC-32C (Castagnoli): the CPU's instruction where there is one (every block read is
+ * checked once per mount, so this is on the warm read path), else slicing by 8. zlib stays
+ * zipindex's alone. ---- */
+
+static uint32_t crc_table[8][256];
+static bool crc_hw;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(const unsigned char *p, size_t len)
+{
+	uint64_t c = 0xffffffffu;
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		c = __builtin_ia32_crc32di(c, w);
+	}
+	uint32_t c32 = (uint32_t)c;
+	while (len--)
+		c32 = __builtin_ia32_crc32qi(c32, *p++);
+	return ~c32;
+}
+#define CRC_HW_PROBE() __builtin_cpu_supports("sse4.2")
+#else
+#define crc32c_hw(p, len) 0u
+#define CRC_HW_PROBE() 0
+#endif
+
+static void crc_init(void)
+{
+	crc_hw = CRC_HW_PROBE();
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+		crc_table[0][i] = c;
+	}
+	for (int t = 1; t < 8; t++)
+		for (uint32_t i = 0; i < 256; i++)
+			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^
+					  crc_table[0][crc_table[t - 1][i] & 0xff];
+}
+
+static uint32_t crc32c(const void *buf, size_t len)
+{
+	pthread_once(&crc_once, crc_init);
+	if (crc_hw)
+		return crc32c_hw(buf, len);
+	const unsigned char *p = buf;
+	uint32_t c = 0xffffffffu;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		w ^= c;
+		c = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
+		    crc_table[5][(w >> 16) & 0xff] ^ crc_table[4][(w >> 24) & 0xff] ^
+		    crc_table[3][(w >> 32) & 0xff] ^ crc_table[2][(w >> 40) & 0xff] ^
+		    crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][w >> 56];
+	}
+#endif
+	while (len--)
+		c = (c >> 8) ^ crc_table[0][(c ^ *p++) & 0xff];
+	return ~c;
+}
+
+/* ---- files below the folder: never through a symlink, only ours ---- */
+
+/* A file we may trust: regular, ours, writable by nobody else. */
+static bool file_is_ours(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 022);
+}
+
+/* Removes name (a file, a planted symlink or folder) from the folder. */
+static void remove_name(struct cache *c, const char *name)
+{
+	if (unlinkat(c->vfd, name, 0) && errno == EISDIR)
+		unlinkat(c->vfd, name, AT_REMOVEDIR);
+}
+
+/* Opens a directory below dirfd without following a symlink; it must be ours, 0700. */
+static int open_private_dir(int dirfd, const char *name, int *out)
+{
+	if (mkdirat(dirfd, name, 0700) && errno != EEXIST)
+		return -errno;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -ENOTDIR : -errno;
+	struct stat st;
+	int err = fstat(fd, &st) ? -errno : 0;
+	if (!err && st.st_uid != geteuid())
+		err = -EACCES;
+	if (!err && (st.st_mode & 077) && fchmod(fd, 0700))
+		err = -errno;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	*out = fd;
+	return 0;
 }
 
 static int mkdir_private(const char *path)
@@ -182,40 +324,68 @@ static void disk_remove(struct cache *c, struct disk_ent *victim)
 /* Removes a file nobody uses; false when another process holds it. */
 static bool evict_file(struct cache *c, const char *key)
 {
-	char *path = entry_path(c, key);
-	int fd = path ? open(path, O_RDWR | O_CLOEXEC) : -1;
+	char *name = entry_name(key);
+	int fd = name ? openat(c->vfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
 	bool gone = fd < 0 && errno == ENOENT;
+	if (fd < 0 && name && (errno == ELOOP || errno == EACCES)) { /* planted: away with it */
+		remove_name(c, name);
+		gone = true;
+	}
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
-		unlink(path);
+		/* emptied first: a process holding it idle frees its space too, and makes it anew */
+		if (ftruncate(fd, 0))
+			log_msg(LOG_WARNING, "cache: cannot empty %s/%s: %s", c->vdir, name,
+				strerror(errno));
+		unlinkat(c->vfd, name, 0);
 		gone = true;
 	}
 	if (fd >= 0)
 		close(fd);
-	free(path);
+	free(name);
 	return gone;
+}
+
+/* Whether d should be evicted before lru: files not referenced here first, then the least
+ * recently used. */
+static bool evict_before(const struct disk_ent *d, const struct disk_ent *lru)
+{
+	if (!lru || (d->open > 0) != (lru->open > 0))
+		return !lru || d->open == 0;
+	return d->last_used < lru->last_used;
+}
+
+/* Evicts the least recently used file no call uses: 1 when it went, 0 when it was in use (it is
+ * skipped until clear_skips()), -ENOSPC when there is none. Lock held. */
+static int evict_lru(struct cache *c)
+{
+	struct disk_ent *lru = NULL;
+	for (struct disk_ent *d = c->disk; d; d = d->next)
+		if (!d->skip && d->bytes > 0 && evict_before(d, lru))
+			lru = d;
+	if (!lru)
+		return -ENOSPC;
+	if (!evict_file(c, lru->key)) {
+		lru->last_used = time(NULL); /* in use: try others first */
+		lru->skip = true;            /* and not again in this call */
+		return 0;
+	}
+	log_msg(LOG_DEBUG, "cache: evicted %s (%" PRIu64 " bytes)", lru->key, lru->bytes);
+	atomic_fetch_add(&c->evictions, 1);
+	if (lru->open > 0) { /* its entries here make it anew on their next call */
+		c->used -= lru->bytes < c->used ? lru->bytes : c->used;
+		lru->bytes = 0;
+	} else
+		disk_remove(c, lru);
+	return 1;
 }
 
 /* Makes room for need more bytes, evicting least recently used files. Lock held. */
 static int make_room(struct cache *c, uint64_t need)
 {
-	while (c->used + need > c->limit) {
-		struct disk_ent *lru = NULL;
-		for (struct disk_ent *d = c->disk; d; d = d->next)
-			if (!d->open && !d->skip && d->bytes > 0 &&
-			    (!lru || d->last_used < lru->last_used))
-				lru = d;
-		if (!lru)
-			return -ENOSPC;
-		if (evict_file(c, lru->key)) {
-			log_msg(LOG_DEBUG, "cache: evicted %s (%" PRIu64 " bytes)", lru->key, lru->bytes);
-			atomic_fetch_add(&c->evictions, 1);
-			disk_remove(c, lru);
-		} else {
-			lru->last_used = time(NULL); /* in use elsewhere: try others first */
-			lru->skip = true;            /* and not again in this call */
-		}
-	}
-	return 0;
+	int err = 0;
+	while (!err && c->used + need > c->limit)
+		err = evict_lru(c) < 0 ? -ENOSPC : 0;
+	return err;
 }
 
 static void clear_skips(struct cache *c)
@@ -224,7 +394,29 @@ static void clear_skips(struct cache *c)
 		d->skip = false;
 }
 
-/* ---- opening ---- */
+/* ---- the count shared by the processes using the folder ---- */
+
+/* The .lock file holds the bytes used by the whole folder, as the last process to change it
+ * saw them. Its flock() is held only for a count's update or a scan, never during I/O of data. */
+static uint64_t shared_lock(struct cache *c)
+{
+	while (flock(c->lockfd, LOCK_EX) && errno == EINTR)
+		;
+	uint64_t used = 0;
+	if (pread(c->lockfd, &used, sizeof(used), 0) != (ssize_t)sizeof(used))
+		used = 0;
+	return used;
+}
+
+static void shared_unlock(struct cache *c, uint64_t used)
+{
+	if (pwrite(c->lockfd, &used, sizeof(used), 0) != (ssize_t)sizeof(used))
+		log_msg(LOG_WARNING, "cache: cannot update %s/" LOCK_NAME ": %s", c->vdir,
+			strerror(errno));
+	flock(c->lockfd, LOCK_UN);
+}
+
+/* ---- scanning the folder ---- */
 
 static bool tmp_is_stale(const char *name, const struct stat *st)
 {
@@ -236,32 +428,119 @@ static bool tmp_is_stale(const char *name, const struct stat *st)
 	return dead || time(NULL) - st->st_mtime > STALE_TMP_S;
 }
 
+/* Counts one <key>.afs file found by a scan; a file that is not ours is removed. */
+static int scan_file(struct cache *c, const char *name, size_t n, const struct stat *st)
+{
+	if (!file_is_ours(st)) {
+		log_msg(LOG_WARNING, "cache: %s/%s is not a private file of ours; removed", c->vdir,
+			name);
+		remove_name(c, name);
+		return 0;
+	}
+	char *key = strndup(name, n - 4);
+	if (!key)
+		return -ENOMEM;
+	struct disk_ent *d = disk_find(c, key);
+	if (!d)
+		d = disk_add(c, key, 0, st->st_mtime);
+	free(key);
+	if (!d)
+		return -ENOMEM;
+	d->bytes = (uint64_t)st->st_blocks * 512;
+	d->seen = true;
+	if (st->st_mtime > d->last_used)
+		d->last_used = st->st_mtime;
+	return 0;
+}
+
+/* Forgets files that are gone (unless open here) and recounts; lock held. */
+static void scan_done(struct cache *c)
+{
+	for (struct disk_ent *d = c->disk, *next; d; d = next) {
+		next = d->next;
+		if (!d->seen && d->open == 0)
+			disk_remove(c, d);
+	}
+	c->used = 0;
+	for (struct disk_ent *d = c->disk; d; d = d->next)
+		c->used += d->bytes;
+}
+
+/* Brings the table of files up to date with the folder (files other processes made, grew or
+ * removed) and removes stale temporaries. Lock held (and the shared one, but at open). */
 static int scan(struct cache *c)
 {
-	DIR *d = opendir(c->vdir);
-	if (!d)
+	int fd = dup(c->vfd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return -errno;
+	}
+	rewinddir(d); /* the duplicate shares its offset with vfd */
+	for (struct disk_ent *x = c->disk; x; x = x->next)
+		x->seen = false;
 	struct dirent *de;
-	while ((de = readdir(d))) {
+	int err = 0;
+	while (!err && (de = readdir(d))) {
 		struct stat st;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
-			continue;
 		size_t n = strlen(de->d_name);
+		if (fstatat(c->vfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			continue;
 		if (strncmp(de->d_name, ".tmp-", 5) == 0) {
 			if (tmp_is_stale(de->d_name, &st))
-				unlinkat(dirfd(d), de->d_name, 0);
+				remove_name(c, de->d_name);
 		} else if (n > 4 && strcmp(de->d_name + n - 4, ".afs") == 0) {
-			char *key = strndup(de->d_name, n - 4);
-			if (!key || !disk_add(c, key, (uint64_t)st.st_blocks * 512, st.st_mtime)) {
-				free(key);
-				closedir(d);
-				return -ENOMEM;
-			}
-			free(key);
+			err = scan_file(c, de->d_name, n, &st);
 		}
 	}
 	closedir(d);
-	return 0;
+	scan_done(c);
+	return err;
+}
+
+/* Removes the files of an older layout that no process uses, then their folder if empty. */
+static void drop_old_version(int rootfd)
+{
+	int fd = openat(rootfd, OLD_VERSION_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int f = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (f >= 0 && flock(f, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+		if (f >= 0)
+			close(f);
+	}
+	closedir(d);
+	unlinkat(rootfd, OLD_VERSION_DIR, AT_REMOVEDIR);
+}
+
+/* Opens the folder's version directory and its lock file, never through a symlink. */
+static int open_folder(struct cache *c, const char *abs)
+{
+	int rootfd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0)
+		return -errno;
+	int err = open_private_dir(rootfd, VERSION_DIR, &c->vfd);
+	if (!err)
+		drop_old_version(rootfd);
+	close(rootfd);
+	if (err)
+		return err;
+	c->lockfd = openat(c->vfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+			   0600);
+	if (c->lockfd < 0)
+		return errno == ELOOP ? -EACCES : -errno;
+	struct stat st;
+	if (fstat(c->lockfd, &st))
+		return -errno;
+	return file_is_ours(&st) ? 0 : -EACCES;
 }
 
 int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out)
@@ -271,20 +550,24 @@ int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
 	c->limit = limit_bytes;
+	c->vfd = c->lockfd = -1;
 	int err = mkdir_parents(dir);
 	/* absolute: libfuse moves a daemon to "/" when it leaves the terminal */
 	char *abs = err ? NULL : realpath(dir, NULL);
 	if (!err && !abs)
 		err = -errno;
-	if (!err && asprintf(&c->vdir, "%s/v1", abs) < 0) {
+	if (!err && asprintf(&c->vdir, "%s/" VERSION_DIR, abs) < 0) {
 		c->vdir = NULL;
 		err = -ENOMEM;
 	}
+	if (!err)
+		err = open_folder(c, abs);
 	free(abs);
-	if (!err)
-		err = mkdir_private(c->vdir);
-	if (!err)
-		err = scan(c);
+	if (!err) {
+		shared_lock(c);
+		err = scan(c); /* the truth, whatever the count said */
+		shared_unlock(c, c->used);
+	}
 	if (err) {
 		cache_close(c);
 		return err;
@@ -303,6 +586,10 @@ void cache_close(struct cache *c)
 		free(d->key);
 		free(d);
 	}
+	if (c->lockfd >= 0)
+		close(c->lockfd);
+	if (c->vfd >= 0)
+		close(c->vfd);
 	pthread_mutex_destroy(&c->lock);
 	free(c->vdir);
 	free(c);
@@ -312,6 +599,18 @@ static size_t map_len(uint64_t size)
 {
 	size_t nblocks = (size_t)((size + BLOCK - 1) / BLOCK);
 	return (nblocks + PAGE - 1) / PAGE * PAGE;
+}
+
+static size_t sums_len(uint64_t size)
+{
+	size_t nblocks = (size_t)((size + BLOCK - 1) / BLOCK);
+	return (nblocks * SUM_LEN + PAGE - 1) / PAGE * PAGE;
+}
+
+/* The exact length of the file of an archive of size bytes. */
+static uint64_t file_len(uint64_t size)
+{
+	return HEADER_LEN + map_len(size) + sums_len(size) + size;
 }
 
 static int write_all(int fd, const void *buf, size_t len, uint64_t off)
@@ -346,32 +645,80 @@ static int read_all(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* Creates the file under a temporary name and links it into place (never over another). */
-static int create_file(struct cache *c, const char *path, const char *key, uint64_t size)
+/* Frees disk space for a write that found the disk full: evicts the least recently used file
+ * that no process uses, whatever the limit. 0 when one went, -ENOSPC when none can. */
+static int free_disk(struct cache *c)
 {
-	static atomic_uint serial;
-	char *tmp = NULL;
-	/* the pid comes last: cache_open() of a later mount removes files of dead creators */
-	if (asprintf(&tmp, "%s/.tmp-%s-%u-%ld", c->vdir, key, atomic_fetch_add(&serial, 1),
-		     (long)getpid()) < 0)
-		return -ENOMEM;
-	unlink(tmp);
-	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	int err = fd < 0 ? -errno : 0;
+	pthread_mutex_lock(&c->lock);
+	shared_lock(c);
+	int got = scan(c) == -ENOMEM ? -ENOSPC : 0;
+	while (got == 0)
+		got = evict_lru(c);
+	clear_skips(c);
+	shared_unlock(c, c->used);
+	pthread_mutex_unlock(&c->lock);
+	if (got < 0)
+		log_msg(LOG_ERR, "cache: the disk of %s is full and every cached archive is in use",
+			c->vdir);
+	return got < 0 ? -ENOSPC : 0;
+}
+
+/* write_all, making room when the disk is full; no lock held. */
+static int write_room(struct cache *c, int fd, const void *buf, size_t len, uint64_t off)
+{
+	int err = write_all(fd, buf, len, off);
+	for (int i = 0; err == -ENOSPC && i < DISK_FULL_TRIES && free_disk(c) == 0; i++)
+		err = write_all(fd, buf, len, off);
+	return err;
+}
+
+/* Gives the header, map and checksums their disk blocks now, so that marking a block present
+ * never meets a full disk (tmpfs allocates on write). No lock held. */
+static int allocate_meta(struct cache *c, int fd, uint64_t meta_len)
+{
+	int err = posix_fallocate(fd, 0, (off_t)meta_len);
+	for (int i = 0; (err == ENOSPC || err == EDQUOT) && i < DISK_FULL_TRIES && free_disk(c) == 0;
+	     i++)
+		err = posix_fallocate(fd, 0, (off_t)meta_len);
+	if (err == EINVAL || err == EOPNOTSUPP)
+		err = 0; /* a file system without it: the writes allocate */
+	return err == EDQUOT ? -ENOSPC : -err;
+}
+
+/* Fills a new file: header, room for its metadata, its full length (sparse). */
+static int init_file(struct cache *c, int fd, uint64_t size)
+{
 	char header[HEADER_LEN] = {0};
 	memcpy(header + HEADER_MAGIC_AT, MAGIC, sizeof(MAGIC));
 	memcpy(header + HEADER_SIZE_AT, &size, sizeof(size));
+	int err = allocate_meta(c, fd, HEADER_LEN + map_len(size) + sums_len(size));
 	if (!err)
-		err = write_all(fd, header, sizeof(header), 0);
-	if (!err && ftruncate(fd, (off_t)(HEADER_LEN + map_len(size) + size)))
+		err = write_room(c, fd, header, sizeof(header), 0);
+	if (!err && ftruncate(fd, (off_t)file_len(size)))
 		err = errno == EFBIG || errno == ENOSPC ? -ENOSPC : -errno;
+	return err;
+}
+
+/* Creates the file under a temporary name and links it into place (never over another). */
+static int create_file(struct cache *c, const char *name, const char *key, uint64_t size)
+{
+	static atomic_uint serial;
+	char *tmp = NULL;
+	if (size > MAX_ARCHIVE_BYTES)
+		return -EFBIG;
+	/* the pid comes last: cache_open() of a later mount removes files of dead creators */
+	if (asprintf(&tmp, ".tmp-%s-%u-%ld", key, atomic_fetch_add(&serial, 1), (long)getpid()) < 0)
+		return -ENOMEM;
+	remove_name(c, tmp);
+	int fd = openat(c->vfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int err = fd < 0 ? -errno : init_file(c, fd, size);
 	if (fd >= 0)
 		close(fd);
-	if (!err && link(tmp, path) && errno != EEXIST)
+	if (!err && linkat(c->vfd, tmp, c->vfd, name, 0) && errno != EEXIST)
 		err = -errno;
-	unlink(tmp);
+	unlinkat(c->vfd, tmp, 0);
 	free(tmp);
-	if (err && err != -ENOSPC && err != -EDQUOT && err != -ENOMEM) {
+	if (err && err != -ENOSPC && err != -EDQUOT && err != -ENOMEM && err != -EFBIG) {
 		/* the cache folder itself is broken (removed, made read-only): say so, once per try */
 		log_msg(LOG_ERR, "cache: cannot create a file in %s: %s", c->vdir, strerror(-err));
 		err = -EIO;
@@ -379,6 +726,8 @@ static int create_file(struct cache *c, const char *path, const char *key, uint6
 	return err;
 }
 
+/* Reads the archive's size; -EBADMSG when the file is not of our layout or its length does not
+ * match (truncated, extended). */
 static int read_header(int fd, uint64_t *size)
 {
 	char header[HEADER_SIZE_AT + sizeof(*size)];
@@ -388,19 +737,30 @@ static int read_header(int fd, uint64_t *size)
 	if (memcmp(header + HEADER_MAGIC_AT, MAGIC, sizeof(MAGIC)) != 0)
 		return -EBADMSG;
 	memcpy(size, header + HEADER_SIZE_AT, sizeof(*size));
+	struct stat st;
+	if (fstat(fd, &st))
+		return -errno;
+	if (*size > MAX_ARCHIVE_BYTES || (uint64_t)st.st_size != file_len(*size))
+		return -EBADMSG;
 	return 0;
 }
 
-/* Opens path holding a shared lock; fails with -ESTALE if it was replaced or evicted meanwhile. */
-static int open_locked(const char *path, int *fd_out)
+/* Opens name holding a shared lock; fails with -ESTALE if it was replaced or evicted meanwhile,
+ * -EBADMSG if it is not a private regular file of ours (a symlink, another user's file). */
+static int open_locked(struct cache *c, const char *name, int *fd_out)
 {
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = openat(c->vfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return errno == ELOOP || errno == EACCES || errno == EISDIR || errno == ENXIO ||
+			       errno == EPERM ? -EBADMSG : -errno;
 	struct stat a, b;
-	if (flock(fd, LOCK_SH) || fstat(fd, &a) || stat(path, &b) || a.st_ino != b.st_ino) {
+	int err = fstat(fd, &a) ? -errno : file_is_ours(&a) ? 0 : -EBADMSG;
+	if (!err && (flock(fd, LOCK_SH) || fstatat(c->vfd, name, &b, AT_SYMLINK_NOFOLLOW) ||
+		     a.st_ino != b.st_ino))
+		err = -ESTALE;
+	if (err) {
 		close(fd);
-		return -ESTALE;
+		return err;
 	}
 	*fd_out = fd;
 	return 0;
@@ -410,31 +770,37 @@ static int open_locked(const char *path, int *fd_out)
 static int open_file(struct cache *c, const char *key, uint64_t size_bytes, int *fd,
 		     uint64_t *size)
 {
-	char *path = entry_path(c, key);
-	if (!path)
+	char *name = entry_name(key);
+	if (!name)
 		return -ENOMEM;
 	int err = -ESTALE;
 	for (int tries = 0; tries < 4 && (err == -ESTALE || err == -ENOENT); tries++) {
-		err = open_locked(path, fd);
+		err = open_locked(c, name, fd);
 		if (err == -ENOENT && size_bytes == 0)
 			break;
 		if (err == -ENOENT) {
-			err = create_file(c, path, key, size_bytes);
+			err = create_file(c, name, key, size_bytes);
 			err = err ? err : -ESTALE; /* now open it */
 			continue;
 		}
-		if (err)
+		if (err == -ESTALE)
 			continue;
-		err = read_header(*fd, size);
+		bool opened = !err;
+		if (opened)
+			err = read_header(*fd, size);
 		if (!err && (size_bytes == 0 || *size == size_bytes))
 			break;
-		/* corrupt or of another size: discard it; our own lock keeps nobody else out */
-		log_msg(LOG_INFO, "cache: %s is stale or damaged; fetching anew", key);
-		unlink(path);
-		close(*fd);
+		if (opened)
+			close(*fd);
+		if (err && err != -EBADMSG)
+			break;
+		/* damaged, foreign or of another size: discard it; our own lock keeps others out */
+		log_msg(err ? LOG_WARNING : LOG_INFO, "cache: %s is %s; fetching it anew", key,
+			err ? "damaged or not ours" : "of another size");
+		remove_name(c, name);
 		err = -ESTALE;
 	}
-	free(path);
+	free(name);
 	return err;
 }
 
@@ -447,20 +813,24 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 	e->fd = fd;
 	e->size = size;
 	e->nblocks = (size_t)((size + BLOCK - 1) / BLOCK);
-	e->data_off = HEADER_LEN + map_len(size);
+	e->sums_off = HEADER_LEN + map_len(size);
+	e->data_off = e->sums_off + sums_len(size);
 	e->refs = 1;
+	pthread_mutex_init(&e->io_lock, NULL);
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	e->key = strdup(key);
 	e->map = calloc(e->nblocks + 1, 1);
 	e->inflight = calloc(e->nblocks + 1, 1);
 	e->accounted = calloc(e->nblocks + 1, 1);
-	if (!e->key || !e->map || !e->inflight || !e->accounted ||
+	e->verified = calloc(e->nblocks + 1, 1);
+	if (!e->key || !e->map || !e->inflight || !e->accounted || !e->verified ||
 	    (e->nblocks && read_all(fd, e->map, e->nblocks, HEADER_LEN))) {
 		free(e->key);
 		free(e->map);
 		free(e->inflight);
 		free(e->accounted);
+		free(e->verified);
 		free(e);
 		return NULL;
 	}
@@ -472,14 +842,79 @@ static void entry_free(struct cache_entry *e)
 	if (e->src.release)
 		e->src.release(e->src.ctx);
 	close(e->fd);
+	pthread_mutex_destroy(&e->io_lock);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->cond);
 	free(e->runs);
 	free(e->map);
 	free(e->inflight);
 	free(e->accounted);
+	free(e->verified);
 	free(e->key);
 	free(e);
+}
+
+/* ---- calls on an entry: the file's shared flock() while any runs ---- */
+
+/* Opens e's file anew: it was evicted while idle (emptied and unlinked). What it held is fetched
+ * again. io_lock held, no call running. */
+static int revive(struct cache_entry *e, const char *key)
+{
+	struct cache *c = e->c;
+	int fd;
+	uint64_t size;
+	int err = open_file(c, key, e->size, &fd, &size); /* with its shared flock() */
+	if (err)
+		return err;
+	pthread_mutex_lock(&c->lock);
+	if (e->de)
+		e->de->bytes = e->data_off;
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&e->lock);
+	close(e->fd);
+	e->fd = fd;
+	/* another process may have made and filled it already */
+	if (read_all(fd, e->map, e->nblocks, HEADER_LEN))
+		memset(e->map, 0, e->nblocks);
+	memset(e->verified, 0, e->nblocks);
+	memset(e->accounted, 0, e->nblocks);
+	e->n_runs = 0;
+	pthread_mutex_unlock(&e->lock);
+	log_msg(LOG_DEBUG, "cache: %s was evicted while idle; made anew", key);
+	return 0;
+}
+
+/* Starts a call on e's file: the first takes its shared flock() and, when the file was evicted
+ * meanwhile, makes it anew. Returns 0 (then entry_leave()) or -errno. */
+static int entry_enter(struct cache_entry *e)
+{
+	int err = 0;
+	pthread_mutex_lock(&e->io_lock);
+	if (e->active == 0) {
+		while (flock(e->fd, LOCK_SH) && errno == EINTR)
+			;
+		struct stat st;
+		char key[256] = "";
+		pthread_mutex_lock(&e->c->lock);
+		snprintf(key, sizeof(key), "%s", e->key); /* "" once discarded: read on, unlinked */
+		pthread_mutex_unlock(&e->c->lock);
+		if (key[0] && fstat(e->fd, &st) == 0 && st.st_nlink == 0)
+			err = revive(e, key);
+		if (err)
+			flock(e->fd, LOCK_UN);
+	}
+	if (!err)
+		e->active++;
+	pthread_mutex_unlock(&e->io_lock);
+	return err;
+}
+
+static void entry_leave(struct cache_entry *e)
+{
+	pthread_mutex_lock(&e->io_lock);
+	if (--e->active == 0)
+		flock(e->fd, LOCK_UN);
+	pthread_mutex_unlock(&e->io_lock);
 }
 
 static struct cache_entry *find_open(struct cache *c, const char *key)
@@ -500,7 +935,7 @@ static struct cache_entry *publish(struct cache *c, struct cache_entry *e)
 	}
 	struct disk_ent *de = disk_find(c, e->key);
 	if (!de)
-		de = disk_add(c, e->key, HEADER_LEN + map_len(e->size), time(NULL));
+		de = disk_add(c, e->key, e->data_off, time(NULL));
 	if (!de)
 		return NULL;
 	de->open++;
@@ -536,6 +971,7 @@ int cache_entry_get(struct cache *c, const char *key, uint64_t size_bytes, struc
 		close(fd);
 		return -ENOMEM;
 	}
+	flock(fd, LOCK_UN); /* idle until its first call: before anyone can find it */
 	pthread_mutex_lock(&c->lock);
 	e = publish(c, mine);
 	pthread_mutex_unlock(&c->lock);
@@ -577,10 +1013,10 @@ uint64_t cache_entry_size(const struct cache_entry *e)
 
 void cache_entry_discard(struct cache *c, const char *key)
 {
-	char *path = entry_path(c, key);
-	if (path)
-		unlink(path);
-	free(path);
+	char *name = entry_name(key);
+	if (name)
+		remove_name(c, name);
+	free(name);
 	pthread_mutex_lock(&c->lock);
 	struct disk_ent *de = disk_find(c, key);
 	struct cache_entry *e = find_open(c, key);
@@ -606,16 +1042,88 @@ static void map_set(struct cache_entry *e, uint64_t first, uint64_t last, unsign
 		size_t n = last - b < sizeof(bytes) ? (size_t)(last - b) : sizeof(bytes);
 		if (write_all(e->fd, bytes, n, HEADER_LEN + b) == 0 || !value)
 			memset(e->map + b, value, n);
+		if (!value)
+			memset(e->verified + b, 0, n);
 		b += n;
 	}
 }
 
-/* Marks the blocks wholly inside the run [start, end) that the write [w_start, w_end) touched
- * (no other block can have become whole); entry lock held. */
-static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, uint64_t w_start,
-			 uint64_t w_end)
+static size_t block_len(const struct cache_entry *e, uint64_t b)
 {
-	uint64_t first = (start + BLOCK - 1) / BLOCK, last = end == e->size ? e->nblocks : end / BLOCK;
+	return (size_t)((b + 1) * BLOCK <= e->size ? BLOCK : e->size - b * BLOCK);
+}
+
+/* Sets s up for the blocks of [off, end); with no memory every checksum is read from disk. */
+static void sums_init(struct block_sums *s, uint64_t off, uint64_t end)
+{
+	s->first = off / BLOCK;
+	s->n = (size_t)((end + BLOCK - 1) / BLOCK - s->first);
+	s->sum = malloc(s->n * sizeof(*s->sum));
+	s->have = calloc(s->n, 1);
+	if (!s->sum || !s->have)
+		s->n = 0;
+}
+
+static void sums_free(struct block_sums *s)
+{
+	free(s->sum);
+	free(s->have);
+}
+
+/* Takes the checksums of the blocks that the stored bytes [off, off + len) of buf hold whole. */
+static void sums_note(const struct cache_entry *e, struct block_sums *s, uint64_t off,
+		      const void *buf, size_t len)
+{
+	for (uint64_t b = (off + BLOCK - 1) / BLOCK; b * BLOCK < off + len; b++) {
+		size_t n = block_len(e, b);
+		if (b * BLOCK + n > off + len || b < s->first || b - s->first >= s->n)
+			continue;
+		s->sum[b - s->first] = crc32c((const unsigned char *)buf + (b * BLOCK - off), n);
+		s->have[b - s->first] = 1;
+	}
+}
+
+/* The checksum of block b: from s when it holds it, else from the bytes on disk (a block
+ * completed by several writes). */
+static int block_sum(struct cache_entry *e, uint64_t b, const struct block_sums *s, uint32_t *sum)
+{
+	if (s && b >= s->first && b - s->first < s->n && s->have[b - s->first]) {
+		*sum = s->sum[b - s->first];
+		return 0;
+	}
+	unsigned char tmp[CACHE_BLOCK_SIZE];
+	size_t n = block_len(e, b);
+	int err = read_all(e->fd, tmp, n, e->data_off + b * BLOCK);
+	if (!err)
+		*sum = crc32c(tmp, n);
+	return err;
+}
+
+/* Writes the checksums of blocks [first, last) to disk: before any of them is marked present.
+ * Entry lock held. */
+static int write_sums(struct cache_entry *e, uint64_t first, uint64_t last,
+		      const struct block_sums *s)
+{
+	uint32_t sums[1024];
+	int err = 0;
+	for (uint64_t b = first; !err && b < last;) {
+		size_t n = last - b < 1024 ? (size_t)(last - b) : 1024;
+		for (size_t i = 0; !err && i < n; i++)
+			err = block_sum(e, b + i, s, &sums[i]);
+		if (!err)
+			err = write_all(e->fd, sums, n * SUM_LEN, e->sums_off + b * SUM_LEN);
+		b += n;
+	}
+	return err;
+}
+
+/* Marks the blocks wholly inside the run [start, end) that the write [w_start, w_end) touched
+ * (no other block can have become whole), their checksums first; entry lock held. */
+static int mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, uint64_t w_start,
+			uint64_t w_end, const struct block_sums *s)
+{
+	uint64_t first = (start + BLOCK - 1) / BLOCK;
+	uint64_t last = end == e->size ? e->nblocks : end / BLOCK;
 	if (first < w_start / BLOCK)
 		first = w_start / BLOCK;
 	if (last > (w_end + BLOCK - 1) / BLOCK)
@@ -624,9 +1132,16 @@ static void mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, ui
 		first++;
 	while (last > first && e->map[last - 1])
 		last--;
+	if (first >= last)
+		return 0;
+	int err = write_sums(e, first, last, s);
+	if (err)
+		return err;
 	map_set(e, first, last, 1);
-	if (first < last)
-		pthread_cond_broadcast(&e->cond); /* waiting readers of these blocks may go on */
+	for (uint64_t b = first; b < last; b++)
+		e->verified[b] = e->map[b]; /* its checksum is of the bytes on disk */
+	pthread_cond_broadcast(&e->cond); /* waiting readers of these blocks may go on */
+	return 0;
 }
 
 /* Merges [off, end) into the runs of contiguous writes; returns the merged run. */
@@ -656,6 +1171,25 @@ static int add_run(struct cache_entry *e, uint64_t off, uint64_t end, struct run
 	return 0;
 }
 
+/* Adds need bytes to the folder's count, evicting first when they would pass the limit: then
+ * the count is redone from the folder, which other processes may have filled. Lock held. */
+static int count_need(struct cache *c, uint64_t need)
+{
+	uint64_t used = shared_lock(c);
+	int err = 0;
+	if (used + need > c->limit) {
+		scan(c); /* on ENOMEM the table is what it was: still a fair guess */
+		err = make_room(c, need);
+		clear_skips(c);
+	} else {
+		c->used = used;
+	}
+	if (!err)
+		c->used += need;
+	shared_unlock(c, c->used);
+	return err;
+}
+
 /* Reserves room for the blocks of [off, end) that count nowhere yet (present blocks were
  * counted when found at open or when written; a partly written block once). */
 static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
@@ -669,13 +1203,9 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 	if (need == 0)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	int err = make_room(c, need);
-	clear_skips(c);
-	if (!err) {
-		c->used += need;
-		if (e->de)
-			e->de->bytes += need;
-	}
+	int err = count_need(c, need);
+	if (!err && e->de)
+		e->de->bytes += need;
 	pthread_mutex_unlock(&c->lock);
 	if (err) {
 		log_msg(LOG_ERR, "cache full: %" PRIu64 " bytes needed, every cached archive is in use",
@@ -689,7 +1219,8 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 	return 0;
 }
 
-/* Puts bytes on disk without marking them: nobody reads them until mark_stored(). */
+/* Puts bytes on disk without marking them: nobody reads them until mark_stored(). A call on e
+ * runs (its file cannot be evicted meanwhile). */
 static int store(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
 {
 	/* the archive behind a ref may change between requests: never store bytes past its size */
@@ -700,28 +1231,45 @@ static int store(struct cache_entry *e, uint64_t off, const void *buf, size_t le
 	int err = reserve(e, off, off + len);
 	if (err)
 		return err;
-	err = write_all(e->fd, buf, len, e->data_off + off);
+	err = write_room(e->c, e->fd, buf, len, e->data_off + off);
 	if (err)
 		log_msg(LOG_ERR, "cache: cannot write to the cache folder: %s", strerror(-err));
 	return err;
 }
 
-/* Marks the blocks that the stored bytes [off, end) completed. */
-static int mark_stored(struct cache_entry *e, uint64_t off, uint64_t end)
+/* Marks the blocks that the stored bytes [off, end) completed, their checksums (from s where
+ * it has them) written first. */
+static int mark_stored(struct cache_entry *e, uint64_t off, uint64_t end,
+		       const struct block_sums *s)
 {
 	struct run r;
 	pthread_mutex_lock(&e->lock);
 	int err = add_run(e, off, end, &r);
 	if (!err)
-		mark_covered(e, r.start, r.end, off, end);
+		err = mark_covered(e, r.start, r.end, off, end, s);
 	pthread_mutex_unlock(&e->lock);
 	return err;
 }
 
 int cache_entry_write(struct cache_entry *e, uint64_t off, const void *buf, size_t len)
 {
-	int err = store(e, off, buf, len);
-	return err || len == 0 ? err : mark_stored(e, off, off + len);
+	if (off > e->size || len > e->size - off)
+		return -EIO;
+	if (len == 0)
+		return 0;
+	int err = entry_enter(e);
+	if (err)
+		return err;
+	struct block_sums s;
+	sums_init(&s, off, off + len);
+	err = store(e, off, buf, len);
+	if (!err) {
+		sums_note(e, &s, off, buf, len);
+		err = mark_stored(e, off, off + len, &s);
+	}
+	sums_free(&s);
+	entry_leave(e);
+	return err;
 }
 
 /* ---- the writer a fetch is handed ---- */
@@ -745,11 +1293,15 @@ static int writer_note(struct cache_writer *w, uint64_t off, uint64_t end)
 	return 0;
 }
 
-/* Where the bytes from off on stop being all present or all missing (blocks of the map), up to
- * end; *present says which they are. */
+static void refresh_map(struct cache_entry *e, uint64_t first, uint64_t last);
+
+/* Where the bytes from off on stop being all present or all missing (blocks of the map, read
+ * again from disk: another mount may have marked some since), up to end; *present says which
+ * they are. */
 static uint64_t same_presence(struct cache_entry *e, uint64_t off, uint64_t end, bool *present)
 {
 	pthread_mutex_lock(&e->lock);
+	refresh_map(e, off / BLOCK, (end - 1) / BLOCK);
 	uint64_t b = off / BLOCK;
 	*present = e->map[b];
 	while ((b + 1) * BLOCK < end && (bool)e->map[b + 1] == *present)
@@ -758,8 +1310,9 @@ static uint64_t same_presence(struct cache_entry *e, uint64_t off, uint64_t end,
 	return (b + 1) * BLOCK < end ? (b + 1) * BLOCK : end;
 }
 
-/* Stores the bytes of [off, off+len) whose blocks are missing: a present block holds the right
- * bytes already, and an answer not yet known good must not overwrite them. */
+/* Stores the bytes of [off, off+len) whose blocks are missing, taking their checksums: a
+ * present block holds the right bytes already, and an answer not yet known good must not
+ * overwrite them. */
 static int writer_store(struct cache_writer *w, uint64_t off, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
@@ -768,9 +1321,12 @@ static int writer_store(struct cache_writer *w, uint64_t off, const void *buf, s
 	for (uint64_t at = off, end = off + len, stop; at < end; at = stop) {
 		bool present;
 		stop = same_presence(w->e, at, end, &present);
-		int err = present ? 0 : store(w->e, at, p + (at - off), (size_t)(stop - at));
+		if (present)
+			continue;
+		int err = store(w->e, at, p + (at - off), (size_t)(stop - at));
 		if (err)
 			return err;
+		sums_note(w->e, &w->sums, at, p + (at - off), (size_t)(stop - at));
 	}
 	return writer_note(w, off, off + len);
 }
@@ -826,7 +1382,8 @@ void cache_entry_bind(struct cache_entry *e, const struct cache_source *src)
 		src->release(src->ctx);
 }
 
-/* Runs the entry's source for [off, off+len); what it stored is marked only if it succeeded. */
+/* Runs the entry's source for [off, off+len); what it stored is marked (checksums first) only
+ * if it succeeded. A call on e runs. */
 static int run_fetch(struct cache_entry *e, const struct cache_source *src, uint64_t off,
 		     uint64_t len)
 {
@@ -834,15 +1391,19 @@ static int run_fetch(struct cache_entry *e, const struct cache_source *src, uint
 		return -EIO;
 	struct cache_writer w = {.e = e, .cap = len < WRITER_BYTES ? len : WRITER_BYTES};
 	w.buf = aligned_alloc(PAGE, (w.cap + PAGE - 1) / PAGE * PAGE);
+	sums_init(&w.sums, off, off + len);
 	int err = src->fetch(src->ctx, &w, off, len);
 	int flushed = writer_flush(&w);
 	err = err ? err : flushed;
 	for (size_t i = 0; !err && i < w.n_done; i++)
-		err = mark_stored(e, w.done[i].start, w.done[i].end);
+		err = mark_stored(e, w.done[i].start, w.done[i].end, &w.sums);
+	sums_free(&w.sums);
 	free(w.buf);
 	free(w.done);
 	return err;
 }
+
+static void drop_locked(struct cache_entry *e, uint64_t first, uint64_t last);
 
 void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 {
@@ -851,8 +1412,19 @@ void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK + 1; /* blocks, exclusive */
 	if (last > e->nblocks)
 		last = e->nblocks;
-	uint64_t lo = first * BLOCK, hi = last * BLOCK < e->size ? last * BLOCK : e->size;
+	bool entered = entry_enter(e) == 0; /* else its file is gone: forgetting is enough */
 	pthread_mutex_lock(&e->lock);
+	drop_locked(e, first, last);
+	pthread_mutex_unlock(&e->lock);
+	if (entered)
+		entry_leave(e);
+}
+
+/* Forgets blocks [first, last): their map bytes and any run of writes over them. Entry lock
+ * held. */
+static void drop_locked(struct cache_entry *e, uint64_t first, uint64_t last)
+{
+	uint64_t lo = first * BLOCK, hi = last * BLOCK < e->size ? last * BLOCK : e->size;
 	/* the runs must forget these bytes too, or a later partial write would complete a block
 	 * around the very bytes being dropped */
 	size_t k = 0;
@@ -874,15 +1446,18 @@ void cache_entry_invalidate(struct cache_entry *e, uint64_t off, uint64_t len)
 		add_run(e, keep_after.start, keep_after.end, &r); /* on ENOMEM it is only forgotten */
 	}
 	map_set(e, first, last, 0);
-	pthread_mutex_unlock(&e->lock);
 }
 
 /* ---- reading ---- */
 
-/* Picks up blocks that another process fetched into the same file. Entry lock held. */
+/* Picks up blocks that another process fetched into (or dropped from) the same file; blocks
+ * [first, last]. A block found missing is checked again once someone marks it anew. Entry lock
+ * held. */
 static void refresh_map(struct cache_entry *e, uint64_t first, uint64_t last)
 {
 	read_all(e->fd, e->map + first, (size_t)(last - first + 1), HEADER_LEN + first);
+	for (uint64_t b = first; b <= last; b++)
+		e->verified[b] &= e->map[b];
 }
 
 static int has_locked(struct cache_entry *e, uint64_t first, uint64_t last, uint64_t *missing)
@@ -938,16 +1513,12 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 	return err;
 }
 
-ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
-			  uint64_t min_fetch)
+/* Makes blocks [first, last] present, fetching what is missing; sets *fetched if it did. */
+static int make_present(struct cache_entry *e, uint64_t first, uint64_t last, uint64_t min_fetch,
+			bool *fetched)
 {
-	if (off >= e->size || len == 0)
-		return 0;
-	if (len > e->size - off)
-		len = (size_t)(e->size - off);
-	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK, b;
+	uint64_t b;
 	int err = 0;
-	bool fetched = false;
 	pthread_mutex_lock(&e->lock);
 	if (!has_locked(e, first, last, &b))
 		refresh_map(e, first, last);
@@ -956,15 +1527,112 @@ ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t
 			pthread_cond_wait(&e->cond, &e->lock);
 			continue;
 		}
-		fetched = true;
+		*fetched = true;
 		err = fetch_run(e, b, last, min_fetch);
 	}
 	pthread_mutex_unlock(&e->lock);
-	if (err || !buf)
-		return err ? err : (ssize_t)len;
-	atomic_fetch_add(fetched ? &e->c->miss_bytes : &e->c->hit_bytes, len);
-	err = read_all(e->fd, buf, len, e->data_off + off);
-	return err ? err : (ssize_t)len;
+	return err;
+}
+
+/* Checks the blocks [first, last] held in buf (from block first on) that were not checked yet:
+ * a block that fails is dropped, to be fetched again, and the call returns -EAGAIN. */
+static int check_blocks(struct cache_entry *e, uint64_t first, uint64_t last,
+			const unsigned char *buf)
+{
+	size_t n = (size_t)(last - first + 1);
+	uint32_t *sums = malloc(n * SUM_LEN);
+	int err = sums ? read_all(e->fd, sums, n * SUM_LEN, e->sums_off + first * SUM_LEN) : -ENOMEM;
+	uint64_t bad = 0, first_bad = 0;
+	pthread_mutex_lock(&e->lock);
+	for (uint64_t b = first; !err && b <= last; b++) {
+		if (e->verified[b] || !e->map[b])
+			continue; /* checked, or dropped meanwhile (then the bytes are read again) */
+		if (crc32c(buf + (b - first) * BLOCK, block_len(e, b)) == sums[b - first]) {
+			e->verified[b] = 1;
+			continue;
+		}
+		first_bad = bad++ ? first_bad : b;
+		drop_locked(e, b, b + 1);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (bad) /* one line per read, not per block: a zeroed file has thousands */
+		log_msg(LOG_WARNING, "cache: %" PRIu64 " block(s) of %s from block %" PRIu64
+				     " failed their checksum; fetching them again", bad, e->key, first_bad);
+	free(sums);
+	return err ? err : bad ? -EAGAIN : 0;
+}
+
+static bool all_verified(struct cache_entry *e, uint64_t first, uint64_t last)
+{
+	pthread_mutex_lock(&e->lock);
+	uint64_t b = first;
+	while (b <= last && e->verified[b])
+		b++;
+	pthread_mutex_unlock(&e->lock);
+	return b > last;
+}
+
+/* Reads present bytes; -EAGAIN when the file ends before them (it was cut while open here):
+ * every block past its end is dropped and fetched again, rather than failing every read from
+ * now on (or reading zeros once a write extends it again). */
+static int read_present(struct cache_entry *e, void *buf, size_t len, uint64_t off)
+{
+	struct stat st;
+	int err = read_all(e->fd, buf, len, e->data_off + off);
+	if (err != -EIO || fstat(e->fd, &st) || (uint64_t)st.st_size >= e->data_off + off + len)
+		return err;
+	log_msg(LOG_WARNING, "cache: the file of %s was cut short; fetching again", e->key);
+	uint64_t kept = (uint64_t)st.st_size > e->data_off ? (uint64_t)st.st_size - e->data_off : 0;
+	pthread_mutex_lock(&e->lock);
+	drop_locked(e, kept / BLOCK, e->nblocks);
+	pthread_mutex_unlock(&e->lock);
+	return -EAGAIN;
+}
+
+/* Reads [off, off + len) from the file (present), checking every block not checked yet in this
+ * process first: -EAGAIN when one failed and was dropped. */
+static int read_checked(struct cache_entry *e, void *buf, size_t len, uint64_t off)
+{
+	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK;
+	if (all_verified(e, first, last))
+		return read_present(e, buf, len, off);
+	uint64_t lo = first * BLOCK;
+	uint64_t hi = (last + 1) * BLOCK < e->size ? (last + 1) * BLOCK : e->size;
+	unsigned char *blocks = malloc((size_t)(hi - lo));
+	int err = blocks ? read_present(e, blocks, (size_t)(hi - lo), lo) : -ENOMEM;
+	if (!err)
+		err = check_blocks(e, first, last, blocks);
+	if (!err)
+		memcpy(buf, blocks + (off - lo), len); /* the bytes checked are the bytes served */
+	free(blocks);
+	return err;
+}
+
+ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
+			  uint64_t min_fetch)
+{
+	if (off >= e->size || len == 0)
+		return 0;
+	if (len > e->size - off)
+		len = (size_t)(e->size - off);
+	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK;
+	bool fetched = false;
+	int err = entry_enter(e);
+	if (err)
+		return err;
+	err = -EAGAIN;
+	/* a block that fails its check is fetched again; failing again, the disk is at fault */
+	for (int tries = 0; err == -EAGAIN && tries < 3; tries++) {
+		err = make_present(e, first, last, min_fetch, &fetched);
+		if (!err && buf)
+			err = read_checked(e, buf, len, off);
+	}
+	entry_leave(e);
+	if (err)
+		return err == -EAGAIN ? -EIO : err;
+	if (buf)
+		atomic_fetch_add(fetched ? &e->c->miss_bytes : &e->c->hit_bytes, len);
+	return (ssize_t)len;
 }
 
 int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len)

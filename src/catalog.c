@@ -37,9 +37,11 @@ enum memo_kind {
 	MEMO_PROJECT,     /* names_val, no names: the project exists */
 	MEMO_ROOT,        /* names_val: the projects at the root */
 	MEMO_REFS,        /* names_val: a project's refs (names NULL: may not be listed) */
+	MEMO_REF,         /* names_val, no names: the ref exists (or cannot be told: a job token) */
 	MEMO_REF_JOBS,    /* jobs_val: a ref's jobs */
 	MEMO_BYREF_JOB,   /* jobref_val: a job found by probing the by-ref endpoint */
 	MEMO_RECENT_JOBS, /* jobs_val: a project's recent jobs */
+	MEMO_JOB,         /* jobinfo_val: a job by id still has its archive */
 };
 
 struct names_val { /* decoded names; names NULL: the level cannot be listed with this token */
@@ -60,8 +62,18 @@ struct jobref_val { /* a job found by probing the by-ref endpoint */
 	struct job *job;
 };
 
+struct jobinfo_val { /* a job by id as last checked: its info, size, and a probe's tail */
+	struct memo_val v;
+	struct gl_job info;
+	uint64_t size;
+	char *tail;           /* NULL unless probed (a job token): the archive's last bytes */
+	uint64_t tail_off;
+	size_t tail_len;
+};
+
 struct job_node {
 	struct job *job;       /* the list's own reference */
+	time_t checked;        /* when the server last said the job has its archive */
 	struct job_node *next;
 };
 
@@ -73,6 +85,8 @@ struct catalog {
 	struct memo *memo;
 	pthread_mutex_t lock;
 	struct job_node *jobs; /* protected by lock */
+	int ttl_s;
+	time_t (*now)(void);
 	atomic_uint_fast64_t jobs_open;
 };
 
@@ -80,6 +94,7 @@ struct catalog {
 struct load_arg {
 	struct catalog *c;
 	const char *project, *ref, *name;
+	int64_t job_id;
 };
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
@@ -91,6 +106,13 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 }
 
 #define FNV_INIT 14695981039346656037ull
+
+static time_t monotonic_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 
 /* ---- names ---- */
 
@@ -205,22 +227,41 @@ int catalog_project(struct catalog *c, const char *project)
 	return err;
 }
 
+/* One cheap call (gitlab_ref_check), never a listing of every branch: any ref GitLab serves
+ * exists, merge request refs and deleted branches with pipelines too. "Cannot tell" (a job
+ * token on a private project, which GitLab answers as anonymous) is taken on trust: the by-ref
+ * endpoints below answer for it. */
+static int load_ref(void *arg, struct memo_val **out)
+{
+	struct load_arg *la = arg;
+	int err = la->c->be->ref_check(la->c->be->ctx, la->project, la->ref);
+	if (err == -EACCES)
+		err = 0;
+	return err ? err : names_new(NULL, 0, out);
+}
+
+/* Whether the project's branch and tag listing, if already loaded and fresh, names ref. */
+static bool ref_listed(struct catalog *c, const char *project, const char *ref)
+{
+	struct memo_key key = {.kind = MEMO_REFS, .a = project};
+	struct names_val *nv = (struct names_val *)memo_peek(c->memo, &key);
+	bool found = false;
+	for (size_t i = 0; nv && nv->names && i < nv->n && !found; i++)
+		found = strcmp(nv->names[i], ref) == 0;
+	memo_val_put(nv ? &nv->v : NULL);
+	return found;
+}
+
 int catalog_ref(struct catalog *c, const char *project, const char *ref)
 {
 	int err = catalog_project(c, project);
-	if (err)
+	if (err || ref_listed(c, project, ref))
 		return err;
-	struct names_val *nv;
-	err = get_names(c, MEMO_REFS, project, load_refs, &nv);
-	if (err)
-		return err;
-	if (nv->names) {
-		err = -ENOENT;
-		for (size_t i = 0; i < nv->n; i++)
-			if (strcmp(nv->names[i], ref) == 0)
-				err = 0;
-	}
-	memo_val_put(&nv->v);
+	struct load_arg la = {.c = c, .project = project, .ref = ref};
+	struct memo_key key = {.kind = MEMO_REF, .a = project, .b = ref};
+	struct memo_val *v = NULL;
+	err = memo_get(c->memo, &key, load_ref, &la, &v);
+	memo_val_put(v);
 	return err;
 }
 
@@ -366,6 +407,24 @@ static struct job *job_find(struct catalog *c, const char *project, const char *
 	return j;
 }
 
+/* Marks j as just seen with its archive on the server (a fresh listing names it) or, with
+ * check, tells whether it was within the TTL. Lock not held. */
+static bool job_checked(struct catalog *c, const struct job *j, bool check)
+{
+	time_t now = c->now();
+	bool fresh = false;
+	pthread_mutex_lock(&c->lock);
+	for (struct job_node *n = c->jobs; n; n = n->next) {
+		if (n->job != j)
+			continue;
+		fresh = now - n->checked < c->ttl_s;
+		if (!check)
+			n->checked = now;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return fresh;
+}
+
 /* Unlinks the oldest jobs that only the list holds, past IDLE_JOBS_MAX of them, onto *dead:
  * their indexes can be large, and a later lookup makes them anew from the disk cache. Lock held
  * (nobody takes a reference on a job only the list holds without it). The list is newest first,
@@ -405,6 +464,7 @@ static struct job *job_publish(struct catalog *c, struct job *j)
 	struct job *have = job_find_locked(c, job_project(j), job_key(j));
 	if (!have && node) {
 		node->job = job_hold(j); /* the list's own reference */
+		node->checked = c->now();
 		node->next = c->jobs;
 		c->jobs = node;
 		node = NULL;
@@ -478,27 +538,43 @@ static int probe_sink(void *ctx, uint64_t off, const void *buf, size_t len)
 	return 0;
 }
 
-/* Fetches the archive's tail (or all of it, if the server ignores Range), makes the job object
- * and seeds its cache entry with those bytes. */
-static int probe_job(struct catalog *c, const struct gl_archive *a, const struct gl_job *info,
-		     const char *key, struct job **out)
+/* Reads the archive's tail (or all of it, if the server ignores Range) through the endpoint a
+ * names: what a job token learns of an archive whose job it may not read. */
+static int probe_tail(struct catalog *c, const struct gl_archive *a, struct probe_buf *pb,
+		      struct gl_read_info *ri)
 {
-	struct probe_buf pb = {0};
-	int64_t total = -1;
-	int err = c->be->archive_read(c->be->ctx, a, -1, TAIL_BYTES, probe_sink, &pb, &total, NULL);
+	*ri = (struct gl_read_info){.total = -1};
+	int err = c->be->archive_read(c->be->ctx, a, -1, TAIL_BYTES, probe_sink, pb, ri);
 	if (err == -EFBIG) {
 		log_msg(LOG_ERR, "the server ignores Range and the archive is over %u MiB",
 			PROBE_MAX_BYTES >> 20);
 		err = -EIO;
 	}
-	if (!err && (total <= 0 || pb.base + pb.len != (uint64_t)total))
+	if (!err && (ri->total <= 0 || pb->base + pb->len != (uint64_t)ri->total))
 		err = -EIO;
+	return err;
+}
+
+/* Makes the job of a probed archive, pinned to the answer (a by-ref archive can change under
+ * it), seeds its cache entry with the tail and publishes it. */
+static int probe_job(struct catalog *c, const struct gl_archive *a, const struct gl_job *info,
+		     const char *key, struct job **out)
+{
+	struct probe_buf pb = {0};
+	struct gl_read_info ri;
+	int err = probe_tail(c, a, &pb, &ri);
 	if (err)
 		goto out_free;
-	struct job *j = job_new(&c->env, a->project, a->ref, info, key, (uint64_t)total);
+	struct job *j = job_new(&c->env, a->project, a->ref, info, key, (uint64_t)ri.total);
 	if (!j) {
 		err = -ENOMEM;
 		goto out_free;
+	}
+	if (a->ref) {
+		struct job_pin pin;
+		snprintf(pin.etag, sizeof(pin.etag), "%s", ri.etag);
+		snprintf(pin.last_modified, sizeof(pin.last_modified), "%s", ri.last_modified);
+		job_set_pin(j, &pin);
 	}
 	err = job_seed(j, pb.base, pb.data, pb.len);
 	if (err) {
@@ -514,34 +590,95 @@ out_free:
 static bool recent_job_info(struct catalog *c, const char *project, int64_t job_id,
 			    struct gl_job *out);
 
-int catalog_job_by_id(struct catalog *c, const char *project, int64_t job_id, struct job **out)
+static void jobinfo_destroy(struct memo_val *v)
 {
-	char *key = id_key(c, job_id);
-	if (!key)
+	struct jobinfo_val *jv = (struct jobinfo_val *)v;
+	gl_job_release(&jv->info);
+	free(jv);
+}
+
+/* A job by id, asked again once the TTL is over, so that artifacts deleted on the server (a
+ * leaked secret is the usual reason) disappear within it. A job already met is asked the server
+ * itself, not the recent-jobs page, which may be older than the deletion. A token that may not
+ * read jobs (a job token) probes the archive instead. */
+static int load_job(void *arg, struct memo_val **out)
+{
+	struct load_arg *la = arg;
+	struct catalog *c = la->c;
+	struct jobinfo_val *jv = calloc(1, sizeof(*jv));
+	if (!jv)
 		return -ENOMEM;
-	struct job *j = job_find(c, project, key);
-	int err = 0;
-	if (j)
-		goto out;
-	struct gl_job info = {0};
-	err = recent_job_info(c, project, job_id, &info) ? 0
-							  : c->be->job_get(c->be->ctx, project, job_id, &info);
-	if (err == -EACCES) { /* a job token: learn the size from the archive itself */
-		struct gl_archive a = {.project = project, .job_id = job_id};
-		info.id = job_id;
-		err = probe_job(c, &a, &info, key, &j);
-	} else if (!err && info.archive_size < 0) {
+	memo_val_init(&jv->v, jobinfo_destroy);
+	struct job *met = job_find(c, la->project, la->name);
+	int err;
+	if (met && job_checked(c, met, true)) { /* a fresh listing named it */
+		err = job_info(met, &jv->info);
+		jv->info.archive_size = err ? -1 : (int64_t)job_size(met);
+	} else if (!met && recent_job_info(c, la->project, la->job_id, &jv->info))
+		err = 0;
+	else
+		err = c->be->job_get(c->be->ctx, la->project, la->job_id, &jv->info);
+	job_put(met);
+	if (err == -EACCES) {
+		struct gl_archive a = {.project = la->project, .job_id = la->job_id};
+		struct job *j = NULL;
+		gl_job_release(&jv->info);
+		jv->info = (struct gl_job){.id = la->job_id, .archive_size = -1};
+		err = probe_job(c, &a, &jv->info, la->name, &j);
+		if (!err && !(j = job_publish(c, j)))
+			err = -ENOMEM;
+		jv->size = err ? 0 : job_size(j);
+		job_put(j);
+	} else if (!err && jv->info.archive_size < 0) {
 		err = -ENOENT;
 	} else if (!err) {
-		j = job_new(&c->env, project, NULL, &info, key, (uint64_t)info.archive_size);
-		err = j ? 0 : -ENOMEM;
+		jv->size = (uint64_t)jv->info.archive_size;
 	}
-	gl_job_release(&info);
-	if (!err && !(j = job_publish(c, j)))
-		err = -ENOMEM;
-out:
+	if (err) {
+		memo_val_put(&jv->v);
+		return err;
+	}
+	*out = &jv->v;
+	return 0;
+}
+
+/* A job met before under this name is gone on the server: forget it and its cached bytes
+ * (open files keep their reference and read on, as from a deleted local file). */
+static void job_gone(struct catalog *c, const char *project, const char *key)
+{
+	struct job *j = job_find(c, project, key);
+	if (!j)
+		return;
+	log_msg(LOG_INFO, "job %" PRId64 " of %s has no artifacts any more: forgotten", job_id(j),
+		project);
+	job_unpublish(c, j);
+	cache_entry_discard(c->env.cache, key);
+	job_put(j);
+}
+
+int catalog_job_by_id(struct catalog *c, const char *project, int64_t job_id, struct job **out)
+{
+	*out = NULL;
+	char *key = id_key(c, job_id), id[24];
+	if (!key)
+		return -ENOMEM;
+	snprintf(id, sizeof(id), "%" PRId64, job_id);
+	struct load_arg la = {.c = c, .project = project, .name = key, .job_id = job_id};
+	struct memo_key mk = {.kind = MEMO_JOB, .a = project, .b = id};
+	struct memo_val *v = NULL;
+	int err = memo_get(c->memo, &mk, load_job, &la, &v);
+	if (err == -ENOENT)
+		job_gone(c, project, key);
+	struct job *j = err ? NULL : job_find(c, project, key);
+	if (!err && !j) {
+		const struct jobinfo_val *jv = (const struct jobinfo_val *)v;
+		j = job_new(&c->env, project, NULL, &jv->info, key, jv->size);
+		if (!j || !(j = job_publish(c, j)))
+			err = -ENOMEM;
+	}
+	memo_val_put(v);
 	free(key);
-	*out = err ? NULL : j;
+	*out = j;
 	return err;
 }
 
@@ -611,11 +748,10 @@ static int job_from_listing(struct catalog *c, const char *project, const struct
 	if (!key)
 		return -ENOMEM;
 	struct job *j = job_find(c, project, key);
-	if (!j) {
-		j = job_new(&c->env, project, NULL, info, key, (uint64_t)info->archive_size);
-		if (j)
-			j = job_publish(c, j);
-	}
+	if (j)
+		job_checked(c, j, false);
+	else if ((j = job_new(&c->env, project, NULL, info, key, (uint64_t)info->archive_size)))
+		j = job_publish(c, j);
 	free(key);
 	*out = j;
 	return j ? 0 : -ENOMEM;
@@ -739,6 +875,7 @@ static void expire_project_memos(struct catalog *c, const char *project)
 	memo_expire(c->memo, MEMO_REF_JOBS, project);
 	memo_expire(c->memo, MEMO_BYREF_JOB, project);
 	memo_expire(c->memo, MEMO_RECENT_JOBS, project);
+	memo_expire(c->memo, MEMO_JOB, project);
 }
 
 int catalog_job_keep(struct catalog *c, struct job *j)
@@ -788,7 +925,7 @@ void catalog_get_stats(struct catalog *c, struct catalog_stats *out)
 int catalog_new(const struct catalog_config *cfg, struct catalog **out)
 {
 	struct catalog *c = calloc(1, sizeof(*c));
-	if (!c || !(c->memo = memo_new(cfg->ttl_s, NULL))) {
+	if (!c || !(c->memo = memo_new(cfg->ttl_s, cfg->now))) {
 		free(c);
 		return -ENOMEM;
 	}
@@ -797,6 +934,8 @@ int catalog_new(const struct catalog_config *cfg, struct catalog **out)
 	c->env.pool = cfg->pool;
 	c->be = &c->env.be;
 	c->projects = cfg->projects;
+	c->ttl_s = cfg->ttl_s;
+	c->now = cfg->now ? cfg->now : monotonic_s;
 	uint64_t h = fnv1a(FNV_INIT, cfg->base_url, strlen(cfg->base_url));
 	snprintf(c->origin, sizeof(c->origin), "%016" PRIx64, h);
 	pthread_mutex_init(&c->lock, NULL);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,22 @@
 #include "artifactfs/log.h"
 
 #define PAGE_LIMIT 10000 /* pages followed at most: a server that never ends is broken */
-#define CHILD_DEPTH 3
+#define CHILD_DEPTH 3      /* levels of child pipelines walked below a ref's pipeline */
+#define CHILD_MAX 200      /* child pipelines walked in all (issue 12 item 10: 64 per level
+                              over 3 levels made 4,647 requests) */
+#define PIPELINE_PAGES 5   /* pages of a ref's pipelines searched for a non-dangling one */
+#define CHECK_BUDGET_MS 8000 /* start-up checks: a short retry budget */
 
 struct gitlab {
 	struct http *http;
+	bool job_token; /* 404s off the job-token routes mean "cannot tell" (see gitlab.h) */
 };
+
+/* A 404 from a route that ignores a job token is no answer: -EACCES, "cannot tell". */
+static int tell(const struct gitlab *gl, int err)
+{
+	return gl->job_token && err == -ENOENT ? -EACCES : err;
+}
 
 int gitlab_new(struct http *http, struct gitlab **out)
 {
@@ -29,6 +41,7 @@ int gitlab_new(struct http *http, struct gitlab **out)
 	if (!gl)
 		return -ENOMEM;
 	gl->http = http;
+	gl->job_token = http_auth_kind(http) == HTTP_AUTH_JOB_TOKEN;
 	*out = gl;
 	return 0;
 }
@@ -80,6 +93,58 @@ void gl_jobs_free(struct gl_job *jobs, size_t n)
 	free(jobs);
 }
 
+/* ---- a set of names, so that deduplication stays linear (issue 12 item 10: a quadratic
+ * check over 3,000 pages of branches took 253 s) ---- */
+
+struct nameset {
+	const char **slot; /* borrowed strings; NULL: empty */
+	size_t cap, n;     /* cap a power of two, n <= cap / 2 */
+};
+
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)h;
+}
+
+static bool nameset_has(const struct nameset *ns, const char *s)
+{
+	for (size_t i = ns->cap ? name_hash(s) & (ns->cap - 1) : 0; ns->cap && ns->slot[i];
+	     i = (i + 1) & (ns->cap - 1))
+		if (strcmp(ns->slot[i], s) == 0)
+			return true;
+	return false;
+}
+
+static void nameset_put(struct nameset *ns, const char *s)
+{
+	size_t i = name_hash(s) & (ns->cap - 1);
+	while (ns->slot[i])
+		i = (i + 1) & (ns->cap - 1);
+	ns->slot[i] = s;
+	ns->n++;
+}
+
+/* Adds s (borrowed: it must outlive the set). Returns 0 or -ENOMEM. */
+static int nameset_add(struct nameset *ns, const char *s)
+{
+	if (2 * (ns->n + 1) > ns->cap) {
+		struct nameset bigger = {calloc(ns->cap ? ns->cap * 2 : 64, sizeof(char *)),
+					 ns->cap ? ns->cap * 2 : 64, 0};
+		if (!bigger.slot)
+			return -ENOMEM;
+		for (size_t i = 0; i < ns->cap; i++)
+			if (ns->slot[i])
+				nameset_put(&bigger, ns->slot[i]);
+		free(ns->slot);
+		*ns = bigger;
+	}
+	nameset_put(ns, s);
+	return 0;
+}
+
 /* ---- JSON helpers ---- */
 
 /* A copy of an optional string field; NULL when absent, null or not a string. */
@@ -98,6 +163,21 @@ static int64_t opt_int(json_t *obj, const char *key, int64_t dflt)
 {
 	json_t *v = json_object_get(obj, key);
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+/* GitLab's Ci::JobArtifact::DOWNLOADABLE_TYPES are the archive and the reports: everything but
+ * the metadata and the trace (app/models/ci/job_artifact.rb). */
+static bool has_downloadable(json_t *job)
+{
+	json_t *arts = json_object_get(job, "artifacts"), *a;
+	size_t i;
+	json_array_foreach(arts, i, a) {
+		json_t *type = json_object_get(a, "file_type");
+		const char *t = json_is_string(type) ? json_string_value(type) : "";
+		if (t[0] && strcmp(t, "metadata") != 0 && strcmp(t, "trace") != 0)
+			return true;
+	}
+	return json_is_object(json_object_get(job, "artifacts_file"));
 }
 
 /* The archive's size: artifacts[] entry of file_type "archive", else artifacts_file.size. */
@@ -136,7 +216,11 @@ static int job_from_json(json_t *o, struct gl_job *j)
 		j->sha = opt_str(commit, "id", &err);
 	if (json_is_object(pipeline))
 		j->pipeline_id = opt_int(pipeline, "id", 0);
+	j->project_id = json_is_object(pipeline) ? opt_int(pipeline, "project_id", 0) : 0;
+	if (!j->project_id)
+		j->project_id = opt_int(o, "project_id", 0);
 	j->archive_size = archive_size(o);
+	j->downloadable = j->archive_size >= 0 || has_downloadable(o);
 	if (err)
 		gl_job_release(j);
 	return err;
@@ -252,14 +336,62 @@ static bool is_api_answer(const struct http_response *resp)
 	return ok;
 }
 
+/* One line naming why no answer came: curl's own text names a certificate problem exactly. */
+static void explain_failure(const struct http_response *resp, char *why, size_t n)
+{
+	switch (resp->fail) {
+	case HTTP_FAIL_TLS:
+		snprintf(why, n, "TLS refused the server's certificate: %s (a private CA? pass "
+				 "--ca-file FILE or set CI_SERVER_TLS_CA_FILE)", resp->error);
+		break;
+	case HTTP_FAIL_DNS:
+		snprintf(why, n, "cannot be reached: the host name does not resolve (DNS): %s", resp->error);
+		break;
+	case HTTP_FAIL_REFUSED:
+		snprintf(why, n, "cannot be reached: connection refused (%s)", resp->error);
+		break;
+	case HTTP_FAIL_TIMEOUT:
+		snprintf(why, n, "cannot be reached: no answer in time (%s)", resp->error);
+		break;
+	default:
+		snprintf(why, n, "cannot be reached: %s", resp->error[0] ? resp->error : "connection failed");
+	}
+}
+
+static void explain_status(const struct http_response *resp, const char *url, char *why,
+			   size_t n)
+{
+	if (resp->status >= 200 && resp->status < 300)
+		snprintf(why, n, "GET /api/v4%s answered, but not as a GitLab API does (no JSON): "
+				 "is this the instance's URL?", url);
+	else
+		snprintf(why, n, "GET /api/v4%s answered HTTP %ld: not a GitLab API there, or "
+				 "the server is failing", url, resp->status);
+}
+
 int gitlab_check(struct gitlab *gl, enum http_auth auth)
+{
+	char why[512];
+	return gitlab_check_why(gl, auth, why, sizeof(why));
+}
+
+int gitlab_check_why(struct gitlab *gl, enum http_auth auth, char *why, size_t n)
 {
 	const char *url = auth == HTTP_AUTH_JOB_TOKEN ? "/job"
 			  : auth == HTTP_AUTH_NONE   ? "/projects?per_page=1&simple=true"
 						     : "/user";
-	struct http_request req = {.url = url, .range_off = -1};
+	struct http_request req = {.url = url, .range_off = -1, .retry_for_ms = CHECK_BUDGET_MS};
 	struct http_response resp;
 	int err = http_do(gl->http, &req, &resp);
+	snprintf(why, n, "%s", strerror(-err ? -err : ENOMEM));
+	if (err == -EIO)
+		explain_failure(&resp, why, n);
+	else if (!err && resp.status == 401)
+		snprintf(why, n, "the server refused the token (401): check that it is valid and not "
+				 "expired");
+	else if (!err && resp.status != 403 && (resp.status < 200 || resp.status >= 300 ||
+						!is_api_answer(&resp)))
+		explain_status(&resp, url, why, n);
 	if (!err && resp.status == 401)
 		err = -EACCES;
 	else if (!err && resp.status != 403 && (resp.status < 200 || resp.status >= 300))
@@ -279,7 +411,7 @@ int gitlab_project_get(struct gitlab *gl, const char *project, struct gl_project
 	json_t *root = NULL;
 	int err = -ENOMEM;
 	if (id && asprintf(&url, "/projects/%s", id) >= 0) {
-		err = call_json(gl, "GET", url, &root, NULL);
+		err = tell(gl, call_json(gl, "GET", url, &root, NULL));
 		if (!err)
 			err = project_from_json(root, out);
 	}
@@ -329,13 +461,13 @@ int gitlab_projects_list(struct gitlab *gl, struct gl_project **out, size_t *n)
 struct strv {
 	char **v;
 	size_t n, cap;
+	struct nameset seen; /* the strings of v */
 };
 
 static int strv_add(struct strv *sv, const char *s)
 {
-	for (size_t i = 0; i < sv->n; i++)
-		if (strcmp(sv->v[i], s) == 0)
-			return 0;
+	if (nameset_has(&sv->seen, s))
+		return 0;
 	if (sv->n + 1 >= sv->cap) {
 		size_t cap = sv->cap ? sv->cap * 2 : 16;
 		char **v = realloc(sv->v, cap * sizeof(*v));
@@ -345,8 +477,11 @@ static int strv_add(struct strv *sv, const char *s)
 		sv->cap = cap;
 	}
 	sv->v[sv->n] = strdup(s);
-	if (!sv->v[sv->n])
+	if (!sv->v[sv->n] || nameset_add(&sv->seen, sv->v[sv->n])) {
+		free(sv->v[sv->n]);
+		sv->v[sv->n] = NULL;
 		return -ENOMEM;
+	}
 	sv->v[++sv->n] = NULL;
 	return 0;
 }
@@ -369,10 +504,11 @@ int gitlab_refs_list(struct gitlab *gl, const char *project, char ***names, size
 			err = -ENOMEM;
 			break;
 		}
-		err = list_all(gl, url, add_ref_name, &sv);
+		err = tell(gl, list_all(gl, url, add_ref_name, &sv));
 		free(url);
 	}
 	free(id);
+	free(sv.seen.slot);
 	if (!err && !sv.v && !(sv.v = calloc(1, sizeof(*sv.v))))
 		err = -ENOMEM; /* no refs at all: an empty list, not NULL */
 	if (err) {
@@ -384,38 +520,13 @@ int gitlab_refs_list(struct gitlab *gl, const char *project, char ***names, size
 	return 0;
 }
 
-/* ---- a ref's jobs ---- */
+/* ---- a ref's jobs, resolved as GitLab's by-ref endpoints do ---- */
 
 struct job_list {
 	struct gl_job *v;
 	size_t n, cap;
+	struct nameset names; /* names of v, for the first-wins rule */
 };
-
-static int job_list_push(struct job_list *jl, struct gl_job *j);
-
-static bool name_taken(const struct job_list *jl, const char *name)
-{
-	for (size_t i = 0; i < jl->n; i++)
-		if (strcmp(jl->v[i].name, name) == 0)
-			return true;
-	return false;
-}
-
-static int add_job(json_t *item, void *ctx)
-{
-	struct job_list *jl = ctx;
-	struct gl_job j;
-	int err = job_from_json(item, &j);
-	if (err)
-		return err == -EIO ? 0 : err;
-	/* newest first: an earlier entry of the same name (parent, or a newer run) wins */
-	if (j.archive_size < 0 || name_taken(jl, j.name) ||
-	    (j.status && strcmp(j.status, "success") != 0)) {
-		gl_job_release(&j);
-		return 0;
-	}
-	return job_list_push(jl, &j);
-}
 
 /* Takes j over, or releases it on failure. */
 static int job_list_push(struct job_list *jl, struct gl_job *j)
@@ -427,6 +538,7 @@ static int job_list_push(struct job_list *jl, struct gl_job *j)
 			gl_job_release(j);
 			return -ENOMEM;
 		}
+		/* the set borrows the names, which stay where they are: only the array moved */
 		jl->v = v;
 		jl->cap = cap;
 	}
@@ -434,88 +546,160 @@ static int job_list_push(struct job_list *jl, struct gl_job *j)
 	return 0;
 }
 
-struct id_list {
-	int64_t v[64];
+/* Jobs of one pipeline (non-retried, any status, newest first): the first job of each name
+ * with downloadable artifacts wins over later pipelines' (ordered_by_pipeline.find_by_name in
+ * app/models/ci/pipeline.rb build_with_artifacts_in_self_and_project_descendants). */
+static int add_job(json_t *item, void *ctx)
+{
+	struct job_list *jl = ctx;
+	struct gl_job j;
+	int err = job_from_json(item, &j);
+	if (err)
+		return err == -EIO ? 0 : err;
+	if (!j.downloadable || nameset_has(&jl->names, j.name)) {
+		gl_job_release(&j);
+		return 0;
+	}
+	if ((err = job_list_push(jl, &j)))
+		return err;
+	return nameset_add(&jl->names, jl->v[jl->n - 1].name);
+}
+
+/* A pipeline family: the ref's pipeline and its same-project descendants. */
+struct family {
+	int64_t id[CHILD_MAX + 1];
 	size_t n;
 	int64_t project_id;
 };
 
+static bool family_has(const struct family *f, int64_t id)
+{
+	for (size_t i = 0; i < f->n; i++) /* at most 201 ids */
+		if (f->id[i] == id)
+			return true;
+	return false;
+}
+
 static int add_child(json_t *item, void *ctx)
 {
-	struct id_list *il = ctx;
+	struct family *f = ctx;
 	json_t *down = json_object_get(item, "downstream_pipeline");
-	if (!json_is_object(down) || il->n == sizeof(il->v) / sizeof(il->v[0]))
+	if (!json_is_object(down) || f->n == sizeof(f->id) / sizeof(f->id[0]))
 		return 0;
-	int64_t pid = opt_int(down, "project_id", il->project_id);
-	if (il->project_id && pid != il->project_id)
-		return 0; /* a multi-project downstream is not a child pipeline */
+	int64_t pid = opt_int(down, "project_id", f->project_id);
+	if (f->project_id && pid != f->project_id)
+		return 0; /* a multi-project downstream is not in the family */
 	int64_t id = opt_int(down, "id", 0);
-	if (id > 0)
-		il->v[il->n++] = id;
+	if (id > 0 && !family_has(f, id))
+		f->id[f->n++] = id;
 	return 0;
 }
 
-static int pipeline_jobs(struct gitlab *gl, const char *id, int64_t pipeline, int depth,
-			 int64_t project_id, struct job_list *jl)
+/* Adds the children of f->id[from, to) (one level) through each pipeline's bridges. */
+static int family_level(struct gitlab *gl, const char *id, struct family *f, size_t from, size_t to)
 {
-	char *url = NULL;
-	if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/jobs?scope[]=success&per_page=100",
-		     id, pipeline) < 0)
-		return -ENOMEM;
-	int err = list_all(gl, url, add_job, jl);
-	free(url);
-	if (err || depth >= CHILD_DEPTH)
-		return err;
-	struct id_list children = {.project_id = project_id};
-	if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/bridges?per_page=100", id,
-		     pipeline) < 0)
-		return -ENOMEM;
-	err = list_all(gl, url, add_child, &children);
-	free(url);
-	if (err == -ENOENT || err == -EACCES)
-		err = 0; /* no bridges endpoint or not allowed: no children */
-	for (size_t i = 0; i < children.n && !err; i++)
-		err = pipeline_jobs(gl, id, children.v[i], depth + 1, project_id, jl);
+	int err = 0;
+	size_t cap = sizeof(f->id) / sizeof(f->id[0]);
+	for (size_t i = from; i < to && !err && f->n < cap; i++) { /* full: no more bridges */
+		char *url = NULL;
+		if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/bridges?per_page=100", id,
+			     f->id[i]) < 0)
+			return -ENOMEM;
+		err = list_pages(gl, url, 10, false, add_child, f);
+		free(url);
+		if ((err == -ENOENT && !gl->job_token) || err == -EACCES)
+			err = 0; /* no bridges endpoint or not allowed: no children */
+		err = tell(gl, err);
+	}
 	return err;
 }
 
-/* The newest successful pipeline of ref: its id and project id. */
-static int newest_pipeline(struct gitlab *gl, const char *id, const char *ref, int64_t *pipeline,
-			   int64_t *project_id)
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The family of pipeline f->id[0], down to CHILD_DEPTH levels, sorted by id (parent first). */
+static int family_walk(struct gitlab *gl, const char *id, struct family *f)
+{
+	size_t from = 0, to = f->n;
+	for (int depth = 0; depth < CHILD_DEPTH && from < to; depth++) {
+		int err = family_level(gl, id, f, from, to);
+		if (err)
+			return err;
+		from = to;
+		to = f->n;
+	}
+	qsort(f->id, f->n, sizeof(f->id[0]), cmp_id);
+	return 0;
+}
+
+/* Pipelines that never stand for their ref (Enums::Ci::Pipeline.dangling_sources in
+ * app/models/concerns/enums/ci/pipeline.rb); Project#ci_pipelines leaves them out. */
+static bool dangling_source(const char *src)
+{
+	static const char *dangling[] = {
+		"webide", "parent_pipeline", "ondemand_dast_scan", "ondemand_dast_validation",
+		"security_orchestration_policy", "pipeline_execution_policy_schedule",
+		"container_registry_push", "duo_workflow",
+	};
+	for (size_t i = 0; src && i < sizeof(dangling) / sizeof(dangling[0]); i++)
+		if (strcmp(src, dangling[i]) == 0)
+			return true;
+	return false;
+}
+
+static int first_ci_pipeline(json_t *item, void *ctx)
+{
+	struct family *f = ctx;
+	json_t *src = json_object_get(item, "source");
+	if (!json_is_integer(json_object_get(item, "id")) ||
+	    dangling_source(json_is_string(src) ? json_string_value(src) : NULL))
+		return 0;
+	f->id[0] = opt_int(item, "id", 0);
+	f->project_id = opt_int(item, "project_id", 0);
+	f->n = 1;
+	return 1; /* found: stop the listing */
+}
+
+/* The newest successful pipeline of ref whose source is not dangling. */
+static int newest_pipeline(struct gitlab *gl, const char *id, const char *ref, struct family *f)
 {
 	char *r = escaped(ref), *url = NULL;
-	json_t *root = NULL;
 	int err = -ENOMEM;
 	if (r && asprintf(&url, "/projects/%s/pipelines?ref=%s&status=success&order_by=id"
-				"&sort=desc&per_page=1",
+				"&sort=desc&per_page=20",
 			  id, r) >= 0) {
-		err = call_json(gl, "GET", url, &root, NULL);
-		json_t *first = json_array_get(root, 0);
-		if (!err && !json_is_array(root))
-			err = -EIO;
-		else if (!err && !json_is_integer(json_object_get(first, "id")))
-			err = -ENOENT;
-		if (!err) {
-			*pipeline = opt_int(first, "id", 0);
-			*project_id = opt_int(first, "project_id", 0);
-		}
+		err = list_pages(gl, url, PIPELINE_PAGES, false, first_ci_pipeline, f);
+		err = err == 1 ? 0 : err ? err : -ENOENT;
+		free(url);
 	}
-	json_decref(root);
-	free(url);
 	free(r);
 	return err;
 }
 
-int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref,
-		    struct gl_job **jobs, size_t *n)
+int gitlab_ref_resolve(struct gitlab *gl, const char *project, const char *ref,
+		       struct gl_job **jobs, size_t *n)
 {
 	struct job_list jl = {0};
-	int64_t pipeline = 0, project_id = 0;
-	char *id = escaped(project);
-	int err = id ? newest_pipeline(gl, id, ref, &pipeline, &project_id) : -ENOMEM;
+	struct family *f = calloc(1, sizeof(*f));
+	char *id = escaped(project), *url = NULL;
+	int err = id && f ? tell(gl, newest_pipeline(gl, id, ref, f)) : -ENOMEM;
 	if (!err)
-		err = pipeline_jobs(gl, id, pipeline, 0, project_id, &jl);
+		err = family_walk(gl, id, f);
+	for (size_t i = 0; !err && i < f->n; i++) {
+		if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/jobs?per_page=100", id,
+			     f->id[i]) < 0)
+			err = -ENOMEM;
+		else
+			err = list_all(gl, url, add_job, &jl);
+		free(url);
+		url = NULL;
+	}
 	free(id);
+	free(f);
+	free(jl.names.slot);
 	if (err) {
 		gl_jobs_free(jl.v, jl.n);
 		return err;
@@ -523,6 +707,106 @@ int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref,
 	*jobs = jl.v;
 	*n = jl.n;
 	return 0;
+}
+
+int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref,
+		    struct gl_job **jobs, size_t *n)
+{
+	int err = gitlab_ref_resolve(gl, project, ref, jobs, n);
+	size_t kept = 0;
+	for (size_t i = 0; !err && i < *n; i++) {
+		if ((*jobs)[i].archive_size >= 0)
+			(*jobs)[kept++] = (*jobs)[i];
+		else
+			gl_job_release(&(*jobs)[i]); /* report-only: its name is shadowed */
+	}
+	if (!err)
+		*n = kept;
+	return err;
+}
+
+/* 0 when GET url answers 2xx with a non-empty array (pipelines) or an object (branch, tag). */
+static int exists_call(struct gitlab *gl, const char *url)
+{
+	json_t *root = NULL;
+	int err = call_json(gl, "GET", url, &root, NULL);
+	if (!err && json_is_array(root) && json_array_size(root) == 0)
+		err = -ENOENT;
+	else if (!err && !json_is_array(root) && !json_is_object(root))
+		err = -EIO;
+	json_decref(root);
+	return err;
+}
+
+int gitlab_ref_check(struct gitlab *gl, const char *project, const char *ref)
+{
+	static const char *what[] = {"pipelines?per_page=1&ref=", "repository/branches/",
+				     "repository/tags/"};
+	char *id = escaped(project), *r = escaped(ref), *url = NULL;
+	int err = id && r ? -ENOENT : -ENOMEM, pipelines = 0;
+	for (size_t i = 0; i < 3 && err == -ENOENT; i++) {
+		err = asprintf(&url, "/projects/%s/%s%s", id, what[i], r) < 0 ? -ENOMEM
+									     : exists_call(gl, url);
+		if (i == 0)
+			pipelines = err;
+		if (i == 0 && err == -EACCES)
+			err = -ENOENT; /* refused (a job token): branch and tag may still tell */
+		free(url);
+		url = NULL;
+	}
+	free(id);
+	free(r);
+	/* a 404 from a route that ignores a job token is no answer (auth_finders.rb) */
+	return err == -ENOENT && pipelines == -EACCES ? -EACCES : tell(gl, err);
+}
+
+int gitlab_token_job(struct gitlab *gl, struct gl_job *out)
+{
+	json_t *root = NULL;
+	int err = call_json(gl, "GET", "/job", &root, NULL);
+	if (!err)
+		err = job_from_json(root, out);
+	json_decref(root);
+	return err;
+}
+
+void gl_merge_request_release(struct gl_merge_request *mr)
+{
+	free(mr->source_branch);
+	free(mr->sha);
+	free(mr->head_pipeline_ref);
+	free(mr->head_pipeline_status);
+	memset(mr, 0, sizeof(*mr));
+}
+
+int gitlab_mr_get(struct gitlab *gl, const char *project, int64_t iid,
+		  struct gl_merge_request *out)
+{
+	char *id = escaped(project), *url = NULL;
+	json_t *root = NULL;
+	int err = -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	if (id && asprintf(&url, "/projects/%s/merge_requests/%" PRId64, id, iid) >= 0)
+		err = call_json(gl, "GET", url, &root, NULL);
+	if (!err && (!json_is_object(root) || !json_is_integer(json_object_get(root, "iid"))))
+		err = -EIO;
+	if (!err) {
+		json_t *hp = json_object_get(root, "head_pipeline");
+		out->iid = opt_int(root, "iid", 0);
+		out->source_branch = opt_str(root, "source_branch", &err);
+		out->sha = opt_str(root, "sha", &err);
+		if (json_is_object(hp)) {
+			out->head_pipeline_id = opt_int(hp, "id", 0);
+			out->head_pipeline_ref = opt_str(hp, "ref", &err);
+			out->head_pipeline_status = opt_str(hp, "status", &err);
+		}
+		if (err)
+			gl_merge_request_release(out);
+	}
+	json_decref(root);
+	free(url);
+	free(id);
+	return err;
 }
 
 /* ---- a project's recent jobs ---- */
@@ -661,26 +945,45 @@ static void log_archive_failure(const char *url, int64_t off, int64_t len,
 			off, len, strerror(-err));
 }
 
-int gitlab_archive_read(struct gitlab *gl, const struct gl_archive *a, int64_t off, int64_t len,
-			http_body_fn fn, void *ctx, int64_t *total, bool *whole)
+int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, int64_t off,
+			       int64_t len, http_body_fn fn, void *ctx, struct gl_read_info *info)
 {
 	char *url = archive_url(a);
 	const char *why = NULL;
+	info->total = -1;
+	info->whole = false;
+	info->etag[0] = '\0';
 	if (!url)
 		return -ENOMEM;
-	struct http_request req = {
-		.url = url, .range_off = off, .range_len = len, .body_fn = fn, .body_ctx = ctx};
+	struct http_request req = {.url = url, .range_off = off, .range_len = len, .body_fn = fn,
+				   .body_ctx = ctx, .expect_etag = info->expect_etag,
+				   .expect_last_modified = info->expect_last_modified};
 	struct http_response resp;
 	int err = http_do(gl->http, &req, &resp);
 	if (!err)
 		err = archive_answer(&resp, off, len, &why);
+	if (err == -ESTALE)
+		why = "the ref now names another archive (ETag or Last-Modified changed)";
 	if (err && err != -ENOMEM)
 		log_archive_failure(url, off, len, &resp, why, err);
-	if (total)
-		*total = resp.range_total;
-	if (whole)
-		*whole = resp.status == 200;
+	info->total = resp.range_total;
+	info->whole = resp.status == 200;
+	snprintf(info->etag, sizeof(info->etag), "%s", resp.etag ? resp.etag : "");
+	snprintf(info->last_modified, sizeof(info->last_modified), "%s",
+		 resp.last_modified ? resp.last_modified : "");
 	http_response_release(&resp);
 	free(url);
+	return err;
+}
+
+int gitlab_archive_read(struct gitlab *gl, const struct gl_archive *a, int64_t off, int64_t len,
+			http_body_fn fn, void *ctx, int64_t *total, bool *whole)
+{
+	struct gl_read_info info = {0};
+	int err = gitlab_archive_read_pinned(gl, a, off, len, fn, ctx, &info);
+	if (total)
+		*total = info.total;
+	if (whole)
+		*whole = info.whole;
 	return err;
 }

@@ -6,16 +6,21 @@
  * target's scheme, host and port are the configured origin's. Each http_do() starts at its API
  * URL, so a signed object-storage URL is never reused after its request.
  *
- * A request is a series of attempts. An attempt that gets no answer, a truncated body, a 429 or
- * a 5xx is retried with exponential backoff (Retry-After or RateLimit-Reset first), resuming a
- * streamed range where the delivered bytes end. Every attempt has connect and low-speed limits,
- * so no call blocks forever. Exactly one log line tells a request's failure. */
+ * A request is a series of attempts under one deadline (the retry_for budget). An attempt that
+ * gets no answer, a truncated body, a 429 or a 5xx is retried: after the wait Retry-After or
+ * RateLimit-Reset asks for (clamped to a day before any arithmetic, so no header overflows),
+ * else after an exponential backoff, resuming a streamed range where the delivered bytes end.
+ * No attempt or wait runs past the deadline, so retries never multiply the per-attempt limits.
+ * Exactly one log line tells a request's failure, and every line built from an answer's text
+ * goes through redaction of the token. */
 #include "artifactfs/http.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,15 +38,21 @@
 #define ERROR_BODY_MAX (64u * 1024u)
 #define DEFAULT_BODY_MAX (64u * 1024u * 1024u)
 #define DOWN_HOLD_MS 5000 /* how long "the server cannot be reached" is believed */
+#define WAIT_CAP_S 86400  /* any server-asked wait is clamped to this before arithmetic */
+#define CA_FILE_MAX (16u * 1024u * 1024u)
 
 struct http {
 	char *base;              /* "http://host:port", no trailing slash */
 	char *api;               /* base + "/api/v4" */
 	char *origin;            /* normalised scheme://host:port of base */
 	char *auth_header;       /* "PRIVATE-TOKEN: ..." or NULL; never logged */
+	char *token;             /* the bare token, only to redact it from log lines */
+	enum http_auth auth;
 	long connect_timeout_ms, low_speed_time_s, attempt_timeout_ms;
 	int max_retries;
-	long retry_base_ms, max_retry_wait_ms;
+	long retry_base_ms, max_retry_wait_ms, retry_for_ms;
+	char *ca_pem;            /* system bundle + ca_file, for CURLOPT_CAINFO_BLOB; or NULL */
+	size_t ca_pem_len;
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_lock;
@@ -58,6 +69,41 @@ static bool is_cancelled(const struct http *h)
 	return h->cancelled && h->cancelled(h->cancel_ctx);
 }
 
+char *http_redact(const char *text, const char *secret)
+{
+	static const char mark[] = "[REDACTED]";
+	size_t k = secret ? strlen(secret) : 0, n = 0;
+	for (const char *p = text; k && (p = strstr(p, secret)); p += k)
+		n++;
+	char *out = malloc(strlen(text) + n * sizeof(mark) + 1), *o = out;
+	for (const char *p = text; out && *p;) {
+		if (k && strncmp(p, secret, k) == 0) {
+			memcpy(o, mark, sizeof(mark) - 1);
+			o += sizeof(mark) - 1;
+			p += k;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	if (out)
+		*o = '\0';
+	return out;
+}
+
+/* log_msg for every line that may carry text from an answer: the token never reaches the log. */
+static void __attribute__((format(printf, 3, 4)))
+hlog(const struct http *h, int level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	char *clean = http_redact(line, h->token);
+	log_msg(level, "%s", clean ? clean : "(a log line was lost: out of memory)");
+	free(clean);
+}
+
 void http_set_cancel(struct http *h, bool (*cancelled)(void *ctx), void *ctx)
 {
 	h->cancelled = cancelled;
@@ -70,6 +116,8 @@ struct attempt {
 	const struct http_request *req;
 	struct http_response *resp;
 	CURL *curl;
+	int64_t deadline_ms;     /* the request's one deadline (monotonic) */
+	CURLcode rc;             /* of the last attempt */
 	long status;             /* of the response whose headers are being read */
 	int64_t content_length;
 	int64_t range_start, range_end, range_total;
@@ -198,6 +246,84 @@ static char *dup_default(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* Appends the file at path to *buf. Returns 0 or -errno. */
+static int append_file(const char *path, char **buf, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -errno;
+	int err = 0;
+	char chunk[65536];
+	size_t n;
+	while (!err && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		char *b = *len + n + 2 <= CA_FILE_MAX ? realloc(*buf, *len + n + 2) : NULL;
+		if (!b) {
+			err = *len + n + 2 > CA_FILE_MAX ? -EFBIG : -ENOMEM;
+			break;
+		}
+		*buf = b;
+		memcpy(b + *len, chunk, n);
+		*len += n;
+	}
+	if (!err && ferror(f))
+		err = -EIO;
+	fclose(f);
+	if (!err && *buf && (*buf)[*len - 1] != '\n')
+		(*buf)[(*len)++] = '\n'; /* PEM blocks of two files must not run together */
+	return err;
+}
+
+/* libcurl's own CA bundle path (CURLINFO_CAINFO, 7.84+), NULL when it has none or is older. */
+static const char *default_ca_bundle(CURL *c)
+{
+	char *path = NULL;
+#if LIBCURL_VERSION_NUM >= 0x075400
+	curl_easy_getinfo(c, CURLINFO_CAINFO, &path);
+#else
+	(void)c;
+#endif
+	return path;
+}
+
+/* CURLOPT_CAINFO replaces the default bundle, so the extra CA would be trusted instead of the
+ * public ones (a redirect to a public object store would then fail). As glab and git do, the
+ * file is used in addition: the default bundle and the file go to curl as one PEM blob. */
+static int load_ca(struct http *h, const char *ca_file)
+{
+	if (!ca_file || !ca_file[0])
+		return 0;
+	int err = append_file(ca_file, &h->ca_pem, &h->ca_pem_len);
+	if (!err && (!h->ca_pem || !memmem(h->ca_pem, h->ca_pem_len, "-----BEGIN CERTIFICATE-----", 27)))
+		err = -EBADMSG;
+	CURL *c = err ? NULL : curl_easy_init();
+	const char *bundle = c ? default_ca_bundle(c) : NULL;
+	if (bundle && append_file(bundle, &h->ca_pem, &h->ca_pem_len) == -ENOMEM)
+		err = -ENOMEM; /* an unreadable system bundle leaves the file alone: still usable */
+	if (c)
+		curl_easy_cleanup(c);
+	else if (!err)
+		err = -ENOMEM;
+	return err;
+}
+
+/* The credential header and, for redaction, the bare token. Returns 0 or -ENOMEM. */
+static int set_auth(struct http *h, const struct http_config *cfg)
+{
+	if (cfg->auth == HTTP_AUTH_NONE || !cfg->token)
+		return 0;
+	const char *name = cfg->auth == HTTP_AUTH_PRIVATE_TOKEN ? "PRIVATE-TOKEN"
+			   : cfg->auth == HTTP_AUTH_BEARER      ? "Authorization"
+								: "JOB-TOKEN";
+	const char *prefix = cfg->auth == HTTP_AUTH_BEARER ? "Bearer " : "";
+	if (asprintf(&h->auth_header, "%s: %s%s", name, prefix, cfg->token) < 0) {
+		h->auth_header = NULL;
+		return -ENOMEM;
+	}
+	h->auth = cfg->auth;
+	h->token = strdup(cfg->token);
+	return h->token ? 0 : -ENOMEM;
+}
+
 int http_new(const struct http_config *cfg, struct http **out)
 {
 	struct http *h = calloc(1, sizeof(*h));
@@ -214,23 +340,20 @@ int http_new(const struct http_config *cfg, struct http **out)
 		http_free(h);
 		return -EINVAL;
 	}
-	if (cfg->auth != HTTP_AUTH_NONE && cfg->token) {
-		const char *name = cfg->auth == HTTP_AUTH_PRIVATE_TOKEN ? "PRIVATE-TOKEN"
-				   : cfg->auth == HTTP_AUTH_BEARER      ? "Authorization"
-									: "JOB-TOKEN";
-		const char *prefix = cfg->auth == HTTP_AUTH_BEARER ? "Bearer " : "";
-		if (asprintf(&h->auth_header, "%s: %s%s", name, prefix, cfg->token) < 0) {
-			h->auth_header = NULL;
-			http_free(h);
-			return -ENOMEM;
-		}
+	int err = set_auth(h, cfg);
+	if (!err)
+		err = load_ca(h, cfg->ca_file);
+	if (err) {
+		http_free(h);
+		return err;
 	}
 	h->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
 	h->low_speed_time_s = cfg->low_speed_time_s ? cfg->low_speed_time_s : 30;
 	h->attempt_timeout_ms = cfg->attempt_timeout_ms;
-	h->max_retries = cfg->max_retries == 0 ? 4 : cfg->max_retries < 0 ? 0 : cfg->max_retries;
+	h->max_retries = cfg->max_retries == 0 ? INT_MAX : cfg->max_retries < 0 ? 0 : cfg->max_retries;
 	h->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 250;
-	h->max_retry_wait_ms = cfg->max_retry_wait_ms ? cfg->max_retry_wait_ms : 30000;
+	h->max_retry_wait_ms = cfg->max_retry_wait_ms ? cfg->max_retry_wait_ms : 15000;
+	h->retry_for_ms = (cfg->retry_for_s > 0 ? cfg->retry_for_s : 120) * 1000L;
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&h->share_locks[i], NULL);
 	pthread_mutex_init(&h->pool_lock, NULL);
@@ -264,10 +387,20 @@ void http_free(struct http *h)
 		memset(h->auth_header, 0, strlen(h->auth_header));
 		free(h->auth_header);
 	}
+	if (h->token) {
+		memset(h->token, 0, strlen(h->token));
+		free(h->token);
+	}
+	free(h->ca_pem);
 	free(h->base);
 	free(h->api);
 	free(h->origin);
 	free(h);
+}
+
+enum http_auth http_auth_kind(const struct http *h)
+{
+	return h->auth;
 }
 
 void http_stats(struct http *h, uint64_t *requests, uint64_t *bytes)
@@ -365,22 +498,34 @@ static void parse_content_range(struct attempt *a, const char *v)
 	}
 }
 
-/* Retry-After: delay-seconds or an HTTP-date; seconds from now, -1 when unreadable. */
-static long retry_after(const char *v, size_t n)
+/* A decimal header value, saturating at INT64_MAX (20 nines must not wrap); -1 when it is not
+ * a plain non-negative number. */
+static int64_t header_number(const char *v, size_t n)
 {
 	char *s = trimmed_dup(v, n), *end = NULL;
-	long secs = -1;
+	int64_t x = -1;
 	if (s && s[0] >= '0' && s[0] <= '9') {
-		secs = strtol(s, &end, 10);
-		if (*end)
-			secs = -1;
-	} else if (s) {
-		time_t when = curl_getdate(s, NULL);
-		if (when != -1)
-			secs = when > time(NULL) ? (long)(when - time(NULL)) : 0;
+		errno = 0;
+		long long l = strtoll(s, &end, 10);
+		x = *end ? -1 : errno == ERANGE ? INT64_MAX : (int64_t)l;
 	}
 	free(s);
-	return secs;
+	return x;
+}
+
+/* Retry-After: delay-seconds or an HTTP-date; seconds from now clamped to WAIT_CAP_S, -1 when
+ * unreadable. */
+static long retry_after(const char *v, size_t n)
+{
+	int64_t secs = header_number(v, n);
+	char *s = secs < 0 ? trimmed_dup(v, n) : NULL;
+	if (s) {
+		time_t when = curl_getdate(s, NULL), now = time(NULL);
+		if (when != -1)
+			secs = when > now ? (int64_t)(when - now) : 0;
+	}
+	free(s);
+	return secs > WAIT_CAP_S ? WAIT_CAP_S : (long)secs;
 }
 
 static bool header_is(const char *line, size_t n, const char *name, const char **value,
@@ -431,7 +576,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *p)
 	} else if (header_is(line, n, "retry-after", &v, &vn)) {
 		a->retry_after_s = retry_after(v, vn);
 	} else if (header_is(line, n, "ratelimit-reset", &v, &vn)) {
-		a->ratelimit_reset = strtoll(v, NULL, 10);
+		a->ratelimit_reset = header_number(v, vn);
 	}
 	return n;
 }
@@ -456,6 +601,25 @@ static int collect(struct attempt *a, const char *data, size_t n, size_t max)
 	return 0;
 }
 
+static bool strong_etag(const char *e)
+{
+	return e && e[0] == '"';
+}
+
+/* The answer names another resource version than the caller pinned: by ETag when both sides
+ * have one, else by Last-Modified when the pin is by date. */
+static bool etag_changed(const struct attempt *a, long status)
+{
+	const struct http_request *r = a->req;
+	if (status != 200 && status != 206)
+		return false;
+	if (r->expect_etag && a->etag)
+		return strcmp(a->etag, r->expect_etag) != 0;
+	if (r->expect_last_modified && !strong_etag(r->expect_etag) && a->last_modified)
+		return strcmp(a->last_modified, r->expect_last_modified) != 0;
+	return false;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *p)
 {
 	struct attempt *a = p;
@@ -464,6 +628,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *p)
 	curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status >= 300 && status < 400)
 		return n; /* a redirect's body is not wanted */
+	if (a->received == 0 && etag_changed(a, status)) {
+		a->sink_err = -ESTALE; /* another archive now: not one byte of it */
+		return 0;
+	}
 	if (a->received == 0) {
 		a->delivering = a->req->body_fn && (status == 200 || status == 206);
 		a->next_off = status == 206 && a->range_start >= 0 ? (uint64_t)a->range_start : 0;
@@ -493,6 +661,8 @@ struct target {
 	bool get;                     /* a 303 turned the method into GET */
 };
 
+static int64_t now_ms(void);
+
 /* A ceiling on one attempt, so that a server trickling just above the low-speed limit cannot
  * hold a call for hours: four no-progress periods, plus the ranged bytes at 32 KiB/s. A streamed
  * body of unknown length (a whole archive) is bounded by the low-speed limit alone. */
@@ -506,6 +676,24 @@ static long attempt_ceiling_ms(const struct http *h, const struct target *t,
 	return 4L * h->low_speed_time_s * 1000L + (t->range_len > 0 ? (long)(t->range_len / 32) : 0);
 }
 
+/* ms left before the deadline, at least 1 (curl reads 0 as "no limit") */
+static long left_ms(const struct attempt *a)
+{
+	int64_t left = a->deadline_ms - now_ms();
+	return left < 1 ? 1 : left > LONG_MAX ? LONG_MAX : (long)left;
+}
+
+/* Every limit of an attempt ends at the request's deadline, except a moving whole-body stream's
+ * (ceiling 0), which the low-speed limit alone bounds. */
+static void set_timeouts(struct attempt *a, const struct target *t)
+{
+	long left = left_ms(a), ceiling = attempt_ceiling_ms(a->h, t, a->req);
+	long connect = a->h->connect_timeout_ms;
+	curl_easy_setopt(a->curl, CURLOPT_CONNECTTIMEOUT_MS, connect < left ? connect : left);
+	curl_easy_setopt(a->curl, CURLOPT_TIMEOUT_MS, ceiling && ceiling < left ? ceiling
+						       : ceiling ? left : 0L);
+}
+
 /* curl calls this at least once a second, also while nothing arrives */
 static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow)
@@ -513,6 +701,19 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
 	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
 	struct attempt *a = p;
 	return is_cancelled(a->h) ? 1 : 0;
+}
+
+/* If-Range only with a Range: a strong ETag, else the pinned Last-Modified date (a weak ETag
+ * may not be used there, RFC 9110 13.1.5). Nothing with CR/LF goes out (no header injection). */
+static void add_if_range(const struct http_request *req, const struct target *t,
+			 struct curl_slist **hdrs)
+{
+	char line[300];
+	const char *e = strong_etag(req->expect_etag) ? req->expect_etag : req->expect_last_modified;
+	if (!e || t->range_len <= 0 || strlen(e) > 256 || strpbrk(e, "\r\n"))
+		return;
+	snprintf(line, sizeof(line), "If-Range: %s", e);
+	*hdrs = curl_slist_append(*hdrs, line);
 }
 
 static void set_options(struct attempt *a, const struct target *t, struct curl_slist **hdrs)
@@ -527,10 +728,13 @@ static void set_options(struct attempt *a, const struct target *t, struct curl_s
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->low_speed_time_s);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, attempt_ceiling_ms(h, t, a->req));
+	set_timeouts(a, t);
+	if (h->ca_pem) {
+		struct curl_blob blob = {h->ca_pem, h->ca_pem_len, CURL_BLOB_NOCOPY};
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+	}
 	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "artifactfs/" ARTIFACTFS_VERSION);
 	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024L);
@@ -559,6 +763,7 @@ static void set_options(struct attempt *a, const struct target *t, struct curl_s
 		snprintf(range, sizeof(range), "Range: bytes=-%" PRId64, t->range_len);
 		*hdrs = curl_slist_append(*hdrs, range);
 	}
+	add_if_range(a->req, t, hdrs);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
 }
 
@@ -587,7 +792,7 @@ static int attempt_run(struct attempt *a, const struct target *t)
 	a->delivering = false;
 	attempt_reset_headers(a);
 	set_options(a, t, &hdrs);
-	CURLcode rc = curl_easy_perform(a->curl);
+	CURLcode rc = a->rc = curl_easy_perform(a->curl);
 	curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &a->status);
 	handle_put(a->h, a->curl);
 	a->curl = NULL;
@@ -631,20 +836,29 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static long backoff_ms(struct http *h, const struct attempt *a, int retry)
+/* The wait the server asked for, in ms, clamped to WAIT_CAP_S; -1 when it asked for none.
+ * RateLimit-Reset is GitLab's Unix time; a small value is read as the IETF draft's seconds. */
+static int64_t asked_wait_ms(const struct attempt *a)
 {
-	long ms;
-	if (a->retry_after_s >= 0) {
-		ms = a->retry_after_s * 1000;
-	} else if (a->ratelimit_reset > 0) {
-		ms = (long)(a->ratelimit_reset - (int64_t)time(NULL)) * 1000;
-	} else {
-		unsigned seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)a;
-		ms = h->retry_base_ms << (retry < 10 ? retry : 10);
-		ms += rand_r(&seed) % (h->retry_base_ms + 1); /* jitter */
-	}
-	if (ms < 0)
-		ms = 0;
+	if (a->retry_after_s >= 0)
+		return (int64_t)a->retry_after_s * 1000;
+	if (a->ratelimit_reset < 0)
+		return -1;
+	int64_t now = (int64_t)time(NULL), r = a->ratelimit_reset;
+	int64_t secs = r < 1000000000 ? r : r > now ? r - now : 0;
+	return (secs > WAIT_CAP_S ? WAIT_CAP_S : secs) * 1000;
+}
+
+/* How long to wait before retry number `retry` (0 first); *asked tells a server-given wait. */
+static int64_t backoff_ms(struct http *h, const struct attempt *a, int retry, bool *asked)
+{
+	int64_t ms = asked_wait_ms(a);
+	*asked = ms >= 0;
+	if (*asked)
+		return ms;
+	unsigned seed = (unsigned)now_ms() ^ (unsigned)(uintptr_t)a;
+	ms = (int64_t)h->retry_base_ms << (retry < 10 ? retry : 10);
+	ms += rand_r(&seed) % (h->retry_base_ms + 1); /* jitter */
 	return ms < h->max_retry_wait_ms ? ms : h->max_retry_wait_ms;
 }
 
@@ -653,6 +867,33 @@ static void sleep_ms(long ms)
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
+}
+
+/* Why an attempt got no answer, from curl's code. */
+static enum http_fail fail_kind(const struct attempt *a)
+{
+	switch (a->rc) {
+	case CURLE_OK:
+	case CURLE_WRITE_ERROR:
+		return a->sink_err ? HTTP_FAIL_NONE : HTTP_FAIL_OTHER;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return HTTP_FAIL_DNS;
+	case CURLE_COULDNT_CONNECT:
+		return HTTP_FAIL_REFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return HTTP_FAIL_TIMEOUT;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ISSUER_ERROR:
+		return HTTP_FAIL_TLS;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return is_cancelled(a->h) ? HTTP_FAIL_CANCELLED : HTTP_FAIL_OTHER;
+	default:
+		return HTTP_FAIL_OTHER;
+	}
 }
 
 static bool retryable_status(long status)
@@ -716,19 +957,23 @@ static void log_outcome(struct http *h, const struct http_request *req, const ch
 	char where[512], text[201];
 	loggable(h, url, where, sizeof(where));
 	const char *m = req->method ? req->method : "GET";
+	if (err && (is_cancelled(h) || fail_kind(a) == HTTP_FAIL_CANCELLED)) {
+		hlog(h, LOG_INFO, "%s %s: cancelled: the mount is going away", m, where);
+		return;
+	}
 	if (err) { /* a body_fn that stopped the transfer on purpose says why itself */
-		log_msg(err == -ECANCELED || err == -ENOSPC ? LOG_DEBUG : LOG_ERR,
-			"%s %s: %s (after %d attempts)", m, where,
-			a->errbuf[0] ? a->errbuf : strerror(-err), tries);
+		hlog(h, err == -ECANCELED || err == -ENOSPC ? LOG_DEBUG : LOG_ERR,
+		     "%s %s: %s (after %d attempts)", m, where,
+		     a->errbuf[0] ? a->errbuf : strerror(-err), tries);
 		return;
 	}
 	if (a->status == 404 || (a->status >= 200 && a->status < 400)) {
-		log_msg(LOG_DEBUG, "%s %s: %ld", m, where, a->status);
+		hlog(h, LOG_DEBUG, "%s %s: %ld", m, where, a->status);
 		return;
 	}
 	log_excerpt(a, text, sizeof(text));
-	log_msg(a->status >= 500 || a->status == 429 ? LOG_ERR : LOG_WARNING, "%s %s: HTTP %ld%s%s",
-		m, where, a->status, text[0] ? ": " : "", text);
+	hlog(h, a->status >= 500 || a->status == 429 ? LOG_ERR : LOG_WARNING, "%s %s: HTTP %ld%s%s",
+	     m, where, a->status, text[0] ? ": " : "", text);
 }
 
 /* True while a recent request found no server at all: every caller then fails at once instead
@@ -737,8 +982,8 @@ static bool server_down(struct http *h, const struct http_request *req)
 {
 	if (now_ms() >= atomic_load(&h->down_until_ms))
 		return false;
-	log_msg(LOG_ERR, "%s %s: the server could not be reached moments ago; not trying again yet",
-		req->method ? req->method : "GET", req->url);
+	hlog(h, LOG_ERR, "%s %s: the server could not be reached moments ago; not trying again yet",
+	     req->method ? req->method : "GET", req->url);
 	return true;
 }
 
@@ -764,17 +1009,30 @@ static int restart(struct exchange *x)
 static int retry_wait(struct exchange *x, struct http *h, const struct http_request *req, int err)
 {
 	char where[512];
-	if (x->tries > h->max_retries || is_cancelled(h))
+	enum http_fail why = err ? fail_kind(&x->a) : HTTP_FAIL_NONE;
+	/* an untrusted certificate stays untrusted; a cancelled mount wants no more */
+	if (x->tries > h->max_retries || is_cancelled(h) || why == HTTP_FAIL_CANCELLED ||
+	    x->a.rc == CURLE_PEER_FAILED_VERIFICATION)
 		return 1;
-	long wait = backoff_ms(h, &x->a, x->tries - 1);
+	bool asked;
+	int64_t wait = backoff_ms(h, &x->a, x->tries - 1, &asked), left = x->a.deadline_ms - now_ms();
 	loggable(h, x->t.url, where, sizeof(where));
-	log_msg(LOG_WARNING, "%s %s: %s; retrying in %ld ms", req->method ? req->method : "GET",
-		where, err ? (x->a.errbuf[0] ? x->a.errbuf : "no answer") : "server busy or failing",
-		wait);
-	for (long slept = 0; slept < wait; slept += 100) { /* in slices: an unmount may come */
+	if (!asked && wait > left - 1000)
+		wait = left - 1000; /* one last attempt with a second to spare */
+	if (wait < 0 || wait > left) {
+		hlog(h, LOG_WARNING, "%s %s: %s; the %s wait ends past the retry budget: giving up",
+		     req->method ? req->method : "GET", where,
+		     err ? (x->a.errbuf[0] ? x->a.errbuf : "no answer") : "server busy or failing",
+		     asked ? "server's" : "next");
+		return 1;
+	}
+	hlog(h, LOG_WARNING, "%s %s: %s; retrying in %" PRId64 " ms",
+	     req->method ? req->method : "GET", where,
+	     err ? (x->a.errbuf[0] ? x->a.errbuf : "no answer") : "server busy or failing", wait);
+	for (int64_t slept = 0; slept < wait; slept += 100) { /* in slices: an unmount may come */
 		if (is_cancelled(h))
 			return 1;
-		sleep_ms(wait - slept < 100 ? wait - slept : 100);
+		sleep_ms(wait - slept < 100 ? (long)(wait - slept) : 100);
 	}
 	plan_retry(&x->a, &x->t, req, &x->lg);
 	return 0;
@@ -838,10 +1096,32 @@ static int exchange_run(struct exchange *x, struct http *h, const struct http_re
 	}
 }
 
+/* After the last attempt: believes the server down (only when nothing answered at all, never
+ * on a cancel), logs the one line, and tells resp why no answer came. */
+static void note_outcome(struct http *h, struct exchange *x, const struct http_request *req,
+			 int err, struct http_response *resp)
+{
+	enum http_fail why = err == -EIO ? fail_kind(&x->a) : HTTP_FAIL_NONE;
+	if (x->a.status == 0 &&
+	    (why == HTTP_FAIL_DNS || why == HTTP_FAIL_REFUSED || why == HTTP_FAIL_TIMEOUT))
+		atomic_store(&h->down_until_ms, now_ms() + DOWN_HOLD_MS);
+	else if (!err)
+		atomic_store(&h->down_until_ms, 0);
+	log_outcome(h, req, x->t.url ? x->t.url : x->start, &x->a, err, x->tries);
+	resp->fail = why;
+	if (why == HTTP_FAIL_NONE)
+		return;
+	char *clean = http_redact(x->a.errbuf[0] ? x->a.errbuf : curl_easy_strerror(x->a.rc),
+				  h->token);
+	snprintf(resp->error, sizeof(resp->error), "%s", clean ? clean : "");
+	free(clean);
+}
+
 int http_do(struct http *h, const struct http_request *req, struct http_response *resp)
 {
+	long budget = req->retry_for_ms > 0 ? req->retry_for_ms : h->retry_for_ms;
 	struct exchange x = {
-		.a = {.h = h, .req = req, .resp = resp},
+		.a = {.h = h, .req = req, .resp = resp, .deadline_ms = now_ms() + budget},
 		.t = {.range_off = req->range_off, .range_len = req->range_len},
 	};
 	int err = -ENOMEM;
@@ -851,18 +1131,20 @@ int http_do(struct http *h, const struct http_request *req, struct http_response
 	x.start = absolute_url(h, req->url);
 	if (!x.start)
 		return -ENOMEM;
-	if (server_down(h, req) || is_cancelled(h)) {
+	if (is_cancelled(h)) {
+		resp->fail = HTTP_FAIL_CANCELLED;
+		err = -EIO;
+		goto out_free_start;
+	}
+	if (server_down(h, req)) {
+		resp->fail = HTTP_FAIL_REFUSED;
 		err = -EIO;
 		goto out_free_start;
 	}
 	x.t.url = strdup(x.start);
 	if (x.t.url)
 		err = exchange_run(&x, h, req);
-	if (err == -EIO && x.a.status == 0 && x.a.received == 0)
-		atomic_store(&h->down_until_ms, now_ms() + DOWN_HOLD_MS);
-	else if (!err)
-		atomic_store(&h->down_until_ms, 0);
-	log_outcome(h, req, x.t.url ? x.t.url : x.start, &x.a, err, x.tries);
+	note_outcome(h, &x, req, err, resp);
 	if (!err || x.a.status)
 		fill_response(h, &x.a, x.start, resp);
 	if (!err && x.lg.resumed && x.a.status == 206) {
@@ -948,8 +1230,10 @@ static void fill_response(struct http *h, struct attempt *a, const char *req_url
 	a->etag = a->last_modified = NULL;
 	if (a->status < 200 || a->status >= 300)
 		return;
-	if (a->link_next)
-		r->next_url = rebase(h, a->link_next);
-	else if (a->x_next_page && a->x_next_page[0])
+	char *link = a->link_next ? resolve_location(req_url, a->link_next) : NULL;
+	if (link) /* a relative Link is resolved against the request's URL first */
+		r->next_url = rebase(h, link);
+	free(link);
+	if (!r->next_url && a->x_next_page && a->x_next_page[0])
 		r->next_url = with_page(req_url, a->x_next_page);
 }

@@ -22,6 +22,7 @@ struct job {
 	char *name, *project, *ref, *key;
 	uint64_t size;
 	bool by_id;
+	struct job_pin pin;        /* set before the job is shared, then immutable */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct gl_job info;        /* protected by lock */
@@ -136,6 +137,11 @@ void job_put(struct job *j)
 		job_free(j);
 }
 
+void job_set_pin(struct job *j, const struct job_pin *pin)
+{
+	j->pin = *pin;
+}
+
 int job_refs(const struct job *j)
 {
 	return atomic_load(&j->refs);
@@ -174,6 +180,7 @@ struct source {
 	struct job_env *env; /* outlives every entry: the catalog drains its jobs first */
 	struct gl_archive a;
 	char *project, *ref, *name;
+	struct job_pin pin;
 };
 
 static void source_free(void *ctx)
@@ -199,6 +206,7 @@ static struct source *source_new(const struct job *j)
 		source_free(s);
 		return NULL;
 	}
+	s->pin = j->pin;
 	s->a = (struct gl_archive){
 		.project = s->project,
 		.job_id = j->by_id ? j->id : 0,
@@ -237,28 +245,37 @@ static int writer_sink(void *ctx, uint64_t off, const void *buf, size_t len)
 	return cache_writer_write(k->w, off, buf, len);
 }
 
-/* 0 unless the server now says the archive has another size than the one the job was made for
- * (the archive behind a ref may change between requests). */
-static int check_total(const char *name, int64_t total, uint64_t size)
+/* One ranged read of the archive a into fn; 0 only when the answer was good and the archive is
+ * the one the job was made for (size bytes): a ref can name another archive between two
+ * requests, so reads through a by-ref endpoint are pinned to the first answer's ETag or
+ * Last-Modified (If-Range), and the size is checked on every answer. */
+static int archive_get(struct job_env *env, const struct gl_archive *a, const struct job_pin *pin,
+		       uint64_t size, uint64_t off, uint64_t len, http_body_fn fn, void *ctx)
 {
-	if (total < 0 || (uint64_t)total == size)
-		return 0;
-	log_msg(LOG_ERR, "job %s: the archive is now %" PRId64 " bytes, was %" PRIu64,
-		name ? name : "?", total, size);
-	return -EIO;
+	struct gl_read_info info = {
+		.expect_etag = pin->etag[0] ? pin->etag : NULL,
+		.expect_last_modified = pin->last_modified[0] ? pin->last_modified : NULL,
+		.total = -1,
+	};
+	atomic_fetch_add(&env->transfers, 1);
+	int err = env->be.archive_read(env->be.ctx, a, (int64_t)off, (int64_t)len, fn, ctx, &info);
+	atomic_fetch_sub(&env->transfers, 1);
+	if (err == -ESTALE || (!err && info.total >= 0 && (uint64_t)info.total != size)) {
+		log_msg(LOG_ERR, "%s/%s: the ref now names another archive (%s): reads of files "
+				 "opened before fail, a new open sees it",
+			a->ref ? a->ref : "-", a->job_name ? a->job_name : "?",
+			err ? "If-Range" : "its size changed");
+		err = -EIO;
+	}
+	return err;
 }
 
-/* Fetches [off, off+len) into w; 0 only when the answer was good and of the archive's size. */
+/* Fetches [off, off+len) into w, for the cache. */
 static int source_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
 {
 	struct source *s = ctx;
 	struct sink k = {w, s->env};
-	int64_t total = -1;
-	atomic_fetch_add(&s->env->transfers, 1);
-	int err = s->be->archive_read(s->be->ctx, &s->a, (int64_t)off, (int64_t)len, writer_sink, &k,
-				      &total, NULL);
-	atomic_fetch_sub(&s->env->transfers, 1);
-	return err ? err : check_total(s->name, total, cache_writer_size(w));
+	return archive_get(s->env, &s->a, &s->pin, cache_writer_size(w), off, len, writer_sink, &k);
 }
 int job_cache_entry(struct job *j, struct cache_entry **out)
 {
@@ -382,16 +399,9 @@ ssize_t job_fetch(struct job *j, void *buf, size_t len, uint64_t off, const atom
 	struct span s = {buf, off, len, 0, stop, want, j->env};
 	struct gl_archive a = {.project = j->project, .job_id = j->by_id ? j->id : 0,
 			       .ref = j->ref, .job_name = j->name};
-	const struct backend *be = &j->env->be;
-	int64_t total = -1;
-	atomic_fetch_add(&j->env->transfers, 1);
-	int err = be->archive_read(be->ctx, &a, (int64_t)off, (int64_t)len, span_sink, &s, &total,
-				   NULL);
-	atomic_fetch_sub(&j->env->transfers, 1);
+	int err = archive_get(j->env, &a, &j->pin, j->size, off, len, span_sink, &s);
 	if (err == -ECANCELED && s.filled == s.len && !stopped(stop, want))
 		err = 0; /* stopped by span_sink itself: everything asked for arrived */
-	if (!err)
-		err = check_total(j->name, total, j->size);
 	if (!err && s.filled != s.len) {
 		log_msg(LOG_ERR, "job %s: the server sent %" PRIu64 " of %zu bytes at %" PRIu64,
 			j->name ? j->name : "?", s.filled, len, off);

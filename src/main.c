@@ -6,6 +6,7 @@
  * The only place allowed to exit(). */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +43,8 @@ struct options {
 	char *timeout;
 	char *connections;
 	char *log_file;
+	char *retry_for;
+	char *ca_file;
 	int allow_delete;
 	int help;
 	int version;
@@ -70,6 +73,9 @@ static const struct fuse_opt option_spec[] = {
 	OPT_S("timeout=%s", timeout),
 	OPT_S("--connections=%s", connections), OPT_S("--connections %s", connections),
 	OPT_S("connections=%s", connections),
+	OPT_S("--retry-for=%s", retry_for), OPT_S("--retry-for %s", retry_for),
+	OPT_S("retry_for=%s", retry_for),
+	OPT_S("--ca-file=%s", ca_file), OPT_S("--ca-file %s", ca_file), OPT_S("ca_file=%s", ca_file),
 	OPT("--allow-delete", allow_delete), OPT("allow_delete", allow_delete),
 	OPT_S("--log-file=%s", log_file), OPT_S("--log-file %s", log_file),
 	OPT_S("log_file=%s", log_file),
@@ -103,6 +109,10 @@ static void usage(const char *prog)
 	       "                        nothing for this long, then retry; default 30\n"
 	       "    --connections=N     (-o connections=N) ranged downloads in flight at once\n"
 	       "                        for the reads of this mount (1-64); default 8\n"
+	       "    --retry-for=SECONDS (-o retry_for=SECONDS) wait out rate limits and server\n"
+	       "                        errors this long per request before EIO; default 120\n"
+	       "    --ca-file=FILE      (-o ca_file=FILE) also trust this CA (PEM); default\n"
+	       "                        $CI_SERVER_TLS_CA_FILE\n"
 	       "    --allow-delete      (-o allow_delete) let rm <job>.zip delete artifacts and\n"
 	       "                        setfattr keep them; the mount is read-only without it\n"
 	       "    --log-file=FILE     (-o log_file=FILE) log here, timestamped, instead of syslog\n"
@@ -460,6 +470,7 @@ struct daemon {
 	int timeout_s;
 	int connections;
 	struct pool *pool;
+	int retry_for_s;
 	struct http *http;
 	struct gitlab *gl;
 	struct cache *cache;
@@ -498,6 +509,12 @@ static int check_options(struct daemon *d)
 			o->connections);
 		return -1;
 	}
+	d->retry_for_s = 120;
+	if (o->retry_for && (parse_ttl(o->retry_for, &d->retry_for_s) || d->retry_for_s < 1)) {
+		fprintf(stderr, "artifactfs: --retry-for %s is not a number of seconds\n",
+			o->retry_for);
+		return -1;
+	}
 	if (!o->cache_dir && !(o->cache_dir = default_cache_dir()))
 		return -1;
 	if (o->log_file && open_log_file(o->log_file))
@@ -508,6 +525,26 @@ static int check_options(struct daemon *d)
 	return find_credentials(o, &d->auth, &d->token);
 }
 
+/* A job token may not list projects: GitLab ignores it there and answers as to anyone. Without
+ * --project the root then lists the token's own project, which GET /job names. */
+static int job_token_project(struct daemon *d)
+{
+	if (d->auth != HTTP_AUTH_JOB_TOKEN || d->opts.projects)
+		return 0;
+	struct gl_job self = {0};
+	char id[24];
+	int err = gitlab_token_job(d->gl, &self);
+	int64_t project_id = self.project_id;
+	gl_job_release(&self);
+	snprintf(id, sizeof(id), "%" PRId64, project_id);
+	if (err || project_id <= 0) {
+		fprintf(stderr, "artifactfs: %s: GET /job did not name the job token's project (%s); "
+				"give --project\n", d->url, err ? strerror(-err) : "no project_id");
+		return -1;
+	}
+	return add_project(&d->opts, id);
+}
+
 static int connect_server(struct daemon *d)
 {
 	struct http_config hc = {
@@ -516,25 +553,30 @@ static int connect_server(struct daemon *d)
 		.token = d->token,
 		.connect_timeout_ms = d->timeout_s * 1000L,
 		.low_speed_time_s = d->timeout_s,
+		.retry_for_s = d->retry_for_s,
+		.ca_file = d->opts.ca_file ? d->opts.ca_file : getenv("CI_SERVER_TLS_CA_FILE"),
 	};
 	int err = http_new(&hc, &d->http);
 	if (!err)
 		err = gitlab_new(d->http, &d->gl);
-	if (err) {
-		fprintf(stderr, "artifactfs: %s: %s\n", d->url, strerror(-err));
-		return -1;
-	}
-	/* the reason is one line of ours; the HTTP details only with -d */
-	log_init(false, d->cmd.debug ? LOG_DEBUG : LOG_CRIT);
-	err = gitlab_check(d->gl, d->auth);
-	log_init(false, d->cmd.debug ? LOG_DEBUG : LOG_INFO);
-	if (err == -EACCES)
-		fprintf(stderr, "artifactfs: %s refused the token (401): check that it is valid "
-				"and not expired\n", d->url);
+	if (err && hc.ca_file && err != -ENOMEM && err != -EINVAL)
+		fprintf(stderr, "artifactfs: CA file %s: %s\n", hc.ca_file,
+			err == -EBADMSG ? "holds no PEM certificate" : strerror(-err));
 	else if (err)
-		fprintf(stderr, "artifactfs: %s cannot be reached or is not a GitLab API "
-				"(run with -d for details)\n", d->url);
-	return err ? -1 : 0;
+		fprintf(stderr, "artifactfs: %s: %s\n", d->url, strerror(-err));
+	if (err)
+		return -1;
+	/* the reason is one line of ours, naming the cause; the HTTP details only with -d */
+	char why[512];
+	log_init(false, d->cmd.debug ? LOG_DEBUG : LOG_CRIT);
+	err = gitlab_check_why(d->gl, d->auth, why, sizeof(why));
+	log_init(false, d->cmd.debug ? LOG_DEBUG : LOG_INFO);
+	size_t n = strlen(d->url);
+	bool api = n >= 7 && strcmp(d->url + n - 7, "/api/v4") == 0;
+	if (err)
+		fprintf(stderr, "artifactfs: %s: %s%s\n", d->url, why,
+			api ? " (give the instance's URL, without /api/v4)" : "");
+	return err ? -1 : job_token_project(d);
 }
 
 static int open_cache(struct daemon *d)
@@ -679,6 +721,8 @@ static void daemon_release(struct daemon *d)
 	free(d->opts.ttl);
 	free(d->opts.timeout);
 	free(d->opts.connections);
+	free(d->opts.retry_for);
+	free(d->opts.ca_file);
 	free(d->opts.log_file);
 	free(d->opts.unknown);
 }

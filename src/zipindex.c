@@ -8,9 +8,10 @@
  * is the root (""); every member's parent is a folder; no name is absolute or holds ".", ".." or
  * empty components; all names live in one arena and all members in one array, so 100,000 members
  * cost a few MiB. A reader never returns a byte past the central directory's size, and fails the
- * read that reaches the end when the CRC-32 or the size disagree. Symlinks are resolved over the
- * index by the walk of zipindex_resolve_link, which never climbs above members[0] and reads link
- * texts only through its caller's function. */
+ * read that reaches the end when the CRC-32 or the size disagree; for a stored member, the read
+ * that completes its content in any order (the pieces' CRCs are combined). Symlinks are resolved
+ * over the index by the walk of zipindex_resolve_link, which never climbs above members[0] and
+ * reads link texts only through its caller's function. */
 #include "artifactfs/zipindex.h"
 
 #include <assert.h>
@@ -50,6 +51,7 @@ enum {
 #define CHUNK_MIN (256u * 1024u)
 #define CHUNK_MAX (4u * 1024u * 1024u)
 #define MAX_CALL (1u << 30) /* bytes handed to zlib or rd in one go */
+#define SEEN_MAX 256        /* pieces of a stored member tracked; more scattered reads: not all */
 #define SHOWN_MAX 200u      /* bytes of a hostile name written to the log */
 #define NONE UINT32_MAX
 #define DROPPED (UINT32_MAX - 1) /* first_child of an entry left out while building */
@@ -976,6 +978,12 @@ int zipindex_resolve_link(const struct zipindex *zi, const struct zip_member *li
 
 /* ---- reading a member ---- */
 
+/* Bytes [start, end) of a stored member that a read returned, with their CRC-32. */
+struct seen {
+	uint64_t start, end;
+	uint32_t crc;
+};
+
 struct zip_reader {
 	const struct zip_member *m;
 	zip_read_fn rd;
@@ -988,8 +996,10 @@ struct zip_reader {
 	size_t in_cap;
 	size_t chunk;        /* size of the next fetch; grows while streaming */
 	uint64_t in_pos;     /* compressed bytes fetched */
-	uint64_t out_pos;    /* content bytes produced (deflate) or checked (stored) */
+	uint64_t out_pos;    /* content bytes produced (deflate); stored: all once seen whole */
 	uint32_t crc;        /* of content [0, out_pos) */
+	struct seen *seen;   /* stored members: the content read so far, sorted, disjoint */
+	size_t n_seen, seen_cap;
 	int failed;          /* sticky -errno: the member is corrupt */
 	bool stale;          /* rd failed mid-stream: restart before the next read */
 };
@@ -1075,6 +1085,7 @@ void zip_reader_free(struct zip_reader *r)
 	if (r->zs_ready)
 		inflateEnd(&r->zs);
 	free(r->in);
+	free(r->seen);
 	free(r);
 }
 
@@ -1087,22 +1098,81 @@ static int check_end(struct zip_reader *r)
 	return 0;
 }
 
+static uint32_t crc_of(const unsigned char *p, uint64_t len)
+{
+	uint32_t crc = 0;
+	for (uint64_t done = 0; done < len; done += MAX_CALL) {
+		uint64_t k = len - done < MAX_CALL ? len - done : MAX_CALL;
+		crc = (uint32_t)crc32(crc, p + done, (uInt)k);
+	}
+	return crc;
+}
+
+/* Joins piece i + 1 onto piece i (adjacent). */
+static void seen_join(struct zip_reader *r, size_t i)
+{
+	struct seen *a = &r->seen[i], *b = &r->seen[i + 1];
+	a->crc = (uint32_t)crc32_combine(a->crc, b->crc, (z_off_t)(b->end - b->start));
+	a->end = b->end;
+	memmove(b, b + 1, (r->n_seen - i - 2) * sizeof(*b));
+	r->n_seen--;
+}
+
+/* Adds a piece overlapping none, in order, joined to its neighbours. */
+static int seen_add(struct zip_reader *r, struct seen piece)
+{
+	if (r->n_seen == SEEN_MAX)
+		return 0; /* too scattered to follow: the member is checked when read in order */
+	int err = grow((void **)&r->seen, &r->seen_cap, r->n_seen + 1, sizeof(*r->seen));
+	if (err)
+		return err;
+	size_t i = 0;
+	while (i < r->n_seen && r->seen[i].start < piece.start)
+		i++;
+	memmove(&r->seen[i + 1], &r->seen[i], (r->n_seen - i) * sizeof(piece));
+	r->seen[i] = piece;
+	r->n_seen++;
+	if (i + 1 < r->n_seen && r->seen[i].end == r->seen[i + 1].start)
+		seen_join(r, i);
+	if (i > 0 && r->seen[i - 1].end == r->seen[i].start)
+		seen_join(r, i - 1);
+	return 0;
+}
+
+/* Notes the content buf = [off, off + len) a read returned; once all of it has been returned,
+ * in whatever order, its CRC-32 is checked. */
+static int stored_note(struct zip_reader *r, const unsigned char *buf, uint64_t off, uint64_t len)
+{
+	uint64_t pos = off, end = off + len;
+	while (pos < end) {
+		size_t i = 0;
+		while (i < r->n_seen && r->seen[i].end <= pos)
+			i++;
+		if (i < r->n_seen && r->seen[i].start <= pos) { /* seen already */
+			pos = r->seen[i].end;
+			continue;
+		}
+		uint64_t stop = i < r->n_seen && r->seen[i].start < end ? r->seen[i].start : end;
+		int err = seen_add(r, (struct seen){pos, stop, crc_of(buf + (pos - off), stop - pos)});
+		if (err)
+			return err;
+		pos = stop;
+	}
+	if (r->n_seen == 1 && r->seen[0].start == 0 && r->seen[0].end == r->m->size) {
+		r->out_pos = r->m->size;
+		r->crc = r->seen[0].crc;
+		return check_end(r);
+	}
+	return 0;
+}
+
 static ssize_t stored_pread(struct zip_reader *r, void *buf, size_t len, uint64_t off)
 {
 	ssize_t n = r->rd(r->ctx, buf, len, r->data_off + off);
 	if (n < 0)
 		return n;
-	if (off == r->out_pos) { /* sequential from the start: the CRC can be followed */
-		for (size_t done = 0; done < len; done += MAX_CALL) {
-			size_t k = len - done < MAX_CALL ? len - done : MAX_CALL;
-			r->crc = (uint32_t)crc32(r->crc, (const unsigned char *)buf + done, (uInt)k);
-		}
-		r->out_pos += len;
-		int err = check_end(r);
-		if (err)
-			return err;
-	}
-	return (ssize_t)len;
+	int err = stored_note(r, buf, off, len);
+	return err ? err : (ssize_t)len;
 }
 
 static int refill(struct zip_reader *r)

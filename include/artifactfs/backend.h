@@ -14,6 +14,7 @@ struct backend {
 	int (*project_get)(void *ctx, const char *project, struct gl_project *out);
 	int (*projects_list)(void *ctx, struct gl_project **out, size_t *n);
 	int (*refs_list)(void *ctx, const char *project, char ***names, size_t *n);
+	int (*ref_check)(void *ctx, const char *project, const char *ref);
 	int (*ref_jobs)(void *ctx, const char *project, const char *ref, struct gl_job **jobs,
 			size_t *n);
 	int (*recent_jobs)(void *ctx, const char *project, struct gl_job **jobs, size_t *n);
@@ -21,8 +22,9 @@ struct backend {
 	int (*job_keep)(void *ctx, const char *project, int64_t job_id, struct gl_job *out);
 	int (*job_artifacts_delete)(void *ctx, const char *project, int64_t job_id);
 	int (*project_artifacts_delete)(void *ctx, const char *project);
+	/* gitlab_archive_read_pinned() */
 	int (*archive_read)(void *ctx, const struct gl_archive *a, int64_t off, int64_t len,
-			    http_body_fn fn, void *fn_ctx, int64_t *total, bool *whole);
+			    http_body_fn fn, void *fn_ctx, struct gl_read_info *info);
 };
 
 /* The table over a real GitLab: each entry calls gitlab_*(gl, ...). gl is borrowed. */

@@ -2,20 +2,32 @@
  * mounts (processes) using one folder.
  *
  * An entry is one archive (one job's zip, immutable once its key names a job id): a sparse data
- * file plus a block map (one byte per CACHE_BLOCK_SIZE block: 1 present, 0 absent). Data is
- * written before its block is marked, so a daemon killed at any moment leaves at worst blocks that
- * are fetched again: no half-written byte is ever served. Entries are created in a temporary name
- * and renamed into place; stale temporaries are removed by cache_open().
+ * file plus a block map (one byte per CACHE_BLOCK_SIZE block: 1 present, 0 absent) and a CRC-32C
+ * per block. Data is written before its checksum and its checksum before its block is marked, so
+ * a daemon killed at any moment leaves at worst blocks that are fetched again: no half-written
+ * byte is ever served. Entries are created in a temporary name and linked into place; stale
+ * temporaries are removed by cache_open().
  *
- * Size: the sum of present blocks of all entries stays within limit_bytes; the least recently
- * used entries go first. An entry in use (a reference held in this process, or a shared flock()
- * held by another process) is never evicted; when nothing can be evicted, writes fail with
- * -ENOSPC and the reader sees ENOSPC.
+ * Nothing on disk is trusted: files below the folder are opened with O_NOFOLLOW relative to it
+ * and used only when they are private regular files of ours of exactly the expected length, and
+ * each block is checked against its checksum the first time this process reads it. A failing
+ * file or block is discarded and fetched again, never served.
+ *
+ * Size: the blocks on disk of every process sharing the folder stay within limit_bytes (a count
+ * kept in the folder under flock(), redone from the folder before evicting); the least recently
+ * used entries go first, those referenced by no one in this process before the others. A full
+ * disk evicts the same way. An entry with a call running on it (a read, a fetch, a write, here or
+ * in another process) is never evicted; an idle entry may be, even while referenced: its next
+ * call fetches what it needs again. When nothing can be evicted, writes fail with -ENOSPC and the
+ * reader sees ENOSPC.
  *
  * Single flight: concurrent reads of the same missing blocks cause one fetch; the others wait on
- * a condition variable. No lock is held while fetching.
+ * a condition variable. No lock is held while fetching but the file's shared flock() (a call runs).
  *
- * Lock order: cache->lock, then entry->lock. Files are created 0600, folders 0700. */
+ * Lock order: an entry's call lock (io_lock, taken by every call on it: read, fetch, write,
+ * invalidate; it takes the file's shared flock()), then cache->lock, then the folder's flock()
+ * (the shared count in DIR/v2/.lock), then entry->lock. A fetch's writer runs inside the call of
+ * the read that started it. Files are created 0600, folders 0700. */
 #ifndef ARTIFACTFS_CACHE_H
 #define ARTIFACTFS_CACHE_H
 
@@ -29,7 +41,8 @@ struct cache;
 struct cache_entry;
 
 /* Opens (creating 0700, parents included) the cache folder. Scans existing entries for the
- * size accounting and removes stale temporaries. Returns 0, -EACCES, -ENOTDIR, -ENOMEM, ... */
+ * size accounting and removes stale temporaries, foreign files and files of an older layout.
+ * Returns 0, -EACCES (a version folder or lock file not ours), -ENOTDIR, -ENOMEM, ... */
 int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out);
 /* Every entry must have been put back. NULL is a no-op. */
 void cache_close(struct cache *c);
@@ -38,16 +51,18 @@ void cache_close(struct cache *c);
  * creating it when absent. size_bytes is the archive's size; 0 means "the size already recorded
  * on disk", and gives -ENOENT when the entry does not exist. A recorded size different from a
  * non-zero size_bytes means the entry is stale: it is discarded and made anew.
- * The reference keeps the entry from eviction until cache_entry_put(). */
+ * The reference keeps the entry valid until cache_entry_put(); its bytes on disk may be evicted
+ * while no call runs on it (they are fetched again). */
 int cache_entry_get(struct cache *c, const char *key, uint64_t size_bytes, struct cache_entry **out);
 void cache_entry_put(struct cache_entry *e); /* NULL is a no-op */
 uint64_t cache_entry_size(const struct cache_entry *e);
 
 /* Where an entry's missing bytes come from. A fetch of [off, off+len) (len > 0, within the
  * size) hands what the server sends to cache_writer_write(); it may hand more than asked (a whole
- * archive when the server ignores Range). The bytes are marked present only when the fetch
- * returns 0: a fetch returns 0 only once the answer is known good (status, Content-Range, the
- * archive's size), so a rejected answer never reaches a reader. Returns 0 or -errno. */
+ * archive when the server ignores Range). The bytes are marked present, each block's checksum
+ * written first, only when the fetch returns 0: a fetch returns 0 only once the answer is known
+ * good (status, Content-Range, the archive's size), so a rejected answer never reaches a reader.
+ * Returns 0 or -errno. */
 struct cache_writer;
 typedef int (*cache_fetch_fn)(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len);
 struct cache_source {
@@ -62,7 +77,9 @@ struct cache_source {
 void cache_entry_bind(struct cache_entry *e, const struct cache_source *src);
 
 /* Stores bytes of the answer at off (positional and idempotent, as http_body_fn): gathered into
- * large page-aligned writes, never past the archive's size (-EIO). Returns 0, -ENOSPC, -EIO. */
+ * large page-aligned writes, never past the archive's size (-EIO), never over present blocks.
+ * Over the limit or on a full disk it evicts idle files first. Returns 0, -ENOSPC (nothing
+ * evictable), -EIO. */
 int cache_writer_write(struct cache_writer *w, uint64_t off, const void *buf, size_t len);
 uint64_t cache_writer_size(const struct cache_writer *w); /* the archive's size */
 
@@ -70,8 +87,10 @@ uint64_t cache_writer_size(const struct cache_writer *w); /* the archive's size 
  * fetching the missing blocks first through the bound source (-EIO if none): the missing blocks
  * of [off, off+len) are fetched in as few fetch calls as possible, each extended to at least
  * min_fetch bytes (bounded by the size), single flight with other threads and bounded in total
- * by the cache limit. Returns bytes read or -errno (the fetch's error, -ENOSPC, -EIO when a
- * fetch returned 0 but left a block missing). */
+ * by the cache limit. Every block is checked against its checksum the first time this process
+ * reads it; one that fails is dropped and fetched again. Returns bytes read or -errno (the
+ * fetch's error, -ENOSPC, -EIO when a fetch returned 0 but left a block missing or a block
+ * failed its checksum three times). */
 ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
 			  uint64_t min_fetch);
 

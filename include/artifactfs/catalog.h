@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "artifactfs/backend.h"
 #include "artifactfs/cache.h"
@@ -31,6 +32,7 @@ struct catalog_config {
 	const char *base_url;     /* names the cache namespace of this instance */
 	int ttl_s;
 	char **projects;          /* NULL-terminated names listed at the root, or NULL: membership */
+	time_t (*now)(void);      /* seconds for the TTLs; NULL: CLOCK_MONOTONIC (tests set one) */
 };
 
 int catalog_new(const struct catalog_config *cfg, struct catalog **out);

@@ -3,7 +3,14 @@
  * -ENOENT (404, also "no access to a private project"), -EACCES (401/403), -EBUSY (409),
  * -EIO (unreachable, 5xx, malformed JSON or a field of the wrong type), -ENOMEM.
  * Every failure writes one log line naming the call and the status. Thread-safe: the struct
- * holds no mutable state beyond the http client's. */
+ * holds no mutable state beyond the http client's.
+ *
+ * With a job token (HTTP_AUTH_JOB_TOKEN), GitLab ignores the token on every route that is not
+ * job_token_allowed and answers as to an anonymous caller (lib/gitlab/auth/auth_finders.rb):
+ * a private project's GET /projects/:id, branches, tags, pipelines and bridges say 404. Such a
+ * 404 proves nothing, so on those routes these functions return -EACCES ("cannot tell") instead
+ * of -ENOENT: gitlab_project_get, gitlab_refs_list, gitlab_ref_resolve/gitlab_ref_jobs,
+ * gitlab_ref_check. Callers then go straight to the artifact endpoints, which do take it. */
 #ifndef ARTIFACTFS_GITLAB_H
 #define ARTIFACTFS_GITLAB_H
 
@@ -40,6 +47,12 @@ struct gl_job {
 	char *artifacts_expire_at; /* NULL: never expires */
 	int64_t archive_size;      /* size of the zip archive (artifacts[] file_type "archive",
 	                              else artifacts_file.size); -1: the job has no archive */
+	int64_t project_id;        /* pipeline.project_id, else project_id; 0 if absent */
+	bool downloadable;         /* artifacts[] has a downloadable type (the archive or a report
+	                              such as junit; not metadata or trace): GitLab's by-ref
+	                              `with_downloadable_artifacts`. A report-only job has this
+	                              true and archive_size -1: by-ref picks it, then answers 404
+	                              (download) or 500 (raw). */
 };
 void gl_job_release(struct gl_job *j);
 void gl_jobs_free(struct gl_job *jobs, size_t n); /* releases each, then frees the array */
@@ -47,6 +60,13 @@ void gl_jobs_free(struct gl_job *jobs, size_t n); /* releases each, then frees t
 /* Parses one job object (as GET /projects/:id/jobs/:job_id returns it). Exposed for unit tests
  * and the fuzzer. Returns 0, -EIO (not an object, wrong types, no id/name), -ENOMEM. */
 int gitlab_parse_job(const char *json, size_t len, struct gl_job *out);
+
+/* As gitlab_check(), and on failure writes into why (n bytes) one line naming the real cause,
+ * for the start-up message: "TLS refused the server's certificate: <curl's text> (a private CA? use
+ * --ca-file ...)", "the host name does not resolve", "connection refused", "no answer within
+ * N s", "HTTP <status> ... not a GitLab API", "... give the instance's URL without /api/v4".
+ * Uses a short retry budget (8 s). Same return values as gitlab_check(). */
+int gitlab_check_why(struct gitlab *gl, enum http_auth auth, char *why, size_t n);
 
 /* Checks, before mounting, that the server answers and the credentials are accepted:
  * GET /user (private token, bearer), GET /job (job token), GET /projects?per_page=1 (anonymous).
@@ -71,15 +91,57 @@ void gl_projects_free(struct gl_project *p, size_t n);
 int gitlab_refs_list(struct gitlab *gl, const char *project, char ***names, size_t *n);
 void gitlab_strv_free(char **v);
 
-/* The jobs that GitLab's by-ref endpoints would pick for `ref`: in the newest successful
- * pipeline whose ref is exactly `ref` (GET pipelines?ref=&status=success&order_by=id&sort=desc),
- * the successful jobs that have an archive, the parent pipeline's first, then each child
- * pipeline's (bridges' downstream_pipeline), a name already taken being skipped. *jobs holds *n
- * entries (possibly 0: -ENOENT only when there is no successful pipeline at all).
- * -EACCES when the token may not list pipelines (a job token): callers then fall back to the
- * by-ref download endpoint. Free with gl_jobs_free(). */
+/* Exactly the jobs GitLab's by-ref endpoints (download, raw) resolve for `ref`, one per name
+ * (GITLAB-API.md "Ref resolution"; Project#latest_successful_build_for_ref):
+ * - the pipeline: the newest successful one whose ref is exactly `ref`, skipping the dangling
+ *   sources (webide, parent_pipeline, ondemand_dast_scan, ondemand_dast_validation,
+ *   security_orchestration_policy, pipeline_execution_policy_schedule, container_registry_push,
+ *   duo_workflow) by each pipeline's `source` (GET pipelines?ref=&status=success&order_by=id
+ *   &sort=desc, up to 5 pages of 20);
+ * - its family: it and all same-project descendants (bridges' downstream_pipeline, also those
+ *   of retried trigger jobs), at most 3 levels deep and 200 child pipelines in all, walked in
+ *   pipeline-id order;
+ * - per name, the first non-retried job of ANY status whose artifacts are downloadable
+ *   (gl_job.downloadable). Report-only jobs are included (archive_size -1): they shadow later
+ *   jobs of that name, as on the server. Names are deduplicated in linear time.
+ * *jobs holds *n entries. Returns 0, -ENOENT (no such successful pipeline), -EACCES (the token
+ * may not list pipelines: a job token before 19.x; callers then go to the by-ref endpoints),
+ * -EIO, -ENOMEM. Free with gl_jobs_free(). */
+int gitlab_ref_resolve(struct gitlab *gl, const char *project, const char *ref,
+		       struct gl_job **jobs, size_t *n);
+
+/* gitlab_ref_resolve() without the report-only jobs: the jobs whose archive by-ref serves
+ * (a name shadowed by a report-only job is absent). Same errors. */
 int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref,
 		    struct gl_job **jobs, size_t *n);
+
+/* Whether `ref` exists for browsing, in one cheap call where possible (never by listing all
+ * branches): GET pipelines?ref=&per_page=1 (any ref with pipelines: merge request refs such as
+ * refs/merge-requests/7/head, deleted branches), then GET repository/branches/:ref, then
+ * repository/tags/:ref. Returns 0 (it exists), -ENOENT (the pipelines lookup answered and
+ * neither a pipeline, a branch nor a tag has that name), -EACCES (cannot tell: the pipelines
+ * lookup was refused and branch/tag said 404, as they do to a job token on a private project,
+ * which GitLab treats as anonymous there), -EIO, -ENOMEM. */
+int gitlab_ref_check(struct gitlab *gl, const char *project, const char *ref);
+
+/* GET /job with a job token: the token's own job. out->project_id tells the project the root
+ * should list; out->ref and out->pipeline_id its ref and pipeline. Returns 0, -EACCES (401:
+ * not a job token, or its job has finished), -EIO, -ENOMEM. */
+int gitlab_token_job(struct gitlab *gl, struct gl_job *out);
+
+struct gl_merge_request {
+	int64_t iid;
+	char *source_branch;        /* may be NULL */
+	char *sha;                  /* the MR's head commit; may be NULL */
+	int64_t head_pipeline_id;   /* 0: none */
+	char *head_pipeline_ref;    /* e.g. "refs/merge-requests/7/head"; may be NULL */
+	char *head_pipeline_status; /* may be NULL */
+};
+void gl_merge_request_release(struct gl_merge_request *mr);
+
+/* GET /projects/:id/merge_requests/:iid. Returns 0, -ENOENT, -EACCES, -EIO, -ENOMEM. */
+int gitlab_mr_get(struct gitlab *gl, const char *project, int64_t iid,
+		  struct gl_merge_request *out);
 
 /* The project's newest successful jobs that have an archive, newest first: one page (100) of
  * GET /projects/:id/jobs, so listing them costs one request. Free with gl_jobs_free(). -EACCES
@@ -113,5 +175,27 @@ struct gl_archive {
  * -ENOENT (no such job/archive), -EACCES, -EIO (after retries; truncated bodies included). */
 int gitlab_archive_read(struct gitlab *gl, const struct gl_archive *a, int64_t off, int64_t len,
 			http_body_fn fn, void *ctx, int64_t *total, bool *whole);
+
+/* What gitlab_archive_read_pinned() is given and tells. */
+struct gl_read_info {
+	const char *expect_etag; /* in: the ETag an open file is pinned to, or NULL. Sent as
+	                            If-Range (strong ETags); an answer with another ETag fails the
+	                            read with -ESTALE before a byte is delivered (the ref now names
+	                            another archive: the file's reads fail with EIO, a new open
+	                            sees the new archive). An answer without ETag is not checked:
+	                            callers then compare total and CRCs themselves. */
+	const char *expect_last_modified; /* in: the same pin by the Last-Modified date, used
+	                            when expect_etag is NULL or weak (local storage on GitLab: Go's
+	                            http.ServeContent sends no ETag but honours If-Range by date). */
+	int64_t total;           /* out: the archive's size, -1 unknown */
+	bool whole;              /* out: the server ignored Range: bytes from offset 0 */
+	char etag[160];          /* out: the answer's ETag ("" none); longer ones are cut */
+	char last_modified[64];  /* out: the answer's Last-Modified ("" none) */
+};
+
+/* gitlab_archive_read() that also reports the answer's ETag and can pin the read to one
+ * (info->expect_etag). Returns as gitlab_archive_read(), plus -ESTALE. info is required. */
+int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, int64_t off,
+			       int64_t len, http_body_fn fn, void *ctx, struct gl_read_info *info);
 
 #endif

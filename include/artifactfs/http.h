@@ -5,8 +5,10 @@
  * followed by this module, never by curl, so the token goes only to the configured origin (scheme,
  * host, port); a redirect elsewhere (object storage, CDN) is followed with no auth header at all.
  * Signed redirect targets are never reused past their life: each request starts at the API URL.
- * 429, 5xx, resets, timeouts and truncated bodies are retried with backoff (Retry-After honoured).
- * Thread-safe. The token never appears in a log line or error text. */
+ * 429, 5xx, resets, timeouts and truncated bodies are retried with backoff (Retry-After and
+ * RateLimit-Reset honoured however long) until the request's one deadline, the retry_for budget.
+ * Thread-safe. The token never appears in a log line or error text: anything logged from an
+ * answer (an error body's excerpt, a Location) has it replaced by "[REDACTED]". */
 #ifndef ARTIFACTFS_HTTP_H
 #define ARTIFACTFS_HTTP_H
 
@@ -31,12 +33,24 @@ struct http_config {
 	long low_speed_time_s;     /* abort an attempt moving < 1 KiB/s for this long; 0: 30 */
 	long attempt_timeout_ms;   /* total time of one attempt; 0: 4 low-speed periods plus a
 	                              ranged body's length at 32 KiB/s (a whole body: none) */
-	int max_retries;           /* 0: 4 retries after the first attempt; -1: none */
+	int max_retries;           /* 0: as many as the budget allows; -1: none; N: at most N */
 	long retry_base_ms;        /* backoff base, doubled each retry, jittered; 0: 250 */
-	long max_retry_wait_ms;    /* cap on any single wait incl. Retry-After; 0: 30000 */
+	long max_retry_wait_ms;    /* cap on one backoff wait without Retry-After/RateLimit-Reset
+	                              (a bare 429, a 5xx, no answer); 0: 15000 */
+	long retry_for_s;          /* the budget: one deadline per request, this long after it
+	                              starts. Retries, waits (a Retry-After of any length) and each
+	                              attempt's timeout all end there; a wait the server asks for
+	                              that ends past it fails the request at once. 0: 120. A
+	                              whole-body stream (no Range, body_fn set) that is moving is
+	                              not cut at the deadline: only its retries are. */
+	const char *ca_file;       /* PEM file of extra trusted CAs (a private CA), used IN ADDITION
+	                              to the system store: libcurl's default bundle and this file
+	                              are handed to curl together as one CAINFO blob. Read once in
+	                              http_new(). NULL or "": the system store only. */
 };
 
-/* Creates the shared client. Returns 0 or -ENOMEM / -EINVAL (bad base_url). Free with http_free(). */
+/* Creates the shared client. Returns 0 or -ENOMEM / -EINVAL (bad base_url) / -errno of reading
+ * ca_file (-ENOENT, -EACCES, -EBADMSG when it holds no PEM certificate). Free with http_free(). */
 int http_new(const struct http_config *cfg, struct http **out);
 void http_free(struct http *h); /* NULL is a no-op */
 
@@ -58,6 +72,28 @@ struct http_request {
 	http_body_fn body_fn;   /* NULL: the body is collected into resp->body */
 	void *body_ctx;
 	size_t max_body;        /* cap on a collected body; 0: 64 MiB; over it: -EFBIG */
+	long retry_for_ms;      /* > 0: this request's budget instead of the client's (start-up
+	                           checks use a short one); 0: the client's retry_for_s */
+	const char *expect_etag; /* the ETag the resource must still have (an open file pinned to
+	                           one archive): sent as If-Range with a Range when strong, and an
+	                           answer (200/206) carrying another ETag fails with -ESTALE before
+	                           any byte reaches body_fn. An answer without ETag is not checked.
+	                           NULL: none */
+	const char *expect_last_modified; /* the same pin by Last-Modified, for servers without a
+	                           strong ETag (Workhorse serves local archives with Go's
+	                           http.ServeContent: Last-Modified and If-Range by date, no
+	                           ETag): used when expect_etag is NULL or weak. NULL: none */
+};
+
+/* Why no answer arrived (http_response.fail), for a start-up message naming the real cause. */
+enum http_fail {
+	HTTP_FAIL_NONE,      /* an answer arrived, or the sink/memory failed */
+	HTTP_FAIL_DNS,       /* the host name does not resolve */
+	HTTP_FAIL_REFUSED,   /* nothing listens there (connection refused or unreachable) */
+	HTTP_FAIL_TIMEOUT,   /* connecting or the transfer timed out */
+	HTTP_FAIL_TLS,       /* TLS failed: the certificate is not trusted, expired, wrong name */
+	HTTP_FAIL_CANCELLED, /* the mount is going away (http_set_cancel) */
+	HTTP_FAIL_OTHER,     /* a reset, a truncated body, a broken redirect... */
 };
 
 struct http_response {
@@ -72,12 +108,15 @@ struct http_response {
 	                            URL with page=X-Next-Page; NULL on the last page. Owned. */
 	char *etag;              /* owned, may be NULL */
 	char *last_modified;     /* owned, may be NULL */
+	enum http_fail fail;     /* when http_do() returned -EIO with no answer: why */
+	char error[256];         /* curl's text for that failure (token redacted), else "" */
 };
 
 /* Performs req. Returns 0 when an HTTP answer arrived (any status, including 4xx and a 5xx or
  * 429 left after the retries; map it with http_status_to_errno()), or -errno when none did:
- * -EIO (unreachable, reset, timed out, truncated after the retries), -ENOMEM, -EFBIG, or the
- * error a body_fn returned. A streamed body is complete when 0 is returned with a 2xx status.
+ * -EIO (unreachable, reset, timed out, truncated after the retries), -ENOMEM, -EFBIG, -ESTALE
+ * (expect_etag did not match), or the error a body_fn returned. A streamed body is complete
+ * when 0 is returned with a 2xx status.
  * resp is always initialised; release it with http_response_release() in every case. */
 int http_do(struct http *h, const struct http_request *req, struct http_response *resp);
 void http_response_release(struct http_response *resp);
@@ -89,6 +128,13 @@ int http_status_to_errno(long status);
 /* Percent-encodes one path segment or query value (RFC 3986 unreserved kept; '/' becomes %2F).
  * Returns a malloc'ed string or NULL on ENOMEM. */
 char *http_escape(const char *s);
+
+/* A malloc'ed copy of text with every occurrence of secret replaced by "[REDACTED]" (secret
+ * NULL or empty: a plain copy). NULL on ENOMEM. Pure; used on every logged answer text. */
+char *http_redact(const char *text, const char *secret);
+
+/* The kind of credential the client sends (http_config.auth). */
+enum http_auth http_auth_kind(const struct http *h);
 
 /* Counters for the stats file: requests made, bytes of body received. Thread-safe. */
 void http_stats(struct http *h, uint64_t *requests, uint64_t *bytes);

@@ -52,6 +52,15 @@ void job_env_drain(struct job_env *env);
  * by-ref endpoint); ref is NULL unless so; key names its cache entry. NULL on ENOMEM. */
 struct job *job_new(struct job_env *env, const char *project, const char *ref,
 		    const struct gl_job *info, const char *key, uint64_t size);
+/* What an archive reached by ref was when first read (from gitlab_archive_read_pinned): later
+ * reads of the job must get the same archive or fail. Empty strings: nothing to pin by. */
+struct job_pin {
+	char etag[160];
+	char last_modified[64];
+};
+/* Pins a by-ref job to one archive; only before the job is shared or first read. */
+void job_set_pin(struct job *j, const struct job_pin *pin);
+
 struct job *job_hold(struct job *j);
 void job_put(struct job *j); /* NULL is a no-op */
 int job_refs(const struct job *j); /* for the catalog's trimming: 1 means only it holds j */

@@ -67,12 +67,12 @@ class Sim:
         self.proc = subprocess.Popen(
             [sys.executable, SIM, "--fixture", FIXTURE, "--port", "0", "--ready-file", ready,
              "--log", self.log, "--lifetime", "300", "--state-dir", os.path.join(self.dir, "st")]
-            + list(extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            + list(extra), stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr"), "w"))
         deadline = time.monotonic() + 60
         while not os.path.exists(ready):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.stop()
-                raise SystemExit("the simulator did not start")
+                raise SystemExit("the simulator did not start: " + open(os.path.join(self.dir, "stderr")).read()[-2000:])
             time.sleep(0.05)
         self.url = open(ready).read().strip()
 
@@ -102,19 +102,21 @@ def local_mode(sim):
     gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"], per_page=2)
     projects = gl.projects.list(membership=True, get_all=True)
     check("projects list follows pagination over several pages",
-          sorted(p.id for p in projects) == [101, 102, 103], [p.id for p in projects])
+          sorted(p.id for p in projects) == [101, 102, 103, 104], [p.id for p in projects])
     check("keyset pagination lists the same projects",
           sorted(p.id for p in gl.projects.list(membership=True, pagination="keyset",
                                                order_by="id", sort="asc", get_all=True))
-          == [101, 102, 103])
+          == [101, 102, 103, 104])
     app = gl.projects.get("acme/platform/app")
     check("a project by full path", app.id == 101 and app.path_with_namespace == "acme/platform/app")
     check("a project by id", gl.projects.get(101).path_with_namespace == "acme/platform/app")
     check("branches", sorted(b.name for b in app.branches.list(get_all=True)) == ["feature/login", "main"])
     check("tags", [t.name for t in app.tags.list(get_all=True)] == ["v1.0"])
     pls = app.pipelines.list(ref="main", status="success", order_by="id", sort="desc", get_all=True)
-    check("successful pipelines of main, newest first, children excluded",
-          [p.id for p in pls] == [510, 500], [p.id for p in pls])
+    # the listing leaves out child pipelines only: the scan-policy pipeline 560 is listed
+    check("successful pipelines of main, newest first, children excluded, dangling ones kept",
+          [p.id for p in pls] == [560, 510, 500] and pls[0].source == "security_orchestration_policy",
+          [p.id for p in pls])
     jobs = app.pipelines.get(510).jobs.list(scope=["success"], get_all=True)
     check("a pipeline's jobs, retried excluded, newest first",
           [j.id for j in jobs] == [1106, 1105, 1104, 1103, 1102, 1101], [j.id for j in jobs])
@@ -178,7 +180,9 @@ def local_mode(sim):
           jt.projects.get(102, lazy=True).jobs.get(1601, lazy=True).artifacts() == sim.archive(1601))
     check("a job token cannot keep (401)",
           raises(lambda: p.jobs.get(1101, lazy=True).keep_artifacts(), 401))
-    check("a job token cannot list projects (401)", raises(lambda: jt.projects.list(), 401))
+    # a job token is ignored off the job_token_allowed routes: the anonymous listing
+    check("a job token on /projects is ignored: the anonymous listing",
+          sorted(p.id for p in jt.projects.list(get_all=True)) == [101, 103])
 
     req = urllib.request.Request(sim.url + "/api/v4/projects/101/jobs/1101/artifacts",
                                  headers={"Range": "bytes=10-19", "PRIVATE-TOKEN": TOKENS["maintainer"]})
@@ -350,7 +354,7 @@ def redirect_mode(sim):
         warnings.simplefilter("ignore")
         ids = [p.id for p in kb.projects.list(membership=True, get_all=True)]
     check("python-gitlab with keep_base_url pages through a foreign Link host",
-          sorted(ids) == [101, 102, 103], ids)
+          sorted(ids) == [101, 102, 103, 104], ids)
 
 
 def proxied_mode(sim):
@@ -367,12 +371,164 @@ def proxied_mode(sim):
     check("--no-tree: /artifacts/tree is 404 as before GitLab 18.8", status == 404)
 
 
+def job_token_checks(sim):
+    """GitLab ignores a job token off job_token_allowed routes (lib/gitlab/auth/auth_finders.rb):
+    the caller is anonymous there. Project 104 is private; its running job 1990 holds the token."""
+    jt = gitlab.Gitlab(sim.url, job_token=TOKENS["job-private"])
+    lazy = jt.projects.get(104, lazy=True)
+    check("job token: GET /projects/:id of its own private project is 404 (anonymous)",
+          raises(lambda: jt.projects.get(104), 404))
+    check("job token: its branches are 404", raises(lambda: lazy.branches.list(), 404))
+    check("job token: its tags are 404", raises(lambda: lazy.tags.list(), 404))
+    check("job token: its pipelines are 404", raises(lambda: lazy.pipelines.list(), 404))
+    check("job token: /projects/:id/jobs is 401", raises(lambda: lazy.jobs.list(), 401))
+    check("job token: by-ref download works", lazy.artifacts.download(ref_name="main", job="build")
+          == sim.archive(1981))
+    check("job token: a merge request ref works",
+          lazy.artifacts.download(ref_name="refs/merge-requests/3/head", job="build")
+          == sim.archive(1985))
+    check("job token: the failed allow_failure job is served by ref",
+          lazy.artifacts.download(ref_name="main", job="e2e") == sim.archive(1982))
+    check("job token: keep is 401", raises(lambda: lazy.jobs.get(1981, lazy=True).keep_artifacts(), 401))
+    check("job token: delete is 401",
+          raises(lambda: lazy.jobs.get(1981, lazy=True).delete_artifacts(), 401))
+    status, _, body = fetch(sim.url + "/api/v4/projects/102/jobs/1601/artifacts",
+                            headers={"JOB-TOKEN": TOKENS["job-private"]})
+    check("job token: another project without it in the allowlist is 403",
+          status == 403 and b"Authentication by CI/CD job token not allowed" in body, (status, body))
+    status, _, body = fetch(sim.url + "/api/v4/job", headers={"JOB-TOKEN": TOKENS["job-private"]})
+    job = json.loads(body)
+    check("job token: GET /job names its job, ref and project",
+          status == 200 and job["id"] == 1990 and job["pipeline"]["project_id"] == 104)
+
+
+def by_ref_checks(sim):
+    """Project#latest_successful_build_for_ref (app/models/project.rb)."""
+    gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"])
+    app = gl.projects.get(101)
+    check("by ref: a newer scan-policy pipeline does not replace main's build",
+          app.artifacts.download(ref_name="main", job="build") == sim.archive(1101))
+    check("by ref: a dangling pipeline's job is not served",
+          raises(lambda: app.artifacts.download(ref_name="main", job="secret-detection"), 404))
+    check("by ref: a failed allow_failure job with artifacts is served",
+          app.artifacts.download(ref_name="main", job="e2e") == sim.archive(1107))
+    check("by ref: a report-only job shadows the child's archive (download 404)",
+          raises(lambda: app.artifacts.download(ref_name="main", job="junit-only"), 404))
+    check("by ref: and raw answers 500",
+          raises(lambda: app.artifacts.raw(ref_name="main", artifact_path="README",
+                                           job="junit-only"), 500))
+    check("by ref: the child's job is found after the parent's",
+          app.artifacts.download(ref_name="main", job="package") == sim.archive(1111))
+    mr = app.mergerequests.get(7)
+    check("merge request: head_pipeline on refs/merge-requests/7/head",
+          mr.head_pipeline["id"] == 570 and mr.head_pipeline["ref"] == "refs/merge-requests/7/head"
+          and mr.head_pipeline["source"] == "merge_request_event", mr.head_pipeline)
+    check("merge request: its pipelines", [p.id for p in mr.pipelines.list(get_all=True)] == [570])
+    check("merge request: its ref serves by-ref downloads",
+          app.artifacts.download(ref_name="refs/merge-requests/7/head", job="build")
+          == sim.archive(1951))
+    sha = app.branches.get("feature/login").commit["id"]
+    check("pipelines?sha=", [p.id for p in app.pipelines.list(sha=sha, get_all=True)] == [540])
+    check("one branch", app.branches.get("main").name == "main")
+    check("one tag", app.tags.get("v1.0").name == "v1.0")
+    check("an unknown tag is 404", raises(lambda: app.tags.get("v9"), 404))
+
+
+def fault_checks(sim):
+    tok = {"PRIVATE-TOKEN": TOKENS["maintainer"]}
+    url = sim.url + "/api/v4/projects/101/jobs/1101/artifacts"
+    sim.admin("faults", "ratelimit=2,paths=/jobs/1101/artifacts$")
+    status, hdrs, _ = fetch(url, headers=tok)
+    check("a bare 429 carries neither Retry-After nor RateLimit-Reset",
+          status == 429 and "Retry-After" not in hdrs and "RateLimit-Reset" not in hdrs)
+    gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"], retry_transient_errors=True)
+    t0 = time.monotonic()
+    data = gl.projects.get(101, lazy=True).jobs.get(1101, lazy=True).artifacts()
+    check("python-gitlab waits out the bare 429 window", data == sim.archive(1101)
+          and time.monotonic() - t0 < 30)
+    sim.admin("faults", "ratelimit=40,ratelimit_headers=1,paths=/jobs/1101/artifacts$")
+    status, hdrs, _ = fetch(url, headers=tok)
+    check("a throttle's 429 says how long: Retry-After up to the window, RateLimit-Reset",
+          status == 429 and 30 <= int(hdrs["Retry-After"]) <= 40
+          and int(hdrs["RateLimit-Reset"]) > time.time() + 30, dict(hdrs))
+    sim.admin("faults", "")
+    sim.admin("delete-artifacts", json.dumps({"job": 1102}))
+    job = gl.projects.get(101, lazy=True).jobs.get(1102)
+    check("server-side deletion: the job stays, without artifacts_file",
+          "artifacts_file" not in job.attributes)
+    check("server-side deletion: its download is 404", raises(lambda: job.artifacts(), 404))
+
+
+def etag_mode(sim):
+    tok = {"PRIVATE-TOKEN": TOKENS["maintainer"]}
+    url = sim.url + "/api/v4/projects/101/jobs/1101/artifacts"
+    import hashlib
+    want = '"%s"' % hashlib.sha256(sim.archive(1101)).hexdigest()
+    status, hdrs, _ = fetch(url, headers=tok)
+    check("--etag sha256: the ETag is the archive's sha256", hdrs.get("ETag") == want, hdrs.get("ETag"))
+    status, _, body = fetch(url, headers=dict(tok, Range="bytes=0-9", **{"If-Range": want}))
+    check("If-Range with the current ETag: 206", status == 206 and len(body) == 10)
+    status, _, body = fetch(url, headers=dict(tok, Range="bytes=0-9", **{"If-Range": '"old"'}))
+    check("If-Range with another ETag: 200 and the whole archive",
+          status == 200 and body == sim.archive(1101))
+    _, hdrs, _ = fetch(url, headers=tok)
+    status, _, body = fetch(url, headers=dict(tok, Range="bytes=0-9",
+                                              **{"If-Range": hdrs["Last-Modified"]}))
+    check("If-Range with the Last-Modified date: 206", status == 206 and len(body) == 10)
+    status, _, body = fetch(url, headers=dict(tok, Range="bytes=0-9",
+                                              **{"If-Range": "Mon, 01 Jan 2001 00:00:00 GMT"}))
+    check("If-Range with another date: 200 and the whole archive",
+          status == 200 and body == sim.archive(1101))
+
+
+def make_ca(where):
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it, made with openssl."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True, cwd=where,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "1", "-subj", "/CN=artifactfs test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+        "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(where, "ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "srv.pem", "-days", "1", "-extfile", "ext")
+    return [os.path.join(where, n) for n in ("ca.pem", "srv.pem", "srv.key")]
+
+
+def tls_mode(sim, ca):
+    gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"], ssl_verify=ca)
+    check("https with a private CA: python-gitlab trusting the CA reads a job",
+          sim.url.startswith("https://") and gl.projects.get(101).jobs.get(1101).id == 1101)
+    check("https with a private CA: the archive over TLS is exact",
+          gl.projects.get(101, lazy=True).jobs.get(1101, lazy=True).artifacts() == sim.archive(1101))
+    plain = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"])
+    try:
+        plain.projects.get(101)
+        refused = False
+    except Exception as e:  # requests' SSLError, wrapped or not
+        refused = "CERTIFICATE_VERIFY_FAILED" in repr(e) or "certificate" in repr(e).lower()
+    check("https with a private CA: without it the certificate is refused", refused)
+
+
+def fidelity_mode(sim):
+    job_token_checks(sim)
+    by_ref_checks(sim)
+    fault_checks(sim)
+
+
 def main():
+    tls_dir = tempfile.mkdtemp(prefix="conformance-ca-")
+    ca, cert, key = make_ca(tls_dir)
     runs = (("local", local_mode, ()),
             ("redirect", redirect_mode, ("--external-url", "http://gitlab.example.invalid")),
-            ("proxied", proxied_mode, ("--no-tree",)))
+            ("proxied", proxied_mode, ("--no-tree",)),
+            ("fidelity", fidelity_mode, ()),
+            ("etag", etag_mode, ("--etag", "sha256")),
+            ("tls", lambda sim: tls_mode(sim, ca), ("--tls-cert", cert, "--tls-key", key)))
     for mode, fn, extra in runs:
-        sim = Sim("--storage", mode, *extra)
+        sim = Sim("--storage", mode if mode in ("local", "redirect", "proxied") else "local", *extra)
         try:
             fn(sim)
         except Exception as e:  # a crash is a failed check, never a hang
@@ -380,6 +536,9 @@ def main():
             check("%s mode ran to the end" % mode, False, repr(e))
         finally:
             sim.stop()
+    for name in os.listdir(tls_dir):
+        os.unlink(os.path.join(tls_dir, name))
+    os.rmdir(tls_dir)
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 

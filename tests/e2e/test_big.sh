@@ -96,7 +96,7 @@ unmount_fs "$mnt"
 # one, the client fails every request at once for a moment (server down). Each reader starts
 # without faults, so that it is past the cache (8 MiB full of this very file) before they begin.
 rm -rf "$T/cache"
-mount_fs "$mnt" --cache-dir "$T/cache" --cache-size 8M --timeout 2
+mount_fs "$mnt" --cache-dir "$T/cache" --cache-size 8M --timeout 2 --retry-for 2
 "$PYTHON" - "$job/big.bin" "$T/sim-state/job-21.zip" "$URL" >"$T/harsh.out" <<'PY'
 import errno, sys, urllib.request, zipfile
 want = zipfile.ZipFile(sys.argv[2]).open("big.bin").read()

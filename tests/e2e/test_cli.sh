@@ -126,7 +126,7 @@ mount_fs "$mnt" --cache-dir rel-cache
 check "with a relative --cache-dir a job lists" \
 	bash -c "ls '$mnt/acme%2Fplatform%2Fapp/main/build/' | grep -q ."
 check "and its archive is cached under that folder" \
-	bash -c "ls '$T/rel-cache/v1/' | grep -q '[.]afs\$'"
+	bash -c "ls '$T/rel-cache/v2/' | grep -q '[.]afs\$'"
 unmount_fs "$mnt"
 cd - >/dev/null
 

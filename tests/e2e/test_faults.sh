@@ -66,7 +66,7 @@ stop_sim
 
 # 3. The server dies: what is cached is still served, the rest fails with EIO.
 start_sim
-mount_fs "$mnt" --cache-dir "$T/cache-dead" --timeout 2
+mount_fs "$mnt" --cache-dir "$T/cache-dead" --timeout 2 --retry-for 4
 cp -r "$mnt/$app/main/build" "$T/before" || die "cannot read before the server died"
 ls "$mnt/$app/main" >/dev/null
 stop_sim
@@ -78,7 +78,7 @@ unmount_fs "$mnt"
 # 3b. A server that accepts but never answers: after one request has given up, the next fail
 # at once instead of each waiting out its own timeouts.
 start_sim --faults "rate=1,kinds=hang,stall_s=60,paths=/artifacts"
-mount_fs "$mnt" --cache-dir "$T/cache-hang" --timeout 1
+mount_fs "$mnt" --cache-dir "$T/cache-hang" --timeout 1 --retry-for 4
 check_eq "a hanging server gives EIO once the retries are spent" EIO \
 	"$(sys read "$mnt/$app/-/jobs/1101/my report.txt")"
 before=$(getfattr --only-values -n user.artifactfs.stats "$mnt" | awk '/^http_requests/ {print $2}')
@@ -190,7 +190,7 @@ stop_sim
 start_sim --external-url "http://gitlab.example.invalid:9" --max-per-page 1
 mount_fs "$mnt" --cache-dir "$T/cache-pages"
 check_eq "every page of a one-per-page listing is read" \
-	"acme%2Fold acme%2Fplatform%2Fapp acme%2Fsecret" "$(ls "$mnt" | tr '\n' ' ' | sed 's/ $//')"
+	"acme%2Finternal-app acme%2Fold acme%2Fplatform%2Fapp acme%2Fsecret" "$(ls "$mnt" | tr '\n' ' ' | sed 's/ $//')"
 check "refs over many pages" bash -c "[ \"\$(ls '$mnt/$app' | wc -l)\" -eq 4 ]"
 unmount_fs "$mnt"
 finish

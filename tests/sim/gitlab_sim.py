@@ -22,6 +22,7 @@ import re
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import tempfile
@@ -239,6 +240,7 @@ class World:
         p.setdefault("branches", {})
         p.setdefault("tags", {})
         p.setdefault("job_token_allowlist", [p["id"]])
+        p.setdefault("merge_requests", [])
         pipes = p.pop("pipelines", [])
         p["pipelines"] = []
         self.projects[p["id"]] = p
@@ -252,6 +254,11 @@ class World:
         pl.setdefault("sha", project["branches"].get(pl["ref"]) or project["tags"].get(pl["ref"])
                       or "0" * 40)
         pl["parent"] = parent
+        # the pipeline's source (app/models/concerns/enums/ci/pipeline.rb); a merge request
+        # pipeline runs on refs/merge-requests/<iid>/head
+        pl.setdefault("source", "parent_pipeline" if parent else
+                      "merge_request_event" if pl["ref"].startswith("refs/merge-requests/")
+                      else "push")
         children = pl.pop("children", [])
         jobs = pl.pop("jobs", [])
         pl["jobs"] = []
@@ -275,6 +282,7 @@ class World:
         j.setdefault("status", pl["status"] if pl["status"] in ("success", "failed") else "running")
         j.setdefault("stage", "test")
         j.setdefault("retried", False)
+        j.setdefault("allow_failure", False)
         j.setdefault("finished_at", "2026-11-20T10:15:30.000Z")
         spec = j.get("archive")
         if isinstance(spec, str):
@@ -312,28 +320,47 @@ class World:
         newest = self.newest_pipeline(self.projects[j["project_id"]], pl["ref"])
         return newest is not None and newest["id"] == pl["id"]
 
+    # Enums::Ci::Pipeline.dangling_sources (app/models/concerns/enums/ci/pipeline.rb):
+    # Project#ci_pipelines (`-> { ci_sources }`, app/models/project.rb) leaves them out
+    DANGLING = ("webide", "parent_pipeline", "ondemand_dast_scan", "ondemand_dast_validation",
+                "security_orchestration_policy", "pipeline_execution_policy_schedule",
+                "container_registry_push", "duo_workflow")
+
     def newest_pipeline(self, project, ref):
+        """ci_pipelines.latest_successful_for_ref(ref) (app/models/ci/pipeline.rb)."""
         cands = [pl for pl in project["pipelines"]
-                 if pl["ref"] == ref and pl["status"] == "success" and not pl["parent"]]
+                 if pl["ref"] == ref and pl["status"] == "success"
+                 and pl["source"] not in self.DANGLING]
         return max(cands, key=lambda pl: pl["id"]) if cands else None
 
     def has_archive(self, j):
         return j.get("archive_path") is not None
 
+    def downloadable(self, j):
+        """with_downloadable_artifacts (app/models/ci/build.rb): the archive or any report
+        (Ci::JobArtifact::DOWNLOADABLE_TYPES), not the metadata or the trace."""
+        return self.has_archive(j) or bool(j.get("reports"))
+
     def job_for_ref(self, project, ref, name):
+        """Project#latest_successful_build_for_ref (app/models/project.rb) ->
+        Ci::Pipeline#build_with_artifacts_in_self_and_project_descendants (app/models/ci/
+        pipeline.rb): builds_in_self_and_project_descendants.ordered_by_pipeline.latest
+        .with_downloadable_artifacts.find_by_name(name). No status filter; `latest` drops
+        retried jobs; a report-only job matches (and the caller then fails on its archive)."""
         pl = self.newest_pipeline(project, ref)
         if not pl:
             return None
-        order = [pl["id"]] + self.descendants(pl)
-        for pid in order:
+        for pid in sorted([pl["id"]] + self.descendants(pl)):
             cands = [self.jobs[i] for i in self.pipelines[pid]["jobs"]]
             cands = [j for j in cands if j["name"] == name and not j["retried"]
-                     and self.has_archive(j) and j["status"] == "success"]
+                     and self.downloadable(j)]
             if cands:
                 return max(cands, key=lambda j: j["id"])
         return None
 
     def descendants(self, pl):
+        """self_and_project_descendants minus self: every same-project child, grandchild...,
+        also children of retried trigger jobs (all of pl["children"])."""
         out = []
         for c in pl["children"]:
             out.append(c)
@@ -354,6 +381,7 @@ class World:
                          "file_format": "gzip"})
         out = {
             "id": j["id"], "name": j["name"], "stage": j["stage"], "status": j["status"],
+            "allow_failure": j["allow_failure"],
             "ref": pl["ref"], "tag": pl.get("tag", pl["ref"] in project["tags"]),
             "created_at": "2026-11-20T10:10:00.000Z", "started_at": "2026-11-20T10:11:00.000Z",
             "finished_at": j["finished_at"],
@@ -381,6 +409,7 @@ class Faults:
         self.paths, self.retry_after, self.stall_s = None, 1, 30
         self.rng = random.Random(0)
         self.count = 0
+        self.window_s, self.window_headers, self.window_end = 0.0, False, None
         for part in filter(None, (spec or "").split(",")):
             k, _, v = part.partition("=")
             if k == "rate":
@@ -395,6 +424,10 @@ class Faults:
                 self.retry_after = int(v)
             elif k == "stall_s":
                 self.stall_s = float(v)
+            elif k == "ratelimit":  # a rate-limit window of v seconds (at most 600)
+                self.window_s = min(600.0, float(v))
+            elif k == "ratelimit_headers":
+                self.window_headers = v not in ("0", "")
             elif k == "nth":
                 n, _, kind = v.partition(":")
                 self.nth, self.nth_kind = int(n), kind or "reset"
@@ -405,6 +438,11 @@ class Faults:
         if self.paths and not self.paths.search(path):
             return None
         self.count += 1
+        if self.window_s:  # the window opens at the first matching request
+            if self.window_end is None:
+                self.window_end = time.time() + self.window_s
+            if time.time() < self.window_end:
+                return "ratelimit"
         if self.nth is not None and self.count == self.nth:
             return self.nth_kind
         if self.rate and self.kinds and self.rng.random() < self.rate:
@@ -418,6 +456,11 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError, socket.timeout)):
+            return  # a client that refused our certificate, or went away: expected in tests
+        super().handle_error(request, client_address)
 
 
 class Sim:
@@ -435,7 +478,16 @@ class Sim:
         self.log_file = open(args.log, "a", encoding="utf-8") if args.log else None
         self.secret = os.urandom(16)
         self.api_server = Server((args.host, args.port), make_handler(self, "api"))
-        self.base = "http://%s:%d" % (args.host, self.api_server.server_address[1])
+        self.tls = bool(args.tls_cert)
+        if self.tls:  # https with the certificate given (tests make a throwaway CA)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
+            # the handshake runs in the handler's thread (setup), never in the accept loop
+            self.api_server.socket = ctx.wrap_socket(self.api_server.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
+        self.base = "%s://%s:%d" % ("https" if self.tls else "http", args.host,
+                                    self.api_server.server_address[1])
+        self.etags = {}  # archive path -> sha256 ETag, computed once (archives never change)
         self.external = (args.external_url or self.base).rstrip("/")
         self.store_server = None
         if args.storage == "redirect":
@@ -477,6 +529,13 @@ def make_handler(sim, role):
             pass
 
         # -- plumbing
+        def setup(self):
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.settimeout(10)
+                self.request.do_handshake()
+                self.request.settimeout(None)
+            super().setup()
+
         def handle_one_request(self):
             self.sent = 0
             self.status_sent = None
@@ -557,6 +616,18 @@ def make_handler(sim, role):
                                                headers={"Retry-After": str(sim.faults.retry_after),
                                                         "RateLimit-Reset": str(int(time.time()) + sim.faults.retry_after)}))
                 return True
+            if f == "429bare" or (f == "ratelimit" and not sim.faults.window_headers):
+                # application limits (check_rate_limit! in lib/api/helpers.rb ->
+                # render_api_error!): a bare 429, neither Retry-After nor RateLimit-Reset
+                self.send_error_json(HTTPError(429, "This endpoint has been requested too many "
+                                                    "times. Try again later."))
+                return True
+            if f == "ratelimit":  # Rack::Attack throttles (lib/gitlab/rack_attack.rb)
+                end = sim.faults.window_end
+                self.send_error_json(HTTPError(429, "Retry later", plain=True, headers={
+                    "Retry-After": str(max(1, int(end - time.time() + 0.999))),
+                    "RateLimit-Reset": str(int(end + 0.999))}))
+                return True
             if f in ("500", "502", "503", "504"):
                 self.send_error_json(HTTPError(int(f)))
                 return True
@@ -624,6 +695,15 @@ def make_handler(sim, role):
                 else:
                     length_now = length
                 off, left = start, length_now
+                while left > 0 and sim.tls:  # sendfile would bypass TLS
+                    f.seek(off)
+                    data = f.read(min(left, 1 << 20))
+                    if not data:
+                        break
+                    self.wfile.write(data)
+                    off += len(data)
+                    left -= len(data)
+                    self.sent += len(data)
                 while left > 0:
                     n = os.sendfile(self.connection.fileno(), f.fileno(), off, min(left, 1 << 24))
                     if n == 0:
@@ -703,6 +783,14 @@ def admin(sim, h):
                 next_job = max(next_job, j["id"]) + 1
                 jobs.append(j)
             sim.world.add_pipeline(project, {"id": new_id, "ref": spec["ref"], "jobs": jobs})
+    elif path == "/-/sim/delete-artifacts":
+        # server-side deletion (an admin removing leaked artifacts; Ci::JobArtifacts::
+        # DeleteService): the job stays, its archive is gone. Body {"job": ID}
+        with sim.world.lock:
+            j = sim.world.jobs.get(int(json.loads(body)["job"]))
+            if not j:
+                raise HTTPError(404)
+            j["archive_path"] = None
     elif path == "/-/sim/shutdown":
         threading.Thread(target=shutdown, args=(sim,), daemon=True).start()
     else:
@@ -731,7 +819,10 @@ class Principal:
         return 0
 
 
-def principal(sim, h, query):
+def principal(sim, h, query, job_token_allowed=True):
+    """Who asks. A job token on a route that is not job_token_allowed is not even looked at:
+    find_user_from_job_token returns nothing there (lib/gitlab/auth/auth_finders.rb), so the
+    request is anonymous, as if no token had come."""
     tok, kind = None, None
     if h.headers.get("PRIVATE-TOKEN"):
         tok, kind = h.headers["PRIVATE-TOKEN"], "private"
@@ -741,7 +832,7 @@ def principal(sim, h, query):
         tok, kind = h.headers["JOB-TOKEN"], "job"
     elif query.get("job_token"):
         tok, kind = query["job_token"][0], "job"
-    if tok is None:
+    if tok is None or (kind == "job" and not job_token_allowed):
         return Principal("anon")
     t = sim.world.tokens.get(tok)
     if not t or t.get("expired") or t.get("revoked"):
@@ -767,13 +858,12 @@ def readable(sim, who, project, job_token_ok):
     if project is None:
         raise HTTPError(404, "404 Project Not Found")
     if who.kind == "job":
-        if not job_token_ok:
-            raise HTTPError(401)
         src = who.token.get("project")
         if src not in project.get("job_token_allowlist", [project["id"]]):
-            if project["visibility"] != "public":
-                raise HTTPError(404, "404 Project Not Found")
-            raise HTTPError(403)
+            # handle_job_token_failure! (lib/api/helpers.rb): 403, whatever the visibility
+            source = sim.world.projects.get(src, {}).get("path", "?").split("/")[-1]
+            raise HTTPError(403, "Authentication by CI/CD job token not allowed from %s to %s."
+                            % (source, project["path"].split("/")[-1]))
         return project
     if project["visibility"] == "public" or who.level(project) > 0:
         return project
@@ -812,9 +902,9 @@ def route(sim, h):
             continue
         if h.command != method and not (method == "GET" and h.command == "HEAD"):
             continue
-        who = principal(sim, h, query)
-        if who.kind == "job" and not job_ok:
-            raise HTTPError(401)
+        who = principal(sim, h, query, job_ok)
+        if who.kind == "anon" and h.command not in ("GET", "HEAD"):
+            raise HTTPError(401)  # `before { authenticate_non_get! }` (lib/api/ci/job_artifacts.rb)
         # the world is locked while deciding; bodies are sent after, so a stalled or slow
         # transfer never holds up other requests
         with sim.world.lock:
@@ -958,7 +1048,7 @@ def list_tags(sim, h, who, query, pid):
     ref_list(sim, h, who, query, pid, "tags")
 
 
-@route_to("GET", r"/projects/([^/]+)/repository/branches/([^/]+)")
+@route_to("GET", r"/projects/([^/]+)/repository/branches/(.+)")
 def get_branch(sim, h, who, query, pid, name):
     p = readable(sim, who, sim.world.project(pid), False)
     name = urllib.parse.unquote(name)
@@ -967,11 +1057,21 @@ def get_branch(sim, h, who, query, pid, name):
     h.send_json(ref_json(sim, p, "branches", name, p["branches"][name]))
 
 
+@route_to("GET", r"/projects/([^/]+)/repository/tags/(.+)")
+def get_tag(sim, h, who, query, pid, name):
+    """GET /projects/:id/repository/tags/:tag_name (lib/api/tags.rb)."""
+    p = readable(sim, who, sim.world.project(pid), False)
+    name = urllib.parse.unquote(name)
+    if name not in p["tags"]:
+        raise HTTPError(404, "404 Tag Not Found")
+    h.send_json(ref_json(sim, p, "tags", name, p["tags"][name]))
+
+
 def pipeline_json(sim, pl):
     project = sim.world.projects[pl["project_id"]]
     return {"id": pl["id"], "iid": pl["id"], "project_id": pl["project_id"], "ref": pl["ref"],
             "sha": pl["sha"], "status": pl["status"],
-            "source": "parent_pipeline" if pl["parent"] else "push",
+            "source": pl["source"],
             "created_at": "2026-11-20T10:%02d:00.000Z" % (pl["id"] % 60),
             "updated_at": "2026-11-20T10:%02d:30.000Z" % (pl["id"] % 60),
             "web_url": "%s/%s/-/pipelines/%d" % (sim.external, project["path"], pl["id"])}
@@ -980,13 +1080,51 @@ def pipeline_json(sim, pl):
 @route_to("GET", r"/projects/([^/]+)/pipelines")
 def list_pipelines(sim, h, who, query, pid):
     p = readable(sim, who, sim.world.project(pid), False)
+    # Ci::PipelinesFinder leaves out child pipelines only: the other dangling sources
+    # (security_orchestration_policy...) are listed (lib/api/ci/pipelines.rb)
     items = [pl for pl in p["pipelines"] if not pl["parent"]]
-    if "ref" in query:
-        items = [pl for pl in items if pl["ref"] == query["ref"][0]]
-    if "status" in query:
-        items = [pl for pl in items if pl["status"] == query["status"][0]]
+    for key in ("ref", "status", "sha", "source"):
+        if key in query:
+            items = [pl for pl in items if pl[key] == query[key][0]]
     items.sort(key=lambda pl: pl["id"], reverse=query.get("sort", ["desc"])[0] != "asc")
     paginate(sim, h, [pipeline_json(sim, pl) for pl in items], query)
+
+
+def mr_of(sim, p, iid):
+    for mr in p["merge_requests"]:
+        if mr["iid"] == int(iid):
+            return mr
+    raise HTTPError(404, "404 Not found")
+
+
+def mr_pipelines(sim, p, mr):
+    """A merge request's pipelines: those on refs/merge-requests/<iid>/head, newest first."""
+    ref = "refs/merge-requests/%d/head" % mr["iid"]
+    return sorted([pl for pl in p["pipelines"] if pl["ref"] == ref and not pl["parent"]],
+                  key=lambda pl: pl["id"], reverse=True)
+
+
+@route_to("GET", r"/projects/([^/]+)/merge_requests/(\d+)")
+def get_mr(sim, h, who, query, pid, iid):
+    """GET /projects/:id/merge_requests/:iid (lib/api/merge_requests.rb): head_pipeline is
+    the newest pipeline of the MR."""
+    p = readable(sim, who, sim.world.project(pid), False)
+    mr = mr_of(sim, p, iid)
+    pipes = mr_pipelines(sim, p, mr)
+    sha = pipes[0]["sha"] if pipes else p["branches"].get(mr["source_branch"], "0" * 40)
+    h.send_json({"id": 70000 + mr["iid"], "iid": mr["iid"], "project_id": p["id"],
+                 "title": mr.get("title", "A change"), "state": mr.get("state", "opened"),
+                 "source_branch": mr["source_branch"],
+                 "target_branch": mr.get("target_branch", p.get("default_branch", "main")),
+                 "sha": sha, "head_pipeline": pipeline_json(sim, pipes[0]) if pipes else None,
+                 "web_url": "%s/%s/-/merge_requests/%d" % (sim.external, p["path"], mr["iid"])})
+
+
+@route_to("GET", r"/projects/([^/]+)/merge_requests/(\d+)/pipelines")
+def list_mr_pipelines(sim, h, who, query, pid, iid):
+    p = readable(sim, who, sim.world.project(pid), False)
+    pipes = mr_pipelines(sim, p, mr_of(sim, p, iid))
+    paginate(sim, h, [pipeline_json(sim, pl) for pl in pipes], query)
 
 
 def pipeline_of(sim, p, plid):
@@ -1038,6 +1176,8 @@ def job_of(sim, p, jid):
 
 @route_to("GET", r"/projects/([^/]+)/jobs")
 def list_jobs(sim, h, who, query, pid):
+    if who.kind == "anon":
+        raise HTTPError(401)  # `before { authenticate! }` (lib/api/ci/jobs.rb)
     p = readable(sim, who, sim.world.project(pid), False)
     jobs = [j for j in sim.world.jobs.values() if j["project_id"] == p["id"]]
     scopes = query.get("scope[]", []) + query.get("scope", [])
@@ -1064,12 +1204,16 @@ def download_by_id(sim, h, who, query, pid, jid):
     return serve_archive(sim, h, j)
 
 
-@route_to("GET", r"/projects/([^/]+)/jobs/artifacts/([^/]+)/download", job_token=True)
+# `requirements: { ref_name: /.+/ }` (lib/api/ci/job_artifacts.rb): a ref may come with its
+# slashes unencoded (python-gitlab sends refs/merge-requests/7/head so)
+@route_to("GET", r"/projects/([^/]+)/jobs/artifacts/(.+)/download", job_token=True)
 def download_by_ref(sim, h, who, query, pid, ref):
     p = readable(sim, who, sim.world.project(pid), True)
     name = query.get("job", [""])[0]
     j = sim.world.job_for_ref(p, urllib.parse.unquote(ref), name)
-    if not j:
+    if not j or not sim.world.has_archive(j):
+        # a report-only job matched: `not_found! unless artifacts_file.exists?`
+        # (present_artifacts_file! in lib/api/helpers.rb)
         raise HTTPError(404, "404 Not found")
     return serve_archive(sim, h, j)
 
@@ -1115,13 +1259,16 @@ def raw_by_id(sim, h, who, query, pid, jid, path):
     return serve_member(sim, h, j, decode_member_path(path), sniff=False)
 
 
-@route_to("GET", r"/projects/([^/]+)/jobs/artifacts/([^/]+)/raw/(.+)", job_token=True)
+@route_to("GET", r"/projects/([^/]+)/jobs/artifacts/(.+)/raw/(.+)", job_token=True)
 def raw_by_ref(sim, h, who, query, pid, ref, path):
     p = readable(sim, who, sim.world.project(pid), True)
     name = query.get("job", [""])[0]
     j = sim.world.job_for_ref(p, urllib.parse.unquote(ref), name)
     if not j:
         raise HTTPError(404, "404 Not found")
+    if not sim.world.has_archive(j):
+        # a report-only job matched: send_artifacts_entry on a nil archive raises (500)
+        raise HTTPError(500, "500 Internal Server Error")
     return serve_member(sim, h, j, decode_member_path(path), sniff=True)
 
 
@@ -1202,7 +1349,7 @@ def send_bytes(sim, h, path, chunked=False):
     st = os.stat(path)
     size = st.st_size
     lm = email.utils.formatdate(st.st_mtime, usegmt=True)
-    etag = '"%x-%x"' % (st.st_ino, size)
+    etag = archive_etag(sim, path, st)
     ims = h.headers.get("If-Modified-Since")
     if ims and not h.headers.get("Range"):
         try:
@@ -1214,6 +1361,8 @@ def send_bytes(sim, h, path, chunked=False):
         except (TypeError, ValueError):
             pass
     rng = None if sim.args.no_range else parse_range(h.headers.get("Range"), size)
+    if rng and not if_range_holds(h.headers.get("If-Range"), etag, st):
+        rng = None  # another version than the client holds: the whole new body
     if rng == "bad":
         h.send_response(416)
         h.send_header("Content-Range", "bytes */%d" % size)
@@ -1225,7 +1374,8 @@ def send_bytes(sim, h, path, chunked=False):
     h.send_header("Content-Type", "application/octet-stream")
     h.send_header("Content-Disposition", 'attachment; filename="artifacts.zip"')
     h.send_header("Last-Modified", lm)
-    h.send_header("ETag", etag)
+    if etag:
+        h.send_header("ETag", etag)
     if not sim.args.no_range:
         h.send_header("Accept-Ranges", "bytes")
     if rng:
@@ -1238,6 +1388,45 @@ def send_bytes(sim, h, path, chunked=False):
         h.send_header("Content-Length", str(length))
         h.end_headers()
         h.send_file_range(path, start, length)
+
+
+def if_range_holds(if_range, etag, st):
+    """checkIfRange of Go's net/http (what Workhorse's http.ServeContent runs): a strong ETag
+    must match; a date must equal Last-Modified to the second; a weak ETag never holds."""
+    if not if_range:
+        return True
+    if if_range.startswith('"'):
+        return etag is not None and not etag.startswith("W/") and if_range == etag
+    try:
+        return int(email.utils.parsedate_to_datetime(if_range).timestamp()) == int(st.st_mtime)
+    except (TypeError, ValueError):
+        return False
+
+
+def archive_etag(sim, path, st):
+    """The download's ETag as --etag says. Workhorse serves a local archive with
+    http.ServeContent(w, r, "", modtime, file) (workhorse/internal/sendfile/sendfile.go): Range,
+    Last-Modified and If-Range, but no ETag of its own; one appears only if Rails set it first,
+    and from object storage the store's own (S3: an MD5, "-N" for multipart). GITLAB-API.md's
+    "newest servers send a strong sha256 ETag" is not confirmed by that source, so it is an
+    option: inode (the default, what the simulator always sent), sha256 (strong, the
+    archive's digest), weak (W/"..."), none (closest to local storage per sendfile.go)."""
+    kind = sim.args.etag
+    if kind == "none":
+        return None
+    if kind == "inode":
+        return '"%x-%x"' % (st.st_ino, st.st_size)
+    with sim.world.lock:
+        digest = sim.etags.get(path)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+        with sim.world.lock:
+            sim.etags[path] = digest
+    return ('W/"%s"' if kind == "weak" else '"%s"') % digest
 
 
 def send_chunked(sim, h, path, start, length):
@@ -1352,11 +1541,17 @@ def main():
     ap.add_argument("--url-lifetime", type=int, default=600)
     ap.add_argument("--no-range", action="store_true",
                     help="ignore Range on whole-archive downloads: always 200 and everything")
+    ap.add_argument("--tls-cert", help="serve the API over https with this PEM certificate")
+    ap.add_argument("--tls-key", help="the certificate's PEM private key")
+    ap.add_argument("--etag", choices=["inode", "sha256", "weak", "none"], default="inode",
+                    help="the ETag of archive downloads (see archive_etag)")
     ap.add_argument("--max-per-page", type=int, default=100,
                     help="clamp per_page lower than GitLab's 100, to force many pages")
     args = ap.parse_args()
     if not re.match(r"^127\.", args.host):
         sys.exit("gitlab_sim: serves on loopback only")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        sys.exit("gitlab_sim: --tls-cert and --tls-key go together")
     with open(args.fixture, encoding="utf-8") as f:
         fixture = json.load(f)
     sim = Sim(args, fixture)

@@ -17,7 +17,10 @@
 #include "zipbuild.h"
 
 struct fake {
-	atomic_int project_get, refs_list, ref_jobs, recent_jobs, job_get, keep, del, archive;
+	atomic_int project_get, refs_list, ref_check, ref_jobs, recent_jobs, job_get, keep, del,
+		archive;
+	int archive_generation;   /* the ETag of archive answers: a ref moved to another archive */
+	int64_t deleted;          /* a job id whose artifacts were deleted on the server */
 	bool job_token;           /* listings and job lookups answer -EACCES */
 	bool wrong_length;        /* archive reads answer a 200 of another length, wrong bytes */
 	int project_err;          /* project_get's answer */
@@ -85,6 +88,18 @@ static int fk_refs_list(void *ctx, const char *project, char ***names, size_t *n
 	return 0;
 }
 
+/* main and dev, and a merge request ref that no listing shows but pipelines have. */
+static int fk_ref_check(void *ctx, const char *project, const char *ref)
+{
+	(void)ctx, (void)project;
+	atomic_fetch_add(&fake.ref_check, 1);
+	if (fake.job_token)
+		return -EACCES;
+	return strcmp(ref, "main") && strcmp(ref, "dev") && strcmp(ref, "refs/merge-requests/7/head")
+		       ? -ENOENT
+		       : 0;
+}
+
 static int fk_ref_jobs(void *ctx, const char *project, const char *ref, struct gl_job **jobs,
 		       size_t *n)
 {
@@ -122,6 +137,8 @@ static int fk_job_get(void *ctx, const char *project, int64_t id, struct gl_job 
 	if (id < 101)
 		return -ENOENT;
 	fake_job(id, id == 101 ? "build" : id == 102 ? "test" : "old", "main", out);
+	if (id == fake.deleted) /* GitLab keeps the job; its JSON loses artifacts_file */
+		out->archive_size = -1;
 	return 0;
 }
 
@@ -152,7 +169,7 @@ static int fk_project_delete(void *ctx, const char *project)
 
 /* Ranges as GitLab answers them: a 206 of the bytes asked; off -1 is a suffix. */
 static int fk_archive_read(void *ctx, const struct gl_archive *a, int64_t off, int64_t len,
-			   http_body_fn fn, void *fn_ctx, int64_t *total, bool *whole)
+			   http_body_fn fn, void *fn_ctx, struct gl_read_info *info)
 {
 	(void)ctx;
 	atomic_fetch_add(&fake.archive, 1);
@@ -161,16 +178,17 @@ static int fk_archive_read(void *ctx, const struct gl_archive *a, int64_t off, i
 	fake.last = (struct gl_archive){.job_id = a->job_id, .ref = fake.last_ref,
 					.job_name = fake.last_name};
 	int64_t size = (int64_t)fake.zip_len;
-	if (whole)
-		*whole = fake.wrong_length;
+	info->whole = fake.wrong_length;
+	snprintf(info->etag, sizeof(info->etag), "\"%d\"", fake.archive_generation);
+	if (info->expect_etag && strcmp(info->expect_etag, info->etag) != 0)
+		return -ESTALE; /* If-Range: another archive now */
 	if (fake.wrong_length) {
 		/* a 200 whose Content-Length says another archive: bytes from 0, every one wrong */
 		unsigned char *junk = malloc(fake.zip_len);
 		memset(junk, 'X', fake.zip_len);
 		int err = fn(fn_ctx, 0, junk, fake.zip_len);
 		free(junk);
-		if (total)
-			*total = size + 5000;
+		info->total = size + 5000;
 		return err;
 	}
 	if (off < 0) {
@@ -179,8 +197,7 @@ static int fk_archive_read(void *ctx, const struct gl_archive *a, int64_t off, i
 	}
 	if (off + len > size)
 		return -EIO;
-	if (total)
-		*total = size;
+	info->total = size;
 	return fn(fn_ctx, (uint64_t)off, fake.zip + off, (size_t)len);
 }
 
@@ -188,6 +205,7 @@ static const struct backend fake_backend = {
 	.project_get = fk_project_get,
 	.projects_list = fk_projects_list,
 	.refs_list = fk_refs_list,
+	.ref_check = fk_ref_check,
 	.ref_jobs = fk_ref_jobs,
 	.recent_jobs = fk_recent_jobs,
 	.job_get = fk_job_get,

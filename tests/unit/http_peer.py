@@ -19,6 +19,15 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /429/KEY                  first 429 + Retry-After: 1, then 200 "ok"
   /429reset/KEY             first 429 + RateLimit-Reset: now+1, then 200 "ok"
   /503/KEY                  first 503, then 200 "ok"
+  /bare429-for/S/KEY        a bare 429 (no Retry-After, no RateLimit-Reset: GitLab's application
+                            limits) for S seconds after the first request, then like /data
+  /huge-retry-after         429 + Retry-After: 99999999999999999999, always
+  /huge-reset               429 + RateLimit-Reset: 9223372036854775807, always
+  /echo-token               500 whose body repeats the request's token header, as some proxies'
+                            error pages do
+  /redirect/leak            302 to 127.0.0.2 with the token in the Location's path; 500 there
+  /slow-headers             sleeps 5 s before answering 200 "ok"
+  /paged-relative?page=N    JSON [N]; a relative Link rel=next (/api/v4/paged-relative?page=N+1)
   /data                     1000 bytes (byte i = i % 251), Range honoured (206/416), Accept-Ranges
   /norange                  the same 1000 bytes, Range ignored (200), no Accept-Ranges
   /truncate-once/KEY        like /data, but the first answer stops after 400 body bytes
@@ -28,8 +37,9 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /paged-link?page=N        JSON [N]; Link rel=next to a foreign host while N < 3
   /paged-xnext?page=N       JSON [N]; X-Next-Page N+1 while N < 3, then empty
   .../blob                  like /data (the object store behind a redirect)
-  /user, /job, /projects    for gitlab_check: a JSON object, a 401, an HTML page
-  /projects/group%2Fapp/... a small GitLab for test_gitlab.c (see GITLAB below): matched on the
+  /user, /job, /projects    for gitlab_check (/job answers the job token glcbt-running): a JSON object, a 401, an HTML page
+  /projects/group%2Fapp/... a small GitLab for test_gitlab.c (see GITLAB below; group%2Fres
+                            for by-ref resolution): matched on the
                             raw path (so escaping shows) and the decoded query
 """
 import json
@@ -89,10 +99,58 @@ GITLAB = {
         if q.get("scope[]") == "success" and q.get("per_page") == "100" else []),
 }
 
+# Project group/res (id 9), GitLab's by-ref rules (GITLAB-API.md "Ref resolution"): main's
+# newest successful pipeline 90 is a scan-policy one (dangling: skipped); pipeline 80 has a
+# failed job with an archive (e2e, served: no status filter), a report-only job (junit-only,
+# which shadows the child's archive of that name) and a job without artifacts; its bridges
+# list child 83 before child 81 (a retried trigger's), walked in id order: 80, 81, 83.
+def rjob(jid, name, status="success", archive=True, reports=()):
+    out = job(jid, name, archive=archive, reports=reports)
+    out.update({"status": status, "ref": "main", "pipeline": {"id": jid // 10, "project_id": 9}})
+    return out
+
+
+R = "/projects/group%2Fres"
+GITLAB.update({
+    R + "/pipelines": lambda q: (
+        [{"id": 90, "project_id": 9, "ref": "main", "status": "success",
+          "source": "security_orchestration_policy"},
+         {"id": 80, "project_id": 9, "ref": "main", "status": "success", "source": "push"}]
+        if q.get("ref") == "main" and q.get("status") == "success" else
+        [{"id": 95, "project_id": 9, "ref": q.get("ref"), "status": "success",
+          "source": "merge_request_event"}]
+        if q.get("ref") == "refs/merge-requests/7/head" else []),
+    R + "/pipelines/80/jobs": lambda q: [
+        rjob(803, "e2e", status="failed"), rjob(802, "junit-only", archive=False, reports=("junit",)),
+        rjob(801, "docs", archive=False)],
+    R + "/pipelines/80/bridges": lambda q: [
+        {"id": 5, "downstream_pipeline": {"id": 83, "project_id": 9}},
+        {"id": 4, "retried": True, "downstream_pipeline": {"id": 81, "project_id": 9}}],
+    R + "/pipelines/81/jobs": lambda q: [rjob(811, "junit-only"), rjob(812, "child-a")],
+    R + "/pipelines/81/bridges": lambda q: [],
+    R + "/pipelines/83/jobs": lambda q: [rjob(831, "child-a"), rjob(832, "child-b")],
+    R + "/pipelines/83/bridges": lambda q: [],
+    R + "/repository/branches": lambda q: [{"name": n} for n in ("main", "b", "a", "b")],
+    R + "/repository/tags": lambda q: [{"name": n} for n in ("v1", "main", "a", "v2")],
+    R + "/repository/branches/main": lambda q: {"name": "main", "commit": {"id": "a" * 40}},
+    R + "/repository/tags/v1": lambda q: {"name": "v1", "commit": {"id": "b" * 40}},
+    R + "/merge_requests/7": lambda q: {
+        "iid": 7, "sha": "c" * 40, "source_branch": "feature/login",
+        "head_pipeline": {"id": 95, "ref": "refs/merge-requests/7/head", "status": "success"}},
+})
+
 lock = threading.Lock()
 counters = {}
 ports = [0, 0]
 log_path = None
+
+
+first_seen = {}
+
+
+def seconds_since_first(key):
+    with lock:
+        return time.monotonic() - first_seen.setdefault(key, time.monotonic())
 
 
 def bump(key):
@@ -158,9 +216,13 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def serve_data(self, honour_range, cut=None):
+    def serve_data(self, honour_range, cut=None, etag=None, last_modified=None):
         rng = parse_range(self.headers.get("Range"), SIZE) if honour_range else None
         hdrs = [("Accept-Ranges", "bytes")] if honour_range else []
+        if etag:
+            hdrs.append(("ETag", etag))
+        if last_modified:
+            hdrs.append(("Last-Modified", last_modified))
         if rng == "bad":
             return self.send(416, b"", hdrs + [("Content-Range", "bytes */%d" % SIZE)])
         if rng is None:
@@ -188,6 +250,25 @@ class Handler(BaseHTTPRequestHandler):
     def gitlab(self, path, query):
         """The small GitLab; returns False when path is not one of its."""
         q = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        if (path.startswith(R) and self.headers.get("job-token")
+                and not re.search(r"/pipelines/\d+/jobs$|/artifacts", path)):
+            # group/res is private: GitLab ignores a job token off its routes (anonymous: 404)
+            self.send(404, b'{"message":"404 Project Not Found"}')
+            return True
+        m = re.fullmatch(r"/projects/group%2Ffan/pipelines(?:/(\d+)/(jobs|bridges))?", path)
+        if m:  # a pipeline (1) with 300 child pipelines, each with 2 children of its own
+            plid = int(m.group(1) or 0)
+            if not m.group(1):
+                body = [{"id": 1, "project_id": 5, "ref": "main", "status": "success"}]
+            elif m.group(2) == "jobs":
+                body = []
+            elif plid == 1:
+                body = [{"downstream_pipeline": {"id": 1000 + i, "project_id": 5}} for i in range(300)]
+            else:
+                body = [{"downstream_pipeline": {"id": plid * 10 + i, "project_id": 5}}
+                        for i in range(2)]
+            self.send(200, json.dumps(body).encode(), [("Content-Type", "application/json")])
+            return True
         if path in GITLAB:
             hdrs = [("Content-Type", "application/json")]
             if path == P + "/pipelines/50/jobs" and q.get("page", "1") == "1":
@@ -203,6 +284,19 @@ class Handler(BaseHTTPRequestHandler):
         if path == P + "/jobs/503/artifacts":
             self.send(302, b"", [("Location", "http://127.0.0.2:%d/signed/blob?X-Amz-Signature=s"
                                   % ports[1])])
+            return True
+        if path == R + "/jobs/803/artifacts":  # strong ETag; If-Range honoured
+            if self.headers.get("If-Range") not in (None, '"sha-A"'):
+                self.send(200, DATA, [("ETag", '"sha-A"'), ("Accept-Ranges", "bytes")])
+            else:
+                self.serve_data(True, etag='"sha-A"')
+            return True
+        if path == R + "/jobs/804/artifacts":  # no ETag; If-Range by date, as Go's ServeContent
+            lm = "Fri, 20 Nov 2026 10:15:30 GMT"
+            if self.headers.get("If-Range") not in (None, lm):
+                self.send(200, DATA, [("Last-Modified", lm), ("Accept-Ranges", "bytes")])
+            else:
+                self.serve_data(True, last_modified=lm)
             return True
         if path == P + "/jobs/504/artifacts":  # a server that answers another range
             body = DATA[:10]
@@ -222,6 +316,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/user":
             return self.send(200, b'{"id": 1, "username": "dev"}')
         if path == "/job":
+            if self.headers.get("job-token") == "glcbt-running":
+                return self.send(200, json.dumps(rjob(803, "e2e", status="running")).encode())
             return self.send(401, b'{"message": "401 Unauthorized"}')
         if path == "/projects":
             return self.send(200, b"<html>not an API</html>")
@@ -244,6 +340,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(302, b"", [("Location", "landing")])
             if kind == "loop":
                 return self.send(302, b"", [("Location", self.path)])
+            if kind == "leak":
+                tok = self.headers.get("private-token") or "none"
+                loc = "http://127.0.0.2:%d/leak/%s/x" % (ports[1], tok)
+                return self.send(302, b"", [("Location", loc)])
         if head in ("429", "429reset", "503"):
             if bump(path) == 1:
                 if head == "503":
@@ -254,6 +354,29 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, b"ok")
         if head == "data":
             return self.serve_data(True)
+        if head == "bare429-for":
+            if seconds_since_first(path) < float(parts[1]):
+                return self.send(429, b'{"message":"429 Too Many Requests"}')
+            return self.serve_data(True)
+        if head == "huge-retry-after":
+            return self.send(429, b"slow down", [("Retry-After", "99999999999999999999")])
+        if head == "huge-reset":
+            return self.send(429, b"slow down", [("RateLimit-Reset", "9223372036854775807")])
+        if head == "echo-token":
+            tok = " ".join(self.headers.get(h) or "" for h in TOKEN_HEADERS).strip()
+            return self.send(500, ("proxy error; request had %s" % tok).encode())
+        if head == "slow-headers":
+            time.sleep(5)
+            return self.send(200, b"ok")
+        if head == "leak":
+            return self.send(500, b"gone")
+        if head == "paged-relative":
+            m = re.search(r"(?:^|&)page=(\d+)", query)
+            n = int(m.group(1)) if m else 1
+            hdrs = [("Content-Type", "application/json")]
+            if n < 3:
+                hdrs.append(("Link", '</api/v4/paged-relative?page=%d>; rel="next"' % (n + 1)))
+            return self.send(200, json.dumps([n]).encode(), hdrs)
         if head == "norange":
             return self.serve_data(False)
         if head in ("truncate-once", "truncate-once-norange"):

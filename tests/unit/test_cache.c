@@ -1,4 +1,7 @@
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -31,6 +34,7 @@ struct source {
 	void (*gate)(struct source *s, int call); /* called first, with the count of earlier calls */
 	pid_t readers[8];      /* for the gate of the single-flight test */
 	atomic_int n_readers;
+	int *hold;             /* a pipe pair: say "in" on hold[1], go on when hold[0] gives a byte */
 };
 
 /* The source the next read fetches from: entries are bound to fetch() once, and each test
@@ -44,6 +48,9 @@ static int fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
 	int call = atomic_fetch_add(&s->calls, 1);
 	if (s->gate)
 		s->gate(s, call);
+	char ch = 'i';
+	if (s->hold && (write(s->hold[1], &ch, 1) != 1 || read(s->hold[0], &ch, 1) != 1))
+		return -EIO;
 	if (s->fail)
 		return s->fail;
 	if (s->nothing)
@@ -127,7 +134,7 @@ Test(cache, folders_are_0700_and_files_0600)
 	cr_assert_eq(stat(sub, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0700);
 	char *f;
-	cr_assert(asprintf(&f, "%s/v1/k.afs", sub) > 0);
+	cr_assert(asprintf(&f, "%s/v2/k.afs", sub) > 0);
 	cr_assert_eq(stat(f, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600);
 	cache_entry_put(e);
@@ -294,7 +301,32 @@ Test(cache, a_rejected_answer_leaves_present_blocks_alone)
 	free(d);
 }
 
-Test(cache, eviction_keeps_under_the_limit_and_spares_entries_in_use)
+/* Another mount marked a block after this one last read the map: a rejected answer here must
+ * not write over it either, or the other mount, which checked the block already, serves it. */
+Test(cache, a_rejected_answer_leaves_blocks_another_mount_marked_alone)
+{
+	char *d = tmpdir();
+	struct cache *c[2];
+	struct cache_entry *e[2];
+	struct source good = {0}, bad = {.whole = true, .garbage = true, .fail_after = -EIO};
+	struct source none = {.fail = -EACCES};
+	unsigned char buf[10];
+	cr_assert_eq(cache_open(d, 1 << 30, &c[0]), 0);
+	cr_assert_eq(cache_open(d, 1 << 30, &c[1]), 0);
+	cr_assert_eq(get_bound(c[0], "k", SIZE, &e[0]), 0); /* its map: nothing present */
+	cr_assert_eq(get_bound(c[1], "k", SIZE, &e[1]), 0);
+	check_range(e[1], &good, 0, CACHE_BLOCK_SIZE);
+	cr_assert_eq(pread_from(&bad, e[0], buf, 10, 2 * CACHE_BLOCK_SIZE, 0), -EIO);
+	check_range(e[1], &none, 0, CACHE_BLOCK_SIZE); /* present: no fetch, and the right bytes */
+	cr_assert_eq(atomic_load(&none.calls), 0);
+	for (int i = 0; i < 2; i++) {
+		cache_entry_put(e[i]);
+		cache_close(c[i]);
+	}
+	free(d);
+}
+
+Test(cache, eviction_keeps_under_the_limit_even_of_idle_references)
 {
 	char *d = tmpdir();
 	struct cache *c;
@@ -312,53 +344,63 @@ Test(cache, eviction_keeps_under_the_limit_and_spares_entries_in_use)
 	cr_assert_leq(st.used_bytes, st.limit_bytes);
 	cr_assert_geq(st.evictions, 1);
 	cr_assert_eq(get_bound(c, "a", 0, &a), -ENOENT, "a was evicted");
+	/* b is referenced but idle: it goes, and is made anew on its next read */
 	cr_assert_eq(get_bound(c, "x", SIZE, &x), 0);
-	unsigned char *buf = malloc(SIZE);
-	cr_assert_eq(pread_from(&s, x, buf, SIZE, 0, 0), -ENOSPC,
-		     "b is in use: nothing can go");
-	free(buf);
+	check_range(x, &s, 0, SIZE);
+	int calls = atomic_load(&s.calls);
+	check_range(b, &s, 0, SIZE);
+	cr_assert_gt(atomic_load(&s.calls), calls, "b was evicted and fetched again");
+	cache_get_stats(c, &st);
+	cr_assert_leq(st.used_bytes, st.limit_bytes);
 	cache_entry_put(x);
 	cache_entry_put(b);
 	cache_close(c);
 	free(d);
 }
 
-Test(cache, an_entry_held_by_another_process_is_not_evicted)
+Test(cache, an_entry_read_by_another_process_is_not_evicted)
 {
 	char *d = tmpdir();
 	int up[2], down[2];
 	cr_assert_eq(pipe(up), 0);
 	cr_assert_eq(pipe(down), 0);
-	struct source s = {0};
 	pid_t pid = fork();
-	if (pid == 0) {
+	if (pid == 0) { /* reads "held" with a fetch that waits for the parent */
 		struct cache *c;
 		struct cache_entry *e;
-		char ch = 'r';
+		int hold[2] = {down[0], up[1]};
+		struct source s = {.hold = hold};
+		close(up[0]);
+		close(down[1]);
 		if (cache_open(d, 1 << 30, &c) || get_bound(c, "held", SIZE, &e))
 			_exit(1);
-		check_range(e, &s, 0, SIZE);
-		if (write(up[1], &ch, 1) != 1 || read(down[0], &ch, 1) != 1)
-			_exit(1);
-		_exit(0);
+		unsigned char buf[10];
+		_exit(pread_from(&s, e, buf, 10, 0, 0) == 10 ? 0 : 1);
 	}
+	close(up[1]);
+	close(down[0]);
 	char ch;
-	cr_assert_eq(read(up[0], &ch, 1), 1);
+	cr_assert_eq(read(up[0], &ch, 1), 1, "the child's read is running");
 	struct cache *c;
 	struct cache_entry *e;
-	cr_assert_eq(cache_open(d, SIZE / 2, &c), 0); /* over the limit already */
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, SIZE / 2, &c), 0);
 	cr_assert_eq(get_bound(c, "mine", SIZE, &e), 0);
-	unsigned char buf[10];
-	cr_assert_eq(pread_from(&s, e, buf, 10, 0, 0), -ENOSPC);
+	unsigned char *buf = malloc(SIZE);
+	cr_assert_eq(pread_from(&s, e, buf, SIZE, 0, 0), -ENOSPC,
+		     "the only other file is being read");
 	char *f;
-	cr_assert(asprintf(&f, "%s/v1/held.afs", d) > 0);
-	cr_assert_eq(access(f, F_OK), 0, "the other process's entry is still there");
+	cr_assert(asprintf(&f, "%s/v2/held.afs", d) > 0);
+	struct stat st;
+	cr_assert_eq(stat(f, &st), 0, "the other process's entry is still there");
+	cr_assert_gt(st.st_size, 0, "and whole");
 	cr_assert_eq(write(down[1], "x", 1), 1);
 	int status;
 	waitpid(pid, &status, 0);
 	cr_assert_eq(WEXITSTATUS(status), 0);
 	cache_entry_put(e);
 	cache_close(c);
+	free(buf);
 	free(f);
 	free(d);
 }
@@ -433,5 +475,273 @@ Test(cache, invalidated_bytes_never_complete_a_block)
 		      "the second half alone does not make the block whole");
 	cache_entry_put(e);
 	cache_close(c);
+	free(d);
+}
+
+/* The file of key in the cache folder d, and where byte 0 of the archive of size bytes is in it
+ * (header, block map and checksums padded to 4 KiB each). */
+static char *entry_file(const char *d, const char *key)
+{
+	char *f;
+	cr_assert(asprintf(&f, "%s/v2/%s.afs", d, key) > 0);
+	return f;
+}
+
+static uint64_t data_offset(uint64_t size)
+{
+	uint64_t blocks = (size + CACHE_BLOCK_SIZE - 1) / CACHE_BLOCK_SIZE;
+	return 4096 + (blocks + 4095) / 4096 * 4096 + (4 * blocks + 4095) / 4096 * 4096;
+}
+
+static void flip_byte(const char *f, uint64_t at)
+{
+	FILE *fp = fopen(f, "r+b");
+	cr_assert_not_null(fp);
+	cr_assert_eq(fseek(fp, (long)at, SEEK_SET), 0);
+	int ch = fgetc(fp);
+	cr_assert_eq(fseek(fp, (long)at, SEEK_SET), 0);
+	fputc(ch ^ 0xff, fp);
+	fclose(fp);
+}
+
+/* Fills entry key of a fresh cache in d and closes it. */
+static void fill(const char *d, const char *key)
+{
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(get_bound(c, key, SIZE, &e), 0);
+	check_range(e, &s, 0, SIZE);
+	cache_entry_put(e);
+	cache_close(c);
+}
+
+/* Opens the cache in d, reads key's tail 8192 bytes and says how many fetches that took. */
+static int tail_fetches(const char *d, const char *key)
+{
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(get_bound(c, key, SIZE, &e), 0);
+	check_range(e, &s, SIZE - 8192, 8192);
+	check_range(e, &s, 0, SIZE);
+	cache_entry_put(e);
+	cache_close(c);
+	return atomic_load(&s.calls);
+}
+
+Test(cache, a_block_that_fails_its_checksum_is_fetched_again)
+{
+	char *d = tmpdir();
+	fill(d, "k");
+	char *f = entry_file(d, "k");
+	flip_byte(f, data_offset(SIZE) + SIZE - 100);
+	cr_assert_eq(tail_fetches(d, "k"), 1, "the spoilt block, fetched once");
+	cr_assert_eq(tail_fetches(d, "k"), 0, "and now right on disk");
+	free(f);
+	free(d);
+}
+
+Test(cache, a_truncated_file_is_discarded_not_eio)
+{
+	char *d = tmpdir();
+	fill(d, "k");
+	char *f = entry_file(d, "k");
+	cr_assert_eq(truncate(f, (off_t)(data_offset(SIZE) + SIZE / 2)), 0);
+	cr_assert_gt(tail_fetches(d, "k"), 0);
+	cr_assert_eq(tail_fetches(d, "k"), 0);
+	free(f);
+	free(d);
+}
+
+Test(cache, a_file_extended_or_zeroed_is_never_served)
+{
+	char *d = tmpdir();
+	fill(d, "k");
+	char *f = entry_file(d, "k");
+	struct stat st;
+	cr_assert_eq(stat(f, &st), 0);
+	cr_assert_eq(truncate(f, st.st_size + 4096), 0);
+	cr_assert_gt(tail_fetches(d, "k"), 0, "a longer file is discarded");
+	/* zeros over the data, the map left saying present */
+	cr_assert_eq(truncate(f, (off_t)data_offset(SIZE)), 0);
+	cr_assert_eq(truncate(f, (off_t)(data_offset(SIZE) + SIZE)), 0);
+	cr_assert_gt(tail_fetches(d, "k"), 0, "zeros fail their checksums");
+	cr_assert_eq(tail_fetches(d, "k"), 0);
+	free(f);
+	free(d);
+}
+
+Test(cache, a_planted_symlink_is_never_followed)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0); /* planted after the scan at open */
+	char *target, *f = entry_file(d, "k");
+	cr_assert(asprintf(&target, "%s/planted", d) > 0);
+	FILE *fp = fopen(target, "w");
+	cr_assert_not_null(fp);
+	fputs("planted bytes", fp);
+	fclose(fp);
+	cr_assert_eq(symlink(target, f), 0);
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
+	check_range(e, &s, 0, SIZE);
+	cache_entry_put(e);
+	cache_close(c);
+	struct stat st;
+	cr_assert_eq(lstat(f, &st), 0);
+	cr_assert(S_ISREG(st.st_mode), "the link was replaced by a file of ours");
+	cr_assert_eq(stat(target, &st), 0);
+	cr_assert_eq(st.st_size, 13, "and its target never written");
+	free(target);
+	free(f);
+	free(d);
+}
+
+Test(cache, a_file_of_another_user_is_refused)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to give a file away");
+	char *d = tmpdir();
+	fill(d, "k");
+	char *f = entry_file(d, "k");
+	cr_assert_eq(chown(f, 65534, 65534), 0); /* nobody plants a file with the right bytes */
+	cr_assert_gt(tail_fetches(d, "k"), 0, "another user's file is never read");
+	struct stat st;
+	cr_assert_eq(stat(f, &st), 0);
+	cr_assert_eq(st.st_uid, geteuid());
+	cr_assert_eq(chmod(f, 0622), 0); /* and one others may write */
+	cr_assert_gt(tail_fetches(d, "k"), 0, "a file others may write is never read");
+	free(f);
+	free(d);
+}
+
+/* Reads entry key of SIZE bytes whole through c. */
+static void read_whole(struct cache *c, const char *key)
+{
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(get_bound(c, key, SIZE, &e), 0, "get %s", key);
+	check_range(e, &s, 0, SIZE);
+	cache_entry_put(e);
+}
+
+/* The bytes the cache files in d take on disk. */
+static uint64_t du(const char *d)
+{
+	char *v;
+	cr_assert(asprintf(&v, "%s/v2", d) > 0);
+	DIR *dir = opendir(v);
+	cr_assert_not_null(dir);
+	uint64_t sum = 0;
+	struct dirent *de;
+	struct stat st;
+	while ((de = readdir(dir)))
+		if (strstr(de->d_name, ".afs") && fstatat(dirfd(dir), de->d_name, &st, 0) == 0)
+			sum += (uint64_t)st.st_blocks * 512;
+	closedir(dir);
+	free(v);
+	return sum;
+}
+
+Test(cache, a_full_disk_evicts_what_nobody_uses)
+{
+	/* a mount namespace of our own: the tmpfs goes with this test's process, whatever fails */
+	if (geteuid() != 0 || unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		cr_skip_test("needs root to mount a small tmpfs");
+	char *d = tmpdir();
+	cr_assert_eq(mount("tmpfs", d, "tmpfs", 0, "size=320k"), 0);
+	struct cache *c;
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0, "the limit is far above the disk");
+	char key[8];
+	for (int i = 0; i < 8; i++) { /* 8 archives of 90 KiB: the disk holds 3 */
+		snprintf(key, sizeof(key), "k%d", i);
+		read_whole(c, key);
+	}
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	cr_assert_geq(st.evictions, 5);
+	struct cache_entry *held;
+	cr_assert_eq(get_bound(c, "k7", SIZE, &held), 0);
+	read_whole(c, "k0"); /* the one in use stays, another goes */
+	cr_assert_eq(cache_entry_has(held, 0, SIZE), 1);
+	cache_entry_put(held);
+	cache_close(c);
+	umount2(d, MNT_DETACH);
+	free(d);
+}
+
+Test(cache, two_caches_on_one_folder_keep_one_limit)
+{
+	char *d = tmpdir();
+	uint64_t limit = 3 * SIZE;
+	struct cache *c[2];
+	struct cache_entry *e[6];
+	struct source s = {0};
+	/* two opens of one folder: as two mounts, each with its own locks and table; each keeps
+	 * its entries referenced, as a daemon keeps its idle jobs */
+	cr_assert_eq(cache_open(d, limit, &c[0]), 0);
+	cr_assert_eq(cache_open(d, limit, &c[1]), 0);
+	char key[8];
+	for (int i = 0; i < 6; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		cr_assert_eq(get_bound(c[i / 3], key, SIZE, &e[i]), 0);
+		check_range(e[i], &s, 0, SIZE);
+	}
+	cr_assert_leq(du(d), limit, "%llu bytes on disk", (unsigned long long)du(d));
+	for (int i = 0; i < 3; i++) /* evicted by the other: made anew, right */
+		check_range(e[i], &s, 0, SIZE);
+	cr_assert_leq(du(d), limit, "%llu bytes on disk", (unsigned long long)du(d));
+	for (int i = 0; i < 6; i++)
+		cache_entry_put(e[i]);
+	cache_close(c[0]);
+	cache_close(c[1]);
+	free(d);
+}
+
+Test(cache, files_of_the_older_layout_are_removed_not_read)
+{
+	char *d = tmpdir(), *v1, *old;
+	cr_assert(asprintf(&v1, "%s/v1", d) > 0);
+	cr_assert(asprintf(&old, "%s/k.afs", v1) > 0);
+	cr_assert_eq(mkdir(v1, 0700), 0);
+	FILE *fp = fopen(old, "w");
+	cr_assert_not_null(fp);
+	fputs("AFSCACHE1", fp);
+	fclose(fp);
+	struct cache *c;
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_neq(access(v1, F_OK), 0, "the v1 folder is gone");
+	struct cache_entry *e;
+	cr_assert_eq(get_bound(c, "k", 0, &e), -ENOENT, "nothing of v1 is read");
+	cache_close(c);
+	free(old);
+	free(v1);
+	free(d);
+}
+
+Test(cache, a_file_cut_while_open_is_fetched_again)
+{
+	char *d = tmpdir();
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
+	check_range(e, &s, 0, SIZE);
+	char *f = entry_file(d, "k");
+	cr_assert_eq(truncate(f, (off_t)data_offset(SIZE)), 0); /* all data gone under the entry */
+	int calls = atomic_load(&s.calls);
+	check_range(e, &s, SIZE - 8192, 8192);
+	check_range(e, &s, 0, SIZE);
+	cr_assert_gt(atomic_load(&s.calls), calls);
+	cache_entry_put(e);
+	cache_close(c);
+	free(f);
 	free(d);
 }

@@ -9,6 +9,13 @@
 #include "fake_backend.h"
 
 static char *dir;
+static time_t clock_s = 1000; /* the TTLs' clock: tests move it */
+
+static time_t fake_now(void)
+{
+	return clock_s;
+}
+
 static struct cache *cache;
 static struct catalog *cat;
 
@@ -19,7 +26,8 @@ static void setup(void)
 	cr_assert_not_null(mkdtemp(dir));
 	cr_assert_eq(cache_open(dir, 1 << 30, &cache), 0);
 	struct catalog_config cc = {.backend = &fake_backend, .cache = cache,
-				    .base_url = "http://gitlab.test", .ttl_s = 60};
+				    .base_url = "http://gitlab.test", .ttl_s = 60,
+				    .now = fake_now};
 	cr_assert_eq(catalog_new(&cc, &cat), 0);
 }
 
@@ -217,5 +225,60 @@ Test(catalog, a_wrong_archive_answer_never_reaches_the_cache)
 	fake.wrong_length = false;
 	cr_assert_eq(job_pread(j, buf, sizeof(buf), 0, 0), 4);
 	cr_assert_eq(memcmp(buf, fake.zip, 4), 0, "the rejected bytes were served");
+	job_put(j);
+}
+
+Test(catalog, a_ref_is_checked_with_one_call_never_by_listing_every_branch)
+{
+	cr_assert_eq(catalog_ref(cat, "grp/app", "refs/merge-requests/7/head"), 0,
+		     "a ref no listing shows, which has pipelines");
+	cr_assert_eq(catalog_ref(cat, "grp/app", "refs/merge-requests/7/head"), 0);
+	cr_assert_eq(catalog_ref(cat, "grp/app", "nope"), -ENOENT);
+	cr_assert_eq(atomic_load(&fake.refs_list), 0, "no branch or tag listing");
+	cr_assert_eq(atomic_load(&fake.ref_check), 2, "one call per ref, remembered");
+	char **v;
+	cr_assert_eq(catalog_list_refs(cat, "grp/app", &v), 0);
+	gitlab_strv_free(v);
+	cr_assert_eq(catalog_ref(cat, "grp/app", "dev"), 0);
+	cr_assert_eq(atomic_load(&fake.ref_check), 2, "a listed ref needs no call of its own");
+}
+
+Test(catalog, a_job_token_ref_is_taken_on_trust)
+{
+	fake.job_token = true;
+	cr_assert_eq(catalog_ref(cat, "grp/app", "any/ref"), 0,
+		     "GitLab cannot tell a job token: the by-ref endpoints answer for it");
+}
+
+Test(catalog, artifacts_deleted_on_the_server_are_gone_after_the_ttl)
+{
+	struct job *j;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 150, &j), 0);
+	job_put(j);
+	fake.deleted = 150;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 150, &j), 0, "trusted within the TTL");
+	job_put(j);
+	clock_s += 61;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 150, &j), -ENOENT);
+	char **v;
+	cr_assert_eq(catalog_list_job_ids(cat, "grp/app", &v), 0);
+	assert_names(v, (const char *const[]){"102", "102.zip", NULL});
+}
+
+Test(catalog, a_by_ref_read_fails_when_the_ref_names_another_archive)
+{
+	fake.job_token = true;
+	struct job *j;
+	char buf[4];
+	cr_assert_eq(catalog_job_by_ref(cat, "grp/app", "main", "build", &j), 0);
+	job_forget(j, 0, job_size(j)); /* the probe's tail held it all: make a read fetch */
+	cr_assert_eq(job_pread(j, buf, sizeof(buf), 0, 0), 4, "the same archive reads");
+	job_forget(j, 0, job_size(j));
+	fake.archive_generation++;
+	cr_assert_eq(job_pread(j, buf, sizeof(buf), 0, 0), -EIO, "pinned to the first archive");
+	job_put(j);
+	clock_s += 61;
+	cr_assert_eq(catalog_job_by_ref(cat, "grp/app", "main", "build", &j), 0);
+	cr_assert_eq(job_pread(j, buf, sizeof(buf), 0, 0), 4, "a new lookup reads the new one");
 	job_put(j);
 }

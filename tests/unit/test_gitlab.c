@@ -318,3 +318,201 @@ Test(gitlab, the_startup_check_tells_bad_tokens_from_non_gitlab_servers, .init =
 	gitlab_free(gl);
 	http_free(h);
 }
+
+/* ---- by-ref resolution exactly as GitLab's (GITLAB-API.md "Ref resolution") ---- */
+
+Test(gitlab, ref_resolve_follows_gitlab_rules, .init = peer_start, .fini = peer_stop,
+     .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_job *jobs = NULL;
+	size_t n = 0;
+	cr_assert_eq(gitlab_ref_resolve(gl, "group/res", "main", &jobs, &n), 0, "%s", peer_log());
+	/* pipeline 80 (90 is dangling), then children 81 and 83 in id order */
+	static const char *want[] = {"e2e", "junit-only", "child-a", "child-b"};
+	static const int64_t ids[] = {803, 802, 812, 832};
+	cr_assert_eq(n, 4, "%s", peer_log());
+	for (size_t i = 0; i < n; i++) {
+		cr_assert_str_eq(jobs[i].name, want[i]);
+		cr_assert_eq(jobs[i].id, ids[i], "%s", want[i]);
+		cr_assert(jobs[i].downloadable);
+	}
+	cr_assert_str_eq(jobs[0].status, "failed", "no job-status filter");
+	cr_assert_eq(jobs[1].archive_size, -1, "report-only, yet it shadows 811");
+	cr_assert_eq(jobs[0].project_id, 9);
+	gl_jobs_free(jobs, n);
+	cr_assert_eq(count_lines("/pipelines/90/"), 0, "a dangling pipeline is never walked");
+	cr_assert_eq(count_lines("scope"), 0, "jobs of any status are asked for");
+
+	cr_assert_eq(gitlab_ref_jobs(gl, "group/res", "main", &jobs, &n), 0);
+	cr_assert_eq(n, 3, "the report-only job's name serves nothing");
+	cr_assert_str_eq(jobs[1].name, "child-a");
+	gl_jobs_free(jobs, n);
+	gitlab_free(gl);
+	http_free(h);
+}
+
+Test(gitlab, one_ref_is_checked_without_listing_branches, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	cr_assert_eq(gitlab_ref_check(gl, "group/res", "refs/merge-requests/7/head"), 0);
+	cr_assert_eq(count_lines("GET "), 1, "one call for a ref with pipelines");
+	cr_assert_eq(gitlab_ref_check(gl, "group/res", "main"), 0);
+	cr_assert_eq(gitlab_ref_check(gl, "group/res", "v1"), 0, "a tag");
+	cr_assert_eq(gitlab_ref_check(gl, "group/res", "nope"), -ENOENT);
+	cr_assert_eq(count_lines("/repository/branches?"), 0, "%s", peer_log());
+	cr_assert_eq(count_lines("refs%2Fmerge-requests%2F7%2Fhead"), 1, "fully encoded");
+	gitlab_free(gl);
+	http_free(h);
+}
+
+Test(gitlab, a_job_token_names_its_job_and_project, .init = peer_start, .fini = peer_stop,
+     .timeout = 30)
+{
+	struct http_config cfg = {.base_url = base, .auth = HTTP_AUTH_JOB_TOKEN,
+				  .token = "glcbt-running", .max_retries = -1};
+	struct http *h;
+	struct gitlab *gl;
+	struct gl_job j;
+	cr_assert_eq(http_new(&cfg, &h), 0);
+	cr_assert_eq(gitlab_new(h, &gl), 0);
+	cr_assert_eq(gitlab_token_job(gl, &j), 0);
+	cr_assert_eq(j.id, 803);
+	cr_assert_eq(j.project_id, 9);
+	cr_assert_eq(j.pipeline_id, 80);
+	cr_assert_str_eq(j.ref, "main");
+	gl_job_release(&j);
+	gitlab_free(gl);
+	http_free(h);
+}
+
+Test(gitlab, a_merge_request_names_its_head_pipeline, .init = peer_start, .fini = peer_stop,
+     .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_merge_request mr;
+	cr_assert_eq(gitlab_mr_get(gl, "group/res", 7, &mr), 0);
+	cr_assert_eq(mr.iid, 7);
+	cr_assert_eq(mr.head_pipeline_id, 95);
+	cr_assert_str_eq(mr.head_pipeline_ref, "refs/merge-requests/7/head");
+	cr_assert_str_eq(mr.source_branch, "feature/login");
+	gl_merge_request_release(&mr);
+	cr_assert_eq(gitlab_mr_get(gl, "group/res", 8, &mr), -ENOENT);
+	gitlab_free(gl);
+	http_free(h);
+}
+
+static int no_bytes(void *ctx, uint64_t off, const void *data, size_t len)
+{
+	(void)ctx, (void)off, (void)data, (void)len;
+	cr_assert_fail("no byte of another archive may be delivered");
+	return -EIO;
+}
+
+static int count_bytes(void *ctx, uint64_t off, const void *data, size_t len)
+{
+	(void)off, (void)data;
+	*(size_t *)ctx += len;
+	return 0;
+}
+
+Test(gitlab, a_read_pinned_to_an_etag_fails_when_the_archive_changed, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_archive a = {.project = "group/res", .job_id = 803};
+	struct gl_read_info info = {0};
+	size_t got = 0;
+	cr_assert_eq(gitlab_archive_read_pinned(gl, &a, 0, 100, count_bytes, &got, &info), 0);
+	cr_assert_str_eq(info.etag, "\"sha-A\"");
+	cr_assert_eq(got, 100);
+	cr_assert_eq(info.total, 1000);
+	info.expect_etag = "\"sha-A\"";
+	cr_assert_eq(gitlab_archive_read_pinned(gl, &a, 100, 100, count_bytes, &got, &info), 0);
+	cr_assert_eq(got, 200);
+	info.expect_etag = "\"sha-OLD\"";
+	cr_assert_eq(gitlab_archive_read_pinned(gl, &a, 200, 100, no_bytes, NULL, &info), -ESTALE);
+	gitlab_free(gl);
+	http_free(h);
+}
+
+Test(gitlab, with_a_job_token_a_404_off_its_routes_means_cannot_tell, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http_config cfg = {.base_url = base, .auth = HTTP_AUTH_JOB_TOKEN,
+				  .token = "glcbt-running", .max_retries = -1};
+	struct http *h;
+	struct gitlab *gl;
+	struct gl_job *jobs = NULL;
+	struct gl_project p;
+	char **names = NULL;
+	size_t n = 0;
+	cr_assert_eq(http_new(&cfg, &h), 0);
+	cr_assert_eq(gitlab_new(h, &gl), 0);
+	cr_assert_eq(gitlab_ref_check(gl, "group/res", "main"), -EACCES);
+	cr_assert_eq(gitlab_ref_resolve(gl, "group/res", "main", &jobs, &n), -EACCES);
+	cr_assert_eq(gitlab_project_get(gl, "group/res", &p), -EACCES);
+	cr_assert_eq(gitlab_refs_list(gl, "group/res", &names, &n), -EACCES);
+	gitlab_free(gl);
+	http_free(h);
+}
+
+Test(gitlab, ref_names_are_listed_once_branches_first, .init = peer_start, .fini = peer_stop,
+     .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	char **names = NULL;
+	size_t n = 0;
+	cr_assert_eq(gitlab_refs_list(gl, "group/res", &names, &n), 0);
+	static const char *want[] = {"main", "b", "a", "v1", "v2"};
+	cr_assert_eq(n, 5, "a name in both listings (or twice in one) comes once");
+	for (size_t i = 0; i < n; i++)
+		cr_assert_str_eq(names[i], want[i]);
+	cr_assert_null(names[n]);
+	gitlab_strv_free(names);
+	gitlab_free(gl);
+	http_free(h);
+}
+
+Test(gitlab, child_pipeline_fan_out_is_capped, .init = peer_start, .fini = peer_stop,
+     .timeout = 60)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_job *jobs = NULL;
+	size_t n = 0;
+	cr_assert_eq(gitlab_ref_resolve(gl, "group/fan", "main", &jobs, &n), 0);
+	cr_assert_eq(n, 0);
+	gl_jobs_free(jobs, n);
+	int walked = count_lines("/jobs?per_page=100");
+	cr_assert_eq(walked, 201, "the pipeline and 200 children, not 300 + 600 (%d)", walked);
+	cr_assert_eq(count_lines("/bridges?"), 1, "a full family asks for no more bridges");
+	gitlab_free(gl);
+	http_free(h);
+}
+
+Test(gitlab, without_an_etag_a_read_is_pinned_by_last_modified, .init = peer_start,
+     .fini = peer_stop, .timeout = 30)
+{
+	struct http *h;
+	struct gitlab *gl = gl_client(&h);
+	struct gl_archive a = {.project = "group/res", .job_id = 804};
+	struct gl_read_info info = {0};
+	size_t got = 0;
+	cr_assert_eq(gitlab_archive_read_pinned(gl, &a, 0, 100, count_bytes, &got, &info), 0);
+	cr_assert_str_eq(info.etag, "");
+	cr_assert_str_eq(info.last_modified, "Fri, 20 Nov 2026 10:15:30 GMT");
+	info.expect_last_modified = "Fri, 20 Nov 2026 10:15:30 GMT";
+	cr_assert_eq(gitlab_archive_read_pinned(gl, &a, 100, 100, count_bytes, &got, &info), 0);
+	cr_assert_eq(got, 200);
+	info.expect_last_modified = "Thu, 19 Nov 2026 08:00:00 GMT";
+	cr_assert_eq(gitlab_archive_read_pinned(gl, &a, 200, 100, no_bytes, NULL, &info), -ESTALE);
+	gitlab_free(gl);
+	http_free(h);
+}

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "artifactfs/http.h"
+#include "artifactfs/log.h"
 #include "http_peer.h"
 
 TestSuite(http, .init = peer_start, .fini = peer_stop, .timeout = 60);
@@ -406,4 +407,199 @@ Test(http, escape_keeps_only_unreserved_characters)
 	e = http_escape("test 1/3 %");
 	cr_assert_str_eq(e, "test%201%2F3%20%25");
 	free(e);
+}
+
+/* ---- the retry budget, rate limits, redaction (GitLab issue 9, hardening issue 12) ---- */
+
+static struct http *budget_client(long retry_for_s)
+{
+	struct http_config cfg = {
+		.base_url = base,
+		.auth = HTTP_AUTH_PRIVATE_TOKEN,
+		.token = TOKEN,
+		.connect_timeout_ms = 2000,
+		.retry_base_ms = 100,
+		.max_retry_wait_ms = 1000,
+		.retry_for_s = retry_for_s,
+	};
+	struct http *h = NULL;
+	cr_assert_eq(http_new(&cfg, &h), 0);
+	return h;
+}
+
+Test(http, a_bare_429_window_is_waited_out_and_the_bytes_are_exact)
+{
+	struct http *h = budget_client(20);
+	struct http_response r;
+	struct sink s = {0};
+	double t0 = now_s();
+	cr_assert_eq(get_range(h, "/bare429-for/3/a", 100, 500, &s, &r), 0);
+	cr_assert_geq(now_s() - t0, 3.0, "the window lasted 3 s");
+	cr_assert_eq(r.status, 206);
+	cr_assert_eq(s.end, 600);
+	assert_data(&s, 100, 600);
+	cr_assert_gt(count_lines("/bare429-for/3/a"), 3, "backed off and asked again");
+	http_response_release(&r);
+	http_free(h);
+}
+
+/* Before: 20 nines overflowed `retry_after_s * 1000` (UBSan abort; release builds retried at
+ * once). Now the wait is clamped, found to end past the budget, and the answer is the 429. */
+static void assert_gives_up_at_once(const char *url)
+{
+	struct http *h = budget_client(3);
+	struct http_response r;
+	double t0 = now_s();
+	cr_assert_eq(get(h, url, &r), 0);
+	cr_assert_eq(r.status, 429);
+	cr_assert_eq(http_status_to_errno(r.status), -EIO);
+	cr_assert_lt(now_s() - t0, 3.0, "a wait past the budget is not started");
+	cr_assert_eq(count_lines(url), 1);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_huge_retry_after_is_clamped_and_fails_within_the_budget)
+{
+	assert_gives_up_at_once("/huge-retry-after");
+}
+
+Test(http, a_huge_ratelimit_reset_is_clamped_and_fails_within_the_budget)
+{
+	assert_gives_up_at_once("/huge-reset");
+}
+
+Test(http, a_bare_429_that_never_ends_fails_at_the_budget)
+{
+	struct http *h = budget_client(2);
+	struct http_response r;
+	double t0 = now_s();
+	cr_assert_eq(get(h, "/bare429-for/100/b", &r), 0);
+	double took = now_s() - t0;
+	cr_assert_eq(r.status, 429);
+	cr_assert_geq(took, 1.0, "backed off for most of the budget (%.2f s)", took);
+	cr_assert_lt(took, 2.5, "one deadline for the request (%.2f s)", took);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_hung_server_costs_one_budget_not_retries_times_the_timeout)
+{
+	struct http *h = budget_client(2);
+	struct http_response r;
+	double t0 = now_s();
+	cr_assert_eq(get(h, "/stall", &r), -EIO);
+	cr_assert_lt(now_s() - t0, 3.5, "took %.2f s", now_s() - t0);
+	cr_assert_eq(r.fail, HTTP_FAIL_TIMEOUT);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, redact_replaces_every_occurrence)
+{
+	char *s = http_redact("a " TOKEN " b " TOKEN, TOKEN);
+	cr_assert_str_eq(s, "a [REDACTED] b [REDACTED]");
+	free(s);
+	s = http_redact("nothing", NULL);
+	cr_assert_str_eq(s, "nothing");
+	free(s);
+}
+
+/* The daemon's log is stderr here: catch it in a file for the length of fn. */
+static const char *captured_log(void (*fn)(void))
+{
+	static char buf[16384];
+	char path[] = "/tmp/http-log-XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	cr_assert_geq(fd, 0);
+	log_init(false, LOG_DEBUG);
+	fflush(stderr);
+	dup2(fd, 2);
+	fn();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+	unlink(path);
+	return buf;
+}
+
+static void leak_attempts(void)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	cr_assert_eq(get(h, "/echo-token", &r), 0);
+	cr_assert_eq(r.status, 500);
+	http_response_release(&r);
+	cr_assert_eq(get(h, "/redirect/leak", &r), 0);
+	cr_assert_eq(r.status, 500);
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, the_token_echoed_by_an_answer_never_reaches_the_log)
+{
+	const char *log = captured_log(leak_attempts);
+	cr_assert_null(strstr(log, TOKEN), "log: %s", log);
+	cr_assert_not_null(strstr(log, "request had [REDACTED]"),
+			   "the excerpt is logged, redacted: %s", log);
+	cr_assert_not_null(strstr(log, "/leak/[REDACTED]/x"), "the Location path too: %s", log);
+}
+
+Test(http, a_relative_link_header_does_not_cut_the_listing)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	char want[128];
+	cr_assert_eq(get(h, "/paged-relative?page=1", &r), 0);
+	snprintf(want, sizeof(want), "%s/api/v4/paged-relative?page=2", base);
+	cr_assert_not_null(r.next_url, "a relative Link was dropped");
+	cr_assert_str_eq(r.next_url, want);
+	http_response_release(&r);
+	cr_assert_eq(get(h, "/paged-relative?page=3", &r), 0);
+	cr_assert_null(r.next_url);
+	http_response_release(&r);
+	http_free(h);
+}
+
+static double cancel_at;
+
+static bool cancel_after(void *ctx)
+{
+	(void)ctx;
+	return cancel_at > 0 && now_s() >= cancel_at;
+}
+
+static void cancelled_request(void)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	http_set_cancel(h, cancel_after, NULL);
+	cancel_at = now_s() + 0.3;
+	cr_assert_eq(get(h, "/slow-headers", &r), -EIO);
+	cr_assert_eq(r.fail, HTTP_FAIL_CANCELLED);
+	cr_assert_lt(now_s() - cancel_at, 1.5, "stopped promptly");
+	http_response_release(&r);
+	cancel_at = 0;
+	cr_assert_eq(get(h, "/ok", &r), 0, "a cancelled request did not mark the server down");
+	http_response_release(&r);
+	http_free(h);
+}
+
+Test(http, a_cancelled_transfer_is_logged_as_cancelled_not_unreachable)
+{
+	const char *log = captured_log(cancelled_request);
+	cr_assert_null(strstr(log, "could not be reached"), "log: %s", log);
+	cr_assert_not_null(strstr(log, "cancelled"), "log: %s", log);
+}
+
+Test(http, a_missing_or_empty_ca_file_is_refused)
+{
+	struct http *h = NULL;
+	struct http_config cfg = {.base_url = base, .ca_file = "/nonexistent/ca.pem"};
+	cr_assert_eq(http_new(&cfg, &h), -ENOENT);
+	cfg.ca_file = "/dev/null";
+	cr_assert_eq(http_new(&cfg, &h), -EBADMSG);
 }
