@@ -657,8 +657,8 @@ static int free_disk(struct cache *c)
 	clear_skips(c);
 	shared_unlock(c, c->used);
 	pthread_mutex_unlock(&c->lock);
-	if (got < 0)
-		log_msg(LOG_ERR, "cache: the disk of %s is full and every cached archive is in use",
+	if (got < 0) /* readers then read past the cache, and say so */
+		log_msg(LOG_DEBUG, "cache: the disk of %s is full and every cached archive is in use",
 			c->vdir);
 	return got < 0 ? -ENOSPC : 0;
 }
@@ -1207,8 +1207,8 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 	if (!err && e->de)
 		e->de->bytes += need;
 	pthread_mutex_unlock(&c->lock);
-	if (err) {
-		log_msg(LOG_ERR, "cache full: %" PRIu64 " bytes needed, every cached archive is in use",
+	if (err) { /* readers then read past the cache, and say so */
+		log_msg(LOG_DEBUG, "cache full: %" PRIu64 " bytes needed, every cached archive is in use",
 			need);
 		return err;
 	}
@@ -1233,7 +1233,8 @@ static int store(struct cache_entry *e, uint64_t off, const void *buf, size_t le
 		return err;
 	err = write_room(e->c, e->fd, buf, len, e->data_off + off);
 	if (err)
-		log_msg(LOG_ERR, "cache: cannot write to the cache folder: %s", strerror(-err));
+		log_msg(err == -ENOSPC ? LOG_DEBUG : LOG_ERR, "cache: cannot write to the cache folder: %s",
+			strerror(-err));
 	return err;
 }
 

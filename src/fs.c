@@ -572,6 +572,7 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 
 #define XATTR_STATS "user.artifactfs.stats"
 #define XATTR_CRC "user.gitlab.crc32"
+#define XATTR_CACHED "user.artifactfs.cached"
 #define XATTR_KEEP "user.gitlab.keep"
 #define XATTR_DELETE "user.gitlab.delete_artifacts"
 
@@ -621,11 +622,36 @@ static char *stats_text(void)
 		     "\ncache_limit_bytes %" PRIu64 "\ncache_entries %" PRIu64
 		     "\ncache_hit_bytes %" PRIu64 "\ncache_miss_bytes %" PRIu64
 		     "\ncache_fetches %" PRIu64 "\ncache_evictions %" PRIu64
-		     "\njobs_open %" PRIu64 "\nindexes_loaded %" PRIu64 "\n",
+		     "\njobs_open %" PRIu64 "\nindexes_loaded %" PRIu64
+		     "\narchive_bytes_arrived %" PRIu64 "\ntransfers_active %" PRIu64 "\n",
 		     requests, bytes, cs.used_bytes, cs.limit_bytes, cs.entries, cs.hit_bytes,
-		     cs.miss_bytes, cs.fetches, cs.evictions, ks.jobs_open, ks.indexes_loaded) < 0)
+		     cs.miss_bytes, cs.fetches, cs.evictions, ks.jobs_open, ks.indexes_loaded,
+		     ks.arrived_bytes, ks.transfers_active) < 0)
 		return NULL;
 	return v;
+}
+
+/* How many of a member's compressed bytes are in the cache. Where they start is known from its
+ * local header only, read (through the cache, fetched if need be) as an open does. */
+static int cached_value(struct job *j, const char *member, char **out)
+{
+	const struct zip_member *m;
+	const struct zipindex *zi;
+	struct zip_reader *zr = NULL;
+	int err = find_member(j, member, &m);
+	if (!err && m->type == ZIP_DIR)
+		err = -ENODATA;
+	if (!err)
+		err = job_index(j, &zi);
+	if (!err)
+		err = zip_reader_new(zi, m, job_read_fn, j, &zr);
+	if (err)
+		return err == -ENOTSUP ? -ENODATA : err;
+	uint64_t end = zip_reader_data_end(zr);
+	zip_reader_free(zr);
+	if (asprintf(out, "%" PRIu64, job_cached_bytes(j, end - m->comp_size, m->comp_size)) < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 /* The value of attribute name on tp, malloc'ed; -ENODATA when tp has no such attribute. */
@@ -660,6 +686,8 @@ static int xattr_value(const struct tree_path *tp, const char *name, char **out)
 			err = -ENODATA;
 		if (!err && asprintf(out, "%08" PRIx32, m->crc32) < 0)
 			err = -ENOMEM;
+	} else if (strcmp(name, XATTR_CACHED) == 0) {
+		err = cached_value(j, tp->member, out);
 	}
 	job_put(j);
 	return err;
@@ -688,26 +716,28 @@ static int fs_getxattr(const char *path, const char *name, char *buf, size_t siz
 	return op_end(&tp, err);
 }
 
+static const char *const root_xattrs[] = {XATTR_STATS};
+static const char *const member_xattrs[] = {XATTR_CRC, XATTR_CACHED};
+
 static int list_names(const struct tree_path *tp, char *list, size_t *len)
 {
-	const char *one = NULL;
+	const char *const *names = NULL;
+	size_t n_names = 0;
 	*len = 0;
-	if (tp->kind == TREE_ROOT)
-		one = XATTR_STATS;
-	else if (is_in_job(tp) && !is_job_level(tp))
-		one = XATTR_CRC;
-	if (one) {
-		*len = strlen(one) + 1;
-		if (list)
-			memcpy(list, one, *len);
-		return 0;
+	if (tp->kind == TREE_ROOT) {
+		names = root_xattrs;
+		n_names = 1;
+	} else if (is_in_job(tp) && !is_job_level(tp)) {
+		names = member_xattrs;
+		n_names = 2;
+	} else if (is_job_level(tp)) {
+		names = job_xattrs;
+		n_names = N_JOB_XATTRS;
 	}
-	if (!is_job_level(tp))
-		return 0;
-	for (size_t i = 0; i < N_JOB_XATTRS; i++) {
-		size_t n = strlen(job_xattrs[i]) + 1;
+	for (size_t i = 0; i < n_names; i++) {
+		size_t n = strlen(names[i]) + 1;
 		if (list)
-			memcpy(list + *len, job_xattrs[i], n);
+			memcpy(list + *len, names[i], n);
 		*len += n;
 	}
 	return 0;

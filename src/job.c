@@ -27,6 +27,7 @@ struct job {
 	pthread_cond_t cond;
 	struct gl_job info;        /* protected by lock */
 	bool loading;              /* protected by lock: an index load is in flight */
+	bool opening;              /* protected by lock: the cache entry is being got */
 	struct cache_entry *entry; /* protected by lock; set once */
 	struct zipindex *zi;       /* protected by lock; set once, then immutable */
 };
@@ -277,17 +278,33 @@ static int source_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_
 	struct sink k = {w, s->env};
 	return archive_get(s->env, &s->a, &s->pin, cache_writer_size(w), off, len, writer_sink, &k);
 }
+/* Gets and binds the entry (no lock held: it opens files and takes a flock()). */
+static int entry_open(struct job *j, struct cache_entry **out)
+{
+	struct source *s = source_new(j);
+	int err = s ? cache_entry_get(j->env->cache, j->key, j->size, out) : -ENOMEM;
+	if (!err)
+		cache_entry_bind(*out, &(struct cache_source){source_fetch, s, source_free});
+	else if (s)
+		source_free(s);
+	return err;
+}
+
 int job_cache_entry(struct job *j, struct cache_entry **out)
 {
-	int err = 0;
 	pthread_mutex_lock(&j->lock);
-	if (!j->entry) {
-		struct source *s = source_new(j);
-		err = s ? cache_entry_get(j->env->cache, j->key, j->size, &j->entry) : -ENOMEM;
-		if (!err)
-			cache_entry_bind(j->entry, &(struct cache_source){source_fetch, s, source_free});
-		else if (s)
-			source_free(s);
+	while (!j->entry && j->opening) /* single flight, without the lock held */
+		pthread_cond_wait(&j->cond, &j->lock);
+	bool mine = !j->entry;
+	j->opening = mine;
+	pthread_mutex_unlock(&j->lock);
+	struct cache_entry *e = NULL;
+	int err = mine ? entry_open(j, &e) : 0;
+	pthread_mutex_lock(&j->lock);
+	if (mine) {
+		j->entry = e;
+		j->opening = false;
+		pthread_cond_broadcast(&j->cond);
 	}
 	*out = j->entry;
 	pthread_mutex_unlock(&j->lock);
@@ -318,6 +335,21 @@ ssize_t job_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
 		log_msg(LOG_ERR, "the archive ends before byte %" PRIu64 " that its index names",
 			off + len);
 		return -EIO;
+	}
+	return n;
+}
+
+uint64_t job_cached_bytes(struct job *j, uint64_t off, uint64_t len)
+{
+	struct cache_entry *e;
+	uint64_t n = 0, end = off + len < j->size ? off + len : j->size;
+	if (job_cache_entry(j, &e))
+		return 0;
+	for (uint64_t at = off; at < end;) {
+		uint64_t stop = (at / CACHE_BLOCK_SIZE + 1) * CACHE_BLOCK_SIZE;
+		stop = stop < end ? stop : end;
+		n += cache_entry_has(e, at, stop - at) ? stop - at : 0;
+		at = stop;
 	}
 	return n;
 }

@@ -51,6 +51,7 @@ struct job_reader {
 	bool seen;                 /* protected by lock: a read came already */
 	uint64_t next_off;         /* protected by lock: where a sequential read goes on */
 	uint64_t ahead;            /* protected by lock: read-ahead bytes; 0 for a random reader */
+	uint64_t grow_at;          /* protected by lock: where the reader has read half of it */
 	uint64_t queued_to;        /* protected by lock: end of the read-ahead queued */
 	unsigned tasks;            /* protected by lock: read-ahead tasks queued or running */
 	bool streaming;            /* protected by lock: the cache had no room */
@@ -331,10 +332,13 @@ static uint64_t plan(struct job_reader *r, uint64_t off, size_t len)
 	uint64_t max = (uint64_t)r->conns * CHUNK_BYTES;
 	if (!r->seen) {
 		r->ahead = off == r->start ? AHEAD_MIN : 0;
-	} else if (seq) {
+		r->grow_at = off + r->ahead / 2;
+	} else if (seq && (r->ahead == 0 || off + len >= r->grow_at)) {
+		/* it keeps pace: it has read half of the window since the window last grew */
 		r->ahead = r->ahead * 2 < AHEAD_MIN ? AHEAD_MIN : r->ahead * 2;
 		r->ahead = r->ahead < max ? r->ahead : max;
-	} else { /* a seek: what was fetched ahead for the old place is of no use */
+		r->grow_at = off + len + r->ahead / 2;
+	} else if (!seq) { /* a seek: what was fetched ahead for the old place is of no use */
 		r->ahead = 0;
 		r->queued_to = 0;
 		atomic_fetch_add(&r->gen, 1);
@@ -386,7 +390,8 @@ ssize_t job_reader_pread(struct job_reader *r, void *buf, size_t len, uint64_t o
 		len = (size_t)(size - off);
 	pthread_mutex_lock(&r->lock);
 	uint64_t ahead = plan(r, off, len);
-	uint64_t own = ahead < CHUNK_BYTES ? ahead : CHUNK_BYTES; /* fetched by the read itself */
+	/* the read itself fetches a little; the rest of the window comes in parallel chunks */
+	uint64_t own = ahead < AHEAD_MIN ? ahead : AHEAD_MIN;
 	if (off + own > r->end)
 		own = r->end > off ? r->end - off : 0;
 	bool streaming = r->streaming;

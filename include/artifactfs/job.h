@@ -119,6 +119,8 @@ ssize_t job_fetch(struct job *j, void *buf, size_t len, uint64_t off, const atom
  * per-call context: a background fetch learns of its reader's seek or close through the thread
  * it runs on. */
 void job_set_stop(const atomic_uint *stop, unsigned want);
+/* How many bytes of [off, off+len) are in the cache (whole blocks present), without fetching. */
+uint64_t job_cached_bytes(struct job *j, uint64_t off, uint64_t len);
 /* Forgets cached archive bytes found corrupt, so the next read fetches them again. */
 void job_forget(struct job *j, uint64_t off, uint64_t len);
 
