@@ -22,8 +22,8 @@
 #define AHEAD_MIN (512u << 10)    /* the first read-ahead of a sequential reader */
 #define CHUNK_BYTES (4u << 20)    /* one ranged request of read-ahead into the cache */
 #define SLICE_BYTES (2u << 20)    /* one ranged request of a window past the cache */
-#define NEAR_BYTES (1u << 20)     /* the kernel sends a few reads at once, not always in order:
-                                     this close to the last read's end is still sequential */
+#define NEAR_BYTES (4u << 20)     /* the kernel keeps up to 12 reads of 128 KiB in flight, in any
+                                     order: this close to the last read's end is sequential */
 #define WINDOW_BUDGET (32u << 20) /* all windows past the cache together (peak RSS) */
 
 enum slice_state { SLICE_FETCHING, SLICE_READY, SLICE_FAILED };
