@@ -342,6 +342,7 @@ static uint64_t plan(struct job_reader *r, uint64_t off, size_t len)
 		r->ahead = 0;
 		r->queued_to = 0;
 		atomic_fetch_add(&r->gen, 1);
+		drop_all(r);
 	}
 	r->next_off = seq && r->next_off > off + len ? r->next_off : off + len;
 	r->seen = true;

@@ -136,7 +136,7 @@ def _write_zip(spec, path, force_zip64):
                 z.writestr(_info(p, None, "symlink"), m["symlink"].encode())
             elif "random" in m:
                 zi = _info(p, mode, compress=compress)
-                with z.open(zi, "w", force_zip64=force_zip64 or m["random"] > (1 << 31)) as w:
+                with z.open(zi, "w", force_zip64=force_zip64 or m["random"] > zipfile.ZIP64_LIMIT) as w:
                     for chunk in _random_chunks(m["random"], m.get("seed", 0)):
                         w.write(chunk)
             else:
