@@ -936,8 +936,14 @@ static struct cache_entry *publish(struct cache *c, struct cache_entry *e)
 		return have;
 	}
 	struct disk_ent *de = disk_find(c, e->key);
-	if (!de)
+	if (!de) {
+		/* a new file's header, map and checksums count against the limit at once, in the
+		 * shared count too: writes reserve against that count, not a recount */
+		uint64_t used = shared_lock(c);
 		de = disk_add(c, e->key, e->data_off, time(NULL));
+		c->used = used + (de ? e->data_off : 0);
+		shared_unlock(c, c->used);
+	}
 	if (!de)
 		return NULL;
 	de->open++;

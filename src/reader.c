@@ -329,7 +329,8 @@ static void queue_ahead(struct job_reader *r, uint64_t from, uint64_t to)
 static uint64_t plan(struct job_reader *r, uint64_t off, size_t len)
 {
 	bool seq = r->seen && off + NEAR_BYTES >= r->next_off && off <= r->next_off + NEAR_BYTES;
-	uint64_t max = (uint64_t)r->conns * CHUNK_BYTES;
+	/* room for a chunk on every connection, past what the read fetches itself */
+	uint64_t max = (uint64_t)r->conns * CHUNK_BYTES + AHEAD_MIN;
 	if (!r->seen) {
 		r->ahead = off == r->start ? AHEAD_MIN : 0;
 		r->grow_at = off + r->ahead / 2;
