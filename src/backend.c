@@ -59,6 +59,44 @@ static int archive_read(void *ctx, const struct gl_archive *a, int64_t off, int6
 	return gitlab_archive_read_pinned(ctx, a, off, len, fn, fn_ctx, info);
 }
 
+static int pipelines_list(void *ctx, const char *project, struct gl_pipeline **out, size_t *n)
+{
+	return gitlab_pipelines_list(ctx, project, out, n);
+}
+
+static int pipeline_get(void *ctx, const char *project, int64_t id, struct gl_pipeline *out)
+{
+	return gitlab_pipeline_get(ctx, project, id, out);
+}
+
+static int pipeline_jobs(void *ctx, const char *project, int64_t id, struct gl_job **jobs,
+			 size_t *n)
+{
+	return gitlab_pipeline_jobs(ctx, project, id, jobs, n);
+}
+
+static int mrs_list(void *ctx, const char *project, struct gl_merge_request **out, size_t *n)
+{
+	return gitlab_mrs_list(ctx, project, out, n);
+}
+
+static int mr_get(void *ctx, const char *project, int64_t iid, struct gl_merge_request *out)
+{
+	return gitlab_mr_get(ctx, project, iid, out);
+}
+
+static int commit_pipeline(void *ctx, const char *project, const char *sha,
+			   struct gl_pipeline *out)
+{
+	return gitlab_commit_pipeline(ctx, project, sha, out);
+}
+
+static int job_trace(void *ctx, const char *project, int64_t job_id, size_t max, char **out,
+		     size_t *len)
+{
+	return gitlab_job_trace(ctx, project, job_id, max, out, len);
+}
+
 struct backend backend_gitlab(struct gitlab *gl)
 {
 	return (struct backend){
@@ -74,5 +112,12 @@ struct backend backend_gitlab(struct gitlab *gl)
 		.job_artifacts_delete = job_artifacts_delete,
 		.project_artifacts_delete = project_artifacts_delete,
 		.archive_read = archive_read,
+		.pipelines_list = pipelines_list,
+		.pipeline_get = pipeline_get,
+		.pipeline_jobs = pipeline_jobs,
+		.mrs_list = mrs_list,
+		.mr_get = mr_get,
+		.commit_pipeline = commit_pipeline,
+		.job_trace = job_trace,
 	};
 }

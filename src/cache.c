@@ -659,9 +659,9 @@ static int free_disk(struct cache *c)
 	clear_skips(c);
 	shared_unlock(c, c->used);
 	pthread_mutex_unlock(&c->lock);
-	if (got < 0) /* readers then read past the cache, and say so */
-		log_msg(LOG_DEBUG, "cache: the disk of %s is full and every cached archive is in use",
-			c->vdir);
+	if (got < 0) /* the one error line is the reader's */
+		log_set_reason("cache: the disk of %s is full and every cached archive is in use",
+			       c->vdir);
 	return got < 0 ? -ENOSPC : 0;
 }
 
@@ -1218,9 +1218,9 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end, uint64_t *
 	if (!err)
 		c->pending += *reserved = need;
 	pthread_mutex_unlock(&c->lock);
-	if (err) { /* readers then read past the cache, and say so */
-		log_msg(LOG_DEBUG, "cache full: %" PRIu64 " bytes needed, every cached archive is in use",
-			need);
+	if (err) {
+		log_set_reason("cache full: %" PRIu64 " bytes needed, every cached archive is in use",
+			       need);
 		return err;
 	}
 	pthread_mutex_lock(&e->lock);
@@ -1247,9 +1247,8 @@ static int store(struct cache_entry *e, uint64_t off, const void *buf, size_t le
 	pthread_mutex_lock(&e->c->lock);
 	e->c->pending -= reserved; /* on disk now (or never: a recount then sees less) */
 	pthread_mutex_unlock(&e->c->lock);
-	if (err)
-		log_msg(err == -ENOSPC ? LOG_DEBUG : LOG_ERR, "cache: cannot write to the cache folder: %s",
-			strerror(-err));
+	if (err && !log_reason()[0])
+		log_set_reason("cache: cannot write to the cache folder: %s", strerror(-err));
 	return err;
 }
 
@@ -1522,9 +1521,9 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 		for (uint64_t i = b; i < end && i <= last; i++)
 			if (!e->map[i])
 				err = -EIO; /* the server gave fewer bytes than asked */
-		if (err)
-			log_msg(LOG_ERR, "cache: a fetch of %" PRIu64 " bytes at %" PRIu64
-					 " left blocks missing", stop - off, off);
+		if (err) /* the one error line is the reader's */
+			log_set_reason("cache: a fetch of %" PRIu64 " bytes at %" PRIu64
+				       " left blocks missing", stop - off, off);
 	}
 	return err;
 }
@@ -1655,6 +1654,22 @@ int cache_entry_prefetch(struct cache_entry *e, uint64_t off, uint64_t len)
 {
 	ssize_t n = cache_entry_pread(e, NULL, (size_t)len, off, len);
 	return n < 0 ? (int)n : 0;
+}
+
+int cache_drop(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	shared_lock(c);
+	int err = scan(c); /* the files of every process using the folder */
+	uint64_t before = c->used;
+	while (evict_lru(c) >= 0)
+		;
+	clear_skips(c);
+	shared_unlock(c, c->used);
+	log_msg(LOG_INFO, "cache: dropped %" PRIu64 " bytes on request, %" PRIu64 " in use remain",
+		before - c->used, c->used);
+	pthread_mutex_unlock(&c->lock);
+	return err;
 }
 
 void cache_get_stats(struct cache *c, struct cache_stats *out)

@@ -30,6 +30,7 @@
 #define TAIL_BYTES (64u * 1024u + 22u + 20u)
 /* A by-ref probe that the server answers with the whole archive is kept in memory up to this. */
 #define PROBE_MAX_BYTES (256u * 1024u * 1024u)
+#define LOG_MAX_BYTES (256u * 1024u * 1024u) /* a log larger than this is not shown */
 #define IDLE_JOBS_MAX 32 /* job objects (and their zip indexes) kept with no one using them */
 
 /* What a memo entry holds; the kind is the first part of its key. */
@@ -42,6 +43,25 @@ enum memo_kind {
 	MEMO_BYREF_JOB,   /* jobref_val: a job found by probing the by-ref endpoint */
 	MEMO_RECENT_JOBS, /* jobs_val: a project's recent jobs */
 	MEMO_JOB,         /* jobinfo_val: a job by id still has its archive */
+	MEMO_SET,         /* set_val: what a pipeline, merge request or commit set stands for */
+	MEMO_PIPE_JOBS,   /* jobs_val: a pipeline family's jobs with an archive */
+	MEMO_SETS,        /* names_val: a project's pipelines or merge requests, for listing */
+	MEMO_LOG,         /* log_val: a job's log in the cache */
+};
+
+/* A job set other than a ref: its pipeline (id 0: none, an empty set) and, for a merge
+ * request, the request itself. */
+struct set_val {
+	struct memo_val v;
+	struct gl_pipeline pl;
+	struct gl_merge_request mr;
+};
+
+/* A job's log: a cache entry of its own (NULL for an empty log) and its exact size. */
+struct job_log {
+	struct memo_val v;
+	struct cache_entry *e;
+	uint64_t size;
 };
 
 struct names_val { /* decoded names; names NULL: the level cannot be listed with this token */
@@ -77,6 +97,8 @@ struct job_node {
 	struct job_node *next;
 };
 
+#define MET_MAX 64 /* pipelines met by lookup, listed beside the newest */
+
 struct catalog {
 	struct job_env env;    /* the backend, the cache, what jobs share */
 	const struct backend *be; /* &env.be */
@@ -85,6 +107,11 @@ struct catalog {
 	struct memo *memo;
 	pthread_mutex_t lock;
 	struct job_node *jobs; /* protected by lock */
+	struct {
+		char *project;
+		int64_t id;
+	} met[MET_MAX];        /* protected by lock: a ring of pipelines met by lookup */
+	size_t met_next;       /* protected by lock */
 	int ttl_s;
 	time_t (*now)(void);
 	atomic_uint_fast64_t jobs_open;
@@ -94,6 +121,8 @@ struct catalog {
 struct load_arg {
 	struct catalog *c;
 	const char *project, *ref, *name;
+	const struct tree_set *set;
+	int64_t id;
 	int64_t job_id;
 };
 
@@ -361,6 +390,52 @@ static int get_ref_jobs(struct catalog *c, const char *project, const char *ref,
 	return err;
 }
 
+/* A finished job has a log that never changes (GitLab's completed statuses with a trace). */
+static bool job_finished(const struct gl_job *g)
+{
+	static const char *done[] = {"success", "failed", "canceled"};
+	for (size_t i = 0; g->status && i < sizeof(done) / sizeof(done[0]); i++)
+		if (strcmp(g->status, done[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Each job as "<job>" and "<job>.zip", and "<job>.log" once it has finished. */
+static int job_names(const struct gl_job *jobs, size_t n, char ***out)
+{
+	char **names = calloc(n + 1, sizeof(*names)), **v = NULL;
+	for (size_t i = 0; names && i < n; i++)
+		names[i] = jobs[i].name;
+	int err = names ? escape_names(names, n, true, &v) : -ENOMEM;
+	free(names); /* the strings are borrowed from jobs */
+	size_t k = 0, logs = 0;
+	while (!err && v[k])
+		k++;
+	for (size_t i = 0; i < n; i++)
+		logs += job_finished(&jobs[i]) && tree_name_listable(jobs[i].name);
+	char **all = err ? NULL : realloc(v, (k + logs + 1) * sizeof(*v));
+	if (!err && !all)
+		err = -ENOMEM;
+	for (size_t i = 0, at = k; !err && i < n; i++) {
+		if (!job_finished(&jobs[i]) || !tree_name_listable(jobs[i].name))
+			continue;
+		char *e = tree_escape(jobs[i].name), *log = NULL;
+		if (!e || asprintf(&log, "%s.log", e) < 0) {
+			log = NULL;
+			err = -ENOMEM;
+		}
+		free(e);
+		all[at++] = log;
+		all[at] = NULL;
+	}
+	if (err) {
+		gitlab_strv_free(all ? all : v);
+		return err;
+	}
+	*out = all;
+	return 0;
+}
+
 int catalog_list_ref_jobs(struct catalog *c, const char *project, const char *ref, char ***out)
 {
 	struct jobs_val *jv;
@@ -371,13 +446,28 @@ int catalog_list_ref_jobs(struct catalog *c, const char *project, const char *re
 		memo_val_put(&jv->v);
 		return -EACCES;
 	}
-	char **names = calloc(jv->n + 1, sizeof(*names));
-	for (size_t i = 0; names && i < jv->n; i++)
-		names[i] = jv->jobs[i].name;
-	err = names ? escape_names(names, jv->n, true, out) : -ENOMEM;
-	free(names); /* the strings are borrowed from jv */
+	err = job_names(jv->jobs, jv->n, out);
 	memo_val_put(&jv->v);
 	return err;
+}
+
+/* An empty listing of jobs (a merge request without a pipeline). */
+static int load_jobs_none(struct jobs_val **out)
+{
+	struct jobs_val *jv = calloc(1, sizeof(*jv));
+	if (!jv)
+		return -ENOMEM;
+	memo_val_init(&jv->v, jobs_destroy);
+	jv->listable = true;
+	*out = jv;
+	return 0;
+}
+
+/* Copies src (may be NULL) into *dst; -ENOMEM. */
+static int dup_into(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return src && !*dst ? -ENOMEM : 0;
 }
 
 /* ---- the registry of job objects ---- */
@@ -772,6 +862,430 @@ int catalog_job_by_ref(struct catalog *c, const char *project, const char *ref, 
 	return listable ? err : job_by_probe(c, project, ref, name, out);
 }
 
+/* ---- job sets: one code path for every kind ---- */
+
+static void set_destroy(struct memo_val *v)
+{
+	struct set_val *sv = (struct set_val *)v;
+	gl_pipeline_release(&sv->pl);
+	gl_merge_request_release(&sv->mr);
+	free(sv);
+}
+
+/* What a pipeline, merge request or commit set stands for. A token that may not ask (a job
+ * token) reaches none of them: ENOENT, as for any name it cannot see. */
+static int load_set(void *arg, struct memo_val **out)
+{
+	struct load_arg *la = arg;
+	const struct backend *be = la->c->be;
+	struct set_val *sv = calloc(1, sizeof(*sv));
+	if (!sv)
+		return -ENOMEM;
+	memo_val_init(&sv->v, set_destroy);
+	int err;
+	if (la->set->by == TREE_BY_PIPELINE) {
+		err = be->pipeline_get(be->ctx, la->project, la->set->id, &sv->pl);
+	} else if (la->set->by == TREE_BY_MR) {
+		err = be->mr_get(be->ctx, la->project, la->set->id, &sv->mr);
+		if (!err)
+			err = gl_pipeline_copy(&sv->mr.head, &sv->pl);
+	} else {
+		err = be->commit_pipeline(be->ctx, la->project, la->set->name, &sv->pl);
+	}
+	if (err) {
+		set_destroy(&sv->v);
+		return err == -EACCES ? -ENOENT : err;
+	}
+	*out = &sv->v;
+	return 0;
+}
+
+static void pipeline_met(struct catalog *c, const char *project, int64_t id)
+{
+	char *p = strdup(project);
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; p && i < MET_MAX; i++)
+		if (c->met[i].id == id && c->met[i].project && !strcmp(c->met[i].project, project)) {
+			free(p);
+			p = NULL;
+		}
+	if (p) {
+		free(c->met[c->met_next].project);
+		c->met[c->met_next].project = p;
+		c->met[c->met_next].id = id;
+		c->met_next = (c->met_next + 1) % MET_MAX;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* The set's value (a reference the caller puts); sets other than refs only. */
+static int get_set(struct catalog *c, const char *project, const struct tree_set *set,
+		   struct set_val **out)
+{
+	*out = NULL;
+	int err = catalog_project(c, project);
+	if (err)
+		return err;
+	char id[24];
+	snprintf(id, sizeof(id), "%" PRId64, set->id);
+	static const char *tags[] = {"r", "p", "m", "c"};
+	struct load_arg la = {.c = c, .project = project, .set = set};
+	struct memo_key key = {.kind = MEMO_SET, .a = project, .b = tags[set->by],
+			       .c = set->name ? set->name : id};
+	struct memo_val *v;
+	err = memo_get(c->memo, &key, load_set, &la, &v);
+	if (!err && set->by == TREE_BY_PIPELINE)
+		pipeline_met(c, project, set->id);
+	*out = (struct set_val *)v;
+	return err;
+}
+
+static int load_pipe_jobs(void *arg, struct memo_val **out)
+{
+	struct load_arg *la = arg;
+	struct jobs_val *jv = calloc(1, sizeof(*jv));
+	if (!jv)
+		return -ENOMEM;
+	memo_val_init(&jv->v, jobs_destroy);
+	int err = la->c->be->pipeline_jobs(la->c->be->ctx, la->project, la->id, &jv->jobs, &jv->n);
+	if (err) {
+		free(jv);
+		return err == -EACCES ? -ENOENT : err;
+	}
+	jv->listable = true;
+	*out = &jv->v;
+	return 0;
+}
+
+/* The jobs of a set other than a ref: its pipeline family's, shared by every set naming it. */
+static int get_set_jobs(struct catalog *c, const char *project, const struct tree_set *set,
+			struct jobs_val **out)
+{
+	struct set_val *sv;
+	*out = NULL;
+	int err = get_set(c, project, set, &sv);
+	if (err)
+		return err;
+	int64_t pid = sv->pl.id;
+	memo_val_put(&sv->v);
+	if (pid <= 0) /* a merge request without a pipeline: an empty set */
+		return load_jobs_none(out);
+	char id[24];
+	snprintf(id, sizeof(id), "%" PRId64, pid);
+	struct load_arg la = {.c = c, .project = project, .id = pid};
+	struct memo_key key = {.kind = MEMO_PIPE_JOBS, .a = project, .b = id};
+	struct memo_val *v;
+	err = memo_get(c->memo, &key, load_pipe_jobs, &la, &v);
+	*out = (struct jobs_val *)v;
+	return err;
+}
+
+int catalog_set(struct catalog *c, const char *project, const struct tree_set *set)
+{
+	if (set->by == TREE_BY_REF)
+		return catalog_ref(c, project, set->name);
+	struct set_val *sv;
+	int err = get_set(c, project, set, &sv);
+	memo_val_put(sv ? &sv->v : NULL);
+	return err;
+}
+
+int catalog_set_info(struct catalog *c, const char *project, const struct tree_set *set,
+		     struct gl_pipeline *pl, struct gl_merge_request *mr)
+{
+	memset(pl, 0, sizeof(*pl));
+	memset(mr, 0, sizeof(*mr));
+	if (set->by == TREE_BY_REF)
+		return -ENODATA;
+	struct set_val *sv;
+	int err = get_set(c, project, set, &sv);
+	if (err)
+		return err;
+	err = gl_pipeline_copy(&sv->pl, pl);
+	mr->iid = sv->mr.iid;
+	if (!err && set->by == TREE_BY_MR &&
+	    (dup_into(&mr->title, sv->mr.title) || dup_into(&mr->source_branch, sv->mr.source_branch) ||
+	     dup_into(&mr->web_url, sv->mr.web_url)))
+		err = -ENOMEM;
+	if (err) {
+		gl_pipeline_release(pl);
+		gl_merge_request_release(mr);
+	}
+	memo_val_put(&sv->v);
+	return err;
+}
+
+int catalog_list_set_jobs(struct catalog *c, const char *project, const struct tree_set *set,
+			  char ***names)
+{
+	if (set->by == TREE_BY_REF)
+		return catalog_list_ref_jobs(c, project, set->name, names);
+	struct jobs_val *jv;
+	int err = get_set_jobs(c, project, set, &jv);
+	if (err)
+		return err;
+	err = job_names(jv->jobs, jv->n, names);
+	memo_val_put(&jv->v);
+	return err;
+}
+
+int catalog_job_in_set(struct catalog *c, const char *project, const struct tree_set *set,
+		       const char *name, struct job **out)
+{
+	*out = NULL;
+	if (set->by == TREE_BY_REF)
+		return catalog_job_by_ref(c, project, set->name, name, out);
+	struct jobs_val *jv;
+	int err = get_set_jobs(c, project, set, &jv);
+	if (err)
+		return err;
+	err = job_from_listing(c, project, jv, name, out);
+	memo_val_put(&jv->v);
+	return err;
+}
+
+/* The names a project lists under -/pipelines (newest first) or -/merge_requests. */
+static int load_sets(void *arg, struct memo_val **out)
+{
+	struct load_arg *la = arg;
+	const struct backend *be = la->c->be;
+	struct gl_pipeline *pl = NULL;
+	struct gl_merge_request *mr = NULL;
+	size_t n = 0;
+	int err = la->set->by == TREE_BY_PIPELINE ? be->pipelines_list(be->ctx, la->project, &pl, &n)
+						  : be->mrs_list(be->ctx, la->project, &mr, &n);
+	if (err) /* nothing is handed over on failure */
+		pl = NULL, mr = NULL, n = 0;
+	if (err == -EACCES) /* a job token: lookup only */
+		err = 0;
+	char **v = err ? NULL : calloc(n + 1, sizeof(*v));
+	for (size_t i = 0; v && i < n; i++)
+		if (asprintf(&v[i], "%" PRId64, pl ? pl[i].id : mr[i].iid) < 0) {
+			v[i] = NULL;
+			gitlab_strv_free(v);
+			v = NULL;
+		}
+	gl_pipelines_free(pl, pl ? n : 0);
+	gl_merge_requests_free(mr, mr ? n : 0);
+	if (err)
+		return err;
+	return v ? names_new(v, n, out) : -ENOMEM;
+}
+
+/* Adds the pipelines met by lookup that the listing does not show. */
+static int add_met(struct catalog *c, const char *project, struct names_val *nv, char ***out)
+{
+	size_t n = 0;
+	char **v = strv_dup(nv->names, &n), **w;
+	pthread_mutex_lock(&c->lock);
+	w = v ? realloc(v, (n + MET_MAX + 1) * sizeof(*v)) : NULL;
+	for (size_t i = 0; w && i < MET_MAX; i++) {
+		char id[24];
+		if (!c->met[i].project || strcmp(c->met[i].project, project))
+			continue;
+		snprintf(id, sizeof(id), "%" PRId64, c->met[i].id);
+		bool have = false;
+		for (size_t k = 0; k < n && !have; k++)
+			have = !strcmp(w[k], id);
+		if (!have && (w[n] = strdup(id)))
+			n++;
+		w[n] = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!w)
+		gitlab_strv_free(v);
+	*out = w;
+	return w ? 0 : -ENOMEM;
+}
+
+int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by by,
+		      char ***names)
+{
+	int err = catalog_project(c, project);
+	if (err)
+		return err;
+	if (by == TREE_BY_COMMIT || by == TREE_BY_REF) { /* commits: lookup only */
+		*names = calloc(1, sizeof(**names));
+		return *names ? 0 : -ENOMEM;
+	}
+	struct tree_set set = {.by = by};
+	struct load_arg la = {.c = c, .project = project, .set = &set};
+	struct memo_key key = {.kind = MEMO_SETS, .a = project, .b = by == TREE_BY_MR ? "m" : "p"};
+	struct memo_val *v;
+	err = memo_get(c->memo, &key, load_sets, &la, &v);
+	if (err)
+		return err;
+	struct names_val *nv = (struct names_val *)v;
+	err = by == TREE_BY_PIPELINE ? add_met(c, project, nv, names)
+				     : (*names = strv_dup(nv->names, &(size_t){0})) ? 0 : -ENOMEM;
+	memo_val_put(v);
+	return err;
+}
+
+/* ---- job logs ---- */
+
+static void log_destroy(struct memo_val *v)
+{
+	struct job_log *l = (struct job_log *)v;
+	cache_entry_put(l->e);
+	free(l);
+}
+
+/* Where a log's missing bytes come from: the whole trace again (no Range on traces). */
+struct log_source {
+	const struct backend *be;
+	char *project;
+	int64_t job_id;
+};
+
+static void log_source_free(void *ctx)
+{
+	struct log_source *ls = ctx;
+	free(ls->project);
+	free(ls);
+}
+
+static int log_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
+{
+	struct log_source *ls = ctx;
+	char *text = NULL;
+	size_t n = 0;
+	(void)off, (void)len;
+	int err = ls->be->job_trace(ls->be->ctx, ls->project, ls->job_id, LOG_MAX_BYTES, &text, &n);
+	if (!err && n != cache_writer_size(w)) {
+		log_msg(LOG_ERR, "job %" PRId64 ": its log is now %zu bytes, was %" PRIu64,
+			ls->job_id, n, cache_writer_size(w));
+		err = -EIO;
+	}
+	if (!err)
+		err = cache_writer_write(w, 0, text, n);
+	free(text);
+	return err;
+}
+
+static void log_bind(struct catalog *c, struct job_log *l, const char *project, int64_t id)
+{
+	struct log_source *ls = calloc(1, sizeof(*ls));
+	if (ls && (ls->project = strdup(project))) {
+		ls->be = c->be;
+		ls->job_id = id;
+		cache_entry_bind(l->e, &(struct cache_source){log_fetch, ls, log_source_free});
+	} else {
+		free(ls);
+	}
+}
+
+/* A log kept whole from an earlier fetch (this mount's or another's), else fetched now. */
+static int load_log(void *arg, struct memo_val **out)
+{
+	struct load_arg *la = arg;
+	struct catalog *c = la->c;
+	struct job_log *l = calloc(1, sizeof(*l));
+	char *key = NULL, *text = NULL;
+	size_t n = 0;
+	if (!l || asprintf(&key, "l%s-%" PRId64, c->origin, la->id) < 0) {
+		free(l);
+		return -ENOMEM;
+	}
+	memo_val_init(&l->v, log_destroy);
+	int err = cache_entry_get(c->env.cache, key, 0, &l->e);
+	if (!err && !cache_entry_has(l->e, 0, cache_entry_size(l->e))) {
+		cache_entry_put(l->e);
+		l->e = NULL;
+		err = -ENOENT;
+	}
+	if (err) { /* GitLab sends no length for a live trace: the whole of it, once */
+		err = c->be->job_trace(c->be->ctx, la->project, la->id, LOG_MAX_BYTES, &text, &n);
+		if (!err && n > 0 && !cache_entry_get(c->env.cache, key, n, &l->e))
+			cache_entry_write(l->e, 0, text, n);
+	}
+	if (l->e) {
+		l->size = cache_entry_size(l->e);
+		log_bind(c, l, la->project, la->id);
+	}
+	free(text);
+	free(key);
+	if (!err && n > 0 && !l->e)
+		err = -EIO; /* no room for it now: the next look tries again */
+	if (err) {
+		log_destroy(&l->v);
+		return err == -EACCES ? -ENOENT : err;
+	}
+	*out = &l->v;
+	return 0;
+}
+
+static int log_get(struct catalog *c, const char *project, int64_t job_id,
+		   const struct gl_job *g, struct job_log **out)
+{
+	*out = NULL;
+	if (!job_finished(g))
+		return -ENOENT; /* a running job has no log yet */
+	char id[24];
+	snprintf(id, sizeof(id), "%" PRId64, job_id);
+	struct load_arg la = {.c = c, .project = project, .id = job_id};
+	struct memo_key key = {.kind = MEMO_LOG, .a = project, .b = id};
+	struct memo_val *v;
+	int err = memo_get(c->memo, &key, load_log, &la, &v);
+	*out = err ? NULL : (struct job_log *)v;
+	return err;
+}
+
+int catalog_job_log(struct catalog *c, struct job *j, struct job_log **out)
+{
+	struct gl_job g;
+	*out = NULL;
+	if (!job_is_by_id(j) || job_info(j, &g))
+		return -ENOENT; /* known by ref only (a job token): no id to ask for */
+	int err = log_get(c, job_project(j), job_id(j), &g, out);
+	gl_job_release(&g);
+	return err;
+}
+
+/* -/jobs/<id>.log: any finished job, with an archive or not. */
+int catalog_log_by_id(struct catalog *c, const char *project, int64_t job_id,
+		      struct job_log **out, char **finished_at)
+{
+	struct gl_job g = {0};
+	struct job *j;
+	*out = NULL;
+	*finished_at = NULL;
+	int err = catalog_job_by_id(c, project, job_id, &j);
+	if (!err) {
+		err = job_info(j, &g);
+		job_put(j);
+	} else if (err == -ENOENT) { /* no archive: the job itself may still have a log */
+		err = c->be->job_get(c->be->ctx, project, job_id, &g);
+	}
+	if (!err)
+		err = log_get(c, project, job_id, &g, out);
+	if (!err && g.finished_at && !(*finished_at = strdup(g.finished_at))) {
+		job_log_put(*out);
+		*out = NULL;
+		err = -ENOMEM;
+	}
+	gl_job_release(&g);
+	return err == -EACCES ? -ENOENT : err;
+}
+
+uint64_t job_log_size(const struct job_log *l)
+{
+	return l->size;
+}
+
+
+ssize_t job_log_pread(struct job_log *l, void *buf, size_t len, uint64_t off)
+{
+	if (!l->e || off >= l->size)
+		return 0;
+	return cache_entry_pread(l->e, buf, len, off, l->size);
+}
+
+void job_log_put(struct job_log *l)
+{
+	memo_val_put(l ? &l->v : NULL);
+}
+
 /* ---- a project's jobs by id ---- */
 
 static int load_recent_jobs(void *arg, struct memo_val **out)
@@ -950,6 +1464,8 @@ void catalog_free(struct catalog *c)
 	job_env_drain(&c->env);
 	memo_free(c->memo);
 	nodes_free(c->jobs);
+	for (size_t i = 0; i < MET_MAX; i++)
+		free(c->met[i].project);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

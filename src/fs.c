@@ -2,17 +2,28 @@
  * catalog and returns 0 or -errno; every write but the two SPEC.md allows (rm <job>.zip with
  * allow_delete, and the keep/delete xattrs) is EROFS before anything is sent.
  *
+ * Every kind of job set (a ref, a pipeline, a merge request, a commit) takes the same path
+ * through the catalog. A member path may lead into an archive inside the artifacts ("x#/",
+ * nest.h); such files read from their nest's unpacked blob, and logs from their own cache entry.
+ *
  * Open files hold a reference on their job, so its cache entry and zip index outlive any
  * listing's TTL; a member's reads take turns (busy, waited for on the handle's condition
  * variable, never a lock held across I/O); its read-ahead is reader.c's. Content addressed by
  * job id never changes, so the kernel may keep its pages across opens (keep_cache); under a ref,
- * where the job can change, every open starts from fresh pages and attributes. */
+ * where the job can change, every open starts from fresh pages and attributes.
+ *
+ * Each failed operation writes one line, at ERROR when the server or the machine failed (EIO,
+ * ENOMEM, ENOSPC), else at DEBUG (ENOENT, EACCES, EROFS are answers): its path, and the reason
+ * the layers below left (the HTTP call and its status or curl's error), however many blocks,
+ * retries and background fetches it took. An open file says it once: its later failures go to
+ * DEBUG. */
 #include "artifactfs/fs.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +31,7 @@
 
 #include "artifactfs/job.h"
 #include "artifactfs/log.h"
+#include "artifactfs/nest.h"
 #include "artifactfs/reader.h"
 #include "artifactfs/tree.h"
 #include "artifactfs/zipindex.h"
@@ -28,11 +40,15 @@
 
 struct fh {
 	struct job *job;
-	struct zip_reader *reader; /* NULL for <job>.zip; used by one read at a time (busy) */
-	struct job_reader *rd;     /* the archive's bytes with read-ahead; NULL while opening */
+	struct zip_reader *reader; /* NULL for <job>.zip and inside nested archives */
+	struct nest *nest;         /* a file inside a nested archive: its nest, else NULL */
+	struct job_log *log;       /* <job>.log: the log, else NULL */
+	const struct zip_member *nm; /* that file, borrowed from nest */
+	struct job_reader *rd;     /* the archive's bytes with read-ahead (<job>.zip, a member) */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool busy;                 /* protected by lock: a read uses reader */
+	bool busy;                 /* protected by lock: a read uses reader (one at a time) */
+	atomic_bool failed;        /* a read of this handle has failed (and said so) */
 	struct fh *prev, *next;    /* in open_files */
 };
 
@@ -143,63 +159,116 @@ static void fill_member(struct stat *st, const struct zip_member *m, time_t job_
 	}
 }
 
-static bool is_job_level(const struct tree_path *tp)
+static bool is_zip(const struct tree_path *tp)
 {
-	switch (tp->kind) {
-	case TREE_REF_JOB:
-	case TREE_JOBID:
-		return tp->member[0] == '\0';
-	case TREE_REF_ZIP:
-	case TREE_JOBID_ZIP:
-		return true;
-	default:
-		return false;
-	}
+	return tp->kind == TREE_SET_ZIP || tp->kind == TREE_JOBID_ZIP;
 }
 
+static bool is_log(const struct tree_path *tp)
+{
+	return tp->kind == TREE_SET_LOG || tp->kind == TREE_JOBID_LOG;
+}
+
+/* A job folder or a path inside one (tp->member set). */
 static bool is_in_job(const struct tree_path *tp)
 {
-	return tp->kind == TREE_REF_JOB || tp->kind == TREE_JOBID || tp->kind == TREE_REF_ZIP ||
-	       tp->kind == TREE_JOBID_ZIP;
+	return tp->kind == TREE_SET_JOB || tp->kind == TREE_JOBID;
+}
+
+/* What names a job: its folder, its members, its archive, its log. */
+static bool names_job(const struct tree_path *tp)
+{
+	return is_in_job(tp) || is_zip(tp) || is_log(tp);
+}
+
+/* What carries the job's xattrs: its folder and its archive. */
+static bool is_job_level(const struct tree_path *tp)
+{
+	return is_zip(tp) || (is_in_job(tp) && tp->member[0] == '\0');
 }
 
 static int find_job(const struct tree_path *tp, struct job **out)
 {
 	struct catalog *cat = config()->cat;
-	if (tp->kind == TREE_REF_JOB || tp->kind == TREE_REF_ZIP)
-		return catalog_job_by_ref(cat, tp->project, tp->ref, tp->job, out);
+	if (tp->kind == TREE_SET_JOB || tp->kind == TREE_SET_ZIP || tp->kind == TREE_SET_LOG)
+		return catalog_job_in_set(cat, tp->project, &tp->set, tp->job, out);
 	return catalog_job_by_id(cat, tp->project, tp->job_id, out);
 }
 
-/* The member a path inside a job folder names; borrowed while j is held. */
-static int find_member(struct job *j, const char *path, const struct zip_member **out)
-{
+/* What a path naming a job leads to: the job, and for a path inside its folder the member and
+ * the index it lies in (the artifacts zip's, or a nested archive's). */
+struct place {
+	struct job *job;            /* held */
+	struct nest *nest;          /* held; NULL: in the artifacts zip itself */
+	const struct zip_member *m; /* borrowed from zi; NULL for the job folder, .zip and .log */
 	const struct zipindex *zi;
-	int err = job_index(j, &zi);
-	if (err)
+};
+
+static void place_release(struct place *p)
+{
+	nest_put(p->nest);
+	job_put(p->job);
+	memset(p, 0, sizeof(*p));
+}
+
+static int place_find(const struct tree_path *tp, struct place *p)
+{
+	memset(p, 0, sizeof(*p));
+	int err = find_job(tp, &p->job);
+	if (err || !is_in_job(tp) || tp->member[0] == '\0')
 		return err;
-	*out = zipindex_find(zi, path);
-	return *out ? 0 : -ENOENT;
+	err = nest_find(p->job, tp->member, &p->nest, &p->m);
+	if (!err && p->nest)
+		p->zi = nest_index(p->nest);
+	else if (!err)
+		err = job_index(p->job, &p->zi);
+	if (err)
+		place_release(p);
+	return err == -EFBIG ? -EIO : err; /* a bomb: nested.c said so in the log */
+}
+
+/* A log's size is exact from the first stat: it is fetched whole then (catalog.h). */
+static int getattr_log(struct job *j, struct stat *st, time_t t)
+{
+	struct job_log *l;
+	int err = catalog_job_log(config()->cat, j, &l);
+	if (!err)
+		fill_file(st, S_IFREG | 0444, job_log_size(l), t);
+	job_log_put(l);
+	return err;
+}
+
+/* -/jobs/<id>.log: any finished job's, whether it has an archive or not. */
+static int getattr_log_by_id(const struct tree_path *tp, struct stat *st)
+{
+	struct job_log *l;
+	char *finished_at;
+	int err = catalog_log_by_id(config()->cat, tp->project, tp->job_id, &l, &finished_at);
+	if (!err)
+		fill_file(st, S_IFREG | 0444, job_log_size(l), fs_parse_time(finished_at));
+	job_log_put(l);
+	free(finished_at);
+	return err;
 }
 
 static int getattr_job(const struct tree_path *tp, struct stat *st)
 {
-	struct job *j;
-	int err = find_job(tp, &j);
+	if (tp->kind == TREE_JOBID_LOG)
+		return getattr_log_by_id(tp, st);
+	struct place p;
+	int err = place_find(tp, &p);
 	if (err)
 		return err;
-	time_t t = job_time(j);
-	if (tp->kind == TREE_REF_ZIP || tp->kind == TREE_JOBID_ZIP) {
-		fill_file(st, S_IFREG | 0444, job_size(j), t);
-	} else if (tp->member[0] == '\0') {
+	time_t t = job_time(p.job);
+	if (is_zip(tp))
+		fill_file(st, S_IFREG | 0444, job_size(p.job), t);
+	else if (is_log(tp))
+		err = getattr_log(p.job, st, t);
+	else if (!p.m)
 		fill_dir(st, 0555, t);
-	} else {
-		const struct zip_member *m;
-		err = find_member(j, tp->member, &m);
-		if (!err)
-			fill_member(st, m, t);
-	}
-	job_put(j);
+	else
+		fill_member(st, p.m, t);
+	place_release(&p);
 	return err;
 }
 
@@ -213,6 +282,7 @@ static int getattr_path(const struct tree_path *tp, struct stat *st)
 		return 0;
 	case TREE_PROJECT:
 	case TREE_DASH:
+	case TREE_SETS:
 		err = catalog_project(cat, tp->project);
 		fill_dir(st, 0555, 0);
 		return err;
@@ -220,8 +290,8 @@ static int getattr_path(const struct tree_path *tp, struct stat *st)
 		err = catalog_project(cat, tp->project);
 		fill_dir(st, zip_parent_perm(), 0);
 		return err;
-	case TREE_REF:
-		err = catalog_ref(cat, tp->project, tp->ref);
+	case TREE_SET:
+		err = catalog_set(cat, tp->project, &tp->set);
 		fill_dir(st, zip_parent_perm(), 0);
 		return err;
 	default:
@@ -233,14 +303,50 @@ static int getattr_path(const struct tree_path *tp, struct stat *st)
 static int op_begin(const char *path, struct tree_path *tp)
 {
 	log_set_context(path);
+	log_clear_reason();
 	return tree_parse(path, tp);
+}
+
+/* Errors a program could not make sense of (a body too large, a full disk under the cache, an
+ * archive that changed, a transport failure) reach it as the I/O error they are, so every errno
+ * a program sees is one the README's table names. */
+static int program_errno(int err)
+{
+	switch (err) {
+	case -EFBIG:
+	case -ENOSPC:
+	case -EDQUOT:
+	case -ESTALE:
+	case -EXDEV:
+	case -EBADMSG:
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -EPROTO:
+		return -EIO;
+	default:
+		return err;
+	}
+}
+
+/* The one line telling an operation's failure (the path is the line's context): at ERROR for a
+ * failure of the server or the machine (the program sees EIO or ENOMEM) when first is true, else
+ * at DEBUG; with the errno as it came up and the reason the layers below left. */
+static void log_failure(const char *what, int err, bool first)
+{
+	const char *why = log_reason();
+	int seen = program_errno(err);
+	bool unexpected = seen == -EIO || seen == -ENOMEM;
+	log_msg(first && unexpected ? LOG_ERR : LOG_DEBUG, "%s%s%s%s", what, strerror(-err),
+		why[0] ? ": " : "", why);
 }
 
 static int op_end(struct tree_path *tp, int err)
 {
+	if (err)
+		log_failure("", err, true);
 	tree_path_release(tp);
 	log_set_context(NULL);
-	return err;
+	return program_errno(err);
 }
 
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -264,29 +370,29 @@ static int fill_names(void *buf, fuse_fill_dir_t filler, char **names)
 
 static int readdir_job(const struct tree_path *tp, void *buf, fuse_fill_dir_t filler)
 {
-	struct job *j;
-	int err = find_job(tp, &j);
-	if (err)
-		return err;
-	const struct zipindex *zi;
-	const struct zip_member *dir;
-	err = find_member(j, tp->member, &dir);
+	struct place p;
+	int err = place_find(tp, &p);
+	if (!err && !p.m) /* the job folder: the artifacts' root */
+		err = job_index(p.job, &p.zi);
+	const struct zip_member *dir = err ? NULL : p.m ? p.m : zipindex_member(p.zi, 0);
 	if (!err && dir->type != ZIP_DIR)
 		err = -ENOTDIR;
-	if (!err)
-		err = job_index(j, &zi);
-	time_t t = err ? 0 : job_time(j);
+	time_t t = err ? 0 : job_time(p.job);
 	for (uint32_t i = err ? UINT32_MAX : dir->first_child; i != UINT32_MAX;) {
-		const struct zip_member *m = zipindex_member(zi, i);
+		const struct zip_member *m = zipindex_member(p.zi, i);
 		struct stat st;
 		fill_member(&st, m, t);
 		if (filler(buf, m->base, &st, 0, FUSE_FILL_DIR_PLUS))
 			break;
 		i = m->next_sibling;
 	}
-	job_put(j);
+	if (p.job)
+		place_release(&p);
 	return err;
 }
+
+/* The folders under "-". */
+static const char *const dash_names[] = {"jobs", "pipelines", "merge_requests", "commits"};
 
 static int readdir_path(const struct tree_path *tp, void *buf, fuse_fill_dir_t filler)
 {
@@ -308,17 +414,22 @@ static int readdir_path(const struct tree_path *tp, void *buf, fuse_fill_dir_t f
 		break;
 	case TREE_DASH:
 		err = catalog_project(cat, tp->project);
-		if (!err)
-			filler(buf, "jobs", NULL, 0, 0);
+		for (size_t i = 0; !err && i < sizeof(dash_names) / sizeof(dash_names[0]); i++)
+			filler(buf, dash_names[i], NULL, 0, 0);
 		return err;
+	case TREE_SETS:
+		err = catalog_list_sets(cat, tp->project, tp->set.by, &names);
+		break;
 	case TREE_JOBS:
 		err = catalog_list_job_ids(cat, tp->project, &names);
 		break;
-	case TREE_REF:
-		err = catalog_list_ref_jobs(cat, tp->project, tp->ref, &names);
+	case TREE_SET:
+		err = catalog_list_set_jobs(cat, tp->project, &tp->set, &names);
 		break;
-	case TREE_REF_ZIP:
+	case TREE_SET_ZIP:
 	case TREE_JOBID_ZIP:
+	case TREE_SET_LOG:
+	case TREE_JOBID_LOG:
 		return -ENOTDIR;
 	default:
 		return readdir_job(tp, buf, filler);
@@ -382,6 +493,8 @@ static void fh_free(struct fh *fh)
 	fh_unlink(fh);
 	zip_reader_free(fh->reader);
 	job_reader_free(fh->rd); /* stops its read-ahead */
+	nest_put(fh->nest);
+	job_log_put(fh->log);
 	job_put(fh->job);
 	pthread_mutex_destroy(&fh->lock);
 	pthread_cond_destroy(&fh->cond);
@@ -390,26 +503,34 @@ static void fh_free(struct fh *fh)
 
 static int open_path(const struct tree_path *tp, struct fh *fh)
 {
-	int err = find_job(tp, &fh->job);
-	if (!err && (tp->kind == TREE_REF_ZIP || tp->kind == TREE_JOBID_ZIP))
-		return job_reader_new(fh->job, 0, job_size(fh->job), &fh->rd);
+	if (tp->kind == TREE_JOBID_LOG) {
+		char *finished_at;
+		int err = catalog_log_by_id(config()->cat, tp->project, tp->job_id, &fh->log,
+					    &finished_at);
+		free(finished_at);
+		return err;
+	}
+	struct place p;
+	int err = place_find(tp, &p);
 	if (err)
 		return err;
-	if (tp->member[0] == '\0')
-		return -EISDIR;
-	const struct zip_member *m;
-	err = find_member(fh->job, tp->member, &m);
-	if (!err && m->type == ZIP_DIR)
+	fh->job = job_hold(p.job);
+	if (is_log(tp))
+		err = catalog_job_log(config()->cat, p.job, &fh->log);
+	else if (!is_zip(tp) && (!p.m || p.m->type == ZIP_DIR))
 		err = -EISDIR;
-	if (!err) {
-		const struct zipindex *zi;
-		err = job_index(fh->job, &zi);
+	else if (p.nest) {
+		fh->nest = nest_hold(p.nest);
+		fh->nm = p.m;
+	} else if (p.m) {
+		err = zip_reader_new(p.zi, p.m, fh_read_fn, fh, &fh->reader);
 		if (!err)
-			err = zip_reader_new(zi, m, fh_read_fn, fh, &fh->reader);
-		if (!err)
-			err = job_reader_new(fh->job, zip_reader_data_end(fh->reader) - m->comp_size,
+			err = job_reader_new(fh->job, zip_reader_data_end(fh->reader) - p.m->comp_size,
 					     zip_reader_data_end(fh->reader), &fh->rd);
+	} else if (is_zip(tp)) {
+		err = job_reader_new(fh->job, 0, job_size(fh->job), &fh->rd);
 	}
+	place_release(&p);
 	return err;
 }
 
@@ -432,7 +553,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		return op_end(&tp, err);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return op_end(&tp, -EROFS);
-	if (!is_in_job(&tp))
+	if (!names_job(&tp))
 		return op_end(&tp, -EISDIR);
 	struct fh *fh = calloc(1, sizeof(*fh));
 	if (!fh)
@@ -446,7 +567,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	}
 	fh_link(fh);
 	fi->fh = (uint64_t)(uintptr_t)fh;
-	fi->keep_cache = tp.kind == TREE_JOBID || tp.kind == TREE_JOBID_ZIP;
+	fi->keep_cache = tp.kind == TREE_JOBID || tp.kind == TREE_JOBID_ZIP || tp.kind == TREE_JOBID_LOG;
 	if (!fi->keep_cache)
 		forget_kernel_attrs(path);
 	return op_end(&tp, 0);
@@ -460,8 +581,19 @@ static void forget_member(struct fh *fh)
 	uint64_t start = zip_reader_member(fh->reader)->local_offset;
 	if (end > start) {
 		job_forget(fh->job, start, end - start);
-		log_msg(LOG_WARNING, "its cached bytes were dropped; the next read fetches them again");
+		log_msg(LOG_DEBUG, "its cached bytes were dropped; the next read fetches them again");
 	}
+}
+
+/* A file inside a nested archive: a range of its nest's blob, no decompression. */
+static int read_nested(struct fh *fh, char *buf, size_t size, off_t off)
+{
+	ssize_t n = nest_pread(fh->nest, fh->nm, buf, size, (uint64_t)off);
+	if (n < 0)
+		log_failure("read inside a nested archive failed: ", (int)n,
+			    !atomic_exchange(&fh->failed, true));
+	log_set_context(NULL);
+	return n < 0 ? -EIO : (int)n;
 }
 
 /* A member's reader is not thread-safe: reads take turns, without a lock held while one runs. */
@@ -487,15 +619,29 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 	ssize_t n;
 	log_set_context(path);
+	log_clear_reason();
+	if (fh->nest)
+		return read_nested(fh, buf, size, off);
+	if (fh->log) {
+		n = job_log_pread(fh->log, buf, size, (uint64_t)off);
+		if (n < 0)
+			log_failure("read of the job's log failed: ", (int)n,
+				    !atomic_exchange(&fh->failed, true));
+		log_set_context(NULL);
+		return n < 0 ? -EIO : (int)n;
+	}
 	if (fh->reader)
 		n = member_read(fh, buf, size, (uint64_t)off);
 	else /* the job reader and the cache serialise what they must */
 		n = job_reader_pread(fh->rd, buf, size, (uint64_t)off);
-	if (n < 0 && n != -ENOENT)
-		log_msg(LOG_ERR, "read of %zu bytes at %lld failed: %s", size, (long long)off,
-			strerror((int)-n));
+	if (n == -ENOENT)
+		n = -EIO; /* gone mid-read is an I/O error */
+	if (n < 0) {
+		log_msg(LOG_DEBUG, "read of %zu bytes at %lld failed", size, (long long)off);
+		log_failure("read failed: ", (int)n, !atomic_exchange(&fh->failed, true));
+	}
 	log_set_context(NULL);
-	return n < 0 && n == -ENOENT ? -EIO : (int)n; /* gone mid-read is an I/O error */
+	return n < 0 ? program_errno((int)n) : (int)n;
 }
 
 static int fs_release(const char *path, struct fuse_file_info *fi)
@@ -518,13 +664,14 @@ static int link_target(void *ctx, const struct zip_member *link, char **out, siz
 
 /* The kernel asks for every link it meets, so refusing each link whose whole resolution leaves
  * the job folder (through other links too) keeps every walk from a job folder inside it; the
- * canonical text keeps it so when a ref's job changes in the middle of a walk (zipindex.h). */
-static int link_text(struct job *j, const struct zipindex *zi, const struct zip_member *m,
-		     char **text)
+ * canonical text keeps it so when a ref's job changes in the middle of a walk (zipindex.h).
+ * Inside a nested archive the same holds for the nested tree's root. */
+static int link_text(const struct place *p, char **text)
 {
-	struct link_ctx lc = {j, zi};
+	struct link_ctx lc = {p->job, p->zi};
 	const struct zip_member *to;
-	int err = zipindex_resolve_link(zi, m, link_target, &lc, &to, text);
+	int err = p->nest ? zipindex_resolve_link(p->zi, p->m, nest_link_target, p->nest, &to, text)
+			  : zipindex_resolve_link(p->zi, p->m, link_target, &lc, &to, text);
 	if (err == -EXDEV) {
 		log_msg(LOG_WARNING, "symbolic link leads outside its job folder: not followed");
 		err = -EACCES;
@@ -534,28 +681,23 @@ static int link_text(struct job *j, const struct zipindex *zi, const struct zip_
 
 static int readlink_path(const struct tree_path *tp, char *buf, size_t size)
 {
-	if (tp->kind != TREE_REF_JOB && tp->kind != TREE_JOBID)
+	if (!is_in_job(tp))
 		return -EINVAL;
-	struct job *j;
-	int err = find_job(tp, &j);
+	struct place p;
+	int err = place_find(tp, &p);
 	if (err)
 		return err;
-	const struct zip_member *m;
-	const struct zipindex *zi;
-	err = find_member(j, tp->member, &m);
-	if (!err && m->type != ZIP_SYMLINK)
+	if (!p.m || p.m->type != ZIP_SYMLINK)
 		err = -EINVAL;
-	if (!err)
-		err = job_index(j, &zi);
 	char *text = NULL;
 	if (!err)
-		err = link_text(j, zi, m, &text);
+		err = link_text(&p, &text);
 	if (!err && strlen(text) >= size)
 		err = -ENAMETOOLONG; /* a cut text would name another member */
 	if (!err)
 		strcpy(buf, text);
 	free(text);
-	job_put(j);
+	place_release(&p);
 	return err;
 }
 
@@ -571,6 +713,9 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 /* ---- extended attributes ---- */
 
 #define XATTR_STATS "user.artifactfs.stats"
+/* Not listed, so getfattr -d and cp -a never ask for it: reading it is how a read-only mount
+ * (the kernel refuses setxattr there) is told to drop its cache. */
+#define XATTR_DROP "user.artifactfs.drop_cache"
 #define XATTR_CRC "user.gitlab.crc32"
 #define XATTR_CACHED "user.artifactfs.cached"
 #define XATTR_KEEP "user.gitlab.keep"
@@ -631,41 +776,84 @@ static char *stats_text(void)
 	return v;
 }
 
+/* Folders of a pipeline, a merge request or a commit: their pipeline, and the request. */
+static const char *const set_xattrs[] = {
+	"user.gitlab.pipeline.id",     "user.gitlab.pipeline.status", "user.gitlab.pipeline.sha",
+	"user.gitlab.pipeline.ref",    "user.gitlab.pipeline.source", "user.gitlab.pipeline.web_url",
+	"user.gitlab.merge_request.title", "user.gitlab.merge_request.source_branch",
+	"user.gitlab.merge_request.web_url",
+};
+#define N_SET_XATTRS(tp) ((tp)->set.by == TREE_BY_MR ? 9u : (tp)->set.by == TREE_BY_REF ? 0u : 6u)
+
+static char *set_xattr_text(const struct gl_pipeline *pl, const struct gl_merge_request *mr,
+			    size_t which)
+{
+	const char *v[] = {NULL, pl->status, pl->sha, pl->ref, pl->source, pl->web_url,
+			   mr->title, mr->source_branch, mr->web_url};
+	char *s = NULL;
+	if (which == 0)
+		return pl->id > 0 && asprintf(&s, "%" PRId64, pl->id) >= 0 ? s : strdup("");
+	return strdup(v[which] ? v[which] : "");
+}
+
+static int set_xattr_value(const struct tree_path *tp, const char *name, char **out)
+{
+	size_t which = 0;
+	while (which < N_SET_XATTRS(tp) && strcmp(name, set_xattrs[which]) != 0)
+		which++;
+	if (which == N_SET_XATTRS(tp))
+		return -ENODATA;
+	struct gl_pipeline pl;
+	struct gl_merge_request mr;
+	int err = catalog_set_info(config()->cat, tp->project, &tp->set, &pl, &mr);
+	if (err)
+		return err;
+	*out = set_xattr_text(&pl, &mr, which);
+	gl_pipeline_release(&pl);
+	gl_merge_request_release(&mr);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* A member's CRC-32 is known from the artifacts zip, not from a nested archive. */
+static bool has_crc(const struct place *p)
+{
+	return p->m && !p->nest && p->m->type != ZIP_DIR;
+}
+
 /* How many of a member's compressed bytes are in the cache. Where they start is known from its
  * local header only, read (through the cache, fetched if need be) as an open does. */
-static int cached_value(struct job *j, const char *member, char **out)
+static int cached_value(const struct place *p, char **out)
 {
-	const struct zip_member *m;
-	const struct zipindex *zi;
 	struct zip_reader *zr = NULL;
-	int err = find_member(j, member, &m);
-	if (!err && m->type == ZIP_DIR)
-		err = -ENODATA;
-	if (!err)
-		err = job_index(j, &zi);
-	if (!err)
-		err = zip_reader_new(zi, m, job_read_fn, j, &zr);
+	int err = zip_reader_new(p->zi, p->m, job_read_fn, p->job, &zr);
 	if (err)
 		return err == -ENOTSUP ? -ENODATA : err;
 	uint64_t end = zip_reader_data_end(zr);
 	zip_reader_free(zr);
-	if (asprintf(out, "%" PRIu64, job_cached_bytes(j, end - m->comp_size, m->comp_size)) < 0)
-		return -ENOMEM;
-	return 0;
+	uint64_t n = job_cached_bytes(p->job, end - p->m->comp_size, p->m->comp_size);
+	return asprintf(out, "%" PRIu64, n) < 0 ? -ENOMEM : 0;
 }
 
 /* The value of attribute name on tp, malloc'ed; -ENODATA when tp has no such attribute. */
 static int xattr_value(const struct tree_path *tp, const char *name, char **out)
 {
 	*out = NULL;
-	if (tp->kind == TREE_ROOT && strcmp(name, XATTR_STATS) == 0)
+	if (tp->kind == TREE_ROOT && strcmp(name, XATTR_DROP) == 0) {
+		int err = cache_drop(config()->cache);
+		if (err)
+			return err;
+	}
+	if (tp->kind == TREE_ROOT && (!strcmp(name, XATTR_STATS) || !strcmp(name, XATTR_DROP)))
 		return (*out = stats_text()) ? 0 : -ENOMEM;
-	if (!is_in_job(tp))
+	if (tp->kind == TREE_SET)
+		return set_xattr_value(tp, name, out);
+	if (!is_in_job(tp) && !is_zip(tp))
 		return -ENODATA;
-	struct job *j;
-	int err = find_job(tp, &j);
+	struct place p;
+	int err = place_find(tp, &p);
 	if (err)
 		return err;
+	struct job *j = p.job;
 	err = -ENODATA;
 	if (is_job_level(tp)) {
 		struct gl_job g;
@@ -679,17 +867,12 @@ static int xattr_value(const struct tree_path *tp, const char *name, char **out)
 				gl_job_release(&g);
 			}
 		}
-	} else if (strcmp(name, XATTR_CRC) == 0) {
-		const struct zip_member *m;
-		err = find_member(j, tp->member, &m);
-		if (!err && m->type == ZIP_DIR)
-			err = -ENODATA;
-		if (!err && asprintf(out, "%08" PRIx32, m->crc32) < 0)
-			err = -ENOMEM;
-	} else if (strcmp(name, XATTR_CACHED) == 0) {
-		err = cached_value(j, tp->member, out);
+	} else if (strcmp(name, XATTR_CRC) == 0 && has_crc(&p)) {
+		err = asprintf(out, "%08" PRIx32, p.m->crc32) < 0 ? -ENOMEM : 0;
+	} else if (strcmp(name, XATTR_CACHED) == 0 && has_crc(&p)) {
+		err = cached_value(&p, out);
 	}
-	job_put(j);
+	place_release(&p);
 	return err;
 }
 
@@ -716,25 +899,32 @@ static int fs_getxattr(const char *path, const char *name, char *buf, size_t siz
 	return op_end(&tp, err);
 }
 
+static bool member_has_crc(const struct tree_path *tp)
+{
+	struct place p;
+	if (place_find(tp, &p))
+		return false;
+	bool has = has_crc(&p);
+	place_release(&p);
+	return has;
+}
+
 static const char *const root_xattrs[] = {XATTR_STATS};
 static const char *const member_xattrs[] = {XATTR_CRC, XATTR_CACHED};
 
 static int list_names(const struct tree_path *tp, char *list, size_t *len)
 {
-	const char *const *names = NULL;
-	size_t n_names = 0;
+	const char *const *names = is_job_level(tp) ? job_xattrs : set_xattrs;
+	size_t count = is_job_level(tp) ? N_JOB_XATTRS : tp->kind == TREE_SET ? N_SET_XATTRS(tp) : 0;
 	*len = 0;
 	if (tp->kind == TREE_ROOT) {
 		names = root_xattrs;
-		n_names = 1;
+		count = 1;
 	} else if (is_in_job(tp) && !is_job_level(tp)) {
 		names = member_xattrs;
-		n_names = 2;
-	} else if (is_job_level(tp)) {
-		names = job_xattrs;
-		n_names = N_JOB_XATTRS;
+		count = member_has_crc(tp) ? 2 : 0;
 	}
-	for (size_t i = 0; i < n_names; i++) {
+	for (size_t i = 0; i < count; i++) {
 		size_t n = strlen(names[i]) + 1;
 		if (list)
 			memcpy(list + *len, names[i], n);
@@ -791,7 +981,9 @@ static int fs_setxattr(const char *path, const char *name, const char *value, si
 	bool known = strcmp(name, XATTR_KEEP) == 0 || strcmp(name, XATTR_DELETE) == 0;
 	if (known && !value_is_one(value, size))
 		return op_end(&tp, -EINVAL);
-	if (tp.kind == TREE_PROJECT && strcmp(name, XATTR_DELETE) == 0) {
+	if (tp.kind == TREE_ROOT && strcmp(name, XATTR_DROP) == 0) {
+		err = value_is_one(value, size) ? cache_drop(config()->cache) : -EINVAL;
+	} else if (tp.kind == TREE_PROJECT && strcmp(name, XATTR_DELETE) == 0) {
 		err = config()->allow_delete ? catalog_project(config()->cat, tp.project) : -EROFS;
 		if (!err)
 			err = catalog_project_delete_artifacts(config()->cat, tp.project);
@@ -850,7 +1042,7 @@ static int fs_unlink(const char *path)
 	int err = op_begin(path, &tp);
 	if (err)
 		return op_end(&tp, err == -ENOENT ? -EROFS : err);
-	if ((tp.kind != TREE_REF_ZIP && tp.kind != TREE_JOBID_ZIP) || !config()->allow_delete)
+	if (!is_zip(&tp) || !config()->allow_delete)
 		return op_end(&tp, -EROFS);
 	struct job *j;
 	err = find_job(&tp, &j);
@@ -950,11 +1142,11 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fc;
 }
 
-/* After the loop: no request runs any more. Background fetches end first: they ask libfuse's
- * session whether to stop, and it is about to go. */
+/* After the loop: no request runs any more. */
 static void fs_destroy(void *private_data)
 {
-	struct fs_config *fc = private_data;
+	struct fs_config *fc = private_data; /* background fetches end first: they ask libfuse's
+	                                        session whether to stop, and it is about to go */
 	if (fc && fc->pool)
 		pool_drain(fc->pool);
 	while (open_files)

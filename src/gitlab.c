@@ -2,8 +2,9 @@
  * jansson user: every root is json_decref'ed before returning). Listings follow the next-page
  * URL http gives (Link rel=next rewritten onto our origin, or X-Next-Page), never X-Total.
  * A field of the wrong type counts as absent when optional and fails the parse (-EIO) when
- * required (id, name). Status errors are logged once, by http; this module logs what http cannot
- * know: malformed answers. */
+ * required (id, name). Failures are told as http tells them: details at DEBUG, and the text
+ * that says why (a malformed answer, an archive answer that is not what was asked) set as the
+ * thread's failure reason (log_set_reason), for the operation's one error line. */
 #include "artifactfs/gitlab.h"
 
 #include <errno.h>
@@ -230,8 +231,10 @@ static json_t *parse(const char *text, size_t len, const char *what)
 {
 	json_error_t e;
 	json_t *root = json_loadb(text ? text : "", text ? len : 0, JSON_REJECT_DUPLICATES, &e);
-	if (!root)
-		log_msg(LOG_ERR, "%s: malformed JSON from the server: %s", what, e.text);
+	if (!root) {
+		log_msg(LOG_DEBUG, "%s: malformed JSON from the server: %s", what, e.text);
+		log_set_reason("%s: malformed JSON from the server: %s", what, e.text);
+	}
 	return root;
 }
 
@@ -299,7 +302,8 @@ static int list_pages(struct gitlab *gl, const char *first_url, int max_pages, b
 		size_t i;
 		err = page < max_pages ? call_json(gl, "GET", url, &root, &next) : -EIO;
 		if (!err && !json_is_array(root)) {
-			log_msg(LOG_ERR, "%s: expected a JSON array", url);
+			log_msg(LOG_DEBUG, "%s: expected a JSON array", url);
+			log_set_reason("GET /api/v4%s: expected a JSON array", url);
 			err = -EIO;
 		}
 		json_array_foreach(err ? NULL : root, i, item) {
@@ -770,43 +774,351 @@ int gitlab_token_job(struct gitlab *gl, struct gl_job *out)
 	return err;
 }
 
+/* ---- pipelines and merge requests as job sets ---- */
+
+void gl_pipeline_release(struct gl_pipeline *p)
+{
+	free(p->status);
+	free(p->sha);
+	free(p->ref);
+	free(p->source);
+	free(p->web_url);
+	memset(p, 0, sizeof(*p));
+}
+
+void gl_pipelines_free(struct gl_pipeline *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		gl_pipeline_release(&v[i]);
+	free(v);
+}
+
+static char *dup_opt(const char *s, int *err)
+{
+	char *d = s ? strdup(s) : NULL;
+	if (s && !d)
+		*err = -ENOMEM;
+	return d;
+}
+
+int gl_pipeline_copy(const struct gl_pipeline *src, struct gl_pipeline *dst)
+{
+	int err = 0;
+	*dst = (struct gl_pipeline){.id = src->id, .project_id = src->project_id};
+	dst->status = dup_opt(src->status, &err);
+	dst->sha = dup_opt(src->sha, &err);
+	dst->ref = dup_opt(src->ref, &err);
+	dst->source = dup_opt(src->source, &err);
+	dst->web_url = dup_opt(src->web_url, &err);
+	if (err)
+		gl_pipeline_release(dst);
+	return err;
+}
+
+static int pipeline_from_json(json_t *o, struct gl_pipeline *p)
+{
+	int err = 0;
+	memset(p, 0, sizeof(*p));
+	if (!json_is_object(o) || !json_is_integer(json_object_get(o, "id")))
+		return -EIO;
+	p->id = opt_int(o, "id", 0);
+	p->project_id = opt_int(o, "project_id", 0);
+	p->status = opt_str(o, "status", &err);
+	p->sha = opt_str(o, "sha", &err);
+	p->ref = opt_str(o, "ref", &err);
+	p->source = opt_str(o, "source", &err);
+	p->web_url = opt_str(o, "web_url", &err);
+	if (err)
+		gl_pipeline_release(p);
+	return err;
+}
+
 void gl_merge_request_release(struct gl_merge_request *mr)
 {
+	free(mr->title);
 	free(mr->source_branch);
 	free(mr->sha);
-	free(mr->head_pipeline_ref);
-	free(mr->head_pipeline_status);
+	free(mr->web_url);
+	gl_pipeline_release(&mr->head);
 	memset(mr, 0, sizeof(*mr));
+}
+
+void gl_merge_requests_free(struct gl_merge_request *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		gl_merge_request_release(&v[i]);
+	free(v);
+}
+
+static int mr_from_json(json_t *o, struct gl_merge_request *mr)
+{
+	int err = 0;
+	memset(mr, 0, sizeof(*mr));
+	if (!json_is_object(o) || !json_is_integer(json_object_get(o, "iid")))
+		return -EIO;
+	json_t *hp = json_object_get(o, "head_pipeline");
+	mr->iid = opt_int(o, "iid", 0);
+	mr->title = opt_str(o, "title", &err);
+	mr->source_branch = opt_str(o, "source_branch", &err);
+	mr->sha = opt_str(o, "sha", &err);
+	mr->web_url = opt_str(o, "web_url", &err);
+	if (!err && json_is_object(hp) && pipeline_from_json(hp, &mr->head) == -ENOMEM)
+		err = -ENOMEM;
+	if (err)
+		gl_merge_request_release(mr);
+	return err;
+}
+
+/* GET url into one object made by parse_fn. */
+static int get_object(struct gitlab *gl, const char *url, int (*parse_fn)(json_t *, void *),
+		      void *out)
+{
+	json_t *root = NULL;
+	int err = call_json(gl, "GET", url, &root, NULL);
+	if (!err)
+		err = parse_fn(root, out);
+	json_decref(root);
+	return err;
+}
+
+static int parse_mr(json_t *o, void *out)
+{
+	return mr_from_json(o, out);
+}
+
+static int parse_pipeline(json_t *o, void *out)
+{
+	return pipeline_from_json(o, out);
 }
 
 int gitlab_mr_get(struct gitlab *gl, const char *project, int64_t iid,
 		  struct gl_merge_request *out)
 {
 	char *id = escaped(project), *url = NULL;
-	json_t *root = NULL;
 	int err = -ENOMEM;
 	memset(out, 0, sizeof(*out));
 	if (id && asprintf(&url, "/projects/%s/merge_requests/%" PRId64, id, iid) >= 0)
-		err = call_json(gl, "GET", url, &root, NULL);
-	if (!err && (!json_is_object(root) || !json_is_integer(json_object_get(root, "iid"))))
-		err = -EIO;
-	if (!err) {
-		json_t *hp = json_object_get(root, "head_pipeline");
-		out->iid = opt_int(root, "iid", 0);
-		out->source_branch = opt_str(root, "source_branch", &err);
-		out->sha = opt_str(root, "sha", &err);
-		if (json_is_object(hp)) {
-			out->head_pipeline_id = opt_int(hp, "id", 0);
-			out->head_pipeline_ref = opt_str(hp, "ref", &err);
-			out->head_pipeline_status = opt_str(hp, "status", &err);
-		}
-		if (err)
-			gl_merge_request_release(out);
-	}
-	json_decref(root);
+		err = tell(gl, get_object(gl, url, parse_mr, out));
 	free(url);
 	free(id);
 	return err;
+}
+
+int gitlab_pipeline_get(struct gitlab *gl, const char *project, int64_t pipeline_id,
+			struct gl_pipeline *out)
+{
+	char *id = escaped(project), *url = NULL;
+	int err = -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	if (id && asprintf(&url, "/projects/%s/pipelines/%" PRId64, id, pipeline_id) >= 0)
+		err = tell(gl, get_object(gl, url, parse_pipeline, out));
+	free(url);
+	free(id);
+	return err;
+}
+
+/* A growing array of items of one size, filled by a listing. */
+struct vec {
+	void *v;
+	size_t n, cap, size;
+	int (*parse_fn)(json_t *, void *);
+	void (*release)(void *);
+};
+
+static int vec_add(json_t *item, void *ctx)
+{
+	struct vec *vc = ctx;
+	if (vc->n == vc->cap) {
+		size_t cap = vc->cap ? vc->cap * 2 : 16;
+		void *v = realloc(vc->v, cap * vc->size);
+		if (!v)
+			return -ENOMEM;
+		vc->v = v;
+		vc->cap = cap;
+	}
+	int err = vc->parse_fn(item, (char *)vc->v + vc->n * vc->size);
+	if (err)
+		return err == -EIO ? 0 : err; /* one malformed item does not hide the others */
+	vc->n++;
+	return 0;
+}
+
+/* One page of a listing into *out (*n items); vc says how. */
+static int list_one_page(struct gitlab *gl, const char *project, const char *what,
+			 struct vec *vc, void **out, size_t *n)
+{
+	char *id = escaped(project), *url = NULL;
+	int err = -ENOMEM;
+	if (id && asprintf(&url, "/projects/%s/%s", id, what) >= 0)
+		err = tell(gl, list_pages(gl, url, 1, false, vec_add, vc));
+	free(url);
+	free(id);
+	if (err) {
+		for (size_t i = 0; i < vc->n; i++)
+			vc->release((char *)vc->v + i * vc->size);
+		free(vc->v);
+		return err;
+	}
+	*out = vc->v;
+	*n = vc->n;
+	return 0;
+}
+
+static void release_mr(void *p)
+{
+	gl_merge_request_release(p);
+}
+
+static void release_pipeline(void *p)
+{
+	gl_pipeline_release(p);
+}
+
+int gitlab_mrs_list(struct gitlab *gl, const char *project, struct gl_merge_request **out,
+		    size_t *n)
+{
+	struct vec vc = {.size = sizeof(**out), .parse_fn = parse_mr, .release = release_mr};
+	return list_one_page(gl, project,
+			     "merge_requests?state=opened&order_by=updated_at&sort=desc&per_page=100",
+			     &vc, (void **)out, n);
+}
+
+int gitlab_pipelines_list(struct gitlab *gl, const char *project, struct gl_pipeline **out,
+			  size_t *n)
+{
+	struct vec vc = {.size = sizeof(**out), .parse_fn = parse_pipeline,
+			 .release = release_pipeline};
+	return list_one_page(gl, project, "pipelines?order_by=id&sort=desc&per_page=100", &vc,
+			     (void **)out, n);
+}
+
+/* Jobs of a pipeline family with an archive, any status: the first of each name wins. */
+static int add_archive_job(json_t *item, void *ctx)
+{
+	struct job_list *jl = ctx;
+	struct gl_job j;
+	int err = job_from_json(item, &j);
+	if (err)
+		return err == -EIO ? 0 : err;
+	if (j.archive_size < 0 || nameset_has(&jl->names, j.name)) {
+		gl_job_release(&j);
+		return 0;
+	}
+	if ((err = job_list_push(jl, &j)))
+		return err;
+	return nameset_add(&jl->names, jl->v[jl->n - 1].name);
+}
+
+/* The jobs of f's pipelines in f's order, through fn. */
+static int family_jobs(struct gitlab *gl, const char *id, const struct family *f,
+		       int (*fn)(json_t *, void *), struct job_list *jl)
+{
+	int err = 0;
+	for (size_t i = 0; !err && i < f->n; i++) {
+		char *url = NULL;
+		if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/jobs?per_page=100", id,
+			     f->id[i]) < 0)
+			return -ENOMEM;
+		err = list_all(gl, url, fn, jl);
+		free(url);
+	}
+	return err;
+}
+
+int gitlab_pipeline_jobs(struct gitlab *gl, const char *project, int64_t pipeline_id,
+			 struct gl_job **jobs, size_t *n)
+{
+	struct job_list jl = {0};
+	struct gl_pipeline pl;
+	struct family *f = calloc(1, sizeof(*f));
+	char *id = escaped(project);
+	int err = id && f ? gitlab_pipeline_get(gl, project, pipeline_id, &pl) : -ENOMEM;
+	if (!err) {
+		*f = (struct family){.id = {pipeline_id}, .n = 1, .project_id = pl.project_id};
+		gl_pipeline_release(&pl);
+		err = family_walk(gl, id, f);
+	}
+	if (!err)
+		err = tell(gl, family_jobs(gl, id, f, add_archive_job, &jl));
+	free(id);
+	free(f);
+	free(jl.names.slot);
+	if (err) {
+		gl_jobs_free(jl.v, jl.n);
+		return err;
+	}
+	*jobs = jl.v;
+	*n = jl.n;
+	return 0;
+}
+
+/* The first pipeline of a listing whose source is not dangling. */
+static int first_ci_pipeline_of(json_t *item, void *ctx)
+{
+	json_t *src = json_object_get(item, "source");
+	if (dangling_source(json_is_string(src) ? json_string_value(src) : NULL))
+		return 0;
+	int err = pipeline_from_json(item, ctx);
+	return err == -EIO ? 0 : err ? err : 1; /* 1: found, stop the listing */
+}
+
+static int parse_commit_id(json_t *o, void *out)
+{
+	int err = 0;
+	*(char **)out = json_is_object(o) ? opt_str(o, "id", &err) : NULL;
+	return err ? err : *(char **)out ? 0 : -EIO;
+}
+
+int gitlab_commit_pipeline(struct gitlab *gl, const char *project, const char *sha,
+			   struct gl_pipeline *out)
+{
+	char *id = escaped(project), *full = NULL, *url = NULL;
+	int err = id ? 0 : -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	if (!err && strlen(sha) < 40) { /* pipelines?sha= matches whole shas only */
+		err = asprintf(&url, "/projects/%s/repository/commits/%s", id, sha) < 0 ? -ENOMEM
+			: get_object(gl, url, parse_commit_id, &full);
+		free(url);
+		url = NULL;
+	}
+	if (!err && asprintf(&url, "/projects/%s/pipelines?sha=%s&status=success&order_by=id"
+				   "&sort=desc&per_page=20", id, full ? full : sha) < 0)
+		err = -ENOMEM;
+	if (!err) {
+		err = list_pages(gl, url, PIPELINE_PAGES, false, first_ci_pipeline_of, out);
+		err = err == 1 ? 0 : err ? err : -ENOENT;
+	}
+	free(url);
+	free(full);
+	free(id);
+	return tell(gl, err);
+}
+
+int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, size_t max,
+		     char **out, size_t *len)
+{
+	char *id = escaped(project), *url = NULL;
+	struct http_response resp = {0};
+	int err = -ENOMEM;
+	*out = NULL;
+	if (id && asprintf(&url, "/projects/%s/jobs/%" PRId64 "/trace", id, job_id) >= 0) {
+		struct http_request req = {.method = "GET", .url = url, .range_off = -1,
+					   .max_body = max ? max : 1};
+		err = http_do(gl->http, &req, &resp);
+		if (!err)
+			err = http_status_to_errno(resp.status);
+	}
+	if (!err && !resp.body && !(resp.body = calloc(1, 1))) /* an empty trace */
+		err = -ENOMEM;
+	if (!err) {
+		*out = resp.body;
+		*len = resp.body_len;
+		resp.body = NULL;
+	}
+	http_response_release(&resp);
+	free(url);
+	free(id);
+	return tell(gl, err);
 }
 
 /* ---- a project's recent jobs ---- */
@@ -931,18 +1243,26 @@ static int archive_answer(const struct http_response *resp, int64_t off, int64_t
 	return 0;
 }
 
-/* One line per failed read: the call, the bytes, the status (or why there was none). */
+/* A failed read at DEBUG: the call, the bytes, the status and what was wrong with it (or the
+ * error when no status tells it: a 2xx whose bytes could not be stored). What this module saw
+ * wrong with an answer becomes the thread's failure reason; a failed request's is http's. */
 static void log_archive_failure(const char *url, int64_t off, int64_t len,
 				const struct http_response *resp, const char *why, int err)
 {
-	int level = err == -ENOENT || err == -ERANGE || err == -ECANCELED || err == -ENOSPC
-			    ? LOG_DEBUG : LOG_ERR; /* expected, or handled by the caller */
-	if (resp->status)
-		log_msg(level, "archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): HTTP %ld%s%s",
-			url, off, len, resp->status, why ? ", " : "", why ? why : "");
-	else
-		log_msg(level, "archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): %s", url,
-			off, len, strerror(-err));
+	const char *text = why ? why : resp->status >= 300 ? "" : strerror(-err);
+	log_msg(LOG_DEBUG, "archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): HTTP %ld%s%s",
+		url, off, len, resp->status, text[0] ? ", " : "", text);
+	if (why)
+		log_set_reason("GET /api/v4%s: HTTP %ld, %s", url, resp->status, why);
+}
+
+/* Whether a read may go straight to the signed URL its API URL last redirected to: only when
+ * that URL serves the very archive wanted (by job id: an archive is never replaced; by ref: only
+ * pinned, where If-Range refuses another archive). A suffix read (off -1) is a probe of what the
+ * archive is now (after the TTL, whether it still exists), and always asks the API. */
+static bool reuse_ok(const struct gl_archive *a, int64_t off, const struct gl_read_info *info)
+{
+	return off >= 0 && (a->job_id > 0 || info->expect_etag || info->expect_last_modified);
 }
 
 int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, int64_t off,
@@ -957,7 +1277,8 @@ int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, in
 		return -ENOMEM;
 	struct http_request req = {.url = url, .range_off = off, .range_len = len, .body_fn = fn,
 				   .body_ctx = ctx, .expect_etag = info->expect_etag,
-				   .expect_last_modified = info->expect_last_modified};
+				   .expect_last_modified = info->expect_last_modified,
+				   .reuse_signed_url = reuse_ok(a, off, info)};
 	struct http_response resp;
 	int err = http_do(gl->http, &req, &resp);
 	if (!err)

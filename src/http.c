@@ -3,16 +3,20 @@
  * One struct http serves all threads: a share handle pools connections, DNS and TLS sessions, and
  * idle easy handles wait in a small pool so their keep-alive connections are reused. curl never
  * follows a redirect itself: this module does, and attaches the credential header only when the
- * target's scheme, host and port are the configured origin's. Each http_do() starts at its API
- * URL, so a signed object-storage URL is never reused after its request.
+ * target's scheme, host and port are the configured origin's. A request that allows it
+ * (reuse_signed_url: archive reads) starts at the signed storage URL its API URL last redirected
+ * to while that URL is valid (urlcache: its stated expiry, at most 5 minutes), and goes back to
+ * the API at once when storage refuses it or fails; others start at their API URL.
  *
  * A request is a series of attempts under one deadline (the retry_for budget). An attempt that
  * gets no answer, a truncated body, a 429 or a 5xx is retried: after the wait Retry-After or
  * RateLimit-Reset asks for (clamped to a day before any arithmetic, so no header overflows),
  * else after an exponential backoff, resuming a streamed range where the delivered bytes end.
  * No attempt or wait runs past the deadline, so retries never multiply the per-attempt limits.
- * Exactly one log line tells a request's failure, and every line built from an answer's text
- * goes through redaction of the token. */
+ * Retries and outcomes are logged at DEBUG only: a failure's text goes to the thread's failure
+ * reason (log_set_reason), for the one error line the operation writes. Every line built from
+ * an answer's text goes through redaction of the token, and a URL of another origin (a signed
+ * one) is shown as its host and path only, never its query. */
 #include "artifactfs/http.h"
 
 #include <ctype.h>
@@ -32,6 +36,7 @@
 #include <curl/curl.h>
 
 #include "artifactfs/log.h"
+#include "artifactfs/urlcache.h"
 
 #define POOL_MAX 16
 #define MAX_HOPS 5
@@ -40,6 +45,7 @@
 #define DOWN_HOLD_MS 5000 /* how long "the server cannot be reached" is believed */
 #define WAIT_CAP_S 86400  /* any server-asked wait is clamped to this before arithmetic */
 #define CA_FILE_MAX (16u * 1024u * 1024u)
+#define SIGNED_URLS_MAX 64 /* signed storage URLs remembered, one per archive */
 
 struct http {
 	char *base;              /* "http://host:port", no trailing slash */
@@ -60,6 +66,7 @@ struct http {
 	int n_pool;              /* protected by pool_lock */
 	atomic_uint_fast64_t requests, bytes;
 	_Atomic int64_t down_until_ms; /* after a request found no server: fail fast until then */
+	struct urlcache *signed_urls;  /* API URL -> the storage URL it last redirected to */
 	bool (*cancelled)(void *ctx);
 	void *cancel_ctx;
 };
@@ -198,17 +205,15 @@ static bool same_origin(struct http *h, const char *url)
 	return same;
 }
 
-/* The path of url, for log lines: never the query of a foreign (signed) URL. */
+/* url for log lines: the path and query on our origin; elsewhere (a signed URL, a credential
+ * for its life) the scheme, host and path only. */
 static void loggable(struct http *h, const char *url, char *out, size_t n)
 {
 	if (strncmp(url, h->base, strlen(h->base)) == 0) {
 		snprintf(out, n, "%s", url + strlen(h->base));
 		return;
 	}
-	snprintf(out, n, "%s", url);
-	char *q = strchr(out, '?');
-	if (q)
-		snprintf(q, n - (size_t)(q - out), "?...");
+	snprintf(out, n, "%.*s", (int)strcspn(url, "?#"), url);
 }
 
 char *http_escape(const char *s)
@@ -358,7 +363,8 @@ int http_new(const struct http_config *cfg, struct http **out)
 		pthread_mutex_init(&h->share_locks[i], NULL);
 	pthread_mutex_init(&h->pool_lock, NULL);
 	h->share = curl_share_init();
-	if (!h->share) {
+	h->signed_urls = urlcache_new(SIGNED_URLS_MAX);
+	if (!h->share || !h->signed_urls) {
 		http_free(h);
 		return -ENOMEM;
 	}
@@ -380,6 +386,7 @@ void http_free(struct http *h)
 		curl_easy_cleanup(h->pool[i]);
 	if (h->share)
 		curl_share_cleanup(h->share);
+	urlcache_free(h->signed_urls);
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&h->share_locks[i]);
 	pthread_mutex_destroy(&h->pool_lock);
@@ -950,30 +957,63 @@ static void log_excerpt(const struct attempt *a, char *out, size_t n)
 	out[k] = '\0';
 }
 
-/* The one line that tells how a request ended; DEBUG for the expected outcomes. */
+/* The one line that tells how a request ended, at DEBUG: whether a failure matters is for the
+ * operation to say (with the reason note_reason leaves), in its own one line. */
 static void log_outcome(struct http *h, const struct http_request *req, const char *url,
 			const struct attempt *a, int err, int tries)
 {
-	char where[512], text[201];
+	char where[512], text[201] = "";
 	loggable(h, url, where, sizeof(where));
 	const char *m = req->method ? req->method : "GET";
 	if (err && (is_cancelled(h) || fail_kind(a) == HTTP_FAIL_CANCELLED)) {
 		hlog(h, LOG_INFO, "%s %s: cancelled: the mount is going away", m, where);
 		return;
 	}
-	if (err) { /* a body_fn that stopped the transfer on purpose says why itself */
-		hlog(h, err == -ECANCELED || err == -ENOSPC ? LOG_DEBUG : LOG_ERR,
-		     "%s %s: %s (after %d attempts)", m, where,
+	if (err) {
+		hlog(h, LOG_DEBUG, "%s %s: %s (after %d attempts)", m, where,
 		     a->errbuf[0] ? a->errbuf : strerror(-err), tries);
 		return;
 	}
-	if (a->status == 404 || (a->status >= 200 && a->status < 400)) {
-		hlog(h, LOG_DEBUG, "%s %s: %ld", m, where, a->status);
+	if (a->status >= 400 && same_origin(h, url))
+		log_excerpt(a, text, sizeof(text));
+	hlog(h, LOG_DEBUG, "%s %s: HTTP %ld%s%s", m, where, a->status, text[0] ? ": " : "", text);
+}
+
+/* Sets the thread's failure reason after a request that failed (no answer, or a status of 400
+ * or more), naming the call by its API URL (and the storage host and path it was sent to), and
+ * what ended it; an answer that is no failure clears it. A sink that failed (a full cache) may
+ * have said why itself during the request: that reason stays. */
+static void note_reason(struct http *h, const struct http_request *req, const char *start,
+			const char *url, const struct attempt *a, int err, int tries)
+{
+	char api[512], via[512] = "", what[300], text[121] = "", line[1600];
+	if (!err && a->status < 400) {
+		log_clear_reason();
 		return;
 	}
-	log_excerpt(a, text, sizeof(text));
-	hlog(h, a->status >= 500 || a->status == 429 ? LOG_ERR : LOG_WARNING, "%s %s: HTTP %ld%s%s",
-	     m, where, a->status, text[0] ? ": " : "", text);
+	if (a->sink_err && log_reason()[0])
+		return;
+	loggable(h, start, api, sizeof(api));
+	if (url && !same_origin(h, url)) {
+		snprintf(via, sizeof(via), " (sent on to ");
+		loggable(h, url, via + strlen(via), sizeof(via) - strlen(via) - 1);
+		strcat(via, ")");
+	}
+	if (err && (is_cancelled(h) || fail_kind(a) == HTTP_FAIL_CANCELLED))
+		snprintf(what, sizeof(what), "cancelled: the mount is going away");
+	else if (err)
+		snprintf(what, sizeof(what), "%s", a->errbuf[0] ? a->errbuf : strerror(-err));
+	else
+		snprintf(what, sizeof(what), "HTTP %ld", a->status);
+	if (!err && !via[0]) /* storage's error texts are not ours to show */
+		log_excerpt(a, text, sizeof(text));
+	snprintf(line, sizeof(line), "%s %s%s: %s%s%s", req->method ? req->method : "GET", api, via,
+		 what, text[0] ? ": " : "", text);
+	if (tries > 1)
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), " (after %d attempts)", tries);
+	char *clean = http_redact(line, h->token);
+	log_set_reason("%s", clean ? clean : "(out of memory)");
+	free(clean);
 }
 
 /* True while a recent request found no server at all: every caller then fails at once instead
@@ -982,8 +1022,13 @@ static bool server_down(struct http *h, const struct http_request *req)
 {
 	if (now_ms() >= atomic_load(&h->down_until_ms))
 		return false;
-	hlog(h, LOG_ERR, "%s %s: the server could not be reached moments ago; not trying again yet",
-	     req->method ? req->method : "GET", req->url);
+	const char *m = req->method ? req->method : "GET";
+	hlog(h, LOG_DEBUG, "%s %s: the server could not be reached moments ago; not trying again yet",
+	     m, req->url);
+	char *clean = http_redact(req->url, h->token);
+	log_set_reason("%s %s%s: the server could not be reached moments ago; not trying again yet",
+		       m, req->url[0] == '/' ? "/api/v4" : "", clean ? clean : "");
+	free(clean);
 	return true;
 }
 
@@ -994,6 +1039,7 @@ struct exchange {
 	struct logical lg;
 	char *start;            /* the absolute URL asked for: every retry starts here again */
 	int tries, hops, signed_retries;
+	bool remembered;        /* t.url is a signed URL remembered from an earlier request */
 };
 
 static int restart(struct exchange *x)
@@ -1002,7 +1048,57 @@ static int restart(struct exchange *x)
 	x->t.url = strdup(x->start); /* ask the API again: signed URLs expire */
 	x->t.get = false;
 	x->hops = 0;
+	x->remembered = false;
 	return x->t.url ? 0 : -ENOMEM;
+}
+
+/* Starts at the storage URL the same API URL last redirected to, while it is valid: a Range
+ * read then costs no API request (GITLAB-API.md "Rate limits"). */
+static void start_remembered(struct exchange *x, struct http *h, const struct http_request *req)
+{
+	char *url = req->reuse_signed_url ? urlcache_get(h->signed_urls, x->start, now_ms()) : NULL;
+	if (!url)
+		return;
+	free(x->t.url);
+	x->t.url = url;
+	x->hops = 1; /* another origin's URL: no credential, as after a redirect */
+	x->remembered = true;
+}
+
+/* A 2xx from another origin reached by a redirect: that (signed) URL serves the next reads of
+ * the same API URL until the expiry it states, at most 5 minutes (60 s when it states none).
+ * A URL used from memory is not put back, so its life is never extended. */
+static void remember(struct exchange *x, struct http *h)
+{
+	if (x->hops == 0 || x->remembered || x->a.status < 200 || x->a.status >= 300 ||
+	    same_origin(h, x->t.url))
+		return;
+	int64_t life_s = urlcache_life_s(x->t.url, time(NULL));
+	if (life_s > 0)
+		urlcache_put(h->signed_urls, x->start, x->t.url, now_ms() + life_s * 1000);
+}
+
+/* Whether the attempt on a remembered URL failed in any way (refused as expired, 404 or 410 for
+ * an object gone, a 5xx, no answer, another archive than the pin): then the API is asked again
+ * at once, within the same deadline, and the URL is forgotten. */
+static bool remembered_failed(struct http *h, const struct exchange *x, int err)
+{
+	if (!x->remembered || is_cancelled(h))
+		return false;
+	return err == -EIO || err == -ESTALE || (!err && (x->a.status < 200 || x->a.status >= 300));
+}
+
+static int forget_remembered(struct exchange *x, struct http *h, const struct http_request *req)
+{
+	char where[512], what[40];
+	loggable(h, x->t.url, where, sizeof(where));
+	snprintf(what, sizeof(what), "HTTP %ld", x->a.status);
+	hlog(h, LOG_DEBUG, "GET %s (remembered for %s): %s; asking the API again", where, req->url,
+	     x->a.errbuf[0] ? x->a.errbuf : x->a.status ? what : "no answer");
+	urlcache_drop(h->signed_urls, x->start, x->t.url);
+	plan_retry(&x->a, &x->t, req, &x->lg);
+	x->tries--; /* not a retry: the request has not been to the API yet */
+	return restart(x);
 }
 
 /* Waits before the next attempt and plans it. Returns 0 to go on, 1 when the retries are spent. */
@@ -1020,13 +1116,13 @@ static int retry_wait(struct exchange *x, struct http *h, const struct http_requ
 	if (!asked && wait > left - 1000)
 		wait = left - 1000; /* one last attempt with a second to spare */
 	if (wait < 0 || wait > left) {
-		hlog(h, LOG_WARNING, "%s %s: %s; the %s wait ends past the retry budget: giving up",
+		hlog(h, LOG_DEBUG, "%s %s: %s; the %s wait ends past the retry budget: giving up",
 		     req->method ? req->method : "GET", where,
 		     err ? (x->a.errbuf[0] ? x->a.errbuf : "no answer") : "server busy or failing",
 		     asked ? "server's" : "next");
 		return 1;
 	}
-	hlog(h, LOG_WARNING, "%s %s: %s; retrying in %" PRId64 " ms",
+	hlog(h, LOG_DEBUG, "%s %s: %s; retrying in %" PRId64 " ms",
 	     req->method ? req->method : "GET", where,
 	     err ? (x->a.errbuf[0] ? x->a.errbuf : "no answer") : "server busy or failing", wait);
 	for (int64_t slept = 0; slept < wait; slept += 100) { /* in slices: an unmount may come */
@@ -1071,6 +1167,11 @@ static int exchange_run(struct exchange *x, struct http *h, const struct http_re
 	for (;;) {
 		x->tries++;
 		int err = attempt_run(&x->a, &x->t);
+		if (remembered_failed(h, x, err)) {
+			if ((err = forget_remembered(x, h, req)))
+				return err;
+			continue;
+		}
 		if (err == -EIO || (!err && retryable_status(x->a.status))) {
 			if (retry_wait(x, h, req, err))
 				return err;
@@ -1092,7 +1193,10 @@ static int exchange_run(struct exchange *x, struct http *h, const struct http_re
 				return err;
 			continue;
 		}
-		return check_resumed(x);
+		if ((err = check_resumed(x)))
+			return err;
+		remember(x, h);
+		return 0;
 	}
 }
 
@@ -1108,6 +1212,7 @@ static void note_outcome(struct http *h, struct exchange *x, const struct http_r
 	else if (!err)
 		atomic_store(&h->down_until_ms, 0);
 	log_outcome(h, req, x->t.url ? x->t.url : x->start, &x->a, err, x->tries);
+	note_reason(h, req, x->start, x->t.url, &x->a, err, x->tries);
 	resp->fail = why;
 	if (why == HTTP_FAIL_NONE)
 		return;
@@ -1128,10 +1233,12 @@ int http_do(struct http *h, const struct http_request *req, struct http_response
 
 	memset(resp, 0, sizeof(*resp));
 	http_response_release(resp);
+	log_clear_reason(); /* the reason is the last request's */
 	x.start = absolute_url(h, req->url);
 	if (!x.start)
 		return -ENOMEM;
 	if (is_cancelled(h)) {
+		log_set_reason("cancelled: the mount is going away");
 		resp->fail = HTTP_FAIL_CANCELLED;
 		err = -EIO;
 		goto out_free_start;
@@ -1142,8 +1249,10 @@ int http_do(struct http *h, const struct http_request *req, struct http_response
 		goto out_free_start;
 	}
 	x.t.url = strdup(x.start);
-	if (x.t.url)
+	if (x.t.url) {
+		start_remembered(&x, h, req);
 		err = exchange_run(&x, h, req);
+	}
 	note_outcome(h, &x, req, err, resp);
 	if (!err || x.a.status)
 		fill_response(h, &x.a, x.start, resp);

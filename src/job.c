@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "artifactfs/log.h"
+#include "artifactfs/nest.h"
 
 struct job {
 	atomic_int refs;
@@ -30,6 +31,7 @@ struct job {
 	bool opening;              /* protected by lock: the cache entry is being got */
 	struct cache_entry *entry; /* protected by lock; set once */
 	struct zipindex *zi;       /* protected by lock; set once, then immutable */
+	struct nest_set *nests;    /* archives inside members: its own lock */
 };
 
 void job_env_init(struct job_env *env, const struct backend *be, struct cache *cache)
@@ -89,6 +91,7 @@ int job_info_copy(const struct gl_job *src, struct gl_job *dst)
 
 static void job_free(struct job *j)
 {
+	nest_set_free(j->nests); /* they borrow the index */
 	cache_entry_put(j->entry);
 	zipindex_free(j->zi);
 	gl_job_release(&j->info);
@@ -118,7 +121,8 @@ struct job *job_new(struct job_env *env, const char *project, const char *ref,
 	j->project = strdup(project);
 	j->ref = dup_or_null(ref);
 	j->key = strdup(key);
-	if ((info->name && !j->name) || !j->project || (ref && !j->ref) || !j->key ||
+	j->nests = nest_set_new();
+	if ((info->name && !j->name) || !j->project || (ref && !j->ref) || !j->key || !j->nests ||
 	    job_info_copy(info, &j->info)) {
 		job_free(j);
 		return NULL;
@@ -155,6 +159,8 @@ const char *job_ref(const struct job *j) { return j->ref; }
 const char *job_key(const struct job *j) { return j->key; }
 uint64_t job_size(const struct job *j) { return j->size; }
 bool job_is_by_id(const struct job *j) { return j->by_id; }
+struct cache *job_cache(const struct job *j) { return j->env->cache; }
+struct nest_set *job_nests(struct job *j) { return j->nests; }
 
 int job_info(struct job *j, struct gl_job *out)
 {
@@ -262,10 +268,11 @@ static int archive_get(struct job_env *env, const struct gl_archive *a, const st
 	int err = env->be.archive_read(env->be.ctx, a, (int64_t)off, (int64_t)len, fn, ctx, &info);
 	atomic_fetch_sub(&env->transfers, 1);
 	if (err == -ESTALE || (!err && info.total >= 0 && (uint64_t)info.total != size)) {
-		log_msg(LOG_ERR, "%s/%s: the ref now names another archive (%s): reads of files "
-				 "opened before fail, a new open sees it",
-			a->ref ? a->ref : "-", a->job_name ? a->job_name : "?",
-			err ? "If-Range" : "its size changed");
+		log_set_reason("%s/%s: the ref now names another archive (%s): reads of files "
+			       "opened before fail, a new open sees it",
+			       a->ref ? a->ref : "-", a->job_name ? a->job_name : "?",
+			       err ? "If-Range" : "its size changed");
+		log_msg(LOG_DEBUG, "%s", log_reason());
 		err = -EIO;
 	}
 	return err;
@@ -332,8 +339,9 @@ ssize_t job_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	ssize_t n = job_pread(ctx, buf, len, off, 0);
 	if (n >= 0 && (size_t)n != len) {
-		log_msg(LOG_ERR, "the archive ends before byte %" PRIu64 " that its index names",
-			off + len);
+		log_set_reason("the archive ends before byte %" PRIu64 " that its index names",
+			       off + len);
+		log_msg(LOG_DEBUG, "%s", log_reason());
 		return -EIO;
 	}
 	return n;

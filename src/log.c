@@ -5,7 +5,10 @@
  *
  * The log file's descriptor number never changes once set: a reopen (SIGHUP, logrotate) dup2()s
  * the new file onto it, so writers never see a closed descriptor mid-line. The level filter and
- * the destinations are set in main() before threads start and only read afterwards. */
+ * the destinations are set in main() before threads start and only read afterwards.
+ *
+ * The failure reason is thread-local: a FUSE operation's thread is the one that makes its HTTP
+ * requests, so the layers below set it and the operation reads it, with no lock. */
 #include "artifactfs/log.h"
 
 #include <errno.h>
@@ -24,6 +27,7 @@ static bool use_syslog;
 static bool stderr_stamps;
 static int max_level = LOG_INFO;
 static _Thread_local const char *context;
+static _Thread_local char reason[400];
 static atomic_int file_fd = -1;
 static char *file_path; /* set with file_fd, before threads start */
 static pthread_t hup_thread;
@@ -33,6 +37,24 @@ static atomic_bool hup_stop;
 void log_set_context(const char *ctx)
 {
 	context = ctx;
+}
+
+void log_set_reason(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+}
+
+void log_clear_reason(void)
+{
+	reason[0] = '\0';
+}
+
+const char *log_reason(void)
+{
+	return reason;
 }
 
 static const char *level_name(int level)

@@ -24,6 +24,8 @@
 #define SLICE_BYTES (2u << 20)    /* one ranged request of a window past the cache */
 #define NEAR_BYTES (4u << 20)     /* the kernel keeps up to 12 reads of 128 KiB in flight, in any
                                      order: this close to the last read's end is sequential */
+#define KERNEL_READ (64u << 10)   /* reads this large are the kernel's read-ahead; a smaller one
+                                     past the last read's end is a program skipping bytes */
 #define WINDOW_BUDGET (32u << 20) /* all windows past the cache together (peak RSS) */
 
 enum slice_state { SLICE_FETCHING, SLICE_READY, SLICE_FAILED };
@@ -328,7 +330,8 @@ static void queue_ahead(struct job_reader *r, uint64_t from, uint64_t to)
  * read-ahead the reader has earned. */
 static uint64_t plan(struct job_reader *r, uint64_t off, size_t len)
 {
-	bool seq = r->seen && off + NEAR_BYTES >= r->next_off && off <= r->next_off + NEAR_BYTES;
+	uint64_t skip = len >= KERNEL_READ ? NEAR_BYTES : 0;
+	bool seq = r->seen && off + NEAR_BYTES >= r->next_off && off <= r->next_off + skip;
 	/* room for a chunk on every connection, past what the read fetches itself */
 	uint64_t max = (uint64_t)r->conns * CHUNK_BYTES + AHEAD_MIN;
 	if (!r->seen) {

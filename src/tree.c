@@ -1,5 +1,7 @@
-/* tree: the path grammar (see tree.h). Every component is decoded with the one escape rule of the
- * SPEC ('%' as %25, '/' as %2F); nothing else is decoded, so "a%20b" is invalid, never "a b". */
+/* tree: the path grammar (see tree.h): projects, job sets (refs, pipelines, merge requests,
+ * commits), jobs by id, and where a member path may nest. Every component is decoded with the
+ * one escape rule of the SPEC ('%' as %25, '/' as %2F); nothing else is decoded, so "a%20b" is
+ * invalid, never "a b". Ids and shas have one spelling each, so a folder has one name. */
 #include "artifactfs/tree.h"
 
 #include <errno.h>
@@ -92,12 +94,24 @@ static bool next_comp(const char **p, const char **start, size_t *len)
 	return true;
 }
 
-static bool has_zip_suffix(const char *s, size_t len)
+/* The file a job component names: ".zip" the archive, ".log" the log, else the folder. */
+enum job_file { JOB_FOLDER, JOB_ZIP, JOB_LOG };
+
+static enum job_file job_suffix(const char *s, size_t len)
 {
-	return len > 4 && memcmp(s + len - 4, ".zip", 4) == 0;
+	if (len <= 4)
+		return JOB_FOLDER;
+	if (memcmp(s + len - 4, ".zip", 4) == 0)
+		return JOB_ZIP;
+	return memcmp(s + len - 4, ".log", 4) == 0 ? JOB_LOG : JOB_FOLDER;
 }
 
-static int parse_job_id(const char *s, size_t len, int64_t *id)
+static bool comp_is(const char *c, size_t n, const char *word)
+{
+	return n == strlen(word) && memcmp(c, word, n) == 0;
+}
+
+static int parse_id(const char *s, size_t len, int64_t *id)
 {
 	if (len == 0 || len > 18 || s[0] == '0')
 		return -ENOENT;
@@ -111,6 +125,18 @@ static int parse_job_id(const char *s, size_t len, int64_t *id)
 	return 0;
 }
 
+/* A commit: git's shortest abbreviation (4) up to a full SHA-1 (40), lowercase as git prints. */
+static int parse_sha(const char *s, size_t len, char **out)
+{
+	if (len < 4 || len > 40)
+		return -ENOENT;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return -ENOENT;
+	*out = strndup(s, len);
+	return *out ? 0 : -ENOMEM;
+}
+
 /* What follows a job folder: the member path without leading slashes. */
 static const char *member_rest(const char *p)
 {
@@ -119,52 +145,82 @@ static const char *member_rest(const char *p)
 	return p;
 }
 
-static int parse_jobs(const char *p, struct tree_path *tp)
+/* A job component c (escaped name or id) and what follows it, p. */
+static int parse_job_file(const char *p, const char *c, size_t n, bool by_id,
+			  struct tree_path *tp)
 {
-	const char *c;
-	size_t n;
-	if (!next_comp(&p, &c, &n)) {
-		tp->kind = TREE_DASH;
-		return 0;
-	}
-	if (n != 4 || memcmp(c, "jobs", 4) != 0)
-		return -ENOENT;
-	if (!next_comp(&p, &c, &n)) {
-		tp->kind = TREE_JOBS;
-		return 0;
-	}
-	bool zip = has_zip_suffix(c, n);
-	int err = parse_job_id(c, zip ? n - 4 : n, &tp->job_id);
+	enum job_file f = job_suffix(c, n);
+	size_t len = f == JOB_FOLDER ? n : n - 4;
+	int err = by_id ? parse_id(c, len, &tp->job_id) : tree_unescape(c, len, &tp->job);
 	if (err)
 		return err;
-	if (zip) {
-		tp->kind = TREE_JOBID_ZIP;
+	static const enum tree_kind kinds[2][3] = {
+		{TREE_SET_JOB, TREE_SET_ZIP, TREE_SET_LOG},
+		{TREE_JOBID, TREE_JOBID_ZIP, TREE_JOBID_LOG},
+	};
+	tp->kind = kinds[by_id][f];
+	if (f != JOB_FOLDER)
 		return *member_rest(p) ? -ENOTDIR : 0;
-	}
-	tp->kind = TREE_JOBID;
 	tp->member = member_rest(p);
 	return 0;
 }
 
-static int parse_ref(const char *p, struct tree_path *tp)
+/* What follows a job set: nothing, or a job. */
+static int parse_set(const char *p, struct tree_path *tp)
 {
 	const char *c;
 	size_t n;
 	if (!next_comp(&p, &c, &n)) {
-		tp->kind = TREE_REF;
+		tp->kind = TREE_SET;
 		return 0;
 	}
-	bool zip = has_zip_suffix(c, n);
-	int err = tree_unescape(c, zip ? n - 4 : n, &tp->job);
-	if (err)
-		return err;
-	if (zip) {
-		tp->kind = TREE_REF_ZIP;
-		return *member_rest(p) ? -ENOTDIR : 0;
+	return parse_job_file(p, c, n, false, tp);
+}
+
+static int parse_set_name(const char *c, size_t n, struct tree_set *set)
+{
+	switch (set->by) {
+	case TREE_BY_COMMIT:
+		return parse_sha(c, n, &set->name);
+	case TREE_BY_REF:
+		return tree_unescape(c, n, &set->name);
+	default:
+		return parse_id(c, n, &set->id);
 	}
-	tp->kind = TREE_REF_JOB;
-	tp->member = member_rest(p);
-	return 0;
+}
+
+static const struct {
+	const char *word;
+	enum tree_set_by by;
+} set_folders[] = {
+	{"pipelines", TREE_BY_PIPELINE},
+	{"merge_requests", TREE_BY_MR},
+	{"commits", TREE_BY_COMMIT},
+};
+
+/* What follows "-": the jobs by id, or a folder of job sets. */
+static int parse_dash(const char *p, struct tree_path *tp)
+{
+	const char *c;
+	size_t n;
+	tp->kind = TREE_DASH;
+	if (!next_comp(&p, &c, &n))
+		return 0;
+	if (comp_is(c, n, "jobs")) {
+		tp->kind = TREE_JOBS;
+		return next_comp(&p, &c, &n) ? parse_job_file(p, c, n, true, tp) : 0;
+	}
+	size_t i = 0;
+	while (i < sizeof(set_folders) / sizeof(set_folders[0]) && !comp_is(c, n, set_folders[i].word))
+		i++;
+	if (i == sizeof(set_folders) / sizeof(set_folders[0]))
+		return -ENOENT;
+	tp->kind = TREE_SETS;
+	tp->set.by = set_folders[i].by;
+	if (!next_comp(&p, &c, &n))
+		return 0;
+	int err = parse_set_name(c, n, &tp->set);
+	return err ? err : parse_set(p, tp);
 }
 
 int tree_parse(const char *path, struct tree_path *tp)
@@ -185,11 +241,12 @@ int tree_parse(const char *path, struct tree_path *tp)
 	if (!next_comp(&p, &c, &n))
 		return 0;
 	if (n == 1 && c[0] == '-') {
-		err = parse_jobs(p, tp);
+		err = parse_dash(p, tp);
 	} else {
-		err = tree_unescape(c, n, &tp->ref);
+		tp->set.by = TREE_BY_REF;
+		err = tree_unescape(c, n, &tp->set.name);
 		if (!err)
-			err = parse_ref(p, tp);
+			err = parse_set(p, tp);
 	}
 	if (err)
 		goto out_release;
@@ -202,7 +259,39 @@ out_release:
 void tree_path_release(struct tree_path *tp)
 {
 	free(tp->project);
-	free(tp->ref);
+	tree_set_release(&tp->set);
 	free(tp->job);
 	memset(tp, 0, sizeof(*tp));
+}
+
+int tree_set_copy(const struct tree_set *src, struct tree_set *dst)
+{
+	*dst = *src;
+	dst->name = src->name ? strdup(src->name) : NULL;
+	if (src->name && !dst->name) {
+		memset(dst, 0, sizeof(*dst));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void tree_set_release(struct tree_set *s)
+{
+	free(s->name);
+	memset(s, 0, sizeof(*s));
+}
+
+size_t tree_nest_next(const char *member, size_t from)
+{
+	size_t i = from;
+	while (member[i]) {
+		size_t start = i;
+		while (member[i] && member[i] != '/')
+			i++;
+		if (i - start > 1 && member[i - 1] == '#')
+			return i;
+		while (member[i] == '/')
+			i++;
+	}
+	return 0;
 }

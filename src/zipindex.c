@@ -690,8 +690,8 @@ int zipindex_load(uint64_t archive_size, zip_read_fn rd, void *ctx, struct zipin
 	}
 	if (err) {
 		zipindex_free(zi);
-		if (err == -EIO)
-			log_msg(LOG_ERR, "the archive is not a readable zip (central directory broken)");
+		if (err == -EIO) /* the one error line is the operation's */
+			log_set_reason("the archive is not a readable zip (central directory broken)");
 		return err;
 	}
 	*out = zi;
@@ -1008,7 +1008,7 @@ static int fail(struct zip_reader *r, const char *why)
 {
 	char shown[SHOWN_MAX + 4];
 	shown_name(shown, r->m->name, strlen(r->m->name));
-	log_msg(LOG_ERR, "%s: %s", shown, why);
+	log_set_reason("%s: %s", shown, why); /* the one error line is the reader's */
 	r->failed = -EIO;
 	return -EIO;
 }

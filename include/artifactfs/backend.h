@@ -25,6 +25,16 @@ struct backend {
 	/* gitlab_archive_read_pinned() */
 	int (*archive_read)(void *ctx, const struct gl_archive *a, int64_t off, int64_t len,
 			    http_body_fn fn, void *fn_ctx, struct gl_read_info *info);
+	int (*pipelines_list)(void *ctx, const char *project, struct gl_pipeline **out, size_t *n);
+	int (*pipeline_get)(void *ctx, const char *project, int64_t id, struct gl_pipeline *out);
+	int (*pipeline_jobs)(void *ctx, const char *project, int64_t id, struct gl_job **jobs,
+			     size_t *n);
+	int (*mrs_list)(void *ctx, const char *project, struct gl_merge_request **out, size_t *n);
+	int (*mr_get)(void *ctx, const char *project, int64_t iid, struct gl_merge_request *out);
+	int (*commit_pipeline)(void *ctx, const char *project, const char *sha,
+			       struct gl_pipeline *out);
+	int (*job_trace)(void *ctx, const char *project, int64_t job_id, size_t max, char **out,
+			 size_t *len);
 };
 
 /* The table over a real GitLab: each entry calls gitlab_*(gl, ...). gl is borrowed. */

@@ -122,6 +122,11 @@ int cache_entry_has(struct cache_entry *e, uint64_t off, uint64_t len);
 /* Removes an entry's files (its job's artifacts were deleted). References stay valid until put. */
 void cache_entry_discard(struct cache *c, const char *key);
 
+/* Evicts every file of the folder that no call is using, in this process or another: a file
+ * open but idle goes too, and its next read fetches again, so no reader fails. The size account
+ * (df) follows. Returns 0, or -errno from reading the folder (what could go went). */
+int cache_drop(struct cache *c);
+
 struct cache_stats {
 	uint64_t used_bytes, limit_bytes, entries;
 	uint64_t hit_bytes, miss_bytes;   /* bytes read from present blocks / that needed a fetch */

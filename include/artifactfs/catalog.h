@@ -15,12 +15,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "artifactfs/backend.h"
 #include "artifactfs/cache.h"
 #include "artifactfs/gitlab.h"
 #include "artifactfs/job.h"
+#include "artifactfs/tree.h"
 
 struct catalog;
 
@@ -46,6 +48,43 @@ int catalog_list_ref_jobs(struct catalog *c, const char *project, const char *re
 /* The project's recent successful jobs with an archive (one page, memoised for the TTL), then
  * the older ones met by id, each as "<id>" and "<id>.zip". */
 int catalog_list_job_ids(struct catalog *c, const char *project, char ***names);
+
+/* Job sets (tree.h: a ref, a pipeline, a merge request, a commit), all through one code path.
+ * A pipeline set is the pipeline and its same-project descendants, jobs of any status with an
+ * archive (the parent wins a name clash); a merge request's is its head pipeline's (none: an
+ * empty set); a commit's is its newest successful pipeline's, by-ref rules for dangling sources.
+ * What a token may not reach (a job token) is -ENOENT, as any name it cannot see.
+ * catalog_set: the set exists (0, -ENOENT, -EACCES, -EIO). catalog_list_set_jobs: each job of
+ * the set as "<job>", "<job>.zip" and, once finished, "<job>.log". catalog_job_in_set: as
+ * catalog_job_by_ref for any set. catalog_list_sets: the sets of one kind a project lists under
+ * "-": the 100 newest pipelines and those met by lookup, the 100 most recently updated open
+ * merge requests (commits are never listed: an empty list). catalog_set_info: copies of the
+ * set's pipeline (id 0: none) and, for a merge request, its title, source branch and web_url
+ * (release both); -ENODATA for a ref. */
+int catalog_set(struct catalog *c, const char *project, const struct tree_set *set);
+int catalog_list_set_jobs(struct catalog *c, const char *project, const struct tree_set *set,
+			  char ***names);
+int catalog_job_in_set(struct catalog *c, const char *project, const struct tree_set *set,
+		       const char *name, struct job **out);
+int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by by,
+		      char ***names);
+int catalog_set_info(struct catalog *c, const char *project, const struct tree_set *set,
+		     struct gl_pipeline *pl, struct gl_merge_request *mr);
+
+/* A finished job's log (GET /jobs/:id/trace): fetched whole on first use, since GitLab sends no
+ * length before a trace is archived, then kept in a cache entry of its own like archive bytes
+ * (a finished job's log never changes), so its size is exact from the first stat. -ENOENT for
+ * a running job, a job known by ref only, or a token that may not read it. The reference is
+ * put with job_log_put(); job_log_pread reads like pread (short only at the end). */
+struct job_log;
+int catalog_job_log(struct catalog *c, struct job *j, struct job_log **out);
+/* -/jobs/<id>.log: the log of any finished job of the project, with an archive or without;
+ * *finished_at (malloc'ed, may be NULL) gives the file its mtime. */
+int catalog_log_by_id(struct catalog *c, const char *project, int64_t job_id,
+		      struct job_log **out, char **finished_at);
+uint64_t job_log_size(const struct job_log *l);
+ssize_t job_log_pread(struct job_log *l, void *buf, size_t len, uint64_t off);
+void job_log_put(struct job_log *l); /* NULL is a no-op */
 
 /* Existence checks: 0, -ENOENT, -EACCES, -EIO. */
 int catalog_project(struct catalog *c, const char *project);

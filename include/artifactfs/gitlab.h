@@ -2,8 +2,9 @@
  * only jansson user). Paging follows Link/X-Next-Page, never X-Total. Errors are SPEC.md's errno:
  * -ENOENT (404, also "no access to a private project"), -EACCES (401/403), -EBUSY (409),
  * -EIO (unreachable, 5xx, malformed JSON or a field of the wrong type), -ENOMEM.
- * Every failure writes one log line naming the call and the status. Thread-safe: the struct
- * holds no mutable state beyond the http client's.
+ * Every failure leaves the thread's failure reason (log_reason(): the call and the status, or
+ * what was wrong with the answer) for the operation's one error line, and logs details at DEBUG
+ * only. Thread-safe: the struct holds no mutable state beyond the http client's.
  *
  * With a job token (HTTP_AUTH_JOB_TOKEN), GitLab ignores the token on every route that is not
  * job_token_allowed and answers as to an anonymous caller (lib/gitlab/auth/auth_finders.rb):
@@ -129,19 +130,67 @@ int gitlab_ref_check(struct gitlab *gl, const char *project, const char *ref);
  * not a job token, or its job has finished), -EIO, -ENOMEM. */
 int gitlab_token_job(struct gitlab *gl, struct gl_job *out);
 
+/* A pipeline as GET /projects/:id/pipelines[/:pipeline_id] shows it (lib/api/ci/pipelines.rb,
+ * Entities::Ci::PipelineBasic). Strings may be NULL. */
+struct gl_pipeline {
+	int64_t id;                 /* 0: none */
+	int64_t project_id;
+	char *status, *sha, *ref, *source, *web_url;
+};
+void gl_pipeline_release(struct gl_pipeline *p);
+void gl_pipelines_free(struct gl_pipeline *v, size_t n); /* releases each, frees the array */
+/* Deep copy; -ENOMEM leaves dst empty. */
+int gl_pipeline_copy(const struct gl_pipeline *src, struct gl_pipeline *dst);
+
 struct gl_merge_request {
 	int64_t iid;
+	char *title;                /* may be NULL */
 	char *source_branch;        /* may be NULL */
 	char *sha;                  /* the MR's head commit; may be NULL */
-	int64_t head_pipeline_id;   /* 0: none */
-	char *head_pipeline_ref;    /* e.g. "refs/merge-requests/7/head"; may be NULL */
-	char *head_pipeline_status; /* may be NULL */
+	char *web_url;              /* may be NULL */
+	struct gl_pipeline head;    /* head_pipeline (id 0: none, and always in listings) */
 };
 void gl_merge_request_release(struct gl_merge_request *mr);
+void gl_merge_requests_free(struct gl_merge_request *v, size_t n);
 
 /* GET /projects/:id/merge_requests/:iid. Returns 0, -ENOENT, -EACCES, -EIO, -ENOMEM. */
 int gitlab_mr_get(struct gitlab *gl, const char *project, int64_t iid,
 		  struct gl_merge_request *out);
+
+/* The 100 most recently updated open merge requests: one page of GET /projects/:id/
+ * merge_requests?state=opened&order_by=updated_at&sort=desc (lib/api/merge_requests.rb); their
+ * head pipelines are not in a listing. Free with gl_merge_requests_free(). */
+int gitlab_mrs_list(struct gitlab *gl, const char *project, struct gl_merge_request **out,
+		    size_t *n);
+
+/* The 100 newest pipelines, child pipelines left out as GitLab's listing does: one page of GET
+ * /projects/:id/pipelines?order_by=id&sort=desc (lib/api/ci/pipelines.rb). */
+int gitlab_pipelines_list(struct gitlab *gl, const char *project, struct gl_pipeline **out,
+			  size_t *n);
+
+/* GET /projects/:id/pipelines/:pipeline_id. */
+int gitlab_pipeline_get(struct gitlab *gl, const char *project, int64_t pipeline_id,
+			struct gl_pipeline *out);
+
+/* Every non-retried job with an archive, of ANY status, in a pipeline and its same-project
+ * descendants (the walk gitlab_ref_resolve makes), walked in pipeline-id order: per name the
+ * first found wins, so the parent wins a name clash. Free with gl_jobs_free(). Same errors as
+ * gitlab_ref_resolve, -ENOENT for no such pipeline. */
+int gitlab_pipeline_jobs(struct gitlab *gl, const char *project, int64_t pipeline_id,
+			 struct gl_job **jobs, size_t *n);
+
+/* The newest successful pipeline of a commit, by GitLab's by-ref rules for dangling sources: a
+ * full sha as is, an abbreviated one resolved first by GET repository/commits/:sha
+ * (lib/api/commits.rb), then GET pipelines?sha=&status=success&order_by=id&sort=desc. Returns
+ * 0, -ENOENT (no such commit, or no such pipeline), -EACCES, -EIO, -ENOMEM. */
+int gitlab_commit_pipeline(struct gitlab *gl, const char *project, const char *sha,
+			   struct gl_pipeline *out);
+
+/* The job's log as GitLab stores it (GET /projects/:id/jobs/:job_id/trace, lib/api/ci/jobs.rb),
+ * whole, into a malloc'ed buffer of *len bytes (+1, NUL-terminated), at most max bytes (-EFBIG
+ * past it). Returns 0, -ENOENT, -EACCES, -EIO, -EFBIG, -ENOMEM. */
+int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, size_t max,
+		     char **out, size_t *len);
 
 /* The project's newest successful jobs that have an archive, newest first: one page (100) of
  * GET /projects/:id/jobs, so listing them costs one request. Free with gl_jobs_free(). -EACCES
@@ -194,7 +243,10 @@ struct gl_read_info {
 };
 
 /* gitlab_archive_read() that also reports the answer's ETag and can pin the read to one
- * (info->expect_etag). Returns as gitlab_archive_read(), plus -ESTALE. info is required. */
+ * (info->expect_etag). Returns as gitlab_archive_read(), plus -ESTALE. info is required.
+ * A read by job id or a pinned one (never a suffix read: that is a probe of what the archive
+ * is now) may go straight to the signed storage URL the same endpoint last redirected to
+ * (http_request.reuse_signed_url), so it costs no API request while that URL is valid. */
 int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, int64_t off,
 			       int64_t len, http_body_fn fn, void *ctx, struct gl_read_info *info);
 

@@ -4,11 +4,17 @@
  * TLS sessions) and a pool of easy handles, so connections are reused across threads. Redirects are
  * followed by this module, never by curl, so the token goes only to the configured origin (scheme,
  * host, port); a redirect elsewhere (object storage, CDN) is followed with no auth header at all.
- * Signed redirect targets are never reused past their life: each request starts at the API URL.
+ * A request marked reuse_signed_url (an archive's Range read) goes straight to the signed
+ * storage URL its API URL last redirected to while that URL is valid (its stated expiry, at most
+ * 5 minutes, else 60 s; 64 remembered), and back to the API at once when storage refuses it.
  * 429, 5xx, resets, timeouts and truncated bodies are retried with backoff (Retry-After and
  * RateLimit-Reset honoured however long) until the request's one deadline, the retry_for budget.
- * Thread-safe. The token never appears in a log line or error text: anything logged from an
- * answer (an error body's excerpt, a Location) has it replaced by "[REDACTED]". */
+ * Thread-safe. Retries and outcomes are logged at DEBUG; a failed request leaves its text (the
+ * call and the status or curl's error) as the thread's failure reason (log_set_reason) for the
+ * operation's one error line, and an answer that is no failure clears it. The token never
+ * appears in a log line, a reason or an error text: anything logged from an answer (an error
+ * body's excerpt, a Location) has it replaced by "[REDACTED]"; a signed URL is shown as its host
+ * and path, never its query. */
 #ifndef ARTIFACTFS_HTTP_H
 #define ARTIFACTFS_HTTP_H
 
@@ -83,6 +89,10 @@ struct http_request {
 	                           strong ETag (Workhorse serves local archives with Go's
 	                           http.ServeContent: Last-Modified and If-Range by date, no
 	                           ETag): used when expect_etag is NULL or weak. NULL: none */
+	bool reuse_signed_url;  /* a GET whose answer is the same bytes at the same signed URL for
+	                           that URL's life (an archive that never changes, or one pinned by
+	                           expect_etag/expect_last_modified): may start at the URL the same
+	                           request last redirected to. false: always asks the API. */
 };
 
 /* Why no answer arrived (http_response.fail), for a start-up message naming the real cause. */

@@ -73,6 +73,8 @@ const char *job_ref(const struct job *j);  /* NULL unless found by ref */
 const char *job_key(const struct job *j);
 uint64_t job_size(const struct job *j);
 bool job_is_by_id(const struct job *j);    /* content immutable: the job id is known */
+struct cache *job_cache(const struct job *j);   /* where its archive (and nests) are kept */
+struct nest_set *job_nests(struct job *j);      /* the archives inside it (nest.h) */
 
 /* A copy of the metadata, taken under the lock. Release with gl_job_release(). */
 int job_info(struct job *j, struct gl_job *out);

@@ -38,6 +38,15 @@ void log_close(void);
  * starts with it. ctx is borrowed: pass NULL before it goes away. */
 void log_set_context(const char *ctx);
 
+/* Why the calling thread's current operation failed, as the layer that saw it put it ("GET
+ * /api/v4/projects/1/jobs/2/artifacts: HTTP 500"): lower layers set it and log their details
+ * at LOG_DEBUG, and the operation (fs) writes the one error line, naming its path and this
+ * reason. log_set_reason() replaces it (cut at 400 bytes); log_clear_reason() empties it;
+ * log_reason() is "" when none is set. Thread-local: no locking. Never pass a token. */
+void log_set_reason(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_clear_reason(void);
+const char *log_reason(void);
+
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 

@@ -17,6 +17,17 @@ ln -s "$ARTIFACTFS_BIN" "$T/bin/artifactfs" # as the image has it on PATH
 	>"$T/job.sh" || die "cannot take the CI job from the README"
 check "the README's job has script lines that mount with artifactfs" grep -q '^artifactfs ' "$T/job.sh"
 
+# A job killed midway (a timeout) leaves its daemon in the private namespace: end those too.
+kill_job_daemons() {
+	local p
+	for p in $(pgrep -x artifactfs); do
+		tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "CI_PROJECT_DIR=$T/project" &&
+			kill "$p"
+	done
+	cleanup
+}
+trap kill_job_daemons EXIT
+
 # runner.sh: what the runner does around the job's script. A failed line leaves a mount behind:
 # unmount every artifactfs mount of the namespace on exit, so its daemon exits too.
 cat >"$T/runner.sh" <<SH

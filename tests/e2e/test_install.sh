@@ -88,7 +88,7 @@ fstab_mount() {
 	local type=$1 label=$2 log=$T/fstab-$1.log
 	cat "$FSTAB_SAVED" >/etc/fstab
 	echo "$URL $mnt $type token_file=$T/token,cache_dir=$T/cache,log_file=$log,_netdev 0 0" >>/etc/fstab
-	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin mount "$mnt" >"$T/mount.out" 2>&1
+	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin mount "$mnt" >"$T/mount.out" 2>&1 9>&- # the daemon must not inherit the lock
 	check "$label: mount MOUNTPOINT mounts the $type line" mountpoint -q "$mnt"
 	sed 's/^/    mount: /' "$T/mount.out"
 	FSTAB_PID=$(grep -om1 'artifactfs\[[0-9]*\]' "$log" 2>/dev/null | tr -dc 0-9)

@@ -1,7 +1,8 @@
 /* libFuzzer target: the path grammar and symlink resolution.
  *
- * The bytes as a path: tree_parse must never crash or leak, and what it accepts must round-trip
- * through tree_escape().
+ * The bytes as a path: tree_parse must never crash or leak, what it accepts must round-trip
+ * through tree_escape(), job sets and ids must be what the grammar allows, and every nesting
+ * point tree_nest_next() finds in a member path must end a component in '#'.
  *
  * The same bytes as an archive, one member a line: "name" a file, "name/" a folder,
  * "name>target" a symlink. Every link is resolved by zipindex_resolve_link and by a second walk
@@ -34,6 +35,54 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+static void check_round_trip(const char *name)
+{
+	if (!name)
+		return;
+	char *e = tree_escape(name), *d = NULL;
+	if (!e || strchr(e, '/'))
+		abort();
+	if (tree_unescape(e, strlen(e), &d) != 0 || strcmp(d, name) != 0)
+		abort();
+	free(e);
+	free(d);
+}
+
+/* Every nesting point ends a component of at least two bytes in '#', and they come in order. */
+static void check_nesting(const char *member)
+{
+	size_t from = 0, pos;
+	while ((pos = tree_nest_next(member, from)) != 0) {
+		if (pos <= from || pos < 2 || member[pos - 1] != '#' || member[pos - 2] == '/' ||
+		    (member[pos] && member[pos] != '/'))
+			abort();
+		from = pos;
+		while (member[from] == '/')
+			from++;
+	}
+}
+
+/* What the parse says about a set and its ids matches the grammar. */
+static void check_set(const struct tree_path *tp)
+{
+	bool named = tp->set.by == TREE_BY_REF || tp->set.by == TREE_BY_COMMIT;
+	bool in_set = tp->kind == TREE_SET || tp->kind == TREE_SET_JOB || tp->kind == TREE_SET_ZIP ||
+		      tp->kind == TREE_SET_LOG;
+	if (in_set && named != (tp->set.name != NULL))
+		abort();
+	if (in_set && !named && tp->set.id <= 0)
+		abort();
+	if (tp->set.by == TREE_BY_REF && in_set)
+		check_round_trip(tp->set.name);
+	if (tp->set.by == TREE_BY_COMMIT && tp->set.name &&
+	    (strlen(tp->set.name) < 4 || strlen(tp->set.name) > 40 ||
+	     strspn(tp->set.name, "0123456789abcdef") != strlen(tp->set.name)))
+		abort();
+	if ((tp->kind == TREE_JOBID || tp->kind == TREE_JOBID_ZIP || tp->kind == TREE_JOBID_LOG) &&
+	    tp->job_id <= 0)
+		abort();
+}
+
 static void fuzz_parse(const uint8_t *data, size_t size)
 {
 	char *path = malloc(size + 2);
@@ -44,15 +93,11 @@ static void fuzz_parse(const uint8_t *data, size_t size)
 	path[size + 1] = '\0';
 	struct tree_path tp;
 	if (tree_parse(path, &tp) == 0) {
-		if (tp.project) {
-			char *e = tree_escape(tp.project), *d = NULL;
-			if (!e || strchr(e, '/'))
-				abort();
-			if (tree_unescape(e, strlen(e), &d) != 0 || strcmp(d, tp.project) != 0)
-				abort();
-			free(e);
-			free(d);
-		}
+		check_round_trip(tp.project);
+		check_round_trip(tp.job);
+		check_set(&tp);
+		if (tp.member)
+			check_nesting(tp.member);
 		tree_path_release(&tp);
 	}
 	free(path);

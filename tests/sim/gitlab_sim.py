@@ -82,6 +82,9 @@ def _random_chunks(size, seed):
 _zip64_lock = threading.Lock()
 
 
+FIXTURE_DIR = "."  # where a member's "file" is found: the fixture's folder
+
+
 def build_archive(spec, path):
     """Writes the zip a spec describes (see README.md) to path, streaming big members."""
     corrupt = spec.get("corrupt")
@@ -134,6 +137,9 @@ def _write_zip(spec, path, force_zip64):
                 z.writestr(_info(p if p.endswith("/") else p + "/", mode, "dir"), b"")
             elif "symlink" in m:
                 z.writestr(_info(p, None, "symlink"), m["symlink"].encode())
+            elif "file" in m:  # bytes made by a test (a tarball, a zip), beside the fixture
+                with open(os.path.join(FIXTURE_DIR, m["file"]), "rb") as f:
+                    z.writestr(_info(p, mode, compress=compress), f.read())
             elif "random" in m:
                 zi = _info(p, mode, compress=compress)
                 with z.open(zi, "w", force_zip64=force_zip64 or m["random"] > zipfile.ZIP64_LIMIT) as w:
@@ -1172,12 +1178,69 @@ def get_mr(sim, h, who, query, pid, iid):
     mr = mr_of(sim, p, iid)
     pipes = mr_pipelines(sim, p, mr)
     sha = pipes[0]["sha"] if pipes else p["branches"].get(mr["source_branch"], "0" * 40)
-    h.send_json({"id": 70000 + mr["iid"], "iid": mr["iid"], "project_id": p["id"],
-                 "title": mr.get("title", "A change"), "state": mr.get("state", "opened"),
-                 "source_branch": mr["source_branch"],
-                 "target_branch": mr.get("target_branch", p.get("default_branch", "main")),
-                 "sha": sha, "head_pipeline": pipeline_json(sim, pipes[0]) if pipes else None,
-                 "web_url": "%s/%s/-/merge_requests/%d" % (sim.external, p["path"], mr["iid"])})
+    out = mr_json(sim, p, mr)
+    out.update({"sha": sha, "head_pipeline": pipeline_json(sim, pipes[0]) if pipes else None})
+    h.send_json(out)
+
+
+def mr_json(sim, p, mr):
+    return {"id": 70000 + mr["iid"], "iid": mr["iid"], "project_id": p["id"],
+            "title": mr.get("title", "A change"), "state": mr.get("state", "opened"),
+            "source_branch": mr["source_branch"],
+            "target_branch": mr.get("target_branch", p.get("default_branch", "main")),
+            "updated_at": mr.get("updated_at", "2026-11-20T11:%02d:00.000Z" % (mr["iid"] % 60)),
+            "web_url": "%s/%s/-/merge_requests/%d" % (sim.external, p["path"], mr["iid"])}
+
+
+@route_to("GET", r"/projects/([^/]+)/merge_requests")
+def list_mrs(sim, h, who, query, pid):
+    """GET /projects/:id/merge_requests (lib/api/merge_requests.rb, MergeRequestsFinder): state
+    (default all), order_by created_at (default) or updated_at, sort desc (default); the list
+    entries carry no head_pipeline (Entities::MergeRequestBasic)."""
+    p = readable(sim, who, sim.world.project(pid), False)
+    items = list(p["merge_requests"])
+    state = query.get("state", ["all"])[0]
+    if state != "all":
+        items = [mr for mr in items if mr.get("state", "opened") == state]
+    key = query.get("order_by", ["created_at"])[0]
+    items = [mr_json(sim, p, mr) for mr in items]
+    items.sort(key=lambda m: (m["updated_at"] if key == "updated_at" else m["id"], m["id"]),
+               reverse=query.get("sort", ["desc"])[0] != "asc")
+    paginate(sim, h, items, query)
+
+
+@route_to("GET", r"/projects/([^/]+)/repository/commits/([0-9a-fA-F]+)", job_token=True)
+def get_commit(sim, h, who, query, pid, sha):
+    """GET /projects/:id/repository/commits/:sha (lib/api/commits.rb, job_token_allowed with
+    the read_repositories policy): a full or abbreviated sha; an unknown or ambiguous one is
+    404 Commit Not Found."""
+    p = readable(sim, who, sim.world.project(pid), True)
+    known = set(p["branches"].values()) | set(p["tags"].values())
+    known |= {sim.world.pipelines[i]["sha"] for i in sim.world.pipelines
+              if sim.world.pipelines[i]["project_id"] == p["id"]}
+    found = sorted(k for k in known if k and k.startswith(sha.lower()))
+    if len(found) != 1:
+        raise HTTPError(404, "404 Commit Not Found")
+    h.send_json({"id": found[0], "short_id": found[0][:8], "title": "A commit"})
+
+
+@route_to("GET", r"/projects/([^/]+)/jobs/(\d+)/trace")
+def get_trace(sim, h, who, query, pid, jid):
+    """GET /projects/:id/jobs/:job_id/trace (lib/api/ci/jobs.rb): authorize_read_builds!, then
+    the raw trace as text/plain (an empty body when there is none). Not job_token_allowed."""
+    p = readable(sim, who, sim.world.project(pid), False)
+    j = job_of(sim, p, jid)
+    body = j.get("trace")
+    if body is None:
+        body = ("\x1b[0KRunning with gitlab-runner 17.0.0\n\x1b[32;1m$ make %s\x1b[0;m\n"
+                "building %s\n\x1b[32;1mJob succeeded\x1b[0;m\n" % (j["name"], j["name"]))
+    data = body.encode()
+    h.send_response(200)
+    h.send_header("Content-Type", "text/plain")
+    h.send_header("Content-Disposition", 'infile; filename="%d.log"' % j["id"])
+    h.send_header("Content-Length", str(len(data)))
+    h.end_headers()
+    h.write_body(data)
 
 
 @route_to("GET", r"/projects/([^/]+)/merge_requests/(\d+)/pipelines")
@@ -1616,6 +1679,8 @@ def main():
         sys.exit("gitlab_sim: serves on loopback only")
     if bool(args.tls_cert) != bool(args.tls_key):
         sys.exit("gitlab_sim: --tls-cert and --tls-key go together")
+    global FIXTURE_DIR
+    FIXTURE_DIR = os.path.dirname(os.path.abspath(args.fixture))
     with open(args.fixture, encoding="utf-8") as f:
         fixture = json.load(f)
     sim = Sim(args, fixture)

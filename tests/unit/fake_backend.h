@@ -21,6 +21,7 @@ struct fake {
 		archive;
 	int archive_generation;   /* the ETag of archive answers: a ref moved to another archive */
 	int64_t deleted;          /* a job id whose artifacts were deleted on the server */
+	atomic_int sets, trace;   /* pipeline, merge request and commit calls; trace fetches */
 	bool job_token;           /* listings and job lookups answer -EACCES */
 	bool wrong_length;        /* archive reads answer a 200 of another length, wrong bytes */
 	int project_err;          /* project_get's answer */
@@ -201,6 +202,108 @@ static int fk_archive_read(void *ctx, const struct gl_archive *a, int64_t off, i
 	return fn(fn_ctx, (uint64_t)off, fake.zip + off, (size_t)len);
 }
 
+/* Pipeline 7 holds main's jobs; merge request 5's head pipeline is 7; commit c0ffee... too.
+ * Every job's trace is "log of <id>\n". */
+static void fake_pipeline(struct gl_pipeline *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->id = 7;
+	p->project_id = 1;
+	p->status = strdup("success");
+	p->sha = strdup("c0ffee0000000000000000000000000000000007");
+	p->ref = strdup("main");
+	p->source = strdup("push");
+	p->web_url = strdup("http://gl/grp/app/-/pipelines/7");
+}
+
+static int fk_pipelines_list(void *ctx, const char *project, struct gl_pipeline **out, size_t *n)
+{
+	(void)ctx, (void)project;
+	atomic_fetch_add(&fake.sets, 1);
+	if (fake.job_token)
+		return -EACCES;
+	*out = calloc(1, sizeof(**out));
+	fake_pipeline(&(*out)[0]);
+	*n = 1;
+	return 0;
+}
+
+static int fk_pipeline_get(void *ctx, const char *project, int64_t id, struct gl_pipeline *out)
+{
+	(void)ctx, (void)project;
+	atomic_fetch_add(&fake.sets, 1);
+	memset(out, 0, sizeof(*out));
+	if (fake.job_token)
+		return -EACCES;
+	if (id != 7)
+		return -ENOENT;
+	fake_pipeline(out);
+	return 0;
+}
+
+static int fk_pipeline_jobs(void *ctx, const char *project, int64_t id, struct gl_job **jobs,
+			    size_t *n)
+{
+	return id == 7 ? fk_ref_jobs(ctx, project, "main", jobs, n) : -ENOENT;
+}
+
+static int fk_mr_get(void *ctx, const char *project, int64_t iid, struct gl_merge_request *out)
+{
+	(void)ctx, (void)project;
+	atomic_fetch_add(&fake.sets, 1);
+	memset(out, 0, sizeof(*out));
+	if (fake.job_token)
+		return -EACCES;
+	if (iid != 5)
+		return -ENOENT;
+	out->iid = 5;
+	out->title = strdup("Make it faster");
+	out->source_branch = strdup("fast");
+	out->web_url = strdup("http://gl/grp/app/-/merge_requests/5");
+	fake_pipeline(&out->head);
+	return 0;
+}
+
+static int fk_mrs_list(void *ctx, const char *project, struct gl_merge_request **out, size_t *n)
+{
+	*out = calloc(1, sizeof(**out));
+	*n = 1;
+	int err = fk_mr_get(ctx, project, 5, &(*out)[0]);
+	if (err) {
+		free(*out);
+		*out = NULL;
+		*n = 0;
+	}
+	return err;
+}
+
+static int fk_commit_pipeline(void *ctx, const char *project, const char *sha,
+			      struct gl_pipeline *out)
+{
+	(void)ctx, (void)project;
+	atomic_fetch_add(&fake.sets, 1);
+	memset(out, 0, sizeof(*out));
+	if (fake.job_token)
+		return -EACCES;
+	if (strncmp("c0ffee0000000000000000000000000000000007", sha, strlen(sha)) != 0)
+		return -ENOENT;
+	fake_pipeline(out);
+	return 0;
+}
+
+static int fk_job_trace(void *ctx, const char *project, int64_t job_id, size_t max, char **out,
+			size_t *len)
+{
+	(void)ctx, (void)project, (void)max;
+	atomic_fetch_add(&fake.trace, 1);
+	if (fake.job_token)
+		return -EACCES;
+	if (asprintf(out, "log of %lld\n", (long long)job_id) < 0)
+		return -ENOMEM;
+	*len = strlen(*out);
+	return 0;
+}
+
 static const struct backend fake_backend = {
 	.project_get = fk_project_get,
 	.projects_list = fk_projects_list,
@@ -213,6 +316,13 @@ static const struct backend fake_backend = {
 	.job_artifacts_delete = fk_job_delete,
 	.project_artifacts_delete = fk_project_delete,
 	.archive_read = fk_archive_read,
+	.pipelines_list = fk_pipelines_list,
+	.pipeline_get = fk_pipeline_get,
+	.pipeline_jobs = fk_pipeline_jobs,
+	.mrs_list = fk_mrs_list,
+	.mr_get = fk_mr_get,
+	.commit_pipeline = fk_commit_pipeline,
+	.job_trace = fk_job_trace,
 };
 
 /* The archive every job has: a file, a folder with a file. */

@@ -37,6 +37,10 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /paged-link?page=N        JSON [N]; Link rel=next to a foreign host while N < 3
   /paged-xnext?page=N       JSON [N]; X-Next-Page N+1 while N < 3, then empty
   .../blob                  like /data (the object store behind a redirect)
+  /presigned/KEY            302 to http://127.0.0.2:PORT2/store/KEY/blob with an S3-style signed
+                            query (X-Amz-Date now, X-Amz-Expires 600, X-Amz-Signature SECRETSIG)
+  /store/refuse-2nd/blob    the 2nd request 403 (a URL past its life), every other like /data
+  /store/deny/blob          403 always
   /user, /job, /projects    for gitlab_check (/job answers the job token glcbt-running): a JSON object, a 401, an HTML page
   /projects/group%2Fapp/... a small GitLab for test_gitlab.c (see GITLAB below; group%2Fres
                             for by-ref resolution): matched on the
@@ -325,6 +329,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, b"ok")
         if head == "status":
             return self.send(int(parts[1]), b'{"message":"status %s"}' % parts[1].encode())
+        if head == "presigned":
+            loc = ("http://127.0.0.2:%d/store/%s/blob?X-Amz-Date=%s&X-Amz-Expires=600"
+                   "&X-Amz-Signature=SECRETSIG" % (ports[1], parts[1],
+                                                   time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())))
+            return self.send(302, b"", [("Location", loc)])
+        if head == "store" and (parts[1] == "deny" or
+                                (parts[1] == "refuse-2nd" and bump(path) == 2)):
+            return self.send(403, b"<Error><Code>AccessDenied</Code></Error>")
         if parts[-1] == "blob":
             return self.serve_data(True)
         if parts[-1] == "landing":

@@ -64,7 +64,8 @@ Test(catalog, listings)
 	cr_assert_eq(catalog_list_refs(cat, "grp/app", &v), 0);
 	assert_names(v, (const char *const[]){"main", "dev", NULL});
 	cr_assert_eq(catalog_list_ref_jobs(cat, "grp/app", "main", &v), 0);
-	assert_names(v, (const char *const[]){"build", "build.zip", "test", "test.zip", NULL});
+	assert_names(v, (const char *const[]){"build", "build.zip", "test", "test.zip", "build.log",
+					      "test.log", NULL});
 	cr_assert_eq(catalog_list_ref_jobs(cat, "grp/app", "dev", &v), 0);
 	assert_names(v, (const char *const[]){NULL});
 	cr_assert_eq(catalog_list_job_ids(cat, "grp/app", &v), 0);
@@ -225,6 +226,128 @@ Test(catalog, a_wrong_archive_answer_never_reaches_the_cache)
 	fake.wrong_length = false;
 	cr_assert_eq(job_pread(j, buf, sizeof(buf), 0, 0), 4);
 	cr_assert_eq(memcmp(buf, fake.zip, 4), 0, "the rejected bytes were served");
+	job_put(j);
+}
+
+/* ---- job sets other than refs, and logs ---- */
+
+static const struct tree_set pipeline7 = {.by = TREE_BY_PIPELINE, .id = 7};
+static const struct tree_set mr5 = {.by = TREE_BY_MR, .id = 5};
+
+Test(catalog, a_pipeline_a_merge_request_and_a_commit_name_the_same_jobs)
+{
+	struct tree_set commit = {.by = TREE_BY_COMMIT, .name = "c0ffee00"};
+	const struct tree_set *sets[] = {&pipeline7, &mr5, &commit};
+	struct job *first = NULL;
+	for (size_t i = 0; i < 3; i++) {
+		char **v;
+		cr_assert_eq(catalog_set(cat, "grp/app", sets[i]), 0);
+		cr_assert_eq(catalog_list_set_jobs(cat, "grp/app", sets[i], &v), 0);
+		assert_names(v, (const char *const[]){"build", "build.zip", "test", "test.zip",
+						      "build.log", "test.log", NULL});
+		struct job *j;
+		cr_assert_eq(catalog_job_in_set(cat, "grp/app", sets[i], "build", &j), 0);
+		cr_assert_eq(job_id(j), 101);
+		cr_assert(!first || first == j, "one job object, whichever set names it");
+		if (!first)
+			first = job_hold(j);
+		job_put(j);
+	}
+	job_put(first);
+}
+
+Test(catalog, unknown_sets_and_a_job_token_are_enoent)
+{
+	struct tree_set p8 = {.by = TREE_BY_PIPELINE, .id = 8}, m6 = {.by = TREE_BY_MR, .id = 6};
+	struct tree_set other = {.by = TREE_BY_COMMIT, .name = "deadbeef"};
+	cr_assert_eq(catalog_set(cat, "grp/app", &p8), -ENOENT);
+	cr_assert_eq(catalog_set(cat, "grp/app", &m6), -ENOENT);
+	cr_assert_eq(catalog_set(cat, "grp/app", &other), -ENOENT);
+	struct job *j;
+	cr_assert_eq(catalog_job_in_set(cat, "grp/app", &pipeline7, "nope", &j), -ENOENT);
+	fake.job_token = true;
+	struct tree_set p9 = {.by = TREE_BY_PIPELINE, .id = 9};
+	cr_assert_eq(catalog_set(cat, "grp/app", &p9), -ENOENT);
+	char **v;
+	cr_assert_eq(catalog_list_sets(cat, "grp/app", TREE_BY_MR, &v), 0);
+	assert_names(v, (const char *const[]){NULL});
+}
+
+Test(catalog, listings_of_sets_show_the_newest_and_those_met)
+{
+	char **v;
+	cr_assert_eq(catalog_list_sets(cat, "grp/app", TREE_BY_MR, &v), 0);
+	assert_names(v, (const char *const[]){"5", NULL});
+	cr_assert_eq(catalog_list_sets(cat, "grp/app", TREE_BY_COMMIT, &v), 0);
+	assert_names(v, (const char *const[]){NULL});
+	cr_assert_eq(catalog_list_sets(cat, "grp/app", TREE_BY_PIPELINE, &v), 0);
+	assert_names(v, (const char *const[]){"7", NULL});
+}
+
+Test(catalog, set_info_gives_the_pipeline_and_the_merge_request)
+{
+	struct gl_pipeline pl;
+	struct gl_merge_request mr;
+	cr_assert_eq(catalog_set_info(cat, "grp/app", &mr5, &pl, &mr), 0);
+	cr_assert_eq(pl.id, 7);
+	cr_assert_str_eq(pl.sha, "c0ffee0000000000000000000000000000000007");
+	cr_assert_str_eq(mr.title, "Make it faster");
+	cr_assert_str_eq(mr.source_branch, "fast");
+	gl_pipeline_release(&pl);
+	gl_merge_request_release(&mr);
+	struct tree_set main_ref = {.by = TREE_BY_REF, .name = "main"};
+	cr_assert_eq(catalog_set_info(cat, "grp/app", &main_ref, &pl, &mr), -ENODATA);
+}
+
+Test(catalog, a_log_is_fetched_once_and_read_from_the_cache)
+{
+	struct job *j;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &j), 0);
+	struct job_log *l;
+	cr_assert_eq(catalog_job_log(cat, j, &l), 0);
+	cr_assert_eq(job_log_size(l), strlen("log of 101\n"));
+	char buf[64] = {0};
+	cr_assert_eq(job_log_pread(l, buf, sizeof(buf), 0), (ssize_t)strlen("log of 101\n"));
+	cr_assert_str_eq(buf, "log of 101\n");
+	job_log_put(l);
+	cr_assert_eq(catalog_job_log(cat, j, &l), 0);
+	job_log_put(l);
+	cr_assert_eq(atomic_load(&fake.trace), 1, "the trace is fetched once");
+	job_put(j);
+}
+
+Test(catalog, a_log_left_in_the_cache_is_not_fetched_again)
+{
+	struct job *j;
+	struct job_log *l;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &j), 0);
+	cr_assert_eq(catalog_job_log(cat, j, &l), 0);
+	job_log_put(l);
+	job_put(j);
+	catalog_free(cat); /* a new mount over the same cache */
+	struct catalog_config cc = {.backend = &fake_backend, .cache = cache,
+				    .base_url = "http://gitlab.test", .ttl_s = 60};
+	cr_assert_eq(catalog_new(&cc, &cat), 0);
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &j), 0);
+	cr_assert_eq(catalog_job_log(cat, j, &l), 0);
+	cr_assert_eq(job_log_size(l), strlen("log of 101\n"));
+	job_log_put(l);
+	job_put(j);
+	cr_assert_eq(atomic_load(&fake.trace), 1);
+}
+
+Test(catalog, a_running_job_has_no_log)
+{
+	struct job *j;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &j), 0);
+	struct gl_job g;
+	cr_assert_eq(job_info(j, &g), 0);
+	free(g.status);
+	g.status = strdup("running");
+	job_set_info(j, &g);
+	struct job_log *l;
+	cr_assert_eq(catalog_job_log(cat, j, &l), -ENOENT);
+	cr_assert_eq(atomic_load(&fake.trace), 0);
 	job_put(j);
 }
 

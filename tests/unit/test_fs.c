@@ -245,3 +245,73 @@ Test(ops, job_token_errors)
 	char buf[16] = {0};
 	cr_assert_eq(read_file("/grp%2Fapp/main/build/hello.txt", buf, sizeof(buf)), 13);
 }
+
+/* ---- job sets other than refs, logs and archives inside members ---- */
+
+Test(ops, dash_lists_every_kind_of_set)
+{
+	struct listing l = {0};
+	cr_assert_eq(fs_operations.readdir("/grp%2Fapp/-", &l, collect, 0, NULL, 0), 0);
+	cr_assert(listed(&l, "jobs") && listed(&l, "pipelines") && listed(&l, "merge_requests") &&
+		  listed(&l, "commits"));
+	l.n = 0;
+	cr_assert_eq(fs_operations.readdir("/grp%2Fapp/-/pipelines", &l, collect, 0, NULL, 0), 0);
+	cr_assert(listed(&l, "7"));
+	l.n = 0;
+	cr_assert_eq(fs_operations.readdir("/grp%2Fapp/-/merge_requests/5", &l, collect, 0, NULL,
+					   0), 0);
+	cr_assert(listed(&l, "build") && listed(&l, "build.zip") && listed(&l, "build.log"));
+	struct stat st;
+	cr_assert_eq(getattr("/grp%2Fapp/-/commits/c0ffee00", &st), 0);
+	cr_assert(S_ISDIR(st.st_mode));
+	cr_assert_eq(getattr("/grp%2Fapp/-/pipelines/8", &st), -ENOENT);
+	char buf[64] = {0};
+	cr_assert_eq(read_file("/grp%2Fapp/-/pipelines/7/build/hello.txt", buf, sizeof(buf)), 13);
+}
+
+Test(ops, set_folders_carry_their_pipeline_and_merge_request)
+{
+	char v[256];
+	const char *mr = "/grp%2Fapp/-/merge_requests/5";
+	cr_assert_eq(getxattr(mr, "user.gitlab.pipeline.id", v, sizeof(v)), 1);
+	cr_assert_str_eq(v, "7");
+	cr_assert_gt(getxattr(mr, "user.gitlab.merge_request.title", v, sizeof(v)), 0);
+	cr_assert_str_eq(v, "Make it faster");
+	cr_assert_gt(getxattr("/grp%2Fapp/-/pipelines/7", "user.gitlab.pipeline.source", v,
+			      sizeof(v)), 0);
+	cr_assert_str_eq(v, "push");
+	cr_assert_eq(getxattr("/grp%2Fapp/-/pipelines/7", "user.gitlab.merge_request.title", v,
+			      sizeof(v)), -ENODATA, "a pipeline is no merge request");
+	cr_assert_eq(getxattr("/grp%2Fapp/main", "user.gitlab.pipeline.id", v, sizeof(v)),
+		     -ENODATA, "a ref's folder has none");
+	char list[1024];
+	int n = fs_operations.listxattr(mr, list, sizeof(list));
+	cr_assert_gt(n, 0);
+	cr_assert_not_null(memmem(list, (size_t)n, "user.gitlab.merge_request.web_url", 33));
+}
+
+Test(ops, a_log_has_its_size_at_the_first_stat_and_reads)
+{
+	struct stat st;
+	cr_assert_eq(getattr("/grp%2Fapp/main/build.log", &st), 0);
+	cr_assert(S_ISREG(st.st_mode));
+	cr_assert_eq(st.st_size, (off_t)strlen("log of 101\n"));
+	char buf[64] = {0};
+	cr_assert_eq(read_file("/grp%2Fapp/-/jobs/102.log", buf, sizeof(buf)), 11);
+	cr_assert_str_eq(buf, "log of 102\n");
+	cr_assert_eq(getattr("/grp%2Fapp/-/jobs/103.log", &st), 0, "a job without an archive");
+	cr_assert_eq(st.st_size, (off_t)strlen("log of 103\n"));
+	cr_assert_eq(st.st_mtime, 1795169730, "the job's finished_at");
+	cr_assert_eq(getattr("/grp%2Fapp/-/jobs/99.log", &st), -ENOENT, "no such job");
+}
+
+Test(ops, a_member_that_is_no_archive_has_no_inside)
+{
+	struct stat st;
+	struct listing l = {0};
+	cr_assert_eq(getattr("/grp%2Fapp/main/build/hello.txt#", &st), -ENOENT);
+	cr_assert_eq(fs_operations.readdir("/grp%2Fapp/main/build/hello.txt#", &l, collect, 0,
+					   NULL, 0), -ENOENT);
+	cr_assert_eq(getattr("/grp%2Fapp/main/build/dir#/inner.txt", &st), -ENOENT,
+		     "a folder is no archive");
+}

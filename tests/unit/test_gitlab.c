@@ -397,8 +397,8 @@ Test(gitlab, a_merge_request_names_its_head_pipeline, .init = peer_start, .fini 
 	struct gl_merge_request mr;
 	cr_assert_eq(gitlab_mr_get(gl, "group/res", 7, &mr), 0);
 	cr_assert_eq(mr.iid, 7);
-	cr_assert_eq(mr.head_pipeline_id, 95);
-	cr_assert_str_eq(mr.head_pipeline_ref, "refs/merge-requests/7/head");
+	cr_assert_eq(mr.head.id, 95);
+	cr_assert_str_eq(mr.head.ref, "refs/merge-requests/7/head");
 	cr_assert_str_eq(mr.source_branch, "feature/login");
 	gl_merge_request_release(&mr);
 	cr_assert_eq(gitlab_mr_get(gl, "group/res", 8, &mr), -ENOENT);

@@ -603,3 +603,73 @@ Test(http, a_missing_or_empty_ca_file_is_refused)
 	cfg.ca_file = "/dev/null";
 	cr_assert_eq(http_new(&cfg, &h), -EBADMSG);
 }
+
+static int read_signed(struct http *h, const char *url, int64_t off, bool reuse, struct sink *s,
+		       long *status)
+{
+	struct http_request req = {.url = url, .range_off = off, .range_len = 100,
+				   .body_fn = sink_put, .body_ctx = s, .reuse_signed_url = reuse};
+	struct http_response r;
+	int err = http_do(h, &req, &r);
+	*status = r.status;
+	http_response_release(&r);
+	return err;
+}
+
+Test(http, a_signed_storage_url_is_reused_while_valid)
+{
+	struct http *h = client(0, 3);
+	struct sink s = {0};
+	long status;
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(read_signed(h, "/presigned/keep", i * 100, true, &s, &status), 0);
+		cr_assert_eq(status, 206);
+	}
+	assert_data(&s, 0, 400);
+	cr_assert_eq(count_lines("GET /api/v4/presigned/keep"), 1, "one API request, %s", peer_log());
+	cr_assert_eq(count_lines("GET /store/keep/blob"), 4);
+	cr_assert_eq(count_lines("token=yes"), 1, "storage never gets the token");
+	cr_assert_eq(read_signed(h, "/presigned/keep", 400, false, &s, &status), 0);
+	cr_assert_eq(count_lines("GET /api/v4/presigned/keep"), 2, "a read that may not reuse asks");
+	http_free(h);
+}
+
+Test(http, a_refused_signed_url_sends_the_read_back_to_the_api_at_once)
+{
+	struct http *h = client(0, -1); /* no retries: the way back is no retry */
+	struct sink s = {0};
+	long status;
+	cr_assert_eq(read_signed(h, "/presigned/refuse-2nd", 0, true, &s, &status), 0);
+	cr_assert_eq(read_signed(h, "/presigned/refuse-2nd", 100, true, &s, &status), 0);
+	cr_assert_eq(status, 206);
+	assert_data(&s, 0, 200);
+	cr_assert_eq(count_lines("GET /api/v4/presigned/refuse-2nd"), 2, "%s", peer_log());
+	cr_assert_eq(count_lines("GET /store/refuse-2nd/blob"), 3);
+	cr_assert_eq(read_signed(h, "/presigned/refuse-2nd", 200, true, &s, &status), 0);
+	cr_assert_eq(count_lines("GET /api/v4/presigned/refuse-2nd"), 2, "the fresh URL is remembered");
+	http_free(h);
+}
+
+Test(http, a_failure_leaves_its_reason_without_the_signature)
+{
+	struct http *h = client(0, 2);
+	struct http_response r;
+	log_set_reason("stale");
+	cr_assert_eq(get(h, "/ok", &r), 0);
+	http_response_release(&r);
+	cr_assert_str_eq(log_reason(), "", "an answer that is no failure clears it");
+	cr_assert_eq(get(h, "/status/502", &r), 0);
+	http_response_release(&r);
+	cr_assert_str_eq(log_reason(),
+			 "GET /api/v4/status/502: HTTP 502: {\"message\":\"status 502\"} (after 3 attempts)");
+	struct sink s = {0};
+	long status;
+	cr_assert_eq(read_signed(h, "/presigned/deny", 0, true, &s, &status), 0);
+	cr_assert_eq(status, 403);
+	char want[200];
+	snprintf(want, sizeof(want),
+		 "GET /api/v4/presigned/deny (sent on to http://127.0.0.2:%d/store/deny/blob): HTTP 403 "
+		 "(after 4 attempts)", port2); /* each hop is an attempt */
+	cr_assert_str_eq(log_reason(), want);
+	http_free(h);
+}

@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,4 +107,31 @@ Test(log, a_symbolic_link_is_not_followed)
 {
 	cr_assert_eq(symlink("/dev/null", path), 0);
 	cr_expect_neq(log_open_file(path), 0);
+}
+
+static void *other_thread(void *arg)
+{
+	(void)arg;
+	log_set_reason("GET %s: HTTP %d", "/elsewhere", 503);
+	return strcmp(log_reason(), "GET /elsewhere: HTTP 503") == 0 ? (void *)1 : NULL;
+}
+
+Test(log, a_failure_reason_belongs_to_its_thread)
+{
+	log_clear_reason();
+	cr_assert_str_eq(log_reason(), "");
+	log_set_reason("GET %s: HTTP %d", "/api/v4/projects/1/jobs/2/artifacts", 500);
+	pthread_t t;
+	void *ok = NULL;
+	cr_assert_eq(pthread_create(&t, NULL, other_thread, NULL), 0);
+	pthread_join(t, &ok);
+	cr_assert_not_null(ok);
+	cr_assert_str_eq(log_reason(), "GET /api/v4/projects/1/jobs/2/artifacts: HTTP 500");
+	char big[1000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	log_set_reason("%s", big);
+	cr_assert_lt(strlen(log_reason()), 400, "cut, never overflowing");
+	log_clear_reason();
+	cr_assert_str_eq(log_reason(), "");
 }

@@ -43,9 +43,9 @@ Test(tree, invalid_escapes_are_enoent)
 Test(tree, ref_job_and_member)
 {
 	struct tree_path tp = parse_ok("/101/feature%2Flogin/test 1%2F3/dir/file.txt");
-	cr_assert_eq(tp.kind, TREE_REF_JOB);
+	cr_assert_eq(tp.kind, TREE_SET_JOB);
 	cr_assert_str_eq(tp.project, "101");
-	cr_assert_str_eq(tp.ref, "feature/login");
+	cr_assert_str_eq(tp.set.name, "feature/login");
 	cr_assert_str_eq(tp.job, "test 1/3");
 	cr_assert_str_eq(tp.member, "dir/file.txt");
 	tree_path_release(&tp);
@@ -54,7 +54,7 @@ Test(tree, ref_job_and_member)
 Test(tree, job_folder_has_an_empty_member)
 {
 	struct tree_path tp = parse_ok("/101/main/build: [linux, amd64]");
-	cr_assert_eq(tp.kind, TREE_REF_JOB);
+	cr_assert_eq(tp.kind, TREE_SET_JOB);
 	cr_assert_str_eq(tp.job, "build: [linux, amd64]");
 	cr_assert_str_eq(tp.member, "");
 	tree_path_release(&tp);
@@ -63,7 +63,7 @@ Test(tree, job_folder_has_an_empty_member)
 Test(tree, zip_suffix_names_the_whole_archive)
 {
 	struct tree_path tp = parse_ok("/101/main/build.zip");
-	cr_assert_eq(tp.kind, TREE_REF_ZIP);
+	cr_assert_eq(tp.kind, TREE_SET_ZIP);
 	cr_assert_str_eq(tp.job, "build");
 	cr_assert_null(tp.member);
 	tree_path_release(&tp);
@@ -152,5 +152,117 @@ Test(tree, dot_and_dotdot_are_never_job_names)
 	cr_assert_eq(tree_parse("/./main", &tp), -ENOENT);
 	cr_assert_eq(tree_parse("/101/main/....zip", &tp), 0); /* the job "..." is a name */
 	cr_assert_str_eq(tp.job, "...");
+	tree_path_release(&tp);
+}
+
+Test(tree, a_ref_is_a_job_set)
+{
+	struct tree_path tp = parse_ok("/101/feature%2Flogin");
+	cr_assert_eq(tp.kind, TREE_SET);
+	cr_assert_eq(tp.set.by, TREE_BY_REF);
+	cr_assert_str_eq(tp.set.name, "feature/login");
+	cr_assert_null(tp.member);
+	tree_path_release(&tp);
+}
+
+Test(tree, pipelines_merge_requests_and_commits_are_job_sets)
+{
+	struct tree_path tp = parse_ok("/101/-/pipelines/510/build/dir/f");
+	cr_assert_eq(tp.kind, TREE_SET_JOB);
+	cr_assert_eq(tp.set.by, TREE_BY_PIPELINE);
+	cr_assert_eq(tp.set.id, 510);
+	cr_assert_null(tp.set.name);
+	cr_assert_str_eq(tp.job, "build");
+	cr_assert_str_eq(tp.member, "dir/f");
+	tree_path_release(&tp);
+	tp = parse_ok("/101/-/merge_requests/7/test 1%2F3.zip");
+	cr_assert_eq(tp.kind, TREE_SET_ZIP);
+	cr_assert_eq(tp.set.by, TREE_BY_MR);
+	cr_assert_eq(tp.set.id, 7);
+	cr_assert_str_eq(tp.job, "test 1/3");
+	tree_path_release(&tp);
+	tp = parse_ok("/101/-/commits/0123456789abcdef0123456789abcdef01234567");
+	cr_assert_eq(tp.kind, TREE_SET);
+	cr_assert_eq(tp.set.by, TREE_BY_COMMIT);
+	cr_assert_str_eq(tp.set.name, "0123456789abcdef0123456789abcdef01234567");
+	tree_path_release(&tp);
+	tp = parse_ok("/101/-/commits/abc1/build.log");
+	cr_assert_eq(tp.kind, TREE_SET_LOG);
+	cr_assert_str_eq(tp.set.name, "abc1");
+	cr_assert_str_eq(tp.job, "build");
+	tree_path_release(&tp);
+}
+
+Test(tree, folders_of_job_sets)
+{
+	const char *paths[] = {"/1/-/pipelines", "/1/-/merge_requests", "/1/-/commits"};
+	enum tree_set_by by[] = {TREE_BY_PIPELINE, TREE_BY_MR, TREE_BY_COMMIT};
+	for (size_t i = 0; i < 3; i++) {
+		struct tree_path tp = parse_ok(paths[i]);
+		cr_assert_eq(tp.kind, TREE_SETS);
+		cr_assert_eq(tp.set.by, by[i]);
+		tree_path_release(&tp);
+	}
+}
+
+Test(tree, bad_set_names_are_enoent)
+{
+	struct tree_path tp;
+	cr_assert_eq(tree_parse("/1/-/pipelines/0", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/1/-/pipelines/x1", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/1/-/merge_requests/-3", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/1/-/commits/abc", &tp), -ENOENT);       /* under git's 4 */
+	cr_assert_eq(tree_parse("/1/-/commits/ABCD", &tp), -ENOENT);      /* git prints lowercase */
+	cr_assert_eq(tree_parse("/1/-/commits/abcg", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/1/-/commits/0123456789abcdef0123456789abcdef012345678", &tp),
+		     -ENOENT);
+	cr_assert_eq(tree_parse("/1/-/pipeline/5", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/1/-/pipelines/5/build.log/x", &tp), -ENOTDIR);
+}
+
+Test(tree, logs_by_job_id_and_by_name)
+{
+	struct tree_path tp = parse_ok("/101/-/jobs/1301.log");
+	cr_assert_eq(tp.kind, TREE_JOBID_LOG);
+	cr_assert_eq(tp.job_id, 1301);
+	cr_assert_null(tp.member);
+	tree_path_release(&tp);
+	tp = parse_ok("/101/main/test 1%2F3.log");
+	cr_assert_eq(tp.kind, TREE_SET_LOG);
+	cr_assert_str_eq(tp.job, "test 1/3");
+	tree_path_release(&tp);
+	cr_assert_eq(tree_parse("/101/-/jobs/1301.log/x", &tp), -ENOTDIR);
+	cr_assert_eq(tree_parse("/101/main/.log", &tp), 0); /* the job ".log" is a name */
+	cr_assert_eq(tp.kind, TREE_SET_JOB);
+	tree_path_release(&tp);
+}
+
+Test(tree, set_copies_are_deep)
+{
+	struct tree_path tp = parse_ok("/1/main");
+	struct tree_set s;
+	cr_assert_eq(tree_set_copy(&tp.set, &s), 0);
+	tree_path_release(&tp);
+	cr_assert_eq(s.by, TREE_BY_REF);
+	cr_assert_str_eq(s.name, "main");
+	tree_set_release(&s);
+}
+
+Test(tree, nesting_starts_after_a_component_ending_in_a_hash)
+{
+	cr_assert_eq(tree_nest_next("a/x.tar.gz#/b", 0), 11);
+	cr_assert_eq(tree_nest_next("x.tar.gz#", 0), 9);
+	cr_assert_eq(tree_nest_next("a.tar.gz#/inner.zip#/x", 10), 20);
+	cr_assert_eq(tree_nest_next("a#b/c", 0), 0);  /* '#' inside a name is a name */
+	cr_assert_eq(tree_nest_next("#/x", 0), 0);    /* no member has the empty name */
+	cr_assert_eq(tree_nest_next("d/##", 0), 4);   /* the inside of "#" */
+	cr_assert_eq(tree_nest_next("", 0), 0);
+	cr_assert_eq(tree_nest_next("plain/path", 0), 0);
+}
+
+Test(tree, member_paths_keep_their_hashes)
+{
+	struct tree_path tp = parse_ok("/101/-/jobs/9/a.tar.gz#/inner.zip#/x");
+	cr_assert_str_eq(tp.member, "a.tar.gz#/inner.zip#/x");
 	tree_path_release(&tp);
 }

@@ -1,0 +1,64 @@
+/* nest: the archives inside one job's artifacts, as the tree shows them ("x.tar.gz#/",
+ * "a.tar.gz#/inner.zip#/x"; tree_nest_next() finds where a path may nest).
+ *
+ * A nest is one archive member's inside: its index, built by nested_index() in one streaming pass
+ * over the member's bytes (the artifacts zip's member through a zip reader, or a range of the
+ * enclosing nest's blob), and its unpacked blob, held in a cache entry of its own keyed by the
+ * job's cache key and the member's path. The decompression budget is the cache's size: a bomb
+ * stops there with -EFBIG. The blob entry is made with the budget as its size (the blob's own
+ * size is known only at the end of the pass); the pass pads the blob's last block so that it is
+ * marked present. A blob byte missing from the cache (no room when the pass wrote it) is got by
+ * running the pass again, up to that byte, straight into the reader's buffer: reading never
+ * fails for lack of cache space.
+ *
+ * Each job keeps a small set of nests (struct nest_set, NEST_SET_MAX of them, least recently
+ * used out), keyed by path, built single flight; a member that is no archive (-ENOENT) or a bomb
+ * (-EFBIG) is remembered as such, other errors are not. A nest is immutable once built and
+ * refcounted; it borrows its job, so whoever holds a nest holds its job too, and puts the nest
+ * first. Thread-safe; the set's lock is never held during a pass. */
+#ifndef ARTIFACTFS_NEST_H
+#define ARTIFACTFS_NEST_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "artifactfs/zipindex.h"
+
+#define NEST_SET_MAX 8
+/* Levels of archives inside archives one path may open: each level holds its parent and a blob
+ * entry, so an archive holding itself ("r.zip#/r.zip#/...") would otherwise cost a nest per
+ * component of a 4 KiB path. */
+#define NEST_DEPTH_MAX 16
+
+struct job;
+struct nest;
+struct nest_set;
+
+/* A job's set (job.c makes one per job and frees it with the job). NULL on ENOMEM. */
+struct nest_set *nest_set_new(void);
+void nest_set_free(struct nest_set *s); /* puts every nest; NULL is a no-op */
+
+/* What member path (of j's artifacts, "" the job folder) names, nested archives included: 0
+ * with *m, and *nest (a reference, put with nest_put) holding the index *m lies in, or NULL
+ * when that is the artifacts zip itself (job_index). A component "x#" names the inside of
+ * member "x" unless the index has a member "x#". Returns -ENOENT (no such member, or "x#"
+ * where x is no archive: logged at DEBUG only), -EFBIG (a bomb), -ELOOP (more than
+ * NEST_DEPTH_MAX levels), -EIO, -ENOMEM. *m is borrowed
+ * while *nest (or j) is held. */
+int nest_find(struct job *j, const char *path, struct nest **nest, const struct zip_member **m);
+
+struct nest *nest_hold(struct nest *n);
+void nest_put(struct nest *n); /* NULL is a no-op */
+
+/* The nest's tree (borrowed while n is held). */
+const struct zipindex *nest_index(const struct nest *n);
+
+/* Reads up to len bytes at off of file member m of n (short only at its end, 0 past it).
+ * Returns the count or -errno (-EIO, -EFBIG, -ENOMEM, what reading the job's bytes returned). */
+ssize_t nest_pread(struct nest *n, const struct zip_member *m, void *buf, size_t len,
+		   uint64_t off);
+
+/* A zip_target_fn for zipindex_resolve_link over n's index (ctx is n). */
+int nest_link_target(void *ctx, const struct zip_member *link, char **out, size_t *len);
+
+#endif
