@@ -83,6 +83,8 @@ struct cache {
 	struct cache_entry *entries; /* open entries; protected by lock */
 	struct disk_ent *disk;       /* protected by lock */
 	uint64_t used;               /* protected by lock */
+	uint64_t pending;            /* protected by lock: reserved by writes not yet on disk,
+	                                which a recount from the folder cannot see */
 	atomic_uint_fast64_t hit_bytes, miss_bytes, fetches, evictions;
 };
 
@@ -461,7 +463,7 @@ static void scan_done(struct cache *c)
 		if (!d->seen && d->open == 0)
 			disk_remove(c, d);
 	}
-	c->used = 0;
+	c->used = c->pending; /* parallel fetches write what they reserved after the recount */
 	for (struct disk_ent *d = c->disk; d; d = d->next)
 		c->used += d->bytes;
 }
@@ -934,8 +936,14 @@ static struct cache_entry *publish(struct cache *c, struct cache_entry *e)
 		return have;
 	}
 	struct disk_ent *de = disk_find(c, e->key);
-	if (!de)
+	if (!de) {
+		/* a new file's header, map and checksums count against the limit at once, in the
+		 * shared count too: writes reserve against that count, not a recount */
+		uint64_t used = shared_lock(c);
 		de = disk_add(c, e->key, e->data_off, time(NULL));
+		c->used = used + (de ? e->data_off : 0);
+		shared_unlock(c, c->used);
+	}
 	if (!de)
 		return NULL;
 	de->open++;
@@ -1192,10 +1200,11 @@ static int count_need(struct cache *c, uint64_t need)
 
 /* Reserves room for the blocks of [off, end) that count nowhere yet (present blocks were
  * counted when found at open or when written; a partly written block once). */
-static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
+static int reserve(struct cache_entry *e, uint64_t off, uint64_t end, uint64_t *reserved)
 {
 	struct cache *c = e->c;
 	uint64_t first = off / BLOCK, last = (end - 1) / BLOCK, need = 0;
+	*reserved = 0;
 	pthread_mutex_lock(&e->lock);
 	for (uint64_t b = first; b <= last; b++)
 		need += e->map[b] || e->accounted[b] ? 0 : BLOCK;
@@ -1206,6 +1215,8 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end)
 	int err = count_need(c, need);
 	if (!err && e->de)
 		e->de->bytes += need;
+	if (!err)
+		c->pending += *reserved = need;
 	pthread_mutex_unlock(&c->lock);
 	if (err) {
 		log_set_reason("cache full: %" PRIu64 " bytes needed, every cached archive is in use",
@@ -1228,10 +1239,14 @@ static int store(struct cache_entry *e, uint64_t off, const void *buf, size_t le
 		return -EIO;
 	if (len == 0)
 		return 0;
-	int err = reserve(e, off, off + len);
+	uint64_t reserved;
+	int err = reserve(e, off, off + len, &reserved);
 	if (err)
 		return err;
 	err = write_room(e->c, e->fd, buf, len, e->data_off + off);
+	pthread_mutex_lock(&e->c->lock);
+	e->c->pending -= reserved; /* on disk now (or never: a recount then sees less) */
+	pthread_mutex_unlock(&e->c->lock);
 	if (err && !log_reason()[0])
 		log_set_reason("cache: cannot write to the cache folder: %s", strerror(-err));
 	return err;

@@ -1432,6 +1432,8 @@ void catalog_get_stats(struct catalog *c, struct catalog_stats *out)
 {
 	out->jobs_open = atomic_load(&c->jobs_open);
 	out->indexes_loaded = atomic_load(&c->env.indexes_loaded);
+	out->arrived_bytes = atomic_load(&c->env.arrived_bytes);
+	out->transfers_active = atomic_load(&c->env.transfers);
 }
 
 int catalog_new(const struct catalog_config *cfg, struct catalog **out)
@@ -1443,6 +1445,7 @@ int catalog_new(const struct catalog_config *cfg, struct catalog **out)
 	}
 	struct backend be = cfg->backend ? *cfg->backend : backend_gitlab(cfg->gl);
 	job_env_init(&c->env, &be, cfg->cache);
+	c->env.pool = cfg->pool;
 	c->be = &c->env.be;
 	c->projects = cfg->projects;
 	c->ttl_s = cfg->ttl_s;

@@ -7,7 +7,8 @@
  * nest.h); such files read from their nest's unpacked blob, and logs from their own cache entry.
  *
  * Open files hold a reference on their job, so its cache entry and zip index outlive any
- * listing's TTL; a member's reader is serialised by the handle's own lock. Content addressed by
+ * listing's TTL; a member's reads take turns (busy, waited for on the handle's condition
+ * variable, never a lock held across I/O); its read-ahead is reader.c's. Content addressed by
  * job id never changes, so the kernel may keep its pages across opens (keep_cache); under a ref,
  * where the job can change, every open starts from fresh pages and attributes.
  *
@@ -31,11 +32,10 @@
 #include "artifactfs/job.h"
 #include "artifactfs/log.h"
 #include "artifactfs/nest.h"
+#include "artifactfs/reader.h"
 #include "artifactfs/tree.h"
 #include "artifactfs/zipindex.h"
 
-#define READ_AHEAD_MIN (256u * 1024u)
-#define READ_AHEAD_MAX (16u * 1024u * 1024u)
 #define SYMLINK_MAX 4096
 
 struct fh {
@@ -44,10 +44,10 @@ struct fh {
 	struct nest *nest;         /* a file inside a nested archive: its nest, else NULL */
 	struct job_log *log;       /* <job>.log: the log, else NULL */
 	const struct zip_member *nm; /* that file, borrowed from nest */
+	struct job_reader *rd;     /* the archive's bytes with read-ahead (<job>.zip, a member) */
 	pthread_mutex_t lock;
-	uint64_t next_off;         /* protected by lock: where a sequential read would go on */
-	uint64_t read_ahead;       /* protected by lock */
-	uint64_t prefetched_to;    /* protected by lock: end of the background fetches started */
+	pthread_cond_t cond;
+	bool busy;                 /* protected by lock: a read uses reader (one at a time) */
 	atomic_bool failed;        /* a read of this handle has failed (and said so) */
 	struct fh *prev, *next;    /* in open_files */
 };
@@ -57,15 +57,14 @@ struct fh {
 static pthread_mutex_t open_files_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct fh *open_files;
 
-/* The reader's view of the archive: the job's bytes, fetched with this handle's read-ahead but
- * never past the member's own data (a neighbour's bytes are nobody's business yet). */
+/* The reader's view of the archive: the job's bytes, with the read-ahead of fh->rd, which never
+ * goes past the member's own data (a neighbour's bytes are nobody's business yet); while the
+ * member's local header is read at open, without any. */
 static ssize_t fh_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct fh *fh = ctx;
-	uint64_t ra = fh->read_ahead, end = fh->reader ? zip_reader_data_end(fh->reader) : 0;
-	if (off + ra > end)
-		ra = end > off ? end - off : 0;
-	ssize_t n = job_pread(fh->job, buf, len, off, ra);
+	ssize_t n = fh->rd ? job_reader_pread(fh->rd, buf, len, off)
+			   : job_pread(fh->job, buf, len, off, 0);
 	if (n >= 0 && (size_t)n != len)
 		return job_read_fn(fh->job, buf, len, off); /* logs and fails the same way */
 	return n;
@@ -493,10 +492,12 @@ static void fh_free(struct fh *fh)
 {
 	fh_unlink(fh);
 	zip_reader_free(fh->reader);
+	job_reader_free(fh->rd); /* stops its read-ahead */
 	nest_put(fh->nest);
 	job_log_put(fh->log);
 	job_put(fh->job);
 	pthread_mutex_destroy(&fh->lock);
+	pthread_cond_destroy(&fh->cond);
 	free(fh);
 }
 
@@ -523,6 +524,11 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 		fh->nm = p.m;
 	} else if (p.m) {
 		err = zip_reader_new(p.zi, p.m, fh_read_fn, fh, &fh->reader);
+		if (!err)
+			err = job_reader_new(fh->job, zip_reader_data_end(fh->reader) - p.m->comp_size,
+					     zip_reader_data_end(fh->reader), &fh->rd);
+	} else if (is_zip(tp)) {
+		err = job_reader_new(fh->job, 0, job_size(fh->job), &fh->rd);
 	}
 	place_release(&p);
 	return err;
@@ -553,6 +559,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	if (!fh)
 		return op_end(&tp, -ENOMEM);
 	pthread_mutex_init(&fh->lock, NULL);
+	pthread_cond_init(&fh->cond, NULL);
 	err = open_path(&tp, fh);
 	if (err) {
 		fh_free(fh);
@@ -569,48 +576,8 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	return op_end(&tp, 0);
 }
 
-/* Sequential readers get a read-ahead that doubles up to READ_AHEAD_MAX; a seek resets it. */
-static uint64_t next_read_ahead(struct fh *fh, uint64_t off, size_t size)
-{
-	if (off == fh->next_off && off != 0)
-		fh->read_ahead = fh->read_ahead ? fh->read_ahead * 2 : READ_AHEAD_MIN;
-	else
-		fh->read_ahead = off == 0 ? READ_AHEAD_MIN : 0;
-	if (fh->read_ahead > READ_AHEAD_MAX)
-		fh->read_ahead = READ_AHEAD_MAX;
-	fh->next_off = off + size;
-	return fh->read_ahead;
-}
-
-/* A reader at full read-ahead gets the next window fetched in the background while it
- * consumes this one, up to limit (the member's data end, or the archive's). Lock held. */
-static void prefetch_next(struct fh *fh, uint64_t archive_off, uint64_t limit)
-{
-	if (fh->read_ahead < READ_AHEAD_MAX || limit <= archive_off)
-		return;
-	uint64_t start = fh->prefetched_to > archive_off ? fh->prefetched_to : archive_off;
-	if (start - archive_off > READ_AHEAD_MAX || start >= limit)
-		return; /* far enough ahead already */
-	uint64_t len = limit - start < READ_AHEAD_MAX ? limit - start : READ_AHEAD_MAX;
-	job_prefetch(fh->job, start, len);
-	fh->prefetched_to = start + len;
-}
-
-/* Where in the archive a member's byte at off lies (stored members only; deflated ones have
- * no such mapping, and their reader fetches big chunks itself). */
-static uint64_t archive_pos(struct fh *fh, uint64_t off, uint64_t *limit)
-{
-	if (!fh->reader) {
-		*limit = job_size(fh->job);
-		return off;
-	}
-	*limit = zip_reader_data_end(fh->reader);
-	uint64_t pos = *limit - zip_reader_member(fh->reader)->comp_size;
-	return zip_reader_member(fh->reader)->method == 0 ? pos + off : *limit;
-}
-
 /* The member's bytes failed their check: whether the cache or the server spoiled them, the next
- * open fetches them again instead of failing on the same cached bytes forever. Lock held. */
+ * open fetches them again instead of failing on the same cached bytes forever. */
 static void forget_member(struct fh *fh)
 {
 	uint64_t end = zip_reader_data_end(fh->reader);
@@ -632,11 +599,28 @@ static int read_nested(struct fh *fh, char *buf, size_t size, off_t off)
 	return n < 0 ? -EIO : (int)n;
 }
 
+/* A member's reader is not thread-safe: reads take turns, without a lock held while one runs. */
+static ssize_t member_read(struct fh *fh, char *buf, size_t size, uint64_t off)
+{
+	pthread_mutex_lock(&fh->lock);
+	while (fh->busy)
+		pthread_cond_wait(&fh->cond, &fh->lock);
+	fh->busy = true;
+	pthread_mutex_unlock(&fh->lock);
+	ssize_t n = zip_reader_pread(fh->reader, buf, size, off);
+	if (n < 0 && zip_reader_corrupt(fh->reader))
+		forget_member(fh);
+	pthread_mutex_lock(&fh->lock);
+	fh->busy = false;
+	pthread_cond_signal(&fh->cond);
+	pthread_mutex_unlock(&fh->lock);
+	return n;
+}
+
 static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 	ssize_t n;
-	uint64_t limit;
 	log_set_context(path);
 	log_clear_reason();
 	if (fh->nest)
@@ -649,20 +633,10 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 		log_set_context(NULL);
 		return n < 0 ? -EIO : (int)n;
 	}
-	pthread_mutex_lock(&fh->lock);
-	uint64_t ra = next_read_ahead(fh, (uint64_t)off, size);
-	uint64_t pos = archive_pos(fh, (uint64_t)off, &limit);
-	prefetch_next(fh, pos + ra, limit);
-	if (fh->reader) {
-		n = zip_reader_pread(fh->reader, buf, size, (uint64_t)off);
-		if (n < 0 && zip_reader_corrupt(fh->reader))
-			forget_member(fh);
-	} else {
-		pthread_mutex_unlock(&fh->lock); /* the cache serialises what it must */
-		n = job_pread(fh->job, buf, size, (uint64_t)off, ra);
-		pthread_mutex_lock(&fh->lock);
-	}
-	pthread_mutex_unlock(&fh->lock);
+	if (fh->reader)
+		n = member_read(fh, buf, size, (uint64_t)off);
+	else /* the job reader and the cache serialise what they must */
+		n = job_reader_pread(fh->rd, buf, size, (uint64_t)off);
 	if (n == -ENOENT)
 		n = -EIO; /* gone mid-read is an I/O error */
 	if (n < 0) {
@@ -746,6 +720,7 @@ static int fs_readlink(const char *path, char *buf, size_t size)
  * (the kernel refuses setxattr there) is told to drop its cache. */
 #define XATTR_DROP "user.artifactfs.drop_cache"
 #define XATTR_CRC "user.gitlab.crc32"
+#define XATTR_CACHED "user.artifactfs.cached"
 #define XATTR_KEEP "user.gitlab.keep"
 #define XATTR_DELETE "user.gitlab.delete_artifacts"
 
@@ -795,9 +770,11 @@ static char *stats_text(void)
 		     "\ncache_limit_bytes %" PRIu64 "\ncache_entries %" PRIu64
 		     "\ncache_hit_bytes %" PRIu64 "\ncache_miss_bytes %" PRIu64
 		     "\ncache_fetches %" PRIu64 "\ncache_evictions %" PRIu64
-		     "\njobs_open %" PRIu64 "\nindexes_loaded %" PRIu64 "\n",
+		     "\njobs_open %" PRIu64 "\nindexes_loaded %" PRIu64
+		     "\narchive_bytes_arrived %" PRIu64 "\ntransfers_active %" PRIu64 "\n",
 		     requests, bytes, cs.used_bytes, cs.limit_bytes, cs.entries, cs.hit_bytes,
-		     cs.miss_bytes, cs.fetches, cs.evictions, ks.jobs_open, ks.indexes_loaded) < 0)
+		     cs.miss_bytes, cs.fetches, cs.evictions, ks.jobs_open, ks.indexes_loaded,
+		     ks.arrived_bytes, ks.transfers_active) < 0)
 		return NULL;
 	return v;
 }
@@ -846,6 +823,20 @@ static bool has_crc(const struct place *p)
 	return p->m && !p->nest && p->m->type != ZIP_DIR;
 }
 
+/* How many of a member's compressed bytes are in the cache. Where they start is known from its
+ * local header only, read (through the cache, fetched if need be) as an open does. */
+static int cached_value(const struct place *p, char **out)
+{
+	struct zip_reader *zr = NULL;
+	int err = zip_reader_new(p->zi, p->m, job_read_fn, p->job, &zr);
+	if (err)
+		return err == -ENOTSUP ? -ENODATA : err;
+	uint64_t end = zip_reader_data_end(zr);
+	zip_reader_free(zr);
+	uint64_t n = job_cached_bytes(p->job, end - p->m->comp_size, p->m->comp_size);
+	return asprintf(out, "%" PRIu64, n) < 0 ? -ENOMEM : 0;
+}
+
 /* The value of attribute name on tp, malloc'ed; -ENODATA when tp has no such attribute. */
 static int xattr_value(const struct tree_path *tp, const char *name, char **out)
 {
@@ -881,6 +872,8 @@ static int xattr_value(const struct tree_path *tp, const char *name, char **out)
 		}
 	} else if (strcmp(name, XATTR_CRC) == 0 && has_crc(&p)) {
 		err = asprintf(out, "%08" PRIx32, p.m->crc32) < 0 ? -ENOMEM : 0;
+	} else if (strcmp(name, XATTR_CACHED) == 0 && has_crc(&p)) {
+		err = cached_value(&p, out);
 	}
 	place_release(&p);
 	return err;
@@ -919,22 +912,21 @@ static bool member_has_crc(const struct tree_path *tp)
 	return has;
 }
 
+static const char *const root_xattrs[] = {XATTR_STATS};
+static const char *const member_xattrs[] = {XATTR_CRC, XATTR_CACHED};
+
 static int list_names(const struct tree_path *tp, char *list, size_t *len)
 {
-	const char *one = NULL;
-	*len = 0;
-	if (tp->kind == TREE_ROOT)
-		one = XATTR_STATS;
-	else if (is_in_job(tp) && !is_job_level(tp) && member_has_crc(tp))
-		one = XATTR_CRC;
-	if (one) {
-		*len = strlen(one) + 1;
-		if (list)
-			memcpy(list, one, *len);
-		return 0;
-	}
 	const char *const *names = is_job_level(tp) ? job_xattrs : set_xattrs;
 	size_t count = is_job_level(tp) ? N_JOB_XATTRS : tp->kind == TREE_SET ? N_SET_XATTRS(tp) : 0;
+	*len = 0;
+	if (tp->kind == TREE_ROOT) {
+		names = root_xattrs;
+		count = 1;
+	} else if (is_in_job(tp) && !is_job_level(tp)) {
+		names = member_xattrs;
+		count = member_has_crc(tp) ? 2 : 0;
+	}
 	for (size_t i = 0; i < count; i++) {
 		size_t n = strlen(names[i]) + 1;
 		if (list)
@@ -1156,7 +1148,10 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 /* After the loop: no request runs any more. */
 static void fs_destroy(void *private_data)
 {
-	(void)private_data;
+	struct fs_config *fc = private_data; /* background fetches end first: they ask libfuse's
+	                                        session whether to stop, and it is about to go */
+	if (fc && fc->pool)
+		pool_drain(fc->pool);
 	while (open_files)
 		fh_free(open_files);
 }

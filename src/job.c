@@ -15,8 +15,6 @@
 #include "artifactfs/log.h"
 #include "artifactfs/nest.h"
 
-#define PREFETCH_MAX 8 /* background fetches at once, over all readers of a catalog */
-
 struct job {
 	atomic_int refs;
 	struct job_env *env;
@@ -30,6 +28,7 @@ struct job {
 	pthread_cond_t cond;
 	struct gl_job info;        /* protected by lock */
 	bool loading;              /* protected by lock: an index load is in flight */
+	bool opening;              /* protected by lock: the cache entry is being got */
 	struct cache_entry *entry; /* protected by lock; set once */
 	struct zipindex *zi;       /* protected by lock; set once, then immutable */
 	struct nest_set *nests;    /* archives inside members: its own lock */
@@ -39,7 +38,11 @@ void job_env_init(struct job_env *env, const struct backend *be, struct cache *c
 {
 	env->be = *be;
 	env->cache = cache;
+	env->pool = NULL;
 	atomic_init(&env->indexes_loaded, 0);
+	atomic_init(&env->arrived_bytes, 0);
+	atomic_init(&env->transfers, 0);
+	atomic_init(&env->window_bytes, 0);
 	pthread_mutex_init(&env->lock, NULL);
 	pthread_cond_init(&env->cond, NULL);
 	env->prefetching = 0;
@@ -47,7 +50,7 @@ void job_env_init(struct job_env *env, const struct backend *be, struct cache *c
 
 void job_env_drain(struct job_env *env)
 {
-	pthread_mutex_lock(&env->lock); /* background fetches use the cache: let them end */
+	pthread_mutex_lock(&env->lock); /* background tasks use the cache: let them end */
 	while (env->prefetching > 0)
 		pthread_cond_wait(&env->cond, &env->lock);
 	pthread_mutex_unlock(&env->lock);
@@ -181,6 +184,7 @@ void job_set_info(struct job *j, struct gl_job *info)
 
 struct source {
 	const struct backend *be;
+	struct job_env *env; /* outlives every entry: the catalog drains its jobs first */
 	struct gl_archive a;
 	char *project, *ref, *name;
 	struct job_pin pin;
@@ -201,6 +205,7 @@ static struct source *source_new(const struct job *j)
 	if (!s)
 		return NULL;
 	s->be = &j->env->be;
+	s->env = j->env;
 	s->project = strdup(j->project);
 	s->ref = dup_or_null(j->ref);
 	s->name = dup_or_null(j->name);
@@ -218,30 +223,54 @@ static struct source *source_new(const struct job *j)
 	return s;
 }
 
-static int writer_sink(void *ctx, uint64_t off, const void *buf, size_t len)
+/* The stop signal of the fetches this thread makes through the cache (see job_set_stop). */
+static _Thread_local const atomic_uint *thread_stop;
+static _Thread_local unsigned thread_stop_want;
+
+void job_set_stop(const atomic_uint *stop, unsigned want)
 {
-	return cache_writer_write(ctx, off, buf, len);
+	thread_stop = stop;
+	thread_stop_want = want;
 }
 
-/* Fetches [off, off+len) into w; 0 only when the answer was good and the archive is the one
- * the entry was made for: a ref can name another archive between two requests, so reads through
- * a by-ref endpoint are pinned to the first answer's ETag or Last-Modified (If-Range), and the
- * size is checked on every answer. */
-static int source_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
+static bool stopped(const atomic_uint *stop, unsigned want)
 {
-	struct source *s = ctx;
+	return stop && atomic_load(stop) != want;
+}
+
+struct sink {
+	struct cache_writer *w;
+	struct job_env *env;
+};
+
+static int writer_sink(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	struct sink *k = ctx;
+	if (stopped(thread_stop, thread_stop_want))
+		return -ECANCELED;
+	atomic_fetch_add(&k->env->arrived_bytes, len);
+	return cache_writer_write(k->w, off, buf, len);
+}
+
+/* One ranged read of the archive a into fn; 0 only when the answer was good and the archive is
+ * the one the job was made for (size bytes): a ref can name another archive between two
+ * requests, so reads through a by-ref endpoint are pinned to the first answer's ETag or
+ * Last-Modified (If-Range), and the size is checked on every answer. */
+static int archive_get(struct job_env *env, const struct gl_archive *a, const struct job_pin *pin,
+		       uint64_t size, uint64_t off, uint64_t len, http_body_fn fn, void *ctx)
+{
 	struct gl_read_info info = {
-		.expect_etag = s->pin.etag[0] ? s->pin.etag : NULL,
-		.expect_last_modified = s->pin.last_modified[0] ? s->pin.last_modified : NULL,
+		.expect_etag = pin->etag[0] ? pin->etag : NULL,
+		.expect_last_modified = pin->last_modified[0] ? pin->last_modified : NULL,
 		.total = -1,
 	};
-	int err = s->be->archive_read(s->be->ctx, &s->a, (int64_t)off, (int64_t)len, writer_sink, w,
-				      &info);
-	uint64_t size = cache_writer_size(w);
+	atomic_fetch_add(&env->transfers, 1);
+	int err = env->be.archive_read(env->be.ctx, a, (int64_t)off, (int64_t)len, fn, ctx, &info);
+	atomic_fetch_sub(&env->transfers, 1);
 	if (err == -ESTALE || (!err && info.total >= 0 && (uint64_t)info.total != size)) {
 		log_set_reason("%s/%s: the ref now names another archive (%s): reads of files "
 			       "opened before fail, a new open sees it",
-			       s->ref ? s->ref : "-", s->name ? s->name : "?",
+			       a->ref ? a->ref : "-", a->job_name ? a->job_name : "?",
 			       err ? "If-Range" : "its size changed");
 		log_msg(LOG_DEBUG, "%s", log_reason());
 		err = -EIO;
@@ -249,17 +278,40 @@ static int source_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_
 	return err;
 }
 
-static int job_entry(struct job *j, struct cache_entry **out)
+/* Fetches [off, off+len) into w, for the cache. */
+static int source_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
 {
-	int err = 0;
+	struct source *s = ctx;
+	struct sink k = {w, s->env};
+	return archive_get(s->env, &s->a, &s->pin, cache_writer_size(w), off, len, writer_sink, &k);
+}
+/* Gets and binds the entry (no lock held: it opens files and takes a flock()). */
+static int entry_open(struct job *j, struct cache_entry **out)
+{
+	struct source *s = source_new(j);
+	int err = s ? cache_entry_get(j->env->cache, j->key, j->size, out) : -ENOMEM;
+	if (!err)
+		cache_entry_bind(*out, &(struct cache_source){source_fetch, s, source_free});
+	else if (s)
+		source_free(s);
+	return err;
+}
+
+int job_cache_entry(struct job *j, struct cache_entry **out)
+{
 	pthread_mutex_lock(&j->lock);
-	if (!j->entry) {
-		struct source *s = source_new(j);
-		err = s ? cache_entry_get(j->env->cache, j->key, j->size, &j->entry) : -ENOMEM;
-		if (!err)
-			cache_entry_bind(j->entry, &(struct cache_source){source_fetch, s, source_free});
-		else if (s)
-			source_free(s);
+	while (!j->entry && j->opening) /* single flight, without the lock held */
+		pthread_cond_wait(&j->cond, &j->lock);
+	bool mine = !j->entry;
+	j->opening = mine;
+	pthread_mutex_unlock(&j->lock);
+	struct cache_entry *e = NULL;
+	int err = mine ? entry_open(j, &e) : 0;
+	pthread_mutex_lock(&j->lock);
+	if (mine) {
+		j->entry = e;
+		j->opening = false;
+		pthread_cond_broadcast(&j->cond);
 	}
 	*out = j->entry;
 	pthread_mutex_unlock(&j->lock);
@@ -269,17 +321,18 @@ static int job_entry(struct job *j, struct cache_entry **out)
 int job_seed(struct job *j, uint64_t off, const void *buf, size_t len)
 {
 	struct cache_entry *e;
-	int err = job_entry(j, &e);
+	int err = job_cache_entry(j, &e);
 	return err ? err : cache_entry_write(e, off, buf, len);
 }
 
 ssize_t job_pread(struct job *j, void *buf, size_t len, uint64_t off, uint64_t read_ahead)
 {
 	struct cache_entry *e;
-	int err = job_entry(j, &e);
+	int err = job_cache_entry(j, &e);
 	if (err)
 		return err;
-	return cache_entry_pread(e, buf, len, off, read_ahead);
+	ssize_t n = cache_entry_pread(e, buf, len, off, read_ahead);
+	return n == -ENOSPC ? job_fetch(j, buf, len, off, NULL, 0) : n;
 }
 
 ssize_t job_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
@@ -294,17 +347,32 @@ ssize_t job_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
 	return n;
 }
 
+uint64_t job_cached_bytes(struct job *j, uint64_t off, uint64_t len)
+{
+	struct cache_entry *e;
+	uint64_t n = 0, end = off + len < j->size ? off + len : j->size;
+	if (job_cache_entry(j, &e))
+		return 0;
+	for (uint64_t at = off; at < end;) {
+		uint64_t stop = (at / CACHE_BLOCK_SIZE + 1) * CACHE_BLOCK_SIZE;
+		stop = stop < end ? stop : end;
+		n += cache_entry_has(e, at, stop - at) ? stop - at : 0;
+		at = stop;
+	}
+	return n;
+}
+
 void job_forget(struct job *j, uint64_t off, uint64_t len)
 {
 	struct cache_entry *e;
-	if (job_entry(j, &e) == 0)
+	if (job_cache_entry(j, &e) == 0)
 		cache_entry_invalidate(e, off, len);
 }
 
 int job_index(struct job *j, const struct zipindex **out)
 {
 	struct cache_entry *e;
-	int err = job_entry(j, &e);
+	int err = job_cache_entry(j, &e);
 	if (err)
 		return err;
 	pthread_mutex_lock(&j->lock);
@@ -332,14 +400,65 @@ int job_index(struct job *j, const struct zipindex **out)
 	return err;
 }
 
-/* ---- background fetches ---- */
+/* ---- straight from the server, past the cache ---- */
 
-struct prefetch {
-	struct job *job;
-	uint64_t off, len;
+/* Where fetched bytes go in a caller's buffer: the part of each piece inside [off, off+len),
+ * positional (a retry delivers the same offsets again); filled is the contiguous prefix. */
+struct span {
+	unsigned char *buf;
+	uint64_t off, len, filled;
+	const atomic_uint *stop;
+	unsigned want;
+	struct job_env *env;
 };
 
-static void prefetch_done(struct job_env *env)
+static int span_sink(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	struct span *s = ctx;
+	if (stopped(s->stop, s->want))
+		return -ECANCELED;
+	atomic_fetch_add(&s->env->arrived_bytes, len);
+	uint64_t lo = off > s->off ? off : s->off, end = s->off + s->len;
+	uint64_t hi = off + len < end ? off + len : end;
+	if (lo < hi) {
+		memcpy(s->buf + (lo - s->off), (const unsigned char *)buf + (lo - off), hi - lo);
+		if (lo - s->off <= s->filled && hi - s->off > s->filled)
+			s->filled = hi - s->off;
+	}
+	/* a server that ignores Range sends the whole archive: stop once the span is full */
+	return s->filled == s->len && hi == end && off + len > end ? -ECANCELED : 0;
+}
+
+ssize_t job_fetch(struct job *j, void *buf, size_t len, uint64_t off, const atomic_uint *stop,
+		  unsigned want)
+{
+	if (off >= j->size || len == 0)
+		return 0;
+	if (len > j->size - off)
+		len = (size_t)(j->size - off);
+	struct span s = {buf, off, len, 0, stop, want, j->env};
+	struct gl_archive a = {.project = j->project, .job_id = j->by_id ? j->id : 0,
+			       .ref = j->ref, .job_name = j->name};
+	int err = archive_get(j->env, &a, &j->pin, j->size, off, len, span_sink, &s);
+	if (err == -ECANCELED && s.filled == s.len && !stopped(stop, want))
+		err = 0; /* stopped by span_sink itself: everything asked for arrived */
+	if (!err && s.filled != s.len) {
+		log_msg(LOG_ERR, "job %s: the server sent %" PRIu64 " of %zu bytes at %" PRIu64,
+			j->name ? j->name : "?", s.filled, len, off);
+		err = -EIO;
+	}
+	return err ? err : (ssize_t)len;
+}
+
+/* ---- background tasks ---- */
+
+struct job_task {
+	struct job_env *env;
+	pool_fn run, cancel;
+	void *arg;
+};
+
+static void task_done(struct job_env *env)
 {
 	pthread_mutex_lock(&env->lock);
 	env->prefetching--;
@@ -347,17 +466,73 @@ static void prefetch_done(struct job_env *env)
 	pthread_mutex_unlock(&env->lock);
 }
 
-static void *prefetch_thread(void *p)
+static void task_run(void *p)
+{
+	struct job_task *t = p;
+	struct job_env *env = t->env;
+	t->run(t->arg);
+	free(t);
+	task_done(env);
+}
+
+static void task_cancel(void *p)
+{
+	struct job_task *t = p;
+	struct job_env *env = t->env;
+	t->cancel(t->arg);
+	free(t);
+	task_done(env);
+}
+
+int job_submit(struct job *j, pool_fn run, pool_fn cancel, void *arg)
+{
+	struct job_env *env = j->env;
+	if (!env->pool)
+		return -ESHUTDOWN;
+	struct job_task *t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	*t = (struct job_task){env, run, cancel, arg};
+	pthread_mutex_lock(&env->lock);
+	env->prefetching++;
+	pthread_mutex_unlock(&env->lock);
+	int err = pool_submit(env->pool, task_run, task_cancel, t);
+	if (err) {
+		free(t);
+		task_done(env);
+	}
+	return err;
+}
+
+unsigned job_connections(const struct job *j)
+{
+	return j->env->pool ? pool_threads(j->env->pool) : 1;
+}
+
+struct job_env *job_env_of(const struct job *j)
+{
+	return j->env;
+}
+
+struct prefetch {
+	struct job *job;
+	uint64_t off, len;
+};
+
+static void prefetch_cancel(void *p)
 {
 	struct prefetch *pf = p;
-	struct job_env *env = pf->job->env;
-	struct cache_entry *e;
-	if (job_entry(pf->job, &e) == 0)
-		cache_entry_prefetch(e, pf->off, pf->len);
 	job_put(pf->job);
 	free(pf);
-	prefetch_done(env);
-	return NULL;
+}
+
+static void prefetch_run(void *p)
+{
+	struct prefetch *pf = p;
+	struct cache_entry *e;
+	if (job_cache_entry(pf->job, &e) == 0)
+		cache_entry_prefetch(e, pf->off, pf->len);
+	prefetch_cancel(pf);
 }
 
 void job_prefetch(struct job *j, uint64_t off, uint64_t len)
@@ -367,26 +542,7 @@ void job_prefetch(struct job *j, uint64_t off, uint64_t len)
 	struct prefetch *pf = malloc(sizeof(*pf));
 	if (!pf)
 		return;
-	*pf = (struct prefetch){j, off, len < j->size - off ? len : j->size - off};
-	struct job_env *env = j->env;
-	pthread_mutex_lock(&env->lock);
-	bool room = env->prefetching < PREFETCH_MAX;
-	if (room)
-		env->prefetching++;
-	pthread_mutex_unlock(&env->lock);
-	if (!room) {
-		free(pf); /* the reader will fetch it itself */
-		return;
-	}
-	job_hold(j);
-	pthread_t t;
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, prefetch_thread, pf) != 0) {
-		job_put(j);
-		free(pf);
-		prefetch_done(env);
-	}
-	pthread_attr_destroy(&attr);
+	*pf = (struct prefetch){job_hold(j), off, len < j->size - off ? len : j->size - off};
+	if (job_submit(j, prefetch_run, prefetch_cancel, pf))
+		prefetch_cancel(pf); /* the reader will fetch it itself */
 }

@@ -28,6 +28,7 @@
 #include "artifactfs/gitlab.h"
 #include "artifactfs/http.h"
 #include "artifactfs/log.h"
+#include "artifactfs/pool.h"
 
 #define TOKEN_MAX 4096
 
@@ -40,6 +41,7 @@ struct options {
 	char *cache_size;
 	char *ttl;
 	char *timeout;
+	char *connections;
 	char *log_file;
 	char *retry_for;
 	char *ca_file;
@@ -69,6 +71,8 @@ static const struct fuse_opt option_spec[] = {
 	OPT_S("--ttl=%s", ttl), OPT_S("--ttl %s", ttl), OPT_S("ttl=%s", ttl),
 	OPT_S("--timeout=%s", timeout), OPT_S("--timeout %s", timeout),
 	OPT_S("timeout=%s", timeout),
+	OPT_S("--connections=%s", connections), OPT_S("--connections %s", connections),
+	OPT_S("connections=%s", connections),
 	OPT_S("--retry-for=%s", retry_for), OPT_S("--retry-for %s", retry_for),
 	OPT_S("retry_for=%s", retry_for),
 	OPT_S("--ca-file=%s", ca_file), OPT_S("--ca-file %s", ca_file), OPT_S("ca_file=%s", ca_file),
@@ -103,6 +107,8 @@ static void usage(const char *prog)
 	       "    --ttl=SECONDS       (-o ttl=SECONDS) trust listings this long; default 60\n"
 	       "    --timeout=SECONDS   (-o timeout=SECONDS) give up on a transfer that moves\n"
 	       "                        nothing for this long, then retry; default 30\n"
+	       "    --connections=N     (-o connections=N) ranged downloads in flight at once\n"
+	       "                        for the reads of this mount (1-64); default 8\n"
 	       "    --retry-for=SECONDS (-o retry_for=SECONDS) wait out rate limits and server\n"
 	       "                        errors this long per request before EIO; default 120\n"
 	       "    --ca-file=FILE      (-o ca_file=FILE) also trust this CA (PEM); default\n"
@@ -462,6 +468,8 @@ struct daemon {
 	uint64_t cache_bytes;
 	int ttl_s;
 	int timeout_s;
+	int connections;
+	struct pool *pool;
 	int retry_for_s;
 	struct http *http;
 	struct gitlab *gl;
@@ -492,6 +500,13 @@ static int check_options(struct daemon *d)
 	d->timeout_s = 30;
 	if (o->timeout && (parse_ttl(o->timeout, &d->timeout_s) || d->timeout_s < 1)) {
 		fprintf(stderr, "artifactfs: --timeout %s is not a number of seconds\n", o->timeout);
+		return -1;
+	}
+	d->connections = 8;
+	if (o->connections && (parse_ttl(o->connections, &d->connections) ||
+			       d->connections < 1 || d->connections > 64)) {
+		fprintf(stderr, "artifactfs: --connections %s is not a number from 1 to 64\n",
+			o->connections);
 		return -1;
 	}
 	d->retry_for_s = 120;
@@ -578,9 +593,14 @@ static int open_cache(struct daemon *d)
 			strerror(-err));
 		return -1;
 	}
+	if (pool_new((unsigned)d->connections, &d->pool)) {
+		fprintf(stderr, "artifactfs: cannot start %d threads\n", d->connections);
+		return -1;
+	}
 	struct catalog_config cc = {
 		.gl = d->gl,
 		.cache = d->cache,
+		.pool = d->pool,
 		.base_url = d->url,
 		.ttl_s = d->ttl_s,
 		.projects = d->opts.projects,
@@ -626,7 +646,7 @@ static bool session_ended(void *fuse)
 static int run(struct daemon *d, struct fuse_args *args)
 {
 	d->fsc = (struct fs_config){
-		.cat = d->cat, .cache = d->cache, .http = d->http,
+		.cat = d->cat, .cache = d->cache, .http = d->http, .pool = d->pool,
 		.allow_delete = d->opts.allow_delete, .ttl_s = d->ttl_s,
 		.uid = getuid(), .gid = getgid(), .mounted_at = time(NULL),
 	};
@@ -680,7 +700,10 @@ out_destroy:
 
 static void daemon_release(struct daemon *d)
 {
+	if (d->pool)
+		pool_drain(d->pool); /* its tasks hold jobs of the catalog */
 	catalog_free(d->cat);
+	pool_free(d->pool);
 	cache_close(d->cache);
 	gitlab_free(d->gl);
 	http_free(d->http);
@@ -697,6 +720,7 @@ static void daemon_release(struct daemon *d)
 	free(d->opts.cache_size);
 	free(d->opts.ttl);
 	free(d->opts.timeout);
+	free(d->opts.connections);
 	free(d->opts.retry_for);
 	free(d->opts.ca_file);
 	free(d->opts.log_file);

@@ -18,8 +18,8 @@
  * used entries go first, those referenced by no one in this process before the others. A full
  * disk evicts the same way. An entry with a call running on it (a read, a fetch, a write, here or
  * in another process) is never evicted; an idle entry may be, even while referenced: its next
- * call fetches what it needs again. When nothing can be evicted, writes fail with -ENOSPC and the
- * reader sees ENOSPC.
+ * call fetches what it needs again. When nothing can be evicted, writes fail with -ENOSPC
+ * (logged at DEBUG only): readers then read past the cache (reader.c, job_pread), never ENOSPC.
  *
  * Single flight: concurrent reads of the same missing blocks cause one fetch; the others wait on
  * a condition variable. No lock is held while fetching but the file's shared flock() (a call runs).
@@ -27,7 +27,15 @@
  * Lock order: an entry's call lock (io_lock, taken by every call on it: read, fetch, write,
  * invalidate; it takes the file's shared flock()), then cache->lock, then the folder's flock()
  * (the shared count in DIR/v2/.lock), then entry->lock. A fetch's writer runs inside the call of
- * the read that started it. Files are created 0600, folders 0700. */
+ * the read that started it. Files are created 0600, folders 0700.
+ *
+ * The daemon's lock order, whole (written here once; other headers name their own part):
+ *   fs.c fh->lock (a member reader's turn; released before reading)
+ *   -> reader.c job_reader->lock -> job.c job->lock -> job_env->lock -> pool.c pool->lock
+ *   -> the cache's locks above.
+ * No lock is held across network I/O; disk I/O only under io_lock/flock (the call itself) and
+ * entry->lock for the map's bytes. Background tasks (pool.c) take only the lock of what they
+ * finish (job_env, job_reader) after their fetch returns. */
 #ifndef ARTIFACTFS_CACHE_H
 #define ARTIFACTFS_CACHE_H
 

@@ -30,6 +30,7 @@ struct catalog_config {
 	struct gitlab *gl;        /* borrowed; the server, unless backend is set */
 	const struct backend *backend; /* copied; NULL: backend_gitlab(gl) (tests set a fake) */
 	struct cache *cache;      /* borrowed */
+	struct pool *pool;        /* borrowed; background fetches run here (NULL: none) */
 	const char *base_url;     /* names the cache namespace of this instance */
 	int ttl_s;
 	char **projects;          /* NULL-terminated names listed at the root, or NULL: membership */
@@ -105,6 +106,7 @@ int catalog_project_delete_artifacts(struct catalog *c, const char *project);
 /* Counters for the stats file. */
 struct catalog_stats {
 	uint64_t jobs_open, indexes_loaded;
+	uint64_t arrived_bytes, transfers_active; /* archive bytes, counted as they arrive */
 };
 void catalog_get_stats(struct catalog *c, struct catalog_stats *out);
 

@@ -13,11 +13,13 @@
 #include "artifactfs/cache.h"
 #include "artifactfs/catalog.h"
 #include "artifactfs/http.h"
+#include "artifactfs/pool.h"
 
 struct fs_config {
 	struct catalog *cat;  /* borrowed, like the two below */
 	struct cache *cache;
 	struct http *http;
+	struct pool *pool;    /* drained when the mount ends, before libfuse is torn down */
 	bool allow_delete;
 	int ttl_s;
 	uid_t uid;            /* owner shown for every node */

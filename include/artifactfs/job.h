@@ -24,6 +24,7 @@
 
 #include "artifactfs/backend.h"
 #include "artifactfs/cache.h"
+#include "artifactfs/pool.h"
 #include "artifactfs/zipindex.h"
 
 struct job;
@@ -33,10 +34,14 @@ struct job;
 struct job_env {
 	struct backend be;
 	struct cache *cache;                 /* borrowed */
+	struct pool *pool;                   /* borrowed; NULL: no background fetches */
 	atomic_uint_fast64_t indexes_loaded;
+	atomic_uint_fast64_t arrived_bytes;  /* archive bytes received, counted as they arrive */
+	atomic_uint_fast64_t transfers;      /* archive transfers running now */
+	atomic_uint_fast64_t window_bytes;   /* in-memory windows of readers past the cache */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int prefetching;                     /* protected by lock: background fetches running */
+	int prefetching;                     /* protected by lock: background tasks queued or running */
 };
 
 void job_env_init(struct job_env *env, const struct backend *be, struct cache *cache);
@@ -84,15 +89,40 @@ int job_seed(struct job *j, uint64_t off, const void *buf, size_t len);
 /* The zip index, loaded on first use (reads only the archive's end). Borrowed while j is held. */
 int job_index(struct job *j, const struct zipindex **out);
 
-/* Reads exactly len bytes of the archive at off (short only at its end), through the cache.
+/* Reads exactly len bytes of the archive at off (short only at its end), through the cache, or
+ * straight from the server when the cache has no room (never -ENOSPC).
  * read_ahead: bytes to fetch at least when a fetch is needed (sequential readers pass more). */
 ssize_t job_pread(struct job *j, void *buf, size_t len, uint64_t off, uint64_t read_ahead);
 /* A zip_read_fn over the archive (ctx is the job): short reads are -EIO. */
 ssize_t job_read_fn(void *ctx, void *buf, size_t len, uint64_t off);
 
-/* Starts fetching [off, off+len) in the background and returns at once; the thread holds its
- * own reference. Failures are left to the read that needs the bytes. */
+/* Starts fetching [off, off+len) into the cache in the background (on env->pool) and returns at
+ * once; the task holds its own reference. Failures are left to the read that needs the bytes. */
 void job_prefetch(struct job *j, uint64_t off, uint64_t len);
+
+/* Queues run(arg) on the env's pool, counted so that job_env_drain() waits for it: exactly one
+ * of run and cancel is called (cancel when the pool drains first). -ESHUTDOWN without a pool or
+ * once it drains, -ENOMEM: neither is called then. */
+int job_submit(struct job *j, pool_fn run, pool_fn cancel, void *arg);
+unsigned job_connections(const struct job *j); /* the pool's workers; 1 without a pool */
+struct job_env *job_env_of(const struct job *j);
+
+/* The job's cache entry (made on first use); borrowed while j is held. */
+int job_cache_entry(struct job *j, struct cache_entry **out);
+
+/* Fetches [off, off+len) of the archive straight into buf, past the cache: exactly len bytes
+ * (short only at the archive's end) or -errno. It stops with -ECANCELED as soon as *stop differs
+ * from want (stop may be NULL). */
+ssize_t job_fetch(struct job *j, void *buf, size_t len, uint64_t off, const atomic_uint *stop,
+		  unsigned want);
+
+/* Fetches made by the calling thread through the cache stop with -ECANCELED as soon as *stop
+ * differs from want (NULL: never), until the next call. The cache's fetch interface carries no
+ * per-call context: a background fetch learns of its reader's seek or close through the thread
+ * it runs on. */
+void job_set_stop(const atomic_uint *stop, unsigned want);
+/* How many bytes of [off, off+len) are in the cache (whole blocks present), without fetching. */
+uint64_t job_cached_bytes(struct job *j, uint64_t off, uint64_t len);
 /* Forgets cached archive bytes found corrupt, so the next read fetches them again. */
 void job_forget(struct job *j, uint64_t off, uint64_t len);
 

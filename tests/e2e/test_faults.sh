@@ -35,7 +35,7 @@ check_eq "chaos: no file has wrong bytes" 0 $((w1 + w2 + w3))
 check "chaos: most files read right through the retries ($((r1 + r2 + r3)) right, $((f1 + f2 + f3)) EIO)" \
 	test $((r1 + r2 + r3)) -gt $((f1 + f2 + f3))
 check "chaos: faults were really injected" \
-	bash -c "[ \"\$(simlog count --path /artifacts --status 429)\" -gt 0 ] || [ \"\$(simlog count --path /artifacts --status 503)\" -gt 0 ]"
+	bash -c "simlog count >/dev/null && grep -q '\"fault\": \"' '$T/sim.log'"
 check "chaos: each failed read has an error line in the log" \
 	bash -c "[ \"\$(grep -c ' artifactfs: error: ' '$T/daemon.log')\" -ge $((f1 + f2 + f3)) ]"
 unmount_fs "$mnt"
@@ -125,12 +125,12 @@ check "and the whole job matches" diff -r "$mnt/$app/-/jobs/1101" "$T/ref-1101"
 unmount_fs "$mnt"
 stop_sim
 
-# 5. A cache too small for what is in use: EIO (the README has no ENOSPC), never wrong bytes; it stays within its size.
+# 5. A cache too small for what is in use: read past the cache, exact; it stays within its size.
 start_sim
 mount_fs "$mnt" --cache-dir "$T/cache-small" --cache-size 1M
 check "small files read in a 1M cache" cmp "$mnt/$app/main/build/my report.txt" "$T/ref-1101/my report.txt"
-check_eq "a 3 MiB member in a 1M cache fails with EIO, never ENOSPC" EIO \
-	"$(sys read "$mnt/$app/main/build/data/big.bin")"
+check "a 3 MiB member in a 1M cache reads exactly, past the cache" \
+	cmp "$mnt/$app/main/build/data/big.bin" "$T/ref-1101/data/big.bin"
 check "the cache folder stays near its size" \
 	bash -c "[ \"\$(du -sk '$T/cache-small' | cut -f1)\" -le 1400 ]"
 unmount_fs "$mnt"
@@ -142,9 +142,8 @@ if mount -t tmpfs -o size=2m tmpfs "$tiny" 2>/dev/null; then
 	mount_fs "$mnt" --cache-dir "$tiny/cache"
 	check "before the disk fills, a small file reads right" \
 		cmp "$mnt/$app/main/build/lib/hello.c" "$T/ref-1101/lib/hello.c"
-	err=$(sys read "$mnt/$app/main/build/data/big.bin")
-	check "a read that fills the disk fails cleanly (ENOSPC or EIO), got $err" \
-		bash -c "[ '$err' = ENOSPC ] || [ '$err' = EIO ]"
+	check "a read that fills the disk reads exactly, past the cache" \
+		cmp "$mnt/$app/main/build/data/big.bin" "$T/ref-1101/data/big.bin"
 	check "what was cached still reads right on the full disk" \
 		cmp "$mnt/$app/main/build/lib/hello.c" "$T/ref-1101/lib/hello.c"
 	unmount_fs "$mnt"

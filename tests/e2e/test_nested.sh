@@ -84,8 +84,8 @@ check_eq "a symlink leading out of the nested tree is refused" EACCES \
 	"$(sys readlink "$job/dist/a.tar.gz#/up")"
 check_eq "members inside carry no crc32 (not known)" "OK " \
 	"$(sys listxattr "$job/x.tar.gz#/README")"
-check_eq "members of the artifacts still do" "OK user.gitlab.crc32" \
-	"$(sys listxattr "$job/notes.txt")"
+check_eq "members of the artifacts still do (and say what is cached)" \
+	$'OK\nuser.artifactfs.cached\nuser.gitlab.crc32' "$(sys listxattr "$job/notes.txt")"
 check_eq "a text file's #/ is ENOENT" ENOENT "$(sys stat "$job/notes.txt#")"
 check_eq "and below it too" ENOENT "$(sys stat "$job/notes.txt#/x")"
 check "quietly: no warning about it" bash -c "! grep -i 'notes.txt' '$T/daemon.log' | grep -vi debug"

@@ -142,7 +142,7 @@ def _write_zip(spec, path, force_zip64):
                     z.writestr(_info(p, mode, compress=compress), f.read())
             elif "random" in m:
                 zi = _info(p, mode, compress=compress)
-                with z.open(zi, "w", force_zip64=force_zip64 or m["random"] > (1 << 31)) as w:
+                with z.open(zi, "w", force_zip64=force_zip64 or m["random"] > zipfile.ZIP64_LIMIT) as w:
                     for chunk in _random_chunks(m["random"], m.get("seed", 0)):
                         w.write(chunk)
             else:
@@ -476,6 +476,7 @@ class Sim:
         os.makedirs(self.state_dir, exist_ok=True)
         self.world = World(fixture, self.state_dir)
         self.faults = Faults(args.faults)
+        self.link = Link(args.link_rate, args.link_delay_ms)
         self.fault_lock = threading.Lock()
         self.log_lock = threading.Lock()
         self.busy = 0  # requests being answered and not yet logged
@@ -523,6 +524,55 @@ class Sim:
         return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()
 
 
+class Link:
+    """A network link between the client and both hosts (API and storage): every answer waits
+    delay_ms before its status line, and each connection sends at most rate bytes a second.
+    Not GitLab behaviour: the wire it is reached over (object storage caps each connection)."""
+
+    def __init__(self, rate=0, delay_ms=0):
+        self.set("rate=%d,delay_ms=%d" % (rate, delay_ms))
+
+    def set(self, spec):
+        kv = dict(p.split("=", 1) for p in spec.split(",") if "=" in p)
+        self.rate = parse_rate(kv.get("rate", "0"))
+        self.delay_ms = float(kv.get("delay_ms", "0"))
+
+
+def parse_rate(s):
+    """Bytes a second: 100M, 512k, or a number."""
+    s = str(s).strip()
+    mult = {"k": 1 << 10, "K": 1 << 10, "m": 1 << 20, "M": 1 << 20, "g": 1 << 30, "G": 1 << 30}
+    return int(float(s[:-1]) * mult[s[-1]]) if s and s[-1] in mult else int(float(s or 0))
+
+
+class PacedWriter:
+    """The connection's output at no more than the link's rate: each write is sent in pieces of
+    10 ms worth, sleeping until the bytes sent since the request began are due."""
+
+    def __init__(self, raw, h):
+        self.raw = raw
+        self.h = h
+
+    def write(self, data):
+        rate = self.h.link_rate
+        if not rate:
+            return self.raw.write(data)
+        view = memoryview(data)
+        step = max(1024, rate // 100)
+        for i in range(0, len(view), step):
+            piece = view[i:i + step]
+            self.raw.write(piece)
+            self.h.link_sent += len(piece)
+            due = self.h.link_t0 + self.h.link_sent / rate
+            if due > time.monotonic():
+                self.raw.flush()
+                time.sleep(due - time.monotonic() if due > time.monotonic() else 0)
+        return len(data)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
 def make_handler(sim, role):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -541,15 +591,23 @@ def make_handler(sim, role):
                 self.request.do_handshake()
                 self.request.settimeout(None)
             super().setup()
+            self.wfile = PacedWriter(self.wfile, self)
 
         def handle_one_request(self):
             self.sent = 0
             self.status_sent = None
             self.fault = None
+            self.link_rate = 0  # until the request line is known: admin calls are not paced
+            self.link_sent = 0
             super().handle_one_request()
 
         def send_response(self, code, message=None):
             self.status_sent = code
+            if not getattr(self, "path", "/-/sim/").startswith("/-/sim/"):
+                if sim.link.delay_ms:
+                    time.sleep(sim.link.delay_ms / 1000)
+                self.link_rate = sim.link.rate
+                self.link_t0 = time.monotonic()
             super().send_response(code, message)
 
         def _auth_names(self):
@@ -701,7 +759,7 @@ def make_handler(sim, role):
                 else:
                     length_now = length
                 off, left = start, length_now
-                while left > 0 and sim.tls:  # sendfile would bypass TLS
+                while left > 0 and (sim.tls or self.link_rate):  # sendfile would bypass both
                     f.seek(off)
                     data = f.read(min(left, 1 << 20))
                     if not data:
@@ -771,6 +829,8 @@ def admin(sim, h):
             if sim.log_file:
                 sim.log_file.seek(0)
                 sim.log_file.truncate()
+    elif path == "/-/sim/link":
+        sim.link.set(body.decode().strip())
     elif path == "/-/sim/faults":
         with sim.fault_lock:
             sim.faults.set(body.decode().strip())
@@ -1608,6 +1668,10 @@ def main():
     ap.add_argument("--tls-key", help="the certificate's PEM private key")
     ap.add_argument("--etag", choices=["inode", "sha256", "weak", "none"], default="inode",
                     help="the ETag of archive downloads (see archive_etag)")
+    ap.add_argument("--link-rate", type=parse_rate, default=0,
+                    help="bytes a second each connection sends at most (100M, 512k); 0: no cap")
+    ap.add_argument("--link-delay-ms", type=float, default=0,
+                    help="delay before every answer, API and storage alike")
     ap.add_argument("--max-per-page", type=int, default=100,
                     help="clamp per_page lower than GitLab's 100, to force many pages")
     args = ap.parse_args()

@@ -11,6 +11,7 @@
 static char *dir;
 static struct cache *cache;
 static struct job_env env;
+static struct pool *pool;
 
 static void setup(void)
 {
@@ -18,11 +19,14 @@ static void setup(void)
 	dir = strdup("/tmp/afs-job-test.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	cr_assert_eq(cache_open(dir, 1 << 30, &cache), 0);
+	cr_assert_eq(pool_new(2, &pool), 0);
 	job_env_init(&env, &fake_backend, cache);
+	env.pool = pool;
 }
 
 static void teardown(void)
 {
+	pool_free(pool);
 	cache_close(cache);
 	char *cmd;
 	cr_assert(asprintf(&cmd, "rm -rf '%s'", dir) > 0);
@@ -103,6 +107,7 @@ Test(job, a_prefetch_makes_the_bytes_present)
 	job_env_drain(&env); /* waits for it */
 	cr_assert_eq(atomic_load(&fake.archive), 1);
 	job_env_init(&env, &fake_backend, cache);
+	env.pool = pool;
 	j = by_id(101);
 	char buf[8];
 	cr_assert_eq(job_pread(j, buf, sizeof(buf), fake.zip_len - 8, 0), 8);

@@ -1,0 +1,425 @@
+/* reader: read-ahead for one open file, as parallel ranged fetches on the mount's pool.
+ *
+ * Invariants: gen changes on every seek and on close, and a task of an older gen does nothing
+ * or stops at its next bytes, so a reader never keeps fetching what nobody will read. Read-ahead
+ * into the cache goes in CHUNK_BYTES requests, at most `connections` of them queued or running
+ * per reader. Past the cache (streaming), the window is a list of slices in offset order, each
+ * filled by one task; a slice removed while its task runs is freed by that task (dropped). All
+ * slices of all readers together stay within WINDOW_BUDGET bytes (env->window_bytes); a reader
+ * that finds no room reads straight into its caller's buffer. */
+#include "artifactfs/reader.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "artifactfs/log.h"
+
+#define AHEAD_MIN (512u << 10)    /* the first read-ahead of a sequential reader */
+#define CHUNK_BYTES (4u << 20)    /* one ranged request of read-ahead into the cache */
+#define SLICE_BYTES (2u << 20)    /* one ranged request of a window past the cache */
+#define NEAR_BYTES (4u << 20)     /* the kernel keeps up to 12 reads of 128 KiB in flight, in any
+                                     order: this close to the last read's end is sequential */
+#define KERNEL_READ (64u << 10)   /* reads this large are the kernel's read-ahead; a smaller one
+                                     past the last read's end is a program skipping bytes */
+#define WINDOW_BUDGET (32u << 20) /* all windows past the cache together (peak RSS) */
+
+enum slice_state { SLICE_FETCHING, SLICE_READY, SLICE_FAILED };
+
+struct slice {
+	struct slice *next;        /* protected by r->lock */
+	uint64_t off, len;
+	unsigned char *buf;        /* mmap'ed: given back to the system at once when freed */
+	enum slice_state state;    /* protected by r->lock */
+	int err;                   /* protected by r->lock */
+	bool dropped;              /* protected by r->lock: out of the list; the task frees it */
+	atomic_uint stop;          /* 1: its fetch stops */
+};
+
+struct job_reader {
+	atomic_int refs;           /* the opener's, and one per queued or running task */
+	struct job *job;           /* held */
+	struct job_env *env;
+	struct cache_entry *entry; /* borrowed from job */
+	uint64_t start, end;       /* read ahead only within these */
+	unsigned conns;
+	atomic_uint gen;           /* changes on a seek and on close */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool seen;                 /* protected by lock: a read came already */
+	uint64_t next_off;         /* protected by lock: where a sequential read goes on */
+	uint64_t ahead;            /* protected by lock: read-ahead bytes; 0 for a random reader */
+	uint64_t grow_at;          /* protected by lock: where the reader has read half of it */
+	uint64_t queued_to;        /* protected by lock: end of the read-ahead queued */
+	unsigned tasks;            /* protected by lock: read-ahead tasks queued or running */
+	bool streaming;            /* protected by lock: the cache had no room */
+	bool said;                 /* protected by lock: the log says so */
+	struct slice *slices;      /* protected by lock: the window past the cache */
+	unsigned n_slices;         /* protected by lock */
+	uint64_t slices_to;        /* protected by lock: end of the last slice */
+};
+
+static void reader_put(struct job_reader *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	job_put(r->job);
+	free(r);
+}
+
+int job_reader_new(struct job *j, uint64_t start, uint64_t end, struct job_reader **out)
+{
+	struct job_reader *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	int err = job_cache_entry(j, &r->entry);
+	if (err) {
+		free(r);
+		return err;
+	}
+	atomic_init(&r->refs, 1);
+	atomic_init(&r->gen, 0);
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	r->job = job_hold(j);
+	r->env = job_env_of(j);
+	r->start = start;
+	r->end = end < job_size(j) ? end : job_size(j);
+	r->conns = job_connections(j);
+	*out = r;
+	return 0;
+}
+
+/* ---- the window past the cache ---- */
+
+static void slice_free(struct job_reader *r, struct slice *s)
+{
+	munmap(s->buf, SLICE_BYTES);
+	atomic_fetch_sub(&r->env->window_bytes, SLICE_BYTES);
+	free(s);
+}
+
+/* Takes s out of the window (lock held): freed now, or by its task when it ends. */
+static void slice_drop(struct job_reader *r, struct slice *s)
+{
+	for (struct slice **pp = &r->slices; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	r->n_slices--;
+	if (s->state == SLICE_FETCHING) {
+		s->dropped = true;
+		atomic_store(&s->stop, 1);
+	} else {
+		slice_free(r, s);
+	}
+}
+
+static void drop_all(struct job_reader *r)
+{
+	while (r->slices)
+		slice_drop(r, r->slices);
+}
+
+struct slice_task {
+	struct job_reader *r;
+	struct slice *s;
+};
+
+static void slice_end(struct slice_task *t, int err)
+{
+	struct job_reader *r = t->r;
+	struct slice *s = t->s;
+	pthread_mutex_lock(&r->lock);
+	if (s->dropped) {
+		slice_free(r, s);
+	} else {
+		s->state = err ? SLICE_FAILED : SLICE_READY;
+		s->err = err;
+		pthread_cond_broadcast(&r->cond);
+	}
+	pthread_mutex_unlock(&r->lock);
+	reader_put(r);
+	free(t);
+}
+
+static void slice_run(void *p)
+{
+	struct slice_task *t = p;
+	ssize_t n = job_fetch(t->r->job, t->s->buf, t->s->len, t->s->off, &t->s->stop, 0);
+	slice_end(t, n < 0 ? (int)n : 0);
+}
+
+static void slice_cancel(void *p)
+{
+	slice_end(p, -ECANCELED);
+}
+
+static bool budget_take(struct job_env *env)
+{
+	uint64_t used = atomic_load(&env->window_bytes);
+	do {
+		if (used + SLICE_BYTES > WINDOW_BUDGET)
+			return false;
+	} while (!atomic_compare_exchange_weak(&env->window_bytes, &used, used + SLICE_BYTES));
+	return true;
+}
+
+/* Queues the next slice of the window (lock held); false when there is no room or no task. */
+static bool slice_add(struct job_reader *r)
+{
+	if (!budget_take(r->env))
+		return false;
+	struct slice *s = calloc(1, sizeof(*s));
+	struct slice_task *t = malloc(sizeof(*t));
+	void *buf = mmap(NULL, SLICE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!s || !t || buf == MAP_FAILED) {
+		free(s);
+		free(t);
+		if (buf != MAP_FAILED)
+			munmap(buf, SLICE_BYTES);
+		atomic_fetch_sub(&r->env->window_bytes, SLICE_BYTES);
+		return false;
+	}
+	s->buf = buf;
+	s->off = r->slices_to;
+	s->len = r->end - s->off < SLICE_BYTES ? r->end - s->off : SLICE_BYTES;
+	atomic_init(&s->stop, 0);
+	atomic_fetch_add(&r->refs, 1);
+	*t = (struct slice_task){r, s};
+	struct slice **pp = &r->slices;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = s;
+	r->n_slices++;
+	r->slices_to += s->len;
+	if (job_submit(r->job, slice_run, slice_cancel, t)) {
+		s->state = SLICE_FAILED;
+		s->err = -EIO;
+		atomic_fetch_sub(&r->refs, 1);
+		free(t);
+	}
+	return true;
+}
+
+/* Keeps the window `conns` slices long from the reader's position on (lock held). */
+static void window_fill(struct job_reader *r)
+{
+	while (r->n_slices < r->conns && r->slices_to < r->end && slice_add(r))
+		;
+}
+
+/* The slice holding off, the window moved there first (lock held); NULL when none can be had. */
+static struct slice *window_at(struct job_reader *r, uint64_t off)
+{
+	while (r->slices && r->slices->off + r->slices->len <= off)
+		slice_drop(r, r->slices); /* read already */
+	if (r->slices && r->slices->off > off)
+		drop_all(r); /* a step back: start anew */
+	if (!r->slices)
+		r->slices_to = off;
+	window_fill(r);
+	struct slice *s = r->slices;
+	return s && s->off <= off && off < s->off + s->len ? s : NULL;
+}
+
+/* Copies [off, off+len) out of the window as far as it can; the rest is left to the caller. */
+static int window_read(struct job_reader *r, unsigned char *buf, size_t len, uint64_t off,
+		       size_t *done)
+{
+	int err = 0;
+	*done = 0;
+	pthread_mutex_lock(&r->lock);
+	while (!err && *done < len) {
+		struct slice *s = window_at(r, off + *done);
+		if (!s)
+			break;
+		if (s->state == SLICE_FETCHING) {
+			pthread_cond_wait(&r->cond, &r->lock);
+			continue;
+		}
+		if (s->state == SLICE_FAILED) {
+			err = s->err;
+			slice_drop(r, s);
+			break;
+		}
+		uint64_t at = off + *done - s->off;
+		size_t n = len - *done < s->len - at ? len - *done : (size_t)(s->len - at);
+		memcpy(buf + *done, s->buf + at, n);
+		*done += n;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return err;
+}
+
+/* ---- read-ahead into the cache ---- */
+
+struct ahead_task {
+	struct job_reader *r;
+	unsigned gen;
+	uint64_t off, len;
+};
+
+static void ahead_end(struct ahead_task *t, int err)
+{
+	struct job_reader *r = t->r;
+	pthread_mutex_lock(&r->lock);
+	r->tasks--;
+	if (err == -ENOSPC)
+		r->streaming = true; /* the reader learns it at its next read */
+	pthread_mutex_unlock(&r->lock);
+	reader_put(r);
+	free(t);
+}
+
+static void ahead_run(void *p)
+{
+	struct ahead_task *t = p;
+	int err = 0;
+	if (atomic_load(&t->r->gen) == t->gen) {
+		job_set_stop(&t->r->gen, t->gen);
+		err = cache_entry_prefetch(t->r->entry, t->off, t->len);
+		job_set_stop(NULL, 0);
+	}
+	ahead_end(t, err);
+}
+
+static void ahead_cancel(void *p)
+{
+	ahead_end(p, 0);
+}
+
+/* Queues whole chunks of read-ahead up to `to` (lock held), skipping what is cached. */
+static void queue_ahead(struct job_reader *r, uint64_t from, uint64_t to)
+{
+	if (r->queued_to < from)
+		r->queued_to = from;
+	if (to > r->end)
+		to = r->end;
+	while (r->queued_to < to && r->tasks < r->conns) {
+		uint64_t len = r->end - r->queued_to < CHUNK_BYTES ? r->end - r->queued_to : CHUNK_BYTES;
+		if (to - r->queued_to < len)
+			break; /* no small requests at the window's edge: it grows soon */
+		uint64_t off = r->queued_to;
+		r->queued_to += len;
+		if (cache_entry_has(r->entry, off, len))
+			continue;
+		struct ahead_task *t = malloc(sizeof(*t));
+		if (!t)
+			return;
+		*t = (struct ahead_task){r, atomic_load(&r->gen), off, len};
+		atomic_fetch_add(&r->refs, 1);
+		r->tasks++;
+		if (job_submit(r->job, ahead_run, ahead_cancel, t)) {
+			r->tasks--;
+			atomic_fetch_sub(&r->refs, 1);
+			free(t);
+			return;
+		}
+	}
+}
+
+/* Updates the access pattern with a read of [off, off+len) (lock held); returns the
+ * read-ahead the reader has earned. */
+static uint64_t plan(struct job_reader *r, uint64_t off, size_t len)
+{
+	uint64_t skip = len >= KERNEL_READ ? NEAR_BYTES : 0;
+	bool seq = r->seen && off + NEAR_BYTES >= r->next_off && off <= r->next_off + skip;
+	/* room for a chunk on every connection, past what the read fetches itself */
+	uint64_t max = (uint64_t)r->conns * CHUNK_BYTES + AHEAD_MIN;
+	if (!r->seen) {
+		r->ahead = off == r->start ? AHEAD_MIN : 0;
+		r->grow_at = off + r->ahead / 2;
+	} else if (seq && (r->ahead == 0 || off + len >= r->grow_at)) {
+		/* it keeps pace: it has read half of the window since the window last grew */
+		r->ahead = r->ahead * 2 < AHEAD_MIN ? AHEAD_MIN : r->ahead * 2;
+		r->ahead = r->ahead < max ? r->ahead : max;
+		r->grow_at = off + len + r->ahead / 2;
+	} else if (!seq) { /* a seek: what was fetched ahead for the old place is of no use */
+		r->ahead = 0;
+		r->queued_to = 0;
+		atomic_fetch_add(&r->gen, 1);
+		drop_all(r);
+	}
+	r->next_off = seq && r->next_off > off + len ? r->next_off : off + len;
+	r->seen = true;
+	return r->ahead;
+}
+
+/* The cache has no room for what this reader reads (lock not held): one line says so. */
+static void start_streaming(struct job_reader *r)
+{
+	pthread_mutex_lock(&r->lock);
+	bool first = !r->said;
+	r->streaming = r->said = true;
+	pthread_mutex_unlock(&r->lock);
+	if (first)
+		log_msg(LOG_INFO, "no room in the cache for the %" PRIu64 " bytes being read: "
+				  "they are read without being cached", r->end - r->start);
+}
+
+/* Past the cache: cached bytes from the cache, the rest from the window or straight. */
+static ssize_t read_streaming(struct job_reader *r, unsigned char *buf, size_t len, uint64_t off,
+			      uint64_t ahead)
+{
+	if (cache_entry_has(r->entry, off, len)) {
+		ssize_t n = cache_entry_pread(r->entry, buf, len, off, 0);
+		if (n != -ENOSPC)
+			return n;
+	}
+	size_t done = 0;
+	if (ahead && off < r->end) {
+		int err = window_read(r, buf, len, off, &done);
+		if (err)
+			return err;
+	}
+	if (done == len)
+		return (ssize_t)len;
+	ssize_t n = job_fetch(r->job, buf + done, len - done, off + done, NULL, 0);
+	return n < 0 ? n : (ssize_t)done + n;
+}
+
+ssize_t job_reader_pread(struct job_reader *r, void *buf, size_t len, uint64_t off)
+{
+	uint64_t size = job_size(r->job);
+	if (off >= size || len == 0)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	pthread_mutex_lock(&r->lock);
+	uint64_t ahead = plan(r, off, len);
+	/* the read itself fetches a little; the rest of the window comes in parallel chunks */
+	uint64_t own = ahead < AHEAD_MIN ? ahead : AHEAD_MIN;
+	if (off + own > r->end)
+		own = r->end > off ? r->end - off : 0;
+	bool streaming = r->streaming;
+	if (!streaming && ahead)
+		queue_ahead(r, off + own, off + ahead);
+	pthread_mutex_unlock(&r->lock);
+	if (!streaming) {
+		ssize_t n = cache_entry_pread(r->entry, buf, len, off, own);
+		if (n != -ENOSPC)
+			return n;
+		atomic_fetch_add(&r->gen, 1); /* read-ahead into the cache would only fail too */
+	}
+	start_streaming(r);
+	return read_streaming(r, buf, len, off, ahead);
+}
+
+void job_reader_free(struct job_reader *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	atomic_fetch_add(&r->gen, 1);
+	drop_all(r);
+	pthread_mutex_unlock(&r->lock);
+	reader_put(r);
+}
