@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,6 +37,7 @@ struct slice {
 	unsigned char *buf;        /* mmap'ed: given back to the system at once when freed */
 	enum slice_state state;    /* protected by r->lock */
 	int err;                   /* protected by r->lock */
+	char why[400];             /* protected by r->lock: the failure's reason, from its thread */
 	bool dropped;              /* protected by r->lock: out of the list; the task frees it */
 	atomic_uint stop;          /* 1: its fetch stops */
 };
@@ -143,6 +145,8 @@ static void slice_end(struct slice_task *t, int err)
 	} else {
 		s->state = err ? SLICE_FAILED : SLICE_READY;
 		s->err = err;
+		/* the reason is per thread: carry it to the reader's, which says the one line */
+		snprintf(s->why, sizeof(s->why), "%s", err ? log_reason() : "");
 		pthread_cond_broadcast(&r->cond);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -247,6 +251,8 @@ static int window_read(struct job_reader *r, unsigned char *buf, size_t len, uin
 		}
 		if (s->state == SLICE_FAILED) {
 			err = s->err;
+			if (s->why[0])
+				log_set_reason("%s", s->why);
 			slice_drop(r, s);
 			break;
 		}
