@@ -85,8 +85,7 @@ static int mr_get(void *ctx, const char *project, int64_t iid, struct gl_merge_r
 	return gitlab_mr_get(ctx, project, iid, out);
 }
 
-static int commit_pipeline(void *ctx, const char *project, const char *sha,
-			   struct gl_pipeline *out)
+static int commit_pipeline(void *ctx, const char *project, const char *sha, struct gl_pipeline *out)
 {
 	return gitlab_commit_pipeline(ctx, project, sha, out);
 }

@@ -52,8 +52,8 @@
 #define OLD_VERSION_DIR "v1"
 #define LOCK_NAME ".lock"
 #define HEADER_LEN 4096u
-#define HEADER_MAGIC_AT 0u  /* MAGIC with its NUL */
-#define HEADER_SIZE_AT 16u  /* the archive's size, uint64_t in host order */
+#define HEADER_MAGIC_AT 0u /* MAGIC with its NUL */
+#define HEADER_SIZE_AT 16u /* the archive's size, uint64_t in host order */
 #define PAGE 4096u
 #define BLOCK ((uint64_t)CACHE_BLOCK_SIZE)
 #define SUM_LEN 4u
@@ -66,18 +66,18 @@
 /* An archive file on disk, known to this process. */
 struct disk_ent {
 	char *key;
-	uint64_t bytes;          /* protected by cache->lock */
-	time_t last_used;        /* protected by cache->lock */
-	int open;                /* entries open on it; protected by cache->lock */
-	bool seen;               /* found by the running scan; protected by cache->lock */
-	bool skip;               /* in use elsewhere: not tried again by this eviction; c->lock */
-	struct disk_ent *next;   /* protected by cache->lock */
+	uint64_t bytes;        /* protected by cache->lock */
+	time_t last_used;      /* protected by cache->lock */
+	int open;              /* entries open on it; protected by cache->lock */
+	bool seen;             /* found by the running scan; protected by cache->lock */
+	bool skip;             /* in use elsewhere: not tried again by this eviction; c->lock */
+	struct disk_ent *next; /* protected by cache->lock */
 };
 
 struct cache {
-	char *vdir;                  /* for messages only: files are reached through vfd */
-	int vfd;                     /* DIR/v2, opened once without following symlinks */
-	int lockfd;                  /* DIR/v2/.lock: flock()ed around the shared count it holds */
+	char *vdir; /* for messages only: files are reached through vfd */
+	int vfd;    /* DIR/v2, opened once without following symlinks */
+	int lockfd; /* DIR/v2/.lock: flock()ed around the shared count it holds */
 	uint64_t limit;
 	pthread_mutex_t lock;
 	struct cache_entry *entries; /* open entries; protected by lock */
@@ -95,26 +95,26 @@ struct run {
 struct cache_entry {
 	struct cache *c;
 	char *key;
-	int refs;                /* protected by c->lock */
-	struct disk_ent *de;     /* protected by c->lock */
-	struct cache_entry *next;/* protected by c->lock */
-	int fd;                  /* replaced (lock and io_lock held) only when no call runs */
+	int refs;                 /* protected by c->lock */
+	struct disk_ent *de;      /* protected by c->lock */
+	struct cache_entry *next; /* protected by c->lock */
+	int fd;                   /* replaced (lock and io_lock held) only when no call runs */
 	uint64_t size;
 	size_t nblocks;
-	uint64_t sums_off;       /* where block 0's checksum is in the file */
-	uint64_t data_off;       /* where byte 0 of the archive is in the file */
+	uint64_t sums_off; /* where block 0's checksum is in the file */
+	uint64_t data_off; /* where byte 0 of the archive is in the file */
 	pthread_mutex_t io_lock;
-	int active;              /* protected by io_lock: calls running; they hold fd's flock() */
+	int active; /* protected by io_lock: calls running; they hold fd's flock() */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	unsigned char *map;      /* protected by lock */
-	unsigned char *inflight; /* protected by lock */
-	unsigned char *accounted;/* protected by lock: the block's bytes count in cache->used */
-	unsigned char *verified; /* protected by lock: checked against its checksum (or written) by
+	unsigned char *map;       /* protected by lock */
+	unsigned char *inflight;  /* protected by lock */
+	unsigned char *accounted; /* protected by lock: the block's bytes count in cache->used */
+	unsigned char *verified;  /* protected by lock: checked against its checksum (or written) by
 				  * this process since it was last marked present */
-	struct run *runs;        /* protected by lock: contiguous writes not yet whole blocks */
-	size_t n_runs;           /* protected by lock */
-	struct cache_source src; /* protected by lock; set once by cache_entry_bind */
+	struct run *runs;         /* protected by lock: contiguous writes not yet whole blocks */
+	size_t n_runs;            /* protected by lock */
+	struct cache_source src;  /* protected by lock; set once by cache_entry_bind */
 };
 
 /* Checksums of blocks [first, first + n), taken from the bytes as they were handed to store()
@@ -133,12 +133,12 @@ struct block_sums {
 #define WRITER_BYTES (256u << 10)
 struct cache_writer {
 	struct cache_entry *e;
-	uint64_t off;            /* of buf[0] */
+	uint64_t off; /* of buf[0] */
 	size_t len, cap;
-	unsigned char *buf;      /* NULL (no memory): every piece is stored as it comes */
-	struct run *done;        /* ranges stored on disk, not yet marked */
+	unsigned char *buf; /* NULL (no memory): every piece is stored as it comes */
+	struct run *done;   /* ranges stored on disk, not yet marked */
 	size_t n_done;
-	struct block_sums sums;  /* of the blocks of the asked range stored whole */
+	struct block_sums sums; /* of the blocks of the asked range stored whole */
 };
 
 /* The file's name in c->vfd. */
@@ -513,7 +513,8 @@ static void drop_old_version(int rootfd)
 	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		int f = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		int f = openat(dirfd(d), de->d_name,
+			       O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (f >= 0 && flock(f, LOCK_EX | LOCK_NB) == 0)
 			unlinkat(dirfd(d), de->d_name, 0);
 		if (f >= 0)
@@ -535,8 +536,8 @@ static int open_folder(struct cache *c, const char *abs)
 	close(rootfd);
 	if (err)
 		return err;
-	c->lockfd = openat(c->vfd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
-			   0600);
+	c->lockfd = openat(c->vfd, LOCK_NAME,
+			   O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
 	if (c->lockfd < 0)
 		return errno == ELOOP ? -EACCES : -errno;
 	struct stat st;
@@ -679,8 +680,8 @@ static int write_room(struct cache *c, int fd, const void *buf, size_t len, uint
 static int allocate_meta(struct cache *c, int fd, uint64_t meta_len)
 {
 	int err = posix_fallocate(fd, 0, (off_t)meta_len);
-	for (int i = 0; (err == ENOSPC || err == EDQUOT) && i < DISK_FULL_TRIES && free_disk(c) == 0;
-	     i++)
+	for (int i = 0;
+	     (err == ENOSPC || err == EDQUOT) && i < DISK_FULL_TRIES && free_disk(c) == 0; i++)
 		err = posix_fallocate(fd, 0, (off_t)meta_len);
 	if (err == EINVAL || err == EOPNOTSUPP)
 		err = 0; /* a file system without it: the writes allocate */
@@ -754,7 +755,9 @@ static int open_locked(struct cache *c, const char *name, int *fd_out)
 	int fd = openat(c->vfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ELOOP || errno == EACCES || errno == EISDIR || errno == ENXIO ||
-			       errno == EPERM ? -EBADMSG : -errno;
+				       errno == EPERM
+			       ? -EBADMSG
+			       : -errno;
 	struct stat a, b;
 	int err = fstat(fd, &a) ? -errno : file_is_ours(&a) ? 0 : -EBADMSG;
 	if (!err && (flock(fd, LOCK_SH) || fstatat(c->vfd, name, &b, AT_SYMLINK_NOFOLLOW) ||
@@ -769,8 +772,7 @@ static int open_locked(struct cache *c, const char *name, int *fd_out)
 }
 
 /* Opens (creating when size_bytes > 0) the file of key. */
-static int open_file(struct cache *c, const char *key, uint64_t size_bytes, int *fd,
-		     uint64_t *size)
+static int open_file(struct cache *c, const char *key, uint64_t size_bytes, int *fd, uint64_t *size)
 {
 	char *name = entry_name(key);
 	if (!name)
@@ -1148,7 +1150,7 @@ static int mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, uin
 	map_set(e, first, last, 1);
 	for (uint64_t b = first; b < last; b++)
 		e->verified[b] = e->map[b]; /* its checksum is of the bytes on disk */
-	pthread_cond_broadcast(&e->cond); /* waiting readers of these blocks may go on */
+	pthread_cond_broadcast(&e->cond);   /* waiting readers of these blocks may go on */
 	return 0;
 }
 
@@ -1219,7 +1221,8 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end, uint64_t *
 		c->pending += *reserved = need;
 	pthread_mutex_unlock(&c->lock);
 	if (err) {
-		log_set_reason("cache full: %" PRIu64 " bytes needed, every cached archive is in use",
+		log_set_reason("cache full: %" PRIu64
+			       " bytes needed, every cached archive is in use",
 			       need);
 		return err;
 	}
@@ -1453,12 +1456,14 @@ static void drop_locked(struct cache_entry *e, uint64_t first, uint64_t last)
 		if (x.start < lo)
 			e->runs[k++] = (struct run){x.start, lo};
 		if (x.end > hi)
-			keep_after = (struct run){hi, x.end}; /* runs are disjoint: at most one such */
+			keep_after =
+				(struct run){hi, x.end}; /* runs are disjoint: at most one such */
 	}
 	e->n_runs = k;
 	if (keep_after.end > keep_after.start) {
 		struct run r;
-		add_run(e, keep_after.start, keep_after.end, &r); /* on ENOMEM it is only forgotten */
+		add_run(e, keep_after.start, keep_after.end,
+			&r); /* on ENOMEM it is only forgotten */
 	}
 	map_set(e, first, last, 0);
 }
@@ -1521,9 +1526,10 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 		for (uint64_t i = b; i < end && i <= last; i++)
 			if (!e->map[i])
 				err = -EIO; /* the server gave fewer bytes than asked */
-		if (err) /* the one error line is the reader's */
+		if (err)                    /* the one error line is the reader's */
 			log_set_reason("cache: a fetch of %" PRIu64 " bytes at %" PRIu64
-				       " left blocks missing", stop - off, off);
+				       " left blocks missing",
+				       stop - off, off);
 	}
 	return err;
 }
@@ -1556,7 +1562,8 @@ static int check_blocks(struct cache_entry *e, uint64_t first, uint64_t last,
 {
 	size_t n = (size_t)(last - first + 1);
 	uint32_t *sums = malloc(n * SUM_LEN);
-	int err = sums ? read_all(e->fd, sums, n * SUM_LEN, e->sums_off + first * SUM_LEN) : -ENOMEM;
+	int err =
+		sums ? read_all(e->fd, sums, n * SUM_LEN, e->sums_off + first * SUM_LEN) : -ENOMEM;
 	uint64_t bad = 0, first_bad = 0;
 	pthread_mutex_lock(&e->lock);
 	for (uint64_t b = first; !err && b <= last; b++) {
@@ -1571,8 +1578,10 @@ static int check_blocks(struct cache_entry *e, uint64_t first, uint64_t last,
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (bad) /* one line per read, not per block: a zeroed file has thousands */
-		log_msg(LOG_WARNING, "cache: %" PRIu64 " block(s) of %s from block %" PRIu64
-				     " failed their checksum; fetching them again", bad, e->key, first_bad);
+		log_msg(LOG_WARNING,
+			"cache: %" PRIu64 " block(s) of %s from block %" PRIu64
+			" failed their checksum; fetching them again",
+			bad, e->key, first_bad);
 	free(sums);
 	return err ? err : bad ? -EAGAIN : 0;
 }

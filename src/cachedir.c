@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-__attribute__((format(printf, 4, 5)))
-static int say(int err, char *why, size_t len, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int say(int err, char *why, size_t len,
+						     const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

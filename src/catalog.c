@@ -86,32 +86,32 @@ struct jobinfo_val { /* a job by id as last checked: its info, size, and a probe
 	struct memo_val v;
 	struct gl_job info;
 	uint64_t size;
-	char *tail;           /* NULL unless probed (a job token): the archive's last bytes */
+	char *tail; /* NULL unless probed (a job token): the archive's last bytes */
 	uint64_t tail_off;
 	size_t tail_len;
 };
 
 struct job_node {
-	struct job *job;       /* the list's own reference */
-	time_t checked;        /* when the server last said the job has its archive */
+	struct job *job; /* the list's own reference */
+	time_t checked;  /* when the server last said the job has its archive */
 	struct job_node *next;
 };
 
 #define MET_MAX 64 /* pipelines met by lookup, listed beside the newest */
 
 struct catalog {
-	struct job_env env;    /* the backend, the cache, what jobs share */
+	struct job_env env;       /* the backend, the cache, what jobs share */
 	const struct backend *be; /* &env.be */
 	char **projects;
-	char origin[17];       /* hash of the base URL: the cache namespace */
+	char origin[17]; /* hash of the base URL: the cache namespace */
 	struct memo *memo;
 	pthread_mutex_t lock;
 	struct job_node *jobs; /* protected by lock */
 	struct {
 		char *project;
 		int64_t id;
-	} met[MET_MAX];        /* protected by lock: a ring of pipelines met by lookup */
-	size_t met_next;       /* protected by lock */
+	} met[MET_MAX];  /* protected by lock: a ring of pipelines met by lookup */
+	size_t met_next; /* protected by lock */
 	int ttl_s;
 	time_t (*now)(void);
 	atomic_uint_fast64_t jobs_open;
@@ -237,8 +237,8 @@ static int load_refs(void *arg, struct memo_val **out)
 	return names_new(names, n, out);
 }
 
-static int get_names(struct catalog *c, enum memo_kind kind, const char *project,
-		     memo_load_fn load, struct names_val **out)
+static int get_names(struct catalog *c, enum memo_kind kind, const char *project, memo_load_fn load,
+		     struct names_val **out)
 {
 	struct load_arg la = {.c = c, .project = project};
 	struct memo_key key = {.kind = kind, .a = project};
@@ -304,8 +304,10 @@ static int escape_names(char *const *names, size_t n, bool with_zip, char ***out
 		return -ENOMEM;
 	for (size_t i = 0, k = 0; i < n; i++) {
 		if (!tree_name_listable(names[i])) {
-			log_msg(LOG_WARNING, "name \"%.200s\" left out of a listing: the kernel "
-					     "cannot show it", names[i]);
+			log_msg(LOG_WARNING,
+				"name \"%.200s\" left out of a listing: the kernel "
+				"cannot show it",
+				names[i]);
 			continue;
 		}
 		char **slot = v + k;
@@ -595,7 +597,7 @@ static void job_unpublish(struct catalog *c, struct job *j)
 
 struct probe_buf {
 	char *data;
-	uint64_t base;  /* offset of data[0] in the archive */
+	uint64_t base; /* offset of data[0] in the archive */
 	size_t len, cap;
 	bool started;
 };
@@ -905,7 +907,8 @@ static void pipeline_met(struct catalog *c, const char *project, int64_t id)
 	char *p = strdup(project);
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; p && i < MET_MAX; i++)
-		if (c->met[i].id == id && c->met[i].project && !strcmp(c->met[i].project, project)) {
+		if (c->met[i].id == id && c->met[i].project &&
+		    !strcmp(c->met[i].project, project)) {
 			free(p);
 			p = NULL;
 		}
@@ -930,7 +933,9 @@ static int get_set(struct catalog *c, const char *project, const struct tree_set
 	snprintf(id, sizeof(id), "%" PRId64, set->id);
 	static const char *tags[] = {"r", "p", "m", "c"};
 	struct load_arg la = {.c = c, .project = project, .set = set};
-	struct memo_key key = {.kind = MEMO_SET, .a = project, .b = tags[set->by],
+	struct memo_key key = {.kind = MEMO_SET,
+			       .a = project,
+			       .b = tags[set->by],
 			       .c = set->name ? set->name : id};
 	struct memo_val *v;
 	err = memo_get(c->memo, &key, load_set, &la, &v);
@@ -1004,7 +1009,8 @@ int catalog_set_info(struct catalog *c, const char *project, const struct tree_s
 	err = gl_pipeline_copy(&sv->pl, pl);
 	mr->iid = sv->mr.iid;
 	if (!err && set->by == TREE_BY_MR &&
-	    (dup_into(&mr->title, sv->mr.title) || dup_into(&mr->source_branch, sv->mr.source_branch) ||
+	    (dup_into(&mr->title, sv->mr.title) ||
+	     dup_into(&mr->source_branch, sv->mr.source_branch) ||
 	     dup_into(&mr->web_url, sv->mr.web_url)))
 		err = -ENOMEM;
 	if (err) {
@@ -1052,8 +1058,9 @@ static int load_sets(void *arg, struct memo_val **out)
 	struct gl_pipeline *pl = NULL;
 	struct gl_merge_request *mr = NULL;
 	size_t n = 0;
-	int err = la->set->by == TREE_BY_PIPELINE ? be->pipelines_list(be->ctx, la->project, &pl, &n)
-						  : be->mrs_list(be->ctx, la->project, &mr, &n);
+	int err = la->set->by == TREE_BY_PIPELINE
+			  ? be->pipelines_list(be->ctx, la->project, &pl, &n)
+			  : be->mrs_list(be->ctx, la->project, &mr, &n);
 	if (err) /* nothing is handed over on failure */
 		pl = NULL, mr = NULL, n = 0;
 	if (err == -EACCES) /* a job token: lookup only */
@@ -1098,8 +1105,7 @@ static int add_met(struct catalog *c, const char *project, struct names_val *nv,
 	return w ? 0 : -ENOMEM;
 }
 
-int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by by,
-		      char ***names)
+int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by by, char ***names)
 {
 	int err = catalog_project(c, project);
 	if (err)
@@ -1116,8 +1122,9 @@ int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by b
 	if (err)
 		return err;
 	struct names_val *nv = (struct names_val *)v;
-	err = by == TREE_BY_PIPELINE ? add_met(c, project, nv, names)
-				     : (*names = strv_dup(nv->names, &(size_t){0})) ? 0 : -ENOMEM;
+	err = by == TREE_BY_PIPELINE                         ? add_met(c, project, nv, names)
+	      : (*names = strv_dup(nv->names, &(size_t){0})) ? 0
+							     : -ENOMEM;
 	memo_val_put(v);
 	return err;
 }
@@ -1215,8 +1222,8 @@ static int load_log(void *arg, struct memo_val **out)
 	return 0;
 }
 
-static int log_get(struct catalog *c, const char *project, int64_t job_id,
-		   const struct gl_job *g, struct job_log **out)
+static int log_get(struct catalog *c, const char *project, int64_t job_id, const struct gl_job *g,
+		   struct job_log **out)
 {
 	*out = NULL;
 	if (!job_finished(g))
@@ -1243,8 +1250,8 @@ int catalog_job_log(struct catalog *c, struct job *j, struct job_log **out)
 }
 
 /* -/jobs/<id>.log: any finished job, with an archive or not. */
-int catalog_log_by_id(struct catalog *c, const char *project, int64_t job_id,
-		      struct job_log **out, char **finished_at)
+int catalog_log_by_id(struct catalog *c, const char *project, int64_t job_id, struct job_log **out,
+		      char **finished_at)
 {
 	struct gl_job g = {0};
 	struct job *j;
@@ -1272,7 +1279,6 @@ uint64_t job_log_size(const struct job_log *l)
 {
 	return l->size;
 }
-
 
 ssize_t job_log_pread(struct job_log *l, void *buf, size_t len, uint64_t off)
 {

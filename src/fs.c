@@ -40,16 +40,16 @@
 
 struct fh {
 	struct job *job;
-	struct zip_reader *reader; /* NULL for <job>.zip and inside nested archives */
-	struct nest *nest;         /* a file inside a nested archive: its nest, else NULL */
-	struct job_log *log;       /* <job>.log: the log, else NULL */
+	struct zip_reader *reader;   /* NULL for <job>.zip and inside nested archives */
+	struct nest *nest;           /* a file inside a nested archive: its nest, else NULL */
+	struct job_log *log;         /* <job>.log: the log, else NULL */
 	const struct zip_member *nm; /* that file, borrowed from nest */
-	struct job_reader *rd;     /* the archive's bytes with read-ahead (<job>.zip, a member) */
+	struct job_reader *rd;       /* the archive's bytes with read-ahead (<job>.zip, a member) */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool busy;                 /* protected by lock: a read uses reader (one at a time) */
-	atomic_bool failed;        /* a read of this handle has failed (and said so) */
-	struct fh *prev, *next;    /* in open_files */
+	bool busy;              /* protected by lock: a read uses reader (one at a time) */
+	atomic_bool failed;     /* a read of this handle has failed (and said so) */
+	struct fh *prev, *next; /* in open_files */
 };
 
 /* Handles not yet released: the kernel sends RELEASE after close() returns, so an unmount can
@@ -525,7 +525,8 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 	} else if (p.m) {
 		err = zip_reader_new(p.zi, p.m, fh_read_fn, fh, &fh->reader);
 		if (!err)
-			err = job_reader_new(fh->job, zip_reader_data_end(fh->reader) - p.m->comp_size,
+			err = job_reader_new(fh->job,
+					     zip_reader_data_end(fh->reader) - p.m->comp_size,
 					     zip_reader_data_end(fh->reader), &fh->rd);
 	} else if (is_zip(tp)) {
 		err = job_reader_new(fh->job, 0, job_size(fh->job), &fh->rd);
@@ -567,7 +568,8 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	}
 	fh_link(fh);
 	fi->fh = (uint64_t)(uintptr_t)fh;
-	fi->keep_cache = tp.kind == TREE_JOBID || tp.kind == TREE_JOBID_ZIP || tp.kind == TREE_JOBID_LOG;
+	fi->keep_cache =
+		tp.kind == TREE_JOBID || tp.kind == TREE_JOBID_ZIP || tp.kind == TREE_JOBID_LOG;
 	/* the kernel's pages belong to the path, shared by every open of it: an open pinned to the
 	 * previous job would fill them for one on the next, and the other way round */
 	fi->direct_io = !fi->keep_cache;
@@ -584,7 +586,8 @@ static void forget_member(struct fh *fh)
 	uint64_t start = zip_reader_member(fh->reader)->local_offset;
 	if (end > start) {
 		job_forget(fh->job, start, end - start);
-		log_msg(LOG_DEBUG, "its cached bytes were dropped; the next read fetches them again");
+		log_msg(LOG_DEBUG,
+			"its cached bytes were dropped; the next read fetches them again");
 	}
 }
 
@@ -725,9 +728,15 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 #define XATTR_DELETE "user.gitlab.delete_artifacts"
 
 static const char *const job_xattrs[] = {
-	"user.gitlab.job.id",       "user.gitlab.job.name",      "user.gitlab.job.status",
-	"user.gitlab.job.web_url",  "user.gitlab.pipeline.id",   "user.gitlab.ref",
-	"user.gitlab.sha",          "user.gitlab.finished_at",   "user.gitlab.artifacts.size",
+	"user.gitlab.job.id",
+	"user.gitlab.job.name",
+	"user.gitlab.job.status",
+	"user.gitlab.job.web_url",
+	"user.gitlab.pipeline.id",
+	"user.gitlab.ref",
+	"user.gitlab.sha",
+	"user.gitlab.finished_at",
+	"user.gitlab.artifacts.size",
 	"user.gitlab.artifacts.expire_at",
 };
 #define N_JOB_XATTRS (sizeof(job_xattrs) / sizeof(job_xattrs[0]))
@@ -739,18 +748,33 @@ static char *job_xattr_value(const struct gl_job *g, uint64_t size, size_t which
 	switch (which) {
 	case 0:
 		return g->id > 0 && asprintf(&v, "%" PRId64, g->id) >= 0 ? v : strdup("");
-	case 1: s = g->name; break;
-	case 2: s = g->status; break;
-	case 3: s = g->web_url; break;
+	case 1:
+		s = g->name;
+		break;
+	case 2:
+		s = g->status;
+		break;
+	case 3:
+		s = g->web_url;
+		break;
 	case 4:
-		return g->pipeline_id > 0 && asprintf(&v, "%" PRId64, g->pipeline_id) >= 0 ? v
-											 : strdup("");
-	case 5: s = g->ref; break;
-	case 6: s = g->sha; break;
-	case 7: s = g->finished_at; break;
+		return g->pipeline_id > 0 && asprintf(&v, "%" PRId64, g->pipeline_id) >= 0
+			       ? v
+			       : strdup("");
+	case 5:
+		s = g->ref;
+		break;
+	case 6:
+		s = g->sha;
+		break;
+	case 7:
+		s = g->finished_at;
+		break;
 	case 8:
 		return asprintf(&v, "%" PRIu64, size) >= 0 ? v : NULL;
-	case 9: s = g->artifacts_expire_at; break;
+	case 9:
+		s = g->artifacts_expire_at;
+		break;
 	}
 	return strdup(s ? s : "");
 }
@@ -769,9 +793,9 @@ static char *stats_text(void)
 		     "http_requests %" PRIu64 "\nhttp_bytes %" PRIu64 "\ncache_used_bytes %" PRIu64
 		     "\ncache_limit_bytes %" PRIu64 "\ncache_entries %" PRIu64
 		     "\ncache_hit_bytes %" PRIu64 "\ncache_miss_bytes %" PRIu64
-		     "\ncache_fetches %" PRIu64 "\ncache_evictions %" PRIu64
-		     "\njobs_open %" PRIu64 "\nindexes_loaded %" PRIu64
-		     "\narchive_bytes_arrived %" PRIu64 "\ntransfers_active %" PRIu64 "\n",
+		     "\ncache_fetches %" PRIu64 "\ncache_evictions %" PRIu64 "\njobs_open %" PRIu64
+		     "\nindexes_loaded %" PRIu64 "\narchive_bytes_arrived %" PRIu64
+		     "\ntransfers_active %" PRIu64 "\n",
 		     requests, bytes, cs.used_bytes, cs.limit_bytes, cs.entries, cs.hit_bytes,
 		     cs.miss_bytes, cs.fetches, cs.evictions, ks.jobs_open, ks.indexes_loaded,
 		     ks.arrived_bytes, ks.transfers_active) < 0)
@@ -781,9 +805,10 @@ static char *stats_text(void)
 
 /* Folders of a pipeline, a merge request or a commit: their pipeline, and the request. */
 static const char *const set_xattrs[] = {
-	"user.gitlab.pipeline.id",     "user.gitlab.pipeline.status", "user.gitlab.pipeline.sha",
-	"user.gitlab.pipeline.ref",    "user.gitlab.pipeline.source", "user.gitlab.pipeline.web_url",
-	"user.gitlab.merge_request.title", "user.gitlab.merge_request.source_branch",
+	"user.gitlab.pipeline.id",           "user.gitlab.pipeline.status",
+	"user.gitlab.pipeline.sha",          "user.gitlab.pipeline.ref",
+	"user.gitlab.pipeline.source",       "user.gitlab.pipeline.web_url",
+	"user.gitlab.merge_request.title",   "user.gitlab.merge_request.source_branch",
 	"user.gitlab.merge_request.web_url",
 };
 #define N_SET_XATTRS(tp) ((tp)->set.by == TREE_BY_MR ? 9u : (tp)->set.by == TREE_BY_REF ? 0u : 6u)
@@ -791,8 +816,8 @@ static const char *const set_xattrs[] = {
 static char *set_xattr_text(const struct gl_pipeline *pl, const struct gl_merge_request *mr,
 			    size_t which)
 {
-	const char *v[] = {NULL, pl->status, pl->sha, pl->ref, pl->source, pl->web_url,
-			   mr->title, mr->source_branch, mr->web_url};
+	const char *v[] = {NULL,        pl->status, pl->sha,           pl->ref,    pl->source,
+			   pl->web_url, mr->title,  mr->source_branch, mr->web_url};
 	char *s = NULL;
 	if (which == 0)
 		return pl->id > 0 && asprintf(&s, "%" PRId64, pl->id) >= 0 ? s : strdup("");
@@ -918,7 +943,9 @@ static const char *const member_xattrs[] = {XATTR_CRC, XATTR_CACHED};
 static int list_names(const struct tree_path *tp, char *list, size_t *len)
 {
 	const char *const *names = is_job_level(tp) ? job_xattrs : set_xattrs;
-	size_t count = is_job_level(tp) ? N_JOB_XATTRS : tp->kind == TREE_SET ? N_SET_XATTRS(tp) : 0;
+	size_t count = is_job_level(tp)       ? N_JOB_XATTRS
+		       : tp->kind == TREE_SET ? N_SET_XATTRS(tp)
+					      : 0;
 	*len = 0;
 	if (tp->kind == TREE_ROOT) {
 		names = root_xattrs;
@@ -1068,9 +1095,8 @@ static int fs_statfs(const char *path, struct statvfs *st)
 	memset(st, 0, sizeof(*st));
 	st->f_bsize = st->f_frsize = 4096;
 	st->f_blocks = cs.limit_bytes / 4096;
-	st->f_bfree = st->f_bavail = cs.used_bytes < cs.limit_bytes
-					     ? (cs.limit_bytes - cs.used_bytes) / 4096
-					     : 0;
+	st->f_bfree = st->f_bavail =
+		cs.used_bytes < cs.limit_bytes ? (cs.limit_bytes - cs.used_bytes) / 4096 : 0;
 	st->f_namemax = 255;
 	st->f_flag = ST_RDONLY;
 	return 0;

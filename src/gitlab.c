@@ -19,10 +19,11 @@
 #include "artifactfs/log.h"
 
 #define PAGE_LIMIT 10000 /* pages followed at most: a server that never ends is broken */
-#define CHILD_DEPTH 3      /* levels of child pipelines walked below a ref's pipeline */
-#define CHILD_MAX 200      /* child pipelines walked in all (issue 12 item 10: 64 per level
+#define CHILD_DEPTH 3    /* levels of child pipelines walked below a ref's pipeline */
+#define CHILD_MAX \
+	200                  /* child pipelines walked in all (issue 12 item 10: 64 per level
                               over 3 levels made 4,647 requests) */
-#define PIPELINE_PAGES 5   /* pages of a ref's pipelines searched for a non-dangling one */
+#define PIPELINE_PAGES 5     /* pages of a ref's pipelines searched for a non-dangling one */
 #define CHECK_BUDGET_MS 8000 /* start-up checks: a short retry budget */
 
 struct gitlab {
@@ -172,7 +173,8 @@ static bool has_downloadable(json_t *job)
 {
 	json_t *arts = json_object_get(job, "artifacts"), *a;
 	size_t i;
-	json_array_foreach(arts, i, a) {
+	json_array_foreach(arts, i, a)
+	{
 		json_t *type = json_object_get(a, "file_type");
 		const char *t = json_is_string(type) ? json_string_value(type) : "";
 		if (t[0] && strcmp(t, "metadata") != 0 && strcmp(t, "trace") != 0)
@@ -186,7 +188,8 @@ static int64_t archive_size(json_t *job)
 {
 	json_t *arts = json_object_get(job, "artifacts"), *a;
 	size_t i;
-	json_array_foreach(arts, i, a) {
+	json_array_foreach(arts, i, a)
+	{
 		json_t *type = json_object_get(a, "file_type");
 		int64_t size = opt_int(a, "size", -1);
 		if (json_is_string(type) && strcmp(json_string_value(type), "archive") == 0 &&
@@ -202,7 +205,8 @@ static int job_from_json(json_t *o, struct gl_job *j)
 	int err = 0;
 	memset(j, 0, sizeof(*j));
 	json_t *id = json_object_get(o, "id");
-	if (!json_is_object(o) || !json_is_integer(id) || !json_is_string(json_object_get(o, "name")))
+	if (!json_is_object(o) || !json_is_integer(id) ||
+	    !json_is_string(json_object_get(o, "name")))
 		return -EIO;
 	j->id = (int64_t)json_integer_value(id);
 	j->name = opt_str(o, "name", &err);
@@ -306,7 +310,8 @@ static int list_pages(struct gitlab *gl, const char *first_url, int max_pages, b
 			log_set_reason("GET /api/v4%s: expected a JSON array", url);
 			err = -EIO;
 		}
-		json_array_foreach(err ? NULL : root, i, item) {
+		json_array_foreach(err ? NULL : root, i, item)
+		{
 			err = fn(item, ctx);
 			if (err)
 				break;
@@ -320,8 +325,8 @@ static int list_pages(struct gitlab *gl, const char *first_url, int max_pages, b
 }
 
 /* Calls fn on every element of every page of a listing. */
-static int list_all(struct gitlab *gl, const char *first_url,
-		    int (*fn)(json_t *item, void *ctx), void *ctx)
+static int list_all(struct gitlab *gl, const char *first_url, int (*fn)(json_t *item, void *ctx),
+		    void *ctx)
 {
 	return list_pages(gl, first_url, PAGE_LIMIT, true, fn, ctx);
 }
@@ -345,11 +350,14 @@ static void explain_failure(const struct http_response *resp, char *why, size_t 
 {
 	switch (resp->fail) {
 	case HTTP_FAIL_TLS:
-		snprintf(why, n, "TLS refused the server's certificate: %s (a private CA? pass "
-				 "--ca-file FILE or set CI_SERVER_TLS_CA_FILE)", resp->error);
+		snprintf(why, n,
+			 "TLS refused the server's certificate: %s (a private CA? pass "
+			 "--ca-file FILE or set CI_SERVER_TLS_CA_FILE)",
+			 resp->error);
 		break;
 	case HTTP_FAIL_DNS:
-		snprintf(why, n, "cannot be reached: the host name does not resolve (DNS): %s", resp->error);
+		snprintf(why, n, "cannot be reached: the host name does not resolve (DNS): %s",
+			 resp->error);
 		break;
 	case HTTP_FAIL_REFUSED:
 		snprintf(why, n, "cannot be reached: connection refused (%s)", resp->error);
@@ -358,19 +366,23 @@ static void explain_failure(const struct http_response *resp, char *why, size_t 
 		snprintf(why, n, "cannot be reached: no answer in time (%s)", resp->error);
 		break;
 	default:
-		snprintf(why, n, "cannot be reached: %s", resp->error[0] ? resp->error : "connection failed");
+		snprintf(why, n, "cannot be reached: %s",
+			 resp->error[0] ? resp->error : "connection failed");
 	}
 }
 
-static void explain_status(const struct http_response *resp, const char *url, char *why,
-			   size_t n)
+static void explain_status(const struct http_response *resp, const char *url, char *why, size_t n)
 {
 	if (resp->status >= 200 && resp->status < 300)
-		snprintf(why, n, "GET /api/v4%s answered, but not as a GitLab API does (no JSON): "
-				 "is this the instance's URL?", url);
+		snprintf(why, n,
+			 "GET /api/v4%s answered, but not as a GitLab API does (no JSON): "
+			 "is this the instance's URL?",
+			 url);
 	else
-		snprintf(why, n, "GET /api/v4%s answered HTTP %ld: not a GitLab API there, or "
-				 "the server is failing", url, resp->status);
+		snprintf(why, n,
+			 "GET /api/v4%s answered HTTP %ld: not a GitLab API there, or "
+			 "the server is failing",
+			 url, resp->status);
 }
 
 int gitlab_check(struct gitlab *gl, enum http_auth auth)
@@ -382,8 +394,8 @@ int gitlab_check(struct gitlab *gl, enum http_auth auth)
 int gitlab_check_why(struct gitlab *gl, enum http_auth auth, char *why, size_t n)
 {
 	const char *url = auth == HTTP_AUTH_JOB_TOKEN ? "/job"
-			  : auth == HTTP_AUTH_NONE   ? "/projects?per_page=1&simple=true"
-						     : "/user";
+			  : auth == HTTP_AUTH_NONE    ? "/projects?per_page=1&simple=true"
+						      : "/user";
 	struct http_request req = {.url = url, .range_off = -1, .retry_for_ms = CHECK_BUDGET_MS};
 	struct http_response resp;
 	int err = http_do(gl->http, &req, &resp);
@@ -391,10 +403,11 @@ int gitlab_check_why(struct gitlab *gl, enum http_auth auth, char *why, size_t n
 	if (err == -EIO)
 		explain_failure(&resp, why, n);
 	else if (!err && resp.status == 401)
-		snprintf(why, n, "the server refused the token (401): check that it is valid and not "
-				 "expired");
-	else if (!err && resp.status != 403 && (resp.status < 200 || resp.status >= 300 ||
-						!is_api_answer(&resp)))
+		snprintf(why, n,
+			 "the server refused the token (401): check that it is valid and not "
+			 "expired");
+	else if (!err && resp.status != 403 &&
+		 (resp.status < 200 || resp.status >= 300 || !is_api_answer(&resp)))
 		explain_status(&resp, url, why, n);
 	if (!err && resp.status == 401)
 		err = -EACCES;
@@ -450,8 +463,9 @@ static int add_project(json_t *item, void *ctx)
 int gitlab_projects_list(struct gitlab *gl, struct gl_project **out, size_t *n)
 {
 	struct project_list pl = {0};
-	int err = list_all(gl, "/projects?membership=true&simple=true&per_page=100"
-			       "&order_by=id&sort=asc",
+	int err = list_all(gl,
+			   "/projects?membership=true&simple=true&per_page=100"
+			   "&order_by=id&sort=asc",
 			   add_project, &pl);
 	if (err) {
 		gl_projects_free(pl.v, pl.n);
@@ -644,9 +658,14 @@ static int family_walk(struct gitlab *gl, const char *id, struct family *f)
 static bool dangling_source(const char *src)
 {
 	static const char *dangling[] = {
-		"webide", "parent_pipeline", "ondemand_dast_scan", "ondemand_dast_validation",
-		"security_orchestration_policy", "pipeline_execution_policy_schedule",
-		"container_registry_push", "duo_workflow",
+		"webide",
+		"parent_pipeline",
+		"ondemand_dast_scan",
+		"ondemand_dast_validation",
+		"security_orchestration_policy",
+		"pipeline_execution_policy_schedule",
+		"container_registry_push",
+		"duo_workflow",
 	};
 	for (size_t i = 0; src && i < sizeof(dangling) / sizeof(dangling[0]); i++)
 		if (strcmp(src, dangling[i]) == 0)
@@ -672,8 +691,9 @@ static int newest_pipeline(struct gitlab *gl, const char *id, const char *ref, s
 {
 	char *r = escaped(ref), *url = NULL;
 	int err = -ENOMEM;
-	if (r && asprintf(&url, "/projects/%s/pipelines?ref=%s&status=success&order_by=id"
-				"&sort=desc&per_page=20",
+	if (r && asprintf(&url,
+			  "/projects/%s/pipelines?ref=%s&status=success&order_by=id"
+			  "&sort=desc&per_page=20",
 			  id, r) >= 0) {
 		err = list_pages(gl, url, PIPELINE_PAGES, false, first_ci_pipeline, f);
 		err = err == 1 ? 0 : err ? err : -ENOENT;
@@ -713,8 +733,8 @@ int gitlab_ref_resolve(struct gitlab *gl, const char *project, const char *ref,
 	return 0;
 }
 
-int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref,
-		    struct gl_job **jobs, size_t *n)
+int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref, struct gl_job **jobs,
+		    size_t *n)
 {
 	int err = gitlab_ref_resolve(gl, project, ref, jobs, n);
 	size_t kept = 0;
@@ -749,8 +769,9 @@ int gitlab_ref_check(struct gitlab *gl, const char *project, const char *ref)
 	char *id = escaped(project), *r = escaped(ref), *url = NULL;
 	int err = id && r ? -ENOENT : -ENOMEM, pipelines = 0;
 	for (size_t i = 0; i < 3 && err == -ENOENT; i++) {
-		err = asprintf(&url, "/projects/%s/%s%s", id, what[i], r) < 0 ? -ENOMEM
-									     : exists_call(gl, url);
+		err = asprintf(&url, "/projects/%s/%s%s", id, what[i], r) < 0
+			      ? -ENOMEM
+			      : exists_call(gl, url);
 		if (i == 0)
 			pipelines = err;
 		if (i == 0 && err == -EACCES)
@@ -891,8 +912,7 @@ static int parse_pipeline(json_t *o, void *out)
 	return pipeline_from_json(o, out);
 }
 
-int gitlab_mr_get(struct gitlab *gl, const char *project, int64_t iid,
-		  struct gl_merge_request *out)
+int gitlab_mr_get(struct gitlab *gl, const char *project, int64_t iid, struct gl_merge_request *out)
 {
 	char *id = escaped(project), *url = NULL;
 	int err = -ENOMEM;
@@ -944,8 +964,8 @@ static int vec_add(json_t *item, void *ctx)
 }
 
 /* One page of a listing into *out (*n items); vc says how. */
-static int list_one_page(struct gitlab *gl, const char *project, const char *what,
-			 struct vec *vc, void **out, size_t *n)
+static int list_one_page(struct gitlab *gl, const char *project, const char *what, struct vec *vc,
+			 void **out, size_t *n)
 {
 	char *id = escaped(project), *url = NULL;
 	int err = -ENOMEM;
@@ -978,16 +998,17 @@ int gitlab_mrs_list(struct gitlab *gl, const char *project, struct gl_merge_requ
 		    size_t *n)
 {
 	struct vec vc = {.size = sizeof(**out), .parse_fn = parse_mr, .release = release_mr};
-	return list_one_page(gl, project,
-			     "merge_requests?state=opened&order_by=updated_at&sort=desc&per_page=100",
-			     &vc, (void **)out, n);
+	return list_one_page(
+		gl, project,
+		"merge_requests?state=opened&order_by=updated_at&sort=desc&per_page=100", &vc,
+		(void **)out, n);
 }
 
 int gitlab_pipelines_list(struct gitlab *gl, const char *project, struct gl_pipeline **out,
 			  size_t *n)
 {
-	struct vec vc = {.size = sizeof(**out), .parse_fn = parse_pipeline,
-			 .release = release_pipeline};
+	struct vec vc = {
+		.size = sizeof(**out), .parse_fn = parse_pipeline, .release = release_pipeline};
 	return list_one_page(gl, project, "pipelines?order_by=id&sort=desc&per_page=100", &vc,
 			     (void **)out, n);
 }
@@ -1076,13 +1097,16 @@ int gitlab_commit_pipeline(struct gitlab *gl, const char *project, const char *s
 	int err = id ? 0 : -ENOMEM;
 	memset(out, 0, sizeof(*out));
 	if (!err && strlen(sha) < 40) { /* pipelines?sha= matches whole shas only */
-		err = asprintf(&url, "/projects/%s/repository/commits/%s", id, sha) < 0 ? -ENOMEM
-			: get_object(gl, url, parse_commit_id, &full);
+		err = asprintf(&url, "/projects/%s/repository/commits/%s", id, sha) < 0
+			      ? -ENOMEM
+			      : get_object(gl, url, parse_commit_id, &full);
 		free(url);
 		url = NULL;
 	}
-	if (!err && asprintf(&url, "/projects/%s/pipelines?sha=%s&status=success&order_by=id"
-				   "&sort=desc&per_page=20", id, full ? full : sha) < 0)
+	if (!err && asprintf(&url,
+			     "/projects/%s/pipelines?sha=%s&status=success&order_by=id"
+			     "&sort=desc&per_page=20",
+			     id, full ? full : sha) < 0)
 		err = -ENOMEM;
 	if (!err) {
 		err = list_pages(gl, url, PIPELINE_PAGES, false, first_ci_pipeline_of, out);
@@ -1094,16 +1118,16 @@ int gitlab_commit_pipeline(struct gitlab *gl, const char *project, const char *s
 	return tell(gl, err);
 }
 
-int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, size_t max,
-		     char **out, size_t *len)
+int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, size_t max, char **out,
+		     size_t *len)
 {
 	char *id = escaped(project), *url = NULL;
 	struct http_response resp = {0};
 	int err = -ENOMEM;
 	*out = NULL;
 	if (id && asprintf(&url, "/projects/%s/jobs/%" PRId64 "/trace", id, job_id) >= 0) {
-		struct http_request req = {.method = "GET", .url = url, .range_off = -1,
-					   .max_body = max ? max : 1};
+		struct http_request req = {
+			.method = "GET", .url = url, .range_off = -1, .max_body = max ? max : 1};
 		err = http_do(gl->http, &req, &resp);
 		if (!err)
 			err = http_status_to_errno(resp.status);
@@ -1141,7 +1165,8 @@ int gitlab_recent_jobs(struct gitlab *gl, const char *project, struct gl_job **j
 {
 	struct job_list jl = {0};
 	char *id = escaped(project), *url = NULL;
-	int err = id && asprintf(&url, "/projects/%s/jobs?scope%%5B%%5D=success&per_page=100", id) >= 0
+	int err = id && asprintf(&url, "/projects/%s/jobs?scope%%5B%%5D=success&per_page=100",
+				 id) >= 0
 			  ? list_pages(gl, url, 1, false, add_recent_job, &jl)
 			  : -ENOMEM;
 	free(url);
@@ -1250,8 +1275,9 @@ static void log_archive_failure(const char *url, int64_t off, int64_t len,
 				const struct http_response *resp, const char *why, int err)
 {
 	const char *text = why ? why : resp->status >= 300 ? "" : strerror(-err);
-	log_msg(LOG_DEBUG, "archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): HTTP %ld%s%s",
-		url, off, len, resp->status, text[0] ? ", " : "", text);
+	log_msg(LOG_DEBUG,
+		"archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): HTTP %ld%s%s", url,
+		off, len, resp->status, text[0] ? ", " : "", text);
 	if (why)
 		log_set_reason("GET /api/v4%s: HTTP %ld, %s", url, resp->status, why);
 }
@@ -1275,8 +1301,12 @@ int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, in
 	info->etag[0] = '\0';
 	if (!url)
 		return -ENOMEM;
-	struct http_request req = {.url = url, .range_off = off, .range_len = len, .body_fn = fn,
-				   .body_ctx = ctx, .expect_etag = info->expect_etag,
+	struct http_request req = {.url = url,
+				   .range_off = off,
+				   .range_len = len,
+				   .body_fn = fn,
+				   .body_ctx = ctx,
+				   .expect_etag = info->expect_etag,
 				   .expect_last_modified = info->expect_last_modified,
 				   .reuse_signed_url = reuse_ok(a, off, info)};
 	struct http_response resp;

@@ -48,22 +48,22 @@
 #define SIGNED_URLS_MAX 64 /* signed storage URLs remembered, one per archive */
 
 struct http {
-	char *base;              /* "http://host:port", no trailing slash */
-	char *api;               /* base + "/api/v4" */
-	char *origin;            /* normalised scheme://host:port of base */
-	char *auth_header;       /* "PRIVATE-TOKEN: ..." or NULL; never logged */
-	char *token;             /* the bare token, only to redact it from log lines */
+	char *base;        /* "http://host:port", no trailing slash */
+	char *api;         /* base + "/api/v4" */
+	char *origin;      /* normalised scheme://host:port of base */
+	char *auth_header; /* "PRIVATE-TOKEN: ..." or NULL; never logged */
+	char *token;       /* the bare token, only to redact it from log lines */
 	enum http_auth auth;
 	long connect_timeout_ms, low_speed_time_s, attempt_timeout_ms;
 	int max_retries;
 	long retry_base_ms, max_retry_wait_ms, retry_for_ms;
-	char *ca_pem;            /* system bundle + ca_file, for CURLOPT_CAINFO_BLOB; or NULL */
+	char *ca_pem; /* system bundle + ca_file, for CURLOPT_CAINFO_BLOB; or NULL */
 	size_t ca_pem_len;
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_lock;
-	CURL *pool[POOL_MAX];    /* protected by pool_lock */
-	int n_pool;              /* protected by pool_lock */
+	CURL *pool[POOL_MAX]; /* protected by pool_lock */
+	int n_pool;           /* protected by pool_lock */
 	atomic_uint_fast64_t requests, bytes;
 	_Atomic int64_t down_until_ms; /* after a request found no server: fail fast until then */
 	struct urlcache *signed_urls;  /* API URL -> the storage URL it last redirected to */
@@ -124,9 +124,9 @@ struct attempt {
 	const struct http_request *req;
 	struct http_response *resp;
 	CURL *curl;
-	int64_t deadline_ms;     /* the request's one deadline (monotonic) */
-	CURLcode rc;             /* of the last attempt */
-	long status;             /* of the response whose headers are being read */
+	int64_t deadline_ms; /* the request's one deadline (monotonic) */
+	CURLcode rc;         /* of the last attempt */
+	long status;         /* of the response whose headers are being read */
 	int64_t content_length;
 	int64_t range_start, range_end, range_total;
 	char *link_next, *x_next_page, *etag, *last_modified;
@@ -303,7 +303,8 @@ static int load_ca(struct http *h, const char *ca_file)
 	if (!ca_file || !ca_file[0])
 		return 0;
 	int err = append_file(ca_file, &h->ca_pem, &h->ca_pem_len);
-	if (!err && (!h->ca_pem || !memmem(h->ca_pem, h->ca_pem_len, "-----BEGIN CERTIFICATE-----", 27)))
+	if (!err &&
+	    (!h->ca_pem || !memmem(h->ca_pem, h->ca_pem_len, "-----BEGIN CERTIFICATE-----", 27)))
 		err = -EBADMSG;
 	CURL *c = err ? NULL : curl_easy_init();
 	const char *bundle = c ? default_ca_bundle(c) : NULL;
@@ -360,7 +361,9 @@ int http_new(const struct http_config *cfg, struct http **out)
 	h->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 10000;
 	h->low_speed_time_s = cfg->low_speed_time_s ? cfg->low_speed_time_s : 30;
 	h->attempt_timeout_ms = cfg->attempt_timeout_ms;
-	h->max_retries = cfg->max_retries == 0 ? INT_MAX : cfg->max_retries < 0 ? 0 : cfg->max_retries;
+	h->max_retries = cfg->max_retries == 0  ? INT_MAX
+			 : cfg->max_retries < 0 ? 0
+						: cfg->max_retries;
 	h->retry_base_ms = cfg->retry_base_ms ? cfg->retry_base_ms : 250;
 	h->max_retry_wait_ms = cfg->max_retry_wait_ms ? cfg->max_retry_wait_ms : 15000;
 	h->retry_for_ms = (cfg->retry_for_s > 0 ? cfg->retry_for_s : 120) * 1000L;
@@ -653,7 +656,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *p)
 		err = a->req->body_fn(a->req->body_ctx, a->next_off, data, n);
 	else if (a->req->body_fn || status >= 300) /* an error text: keep its start only */
 		err = a->len < ERROR_BODY_MAX
-			      ? collect(a, data, n < ERROR_BODY_MAX - a->len ? n : ERROR_BODY_MAX - a->len,
+			      ? collect(a, data,
+					n < ERROR_BODY_MAX - a->len ? n : ERROR_BODY_MAX - a->len,
 					ERROR_BODY_MAX)
 			      : 0;
 	else
@@ -685,7 +689,8 @@ static long attempt_ceiling_ms(const struct http *h, const struct target *t,
 		return h->attempt_timeout_ms;
 	if (req->body_fn && t->range_len <= 0)
 		return 0;
-	return 4L * h->low_speed_time_s * 1000L + (t->range_len > 0 ? (long)(t->range_len / 32) : 0);
+	return 4L * h->low_speed_time_s * 1000L +
+	       (t->range_len > 0 ? (long)(t->range_len / 32) : 0);
 }
 
 /* ms left before the deadline, at least 1 (curl reads 0 as "no limit") */
@@ -702,8 +707,10 @@ static void set_timeouts(struct attempt *a, const struct target *t)
 	long left = left_ms(a), ceiling = attempt_ceiling_ms(a->h, t, a->req);
 	long connect = a->h->connect_timeout_ms;
 	curl_easy_setopt(a->curl, CURLOPT_CONNECTTIMEOUT_MS, connect < left ? connect : left);
-	curl_easy_setopt(a->curl, CURLOPT_TIMEOUT_MS, ceiling && ceiling < left ? ceiling
-						       : ceiling ? left : 0L);
+	curl_easy_setopt(a->curl, CURLOPT_TIMEOUT_MS,
+			 ceiling && ceiling < left ? ceiling
+			 : ceiling                 ? left
+						   : 0L);
 }
 
 /* curl calls this at least once a second, also while nothing arrives */
@@ -721,7 +728,8 @@ static void add_if_range(const struct http_request *req, const struct target *t,
 			 struct curl_slist **hdrs)
 {
 	char line[300];
-	const char *e = strong_etag(req->expect_etag) ? req->expect_etag : req->expect_last_modified;
+	const char *e =
+		strong_etag(req->expect_etag) ? req->expect_etag : req->expect_last_modified;
 	if (!e || t->range_len <= 0 || strlen(e) > 256 || strpbrk(e, "\r\n"))
 		return;
 	snprintf(line, sizeof(line), "If-Range: %s", e);
@@ -1022,7 +1030,8 @@ static void note_reason(struct http *h, const struct http_request *req, const ch
 	snprintf(line, sizeof(line), "%s %s%s: %s%s%s", req->method ? req->method : "GET", api, via,
 		 what, text[0] ? ": " : "", text);
 	if (tries > 1)
-		snprintf(line + strlen(line), sizeof(line) - strlen(line), " (after %d attempts)", tries);
+		snprintf(line + strlen(line), sizeof(line) - strlen(line), " (after %d attempts)",
+			 tries);
 	char *clean = http_redact(line, h->token);
 	log_set_reason("%s", clean ? clean : "(out of memory)");
 	free(clean);
@@ -1035,8 +1044,9 @@ static bool server_down(struct http *h, const struct http_request *req)
 	if (now_ms() >= atomic_load(&h->down_until_ms))
 		return false;
 	const char *m = req->method ? req->method : "GET";
-	hlog(h, LOG_DEBUG, "%s %s: the server could not be reached moments ago; not trying again yet",
-	     m, req->url);
+	hlog(h, LOG_DEBUG,
+	     "%s %s: the server could not be reached moments ago; not trying again yet", m,
+	     req->url);
 	char *clean = http_redact(req->url, h->token);
 	log_set_reason("%s %s%s: the server could not be reached moments ago; not trying again yet",
 		       m, req->url[0] == '/' ? "/api/v4" : "", clean ? clean : "");
@@ -1049,9 +1059,9 @@ struct exchange {
 	struct attempt a;
 	struct target t;
 	struct logical lg;
-	char *start;            /* the absolute URL asked for: every retry starts here again */
+	char *start; /* the absolute URL asked for: every retry starts here again */
 	int tries, hops, signed_retries;
-	bool remembered;        /* t.url is a signed URL remembered from an earlier request */
+	bool remembered; /* t.url is a signed URL remembered from an earlier request */
 };
 
 static int restart(struct exchange *x)
@@ -1106,7 +1116,9 @@ static int forget_remembered(struct exchange *x, struct http *h, const struct ht
 	loggable(h, x->t.url, where, sizeof(where));
 	snprintf(what, sizeof(what), "HTTP %ld", x->a.status);
 	hlog(h, LOG_DEBUG, "GET %s (remembered for %s): %s; asking the API again", where, req->url,
-	     x->a.errbuf[0] ? x->a.errbuf : x->a.status ? what : "no answer");
+	     x->a.errbuf[0] ? x->a.errbuf
+	     : x->a.status  ? what
+			    : "no answer");
 	urlcache_drop(h->signed_urls, x->start, x->t.url);
 	plan_retry(&x->a, &x->t, req, &x->lg);
 	x->tries--; /* not a retry: the request has not been to the API yet */
@@ -1123,7 +1135,8 @@ static int retry_wait(struct exchange *x, struct http *h, const struct http_requ
 	    x->a.rc == CURLE_PEER_FAILED_VERIFICATION)
 		return 1;
 	bool asked;
-	int64_t wait = backoff_ms(h, &x->a, x->tries - 1, &asked), left = x->a.deadline_ms - now_ms();
+	int64_t wait = backoff_ms(h, &x->a, x->tries - 1, &asked),
+		left = x->a.deadline_ms - now_ms();
 	loggable(h, x->t.url, where, sizeof(where));
 	if (!asked && wait > left - 1000)
 		wait = left - 1000; /* one last attempt with a second to spare */
@@ -1158,7 +1171,8 @@ static int follow(struct exchange *x, const struct http_request *req)
 	free(x->t.url);
 	x->t.url = next;
 	/* 303: GET (a HEAD stays a HEAD) */
-	x->t.get = x->t.get || (x->a.status == 303 && !(req->method && !strcmp(req->method, "HEAD")));
+	x->t.get =
+		x->t.get || (x->a.status == 303 && !(req->method && !strcmp(req->method, "HEAD")));
 	return 0;
 }
 
@@ -1228,8 +1242,8 @@ static void note_outcome(struct http *h, struct exchange *x, const struct http_r
 	resp->fail = why;
 	if (why == HTTP_FAIL_NONE)
 		return;
-	char *clean = http_redact(x->a.errbuf[0] ? x->a.errbuf : curl_easy_strerror(x->a.rc),
-				  h->token);
+	char *clean =
+		http_redact(x->a.errbuf[0] ? x->a.errbuf : curl_easy_strerror(x->a.rc), h->token);
 	snprintf(resp->error, sizeof(resp->error), "%s", clean ? clean : "");
 	free(clean);
 }

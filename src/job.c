@@ -23,7 +23,7 @@ struct job {
 	char *name, *project, *ref, *key;
 	uint64_t size;
 	bool by_id;
-	struct job_pin pin;        /* set before the job is shared, then immutable */
+	struct job_pin pin; /* set before the job is shared, then immutable */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct gl_job info;        /* protected by lock */
@@ -77,10 +77,9 @@ int job_info_copy(const struct gl_job *src, struct gl_job *dst)
 	dst->created_at = dup_or_null(src->created_at);
 	dst->finished_at = dup_or_null(src->finished_at);
 	dst->artifacts_expire_at = dup_or_null(src->artifacts_expire_at);
-	if ((src->name && !dst->name) || (src->status && !dst->status) ||
-	    (src->ref && !dst->ref) || (src->sha && !dst->sha) ||
-	    (src->web_url && !dst->web_url) || (src->created_at && !dst->created_at) ||
-	    (src->finished_at && !dst->finished_at) ||
+	if ((src->name && !dst->name) || (src->status && !dst->status) || (src->ref && !dst->ref) ||
+	    (src->sha && !dst->sha) || (src->web_url && !dst->web_url) ||
+	    (src->created_at && !dst->created_at) || (src->finished_at && !dst->finished_at) ||
 	    (src->artifacts_expire_at && !dst->artifacts_expire_at)) {
 		gl_job_release(dst);
 		memset(dst, 0, sizeof(*dst));
@@ -152,15 +151,42 @@ int job_refs(const struct job *j)
 	return atomic_load(&j->refs);
 }
 
-int64_t job_id(const struct job *j) { return j->id; }
-const char *job_name(const struct job *j) { return j->name; }
-const char *job_project(const struct job *j) { return j->project; }
-const char *job_ref(const struct job *j) { return j->ref; }
-const char *job_key(const struct job *j) { return j->key; }
-uint64_t job_size(const struct job *j) { return j->size; }
-bool job_is_by_id(const struct job *j) { return j->by_id; }
-struct cache *job_cache(const struct job *j) { return j->env->cache; }
-struct nest_set *job_nests(struct job *j) { return j->nests; }
+int64_t job_id(const struct job *j)
+{
+	return j->id;
+}
+const char *job_name(const struct job *j)
+{
+	return j->name;
+}
+const char *job_project(const struct job *j)
+{
+	return j->project;
+}
+const char *job_ref(const struct job *j)
+{
+	return j->ref;
+}
+const char *job_key(const struct job *j)
+{
+	return j->key;
+}
+uint64_t job_size(const struct job *j)
+{
+	return j->size;
+}
+bool job_is_by_id(const struct job *j)
+{
+	return j->by_id;
+}
+struct cache *job_cache(const struct job *j)
+{
+	return j->env->cache;
+}
+struct nest_set *job_nests(struct job *j)
+{
+	return j->nests;
+}
 
 int job_info(struct job *j, struct gl_job *out)
 {
@@ -437,8 +463,10 @@ ssize_t job_fetch(struct job *j, void *buf, size_t len, uint64_t off, const atom
 	if (len > j->size - off)
 		len = (size_t)(j->size - off);
 	struct span s = {buf, off, len, 0, stop, want, j->env};
-	struct gl_archive a = {.project = j->project, .job_id = j->by_id ? j->id : 0,
-			       .ref = j->ref, .job_name = j->name};
+	struct gl_archive a = {.project = j->project,
+			       .job_id = j->by_id ? j->id : 0,
+			       .ref = j->ref,
+			       .job_name = j->name};
 	int err = archive_get(j->env, &a, &j->pin, j->size, off, len, span_sink, &s);
 	if (err == -ECANCELED && s.filled == s.len && !stopped(stop, want))
 		err = 0; /* stopped by span_sink itself: everything asked for arrived */

@@ -146,7 +146,8 @@ void log_msg(int level, const char *fmt, ...)
 
 static int open_file(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	int fd =
+		open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -210,7 +211,8 @@ static void *hup_main(void *arg)
 			return NULL;
 		int err = log_reopen();
 		if (err)
-			log_msg(LOG_ERR, "cannot reopen the log file %s: %s", file_path, strerror(-err));
+			log_msg(LOG_ERR, "cannot reopen the log file %s: %s", file_path,
+				strerror(-err));
 	}
 }
 
@@ -222,8 +224,8 @@ int log_watch_sighup(void)
 	return -err;
 }
 
-__attribute__((format(printf, 2, 0)))
-static void fuse_sink(enum fuse_log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void fuse_sink(enum fuse_log_level level,
+							    const char *fmt, va_list ap)
 {
 	log_vmsg((int)level, fmt, ap);
 }

@@ -57,51 +57,85 @@ struct options {
 	char *unknown;    /* the name (only) of an unknown --option */
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_PROJECT, KEY_FOREGROUND, KEY_DEBUG, KEY_TOKEN, KEY_TOKEN_NEXT };
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_PROJECT,
+	KEY_FOREGROUND,
+	KEY_DEBUG,
+	KEY_TOKEN,
+	KEY_TOKEN_NEXT
+};
 
-#define OPT(t, p) {t, offsetof(struct options, p), 1}
-#define OPT_S(t, p) {t, offsetof(struct options, p), 0}
+#define OPT(t, p)                                 \
+	{                                         \
+		t, offsetof(struct options, p), 1 \
+	}
+#define OPT_S(t, p)                               \
+	{                                         \
+		t, offsetof(struct options, p), 0 \
+	}
 static const struct fuse_opt option_spec[] = {
-	OPT_S("--token-file=%s", token_file), OPT_S("--token-file %s", token_file),
+	OPT_S("--token-file=%s", token_file),
+	OPT_S("--token-file %s", token_file),
 	OPT_S("token_file=%s", token_file),
-	OPT_S("--cache-dir=%s", cache_dir), OPT_S("--cache-dir %s", cache_dir),
+	OPT_S("--cache-dir=%s", cache_dir),
+	OPT_S("--cache-dir %s", cache_dir),
 	OPT_S("cache_dir=%s", cache_dir),
-	OPT_S("--cache-size=%s", cache_size), OPT_S("--cache-size %s", cache_size),
+	OPT_S("--cache-size=%s", cache_size),
+	OPT_S("--cache-size %s", cache_size),
 	OPT_S("cache_size=%s", cache_size),
-	OPT_S("--ttl=%s", ttl), OPT_S("--ttl %s", ttl), OPT_S("ttl=%s", ttl),
-	OPT_S("--timeout=%s", timeout), OPT_S("--timeout %s", timeout),
+	OPT_S("--ttl=%s", ttl),
+	OPT_S("--ttl %s", ttl),
+	OPT_S("ttl=%s", ttl),
+	OPT_S("--timeout=%s", timeout),
+	OPT_S("--timeout %s", timeout),
 	OPT_S("timeout=%s", timeout),
-	OPT_S("--connections=%s", connections), OPT_S("--connections %s", connections),
+	OPT_S("--connections=%s", connections),
+	OPT_S("--connections %s", connections),
 	OPT_S("connections=%s", connections),
-	OPT_S("--retry-for=%s", retry_for), OPT_S("--retry-for %s", retry_for),
+	OPT_S("--retry-for=%s", retry_for),
+	OPT_S("--retry-for %s", retry_for),
 	OPT_S("retry_for=%s", retry_for),
-	OPT_S("--ca-file=%s", ca_file), OPT_S("--ca-file %s", ca_file), OPT_S("ca_file=%s", ca_file),
-	OPT("--allow-delete", allow_delete), OPT("allow_delete", allow_delete),
-	OPT_S("--log-file=%s", log_file), OPT_S("--log-file %s", log_file),
+	OPT_S("--ca-file=%s", ca_file),
+	OPT_S("--ca-file %s", ca_file),
+	OPT_S("ca_file=%s", ca_file),
+	OPT("--allow-delete", allow_delete),
+	OPT("allow_delete", allow_delete),
+	OPT_S("--log-file=%s", log_file),
+	OPT_S("--log-file %s", log_file),
 	OPT_S("log_file=%s", log_file),
-	FUSE_OPT_KEY("--foreground", KEY_FOREGROUND), FUSE_OPT_KEY("--debug", KEY_DEBUG),
+	FUSE_OPT_KEY("--foreground", KEY_FOREGROUND),
+	FUSE_OPT_KEY("--debug", KEY_DEBUG),
 	FUSE_OPT_KEY("--read-only", FUSE_OPT_KEY_DISCARD), /* it is, unless allow_delete */
 	/* not "--token %s": fuse_opt would take --token-file for it too */
-	FUSE_OPT_KEY("--token", KEY_TOKEN_NEXT), FUSE_OPT_KEY("--token=", KEY_TOKEN),
-	FUSE_OPT_KEY("token=", KEY_TOKEN), FUSE_OPT_KEY("--private-token", KEY_TOKEN_NEXT),
+	FUSE_OPT_KEY("--token", KEY_TOKEN_NEXT),
+	FUSE_OPT_KEY("--token=", KEY_TOKEN),
+	FUSE_OPT_KEY("token=", KEY_TOKEN),
+	FUSE_OPT_KEY("--private-token", KEY_TOKEN_NEXT),
 	FUSE_OPT_KEY("--private-token=", KEY_TOKEN),
-	FUSE_OPT_KEY("--project=", KEY_PROJECT), FUSE_OPT_KEY("--project ", KEY_PROJECT),
+	FUSE_OPT_KEY("--project=", KEY_PROJECT),
+	FUSE_OPT_KEY("--project ", KEY_PROJECT),
 	FUSE_OPT_KEY("project=", KEY_PROJECT),
-	FUSE_OPT_KEY("-h", KEY_HELP), FUSE_OPT_KEY("--help", KEY_HELP),
-	FUSE_OPT_KEY("-V", KEY_VERSION), FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
 	FUSE_OPT_END,
 };
 
 static void usage(const char *prog)
 {
 	printf("usage: %s [URL] MOUNTPOINT [options]\n\n"
-	       "Mounts the job artifacts of a GitLab instance (default: $CI_SERVER_URL, $GITLAB_URL,\n"
+	       "Mounts the job artifacts of a GitLab instance (default: $CI_SERVER_URL, "
+	       "$GITLAB_URL,\n"
 	       "else https://gitlab.com) as a directory tree.\n\n"
 	       "options:\n"
 	       "    --token-file=FILE   (-o token_file=FILE) access token, sent as PRIVATE-TOKEN;\n"
 	       "                        else $GITLAB_TOKEN, $GITLAB_OAUTH_TOKEN (Bearer),\n"
 	       "                        $CI_JOB_TOKEN (JOB-TOKEN), else anonymous\n"
-	       "    --project=P         (-o project=P) list P at the root (repeatable; id or path)\n"
+	       "    --project=P         (-o project=P) list P at the root (repeatable; id or "
+	       "path)\n"
 	       "    --cache-dir=DIR     (-o cache_dir=DIR) default $XDG_CACHE_HOME/artifactfs\n"
 	       "    --cache-size=SIZE   (-o cache_size=SIZE) e.g. 500M, 10G; default 4G\n"
 	       "    --ttl=SECONDS       (-o ttl=SECONDS) trust listings this long; default 60\n"
@@ -115,7 +149,8 @@ static void usage(const char *prog)
 	       "                        $CI_SERVER_TLS_CA_FILE\n"
 	       "    --allow-delete      (-o allow_delete) let rm <job>.zip delete artifacts and\n"
 	       "                        setfattr keep them; the mount is read-only without it\n"
-	       "    --log-file=FILE     (-o log_file=FILE) log here, timestamped, instead of syslog\n"
+	       "    --log-file=FILE     (-o log_file=FILE) log here, timestamped, instead of "
+	       "syslog\n"
 	       "                        or stderr; SIGHUP then reopens FILE (logrotate)\n"
 	       "    -f, --foreground    stay in the foreground, log to stderr\n"
 	       "    -d, --debug         log every request and FUSE call; stays in the foreground\n"
@@ -160,9 +195,9 @@ static bool is_url(const char *s)
  * word mixing letters and digits as random tokens do. */
 static bool looks_secret(const char *s)
 {
-	static const char *prefixes[] = {"glpat-", "gloas-", "gldt-", "glrt-", "glcbt-", "glptt-",
-					 "glft-", "glimt-", "glagent-", "glsoat-", "glffct-",
-					 "glwt-", "GR1348941"};
+	static const char *prefixes[] = {"glpat-",  "gloas-", "gldt-",    "glrt-",    "glcbt-",
+					 "glptt-",  "glft-",  "glimt-",   "glagent-", "glsoat-",
+					 "glffct-", "glwt-",  "GR1348941"};
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
 		if (strstr(s, prefixes[i]))
 			return true;
@@ -237,7 +272,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			o->extra_arg = true;
 		if (o->url_missing || o->extra_arg)
 			return 0; /* never to libfuse, which would print it */
-		return 1; /* the mount point, for fuse_parse_cmdline */
+		return 1;         /* the mount point, for fuse_parse_cmdline */
 	default:
 		return 1;
 	}
@@ -300,9 +335,10 @@ static int open_token_file(const char *path)
 		return -1;
 	}
 	struct stat st;
-	const char *bad = fstat(fd, &st) ? strerror(errno)
-			  : !S_ISREG(st.st_mode) ? "it is not a regular file"
-			  : st.st_size > TOKEN_MAX + 2 ? "it is longer than 4096 bytes" : NULL;
+	const char *bad = fstat(fd, &st)               ? strerror(errno)
+			  : !S_ISREG(st.st_mode)       ? "it is not a regular file"
+			  : st.st_size > TOKEN_MAX + 2 ? "it is longer than 4096 bytes"
+						       : NULL;
 	if (!bad && (st.st_mode & 077)) {
 		fprintf(stderr,
 			"artifactfs: token file %s can be read by group or others (mode %04o); "
@@ -420,8 +456,9 @@ static char *base_url(const struct options *o)
 		return NULL;
 	}
 	if (url_has_userinfo(u)) {
-		fprintf(stderr, "artifactfs: the GitLab URL carries credentials (user:secret@); give "
-				"the token with --token-file or $GITLAB_TOKEN instead\n");
+		fprintf(stderr,
+			"artifactfs: the GitLab URL carries credentials (user:secret@); give "
+			"the token with --token-file or $GITLAB_TOKEN instead\n");
 		return NULL;
 	}
 	char *s = strdup(u);
@@ -499,12 +536,13 @@ static int check_options(struct daemon *d)
 	}
 	d->timeout_s = 30;
 	if (o->timeout && (parse_ttl(o->timeout, &d->timeout_s) || d->timeout_s < 1)) {
-		fprintf(stderr, "artifactfs: --timeout %s is not a number of seconds\n", o->timeout);
+		fprintf(stderr, "artifactfs: --timeout %s is not a number of seconds\n",
+			o->timeout);
 		return -1;
 	}
 	d->connections = 8;
-	if (o->connections && (parse_ttl(o->connections, &d->connections) ||
-			       d->connections < 1 || d->connections > 64)) {
+	if (o->connections && (parse_ttl(o->connections, &d->connections) || d->connections < 1 ||
+			       d->connections > 64)) {
 		fprintf(stderr, "artifactfs: --connections %s is not a number from 1 to 64\n",
 			o->connections);
 		return -1;
@@ -538,8 +576,10 @@ static int job_token_project(struct daemon *d)
 	gl_job_release(&self);
 	snprintf(id, sizeof(id), "%" PRId64, project_id);
 	if (err || project_id <= 0) {
-		fprintf(stderr, "artifactfs: %s: GET /job did not name the job token's project (%s); "
-				"give --project\n", d->url, err ? strerror(-err) : "no project_id");
+		fprintf(stderr,
+			"artifactfs: %s: GET /job did not name the job token's project (%s); "
+			"give --project\n",
+			d->url, err ? strerror(-err) : "no project_id");
 		return -1;
 	}
 	return add_project(&d->opts, id);
@@ -646,9 +686,15 @@ static bool session_ended(void *fuse)
 static int run(struct daemon *d, struct fuse_args *args)
 {
 	d->fsc = (struct fs_config){
-		.cat = d->cat, .cache = d->cache, .http = d->http, .pool = d->pool,
-		.allow_delete = d->opts.allow_delete, .ttl_s = d->ttl_s,
-		.uid = getuid(), .gid = getgid(), .mounted_at = time(NULL),
+		.cat = d->cat,
+		.cache = d->cache,
+		.http = d->http,
+		.pool = d->pool,
+		.allow_delete = d->opts.allow_delete,
+		.ttl_s = d->ttl_s,
+		.uid = getuid(),
+		.gid = getgid(),
+		.mounted_at = time(NULL),
 	};
 	if (add_mount_options(args, d->url, d->opts.allow_delete))
 		return 1;
@@ -679,9 +725,10 @@ static int run(struct daemon *d, struct fuse_args *args)
 		 * given, and libfuse 3.14 warns about an unset value passed back to it */
 		if (d->cmd.max_idle_threads != UINT_MAX)
 			fuse_loop_cfg_set_idle_threads(lc, d->cmd.max_idle_threads);
-		fuse_loop_cfg_set_max_threads(lc, d->cmd.max_threads > 0 && d->cmd.max_threads <= 1000
-							  ? d->cmd.max_threads
-							  : 10);
+		fuse_loop_cfg_set_max_threads(lc,
+					      d->cmd.max_threads > 0 && d->cmd.max_threads <= 1000
+						      ? d->cmd.max_threads
+						      : 10);
 		ret = fuse_loop_mt(d->fuse, lc);
 		fuse_loop_cfg_destroy(lc);
 	}
@@ -731,16 +778,18 @@ static void daemon_release(struct daemon *d)
 static int refuse_args(const struct options *o)
 {
 	if (o->token_given || o->secret_seen)
-		fprintf(stderr, "artifactfs: %s; no option takes a token on the command line (ps, "
-				"shell history and CI logs show it): use --token-file FILE or "
-				"$GITLAB_TOKEN\n",
+		fprintf(stderr,
+			"artifactfs: %s; no option takes a token on the command line (ps, "
+			"shell history and CI logs show it): use --token-file FILE or "
+			"$GITLAB_TOKEN\n",
 			o->token_given ? "--token is not an option"
 				       : "an option that looks like a token was given (not shown)");
 	else if (o->unknown)
 		fprintf(stderr, "artifactfs: unknown option %s (see --help)\n", o->unknown);
 	else if (o->extra_arg)
-		fprintf(stderr, "artifactfs: too many arguments (the extra one is not shown: it may be "
-				"a token); usage: artifactfs [URL] MOUNTPOINT [options]\n");
+		fprintf(stderr,
+			"artifactfs: too many arguments (the extra one is not shown: it may be "
+			"a token); usage: artifactfs [URL] MOUNTPOINT [options]\n");
 	else if (o->url_missing)
 		say_not_a_url(NULL);
 	else
@@ -760,8 +809,8 @@ static int parse_args(struct daemon *d, struct fuse_args *args)
 		return 1;
 	}
 	if (d->opts.version) {
-		printf("artifactfs %s (libfuse %s, %s)\n", ARTIFACTFS_VERSION,
-		       fuse_pkgversion(), curl_version());
+		printf("artifactfs %s (libfuse %s, %s)\n", ARTIFACTFS_VERSION, fuse_pkgversion(),
+		       curl_version());
 		return 1;
 	}
 	if (fuse_parse_cmdline(args, &d->cmd) != 0)

@@ -151,7 +151,8 @@ static struct memo_val *settle(struct memo *m, struct entry *e, int *err, struct
 	time_t t = m->now();
 	if (*err == -EIO && old) {
 		/* the server is unreachable: what was known still stands, checked again soon */
-		log_msg(LOG_WARNING, "serving a listing older than the TTL: the server is unreachable");
+		log_msg(LOG_WARNING,
+			"serving a listing older than the TTL: the server is unreachable");
 		*v = old;
 		old = NULL;
 		*err = 0;

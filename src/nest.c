@@ -24,17 +24,17 @@
 
 struct nest {
 	atomic_int refs;
-	struct job *job;            /* borrowed: every holder of a nest holds its job */
-	struct nest *parent;        /* held; NULL when the archive is a member of the artifacts */
+	struct job *job;             /* borrowed: every holder of a nest holds its job */
+	struct nest *parent;         /* held; NULL when the archive is a member of the artifacts */
 	const struct zip_member *am; /* the archive, in the parent's index or the job's */
 	struct nested *nested;
 	struct cache_entry *blob;
-	char *key;                  /* the blob's cache key */
+	char *key; /* the blob's cache key */
 	struct nested_limits lim;
 };
 
 struct slot {
-	char *path;   /* NULL: free */
+	char *path;     /* NULL: free */
 	struct nest *n; /* the set's reference, or NULL with err */
 	int err;
 	bool loading;
@@ -196,7 +196,8 @@ static ssize_t blob_redo(struct nest *n, void *buf, size_t len, uint64_t off)
 	struct redo r = {n, buf, off, len, stop < size ? stop : size};
 	struct member_src ms;
 	struct nested *again = NULL;
-	log_msg(LOG_DEBUG, "nested blob bytes at %" PRIu64 " not in the cache: unpacking again", off);
+	log_msg(LOG_DEBUG, "nested blob bytes at %" PRIu64 " not in the cache: unpacking again",
+		off);
 	int err = member_src_open(n, &ms);
 	if (!err)
 		err = nested_index(n->am->size, member_read, &ms, redo_write, &r, &n->lim, &again);
@@ -222,8 +223,7 @@ static ssize_t blob_read(struct nest *n, void *buf, size_t len, uint64_t off)
 	return blob_redo(n, buf, len, off);
 }
 
-ssize_t nest_pread(struct nest *n, const struct zip_member *m, void *buf, size_t len,
-		   uint64_t off)
+ssize_t nest_pread(struct nest *n, const struct zip_member *m, void *buf, size_t len, uint64_t off)
 {
 	if (m->type != ZIP_FILE)
 		return -EISDIR;
@@ -351,7 +351,8 @@ static int slot_wait(struct nest_set *s, const char *path, struct nest **out, in
 static void slot_fill(struct nest_set *s, struct slot *x, struct nest *n, int err)
 {
 	pthread_mutex_lock(&s->lock);
-	if (x && (!err || err == -ENOENT || err == -EFBIG)) { /* what the member is, not how it went */
+	if (x &&
+	    (!err || err == -ENOENT || err == -EFBIG)) { /* what the member is, not how it went */
 		x->loading = false;
 		x->n = n ? nest_hold(n) : NULL;
 		x->err = err;
@@ -428,7 +429,8 @@ static int descend(struct job *j, const char *path, size_t base, size_t hash, st
 		err = nest_get(j, *n, am, key, &child);
 	free(key);
 	if (err == -ENOENT)
-		log_msg(LOG_DEBUG, "no archive inside member \"%.*s\"", (int)(hash - base), path + base);
+		log_msg(LOG_DEBUG, "no archive inside member \"%.*s\"", (int)(hash - base),
+			path + base);
 	if (err)
 		return err;
 	nest_put(*n);

@@ -59,11 +59,11 @@ struct scan {
 	size_t n, cap;
 	char *names, *links;
 	size_t names_len, names_cap, links_len, links_cap;
-	uint64_t blob_pos;  /* bytes written to the blob */
-	uint64_t produced;  /* bytes libarchive handed over, kept or not */
-	size_t entries;     /* entries read, kept or not */
+	uint64_t blob_pos; /* bytes written to the blob */
+	uint64_t produced; /* bytes libarchive handed over, kept or not */
+	size_t entries;    /* entries read, kept or not */
 	size_t rejected;
-	int err;            /* sticky -errno of our own (budget, wr, memory) */
+	int err; /* sticky -errno of our own (budget, wr, memory) */
 };
 
 static int grow(void **v, size_t *cap, size_t need, size_t size)
@@ -103,7 +103,9 @@ static la_ssize_t source_read(struct archive *a, void *data, const void **out)
 static la_int64_t source_seek(struct archive *a, void *data, la_int64_t off, int whence)
 {
 	struct source *s = data;
-	int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (int64_t)s->pos : (int64_t)s->size;
+	int64_t base = whence == SEEK_SET   ? 0
+		       : whence == SEEK_CUR ? (int64_t)s->pos
+					    : (int64_t)s->size;
 	if (off > (int64_t)s->size - base || base + off < 0) {
 		archive_set_error(a, EINVAL, "seek outside the archive member");
 		return ARCHIVE_FATAL;
@@ -156,7 +158,8 @@ static int (*const formats[])(struct archive *) = {
 static int enable_formats(struct archive *a)
 {
 	for (size_t i = 0; i < sizeof(filters) / sizeof(*filters); i++)
-		if ((!filters[i].library || filters[i].library()) && filters[i].enable(a) != ARCHIVE_OK)
+		if ((!filters[i].library || filters[i].library()) &&
+		    filters[i].enable(a) != ARCHIVE_OK)
 			return -ENOMEM;
 	for (size_t i = 0; i < sizeof(formats) / sizeof(*formats); i++)
 		if (formats[i](a) != ARCHIVE_OK)
@@ -402,7 +405,8 @@ static int scan_entries(struct scan *s)
 			return -ENOENT;
 		err = archive_ret_to_errno(s, ret);
 		if (!err && ++s->entries > s->lim.max_entries) {
-			log_msg(LOG_WARNING, "nested archive has more than %zu entries: left unread",
+			log_msg(LOG_WARNING,
+				"nested archive has more than %zu entries: left unread",
 				s->lim.max_entries);
 			err = -EFBIG;
 		}
@@ -425,8 +429,7 @@ static int cmp_names(const void *pa, const void *pb, void *arg)
 }
 
 /* The earliest file named target among the sorted files, or NULL. */
-static struct item *find_file(struct item **files, size_t n, const char *names,
-			      const char *target)
+static struct item *find_file(struct item **files, size_t n, const char *names, const char *target)
 {
 	size_t lo = 0, hi = n;
 	while (lo < hi) {
@@ -471,7 +474,8 @@ static int resolve_hardlinks(struct scan *s)
 	for (size_t i = 0; i < s->n; i++) {
 		struct item *it = &s->v[i];
 		const struct item *f =
-			it->hardlink ? find_file(files, nf, s->names, s->links + it->hard_off) : NULL;
+			it->hardlink ? find_file(files, nf, s->names, s->links + it->hard_off)
+				     : NULL;
 		if (f) {
 			it->m.local_offset = f->m.local_offset;
 			it->m.size = f->m.size;
@@ -525,8 +529,8 @@ static void scan_release(struct scan *s)
 int nested_index(uint64_t size, zip_read_fn rd, void *rctx, nested_write_fn wr, void *wctx,
 		 const struct nested_limits *lim, struct nested **out)
 {
-	struct scan s = {.src = {.rd = rd, .ctx = rctx, .size = size}, .wr = wr, .wctx = wctx,
-			 .lim = *lim};
+	struct scan s = {
+		.src = {.rd = rd, .ctx = rctx, .size = size}, .wr = wr, .wctx = wctx, .lim = *lim};
 	struct nested *n = calloc(1, sizeof(*n));
 	/* Names come out of libarchive in the thread's locale: UTF-8, not the daemon's "C", where
 	 * a 7z or pax name outside ASCII would have no text at all. */

@@ -20,49 +20,55 @@
 
 #include "artifactfs/log.h"
 
-#define AHEAD_MIN (512u << 10)    /* the first read-ahead of a sequential reader */
-#define CHUNK_BYTES (4u << 20)    /* one ranged request of read-ahead into the cache */
-#define SLICE_BYTES (2u << 20)    /* one ranged request of a window past the cache */
-#define NEAR_BYTES (4u << 20)     /* the kernel keeps up to 12 reads of 128 KiB in flight, in any
+#define AHEAD_MIN (512u << 10) /* the first read-ahead of a sequential reader */
+#define CHUNK_BYTES (4u << 20) /* one ranged request of read-ahead into the cache */
+#define SLICE_BYTES (2u << 20) /* one ranged request of a window past the cache */
+#define NEAR_BYTES \
+	(4u << 20) /* the kernel keeps up to 12 reads of 128 KiB in flight, in any
                                      order: this close to the last read's end is sequential */
-#define KERNEL_READ (64u << 10)   /* reads this large are the kernel's read-ahead; a smaller one
+#define KERNEL_READ \
+	(64u << 10)               /* reads this large are the kernel's read-ahead; a smaller one
                                      past the last read's end is a program skipping bytes */
 #define WINDOW_BUDGET (32u << 20) /* all windows past the cache together (peak RSS) */
 
-enum slice_state { SLICE_FETCHING, SLICE_READY, SLICE_FAILED };
+enum slice_state {
+	SLICE_FETCHING,
+	SLICE_READY,
+	SLICE_FAILED
+};
 
 struct slice {
-	struct slice *next;        /* protected by r->lock */
+	struct slice *next; /* protected by r->lock */
 	uint64_t off, len;
-	unsigned char *buf;        /* mmap'ed: given back to the system at once when freed */
-	enum slice_state state;    /* protected by r->lock */
-	int err;                   /* protected by r->lock */
-	char why[400];             /* protected by r->lock: the failure's reason, from its thread */
-	bool dropped;              /* protected by r->lock: out of the list; the task frees it */
-	atomic_uint stop;          /* 1: its fetch stops */
+	unsigned char *buf;     /* mmap'ed: given back to the system at once when freed */
+	enum slice_state state; /* protected by r->lock */
+	int err;                /* protected by r->lock */
+	char why[400];          /* protected by r->lock: the failure's reason, from its thread */
+	bool dropped;           /* protected by r->lock: out of the list; the task frees it */
+	atomic_uint stop;       /* 1: its fetch stops */
 };
 
 struct job_reader {
-	atomic_int refs;           /* the opener's, and one per queued or running task */
-	struct job *job;           /* held */
+	atomic_int refs; /* the opener's, and one per queued or running task */
+	struct job *job; /* held */
 	struct job_env *env;
 	struct cache_entry *entry; /* borrowed from job */
 	uint64_t start, end;       /* read ahead only within these */
 	unsigned conns;
-	atomic_uint gen;           /* changes on a seek and on close */
+	atomic_uint gen; /* changes on a seek and on close */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool seen;                 /* protected by lock: a read came already */
-	uint64_t next_off;         /* protected by lock: where a sequential read goes on */
-	uint64_t ahead;            /* protected by lock: read-ahead bytes; 0 for a random reader */
-	uint64_t grow_at;          /* protected by lock: where the reader has read half of it */
-	uint64_t queued_to;        /* protected by lock: end of the read-ahead queued */
-	unsigned tasks;            /* protected by lock: read-ahead tasks queued or running */
-	bool streaming;            /* protected by lock: the cache had no room */
-	bool said;                 /* protected by lock: the log says so */
-	struct slice *slices;      /* protected by lock: the window past the cache */
-	unsigned n_slices;         /* protected by lock */
-	uint64_t slices_to;        /* protected by lock: end of the last slice */
+	bool seen;            /* protected by lock: a read came already */
+	uint64_t next_off;    /* protected by lock: where a sequential read goes on */
+	uint64_t ahead;       /* protected by lock: read-ahead bytes; 0 for a random reader */
+	uint64_t grow_at;     /* protected by lock: where the reader has read half of it */
+	uint64_t queued_to;   /* protected by lock: end of the read-ahead queued */
+	unsigned tasks;       /* protected by lock: read-ahead tasks queued or running */
+	bool streaming;       /* protected by lock: the cache had no room */
+	bool said;            /* protected by lock: the log says so */
+	struct slice *slices; /* protected by lock: the window past the cache */
+	unsigned n_slices;    /* protected by lock */
+	uint64_t slices_to;   /* protected by lock: end of the last slice */
 };
 
 static void reader_put(struct job_reader *r)
@@ -183,7 +189,8 @@ static bool slice_add(struct job_reader *r)
 		return false;
 	struct slice *s = calloc(1, sizeof(*s));
 	struct slice_task *t = malloc(sizeof(*t));
-	void *buf = mmap(NULL, SLICE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *buf =
+		mmap(NULL, SLICE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (!s || !t || buf == MAP_FAILED) {
 		free(s);
 		free(t);
@@ -310,7 +317,8 @@ static void queue_ahead(struct job_reader *r, uint64_t from, uint64_t to)
 	if (to > r->end)
 		to = r->end;
 	while (r->queued_to < to && r->tasks < r->conns) {
-		uint64_t len = r->end - r->queued_to < CHUNK_BYTES ? r->end - r->queued_to : CHUNK_BYTES;
+		uint64_t len =
+			r->end - r->queued_to < CHUNK_BYTES ? r->end - r->queued_to : CHUNK_BYTES;
 		if (to - r->queued_to < len)
 			break; /* no small requests at the window's edge: it grows soon */
 		uint64_t off = r->queued_to;
@@ -367,8 +375,10 @@ static void start_streaming(struct job_reader *r)
 	r->streaming = r->said = true;
 	pthread_mutex_unlock(&r->lock);
 	if (first)
-		log_msg(LOG_INFO, "no room in the cache for the %" PRIu64 " bytes being read: "
-				  "they are read without being cached", r->end - r->start);
+		log_msg(LOG_INFO,
+			"no room in the cache for the %" PRIu64 " bytes being read: "
+			"they are read without being cached",
+			r->end - r->start);
 }
 
 /* Past the cache: cached bytes from the cache, the rest from the window or straight. */

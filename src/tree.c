@@ -95,7 +95,11 @@ static bool next_comp(const char **p, const char **start, size_t *len)
 }
 
 /* The file a job component names: ".zip" the archive, ".log" the log, else the folder. */
-enum job_file { JOB_FOLDER, JOB_ZIP, JOB_LOG };
+enum job_file {
+	JOB_FOLDER,
+	JOB_ZIP,
+	JOB_LOG
+};
 
 static enum job_file job_suffix(const char *s, size_t len)
 {
@@ -146,8 +150,7 @@ static const char *member_rest(const char *p)
 }
 
 /* A job component c (escaped name or id) and what follows it, p. */
-static int parse_job_file(const char *p, const char *c, size_t n, bool by_id,
-			  struct tree_path *tp)
+static int parse_job_file(const char *p, const char *c, size_t n, bool by_id, struct tree_path *tp)
 {
 	enum job_file f = job_suffix(c, n);
 	size_t len = f == JOB_FOLDER ? n : n - 4;
@@ -211,7 +214,8 @@ static int parse_dash(const char *p, struct tree_path *tp)
 		return next_comp(&p, &c, &n) ? parse_job_file(p, c, n, true, tp) : 0;
 	}
 	size_t i = 0;
-	while (i < sizeof(set_folders) / sizeof(set_folders[0]) && !comp_is(c, n, set_folders[i].word))
+	while (i < sizeof(set_folders) / sizeof(set_folders[0]) &&
+	       !comp_is(c, n, set_folders[i].word))
 		i++;
 	if (i == sizeof(set_folders) / sizeof(set_folders[0]))
 		return -ENOENT;

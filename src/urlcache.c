@@ -19,7 +19,7 @@
 #define SECONDS_MAX ((int64_t)1 << 40) /* beyond any expiry: 34,000 years */
 
 struct slot {
-	char *key, *url;  /* both NULL: free */
+	char *key, *url; /* both NULL: free */
 	int64_t until_ms;
 	uint64_t used;
 };
@@ -49,7 +49,8 @@ struct urlcache *urlcache_new(size_t max)
 static void slot_clear(struct slot *s)
 {
 	if (s->url)
-		memset(s->url, 0, strlen(s->url)); /* a credential: do not leave it in freed memory */
+		memset(s->url, 0,
+		       strlen(s->url)); /* a credential: do not leave it in freed memory */
 	free(s->key);
 	free(s->url);
 	memset(s, 0, sizeof(*s));

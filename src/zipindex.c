@@ -38,13 +38,29 @@
 #define MAX_COMMENT 65535u
 /* Field offsets (APPNOTE.TXT 4.3.7, 4.3.12, 4.3.14-16), little-endian. */
 enum {
-	LFH_NAME_LEN = 26, LFH_EXTRA_LEN = 28,
-	CDH_MADE_BY = 4, CDH_FLAGS = 8, CDH_METHOD = 10, CDH_TIME = 12, CDH_DATE = 14,
-	CDH_CRC = 16, CDH_CSIZE = 20, CDH_USIZE = 24, CDH_NAME_LEN = 28, CDH_EXTRA_LEN = 30,
-	CDH_COMMENT_LEN = 32, CDH_EXT_ATTR = 38, CDH_LFH_OFFSET = 42,
-	EOCD_ENTRIES = 10, EOCD_CD_SIZE = 12, EOCD_CD_OFFSET = 16, EOCD_COMMENT_LEN = 20,
+	LFH_NAME_LEN = 26,
+	LFH_EXTRA_LEN = 28,
+	CDH_MADE_BY = 4,
+	CDH_FLAGS = 8,
+	CDH_METHOD = 10,
+	CDH_TIME = 12,
+	CDH_DATE = 14,
+	CDH_CRC = 16,
+	CDH_CSIZE = 20,
+	CDH_USIZE = 24,
+	CDH_NAME_LEN = 28,
+	CDH_EXTRA_LEN = 30,
+	CDH_COMMENT_LEN = 32,
+	CDH_EXT_ATTR = 38,
+	CDH_LFH_OFFSET = 42,
+	EOCD_ENTRIES = 10,
+	EOCD_CD_SIZE = 12,
+	EOCD_CD_OFFSET = 16,
+	EOCD_COMMENT_LEN = 20,
 	LOC64_EOCD64_AT = 8,
-	EOCD64_ENTRIES = 32, EOCD64_CD_SIZE = 40, EOCD64_CD_OFFSET = 48,
+	EOCD64_ENTRIES = 32,
+	EOCD64_CD_SIZE = 40,
+	EOCD64_CD_OFFSET = 48,
 };
 #define SHORT_TAIL 4096u
 #define MAX_ENTRIES 10000000u
@@ -59,7 +75,7 @@ enum {
 struct zipindex {
 	struct zip_member *m; /* in path order; m[0] is the root */
 	size_t n;
-	char *arena;          /* every name, NUL-terminated */
+	char *arena; /* every name, NUL-terminated */
 	size_t arena_len;
 	size_t rejected;
 	uint64_t cd_offset;
@@ -136,13 +152,15 @@ static int read_zip64_end(uint64_t eocd_abs, zip_read_fn rd, void *ctx, struct c
 static int parse_eocd(const unsigned char *e, uint64_t eocd_abs, zip_read_fn rd, void *ctx,
 		      struct cd_loc *cd)
 {
-	*cd = (struct cd_loc){.entries = le16(e + EOCD_ENTRIES), .size = le32(e + EOCD_CD_SIZE),
-			      .offset = le32(e + EOCD_CD_OFFSET), .end = eocd_abs};
+	*cd = (struct cd_loc){.entries = le16(e + EOCD_ENTRIES),
+			      .size = le32(e + EOCD_CD_SIZE),
+			      .offset = le32(e + EOCD_CD_OFFSET),
+			      .end = eocd_abs};
 	int err = read_zip64_end(eocd_abs, rd, ctx, cd);
 	if (err)
 		return err;
-	if (cd->offset > cd->end || cd->size > cd->end - cd->offset ||
-	    cd->entries > MAX_ENTRIES || cd->entries * CDH_LEN > cd->size)
+	if (cd->offset > cd->end || cd->size > cd->end - cd->offset || cd->entries > MAX_ENTRIES ||
+	    cd->entries * CDH_LEN > cd->size)
 		return -EIO;
 	return 0;
 }
@@ -157,7 +175,8 @@ static int scan_tail(uint64_t size, size_t len, zip_read_fn rd, void *ctx, struc
 	ssize_t n = rd(ctx, tail, len, size - len);
 	int err = n < 0 ? (int)n : -EIO;
 	for (size_t i = len - EOCD_LEN + 1; n >= 0 && err == -EIO && i-- > 0;) {
-		if (le32(tail + i) == EOCD_SIG && i + EOCD_LEN + le16(tail + i + EOCD_COMMENT_LEN) <= len)
+		if (le32(tail + i) == EOCD_SIG &&
+		    i + EOCD_LEN + le16(tail + i + EOCD_COMMENT_LEN) <= len)
 			err = parse_eocd(tail + i, size - len + i, rd, ctx, cd);
 	}
 	free(tail);
@@ -312,15 +331,21 @@ static const char *fill_member(const unsigned char *h, struct zip_member *m, uin
 	const char *name = (const char *)h + CDH_LEN;
 	uint32_t csize = le32(h + CDH_CSIZE), usize = le32(h + CDH_USIZE);
 	uint32_t off = le32(h + CDH_LFH_OFFSET);
-	unsigned big = (usize == 0xffffffffu ? BIG_SIZE : 0) | (csize == 0xffffffffu ? BIG_CSIZE : 0) |
+	unsigned big = (usize == 0xffffffffu ? BIG_SIZE : 0) |
+		       (csize == 0xffffffffu ? BIG_CSIZE : 0) |
 		       (off == 0xffffffffu ? BIG_OFFSET : 0);
 	bool slash = nl > 0 && name[nl - 1] == '/';
-	*m = (struct zip_member){.name = name, .base = name + nl - slash, .crc32 = le32(h + CDH_CRC),
+	*m = (struct zip_member){.name = name,
+				 .base = name + nl - slash,
+				 .crc32 = le32(h + CDH_CRC),
 				 .method = le16(h + CDH_METHOD),
 				 .encrypted = le16(h + CDH_FLAGS) & 1,
-				 .size = usize, .comp_size = csize, .local_offset = off,
+				 .size = usize,
+				 .comp_size = csize,
+				 .local_offset = off,
 				 .mtime = dos_time(le16(h + CDH_TIME), le16(h + CDH_DATE)),
-				 .first_child = NONE, .next_sibling = NONE};
+				 .first_child = NONE,
+				 .next_sibling = NONE};
 	if (apply_extra(h + CDH_LEN + nl, xl, m, big))
 		return "its zip64 field is too short";
 	set_type(h, m, slash);
@@ -448,7 +473,8 @@ static void drop_conflicts(struct build *b)
 		if (w > 1 && same_name(&b->m[w - 1], e)) {
 			char shown[SHOWN_MAX + 4];
 			shown_name(shown, e->name, name_len(e));
-			log_msg(LOG_INFO, "archive member \"%s\" appears again: the first stays", shown);
+			log_msg(LOG_INFO, "archive member \"%s\" appears again: the first stays",
+				shown);
 			continue;
 		}
 		if (e->type != ZIP_DIR)
@@ -521,9 +547,12 @@ static int add_folders(struct build *b)
 		b->m[--w] = b->m[i];
 		while (k > 0 && s.v[k - 1].before == i) {
 			const struct span *f = &s.v[--k];
-			b->m[--w] = (struct zip_member){.name = f->name, .base = f->name + f->len,
-							 .type = ZIP_DIR, .synthetic = true,
-							 .first_child = NONE, .next_sibling = NONE};
+			b->m[--w] = (struct zip_member){.name = f->name,
+							.base = f->name + f->len,
+							.type = ZIP_DIR,
+							.synthetic = true,
+							.first_child = NONE,
+							.next_sibling = NONE};
 		}
 	}
 	assert(err || w == 1);
@@ -617,8 +646,12 @@ static int start_build(struct build *b, size_t entries)
 	b->m = malloc(b->cap * sizeof(*b->m));
 	if (!b->m)
 		return -ENOMEM;
-	b->m[0] = (struct zip_member){.name = "", .base = "", .type = ZIP_DIR, .synthetic = true,
-				      .first_child = NONE, .next_sibling = NONE};
+	b->m[0] = (struct zip_member){.name = "",
+				      .base = "",
+				      .type = ZIP_DIR,
+				      .synthetic = true,
+				      .first_child = NONE,
+				      .next_sibling = NONE};
 	b->n = 1;
 	return 0;
 }
@@ -650,10 +683,17 @@ int zipindex_from_members(const struct zip_member *in, size_t n, struct zipindex
 	for (size_t i = 0; i < n; i++) {
 		const struct zip_member *e = &in[i];
 		struct zip_member *m = &b.m[b.n];
-		*m = (struct zip_member){.name = e->name, .base = e->base, .type = e->type,
-					 .mode = e->mode & 07777, .mtime = e->mtime, .size = e->size,
-					 .comp_size = e->size, .local_offset = e->local_offset,
-					 .parent = (uint32_t)i, .first_child = NONE, .next_sibling = NONE};
+		*m = (struct zip_member){.name = e->name,
+					 .base = e->base,
+					 .type = e->type,
+					 .mode = e->mode & 07777,
+					 .mtime = e->mtime,
+					 .size = e->size,
+					 .comp_size = e->size,
+					 .local_offset = e->local_offset,
+					 .parent = (uint32_t)i,
+					 .first_child = NONE,
+					 .next_sibling = NONE};
 		if (name_is_safe(m->name, name_len(m)))
 			b.n++;
 		else
@@ -684,14 +724,17 @@ int zipindex_load(uint64_t archive_size, zip_read_fn rd, void *ctx, struct zipin
 	if (!err) {
 		zi = calloc(1, sizeof(*zi));
 		cd = malloc(loc.size ? (size_t)loc.size : 1);
-		ssize_t n = !zi || !cd ? -ENOMEM : loc.size ? rd(ctx, cd, (size_t)loc.size, loc.offset) : 0;
+		ssize_t n = !zi || !cd ? -ENOMEM
+			    : loc.size ? rd(ctx, cd, (size_t)loc.size, loc.offset)
+				       : 0;
 		err = n < 0 ? (int)n : build_index(cd, &loc, zi);
 		free(cd);
 	}
 	if (err) {
 		zipindex_free(zi);
 		if (err == -EIO) /* the one error line is the operation's */
-			log_set_reason("the archive is not a readable zip (central directory broken)");
+			log_set_reason(
+				"the archive is not a readable zip (central directory broken)");
 		return err;
 	}
 	*out = zi;
@@ -825,8 +868,8 @@ static int cmp_child(const char *name, const char *dir, size_t dl, const char *c
 }
 
 /* The child of folder dir named by the cl bytes of comp, or NULL. O(log n). */
-static const struct zip_member *find_child(const struct zipindex *zi,
-					   const struct zip_member *dir, const char *comp, size_t cl)
+static const struct zip_member *find_child(const struct zipindex *zi, const struct zip_member *dir,
+					   const char *comp, size_t cl)
 {
 	size_t dl = strlen(dir->name), lo = 0, hi = zi->n;
 	while (lo < hi) {
@@ -988,20 +1031,20 @@ struct zip_reader {
 	const struct zip_member *m;
 	zip_read_fn rd;
 	void *ctx;
-	uint64_t data_off;   /* where the compressed bytes start */
-	uint64_t limit;      /* the central directory's offset: no member byte lies past it */
+	uint64_t data_off; /* where the compressed bytes start */
+	uint64_t limit;    /* the central directory's offset: no member byte lies past it */
 	z_stream zs;
 	bool zs_ready;
-	unsigned char *in;   /* compressed chunk, in_cap bytes */
+	unsigned char *in; /* compressed chunk, in_cap bytes */
 	size_t in_cap;
-	size_t chunk;        /* size of the next fetch; grows while streaming */
-	uint64_t in_pos;     /* compressed bytes fetched */
-	uint64_t out_pos;    /* content bytes produced (deflate); stored: all once seen whole */
-	uint32_t crc;        /* of content [0, out_pos) */
-	struct seen *seen;   /* stored members: the content read so far, sorted, disjoint */
+	size_t chunk;      /* size of the next fetch; grows while streaming */
+	uint64_t in_pos;   /* compressed bytes fetched */
+	uint64_t out_pos;  /* content bytes produced (deflate); stored: all once seen whole */
+	uint32_t crc;      /* of content [0, out_pos) */
+	struct seen *seen; /* stored members: the content read so far, sorted, disjoint */
 	size_t n_seen, seen_cap;
-	int failed;          /* sticky -errno: the member is corrupt */
-	bool stale;          /* rd failed mid-stream: restart before the next read */
+	int failed; /* sticky -errno: the member is corrupt */
+	bool stale; /* rd failed mid-stream: restart before the next read */
 };
 
 static int fail(struct zip_reader *r, const char *why)
@@ -1023,15 +1066,15 @@ static int read_local_header(struct zip_reader *r)
 		return (int)n;
 	if (le32(h) != LFH_SIG)
 		return fail(r, "no local file header where the central directory says");
-	r->data_off = r->m->local_offset + LFH_LEN + le16(h + LFH_NAME_LEN) +
-		      le16(h + LFH_EXTRA_LEN);
+	r->data_off =
+		r->m->local_offset + LFH_LEN + le16(h + LFH_NAME_LEN) + le16(h + LFH_EXTRA_LEN);
 	if (r->data_off > r->limit || r->m->comp_size > r->limit - r->data_off)
 		return fail(r, "the local file header puts the data past the central directory");
 	return 0;
 }
 
-int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_read_fn rd,
-		   void *ctx, struct zip_reader **out)
+int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_read_fn rd, void *ctx,
+		   struct zip_reader **out)
 {
 	if (m->type == ZIP_DIR)
 		return -EISDIR;
@@ -1039,17 +1082,18 @@ int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_re
 		char shown[SHOWN_MAX + 4];
 		shown_name(shown, m->name, strlen(m->name));
 		log_msg(LOG_ERR, "%s: %s", shown,
-			m->encrypted ? "encrypted members cannot be read" : "unsupported compression");
+			m->encrypted ? "encrypted members cannot be read"
+				     : "unsupported compression");
 		return -ENOTSUP;
 	}
 	struct zip_reader *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	*r = (struct zip_reader){.m = m, .rd = rd, .ctx = ctx, .limit = zi->cd_offset,
-				 .chunk = CHUNK_MIN};
+	*r = (struct zip_reader){
+		.m = m, .rd = rd, .ctx = ctx, .limit = zi->cd_offset, .chunk = CHUNK_MIN};
 	/* a read never reaches the end of an empty member, where the CRC is checked: check it now */
-	int err = m->method == 0 && m->size != m->comp_size ?
-			  fail(r, "a stored member whose sizes differ")
+	int err = m->method == 0 && m->size != m->comp_size
+			  ? fail(r, "a stored member whose sizes differ")
 		  : m->size == 0 && m->crc32 != 0 ? fail(r, "an empty member whose CRC-32 is not 0")
 						  : read_local_header(r);
 	if (!err && m->method == 8) {
@@ -1091,7 +1135,6 @@ void zip_reader_free(struct zip_reader *r)
 	free(r->seen);
 	free(r);
 }
-
 
 /* Checks the CRC once the whole content has been seen. */
 static int check_end(struct zip_reader *r)
@@ -1156,7 +1199,8 @@ static int stored_note(struct zip_reader *r, const unsigned char *buf, uint64_t 
 			continue;
 		}
 		uint64_t stop = i < r->n_seen && r->seen[i].start < end ? r->seen[i].start : end;
-		int err = seen_add(r, (struct seen){pos, stop, crc_of(buf + (pos - off), stop - pos)});
+		int err = seen_add(r,
+				   (struct seen){pos, stop, crc_of(buf + (pos - off), stop - pos)});
 		if (err)
 			return err;
 		pos = stop;
@@ -1301,7 +1345,8 @@ ssize_t zip_reader_pread(struct zip_reader *r, void *buf, size_t len, uint64_t o
 		len = (size_t)(r->m->size - off);
 	if (len == 0)
 		return 0;
-	return r->m->method == 0 ? stored_pread(r, buf, len, off) : deflated_pread(r, buf, len, off);
+	return r->m->method == 0 ? stored_pread(r, buf, len, off)
+				 : deflated_pread(r, buf, len, off);
 }
 
 int zip_reader_read_all(const struct zipindex *zi, const struct zip_member *m, zip_read_fn rd,

@@ -61,7 +61,8 @@ void cache_close(struct cache *c);
  * non-zero size_bytes means the entry is stale: it is discarded and made anew.
  * The reference keeps the entry valid until cache_entry_put(); its bytes on disk may be evicted
  * while no call runs on it (they are fetched again). */
-int cache_entry_get(struct cache *c, const char *key, uint64_t size_bytes, struct cache_entry **out);
+int cache_entry_get(struct cache *c, const char *key, uint64_t size_bytes,
+		    struct cache_entry **out);
 void cache_entry_put(struct cache_entry *e); /* NULL is a no-op */
 uint64_t cache_entry_size(const struct cache_entry *e);
 
@@ -129,7 +130,7 @@ int cache_drop(struct cache *c);
 
 struct cache_stats {
 	uint64_t used_bytes, limit_bytes, entries;
-	uint64_t hit_bytes, miss_bytes;   /* bytes read from present blocks / that needed a fetch */
+	uint64_t hit_bytes, miss_bytes; /* bytes read from present blocks / that needed a fetch */
 	uint64_t fetches, evictions;
 };
 void cache_get_stats(struct cache *c, struct cache_stats *out);

@@ -27,14 +27,14 @@
 struct catalog;
 
 struct catalog_config {
-	struct gitlab *gl;        /* borrowed; the server, unless backend is set */
+	struct gitlab *gl;             /* borrowed; the server, unless backend is set */
 	const struct backend *backend; /* copied; NULL: backend_gitlab(gl) (tests set a fake) */
-	struct cache *cache;      /* borrowed */
-	struct pool *pool;        /* borrowed; background fetches run here (NULL: none) */
-	const char *base_url;     /* names the cache namespace of this instance */
+	struct cache *cache;           /* borrowed */
+	struct pool *pool;             /* borrowed; background fetches run here (NULL: none) */
+	const char *base_url;          /* names the cache namespace of this instance */
 	int ttl_s;
-	char **projects;          /* NULL-terminated names listed at the root, or NULL: membership */
-	time_t (*now)(void);      /* seconds for the TTLs; NULL: CLOCK_MONOTONIC (tests set one) */
+	char **projects;     /* NULL-terminated names listed at the root, or NULL: membership */
+	time_t (*now)(void); /* seconds for the TTLs; NULL: CLOCK_MONOTONIC (tests set one) */
 };
 
 int catalog_new(const struct catalog_config *cfg, struct catalog **out);
@@ -66,8 +66,7 @@ int catalog_list_set_jobs(struct catalog *c, const char *project, const struct t
 			  char ***names);
 int catalog_job_in_set(struct catalog *c, const char *project, const struct tree_set *set,
 		       const char *name, struct job **out);
-int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by by,
-		      char ***names);
+int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by by, char ***names);
 int catalog_set_info(struct catalog *c, const char *project, const struct tree_set *set,
 		     struct gl_pipeline *pl, struct gl_merge_request *mr);
 
@@ -80,8 +79,8 @@ struct job_log;
 int catalog_job_log(struct catalog *c, struct job *j, struct job_log **out);
 /* -/jobs/<id>.log: the log of any finished job of the project, with an archive or without;
  * *finished_at (malloc'ed, may be NULL) gives the file its mtime. */
-int catalog_log_by_id(struct catalog *c, const char *project, int64_t job_id,
-		      struct job_log **out, char **finished_at);
+int catalog_log_by_id(struct catalog *c, const char *project, int64_t job_id, struct job_log **out,
+		      char **finished_at);
 uint64_t job_log_size(const struct job_log *l);
 ssize_t job_log_pread(struct job_log *l, void *buf, size_t len, uint64_t off);
 void job_log_put(struct job_log *l); /* NULL is a no-op */

@@ -16,15 +16,15 @@
 #include "artifactfs/pool.h"
 
 struct fs_config {
-	struct catalog *cat;  /* borrowed, like the two below */
+	struct catalog *cat; /* borrowed, like the two below */
 	struct cache *cache;
 	struct http *http;
-	struct pool *pool;    /* drained when the mount ends, before libfuse is torn down */
+	struct pool *pool; /* drained when the mount ends, before libfuse is torn down */
 	bool allow_delete;
 	int ttl_s;
-	uid_t uid;            /* owner shown for every node */
+	uid_t uid; /* owner shown for every node */
 	gid_t gid;
-	time_t mounted_at;    /* the time of folders above the jobs, which have none of their own */
+	time_t mounted_at; /* the time of folders above the jobs, which have none of their own */
 };
 
 /* The table to give fuse_new(), with a struct fs_config as its user data. */

@@ -39,12 +39,12 @@ void gl_project_release(struct gl_project *p);
 struct gl_job {
 	int64_t id;
 	char *name;
-	char *status;              /* "success", ... */
+	char *status; /* "success", ... */
 	char *ref;
-	char *sha;                 /* commit.id; may be NULL */
-	char *web_url;             /* may be NULL */
-	int64_t pipeline_id;       /* pipeline.id; 0 if absent */
-	char *created_at;          /* ISO 8601 strings as GitLab sends them; may be NULL */
+	char *sha;           /* commit.id; may be NULL */
+	char *web_url;       /* may be NULL */
+	int64_t pipeline_id; /* pipeline.id; 0 if absent */
+	char *created_at;    /* ISO 8601 strings as GitLab sends them; may be NULL */
 	char *finished_at;
 	char *artifacts_expire_at; /* NULL: never expires */
 	int64_t archive_size;      /* size of the zip archive (artifacts[] file_type "archive",
@@ -114,8 +114,8 @@ int gitlab_ref_resolve(struct gitlab *gl, const char *project, const char *ref,
 
 /* gitlab_ref_resolve() without the report-only jobs: the jobs whose archive by-ref serves
  * (a name shadowed by a report-only job is absent). Same errors. */
-int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref,
-		    struct gl_job **jobs, size_t *n);
+int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref, struct gl_job **jobs,
+		    size_t *n);
 
 /* Whether `ref` exists for browsing, in one cheap call where possible (never by listing all
  * branches): GET pipelines?ref=&per_page=1 (any ref with pipelines: merge request refs such as
@@ -134,7 +134,7 @@ int gitlab_token_job(struct gitlab *gl, struct gl_job *out);
 /* A pipeline as GET /projects/:id/pipelines[/:pipeline_id] shows it (lib/api/ci/pipelines.rb,
  * Entities::Ci::PipelineBasic). Strings may be NULL. */
 struct gl_pipeline {
-	int64_t id;                 /* 0: none */
+	int64_t id; /* 0: none */
 	int64_t project_id;
 	char *status, *sha, *ref, *source, *web_url;
 };
@@ -145,11 +145,11 @@ int gl_pipeline_copy(const struct gl_pipeline *src, struct gl_pipeline *dst);
 
 struct gl_merge_request {
 	int64_t iid;
-	char *title;                /* may be NULL */
-	char *source_branch;        /* may be NULL */
-	char *sha;                  /* the MR's head commit; may be NULL */
-	char *web_url;              /* may be NULL */
-	struct gl_pipeline head;    /* head_pipeline (id 0: none, and always in listings) */
+	char *title;             /* may be NULL */
+	char *source_branch;     /* may be NULL */
+	char *sha;               /* the MR's head commit; may be NULL */
+	char *web_url;           /* may be NULL */
+	struct gl_pipeline head; /* head_pipeline (id 0: none, and always in listings) */
 };
 void gl_merge_request_release(struct gl_merge_request *mr);
 void gl_merge_requests_free(struct gl_merge_request *v, size_t n);
@@ -190,8 +190,8 @@ int gitlab_commit_pipeline(struct gitlab *gl, const char *project, const char *s
 /* The job's log as GitLab stores it (GET /projects/:id/jobs/:job_id/trace, lib/api/ci/jobs.rb),
  * whole, into a malloc'ed buffer of *len bytes (+1, NUL-terminated), at most max bytes (-EFBIG
  * past it). Returns 0, -ENOENT, -EACCES, -EIO, -EFBIG, -ENOMEM. */
-int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, size_t max,
-		     char **out, size_t *len);
+int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, size_t max, char **out,
+		     size_t *len);
 
 /* The project's newest successful jobs that have an archive, newest first: one page (100) of
  * GET /projects/:id/jobs, so listing them costs one request. Free with gl_jobs_free(). -EACCES
@@ -237,10 +237,10 @@ struct gl_read_info {
 	const char *expect_last_modified; /* in: the same pin by the Last-Modified date, used
 	                            when expect_etag is NULL or weak (local storage on GitLab: Go's
 	                            http.ServeContent sends no ETag but honours If-Range by date). */
-	int64_t total;           /* out: the archive's size, -1 unknown */
-	bool whole;              /* out: the server ignored Range: bytes from offset 0 */
-	char etag[160];          /* out: the answer's ETag ("" none); longer ones are cut */
-	char last_modified[64];  /* out: the answer's Last-Modified ("" none) */
+	int64_t total;                    /* out: the archive's size, -1 unknown */
+	bool whole;                       /* out: the server ignored Range: bytes from offset 0 */
+	char etag[160];         /* out: the answer's ETag ("" none); longer ones are cut */
+	char last_modified[64]; /* out: the answer's Last-Modified ("" none) */
 };
 
 /* gitlab_archive_read() that also reports the answer's ETag and can pin the read to one

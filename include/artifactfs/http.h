@@ -32,24 +32,24 @@ enum http_auth {
 };
 
 struct http_config {
-	const char *base_url;      /* "http(s)://host[:port]", no trailing slash; copied */
+	const char *base_url; /* "http(s)://host[:port]", no trailing slash; copied */
 	enum http_auth auth;
-	const char *token;         /* copied; NULL with HTTP_AUTH_NONE */
-	long connect_timeout_ms;   /* 0: 10000 */
-	long low_speed_time_s;     /* abort an attempt moving < 1 KiB/s for this long; 0: 30 */
-	long attempt_timeout_ms;   /* total time of one attempt; 0: 4 low-speed periods plus a
+	const char *token;       /* copied; NULL with HTTP_AUTH_NONE */
+	long connect_timeout_ms; /* 0: 10000 */
+	long low_speed_time_s;   /* abort an attempt moving < 1 KiB/s for this long; 0: 30 */
+	long attempt_timeout_ms; /* total time of one attempt; 0: 4 low-speed periods plus a
 	                              ranged body's length at 32 KiB/s (a whole body: none) */
-	int max_retries;           /* 0: as many as the budget allows; -1: none; N: at most N */
-	long retry_base_ms;        /* backoff base, doubled each retry, jittered; 0: 250 */
-	long max_retry_wait_ms;    /* cap on one backoff wait without Retry-After/RateLimit-Reset
+	int max_retries;         /* 0: as many as the budget allows; -1: none; N: at most N */
+	long retry_base_ms;      /* backoff base, doubled each retry, jittered; 0: 250 */
+	long max_retry_wait_ms;  /* cap on one backoff wait without Retry-After/RateLimit-Reset
 	                              (a bare 429, a 5xx, no answer); 0: 15000 */
-	long retry_for_s;          /* the budget: one deadline per request, this long after it
+	long retry_for_s;        /* the budget: one deadline per request, this long after it
 	                              starts. Retries, waits (a Retry-After of any length) and each
 	                              attempt's timeout all end there; a wait the server asks for
 	                              that ends past it fails the request at once. 0: 120. A
 	                              whole-body stream (no Range, body_fn set) that is moving is
 	                              not cut at the deadline: only its retries are. */
-	const char *ca_file;       /* PEM file of extra trusted CAs (a private CA), used IN ADDITION
+	const char *ca_file;     /* PEM file of extra trusted CAs (a private CA), used IN ADDITION
 	                              to the system store: libcurl's default bundle and this file
 	                              are handed to curl together as one CAINFO blob. Read once in
 	                              http_new(). NULL or "": the system store only. */
@@ -71,14 +71,14 @@ void http_set_cancel(struct http *h, bool (*cancelled)(void *ctx), void *ctx);
 typedef int (*http_body_fn)(void *ctx, uint64_t off, const void *buf, size_t len);
 
 struct http_request {
-	const char *method;     /* NULL: "GET"; also "POST", "DELETE", "HEAD" */
-	const char *url;        /* starting with '/': base_url + "/api/v4" + url; else absolute */
-	int64_t range_off;      /* >= 0: Range bytes=off-(off+len-1); -1: suffix bytes=-len; */
-	int64_t range_len;      /* 0 with range_off -1: no Range header */
-	http_body_fn body_fn;   /* NULL: the body is collected into resp->body */
+	const char *method;   /* NULL: "GET"; also "POST", "DELETE", "HEAD" */
+	const char *url;      /* starting with '/': base_url + "/api/v4" + url; else absolute */
+	int64_t range_off;    /* >= 0: Range bytes=off-(off+len-1); -1: suffix bytes=-len; */
+	int64_t range_len;    /* 0 with range_off -1: no Range header */
+	http_body_fn body_fn; /* NULL: the body is collected into resp->body */
 	void *body_ctx;
-	size_t max_body;        /* cap on a collected body; 0: 64 MiB; over it: -EFBIG */
-	long retry_for_ms;      /* > 0: this request's budget instead of the client's (start-up
+	size_t max_body;         /* cap on a collected body; 0: 64 MiB; over it: -EFBIG */
+	long retry_for_ms;       /* > 0: this request's budget instead of the client's (start-up
 	                           checks use a short one); 0: the client's retry_for_s */
 	const char *expect_etag; /* the ETag the resource must still have (an open file pinned to
 	                           one archive): sent as If-Range with a Range when strong, and an
@@ -89,7 +89,7 @@ struct http_request {
 	                           strong ETag (Workhorse serves local archives with Go's
 	                           http.ServeContent: Last-Modified and If-Range by date, no
 	                           ETag): used when expect_etag is NULL or weak. NULL: none */
-	bool reuse_signed_url;  /* a GET whose answer is the same bytes at the same signed URL for
+	bool reuse_signed_url; /* a GET whose answer is the same bytes at the same signed URL for
 	                           that URL's life (an archive that never changes, or one pinned by
 	                           expect_etag/expect_last_modified): may start at the URL the same
 	                           request last redirected to. false: always asks the API. */
@@ -107,19 +107,19 @@ enum http_fail {
 };
 
 struct http_response {
-	long status;             /* final status, after redirects */
-	char *body;              /* collected body, NUL-terminated; owned, NULL when streamed */
+	long status; /* final status, after redirects */
+	char *body;  /* collected body, NUL-terminated; owned, NULL when streamed */
 	size_t body_len;
-	int64_t content_length;  /* -1: unknown (chunked) */
-	int64_t range_start;     /* from Content-Range on 206, else -1 */
-	int64_t range_total;     /* complete length from Content-Range (206 or 416), or the
+	int64_t content_length; /* -1: unknown (chunked) */
+	int64_t range_start;    /* from Content-Range on 206, else -1 */
+	int64_t range_total;    /* complete length from Content-Range (206 or 416), or the
 	                            Content-Length of a 200; -1 unknown */
-	char *next_url;          /* next page: Link rel="next" rewritten onto base_url, or the same
+	char *next_url;         /* next page: Link rel="next" rewritten onto base_url, or the same
 	                            URL with page=X-Next-Page; NULL on the last page. Owned. */
-	char *etag;              /* owned, may be NULL */
-	char *last_modified;     /* owned, may be NULL */
-	enum http_fail fail;     /* when http_do() returned -EIO with no answer: why */
-	char error[256];         /* curl's text for that failure (token redacted), else "" */
+	char *etag;             /* owned, may be NULL */
+	char *last_modified;    /* owned, may be NULL */
+	enum http_fail fail;    /* when http_do() returned -EIO with no answer: why */
+	char error[256];        /* curl's text for that failure (token redacted), else "" */
 };
 
 /* Performs req. Returns 0 when an HTTP answer arrived (any status, including 4xx and a 5xx or

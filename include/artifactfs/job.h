@@ -33,15 +33,15 @@ struct job;
  * job_env_drain() before freeing it. */
 struct job_env {
 	struct backend be;
-	struct cache *cache;                 /* borrowed */
-	struct pool *pool;                   /* borrowed; NULL: no background fetches */
+	struct cache *cache; /* borrowed */
+	struct pool *pool;   /* borrowed; NULL: no background fetches */
 	atomic_uint_fast64_t indexes_loaded;
-	atomic_uint_fast64_t arrived_bytes;  /* archive bytes received, counted as they arrive */
-	atomic_uint_fast64_t transfers;      /* archive transfers running now */
-	atomic_uint_fast64_t window_bytes;   /* in-memory windows of readers past the cache */
+	atomic_uint_fast64_t arrived_bytes; /* archive bytes received, counted as they arrive */
+	atomic_uint_fast64_t transfers;     /* archive transfers running now */
+	atomic_uint_fast64_t window_bytes;  /* in-memory windows of readers past the cache */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int prefetching;                     /* protected by lock: background tasks queued or running */
+	int prefetching; /* protected by lock: background tasks queued or running */
 };
 
 void job_env_init(struct job_env *env, const struct backend *be, struct cache *cache);
@@ -62,19 +62,19 @@ struct job_pin {
 void job_set_pin(struct job *j, const struct job_pin *pin);
 
 struct job *job_hold(struct job *j);
-void job_put(struct job *j); /* NULL is a no-op */
+void job_put(struct job *j);       /* NULL is a no-op */
 int job_refs(const struct job *j); /* for the catalog's trimming: 1 means only it holds j */
 
 /* Identity: immutable, no lock. Strings borrowed while a reference is held. */
-int64_t job_id(const struct job *j);       /* 0 when known only by ref */
+int64_t job_id(const struct job *j); /* 0 when known only by ref */
 const char *job_name(const struct job *j);
 const char *job_project(const struct job *j);
-const char *job_ref(const struct job *j);  /* NULL unless found by ref */
+const char *job_ref(const struct job *j); /* NULL unless found by ref */
 const char *job_key(const struct job *j);
 uint64_t job_size(const struct job *j);
-bool job_is_by_id(const struct job *j);    /* content immutable: the job id is known */
-struct cache *job_cache(const struct job *j);   /* where its archive (and nests) are kept */
-struct nest_set *job_nests(struct job *j);      /* the archives inside it (nest.h) */
+bool job_is_by_id(const struct job *j);       /* content immutable: the job id is known */
+struct cache *job_cache(const struct job *j); /* where its archive (and nests) are kept */
+struct nest_set *job_nests(struct job *j);    /* the archives inside it (nest.h) */
 
 /* A copy of the metadata, taken under the lock. Release with gl_job_release(). */
 int job_info(struct job *j, struct gl_job *out);

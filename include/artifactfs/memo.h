@@ -27,7 +27,7 @@ void memo_val_init(struct memo_val *v, void (*destroy)(struct memo_val *));
 void memo_val_put(struct memo_val *v); /* NULL is a no-op */
 
 struct memo_key {
-	int kind;          /* the caller's enum */
+	int kind;              /* the caller's enum */
 	const char *a, *b, *c; /* NULL counts as "" */
 };
 

@@ -55,8 +55,7 @@ const struct zipindex *nest_index(const struct nest *n);
 
 /* Reads up to len bytes at off of file member m of n (short only at its end, 0 past it).
  * Returns the count or -errno (-EIO, -EFBIG, -ENOMEM, what reading the job's bytes returned). */
-ssize_t nest_pread(struct nest *n, const struct zip_member *m, void *buf, size_t len,
-		   uint64_t off);
+ssize_t nest_pread(struct nest *n, const struct zip_member *m, void *buf, size_t len, uint64_t off);
 
 /* A zip_target_fn for zipindex_resolve_link over n's index (ctx is n). */
 int nest_link_target(void *ctx, const struct zip_member *link, char **out, size_t *len);

@@ -36,10 +36,10 @@
 typedef int (*nested_write_fn)(void *ctx, const void *buf, size_t len, uint64_t off);
 
 struct nested_limits {
-	uint64_t max_bytes;  /* budget of uncompressed bytes: the blob, and every byte libarchive
+	uint64_t max_bytes; /* budget of uncompressed bytes: the blob, and every byte libarchive
 	                        decompresses (the cache size); past it the pass fails with -EFBIG */
-	size_t max_entries;  /* archive entries read, kept or not (0: NESTED_MAX_ENTRIES) */
-	size_t max_name;     /* bytes of a name or a symlink target; longer ones are left out
+	size_t max_entries; /* archive entries read, kept or not (0: NESTED_MAX_ENTRIES) */
+	size_t max_name;    /* bytes of a name or a symlink target; longer ones are left out
 	                        (0: NESTED_MAX_NAME) */
 };
 #define NESTED_MAX_ENTRIES 1000000u

@@ -60,16 +60,16 @@ enum tree_set_by {
 
 struct tree_set {
 	enum tree_set_by by;
-	char *name;         /* TREE_BY_REF: the decoded ref; TREE_BY_COMMIT: the sha; else NULL */
-	int64_t id;         /* TREE_BY_PIPELINE: the pipeline id; TREE_BY_MR: the iid; else 0 */
+	char *name; /* TREE_BY_REF: the decoded ref; TREE_BY_COMMIT: the sha; else NULL */
+	int64_t id; /* TREE_BY_PIPELINE: the pipeline id; TREE_BY_MR: the iid; else 0 */
 };
 
 struct tree_path {
 	enum tree_kind kind;
-	char *project;      /* decoded, or NULL above it */
+	char *project;       /* decoded, or NULL above it */
 	struct tree_set set; /* TREE_SETS (by only), TREE_SET and below */
-	char *job;          /* decoded job name, TREE_SET_JOB / _ZIP / _LOG */
-	int64_t job_id;     /* TREE_JOBID / _ZIP / _LOG, else 0 */
+	char *job;           /* decoded job name, TREE_SET_JOB / _ZIP / _LOG */
+	int64_t job_id;      /* TREE_JOBID / _ZIP / _LOG, else 0 */
 	const char *member; /* path inside the archive ("" for the job folder itself), pointing into
 	                       the parsed path; NULL when the path is not inside a job folder */
 };

@@ -13,9 +13,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#define URLCACHE_MAX_LIFE_S 300     /* never reused longer than this, whatever the URL says */
-#define URLCACHE_DEFAULT_LIFE_S 60  /* a URL that states no expiry */
-#define URLCACHE_MARGIN_S 10        /* stop this long before the stated expiry (clock skew) */
+#define URLCACHE_MAX_LIFE_S 300    /* never reused longer than this, whatever the URL says */
+#define URLCACHE_DEFAULT_LIFE_S 60 /* a URL that states no expiry */
+#define URLCACHE_MARGIN_S 10       /* stop this long before the stated expiry (clock skew) */
 
 struct urlcache;
 

@@ -23,17 +23,21 @@
 /* Reads exactly len bytes at off into buf. Returns len, or -errno (never short). */
 typedef ssize_t (*zip_read_fn)(void *ctx, void *buf, size_t len, uint64_t off);
 
-enum zip_type { ZIP_FILE, ZIP_DIR, ZIP_SYMLINK };
+enum zip_type {
+	ZIP_FILE,
+	ZIP_DIR,
+	ZIP_SYMLINK
+};
 
 struct zip_member {
-	const char *name;      /* full path inside the archive, no trailing '/' ("" for the root) */
-	const char *base;      /* last component, points into name */
+	const char *name; /* full path inside the archive, no trailing '/' ("" for the root) */
+	const char *base; /* last component, points into name */
 	enum zip_type type;
-	uint32_t mode;         /* permission bits (07777) from unix external attributes, or 0 when
+	uint32_t mode; /* permission bits (07777) from unix external attributes, or 0 when
 	                          the archive stores none (callers then use 0444 / 0555) */
-	int64_t mtime;         /* seconds since the epoch (UTC), from the extended timestamp or
+	int64_t mtime; /* seconds since the epoch (UTC), from the extended timestamp or
 	                          unix extra field if present, else the DOS date and time (as UTC) */
-	uint64_t size;         /* uncompressed size; for folders 0; for symlinks the target's length */
+	uint64_t size; /* uncompressed size; for folders 0; for symlinks the target's length */
 	uint64_t comp_size;
 	uint64_t local_offset; /* offset of the local file header */
 	uint32_t crc32;
@@ -133,8 +137,8 @@ int zipindex_resolve_link(const struct zipindex *zi, const struct zip_member *li
  * returned as final. (Bytes before the end cannot be checked before it is reached; callers that
  * must be exact for small members read them whole first, see zip_reader_read_all.) */
 struct zip_reader;
-int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_read_fn rd,
-		   void *ctx, struct zip_reader **out);
+int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_read_fn rd, void *ctx,
+		   struct zip_reader **out);
 /* Reads up to len bytes at off; returns the count (short only at the member's end, 0 past it)
  * or -errno (-EIO corrupt, -ENOTSUP method/encryption, or rd's error). */
 ssize_t zip_reader_pread(struct zip_reader *r, void *buf, size_t len, uint64_t off);

@@ -31,8 +31,8 @@ static void check_member(const struct nested *n, const struct nested_mem *blob, 
 		abort();
 	if (i > 0 && zipindex_member(zi, zm->parent)->type != ZIP_DIR)
 		abort();
-	if (zm->type == ZIP_FILE && (zm->local_offset > blob->len ||
-				     zm->size > blob->len - zm->local_offset))
+	if (zm->type == ZIP_FILE &&
+	    (zm->local_offset > blob->len || zm->size > blob->len - zm->local_offset))
 		abort(); /* a file's range lies inside the blob */
 	if (zm->type == ZIP_SYMLINK && strlen(nested_link_target(n, zm)) != zm->size)
 		abort();

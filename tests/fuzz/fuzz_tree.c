@@ -66,8 +66,8 @@ static void check_nesting(const char *member)
 static void check_set(const struct tree_path *tp)
 {
 	bool named = tp->set.by == TREE_BY_REF || tp->set.by == TREE_BY_COMMIT;
-	bool in_set = tp->kind == TREE_SET || tp->kind == TREE_SET_JOB || tp->kind == TREE_SET_ZIP ||
-		      tp->kind == TREE_SET_LOG;
+	bool in_set = tp->kind == TREE_SET || tp->kind == TREE_SET_JOB ||
+		      tp->kind == TREE_SET_ZIP || tp->kind == TREE_SET_LOG;
 	if (in_set && named != (tp->set.name != NULL))
 		abort();
 	if (in_set && !named && tp->set.id <= 0)

@@ -28,7 +28,8 @@ static void check_tree(const struct zipindex *zi, uint32_t i, const struct zip_m
 	if (zm->type != ZIP_DIR)
 		return;
 	const struct zip_member *prev = NULL;
-	for (uint32_t c = zm->first_child; c != UINT32_MAX; c = zipindex_member(zi, c)->next_sibling) {
+	for (uint32_t c = zm->first_child; c != UINT32_MAX;
+	     c = zipindex_member(zi, c)->next_sibling) {
 		const struct zip_member *k = zipindex_member(zi, c);
 		if (!k || k->parent != i || (prev && strcmp(prev->base, k->base) >= 0))
 			abort();

@@ -19,14 +19,14 @@
 struct fake {
 	atomic_int project_get, refs_list, ref_check, ref_jobs, recent_jobs, job_get, keep, del,
 		archive;
-	int archive_generation;   /* the ETag of archive answers: a ref moved to another archive */
-	int64_t deleted;          /* a job id whose artifacts were deleted on the server */
-	atomic_int sets, trace;   /* pipeline, merge request and commit calls; trace fetches */
-	bool job_token;           /* listings and job lookups answer -EACCES */
-	bool wrong_length;        /* archive reads answer a 200 of another length, wrong bytes */
-	int project_err;          /* project_get's answer */
-	char *expire_at;          /* what keep returns as artifacts_expire_at */
-	struct gl_archive last;   /* the last archive read (strings copied into the two below) */
+	int archive_generation; /* the ETag of archive answers: a ref moved to another archive */
+	int64_t deleted;        /* a job id whose artifacts were deleted on the server */
+	atomic_int sets, trace; /* pipeline, merge request and commit calls; trace fetches */
+	bool job_token;         /* listings and job lookups answer -EACCES */
+	bool wrong_length;      /* archive reads answer a 200 of another length, wrong bytes */
+	int project_err;        /* project_get's answer */
+	char *expire_at;        /* what keep returns as artifacts_expire_at */
+	struct gl_archive last; /* the last archive read (strings copied into the two below) */
 	char last_ref[64], last_name[64];
 	unsigned char *zip;
 	size_t zip_len;
@@ -96,7 +96,8 @@ static int fk_ref_check(void *ctx, const char *project, const char *ref)
 	atomic_fetch_add(&fake.ref_check, 1);
 	if (fake.job_token)
 		return -EACCES;
-	return strcmp(ref, "main") && strcmp(ref, "dev") && strcmp(ref, "refs/merge-requests/7/head")
+	return strcmp(ref, "main") && strcmp(ref, "dev") &&
+			       strcmp(ref, "refs/merge-requests/7/head")
 		       ? -ENOENT
 		       : 0;
 }
@@ -176,8 +177,8 @@ static int fk_archive_read(void *ctx, const struct gl_archive *a, int64_t off, i
 	atomic_fetch_add(&fake.archive, 1);
 	snprintf(fake.last_ref, sizeof(fake.last_ref), "%s", a->ref ? a->ref : "");
 	snprintf(fake.last_name, sizeof(fake.last_name), "%s", a->job_name ? a->job_name : "");
-	fake.last = (struct gl_archive){.job_id = a->job_id, .ref = fake.last_ref,
-					.job_name = fake.last_name};
+	fake.last = (struct gl_archive){
+		.job_id = a->job_id, .ref = fake.last_ref, .job_name = fake.last_name};
 	int64_t size = (int64_t)fake.zip_len;
 	info->whole = fake.wrong_length;
 	snprintf(info->etag, sizeof(info->etag), "\"%d\"", fake.archive_generation);

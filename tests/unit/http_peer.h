@@ -71,7 +71,8 @@ static void peer_start(void)
 	struct timespec tick = {0, 10 * 1000 * 1000};
 	while (!read_ports()) {
 		int st;
-		cr_assert_eq(waitpid(peer_pid, &st, WNOHANG), 0, "the peer died before it was ready");
+		cr_assert_eq(waitpid(peer_pid, &st, WNOHANG), 0,
+			     "the peer died before it was ready");
 		cr_assert_lt(now_s(), deadline, "the peer did not get ready in time");
 		nanosleep(&tick, NULL);
 	}

@@ -26,15 +26,16 @@ static unsigned char byte_at(uint64_t i)
 
 struct source {
 	atomic_int calls;
-	int fail;              /* -errno to return instead of data */
-	bool whole;            /* answer like a 200: everything from 0, odd chunks */
-	bool nothing;          /* succeed without writing */
-	int fail_after;        /* -errno to return after writing everything (a rejected answer) */
-	bool garbage;          /* write wrong bytes */
-	void (*gate)(struct source *s, int call); /* called first, with the count of earlier calls */
-	pid_t readers[8];      /* for the gate of the single-flight test */
+	int fail;       /* -errno to return instead of data */
+	bool whole;     /* answer like a 200: everything from 0, odd chunks */
+	bool nothing;   /* succeed without writing */
+	int fail_after; /* -errno to return after writing everything (a rejected answer) */
+	bool garbage;   /* write wrong bytes */
+	void (*gate)(struct source *s,
+		     int call); /* called first, with the count of earlier calls */
+	pid_t readers[8];       /* for the gate of the single-flight test */
 	atomic_int n_readers;
-	int *hold;             /* a pipe pair: say "in" on hold[1], go on when hold[0] gives a byte */
+	int *hold; /* a pipe pair: say "in" on hold[1], go on when hold[0] gives a byte */
 };
 
 /* The source the next read fetches from: entries are bound to fetch() once, and each test

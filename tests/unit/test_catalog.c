@@ -25,8 +25,10 @@ static void setup(void)
 	dir = strdup("/tmp/afs-catalog-test.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	cr_assert_eq(cache_open(dir, 1 << 30, &cache), 0);
-	struct catalog_config cc = {.backend = &fake_backend, .cache = cache,
-				    .base_url = "http://gitlab.test", .ttl_s = 60,
+	struct catalog_config cc = {.backend = &fake_backend,
+				    .cache = cache,
+				    .base_url = "http://gitlab.test",
+				    .ttl_s = 60,
 				    .now = fake_now};
 	cr_assert_eq(catalog_new(&cc, &cat), 0);
 }
@@ -325,8 +327,10 @@ Test(catalog, a_log_left_in_the_cache_is_not_fetched_again)
 	job_log_put(l);
 	job_put(j);
 	catalog_free(cat); /* a new mount over the same cache */
-	struct catalog_config cc = {.backend = &fake_backend, .cache = cache,
-				    .base_url = "http://gitlab.test", .ttl_s = 60};
+	struct catalog_config cc = {.backend = &fake_backend,
+				    .cache = cache,
+				    .base_url = "http://gitlab.test",
+				    .ttl_s = 60};
 	cr_assert_eq(catalog_new(&cc, &cat), 0);
 	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &j), 0);
 	cr_assert_eq(catalog_job_log(cat, j, &l), 0);

@@ -2,7 +2,6 @@
 
 #include "artifactfs/fs.h"
 
-
 Test(fs, gitlab_times_parse_to_the_epoch)
 {
 	cr_assert_eq(fs_parse_time("2026-11-20T10:15:30.000Z"), 1795169730);
@@ -33,11 +32,17 @@ static void setup(void)
 	dir = strdup("/tmp/afs-fs-test.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	cr_assert_eq(cache_open(dir, 1 << 30, &cache), 0);
-	struct catalog_config cc = {.backend = &fake_backend, .cache = cache,
-				    .base_url = "http://gitlab.test", .ttl_s = 60};
+	struct catalog_config cc = {.backend = &fake_backend,
+				    .cache = cache,
+				    .base_url = "http://gitlab.test",
+				    .ttl_s = 60};
 	cr_assert_eq(catalog_new(&cc, &cat), 0);
-	fsc = (struct fs_config){.cat = cat, .cache = cache, .ttl_s = 60, .uid = 1234,
-				 .gid = 5678, .mounted_at = 1000};
+	fsc = (struct fs_config){.cat = cat,
+				 .cache = cache,
+				 .ttl_s = 60,
+				 .uid = 1234,
+				 .gid = 5678,
+				 .mounted_at = 1000};
 	fs_use_config(&fsc);
 }
 
@@ -125,8 +130,9 @@ Test(ops, readdir_of_every_level)
 	cr_assert(listed(&l, "hello.txt") && listed(&l, "dir"));
 	cr_assert_eq(fs_operations.readdir("/grp%2Fapp/main/build.zip", &l, collect, 0, NULL, 0),
 		     -ENOTDIR);
-	cr_assert_eq(fs_operations.readdir("/grp%2Fapp/main/build/hello.txt", &l, collect, 0,
-					   NULL, 0), -ENOTDIR);
+	cr_assert_eq(
+		fs_operations.readdir("/grp%2Fapp/main/build/hello.txt", &l, collect, 0, NULL, 0),
+		-ENOTDIR);
 }
 
 static int read_file(const char *path, char *buf, size_t size)
@@ -205,8 +211,8 @@ Test(ops, xattrs)
 	cr_assert_gt(getxattr(job, "user.gitlab.job.name", v, sizeof(v)), 0);
 	cr_assert_str_eq(v, "build");
 	cr_assert_eq(getxattr(job, "user.gitlab.nope", v, sizeof(v)), -ENODATA);
-	cr_assert_eq(getxattr("/grp%2Fapp/main/build/hello.txt", "user.gitlab.crc32", v,
-			      sizeof(v)), 8);
+	cr_assert_eq(getxattr("/grp%2Fapp/main/build/hello.txt", "user.gitlab.crc32", v, sizeof(v)),
+		     8);
 	cr_assert_eq(getxattr("/grp%2Fapp/main/build/dir", "user.gitlab.crc32", v, sizeof(v)),
 		     -ENODATA);
 	cr_assert_eq(fs_operations.getxattr(job, "user.gitlab.job.id", v, 1), -ERANGE);
@@ -221,15 +227,17 @@ Test(ops, setxattr_keep)
 	const char *job = "/grp%2Fapp/-/jobs/101";
 	fake.expire_at = "2030-01-01T00:00:00.000Z";
 	cr_assert_eq(fs_operations.setxattr(job, "user.gitlab.keep", "2", 1, 0), -EINVAL);
-	cr_assert_eq(fs_operations.setxattr("/grp%2Fapp/-/jobs/101/hello.txt", "user.gitlab.keep", "1", 1, 0),
+	cr_assert_eq(fs_operations.setxattr("/grp%2Fapp/-/jobs/101/hello.txt", "user.gitlab.keep",
+					    "1", 1, 0),
 		     -EROFS);
 	cr_assert_eq(atomic_load(&fake.keep), 0);
 	cr_assert_eq(fs_operations.setxattr(job, "user.gitlab.keep", "1\n", 2, 0), 0);
 	cr_assert_eq(atomic_load(&fake.keep), 1);
 	cr_assert_gt(getxattr(job, "user.gitlab.artifacts.expire_at", v, sizeof(v)), 0);
 	cr_assert_str_eq(v, "2030-01-01T00:00:00.000Z");
-	cr_assert_eq(fs_operations.setxattr("/grp%2Fapp", "user.gitlab.delete_artifacts", "1", 1,
-					    0), -EROFS, "needs allow_delete");
+	cr_assert_eq(
+		fs_operations.setxattr("/grp%2Fapp", "user.gitlab.delete_artifacts", "1", 1, 0),
+		-EROFS, "needs allow_delete");
 }
 
 Test(ops, job_token_errors)
@@ -258,8 +266,8 @@ Test(ops, dash_lists_every_kind_of_set)
 	cr_assert_eq(fs_operations.readdir("/grp%2Fapp/-/pipelines", &l, collect, 0, NULL, 0), 0);
 	cr_assert(listed(&l, "7"));
 	l.n = 0;
-	cr_assert_eq(fs_operations.readdir("/grp%2Fapp/-/merge_requests/5", &l, collect, 0, NULL,
-					   0), 0);
+	cr_assert_eq(
+		fs_operations.readdir("/grp%2Fapp/-/merge_requests/5", &l, collect, 0, NULL, 0), 0);
 	cr_assert(listed(&l, "build") && listed(&l, "build.zip") && listed(&l, "build.log"));
 	struct stat st;
 	cr_assert_eq(getattr("/grp%2Fapp/-/commits/c0ffee00", &st), 0);
@@ -277,13 +285,15 @@ Test(ops, set_folders_carry_their_pipeline_and_merge_request)
 	cr_assert_str_eq(v, "7");
 	cr_assert_gt(getxattr(mr, "user.gitlab.merge_request.title", v, sizeof(v)), 0);
 	cr_assert_str_eq(v, "Make it faster");
-	cr_assert_gt(getxattr("/grp%2Fapp/-/pipelines/7", "user.gitlab.pipeline.source", v,
-			      sizeof(v)), 0);
+	cr_assert_gt(
+		getxattr("/grp%2Fapp/-/pipelines/7", "user.gitlab.pipeline.source", v, sizeof(v)),
+		0);
 	cr_assert_str_eq(v, "push");
 	cr_assert_eq(getxattr("/grp%2Fapp/-/pipelines/7", "user.gitlab.merge_request.title", v,
-			      sizeof(v)), -ENODATA, "a pipeline is no merge request");
-	cr_assert_eq(getxattr("/grp%2Fapp/main", "user.gitlab.pipeline.id", v, sizeof(v)),
-		     -ENODATA, "a ref's folder has none");
+			      sizeof(v)),
+		     -ENODATA, "a pipeline is no merge request");
+	cr_assert_eq(getxattr("/grp%2Fapp/main", "user.gitlab.pipeline.id", v, sizeof(v)), -ENODATA,
+		     "a ref's folder has none");
 	char list[1024];
 	int n = fs_operations.listxattr(mr, list, sizeof(list));
 	cr_assert_gt(n, 0);
@@ -310,8 +320,9 @@ Test(ops, a_member_that_is_no_archive_has_no_inside)
 	struct stat st;
 	struct listing l = {0};
 	cr_assert_eq(getattr("/grp%2Fapp/main/build/hello.txt#", &st), -ENOENT);
-	cr_assert_eq(fs_operations.readdir("/grp%2Fapp/main/build/hello.txt#", &l, collect, 0,
-					   NULL, 0), -ENOENT);
+	cr_assert_eq(
+		fs_operations.readdir("/grp%2Fapp/main/build/hello.txt#", &l, collect, 0, NULL, 0),
+		-ENOENT);
 	cr_assert_eq(getattr("/grp%2Fapp/main/build/dir#/inner.txt", &st), -ENOENT,
 		     "a folder is no archive");
 }

@@ -18,13 +18,16 @@ static int parse(const char *json, struct gl_job *j)
 Test(gitlab, a_job_with_an_archive_maps_every_field)
 {
 	struct gl_job j;
-	cr_assert_eq(parse("{\"id\": 1101, \"name\": \"test 1/3\", \"status\": \"success\","
-			   "\"ref\": \"feature/login\", \"web_url\": \"https://g/x/-/jobs/1101\","
-			   "\"finished_at\": \"2026-11-20T10:15:30.000Z\", \"artifacts_expire_at\": null,"
-			   "\"pipeline\": {\"id\": 510}, \"commit\": {\"id\": \"a1b2\"},"
-			   "\"artifacts\": [{\"file_type\": \"junit\", \"size\": 5},"
-			   "{\"file_type\": \"archive\", \"size\": 3451199, \"file_format\": \"zip\"}]}",
-			   &j), 0);
+	cr_assert_eq(
+		parse("{\"id\": 1101, \"name\": \"test 1/3\", \"status\": \"success\","
+		      "\"ref\": \"feature/login\", \"web_url\": \"https://g/x/-/jobs/1101\","
+		      "\"finished_at\": \"2026-11-20T10:15:30.000Z\", \"artifacts_expire_at\": "
+		      "null,"
+		      "\"pipeline\": {\"id\": 510}, \"commit\": {\"id\": \"a1b2\"},"
+		      "\"artifacts\": [{\"file_type\": \"junit\", \"size\": 5},"
+		      "{\"file_type\": \"archive\", \"size\": 3451199, \"file_format\": \"zip\"}]}",
+		      &j),
+		0);
 	cr_assert_eq(j.id, 1101);
 	cr_assert_str_eq(j.name, "test 1/3");
 	cr_assert_str_eq(j.ref, "feature/login");
@@ -39,11 +42,15 @@ Test(gitlab, report_only_jobs_have_no_archive)
 {
 	struct gl_job j;
 	cr_assert_eq(parse("{\"id\": 1, \"name\": \"lint\", \"artifacts\": "
-			   "[{\"file_type\": \"codequality\", \"size\": 10}]}", &j), 0);
+			   "[{\"file_type\": \"codequality\", \"size\": 10}]}",
+			   &j),
+		     0);
 	cr_assert_eq(j.archive_size, -1);
 	gl_job_release(&j);
 	cr_assert_eq(parse("{\"id\": 2, \"name\": \"old\", \"artifacts_file\": "
-			   "{\"filename\": \"artifacts.zip\", \"size\": 77}}", &j), 0);
+			   "{\"filename\": \"artifacts.zip\", \"size\": 77}}",
+			   &j),
+		     0);
 	cr_assert_eq(j.archive_size, 77, "older servers only have artifacts_file");
 	gl_job_release(&j);
 }
@@ -52,7 +59,9 @@ Test(gitlab, wrong_types_are_absent_or_fatal)
 {
 	struct gl_job j;
 	cr_assert_eq(parse("{\"id\": 3, \"name\": \"x\", \"status\": 5, \"pipeline\": \"no\","
-			   "\"artifacts\": {\"not\": \"a list\"}}", &j), 0);
+			   "\"artifacts\": {\"not\": \"a list\"}}",
+			   &j),
+		     0);
 	cr_assert_null(j.status);
 	cr_assert_eq(j.pipeline_id, 0);
 	cr_assert_eq(j.archive_size, -1);
@@ -88,23 +97,28 @@ Test(gitlab, names_are_escaped_as_one_path_segment)
 
 /* A job as GitLab 17 returns it from GET /projects/:id/jobs/:job_id, trimmed of user details. */
 static const char realistic_job[] =
-	"{\"id\": 8812, \"status\": \"success\", \"stage\": \"build\", \"name\": \"build: [linux, amd64]\","
+	"{\"id\": 8812, \"status\": \"success\", \"stage\": \"build\", \"name\": \"build: [linux, "
+	"amd64]\","
 	" \"ref\": \"main\", \"tag\": false, \"coverage\": null, \"allow_failure\": false,"
-	" \"created_at\": \"2026-11-20T10:10:00.000Z\", \"started_at\": \"2026-11-20T10:11:00.000Z\","
+	" \"created_at\": \"2026-11-20T10:10:00.000Z\", \"started_at\": "
+	"\"2026-11-20T10:11:00.000Z\","
 	" \"finished_at\": \"2026-11-20T10:15:30.000Z\", \"erased_at\": null, \"duration\": 270.1,"
 	" \"queued_duration\": 1.2, \"user\": {\"id\": 1, \"username\": \"dev\"},"
-	" \"commit\": {\"id\": \"0b4bc9a49b562e85de7cc9e834518ea6828729b9\", \"short_id\": \"0b4bc9a4\","
+	" \"commit\": {\"id\": \"0b4bc9a49b562e85de7cc9e834518ea6828729b9\", \"short_id\": "
+	"\"0b4bc9a4\","
 	"   \"title\": \"Fix\", \"parent_ids\": []},"
 	" \"pipeline\": {\"id\": 6001, \"iid\": 12, \"project_id\": 42, \"ref\": \"main\","
 	"   \"sha\": \"0b4bc9a4\", \"status\": \"success\", \"source\": \"push\"},"
 	" \"web_url\": \"https://gitlab.example.com/group/app/-/jobs/8812\","
 	" \"project\": {\"ci_job_token_scope_enabled\": false},"
 	" \"artifacts_file\": {\"filename\": \"artifacts.zip\", \"size\": 1000},"
-	" \"artifacts\": [{\"file_type\": \"archive\", \"size\": 1000, \"filename\": \"artifacts.zip\","
+	" \"artifacts\": [{\"file_type\": \"archive\", \"size\": 1000, \"filename\": "
+	"\"artifacts.zip\","
 	"   \"file_format\": \"zip\"}, {\"file_type\": \"metadata\", \"size\": 153,"
 	"   \"filename\": \"metadata.gz\", \"file_format\": \"gzip\"}, {\"file_type\": \"junit\","
 	"   \"size\": 1024, \"filename\": \"junit.xml.gz\", \"file_format\": \"gzip\"}],"
-	" \"runner\": null, \"artifacts_expire_at\": \"2026-12-20T10:15:30.000Z\", \"tag_list\": [],"
+	" \"runner\": null, \"artifacts_expire_at\": \"2026-12-20T10:15:30.000Z\", \"tag_list\": "
+	"[],"
 	" \"archived\": false}";
 
 Test(gitlab, a_realistic_job_keeps_its_expiry_and_archive_size)
@@ -130,7 +144,9 @@ Test(gitlab, an_expired_or_erased_archive_is_no_archive)
 	/* after expiry GitLab drops artifacts_file and the archive entry; reports may stay */
 	cr_assert_eq(parse("{\"id\": 9, \"name\": \"old\", \"artifacts_expire_at\": null,"
 			   "\"artifacts\": [{\"file_type\": \"junit\", \"size\": 1}],"
-			   "\"artifacts_file\": null}", &j), 0);
+			   "\"artifacts_file\": null}",
+			   &j),
+		     0);
 	cr_assert_eq(j.archive_size, -1);
 	cr_assert_null(j.artifacts_expire_at);
 	gl_job_release(&j);
@@ -147,7 +163,9 @@ Test(gitlab, wrong_types_in_optional_fields_count_as_absent)
 			   "\"finished_at\": false, \"artifacts_expire_at\": 7,"
 			   "\"artifacts\": [\"archive\", {\"file_type\": 1, \"size\": 5},"
 			   "{\"file_type\": \"archive\", \"size\": \"big\"}],"
-			   "\"artifacts_file\": {\"size\": 88}}", &j), 0);
+			   "\"artifacts_file\": {\"size\": 88}}",
+			   &j),
+		     0);
 	cr_assert_null(j.ref);
 	cr_assert_null(j.web_url);
 	cr_assert_null(j.sha);
@@ -181,16 +199,19 @@ Test(gitlab, required_fields_and_malformed_json_are_eio)
 
 static struct gitlab *gl_client(struct http **h)
 {
-	struct http_config cfg = {.base_url = base, .auth = HTTP_AUTH_PRIVATE_TOKEN, .token = TOKEN,
-				  .max_retries = -1, .retry_base_ms = 10};
+	struct http_config cfg = {.base_url = base,
+				  .auth = HTTP_AUTH_PRIVATE_TOKEN,
+				  .token = TOKEN,
+				  .max_retries = -1,
+				  .retry_base_ms = 10};
 	struct gitlab *gl = NULL;
 	cr_assert_eq(http_new(&cfg, h), 0);
 	cr_assert_eq(gitlab_new(*h, &gl), 0);
 	return gl;
 }
 
-Test(gitlab, ref_jobs_walk_every_page_and_child_pipelines, .init = peer_start,
-     .fini = peer_stop, .timeout = 30)
+Test(gitlab, ref_jobs_walk_every_page_and_child_pipelines, .init = peer_start, .fini = peer_stop,
+     .timeout = 30)
 {
 	struct http *h;
 	struct gitlab *gl = gl_client(&h);
@@ -228,15 +249,18 @@ Test(gitlab, recent_jobs_are_one_page_of_successful_jobs_with_an_archive, .init 
 	cr_assert_eq(jobs[1].id, 501, "an archive named only by artifacts_file counts");
 	cr_assert_eq(jobs[1].archive_size, 1000);
 	gl_jobs_free(jobs, n);
-	cr_assert_eq(count_lines("GET /api/v4/projects/group%2Fapp/jobs?scope%5B%5D=success&per_page=100 "
-				 "token=yes"), 1, "%s", peer_log());
+	cr_assert_eq(
+		count_lines(
+			"GET /api/v4/projects/group%2Fapp/jobs?scope%5B%5D=success&per_page=100 "
+			"token=yes"),
+		1, "%s", peer_log());
 	cr_assert_eq(gitlab_recent_jobs(gl, "nobody/else", &jobs, &n), -ENOENT, "a 404");
 	gitlab_free(gl);
 	http_free(h);
 }
 
-Test(gitlab, a_ref_without_a_successful_pipeline_is_enoent, .init = peer_start,
-     .fini = peer_stop, .timeout = 30)
+Test(gitlab, a_ref_without_a_successful_pipeline_is_enoent, .init = peer_start, .fini = peer_stop,
+     .timeout = 30)
 {
 	struct http *h;
 	struct gitlab *gl = gl_client(&h);
@@ -270,7 +294,8 @@ Test(gitlab, archive_reads_by_ref_and_through_a_redirect_honour_the_range, .init
 {
 	struct http *h;
 	struct gitlab *gl = gl_client(&h);
-	struct gl_archive by_ref = {.project = "group/app", .ref = "feature/x", .job_name = "test 1/3"};
+	struct gl_archive by_ref = {
+		.project = "group/app", .ref = "feature/x", .job_name = "test 1/3"};
 	struct gl_archive by_id = {.project = "group/app", .job_id = 503};
 	struct bytes b = {.lo = -1};
 	int64_t total = 0;
@@ -282,7 +307,8 @@ Test(gitlab, archive_reads_by_ref_and_through_a_redirect_honour_the_range, .init
 	cr_assert_eq(total, 1000);
 	cr_assert_not(whole);
 	cr_assert_eq(count_lines("/jobs/artifacts/feature%2Fx/download?job=test%201%2F3 token=yes "
-				 "range=bytes=100-149"), 1, "%s", peer_log());
+				 "range=bytes=100-149"),
+		     1, "%s", peer_log());
 	b = (struct bytes){.lo = -1};
 	cr_assert_eq(gitlab_archive_read(gl, &by_id, -1, 22, bytes_put, &b, &total, NULL), 0);
 	cr_assert_eq(b.lo, 978, "a suffix range");
@@ -321,8 +347,7 @@ Test(gitlab, the_startup_check_tells_bad_tokens_from_non_gitlab_servers, .init =
 
 /* ---- by-ref resolution exactly as GitLab's (GITLAB-API.md "Ref resolution") ---- */
 
-Test(gitlab, ref_resolve_follows_gitlab_rules, .init = peer_start, .fini = peer_stop,
-     .timeout = 30)
+Test(gitlab, ref_resolve_follows_gitlab_rules, .init = peer_start, .fini = peer_stop, .timeout = 30)
 {
 	struct http *h;
 	struct gitlab *gl = gl_client(&h);
@@ -353,8 +378,8 @@ Test(gitlab, ref_resolve_follows_gitlab_rules, .init = peer_start, .fini = peer_
 	http_free(h);
 }
 
-Test(gitlab, one_ref_is_checked_without_listing_branches, .init = peer_start,
-     .fini = peer_stop, .timeout = 30)
+Test(gitlab, one_ref_is_checked_without_listing_branches, .init = peer_start, .fini = peer_stop,
+     .timeout = 30)
 {
 	struct http *h;
 	struct gitlab *gl = gl_client(&h);
@@ -372,8 +397,10 @@ Test(gitlab, one_ref_is_checked_without_listing_branches, .init = peer_start,
 Test(gitlab, a_job_token_names_its_job_and_project, .init = peer_start, .fini = peer_stop,
      .timeout = 30)
 {
-	struct http_config cfg = {.base_url = base, .auth = HTTP_AUTH_JOB_TOKEN,
-				  .token = "glcbt-running", .max_retries = -1};
+	struct http_config cfg = {.base_url = base,
+				  .auth = HTTP_AUTH_JOB_TOKEN,
+				  .token = "glcbt-running",
+				  .max_retries = -1};
 	struct http *h;
 	struct gitlab *gl;
 	struct gl_job j;
@@ -444,8 +471,10 @@ Test(gitlab, a_read_pinned_to_an_etag_fails_when_the_archive_changed, .init = pe
 Test(gitlab, with_a_job_token_a_404_off_its_routes_means_cannot_tell, .init = peer_start,
      .fini = peer_stop, .timeout = 30)
 {
-	struct http_config cfg = {.base_url = base, .auth = HTTP_AUTH_JOB_TOKEN,
-				  .token = "glcbt-running", .max_retries = -1};
+	struct http_config cfg = {.base_url = base,
+				  .auth = HTTP_AUTH_JOB_TOKEN,
+				  .token = "glcbt-running",
+				  .max_retries = -1};
 	struct http *h;
 	struct gitlab *gl;
 	struct gl_job *jobs = NULL;
@@ -480,8 +509,7 @@ Test(gitlab, ref_names_are_listed_once_branches_first, .init = peer_start, .fini
 	http_free(h);
 }
 
-Test(gitlab, child_pipeline_fan_out_is_capped, .init = peer_start, .fini = peer_stop,
-     .timeout = 60)
+Test(gitlab, child_pipeline_fan_out_is_capped, .init = peer_start, .fini = peer_stop, .timeout = 60)
 {
 	struct http *h;
 	struct gitlab *gl = gl_client(&h);

@@ -639,8 +639,12 @@ Test(http, a_missing_or_empty_ca_file_is_refused)
 static int read_signed(struct http *h, const char *url, int64_t off, bool reuse, struct sink *s,
 		       long *status)
 {
-	struct http_request req = {.url = url, .range_off = off, .range_len = 100,
-				   .body_fn = sink_put, .body_ctx = s, .reuse_signed_url = reuse};
+	struct http_request req = {.url = url,
+				   .range_off = off,
+				   .range_len = 100,
+				   .body_fn = sink_put,
+				   .body_ctx = s,
+				   .reuse_signed_url = reuse};
 	struct http_response r;
 	int err = http_do(h, &req, &r);
 	*status = r.status;
@@ -658,11 +662,13 @@ Test(http, a_signed_storage_url_is_reused_while_valid)
 		cr_assert_eq(status, 206);
 	}
 	assert_data(&s, 0, 400);
-	cr_assert_eq(count_lines("GET /api/v4/presigned/keep"), 1, "one API request, %s", peer_log());
+	cr_assert_eq(count_lines("GET /api/v4/presigned/keep"), 1, "one API request, %s",
+		     peer_log());
 	cr_assert_eq(count_lines("GET /store/keep/blob"), 4);
 	cr_assert_eq(count_lines("token=yes"), 1, "storage never gets the token");
 	cr_assert_eq(read_signed(h, "/presigned/keep", 400, false, &s, &status), 0);
-	cr_assert_eq(count_lines("GET /api/v4/presigned/keep"), 2, "a read that may not reuse asks");
+	cr_assert_eq(count_lines("GET /api/v4/presigned/keep"), 2,
+		     "a read that may not reuse asks");
 	http_free(h);
 }
 
@@ -678,7 +684,8 @@ Test(http, a_refused_signed_url_sends_the_read_back_to_the_api_at_once)
 	cr_assert_eq(count_lines("GET /api/v4/presigned/refuse-2nd"), 2, "%s", peer_log());
 	cr_assert_eq(count_lines("GET /store/refuse-2nd/blob"), 3);
 	cr_assert_eq(read_signed(h, "/presigned/refuse-2nd", 200, true, &s, &status), 0);
-	cr_assert_eq(count_lines("GET /api/v4/presigned/refuse-2nd"), 2, "the fresh URL is remembered");
+	cr_assert_eq(count_lines("GET /api/v4/presigned/refuse-2nd"), 2,
+		     "the fresh URL is remembered");
 	http_free(h);
 }
 
@@ -692,16 +699,18 @@ Test(http, a_failure_leaves_its_reason_without_the_signature)
 	cr_assert_str_eq(log_reason(), "", "an answer that is no failure clears it");
 	cr_assert_eq(get(h, "/status/502", &r), 0);
 	http_response_release(&r);
-	cr_assert_str_eq(log_reason(),
-			 "GET /api/v4/status/502: HTTP 502: {\"message\":\"status 502\"} (after 3 attempts)");
+	cr_assert_str_eq(log_reason(), "GET /api/v4/status/502: HTTP 502: {\"message\":\"status "
+				       "502\"} (after 3 attempts)");
 	struct sink s = {0};
 	long status;
 	cr_assert_eq(read_signed(h, "/presigned/deny", 0, true, &s, &status), 0);
 	cr_assert_eq(status, 403);
 	char want[200];
 	snprintf(want, sizeof(want),
-		 "GET /api/v4/presigned/deny (sent on to http://127.0.0.2:%d/store/deny/blob): HTTP 403 "
-		 "(after 4 attempts)", port2); /* each hop is an attempt */
+		 "GET /api/v4/presigned/deny (sent on to http://127.0.0.2:%d/store/deny/blob): "
+		 "HTTP 403 "
+		 "(after 4 attempts)",
+		 port2); /* each hop is an attempt */
 	cr_assert_str_eq(log_reason(), want);
 	http_free(h);
 }

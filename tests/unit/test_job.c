@@ -103,7 +103,7 @@ Test(job, a_prefetch_makes_the_bytes_present)
 {
 	struct job *j = by_id(101);
 	job_prefetch(j, 0, fake.zip_len);
-	job_put(j); /* the prefetch holds its own reference */
+	job_put(j);          /* the prefetch holds its own reference */
 	job_env_drain(&env); /* waits for it */
 	cr_assert_eq(atomic_load(&fake.archive), 1);
 	job_env_init(&env, &fake_backend, cache);

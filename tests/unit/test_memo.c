@@ -28,7 +28,7 @@ static void num_destroy(struct memo_val *v)
 
 struct loader {
 	atomic_int calls;
-	int fail;          /* -errno to return */
+	int fail; /* -errno to return */
 	int value;
 	void (*gate)(struct loader *l);
 	pid_t waiters[8];

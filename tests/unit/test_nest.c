@@ -55,8 +55,8 @@ static void make_artifacts(void)
 	const struct item in_zip[] = {{"x", "inside the zip\n", 15}};
 	unsigned char *zip = pack(ARCHIVE_FORMAT_ZIP, ARCHIVE_FILTER_NONE, in_zip, 1, &zlen);
 	const struct item in_tar[] = {{"a.txt", "aaa\n", 4}, {"inner.zip", (char *)zip, zlen}};
-	unsigned char *tgz = pack(ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_GZIP, in_tar, 2,
-				  &tlen);
+	unsigned char *tgz =
+		pack(ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, ARCHIVE_FILTER_GZIP, in_tar, 2, &tlen);
 	struct zb z = {0};
 	zb_add(&z, "outer.tar.gz", tgz, tlen, (struct zb_opts){.mode = 0100644, .fake_size = -1});
 	zb_file(&z, "notes.txt", "not an archive\n");
@@ -66,7 +66,8 @@ static void make_artifacts(void)
 		char name[32];
 		size_t len;
 		snprintf(name, sizeof(name), "t%d.tar", i);
-		unsigned char *t = pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE, in_zip, 1, &len);
+		unsigned char *t =
+			pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE, in_zip, 1, &len);
 		zb_add(&z, name, t, len, (struct zb_opts){.mode = 0100644, .fake_size = -1});
 		free(t);
 	}
@@ -83,8 +84,10 @@ static void setup(void)
 	dir = strdup("/tmp/afs-nest-test.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	cr_assert_eq(cache_open(dir, 64u << 20, &cache), 0);
-	struct catalog_config cc = {.backend = &fake_backend, .cache = cache,
-				    .base_url = "http://gitlab.test", .ttl_s = 60};
+	struct catalog_config cc = {.backend = &fake_backend,
+				    .cache = cache,
+				    .base_url = "http://gitlab.test",
+				    .ttl_s = 60};
 	cr_assert_eq(catalog_new(&cc, &cat), 0);
 	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &job), 0);
 }
@@ -180,7 +183,9 @@ static void *race(void *p)
 /* Single flight: lookups running at once wait for one pass and share its nest. */
 Test(nest, concurrent_lookups_share_one_pass)
 {
-	enum { N = 8 };
+	enum {
+		N = 8
+	};
 	pthread_barrier_t go;
 	pthread_barrier_init(&go, NULL, N);
 	struct racer r[N];
@@ -228,9 +233,9 @@ Test(nest, nesting_deeper_than_the_limit_is_eloop)
 				    (const struct item[]){{"x", "bottom\n", 7}}, 1, &len);
 	for (int i = 0; i <= NEST_DEPTH_MAX; i++) {
 		size_t up_len;
-		unsigned char *up = pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE,
-					 (const struct item[]){{"n.tar", (char *)level, len}}, 1,
-					 &up_len);
+		unsigned char *up =
+			pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE,
+			     (const struct item[]){{"n.tar", (char *)level, len}}, 1, &up_len);
 		free(level);
 		level = up;
 		len = up_len;

@@ -113,7 +113,12 @@ static struct nested *index_file(const char *name, struct nested_mem *blob)
 	return n;
 }
 
-enum { NO_LINK = 1, NO_DIRS = 2, NO_MODE = 4, FLAT = 8 };
+enum {
+	NO_LINK = 1,
+	NO_DIRS = 2,
+	NO_MODE = 4,
+	FLAT = 8
+};
 
 static const struct zip_member *find(const struct nested *n, const char *path)
 {
@@ -221,8 +226,9 @@ Test(nested, ar_is_flat)
 Test(nested, rpm_payload)
 {
 	static const unsigned char lead[96 + 2 * 16] = {
-		0xed, 0xab, 0xee, 0xdb, 3, 0, 0, 0, 0, 1, 'x', [76] = 0, 1, 0, 5,
-		[96] = 0x8e, 0xad, 0xe8, 0x01, [112] = 0x8e, 0xad, 0xe8, 0x01};
+		0xed, 0xab, 0xee, 0xdb,         3,    0,    0,   0,
+		0,    1,    'x',  [76] = 0,     1,    0,    5,   [96] = 0x8e,
+		0xad, 0xe8, 0x01, [112] = 0x8e, 0xad, 0xe8, 0x01};
 	sh("cd tree && find . | cpio -o -H newc | gzip > ../payload.gz");
 	struct mem payload = slurp("payload.gz");
 	unsigned char *rpm = malloc(sizeof(lead) + payload.len);
@@ -403,8 +409,8 @@ Test(nested, hard_links_to_nothing_are_left_out)
 	struct writer w;
 	writer_open(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, false);
 	struct archive_entry *e = archive_entry_new();
-	const char *links[][2] = {{"l1", "../gone"}, {"a", NULL}, {"l2", "a"}, {"l3", "nope"},
-				  {"b", NULL}, {"l4", "b"}};
+	const char *links[][2] = {{"l1", "../gone"}, {"a", NULL}, {"l2", "a"},
+				  {"l3", "nope"},    {"b", NULL}, {"l4", "b"}};
 	for (size_t i = 0; i < 6; i++) {
 		archive_entry_clear(e);
 		archive_entry_set_pathname(e, links[i][0]);
@@ -466,7 +472,10 @@ static void ustar_header(unsigned char h[512])
 	strcpy((char *)h + 124, "10000000000"); /* 1 << 30 */
 	strcpy((char *)h + 136, "13726746000");
 	h[156] = '0';
-	memcpy(h + 257, "ustar\0" "00", 8);
+	memcpy(h + 257,
+	       "ustar\0"
+	       "00",
+	       8);
 	memset(h + 148, ' ', 8);
 	unsigned sum = 0;
 	for (size_t i = 0; i < 512; i++)
@@ -552,8 +561,8 @@ Test(nested, too_many_entries_is_efbig)
 
 Test(nested, what_is_not_an_archive_is_enoent)
 {
-	static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
-					    0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 1, 0};
+	static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0,
+					    0,    13,  'I', 'H', 'D',  'R',  0,    0,    1, 0};
 	const char *text = "just some text\nover two lines\n";
 	struct nested_mem blob = {0};
 	struct nested *n = NULL;
@@ -628,7 +637,8 @@ Test(nested, sparse_files_get_their_holes_as_zeros)
 	sh("printf middle | dd of=tree/sparse bs=1 seek=300000 conv=notrunc && "
 	   "truncate -s 1000000 tree/sparse && touch -d @%d tree/sparse && "
 	   "tar -C tree -S -cf gnu.tar sparse hello.txt && "
-	   "tar -C tree -S --format=posix -cf pax.tar sparse hello.txt", MTIME);
+	   "tar -C tree -S --format=posix -cf pax.tar sparse hello.txt",
+	   MTIME);
 	const char *names[] = {"gnu.tar", "pax.tar"};
 	for (size_t i = 0; i < 2; i++) {
 		struct nested_mem blob = {0};

@@ -211,8 +211,8 @@ Test(tree, bad_set_names_are_enoent)
 	cr_assert_eq(tree_parse("/1/-/pipelines/0", &tp), -ENOENT);
 	cr_assert_eq(tree_parse("/1/-/pipelines/x1", &tp), -ENOENT);
 	cr_assert_eq(tree_parse("/1/-/merge_requests/-3", &tp), -ENOENT);
-	cr_assert_eq(tree_parse("/1/-/commits/abc", &tp), -ENOENT);       /* under git's 4 */
-	cr_assert_eq(tree_parse("/1/-/commits/ABCD", &tp), -ENOENT);      /* git prints lowercase */
+	cr_assert_eq(tree_parse("/1/-/commits/abc", &tp), -ENOENT);  /* under git's 4 */
+	cr_assert_eq(tree_parse("/1/-/commits/ABCD", &tp), -ENOENT); /* git prints lowercase */
 	cr_assert_eq(tree_parse("/1/-/commits/abcg", &tp), -ENOENT);
 	cr_assert_eq(tree_parse("/1/-/commits/0123456789abcdef0123456789abcdef012345678", &tp),
 		     -ENOENT);
@@ -253,9 +253,9 @@ Test(tree, nesting_starts_after_a_component_ending_in_a_hash)
 	cr_assert_eq(tree_nest_next("a/x.tar.gz#/b", 0), 11);
 	cr_assert_eq(tree_nest_next("x.tar.gz#", 0), 9);
 	cr_assert_eq(tree_nest_next("a.tar.gz#/inner.zip#/x", 10), 20);
-	cr_assert_eq(tree_nest_next("a#b/c", 0), 0);  /* '#' inside a name is a name */
-	cr_assert_eq(tree_nest_next("#/x", 0), 0);    /* no member has the empty name */
-	cr_assert_eq(tree_nest_next("d/##", 0), 4);   /* the inside of "#" */
+	cr_assert_eq(tree_nest_next("a#b/c", 0), 0); /* '#' inside a name is a name */
+	cr_assert_eq(tree_nest_next("#/x", 0), 0);   /* no member has the empty name */
+	cr_assert_eq(tree_nest_next("d/##", 0), 4);  /* the inside of "#" */
 	cr_assert_eq(tree_nest_next("", 0), 0);
 	cr_assert_eq(tree_nest_next("plain/path", 0), 0);
 }

@@ -30,26 +30,31 @@ Test(urlcache_life, capped_at_five_minutes)
 
 Test(urlcache_life, names_are_case_insensitive)
 {
-	cr_assert_eq(urlcache_life_s("https://s/x?x-amz-date=20261128T103300Z&x-amz-expires=60", T0),
-		     50);
+	cr_assert_eq(
+		urlcache_life_s("https://s/x?x-amz-date=20261128T103300Z&x-amz-expires=60", T0),
+		50);
 }
 
 Test(urlcache_life, gcs_v4_and_v2)
 {
-	cr_assert_eq(urlcache_life_s("https://storage.googleapis.com/b/o?X-Goog-Algorithm=GOOG4-RSA-SHA256"
-				     "&X-Goog-Date=20261128T103300Z&X-Goog-Expires=90&X-Goog-Signature=f",
-				     T0),
+	cr_assert_eq(urlcache_life_s(
+			     "https://storage.googleapis.com/b/o?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+			     "&X-Goog-Date=20261128T103300Z&X-Goog-Expires=90&X-Goog-Signature=f",
+			     T0),
 		     80);
-	cr_assert_eq(urlcache_life_s("https://storage.googleapis.com/b/o?GoogleAccessId=a&Expires=1795862040"
-				     "&Signature=x%2By",
-				     T0),
-		     50);
+	cr_assert_eq(
+		urlcache_life_s(
+			"https://storage.googleapis.com/b/o?GoogleAccessId=a&Expires=1795862040"
+			"&Signature=x%2By",
+			T0),
+		50);
 }
 
 Test(urlcache_life, simulator_and_cloudfront_expires)
 {
-	cr_assert_eq(urlcache_life_s("http://127.0.0.2:9/store/job-1.zip?expires=1795862000&sig=ab", T0),
-		     10);
+	cr_assert_eq(
+		urlcache_life_s("http://127.0.0.2:9/store/job-1.zip?expires=1795862000&sig=ab", T0),
+		10);
 }
 
 Test(urlcache_life, azure_sas_percent_encoded)
@@ -74,7 +79,8 @@ Test(urlcache_life, hostile_values_do_not_overflow_or_count)
 				     "&X-Amz-Expires=99999999999999999999999",
 				     T0),
 		     300);
-	cr_assert_eq(urlcache_life_s("https://s/x?Expires=-5", T0), 60, "not a number: none stated");
+	cr_assert_eq(urlcache_life_s("https://s/x?Expires=-5", T0), 60,
+		     "not a number: none stated");
 	cr_assert_eq(urlcache_life_s("https://s/x?X-Amz-Date=2026&X-Amz-Expires=60", T0), 60);
 	cr_assert_eq(urlcache_life_s("https://s/x?Expires=", T0), 60);
 	cr_assert_eq(urlcache_life_s("https://s/x?Expires=1%", T0), 60);

@@ -37,7 +37,8 @@ static unsigned char *pattern(size_t n, unsigned seed, bool compressible)
 	uint32_t x = seed * 2654435761u + 1;
 	for (size_t i = 0; i < n; i++) {
 		x = x * 1103515245u + 12345u;
-		p[i] = compressible ? (unsigned char)("abcdefgh\n"[(i / 7) % 9]) : (unsigned char)(x >> 24);
+		p[i] = compressible ? (unsigned char)("abcdefgh\n"[(i / 7) % 9])
+				    : (unsigned char)(x >> 24);
 	}
 	return p;
 }
@@ -64,8 +65,9 @@ Test(zipindex, folders_missing_from_the_archive_are_made_up)
 	cr_assert(a && a->type == ZIP_DIR && a->synthetic);
 	cr_assert(b && b->type == ZIP_DIR);
 	cr_assert_str_eq(zipindex_member(zi, a->first_child)->base, "b");
-	cr_assert_str_eq(zipindex_member(zi, zipindex_member(zi, a->first_child)->next_sibling)->base,
-			 "d.txt");
+	cr_assert_str_eq(
+		zipindex_member(zi, zipindex_member(zi, a->first_child)->next_sibling)->base,
+		"d.txt");
 	cr_assert_eq(zipindex_find(zi, "")->type, ZIP_DIR);
 	cr_assert_null(zipindex_find(zi, "a/b/none"));
 	zipindex_free(zi);
@@ -75,7 +77,8 @@ Test(zipindex, folders_missing_from_the_archive_are_made_up)
 Test(zipindex, unix_modes_symlinks_and_sizes_are_kept)
 {
 	struct zb z = {0};
-	zb_add(&z, "bin/run", "#!/bin/sh\n", 10, (struct zb_opts){.mode = 0100755, .fake_size = -1});
+	zb_add(&z, "bin/run", "#!/bin/sh\n", 10,
+	       (struct zb_opts){.mode = 0100755, .fake_size = -1});
 	zb_add(&z, "link", "bin/run", 7, (struct zb_opts){.mode = 0120777, .fake_size = -1});
 	zb_add(&z, "empty/", "", 0, (struct zb_opts){.mode = 0040755, .fake_size = -1});
 	zb_add(&z, "dos.txt", "x", 1, (struct zb_opts){.mode = 0, .fake_size = -1});
@@ -142,8 +145,8 @@ static void read_back(int method, bool compressible)
 	size_t n = 3 * 1024 * 1024 + 17;
 	unsigned char *data = pattern(n, 7, compressible);
 	struct zb z = {0};
-	zb_add(&z, "big.bin", data, n, (struct zb_opts){.method = method, .mode = 0100644,
-						       .fake_size = -1});
+	zb_add(&z, "big.bin", data, n,
+	       (struct zb_opts){.method = method, .mode = 0100644, .fake_size = -1});
 	struct mem m;
 	m.p = zb_finish(&z, false, &m.len);
 	struct zipindex *zi = load(&m);
@@ -163,7 +166,8 @@ static void read_back(int method, bool compressible)
 		ssize_t k = zip_reader_pread(r, buf, 4096, offs[i]);
 		size_t want = n - offs[i] < 4096 ? n - offs[i] : 4096;
 		cr_assert_eq(k, (ssize_t)want);
-		cr_assert_eq(memcmp(buf, data + offs[i], want), 0, "at %llu", (unsigned long long)offs[i]);
+		cr_assert_eq(memcmp(buf, data + offs[i], want), 0, "at %llu",
+			     (unsigned long long)offs[i]);
 	}
 	zip_reader_free(r);
 	zipindex_free(zi);
@@ -187,15 +191,19 @@ Test(zipindex, a_crc_mismatch_fails_the_read_that_reaches_the_end)
 {
 	for (int method = 0; method <= 8; method += 8) {
 		struct zb z = {0};
-		zb_add(&z, "f", "hello, world", 12, (struct zb_opts){.method = method, .mode = 0100644,
-								  .bad_crc = true, .fake_size = -1});
+		zb_add(&z, "f", "hello, world", 12,
+		       (struct zb_opts){.method = method,
+					.mode = 0100644,
+					.bad_crc = true,
+					.fake_size = -1});
 		struct mem m;
 		m.p = zb_finish(&z, false, &m.len);
 		struct zipindex *zi = load(&m);
 		char *out = NULL;
 		size_t len;
-		cr_assert_eq(zip_reader_read_all(zi, zipindex_find(zi, "f"), mem_read, &m, 100, &out,
-						 &len), -EIO, "method %d", method);
+		cr_assert_eq(zip_reader_read_all(zi, zipindex_find(zi, "f"), mem_read, &m, 100,
+						 &out, &len),
+			     -EIO, "method %d", method);
 		zipindex_free(zi);
 		free(m.p);
 	}
@@ -213,15 +221,18 @@ Test(zipindex, an_empty_member_with_a_nonzero_crc_is_eio)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct zb z = {0};
 		zb_add(&z, "f", cases[i].data, strlen(cases[i].data),
-		       (struct zb_opts){.method = cases[i].method, .mode = 0100644,
-					.bad_crc = cases[i].bad_crc, .fake_size = 0});
+		       (struct zb_opts){.method = cases[i].method,
+					.mode = 0100644,
+					.bad_crc = cases[i].bad_crc,
+					.fake_size = 0});
 		struct mem m;
 		m.p = zb_finish(&z, false, &m.len);
 		struct zipindex *zi = load(&m);
 		char *out = NULL;
 		size_t len;
-		cr_assert_eq(zip_reader_read_all(zi, zipindex_find(zi, "f"), mem_read, &m, 100, &out,
-						 &len), -EIO, "case %zu", i);
+		cr_assert_eq(zip_reader_read_all(zi, zipindex_find(zi, "f"), mem_read, &m, 100,
+						 &out, &len),
+			     -EIO, "case %zu", i);
 		zipindex_free(zi);
 		free(m.p);
 	}
@@ -252,8 +263,9 @@ Test(zipindex, a_stored_member_read_out_of_order_is_checked_once_whole)
 	unsigned char *data = pattern(n, 3, false), *buf = malloc(n);
 	for (int bad = 0; bad <= 1; bad++) {
 		struct zb z = {0};
-		zb_add(&z, "f", data, n, (struct zb_opts){.method = 0, .mode = 0100644,
-							  .bad_crc = bad, .fake_size = -1});
+		zb_add(&z, "f", data, n,
+		       (struct zb_opts){
+			       .method = 0, .mode = 0100644, .bad_crc = bad, .fake_size = -1});
 		struct mem m;
 		m.p = zb_finish(&z, false, &m.len);
 		ssize_t last = read_backwards(&m, n, buf);
@@ -274,7 +286,8 @@ Test(zipindex, a_zip_bomb_stops_at_the_declared_size)
 	size_t n = 1 << 20;
 	unsigned char *data = calloc(1, n);
 	struct zb z = {0};
-	zb_add(&z, "bomb", data, n, (struct zb_opts){.method = 8, .mode = 0100644, .fake_size = 1000});
+	zb_add(&z, "bomb", data, n,
+	       (struct zb_opts){.method = 8, .mode = 0100644, .fake_size = 1000});
 	struct mem m;
 	m.p = zb_finish(&z, false, &m.len);
 	struct zipindex *zi = load(&m);
@@ -282,7 +295,8 @@ Test(zipindex, a_zip_bomb_stops_at_the_declared_size)
 	char *out = NULL;
 	size_t len;
 	cr_assert_eq(zip_reader_read_all(zi, zipindex_find(zi, "bomb"), mem_read, &m, 1 << 20, &out,
-					 &len), -EIO);
+					 &len),
+		     -EIO);
 	zipindex_free(zi);
 	free(data);
 	free(m.p);
@@ -437,7 +451,11 @@ static void check_random_reads(struct zip_reader *r, const unsigned char *data, 
 
 static int64_t py_mtime(int t)
 {
-	struct tm tm = {.tm_year = 123, .tm_mon = 10, .tm_mday = 14, .tm_hour = 22, .tm_min = 13,
+	struct tm tm = {.tm_year = 123,
+			.tm_mon = 10,
+			.tm_mday = 14,
+			.tm_hour = 22,
+			.tm_min = 13,
 			.tm_sec = 20 + 2 * t};
 	return (int64_t)timegm(&tm);
 }
@@ -647,7 +665,8 @@ Test(zipindex, siblings_are_listed_in_strcmp_order_whatever_sorts_around_the_sla
 	i = zipindex_find(zi, "a")->first_child;
 	for (size_t k = 0; k < 3; k++, i = zipindex_member(zi, i)->next_sibling) {
 		cr_assert_str_eq(zipindex_member(zi, i)->base, in_a[k]);
-		cr_assert_eq(zipindex_member(zi, zipindex_member(zi, i)->parent), zipindex_find(zi, "a"));
+		cr_assert_eq(zipindex_member(zi, zipindex_member(zi, i)->parent),
+			     zipindex_find(zi, "a"));
 	}
 	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
 		char *v = read_member(zi, &m, names[k]);
@@ -825,7 +844,8 @@ Test(zipindex, a_hundred_thousand_deep_members_fit_in_a_few_mib)
 	struct zb z = {0};
 	char name[128];
 	for (int i = 0; i < 100000; i++) {
-		snprintf(name, sizeof(name), "build/out/module-%03d/src/lib/file-%06d.o", i % 700, i);
+		snprintf(name, sizeof(name), "build/out/module-%03d/src/lib/file-%06d.o", i % 700,
+			 i);
 		zb_file(&z, name, "");
 	}
 	struct mem m;
@@ -878,7 +898,8 @@ static struct zipindex *link_archive(struct mem *m, const char *const *spec)
 			zb_add(&z, name, target, strlen(target),
 			       (struct zb_opts){.mode = S_IFLNK | 0777, .fake_size = -1});
 		else if (nl && name[nl - 1] == '/')
-			zb_add(&z, name, "", 0, (struct zb_opts){.mode = S_IFDIR | 0755, .fake_size = -1});
+			zb_add(&z, name, "", 0,
+			       (struct zb_opts){.mode = S_IFDIR | 0755, .fake_size = -1});
 		else
 			zb_file(&z, name, name);
 	}
@@ -919,36 +940,40 @@ static const char *canonical(struct link_reads *lr, const char *name)
 	static char buf[4096];
 	const struct zip_member *out;
 	char *text = NULL;
-	int err = zipindex_resolve_link(lr->zi, zipindex_find(lr->zi, name), read_target, lr,
-					&out, &text);
+	int err = zipindex_resolve_link(lr->zi, zipindex_find(lr->zi, name), read_target, lr, &out,
+					&text);
 	cr_assert_eq(err, 0, "%s: %d", name, err);
 	snprintf(buf, sizeof(buf), "%s", text);
 	free(text);
 	return buf;
 }
 
-#define cr_assert_resolves(lr, name, expected)                                                  \
-	do {                                                                                     \
-		const char *to_;                                                                 \
-		int err_ = resolve(lr, name, &to_);                                              \
-		cr_assert_eq(err_, 0, "%s: %d", name, err_);                                     \
-		cr_assert_str_eq(to_, expected, "%s", name);                                     \
+#define cr_assert_resolves(lr, name, expected)               \
+	do {                                                 \
+		const char *to_;                             \
+		int err_ = resolve(lr, name, &to_);          \
+		cr_assert_eq(err_, 0, "%s: %d", name, err_); \
+		cr_assert_str_eq(to_, expected, "%s", name); \
 	} while (0)
 
-#define cr_assert_refused(lr, name, errno_)                                                     \
-	do {                                                                                     \
-		const char *to_;                                                                 \
-		int err_ = resolve(lr, name, &to_);                                              \
-		cr_assert_eq(err_, errno_, "%s: %d, not %d", name, err_, errno_);               \
+#define cr_assert_refused(lr, name, errno_)                                       \
+	do {                                                                      \
+		const char *to_;                                                  \
+		int err_ = resolve(lr, name, &to_);                               \
+		cr_assert_eq(err_, errno_, "%s: %d, not %d", name, err_, errno_); \
 	} while (0)
 
 Test(zipindex_links, a_link_inside_on_its_own_can_lead_out_through_another)
 {
 	static const char *const spec[] = {
-		"a/b/c/d/e/f/g/h/up", "../../../../../../..",
-		"esc", "a/b/c/d/e/f/g/h/up/../../../../../../../../../etc/passwd",
-		"a/b/top", "../..",
-		"esc-dir", "a/b/top/..", /* one ".." from the root a link led to */
+		"a/b/c/d/e/f/g/h/up",
+		"../../../../../../..",
+		"esc",
+		"a/b/c/d/e/f/g/h/up/../../../../../../../../../etc/passwd",
+		"a/b/top",
+		"../..",
+		"esc-dir",
+		"a/b/top/..", /* one ".." from the root a link led to */
 		NULL};
 	struct mem m;
 	struct zipindex *zi = link_archive(&m, spec);
@@ -964,20 +989,20 @@ Test(zipindex_links, a_link_inside_on_its_own_can_lead_out_through_another)
 Test(zipindex_links, chains_and_folder_links_resolve_physically)
 {
 	static const char *const spec[] = {
-		"f.txt", NULL,
+		"f.txt",       NULL,
 		"d/sub/x.txt", NULL,
-		"d/f.txt", NULL,
-		"l1", "l2",
-		"l2", "d/l3",
-		"d/l3", "../f.txt",
-		"dl", "d",
-		"via", "dl/f.txt",
-		"sl", "d/sub",
-		"parent", "sl/../f.txt", /* the parent of d/sub, not of the link: d/f.txt */
-		"self", ".",
-		"a/b/back", "./../../f.txt",
-		"latest", "d/sub/x.txt",
-		"d/sub/to-d", "../../d",
+		"d/f.txt",     NULL,
+		"l1",          "l2",
+		"l2",          "d/l3",
+		"d/l3",        "../f.txt",
+		"dl",          "d",
+		"via",         "dl/f.txt",
+		"sl",          "d/sub",
+		"parent",      "sl/../f.txt", /* the parent of d/sub, not of the link: d/f.txt */
+		"self",        ".",
+		"a/b/back",    "./../../f.txt",
+		"latest",      "d/sub/x.txt",
+		"d/sub/to-d",  "../../d",
 		NULL};
 	struct mem m;
 	struct zipindex *zi = link_archive(&m, spec);
@@ -1000,24 +1025,23 @@ Test(zipindex_links, chains_and_folder_links_resolve_physically)
  * turning into another job's) then cannot lead the kernel out: it never climbs out of a link. */
 Test(zipindex_links, readlink_text_is_canonical)
 {
-	static const char *const spec[] = {
-		"f.txt", NULL,
-		"d/sub/x.txt", NULL,
-		"d/f.txt", NULL,
-		"l1", "l2",
-		"l2", "d/l3",
-		"d/l3", "../f.txt",
-		"sl", "d/sub",
-		"parent", "sl/../f.txt",
-		"self", ".",
-		"a/b/back", "./../../f.txt",
-		"a/b/c/up", "../..",
-		"a/b/c/via", "up/b/c/../../../d//sub/",
-		"latest", "d/sub/x.txt",
-		"d/sub/to-d", "../../d",
-		"dang", "missing/file",
-		"d/dang", "../f.txt/x/../y",
-		NULL};
+	static const char *const spec[] = {"f.txt",       NULL,
+					   "d/sub/x.txt", NULL,
+					   "d/f.txt",     NULL,
+					   "l1",          "l2",
+					   "l2",          "d/l3",
+					   "d/l3",        "../f.txt",
+					   "sl",          "d/sub",
+					   "parent",      "sl/../f.txt",
+					   "self",        ".",
+					   "a/b/back",    "./../../f.txt",
+					   "a/b/c/up",    "../..",
+					   "a/b/c/via",   "up/b/c/../../../d//sub/",
+					   "latest",      "d/sub/x.txt",
+					   "d/sub/to-d",  "../../d",
+					   "dang",        "missing/file",
+					   "d/dang",      "../f.txt/x/../y",
+					   NULL};
 	struct mem m;
 	struct zipindex *zi = link_archive(&m, spec);
 	struct link_reads lr = {zi, &m, 0, 0};
@@ -1038,23 +1062,32 @@ Test(zipindex_links, readlink_text_is_canonical)
 
 Test(zipindex_links, a_link_to_a_link_that_leads_out_is_refused)
 {
-	static const char *const spec[] = {
-		"out", "../x",
-		"in", "out",
-		"deep/in", "../in",
-		"through", "deep/in/etc",
-		"abs", "/etc/passwd",
-		"to-abs", "abs",
-		"empty", "",
-		"dotdot", "..",
-		"evil/link-out", "../../../../etc/passwd",
-		"a/b/x", "c/../../../../y",
-		NULL};
+	static const char *const spec[] = {"out",
+					   "../x",
+					   "in",
+					   "out",
+					   "deep/in",
+					   "../in",
+					   "through",
+					   "deep/in/etc",
+					   "abs",
+					   "/etc/passwd",
+					   "to-abs",
+					   "abs",
+					   "empty",
+					   "",
+					   "dotdot",
+					   "..",
+					   "evil/link-out",
+					   "../../../../etc/passwd",
+					   "a/b/x",
+					   "c/../../../../y",
+					   NULL};
 	struct mem m;
 	struct zipindex *zi = link_archive(&m, spec);
 	struct link_reads lr = {zi, &m, 0, 0};
-	const char *const refused[] = {"out",   "in",     "deep/in",       "through", "abs",
-				       "to-abs", "empty", "dotdot", "evil/link-out", "a/b/x"};
+	const char *const refused[] = {"out",    "in",    "deep/in", "through",       "abs",
+				       "to-abs", "empty", "dotdot",  "evil/link-out", "a/b/x"};
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		cr_assert_refused(&lr, refused[i], -EXDEV);
 	zipindex_free(zi);
@@ -1073,14 +1106,9 @@ Test(zipindex_links, a_link_to_a_link_that_leads_out_is_refused)
 Test(zipindex_links, dangling_links_stay_links_unless_their_text_climbs_out)
 {
 	static const char *const spec[] = {
-		"f.txt", NULL,
-		"dang", "missing/file",
-		"dang-out", "missing/../../x",
-		"notdir", "f.txt/x",
-		"notdir-out", "f.txt/../../x",
-		"to-dang", "dang",
-		"trailing", "f.txt/",
-		NULL};
+		"f.txt",           NULL,     "dang",     "missing/file", "dang-out",
+		"missing/../../x", "notdir", "f.txt/x",  "notdir-out",   "f.txt/../../x",
+		"to-dang",         "dang",   "trailing", "f.txt/",       NULL};
 	struct mem m;
 	struct zipindex *zi = link_archive(&m, spec);
 	struct link_reads lr = {zi, &m, 0, 0};
@@ -1096,13 +1124,8 @@ Test(zipindex_links, dangling_links_stay_links_unless_their_text_climbs_out)
 
 Test(zipindex_links, loops_are_eloop)
 {
-	static const char *const spec[] = {
-		"a", "b",
-		"b", "a",
-		"self", "self",
-		"down", "down/x",
-		"d/up", "../d/up",
-		NULL};
+	static const char *const spec[] = {"a",    "b",      "b",    "a",       "self", "self",
+					   "down", "down/x", "d/up", "../d/up", NULL};
 	struct mem m;
 	struct zipindex *zi = link_archive(&m, spec);
 	struct link_reads lr = {zi, &m, 0, 0};
