@@ -471,8 +471,9 @@ ssize_t job_fetch(struct job *j, void *buf, size_t len, uint64_t off, const atom
 	if (err == -ECANCELED && s.filled == s.len && !stopped(stop, want))
 		err = 0; /* stopped by span_sink itself: everything asked for arrived */
 	if (!err && s.filled != s.len) {
-		log_msg(LOG_ERR, "job %s: the server sent %" PRIu64 " of %zu bytes at %" PRIu64,
-			j->name ? j->name : "?", s.filled, len, off);
+		log_set_reason("job %s: the server sent %" PRIu64 " of %zu bytes at %" PRIu64,
+			       j->name ? j->name : "?", s.filled, len, off);
+		log_msg(LOG_DEBUG, "%s", log_reason());
 		err = -EIO;
 	}
 	return err ? err : (ssize_t)len;

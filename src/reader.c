@@ -43,7 +43,8 @@ struct slice {
 	unsigned char *buf;     /* mmap'ed: given back to the system at once when freed */
 	enum slice_state state; /* protected by r->lock */
 	int err;                /* protected by r->lock */
-	char why[400];          /* protected by r->lock: the failure's reason, from its thread */
+	char why[400];          /* protected by r->lock: the failure's reason, told on the pool
+				    * thread that fetched (reasons are per thread, log.h) */
 	bool dropped;           /* protected by r->lock: out of the list; the task frees it */
 	atomic_uint stop;       /* 1: its fetch stops */
 };
@@ -141,7 +142,7 @@ struct slice_task {
 	struct slice *s;
 };
 
-static void slice_end(struct slice_task *t, int err)
+static void slice_end(struct slice_task *t, int err, const char *why)
 {
 	struct job_reader *r = t->r;
 	struct slice *s = t->s;
@@ -151,8 +152,7 @@ static void slice_end(struct slice_task *t, int err)
 	} else {
 		s->state = err ? SLICE_FAILED : SLICE_READY;
 		s->err = err;
-		/* the reason is per thread: carry it to the reader's, which says the one line */
-		snprintf(s->why, sizeof(s->why), "%s", err ? log_reason() : "");
+		snprintf(s->why, sizeof(s->why), "%s", why);
 		pthread_cond_broadcast(&r->cond);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -163,13 +163,14 @@ static void slice_end(struct slice_task *t, int err)
 static void slice_run(void *p)
 {
 	struct slice_task *t = p;
+	log_clear_reason();
 	ssize_t n = job_fetch(t->r->job, t->s->buf, t->s->len, t->s->off, &t->s->stop, 0);
-	slice_end(t, n < 0 ? (int)n : 0);
+	slice_end(t, n < 0 ? (int)n : 0, log_reason());
 }
 
 static void slice_cancel(void *p)
 {
-	slice_end(p, -ECANCELED);
+	slice_end(p, -ECANCELED, "cancelled: the mount is going away");
 }
 
 static bool budget_take(struct job_env *env)
@@ -214,6 +215,8 @@ static bool slice_add(struct job_reader *r)
 	if (job_submit(r->job, slice_run, slice_cancel, t)) {
 		s->state = SLICE_FAILED;
 		s->err = -EIO;
+		snprintf(s->why, sizeof(s->why),
+			 "no worker thread to fetch %" PRIu64 " bytes at %" PRIu64, s->len, s->off);
 		atomic_fetch_sub(&r->refs, 1);
 		free(t);
 	}
@@ -258,8 +261,7 @@ static int window_read(struct job_reader *r, unsigned char *buf, size_t len, uin
 		}
 		if (s->state == SLICE_FAILED) {
 			err = s->err;
-			if (s->why[0])
-				log_set_reason("%s", s->why);
+			log_set_reason("%s", s->why); /* this thread's failure now */
 			slice_drop(r, s);
 			break;
 		}

@@ -185,4 +185,33 @@ read -r wrong failed <"$T/harsh.out"
 check_eq "harsh faults, past the cache: no read has wrong bytes ($failed of 2 failed with EIO)" \
 	0 "$wrong"
 unmount_fs "$mnt"
+
+# A window slice fetches on a pool thread, where the failure's reason is told (reasons are per
+# thread), yet the reader's one error line carries it: past the cache under HTTP 500, it says so.
+sim_admin faults ""
+rm -rf "$T/cache"
+mount_fs "$mnt" --cache-dir "$T/cache" --cache-size 8M --retry-for 2
+loud0=$(grep -c ': error: ' "$T/daemon.log")
+"$PYTHON" - "$job/big.bin" "$URL" >"$T/past500.out" <<'PY'
+import sys, urllib.request
+with open(sys.argv[1], "rb", buffering=0) as f:
+    n = 0
+    while n < 12 << 20:
+        n += len(f.read(128 << 10))
+    urllib.request.urlopen(urllib.request.Request(sys.argv[2] + "/-/sim/faults",
+                                                  b"rate=1,kinds=500,paths=/artifacts",
+                                                  method="POST")).read()
+    try:
+        while f.read(128 << 10):
+            pass
+        print("read")
+    except OSError as e:
+        print(e.errno)
+PY
+check_eq "past the cache under HTTP 500, the read fails with EIO" 5 "$(cat "$T/past500.out")"
+check_eq "with one error line" $((loud0 + 1)) "$(grep -c ': error: ' "$T/daemon.log")"
+check "which has the status a pool thread got" \
+	bash -c "grep ': error: ' '$T/daemon.log' | tail -n1 | grep -E 'big.bin: .*HTTP 500'"
+unmount_fs "$mnt"
+sim_admin faults ""
 finish
