@@ -7,6 +7,7 @@
 
 #include "artifactfs/catalog.h"
 #include "fake_backend.h"
+#include "tmpdir.h"
 
 static char *dir;
 static time_t clock_s = 1000; /* the TTLs' clock: tests move it */
@@ -22,8 +23,7 @@ static struct catalog *cat;
 static void setup(void)
 {
 	fake_init();
-	dir = strdup("/tmp/afs-catalog-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	dir = tmpdir_new("catalog");
 	cr_assert_eq(cache_open(dir, 1 << 30, &cache), 0);
 	struct catalog_config cc = {.backend = &fake_backend,
 				    .cache = cache,
@@ -37,11 +37,7 @@ static void teardown(void)
 {
 	catalog_free(cat);
 	cache_close(cache);
-	char *cmd;
-	cr_assert(asprintf(&cmd, "rm -rf '%s'", dir) > 0);
-	cr_assert_eq(system(cmd), 0);
-	free(cmd);
-	free(dir);
+	tmpdir_remove(dir);
 	free(fake.zip);
 }
 

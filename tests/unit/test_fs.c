@@ -20,6 +20,7 @@ Test(fs, gitlab_times_parse_to_the_epoch)
 #include <sys/stat.h>
 
 #include "fake_backend.h"
+#include "tmpdir.h"
 
 static char *dir;
 static struct cache *cache;
@@ -29,8 +30,7 @@ static struct fs_config fsc;
 static void setup(void)
 {
 	fake_init();
-	dir = strdup("/tmp/afs-fs-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	dir = tmpdir_new("fs");
 	cr_assert_eq(cache_open(dir, 1 << 30, &cache), 0);
 	struct catalog_config cc = {.backend = &fake_backend,
 				    .cache = cache,
@@ -51,11 +51,7 @@ static void teardown(void)
 	fs_operations.destroy(&fsc); /* frees handles a failed test left open */
 	catalog_free(cat);
 	cache_close(cache);
-	char *cmd;
-	cr_assert(asprintf(&cmd, "rm -rf '%s'", dir) > 0);
-	cr_assert_eq(system(cmd), 0);
-	free(cmd);
-	free(dir);
+	tmpdir_remove(dir);
 	free(fake.zip);
 }
 

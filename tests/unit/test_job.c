@@ -7,6 +7,7 @@
 
 #include "artifactfs/job.h"
 #include "fake_backend.h"
+#include "tmpdir.h"
 
 static char *dir;
 static struct cache *cache;
@@ -16,8 +17,7 @@ static struct pool *pool;
 static void setup(void)
 {
 	fake_init();
-	dir = strdup("/tmp/afs-job-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	dir = tmpdir_new("job");
 	cr_assert_eq(cache_open(dir, 1 << 30, &cache), 0);
 	cr_assert_eq(pool_new(2, &pool), 0);
 	job_env_init(&env, &fake_backend, cache);
@@ -28,11 +28,7 @@ static void teardown(void)
 {
 	pool_free(pool);
 	cache_close(cache);
-	char *cmd;
-	cr_assert(asprintf(&cmd, "rm -rf '%s'", dir) > 0);
-	cr_assert_eq(system(cmd), 0);
-	free(cmd);
-	free(dir);
+	tmpdir_remove(dir);
 	free(fake.zip);
 }
 

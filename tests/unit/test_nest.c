@@ -12,6 +12,7 @@
 #include "artifactfs/catalog.h"
 #include "artifactfs/nest.h"
 #include "fake_backend.h"
+#include "tmpdir.h"
 
 static char *dir;
 static struct cache *cache;
@@ -81,8 +82,7 @@ static void setup(void)
 {
 	fake_init();
 	make_artifacts();
-	dir = strdup("/tmp/afs-nest-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
+	dir = tmpdir_new("nest");
 	cr_assert_eq(cache_open(dir, 64u << 20, &cache), 0);
 	struct catalog_config cc = {.backend = &fake_backend,
 				    .cache = cache,
@@ -97,11 +97,7 @@ static void teardown(void)
 	job_put(job);
 	catalog_free(cat);
 	cache_close(cache);
-	char *cmd;
-	cr_assert(asprintf(&cmd, "rm -rf '%s'", dir) > 0);
-	cr_assert_eq(system(cmd), 0);
-	free(cmd);
-	free(dir);
+	tmpdir_remove(dir);
 	free(fake.zip);
 }
 
