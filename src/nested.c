@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "artifactfs/grow.h"
 #include "artifactfs/log.h"
 
 #define READ_CHUNK (128u * 1024u)
@@ -65,21 +66,6 @@ struct scan {
 	size_t rejected;
 	int err; /* sticky -errno of our own (budget, wr, memory) */
 };
-
-static int grow(void **v, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 16;
-	while (c < need)
-		c *= 2;
-	void *p = realloc(*v, c * size);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = c;
-	return 0;
-}
 
 /* ---- libarchive's client callbacks ---- */
 
@@ -303,7 +289,7 @@ static size_t clean_name(const char **name, bool *slash)
 
 static int append(char **arena, size_t *len, size_t *cap, const char *p, size_t n, size_t *off)
 {
-	int err = grow((void **)arena, cap, *len + n + 1, 1);
+	int err = array_grow((void **)arena, cap, *len + n + 1, 1);
 	if (err)
 		return err;
 	memcpy(*arena + *len, p, n);
@@ -388,7 +374,7 @@ static int add_entry(struct scan *s, struct archive_entry *e)
 		it.m.size = size;
 	}
 	it.name_len = len;
-	err = grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v));
+	err = array_grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v));
 	if (!err)
 		err = append(&s->names, &s->names_len, &s->names_cap, name, len, &it.name_off);
 	if (!err)
@@ -596,7 +582,7 @@ int nested_mem_write(void *ctx, const void *buf, size_t len, uint64_t off)
 	struct nested_mem *m = ctx;
 	if (off > SIZE_MAX - len)
 		return -EFBIG;
-	int err = grow((void **)&m->p, &m->cap, (size_t)off + len, 1);
+	int err = array_grow((void **)&m->p, &m->cap, (size_t)off + len, 1);
 	if (err)
 		return err;
 	memcpy(m->p + off, buf, len);

@@ -23,6 +23,7 @@
 
 #include <zlib.h>
 
+#include "artifactfs/grow.h"
 #include "artifactfs/log.h"
 
 #define EOCD_SIG 0x06054b50u
@@ -94,22 +95,6 @@ static uint32_t le32(const unsigned char *p)
 static uint64_t le64(const unsigned char *p)
 {
 	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-/* Makes room for need elements of size bytes in *v. Returns 0 or -ENOMEM. */
-static int grow(void **v, size_t *cap, size_t need, size_t size)
-{
-	if (need <= *cap)
-		return 0;
-	size_t c = *cap ? *cap : 16;
-	while (c < need)
-		c *= 2;
-	void *p = realloc(*v, c * size);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = c;
-	return 0;
 }
 
 /* ---- the end of the archive ---- */
@@ -498,7 +483,7 @@ struct spans {
 
 static int spans_push(struct spans *s, const char *name, size_t len, size_t before)
 {
-	int err = grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v));
+	int err = array_grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v));
 	if (!err)
 		s->v[s->n++] = (struct span){name, len, before};
 	return err;
@@ -571,7 +556,7 @@ static int link_tree(struct build *b)
 {
 	struct level *up = NULL;
 	size_t depth = 0, cap = 0;
-	int err = grow((void **)&up, &cap, 1, sizeof(*up));
+	int err = array_grow((void **)&up, &cap, 1, sizeof(*up));
 	if (!err)
 		up[depth++] = (struct level){0, NONE};
 	for (uint32_t i = 1; !err && i < b->n; i++) {
@@ -587,7 +572,7 @@ static int link_tree(struct build *b)
 			b->m[p->last_child].next_sibling = i;
 		p->last_child = i;
 		if (e->type == ZIP_DIR)
-			err = grow((void **)&up, &cap, depth + 1, sizeof(*up));
+			err = array_grow((void **)&up, &cap, depth + 1, sizeof(*up));
 		if (!err && e->type == ZIP_DIR)
 			up[depth++] = (struct level){i, NONE};
 	}
@@ -1097,7 +1082,7 @@ int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_re
 		  : m->size == 0 && m->crc32 != 0 ? fail(r, "an empty member whose CRC-32 is not 0")
 						  : read_local_header(r);
 	if (!err && m->method == 8) {
-		err = grow((void **)&r->in, &r->in_cap, CHUNK_MIN, 1);
+		err = array_grow((void **)&r->in, &r->in_cap, CHUNK_MIN, 1);
 		if (!err)
 			err = inflateInit2(&r->zs, -MAX_WBITS) == Z_OK ? 0 : -ENOMEM;
 		r->zs_ready = !err;
@@ -1169,7 +1154,7 @@ static int seen_add(struct zip_reader *r, struct seen piece)
 {
 	if (r->n_seen == SEEN_MAX)
 		return 0; /* too scattered to follow: the member is checked when read in order */
-	int err = grow((void **)&r->seen, &r->seen_cap, r->n_seen + 1, sizeof(*r->seen));
+	int err = array_grow((void **)&r->seen, &r->seen_cap, r->n_seen + 1, sizeof(*r->seen));
 	if (err)
 		return err;
 	size_t i = 0;
@@ -1228,7 +1213,7 @@ static int refill(struct zip_reader *r)
 	if (left == 0)
 		return fail(r, "deflate stream ends early");
 	size_t n = left < r->chunk ? (size_t)left : r->chunk;
-	int err = grow((void **)&r->in, &r->in_cap, n, 1);
+	int err = array_grow((void **)&r->in, &r->in_cap, n, 1);
 	if (err)
 		return err;
 	ssize_t got = r->rd(r->ctx, r->in, n, r->data_off + r->in_pos);
