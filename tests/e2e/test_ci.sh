@@ -31,7 +31,7 @@ trap kill_job_daemons EXIT
 # runner.sh: what the runner does around the job's script. A failed line leaves a mount behind:
 # unmount every artifactfs mount of the namespace on exit, so its daemon exits too.
 cat >"$T/runner.sh" <<SH
-trap 'findmnt -rn -t fuse.artifactfs -o TARGET | xargs -r -n1 fusermount3 -u -z' EXIT
+trap 'rc=\$?; findmnt -rn -t fuse.artifactfs -o TARGET | xargs -r -n1 fusermount3 -u -z || true; exit \$rc' EXIT
 mount -t tmpfs -o size=1M,mode=755 none /mnt
 cd "\$CI_PROJECT_DIR"
 source "$T/job.sh"
