@@ -1544,7 +1544,11 @@ static int make_present(struct cache_entry *e, uint64_t first, uint64_t last, ui
 	if (!has_locked(e, first, last, &b))
 		refresh_map(e, first, last);
 	while (!err && !has_locked(e, first, last, &b)) {
-		if (e->inflight[b]) {
+		/* missing blocks that nobody fetches go first: waiting on another fetch's first
+		 * serialised neighbouring read-ahead chunks that share a block */
+		while (b <= last && (e->map[b] || e->inflight[b]))
+			b++;
+		if (b > last) {
 			pthread_cond_wait(&e->cond, &e->lock);
 			continue;
 		}
