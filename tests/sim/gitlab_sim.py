@@ -599,6 +599,7 @@ def make_handler(sim, role):
             self.fault = None
             self.link_rate = 0  # until the request line is known: admin calls are not paced
             self.link_sent = 0
+            self.t_start = time.time()
             super().handle_one_request()
 
         def send_response(self, code, message=None):
@@ -622,7 +623,7 @@ def make_handler(sim, role):
             host = "%s:%d" % self.server.server_address[:2]
             # as GitLab filters its logs: a job_token in the query is never written down
             path = re.sub(r"(?<=[?&]job_token=)[^&]*", "[FILTERED]", self.path)
-            sim.log({"t": time.time(), "host": host, "method": self.command, "path": path,
+            sim.log({"t0": self.t_start, "t": time.time(), "host": host, "method": self.command, "path": path,
                      "status": self.status_sent, "bytes": self.sent,
                      "range": self.headers.get("Range"), "auth": self._auth_names(),
                      "fault": self.fault})
