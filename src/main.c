@@ -695,6 +695,7 @@ static int run(struct daemon *d, struct fuse_args *args)
 		.uid = getuid(),
 		.gid = getgid(),
 		.mounted_at = time(NULL),
+		.mountpoint = d->cmd.mountpoint,
 	};
 	if (add_mount_options(args, d->url, d->opts.allow_delete))
 		return 1;

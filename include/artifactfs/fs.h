@@ -25,6 +25,7 @@ struct fs_config {
 	uid_t uid; /* owner shown for every node */
 	gid_t gid;
 	time_t mounted_at; /* the time of folders above the jobs, which have none of their own */
+	const char *mountpoint; /* absolute; NULL outside a mount (the kernel's read-ahead) */
 };
 
 /* The table to give fuse_new(), with a struct fs_config as its user data. */
