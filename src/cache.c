@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "artifactfs/crc.h"
 #include "artifactfs/log.h"
 
 /* the version is in the magic and the folder's name: files of another layout are never read */
@@ -146,72 +147,6 @@ static char *entry_name(const char *key)
 {
 	char *p = NULL;
 	return asprintf(&p, "%s.afs", key) < 0 ? NULL : p;
-}
-
-/* ---- CRC-32C (Castagnoli): the CPU's instruction where there is one (every block read is
- * checked once per mount, so this is on the warm read path), else slicing by 8. zlib stays
- * zipindex's alone. ---- */
-
-static uint32_t crc_table[8][256];
-static bool crc_hw;
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(const unsigned char *p, size_t len)
-{
-	uint64_t c = 0xffffffffu;
-	for (; len >= 8; p += 8, len -= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		c = __builtin_ia32_crc32di(c, w);
-	}
-	uint32_t c32 = (uint32_t)c;
-	while (len--)
-		c32 = __builtin_ia32_crc32qi(c32, *p++);
-	return ~c32;
-}
-#define CRC_HW_PROBE() __builtin_cpu_supports("sse4.2")
-#else
-#define crc32c_hw(p, len) 0u
-#define CRC_HW_PROBE() 0
-#endif
-
-static void crc_init(void)
-{
-	crc_hw = CRC_HW_PROBE();
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-		crc_table[0][i] = c;
-	}
-	for (int t = 1; t < 8; t++)
-		for (uint32_t i = 0; i < 256; i++)
-			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^
-					  crc_table[0][crc_table[t - 1][i] & 0xff];
-}
-
-static uint32_t crc32c(const void *buf, size_t len)
-{
-	pthread_once(&crc_once, crc_init);
-	if (crc_hw)
-		return crc32c_hw(buf, len);
-	const unsigned char *p = buf;
-	uint32_t c = 0xffffffffu;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	for (; len >= 8; p += 8, len -= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		w ^= c;
-		c = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
-		    crc_table[5][(w >> 16) & 0xff] ^ crc_table[4][(w >> 24) & 0xff] ^
-		    crc_table[3][(w >> 32) & 0xff] ^ crc_table[2][(w >> 40) & 0xff] ^
-		    crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][w >> 56];
-	}
-#endif
-	while (len--)
-		c = (c >> 8) ^ crc_table[0][(c ^ *p++) & 0xff];
-	return ~c;
 }
 
 /* ---- files below the folder: never through a symlink, only ours ---- */
@@ -1088,7 +1023,8 @@ static void sums_note(const struct cache_entry *e, struct block_sums *s, uint64_
 		size_t n = block_len(e, b);
 		if (b * BLOCK + n > off + len || b < s->first || b - s->first >= s->n)
 			continue;
-		s->sum[b - s->first] = crc32c((const unsigned char *)buf + (b * BLOCK - off), n);
+		s->sum[b - s->first] =
+			crc_castagnoli((const unsigned char *)buf + (b * BLOCK - off), n);
 		s->have[b - s->first] = 1;
 	}
 }
@@ -1105,7 +1041,7 @@ static int block_sum(struct cache_entry *e, uint64_t b, const struct block_sums 
 	size_t n = block_len(e, b);
 	int err = read_all(e->fd, tmp, n, e->data_off + b * BLOCK);
 	if (!err)
-		*sum = crc32c(tmp, n);
+		*sum = crc_castagnoli(tmp, n);
 	return err;
 }
 
@@ -1573,7 +1509,7 @@ static int check_blocks(struct cache_entry *e, uint64_t first, uint64_t last,
 	for (uint64_t b = first; !err && b <= last; b++) {
 		if (e->verified[b] || !e->map[b])
 			continue; /* checked, or dropped meanwhile (then the bytes are read again) */
-		if (crc32c(buf + (b - first) * BLOCK, block_len(e, b)) == sums[b - first]) {
+		if (crc_castagnoli(buf + (b - first) * BLOCK, block_len(e, b)) == sums[b - first]) {
 			e->verified[b] = 1;
 			continue;
 		}

@@ -24,6 +24,7 @@
 #include <zlib.h>
 
 #include "artifactfs/grow.h"
+#include "artifactfs/crc.h"
 #include "artifactfs/log.h"
 
 #define EOCD_SIG 0x06054b50u
@@ -1129,16 +1130,6 @@ static int check_end(struct zip_reader *r)
 	return 0;
 }
 
-static uint32_t crc_of(const unsigned char *p, uint64_t len)
-{
-	uint32_t crc = 0;
-	for (uint64_t done = 0; done < len; done += MAX_CALL) {
-		uint64_t k = len - done < MAX_CALL ? len - done : MAX_CALL;
-		crc = (uint32_t)crc32(crc, p + done, (uInt)k);
-	}
-	return crc;
-}
-
 /* Joins piece i + 1 onto piece i (adjacent). */
 static void seen_join(struct zip_reader *r, size_t i)
 {
@@ -1184,8 +1175,8 @@ static int stored_note(struct zip_reader *r, const unsigned char *buf, uint64_t 
 			continue;
 		}
 		uint64_t stop = i < r->n_seen && r->seen[i].start < end ? r->seen[i].start : end;
-		int err = seen_add(r,
-				   (struct seen){pos, stop, crc_of(buf + (pos - off), stop - pos)});
+		int err = seen_add(
+			r, (struct seen){pos, stop, crc_zip(0, buf + (pos - off), stop - pos)});
 		if (err)
 			return err;
 		pos = stop;
@@ -1257,7 +1248,7 @@ static ssize_t inflate_some(struct zip_reader *r, unsigned char *out, size_t len
 		if (z != Z_OK && z != Z_STREAM_END)
 			return fail(r, "corrupt deflate data");
 	}
-	r->crc = (uint32_t)crc32(r->crc, dst, (uInt)want);
+	r->crc = crc_zip(r->crc, dst, want);
 	r->out_pos += want;
 	return (ssize_t)want;
 }
