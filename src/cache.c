@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "artifactfs/crc.h"
+#include "artifactfs/grow.h"
 #include "artifactfs/log.h"
 
 /* the version is in the magic and the folder's name: files of another layout are never read */
@@ -86,6 +87,9 @@ struct cache {
 	uint64_t used;               /* protected by lock */
 	uint64_t pending;            /* protected by lock: reserved by writes not yet on disk,
 	                                which a recount from the folder cannot see */
+	int *doomed;                 /* protected by lock: evicted files, unlinked, still held
+	                                exclusively, to be emptied and closed by reap() */
+	size_t n_doomed, cap_doomed; /* protected by lock */
 	atomic_uint_fast64_t hit_bytes, miss_bytes, fetches, evictions;
 };
 
@@ -258,7 +262,18 @@ static void disk_remove(struct cache *c, struct disk_ent *victim)
 	}
 }
 
-/* Removes a file nobody uses; false when another process holds it. */
+/* Empties an evicted file: a process holding it idle frees its space too, and makes it anew. */
+static void empty_file(struct cache *c, int fd)
+{
+	if (ftruncate(fd, 0))
+		log_msg(LOG_WARNING, "cache: cannot empty an evicted file in %s: %s", c->vdir,
+			strerror(errno));
+	close(fd);
+}
+
+/* Removes a file nobody uses; false when another process holds it. Lock held: the name goes
+ * at once, but emptying a large file frees its blocks, which can take long, so the file stays
+ * held exclusively (no process can use it) until reap() empties it after the lock. */
 static bool evict_file(struct cache *c, const char *key)
 {
 	char *name = entry_name(key);
@@ -269,17 +284,33 @@ static bool evict_file(struct cache *c, const char *key)
 		gone = true;
 	}
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
-		/* emptied first: a process holding it idle frees its space too, and makes it anew */
-		if (ftruncate(fd, 0))
-			log_msg(LOG_WARNING, "cache: cannot empty %s/%s: %s", c->vdir, name,
-				strerror(errno));
 		unlinkat(c->vfd, name, 0);
 		gone = true;
+		if (array_grow((void **)&c->doomed, &c->cap_doomed, c->n_doomed + 1,
+			       sizeof(*c->doomed)) == 0)
+			c->doomed[c->n_doomed++] = fd;
+		else
+			empty_file(c, fd); /* no memory to defer it: now, under the lock */
+		fd = -1;
 	}
 	if (fd >= 0)
 		close(fd);
 	free(name);
 	return gone;
+}
+
+/* Empties and closes the files evicted meanwhile; called with the lock not held. */
+static void reap(struct cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int *fds = c->doomed;
+	size_t n = c->n_doomed;
+	c->doomed = NULL;
+	c->n_doomed = c->cap_doomed = 0;
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < n; i++)
+		empty_file(c, fds[i]);
+	free(fds);
 }
 
 /* Whether d should be evicted before lru: files not referenced here first, then the least
@@ -518,6 +549,7 @@ void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
+	reap(c);
 	while (c->disk) {
 		struct disk_ent *d = c->disk;
 		c->disk = d->next;
@@ -595,6 +627,7 @@ static int free_disk(struct cache *c)
 	clear_skips(c);
 	shared_unlock(c, c->used);
 	pthread_mutex_unlock(&c->lock);
+	reap(c);
 	if (got < 0) /* the one error line is the reader's */
 		log_set_reason("cache: the disk of %s is full and every cached archive is in use",
 			       c->vdir);
@@ -1156,6 +1189,7 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end, uint64_t *
 	if (!err)
 		c->pending += *reserved = need;
 	pthread_mutex_unlock(&c->lock);
+	reap(c);
 	if (err) {
 		log_set_reason("cache full: %" PRIu64
 			       " bytes needed, every cached archive is in use",
@@ -1618,6 +1652,7 @@ int cache_drop(struct cache *c)
 	log_msg(LOG_INFO, "cache: dropped %" PRIu64 " bytes on request, %" PRIu64 " in use remain",
 		before - c->used, c->used);
 	pthread_mutex_unlock(&c->lock);
+	reap(c);
 	return err;
 }
 

@@ -34,8 +34,9 @@
  *   -> reader.c job_reader->lock -> job.c job->lock -> job_env->lock -> pool.c pool->lock
  *   -> the cache's locks above.
  * No lock is held across network I/O; disk I/O only under io_lock/flock (the call itself) and
- * entry->lock for the map's bytes. Background tasks (pool.c) take only the lock of what they
- * finish (job_env, job_reader) after their fetch returns. */
+ * entry->lock for the map's bytes. Eviction unlinks under cache->lock but empties the file
+ * (freeing its blocks: slow for a big one) only after releasing it. Background tasks (pool.c)
+ * take only the lock of what they finish (job_env, job_reader) after their fetch returns. */
 #ifndef ARTIFACTFS_CACHE_H
 #define ARTIFACTFS_CACHE_H
 
