@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "artifactfs/cache.h"
+#include "tmpdir.h"
 
 #define SIZE (5 * CACHE_BLOCK_SIZE + 1234)
 
@@ -86,13 +87,6 @@ static ssize_t pread_from(struct source *s, struct cache_entry *e, void *buf, si
 	return cache_entry_pread(e, buf, len, off, min_fetch);
 }
 
-static char *tmpdir(void)
-{
-	char *d = strdup("/tmp/afs-cache-test.XXXXXX");
-	cr_assert_not_null(mkdtemp(d));
-	return d;
-}
-
 static void check_range(struct cache_entry *e, struct source *s, uint64_t off, size_t len)
 {
 	unsigned char *buf = malloc(len);
@@ -106,7 +100,7 @@ static void check_range(struct cache_entry *e, struct source *s, uint64_t off, s
 
 Test(cache, reads_exact_bytes_across_blocks_and_at_the_end)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *e;
 	struct source s = {0};
@@ -120,12 +114,12 @@ Test(cache, reads_exact_bytes_across_blocks_and_at_the_end)
 	cr_assert_eq(atomic_load(&s.calls), calls, "a second read fetches nothing");
 	cache_entry_put(e);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, folders_are_0700_and_files_0600)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	char *sub;
 	cr_assert(asprintf(&sub, "%s/deep/cache", d) > 0);
 	struct cache *c;
@@ -143,12 +137,12 @@ Test(cache, folders_are_0700_and_files_0600)
 	cache_close(c);
 	free(f);
 	free(sub);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, a_reopened_cache_serves_without_fetching)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *e;
 	struct source s = {0};
@@ -170,7 +164,7 @@ Test(cache, a_reopened_cache_serves_without_fetching)
 	cr_assert_gt(atomic_load(&s2.calls), 0);
 	cache_entry_put(e);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 struct reader_arg {
@@ -225,7 +219,7 @@ static void hold_until_all_wait(struct source *s, int call)
 
 Test(cache, concurrent_readers_of_missing_blocks_cause_one_fetch)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *e;
 	struct source s = {.gate = hold_until_all_wait};
@@ -244,7 +238,7 @@ Test(cache, concurrent_readers_of_missing_blocks_cause_one_fetch)
 	cr_assert_eq(atomic_load(&s.calls), 1);
 	cache_entry_put(e);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 struct span_arg {
@@ -280,7 +274,7 @@ static void await_fetch(int fd, const char *what)
  * the skip in make_present(). */
 Test(cache, a_read_fetches_its_free_blocks_while_another_fetch_holds_one)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *e;
 	int in[2], go[2];
@@ -306,12 +300,12 @@ Test(cache, a_read_fetches_its_free_blocks_while_another_fetch_holds_one)
 	cr_assert_eq(atomic_load(&s.calls), 2, "block 1 is fetched once, by the first read");
 	cache_entry_put(e);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, a_whole_archive_answer_marks_every_block)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *e;
 	struct source s = {.whole = true};
@@ -321,12 +315,12 @@ Test(cache, a_whole_archive_answer_marks_every_block)
 	cr_assert(cache_entry_has(e, 0, SIZE));
 	cache_entry_put(e);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, fetch_errors_propagate_and_mark_nothing)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *e;
 	struct source s = {.fail = -EACCES};
@@ -343,12 +337,12 @@ Test(cache, fetch_errors_propagate_and_mark_nothing)
 	cr_assert_not(cache_entry_has(e, 0, SIZE), "a rejected answer reached the cache");
 	cache_entry_put(e);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, a_rejected_answer_leaves_present_blocks_alone)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *e;
 	struct source good = {0}, bad = {.whole = true, .garbage = true, .fail_after = -EIO};
@@ -362,14 +356,14 @@ Test(cache, a_rejected_answer_leaves_present_blocks_alone)
 	cr_assert_eq(atomic_load(&none.calls), 0);
 	cache_entry_put(e);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 /* Another mount marked a block after this one last read the map: a rejected answer here must
  * not write over it either, or the other mount, which checked the block already, serves it. */
 Test(cache, a_rejected_answer_leaves_blocks_another_mount_marked_alone)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c[2];
 	struct cache_entry *e[2];
 	struct source good = {0}, bad = {.whole = true, .garbage = true, .fail_after = -EIO};
@@ -387,12 +381,12 @@ Test(cache, a_rejected_answer_leaves_blocks_another_mount_marked_alone)
 		cache_entry_put(e[i]);
 		cache_close(c[i]);
 	}
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, eviction_keeps_under_the_limit_even_of_idle_references)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *a, *b, *x;
 	struct source s = {0};
@@ -419,12 +413,12 @@ Test(cache, eviction_keeps_under_the_limit_even_of_idle_references)
 	cache_entry_put(x);
 	cache_entry_put(b);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, an_entry_read_by_another_process_is_not_evicted)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	int up[2], down[2];
 	cr_assert_eq(pipe(up), 0);
 	cr_assert_eq(pipe(down), 0);
@@ -466,12 +460,12 @@ Test(cache, an_entry_read_by_another_process_is_not_evicted)
 	cache_close(c);
 	free(buf);
 	free(f);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, a_writer_killed_mid_run_leaves_no_marked_block)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	int up[2];
 	cr_assert_eq(pipe(up), 0);
 	pid_t pid = fork();
@@ -500,12 +494,12 @@ Test(cache, a_writer_killed_mid_run_leaves_no_marked_block)
 	cr_assert_eq(atomic_load(&s.calls), 1);
 	cache_entry_put(e);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, invalidated_blocks_are_fetched_again)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *e;
 	struct source s = {0};
@@ -519,12 +513,12 @@ Test(cache, invalidated_blocks_are_fetched_again)
 	cr_assert_eq(atomic_load(&s.calls), calls + 1);
 	cache_entry_put(e);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, invalidated_bytes_never_complete_a_block)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *e;
 	unsigned char half[CACHE_BLOCK_SIZE / 2];
@@ -539,7 +533,7 @@ Test(cache, invalidated_bytes_never_complete_a_block)
 		      "the second half alone does not make the block whole");
 	cache_entry_put(e);
 	cache_close(c);
-	free(d);
+	tmpdir_remove(d);
 }
 
 /* The file of key in the cache folder d, and where byte 0 of the archive of size bytes is in it
@@ -598,31 +592,31 @@ static int tail_fetches(const char *d, const char *key)
 
 Test(cache, a_block_that_fails_its_checksum_is_fetched_again)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	fill(d, "k");
 	char *f = entry_file(d, "k");
 	flip_byte(f, data_offset(SIZE) + SIZE - 100);
 	cr_assert_eq(tail_fetches(d, "k"), 1, "the spoilt block, fetched once");
 	cr_assert_eq(tail_fetches(d, "k"), 0, "and now right on disk");
 	free(f);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, a_truncated_file_is_discarded_not_eio)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	fill(d, "k");
 	char *f = entry_file(d, "k");
 	cr_assert_eq(truncate(f, (off_t)(data_offset(SIZE) + SIZE / 2)), 0);
 	cr_assert_gt(tail_fetches(d, "k"), 0);
 	cr_assert_eq(tail_fetches(d, "k"), 0);
 	free(f);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, a_file_extended_or_zeroed_is_never_served)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	fill(d, "k");
 	char *f = entry_file(d, "k");
 	struct stat st;
@@ -635,12 +629,12 @@ Test(cache, a_file_extended_or_zeroed_is_never_served)
 	cr_assert_gt(tail_fetches(d, "k"), 0, "zeros fail their checksums");
 	cr_assert_eq(tail_fetches(d, "k"), 0);
 	free(f);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, a_planted_symlink_is_never_followed)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0); /* planted after the scan at open */
 	char *target, *f = entry_file(d, "k");
@@ -663,14 +657,14 @@ Test(cache, a_planted_symlink_is_never_followed)
 	cr_assert_eq(st.st_size, 13, "and its target never written");
 	free(target);
 	free(f);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, a_file_of_another_user_is_refused)
 {
 	if (geteuid() != 0)
 		cr_skip_test("needs root to give a file away");
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	fill(d, "k");
 	char *f = entry_file(d, "k");
 	cr_assert_eq(chown(f, 65534, 65534), 0); /* nobody plants a file with the right bytes */
@@ -681,7 +675,7 @@ Test(cache, a_file_of_another_user_is_refused)
 	cr_assert_eq(chmod(f, 0622), 0); /* and one others may write */
 	cr_assert_gt(tail_fetches(d, "k"), 0, "a file others may write is never read");
 	free(f);
-	free(d);
+	tmpdir_remove(d);
 }
 
 /* Reads entry key of SIZE bytes whole through c. */
@@ -718,7 +712,7 @@ Test(cache, a_full_disk_evicts_what_nobody_uses)
 	if (geteuid() != 0 || unshare(CLONE_NEWNS) ||
 	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
 		cr_skip_test("needs root to mount a small tmpfs");
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	cr_assert_eq(mount("tmpfs", d, "tmpfs", 0, "size=320k"), 0);
 	struct cache *c;
 	cr_assert_eq(cache_open(d, 1 << 30, &c), 0, "the limit is far above the disk");
@@ -737,12 +731,12 @@ Test(cache, a_full_disk_evicts_what_nobody_uses)
 	cache_entry_put(held);
 	cache_close(c);
 	umount2(d, MNT_DETACH);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, two_caches_on_one_folder_keep_one_limit)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	uint64_t limit = 3 * SIZE;
 	struct cache *c[2];
 	struct cache_entry *e[6];
@@ -765,12 +759,12 @@ Test(cache, two_caches_on_one_folder_keep_one_limit)
 		cache_entry_put(e[i]);
 	cache_close(c[0]);
 	cache_close(c[1]);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, files_of_the_older_layout_are_removed_not_read)
 {
-	char *d = tmpdir(), *v1, *old;
+	char *d = tmpdir_new("cache"), *v1, *old;
 	cr_assert(asprintf(&v1, "%s/v1", d) > 0);
 	cr_assert(asprintf(&old, "%s/k.afs", v1) > 0);
 	cr_assert_eq(mkdir(v1, 0700), 0);
@@ -786,12 +780,12 @@ Test(cache, files_of_the_older_layout_are_removed_not_read)
 	cache_close(c);
 	free(old);
 	free(v1);
-	free(d);
+	tmpdir_remove(d);
 }
 
 Test(cache, a_file_cut_while_open_is_fetched_again)
 {
-	char *d = tmpdir();
+	char *d = tmpdir_new("cache");
 	struct cache *c;
 	struct cache_entry *e;
 	struct source s = {0};
@@ -807,5 +801,5 @@ Test(cache, a_file_cut_while_open_is_fetched_again)
 	cache_entry_put(e);
 	cache_close(c);
 	free(f);
-	free(d);
+	tmpdir_remove(d);
 }
