@@ -88,7 +88,8 @@ struct cache {
 	uint64_t pending;            /* protected by lock: reserved by writes not yet on disk,
 	                                which a recount from the folder cannot see */
 	int *doomed;                 /* protected by lock: evicted files, unlinked, still held
-	                                exclusively, to be emptied and closed by reap() */
+	                                exclusively, to be emptied and closed by
+	                                unlock_and_reap() */
 	size_t n_doomed, cap_doomed; /* protected by lock */
 	atomic_uint_fast64_t hit_bytes, miss_bytes, fetches, evictions;
 };
@@ -273,7 +274,7 @@ static void empty_file(struct cache *c, int fd)
 
 /* Removes a file nobody uses; false when another process holds it. Lock held: the name goes
  * at once, but emptying a large file frees its blocks, which can take long, so the file stays
- * held exclusively (no process can use it) until reap() empties it after the lock. */
+ * held exclusively (no process can use it) until unlock_and_reap() empties it. */
 static bool evict_file(struct cache *c, const char *key)
 {
 	char *name = entry_name(key);
@@ -299,10 +300,10 @@ static bool evict_file(struct cache *c, const char *key)
 	return gone;
 }
 
-/* Empties and closes the files evicted meanwhile; called with the lock not held. */
-static void reap(struct cache *c)
+/* Releases the lock of a call that may have evicted, then empties and closes what it evicted
+ * (taken while still held, so no second trip through the lock on the write path). */
+static void unlock_and_reap(struct cache *c)
 {
-	pthread_mutex_lock(&c->lock);
 	int *fds = c->doomed;
 	size_t n = c->n_doomed;
 	c->doomed = NULL;
@@ -549,7 +550,6 @@ void cache_close(struct cache *c)
 {
 	if (!c)
 		return;
-	reap(c);
 	while (c->disk) {
 		struct disk_ent *d = c->disk;
 		c->disk = d->next;
@@ -626,8 +626,7 @@ static int free_disk(struct cache *c)
 		got = evict_lru(c);
 	clear_skips(c);
 	shared_unlock(c, c->used);
-	pthread_mutex_unlock(&c->lock);
-	reap(c);
+	unlock_and_reap(c);
 	if (got < 0) /* the one error line is the reader's */
 		log_set_reason("cache: the disk of %s is full and every cached archive is in use",
 			       c->vdir);
@@ -1188,8 +1187,7 @@ static int reserve(struct cache_entry *e, uint64_t off, uint64_t end, uint64_t *
 		e->de->bytes += need;
 	if (!err)
 		c->pending += *reserved = need;
-	pthread_mutex_unlock(&c->lock);
-	reap(c);
+	unlock_and_reap(c);
 	if (err) {
 		log_set_reason("cache full: %" PRIu64
 			       " bytes needed, every cached archive is in use",
@@ -1651,8 +1649,7 @@ int cache_drop(struct cache *c)
 	shared_unlock(c, c->used);
 	log_msg(LOG_INFO, "cache: dropped %" PRIu64 " bytes on request, %" PRIu64 " in use remain",
 		before - c->used, c->used);
-	pthread_mutex_unlock(&c->lock);
-	reap(c);
+	unlock_and_reap(c);
 	return err;
 }
 
