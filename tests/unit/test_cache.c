@@ -384,6 +384,30 @@ Test(cache, a_rejected_answer_leaves_blocks_another_mount_marked_alone)
 	tmpdir_remove(d);
 }
 
+/* The disk blocks still held by this process's open file named name that was unlinked (an
+ * evicted cache file our own idle entry keeps open); -1 when there is none. */
+static long long blocks_of_deleted(const char *name)
+{
+	char want[64], fd_path[300], target[4096];
+	snprintf(want, sizeof(want), "/%s (deleted)", name);
+	DIR *dir = opendir("/proc/self/fd");
+	cr_assert_not_null(dir);
+	long long blocks = -1;
+	for (struct dirent *de; blocks < 0 && (de = readdir(dir));) {
+		snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%s", de->d_name);
+		ssize_t n = readlink(fd_path, target, sizeof(target) - 1);
+		struct stat st;
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		size_t tl = (size_t)n, wl = strlen(want);
+		if (tl >= wl && strcmp(target + tl - wl, want) == 0 && stat(fd_path, &st) == 0)
+			blocks = (long long)st.st_blocks;
+	}
+	closedir(dir);
+	return blocks;
+}
+
 Test(cache, eviction_keeps_under_the_limit_even_of_idle_references)
 {
 	char *d = tmpdir_new("cache");
@@ -405,6 +429,8 @@ Test(cache, eviction_keeps_under_the_limit_even_of_idle_references)
 	/* b is referenced but idle: it goes, and is made anew on its next read */
 	cr_assert_eq(get_bound(c, "x", SIZE, &x), 0);
 	check_range(x, &s, 0, SIZE);
+	/* its file is gone from the folder but still open here: it must hold no disk space */
+	cr_assert_eq(blocks_of_deleted("b.afs"), 0, "the evicted file was emptied");
 	int calls = atomic_load(&s.calls);
 	check_range(b, &s, 0, SIZE);
 	cr_assert_gt(atomic_load(&s.calls), calls, "b was evicted and fetched again");
