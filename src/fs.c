@@ -1,5 +1,5 @@
 /* fs: the fuse_operations table. Every operation parses its path (tree), resolves it through the
- * catalog and returns 0 or -errno; every write but the two SPEC.md allows (rm <job>.zip with
+ * catalog and returns 0 or -errno; every write but the two doc/SPEC.md allows (rm <job>.zip with
  * allow_delete, and the keep/delete xattrs) is EROFS before anything is sent.
  *
  * Every kind of job set (a ref, a pipeline, a merge request, a commit) takes the same path

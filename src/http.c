@@ -1075,7 +1075,7 @@ static int restart(struct exchange *x)
 }
 
 /* Starts at the storage URL the same API URL last redirected to, while it is valid: a Range
- * read then costs no API request (GITLAB-API.md "Rate limits"). */
+ * read then costs no API request (doc/GITLAB-API.md "Rate limits"). */
 static void start_remembered(struct exchange *x, struct http *h, const struct http_request *req)
 {
 	char *url = req->reuse_signed_url ? urlcache_get(h->signed_urls, x->start, now_ms()) : NULL;

@@ -1,4 +1,4 @@
-/* catalog: what the tree's names stand for on the server, remembered for as long as SPEC.md
+/* catalog: what the tree's names stand for on the server, remembered for as long as doc/SPEC.md
  * allows. Listings and ref-to-job resolution are trusted for ttl_s; a job object, once found, is
  * shared by every path that names it (<ref>/<job> and -/jobs/<id>) and holds its archive: the
  * cache entry and the zip index, both made lazily on first use, single flight.

@@ -1,5 +1,5 @@
 /* fs: the FUSE operations table. Thin adapters: each parses its path with tree, asks the catalog,
- * and returns 0 or -errno as SPEC.md's table says. No curl, no JSON here. This is the one header
+ * and returns 0 or -errno as doc/SPEC.md's table says. No curl, no JSON here. This is the one header
  * that includes <fuse.h>, so FUSE_USE_VERSION is defined here only. */
 #ifndef ARTIFACTFS_FS_H
 #define ARTIFACTFS_FS_H

@@ -1,5 +1,5 @@
 /* gitlab: GitLab REST v4 calls that artifactfs needs, mapped into our own structs at once (the
- * only jansson user). Paging follows Link/X-Next-Page, never X-Total. Errors are SPEC.md's errno:
+ * only jansson user). Paging follows Link/X-Next-Page, never X-Total. Errors are doc/SPEC.md's errno:
  * -ENOENT (404, also "no access to a private project"), -EACCES (401/403), -EBUSY (409),
  * -EIO (unreachable, 5xx, malformed JSON or a field of the wrong type), -ENOMEM.
  * Every failure leaves the thread's failure reason (log_reason(): the call and the status, or
@@ -94,7 +94,7 @@ int gitlab_refs_list(struct gitlab *gl, const char *project, char ***names, size
 void gitlab_strv_free(char **v);
 
 /* Exactly the jobs GitLab's by-ref endpoints (download, raw) resolve for `ref`, one per name
- * (GITLAB-API.md "Ref resolution"; Project#latest_successful_build_for_ref):
+ * (doc/GITLAB-API.md "Ref resolution"; Project#latest_successful_build_for_ref):
  * - the pipeline: the newest successful one whose ref is exactly `ref`, skipping the dangling
  *   sources (webide, parent_pipeline, ondemand_dast_scan, ondemand_dast_validation,
  *   security_orchestration_policy, pipeline_execution_policy_schedule, container_registry_push,

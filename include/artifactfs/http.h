@@ -131,7 +131,7 @@ struct http_response {
 int http_do(struct http *h, const struct http_request *req, struct http_response *resp);
 void http_response_release(struct http_response *resp);
 
-/* The errno SPEC.md gives a status: 2xx/3xx 0, 404/410 -ENOENT, 401/403 -EACCES, 409 -EBUSY,
+/* The errno doc/SPEC.md gives a status: 2xx/3xx 0, 404/410 -ENOENT, 401/403 -EACCES, 409 -EBUSY,
  * 416 -ERANGE (internal), 400 -EINVAL, 429 and 5xx -EIO, anything else -EIO. */
 int http_status_to_errno(long status);
 

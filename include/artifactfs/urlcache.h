@@ -1,6 +1,6 @@
 /* urlcache: the signed object-storage URLs that archive requests were last redirected to, so that
  * the next Range reads of the same archive go straight to storage instead of costing an API
- * request (the 302) each (GITLAB-API.md "Rate limits": about 2,000 API calls a minute).
+ * request (the 302) each (doc/GITLAB-API.md "Rate limits": about 2,000 API calls a minute).
  *
  * Entries are keyed by the API URL asked for and live until a deadline the caller computes with
  * urlcache_life_s() from the URL's own expiry. At most `max` entries are kept; the least recently

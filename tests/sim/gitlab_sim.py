@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A GitLab REST v4 simulator for artifactfs's tests, benchmark and demo (Python 3 stdlib only).
 
-It follows ../../../shared/GITLAB-API.md: the seven artifact endpoints and /artifacts/tree,
+It follows doc/GITLAB-API.md: the seven artifact endpoints and /artifacts/tree,
 listings with GitLab's offset (and keyset) pagination, the three token kinds with their scope
 rules, ref resolution, the three storage modes (local, redirect to a second listener on
 127.0.0.2 with expiring signed URLs, proxied chunked), expiry per endpoint, keep/delete/409, fault

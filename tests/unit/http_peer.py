@@ -107,7 +107,7 @@ GITLAB = {
         if q.get("scope[]") == "success" and q.get("per_page") == "100" else []),
 }
 
-# Project group/res (id 9), GitLab's by-ref rules (GITLAB-API.md "Ref resolution"): main's
+# Project group/res (id 9), GitLab's by-ref rules (doc/GITLAB-API.md "Ref resolution"): main's
 # newest successful pipeline 90 is a scan-policy one (dangling: skipped); pipeline 80 has a
 # failed job with an archive (e2e, served: no status filter), a report-only job (junit-only,
 # which shadows the child's archive of that name) and a job without artifacts; its bridges

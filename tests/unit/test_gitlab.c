@@ -345,7 +345,7 @@ Test(gitlab, the_startup_check_tells_bad_tokens_from_non_gitlab_servers, .init =
 	http_free(h);
 }
 
-/* ---- by-ref resolution exactly as GitLab's (GITLAB-API.md "Ref resolution") ---- */
+/* ---- by-ref resolution exactly as GitLab's (doc/GITLAB-API.md "Ref resolution") ---- */
 
 Test(gitlab, ref_resolve_follows_gitlab_rules, .init = peer_start, .fini = peer_stop, .timeout = 30)
 {
