@@ -34,8 +34,8 @@ struct source {
 	int fail_after; /* -errno to return after writing everything (a rejected answer) */
 	bool garbage;   /* write wrong bytes */
 	void (*gate)(struct source *s,
-		     int call); /* called first, with the count of earlier calls */
-	pid_t readers[8];       /* for the gate of the single-flight test */
+		     int call);   /* called first, with the count of earlier calls */
+	_Atomic pid_t readers[8]; /* for the single-flight gate; 0 until stored */
 	atomic_int n_readers;
 	int *hold; /* a pipe pair: say "in" on hold[1], go on when hold[0] gives a byte */
 };
@@ -176,7 +176,7 @@ static void *reader(void *p)
 {
 	struct reader_arg *a = p;
 	unsigned char buf[100];
-	a->s->readers[atomic_fetch_add(&a->s->n_readers, 1)] = gettid();
+	atomic_store(&a->s->readers[atomic_fetch_add(&a->s->n_readers, 1)], gettid());
 	ssize_t n = cache_entry_pread(a->e, buf, sizeof(buf), 3 * CACHE_BLOCK_SIZE, 0);
 	return (void *)(intptr_t)(n == sizeof(buf) && buf[0] == byte_at(3 * CACHE_BLOCK_SIZE));
 }
@@ -207,8 +207,10 @@ static void hold_until_all_wait(struct source *s, int call)
 	deadline.tv_sec += 30;
 	for (;;) {
 		int n = atomic_load(&s->n_readers), sleeping = 0;
-		for (int i = 0; i < n; i++)
-			sleeping += s->readers[i] != gettid() && asleep(s->readers[i]);
+		for (int i = 0; i < n; i++) {
+			pid_t tid = atomic_load(&s->readers[i]);
+			sleeping += tid && tid != gettid() && asleep(tid);
+		}
 		if ((n == 8 && sleeping == 7) || atomic_load(&s->calls) > 1)
 			return;
 		clock_gettime(CLOCK_MONOTONIC, &now);

@@ -31,7 +31,7 @@ struct loader {
 	int fail; /* -errno to return */
 	int value;
 	void (*gate)(struct loader *l);
-	pid_t waiters[8];
+	_Atomic pid_t waiters[8]; /* 0 until that thread has stored its id */
 	atomic_int n_waiters;
 };
 
@@ -188,8 +188,10 @@ static void hold_until_all_wait(struct loader *l)
 	time_t deadline = time(NULL) + 30;
 	for (;;) {
 		int n = atomic_load(&l->n_waiters), sleeping = 0;
-		for (int i = 0; i < n; i++)
-			sleeping += l->waiters[i] != gettid() && asleep(l->waiters[i]);
+		for (int i = 0; i < n; i++) {
+			pid_t tid = atomic_load(&l->waiters[i]);
+			sleeping += tid && tid != gettid() && asleep(tid);
+		}
 		if ((n == 8 && sleeping == 7) || atomic_load(&l->calls) > 1)
 			return;
 		cr_assert(time(NULL) < deadline, "the threads never all waited");
@@ -202,7 +204,7 @@ static struct memo *shared;
 static void *getter(void *p)
 {
 	struct loader *l = p;
-	l->waiters[atomic_fetch_add(&l->n_waiters, 1)] = gettid();
+	atomic_store(&l->waiters[atomic_fetch_add(&l->n_waiters, 1)], gettid());
 	return (void *)(intptr_t)(get(shared, &KEY, l) == 42);
 }
 
