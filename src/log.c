@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,19 +145,59 @@ void log_msg(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int open_file(const char *path)
+/* The log file gets the token file's and the cache folder's rules: another user's FIFO at the
+ * path would block start-up (and every SIGHUP reopen) forever, and another user's file, or one
+ * anyone may write, would receive root's log or have lines forged into it. O_NONBLOCK makes a
+ * FIFO without a reader fail at once (ENXIO) and one with a reader is refused by the checks; it
+ * does nothing to a regular file. The folder must not let others swap the file: not writable by
+ * others unless sticky (as /tmp). */
+static int open_file(const char *path, char *why, size_t why_len)
 {
 	int fd =
-		open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
-	return fd < 0 ? -errno : fd;
+		open(path,
+		     O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+		     0600);
+	if (fd < 0) {
+		int err = errno == ENXIO || errno == EISDIR ? EINVAL : errno;
+		snprintf(why, why_len, "%s",
+			 err == EINVAL  ? "it is not a regular file"
+			 : err == ELOOP ? "it is a symbolic link"
+					: strerror(err));
+		return -err;
+	}
+	const char *bad = NULL;
+	struct stat st, dir;
+	char *slash = strrchr(path, '/'), *parent = NULL;
+	if (fstat(fd, &st))
+		bad = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		bad = "it is not a regular file";
+	else if (st.st_uid != geteuid())
+		bad = "it is owned by another user";
+	else if (st.st_mode & 022)
+		bad = "it can be written by group or others";
+	else if (slash && !(parent = strndup(path, slash == path ? 1 : (size_t)(slash - path))))
+		bad = strerror(ENOMEM);
+	else if (!stat(parent ? parent : ".", &dir) && (dir.st_mode & 002) &&
+		 !(dir.st_mode & S_ISVTX))
+		bad = "its folder can be written by others";
+	free(parent);
+	if (!bad && fcntl(fd, F_SETFL, O_WRONLY | O_APPEND) < 0)
+		bad = strerror(errno);
+	if (bad) {
+		snprintf(why, why_len, "%s", bad);
+		close(fd);
+		return -EACCES;
+	}
+	return fd;
 }
 
-int log_open_file(const char *path)
+int log_open_file(const char *path, char *why, size_t why_len)
 {
 	char *copy = strdup(path);
 	if (!copy)
 		return -ENOMEM;
-	int fd = open_file(path);
+	int fd = open_file(path, why, why_len);
 	if (fd < 0) {
 		free(copy);
 		return fd;
@@ -174,12 +215,17 @@ int log_reopen(void)
 	int fd = atomic_load(&file_fd);
 	if (fd < 0)
 		return -EINVAL;
-	int nfd = open_file(file_path);
-	if (nfd < 0)
+	char why[128];
+	int nfd = open_file(file_path, why, sizeof(why));
+	if (nfd < 0) {
+		log_msg(LOG_ERR, "cannot reopen the log file %s: %s", file_path, why);
 		return nfd;
+	}
 	int err = dup2(nfd, fd) < 0 ? -errno : 0;
 	close(nfd);
-	if (!err)
+	if (err)
+		log_msg(LOG_ERR, "cannot reopen the log file %s: %s", file_path, strerror(-err));
+	else
 		log_msg(LOG_INFO, "log file reopened");
 	return err;
 }
@@ -209,10 +255,7 @@ static void *hup_main(void *arg)
 			continue;
 		if (atomic_load(&hup_stop))
 			return NULL;
-		int err = log_reopen();
-		if (err)
-			log_msg(LOG_ERR, "cannot reopen the log file %s: %s", file_path,
-				strerror(-err));
+		log_reopen(); /* it logs why it failed; lines go on to the old file */
 	}
 }
 

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <syslog.h> /* LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
 
 /* Where messages go when no log file is set and the most verbose level kept (LOG_DEBUG keeps
@@ -14,8 +15,11 @@
 void log_init(bool to_syslog, int max_level);
 
 /* From now on lines go to the file at path (created 0600, appended to, never a symlink), with a
- * timestamp. path is copied. Returns 0, or -errno with nothing changed. */
-int log_open_file(const char *path);
+ * timestamp. path is copied. Refused: anything but a regular file (a FIFO is refused without
+ * blocking), a file of another user or one that group or others can write, a folder that others
+ * can write unless sticky. Returns 0, or -errno with a one-line reason in why and nothing
+ * changed. */
+int log_open_file(const char *path, char *why, size_t why_len);
 
 /* Opens the log file's path anew (after logrotate moved it) and logs one info line there.
  * Returns 0, -errno (the old file stays in use), or -EINVAL without a log file. */

@@ -1,4 +1,6 @@
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
@@ -9,7 +11,7 @@
 
 #include "artifactfs/log.h"
 
-static char dir[64], path[128], rotated[128];
+static char dir[64], path[128], rotated[128], why[128];
 
 static void setup(void)
 {
@@ -25,6 +27,7 @@ static void teardown(void)
 	log_close();
 	unlink(path);
 	unlink(rotated);
+	rmdir(path); /* the test that puts a folder there */
 	rmdir(dir);
 }
 
@@ -44,7 +47,7 @@ TestSuite(log, .init = setup, .fini = teardown);
 
 Test(log, file_lines_are_timestamped_with_the_pid)
 {
-	cr_assert_eq(log_open_file(path), 0);
+	cr_assert_eq(log_open_file(path, why, sizeof(why)), 0);
 	log_msg(LOG_ERR, "read of %d bytes failed", 42);
 	char *text = slurp(path), re[128];
 	snprintf(re, sizeof(re),
@@ -63,7 +66,7 @@ Test(log, file_lines_are_timestamped_with_the_pid)
 
 Test(log, levels_above_the_filter_are_dropped)
 {
-	cr_assert_eq(log_open_file(path), 0);
+	cr_assert_eq(log_open_file(path, why, sizeof(why)), 0);
 	log_msg(LOG_DEBUG, "not this");
 	log_msg(LOG_WARNING, "this");
 	char *text = slurp(path);
@@ -74,7 +77,7 @@ Test(log, levels_above_the_filter_are_dropped)
 
 Test(log, reopen_moves_to_a_new_file_at_the_same_path)
 {
-	cr_assert_eq(log_open_file(path), 0);
+	cr_assert_eq(log_open_file(path, why, sizeof(why)), 0);
 	log_msg(LOG_INFO, "before");
 	cr_assert_eq(rename(path, rotated), 0);
 	cr_assert_eq(log_reopen(), 0);
@@ -90,7 +93,7 @@ Test(log, reopen_moves_to_a_new_file_at_the_same_path)
 
 Test(log, a_long_line_is_cut_but_stays_one_line)
 {
-	cr_assert_eq(log_open_file(path), 0);
+	cr_assert_eq(log_open_file(path, why, sizeof(why)), 0);
 	char big[5000];
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
@@ -106,7 +109,54 @@ Test(log, a_long_line_is_cut_but_stays_one_line)
 Test(log, a_symbolic_link_is_not_followed)
 {
 	cr_assert_eq(symlink("/dev/null", path), 0);
-	cr_expect_neq(log_open_file(path), 0);
+	cr_expect_neq(log_open_file(path, why, sizeof(why)), 0);
+}
+
+/* Another user's FIFO at the path blocked start-up forever (nobody reads it). */
+Test(log, a_fifo_is_refused_without_blocking)
+{
+	cr_assert_eq(mkfifo(path, 0600), 0);
+	cr_assert_eq(log_open_file(path, why, sizeof(why)), -EINVAL);
+	cr_assert_str_eq(why, "it is not a regular file");
+}
+
+Test(log, a_folder_is_refused_as_not_a_regular_file)
+{
+	cr_assert_eq(mkdir(path, 0700), 0);
+	cr_assert_eq(log_open_file(path, why, sizeof(why)), -EINVAL);
+	cr_assert_str_eq(why, "it is not a regular file");
+}
+
+/* Root's log must not go to a file that others can read or write into. */
+Test(log, a_file_others_can_write_is_refused)
+{
+	int fd = open(path, O_CREAT | O_WRONLY, 0600);
+	cr_assert_geq(fd, 0);
+	fchmod(fd, 0666);
+	close(fd);
+	cr_assert_eq(log_open_file(path, why, sizeof(why)), -EACCES);
+	cr_assert_str_eq(why, "it can be written by group or others");
+}
+
+Test(log, another_users_file_is_refused)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root to give a file away");
+	int fd = open(path, O_CREAT | O_WRONLY, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fchown(fd, 65534, 65534), 0);
+	close(fd);
+	cr_assert_eq(log_open_file(path, why, sizeof(why)), -EACCES);
+	cr_assert_str_eq(why, "it is owned by another user");
+}
+
+Test(log, a_folder_others_can_write_is_refused_unless_sticky)
+{
+	cr_assert_eq(chmod(dir, 0777), 0);
+	cr_assert_eq(log_open_file(path, why, sizeof(why)), -EACCES);
+	cr_assert_str_eq(why, "its folder can be written by others");
+	cr_assert_eq(chmod(dir, 01777), 0);
+	cr_assert_eq(log_open_file(path, why, sizeof(why)), 0);
 }
 
 static void *other_thread(void *arg)
