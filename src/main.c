@@ -54,7 +54,8 @@ struct options {
 	bool token_given; /* --token VALUE, -o token=VALUE */
 	bool token_next;  /* the next plain argument is --token's value */
 	bool secret_seen; /* an unknown option that looks like a token */
-	char *unknown;    /* the name (only) of an unknown --option */
+	bool fsname_given, subtype_given; /* -o fsname=, -o subtype= */
+	char *unknown;                    /* the name (only) of an unknown --option */
 };
 
 enum {
@@ -191,9 +192,9 @@ static bool is_url(const char *s)
 	return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
 }
 
-/* GitLab's token prefixes (doc/administration/settings/account_and_limit_settings), and a long
- * word mixing letters and digits as random tokens do. */
-static bool looks_secret(const char *s)
+/* GitLab's token prefixes (doc/administration/settings/account_and_limit_settings): a value
+ * holding one is a token wherever it stands, even in a known option such as fsname=. */
+static bool has_token_prefix(const char *s)
 {
 	static const char *prefixes[] = {"glpat-",  "gloas-", "gldt-",    "glrt-",    "glcbt-",
 					 "glptt-",  "glft-",  "glimt-",   "glagent-", "glsoat-",
@@ -201,6 +202,13 @@ static bool looks_secret(const char *s)
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
 		if (strstr(s, prefixes[i]))
 			return true;
+	return false;
+}
+
+/* A long word mixing letters and digits, as random tokens are. Only for options nobody knows:
+ * names such as fsname=build2024artifacts01 or an fstab UUID look like that too. */
+static bool looks_random(const char *s)
+{
 	const char *word = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 	for (const char *p = s; *p; p += strcspn(p, word)) {
 		size_t n = strspn(p, word);
@@ -217,15 +225,92 @@ static bool looks_secret(const char *s)
 	return false;
 }
 
+/* Options libfuse, the kernel or mount(8)/fstab know (libfuse's lib/mount.c, lib/helper.c and
+ * lib/fuse.c; "x-" options are fstab's own, for systemd and the like): their values are names,
+ * numbers and UUIDs, not tokens. */
+static bool known_mount_option(const char *arg)
+{
+	static const char *names[] = {"fsname=",
+				      "subtype=",
+				      "allow_other",
+				      "allow_root",
+				      "auto_unmount",
+				      "default_permissions",
+				      "max_read=",
+				      "blkdev",
+				      "blksize=",
+				      "ro",
+				      "rw",
+				      "suid",
+				      "nosuid",
+				      "dev",
+				      "nodev",
+				      "exec",
+				      "noexec",
+				      "async",
+				      "sync",
+				      "atime",
+				      "noatime",
+				      "diratime",
+				      "nodiratime",
+				      "relatime",
+				      "norelatime",
+				      "strictatime",
+				      "lazytime",
+				      "dirsync",
+				      "context=",
+				      "fscontext=",
+				      "defcontext=",
+				      "rootcontext=",
+				      "max_threads=",
+				      "max_idle_threads=",
+				      "clone_fd",
+				      "umask=",
+				      "uid=",
+				      "gid=",
+				      "entry_timeout=",
+				      "negative_timeout=",
+				      "attr_timeout=",
+				      "ac_attr_timeout=",
+				      "noforget",
+				      "remember=",
+				      "modules=",
+				      "nonempty",
+				      "_netdev",
+				      "noauto",
+				      "auto",
+				      "user",
+				      "users",
+				      "nouser",
+				      "nofail",
+				      "defaults",
+				      "x-",
+				      "comment="};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+		if (names[i][n - 1] == '=' || names[i][n - 1] == '-'
+			    ? strncmp(arg, names[i], n) == 0
+			    : strcmp(arg, names[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* An option nobody knows: a long one is refused here by name, any that may be a secret without
- * it; the rest go on to libfuse, which knows -o allow_other and the like. */
+ * it; the rest go on to libfuse, which knows -o allow_other and the like. Known ones are checked
+ * for GitLab's token prefixes only. */
 static int unknown_option(struct options *o, const char *arg)
 {
-	if (looks_secret(arg)) {
+	bool known = known_mount_option(arg);
+	if (has_token_prefix(arg) || (!known && looks_random(arg))) {
 		o->secret_seen = true;
 		return 0;
 	}
-	if (strncmp(arg, "--", 2) != 0)
+	if (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0)
+		return 0; /* fstab's own (x-systemd.*): libfuse would refuse them */
+	o->fsname_given |= strncmp(arg, "fsname=", 7) == 0;
+	o->subtype_given |= strncmp(arg, "subtype=", 8) == 0;
+	if (known || strncmp(arg, "--", 2) != 0)
 		return 1;
 	if (!o->unknown)
 		o->unknown = strndup(arg, strcspn(arg, "="));
@@ -490,10 +575,13 @@ static int open_log_file(const char *path)
 	if (cwd && asprintf(&abs, "%s/%s", cwd, path) < 0)
 		abs = NULL;
 	free(cwd);
-	int err = log_open_file(abs ? abs : path);
+	char why[128];
+	int err = log_open_file(abs ? abs : path, why, sizeof(why));
 	free(abs);
+	if (err == -ENOMEM)
+		snprintf(why, sizeof(why), "%s", strerror(ENOMEM));
 	if (err)
-		fprintf(stderr, "artifactfs: cannot open log file %s: %s\n", path, strerror(-err));
+		fprintf(stderr, "artifactfs: cannot use log file %s: %s\n", path, why);
 	return err ? -1 : 0;
 }
 
@@ -814,6 +902,12 @@ static int parse_args(struct daemon *d, struct fuse_args *args)
 		       curl_version());
 		return 1;
 	}
+	/* libfuse adds its default subtype only when neither fsname= nor subtype= was given, so a
+	 * custom fsname would make the type plain "fuse" and updatedb's exclusion of
+	 * fuse.artifactfs would no longer match. */
+	if (d->opts.fsname_given && !d->opts.subtype_given &&
+	    fuse_opt_add_arg(args, "-osubtype=artifactfs") != 0)
+		return -1;
 	if (fuse_parse_cmdline(args, &d->cmd) != 0)
 		return -1;
 	return 0;

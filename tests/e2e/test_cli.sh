@@ -71,6 +71,20 @@ for secret in "glpat-Ab3dEf7hIj1kLmN0pQrS" "-o Zk3mQ9xY2pL8vN4rT6wBz1" "--frobni
 	check "and not shown" bash -c "! grep -qF -- '${word#*=}' '$T/out' '$T/err'"
 done
 
+# Known mount options are names, not tokens: fsname= keeps the type fuse.artifactfs (updatedb's
+# exclusion matches it); a GitLab token prefix is refused wherever it stands.
+fails_before_mount "fsname= holding a token prefix is refused" "looks like a token" \
+	"http://127.0.0.1:$dead_port" "$mnt" -o fsname=glpat-Ab3dEf7hIj1kLmN0pQrS
+
+# --log-file gets the checks the token file and the cache folder get: another user's FIFO would
+# block start-up forever, a file others can write would receive root's log.
+mkfifo "$T/log-fifo"
+fails_before_mount "a FIFO as --log-file is refused at once" "log-fifo: it is not a regular file" \
+	"http://127.0.0.1:$dead_port" "$mnt" --log-file "$T/log-fifo"
+install -m 666 /dev/null "$T/log-0666"
+fails_before_mount "a --log-file others can write is refused" "can be written by group or others" \
+	"http://127.0.0.1:$dead_port" "$mnt" --log-file "$T/log-0666"
+
 # Token files and variables that would inject a header, hang or be cut are refused.
 printf 'abc\r\nX-Injected: yes\n' >"$T/tok-crlf"
 printf 'abc\000def' >"$T/tok-nul"
@@ -147,6 +161,11 @@ check "nothing was written in the refused folders" \
 	bash -c "[ -z \"\$(find '$T/open-cache' '$T/their-cache' '$T/real-cache' -mindepth 1)\" ]"
 
 # The mount is read-only unless deletes are allowed.
+# (see the refusal of fsname=glpat-... above)
+mount_fs "$mnt" -o fsname=build2024artifacts01,x-systemd.requires=9b3e6f0a-41c2-4d8e-9f1b-2c7d5e8a0b4f
+check_eq "-o fsname= is kept and the type stays fuse.artifactfs" \
+	"build2024artifacts01 fuse.artifactfs" "$(awk -v m="$mnt" '$2 == m {print $1, $3}' /proc/mounts)"
+unmount_fs "$mnt"
 mount_fs "$mnt" --read-only
 check "findmnt shows the mount ro (and --read-only is accepted)" \
 	bash -c "findmnt -no OPTIONS '$mnt' | tr , '\n' | grep -qx ro"
