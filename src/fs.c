@@ -37,6 +37,7 @@
 #include "artifactfs/reader.h"
 #include "artifactfs/tree.h"
 #include "artifactfs/zipindex.h"
+#include "artifactfs/zipread.h"
 
 #define SYMLINK_MAX 4096
 

@@ -3,8 +3,11 @@
  * URL http gives (Link rel=next rewritten onto our origin, or X-Next-Page), never X-Total.
  * A field of the wrong type counts as absent when optional and fails the parse (-EIO) when
  * required (id, name). Failures are told as http tells them: details at DEBUG, and the text
- * that says why (a malformed answer, an archive answer that is not what was asked) set as the
- * thread's failure reason (log_set_reason), for the operation's one error line. */
+ * that says why (a malformed answer) set as the thread's failure reason (log_set_reason), for
+ * the operation's one error line. Which requests a ref, a pipeline or a commit takes is decided
+ * here; what their answers mean (which pipelines and jobs they stand for) is refrules.c's, given
+ * our structs, never JSON. The archive's bytes are gitlab_archive.c's, the structs' lifecycle
+ * gitlab_structs.c's; neither calls back here. */
 #include "artifactfs/gitlab.h"
 
 #include <errno.h>
@@ -18,18 +21,12 @@
 
 #include "artifactfs/log.h"
 
-#define PAGE_LIMIT 10000 /* pages followed at most: a server that never ends is broken */
-#define CHILD_DEPTH 3    /* levels of child pipelines walked below a ref's pipeline */
-#define CHILD_MAX \
-	200                  /* child pipelines walked in all (issue 12 item 10: 64 per level
-                              over 3 levels made 4,647 requests) */
+#include "gitlab_i.h"
+#include "refrules.h"
+
+#define PAGE_LIMIT 10000     /* pages followed at most: a server that never ends is broken */
 #define PIPELINE_PAGES 5     /* pages of a ref's pipelines searched for a non-dangling one */
 #define CHECK_BUDGET_MS 8000 /* start-up checks: a short retry budget */
-
-struct gitlab {
-	struct http *http;
-	bool job_token; /* 404s off the job-token routes mean "cannot tell" (see gitlab.h) */
-};
 
 /* A 404 from a route that ignores a job token is no answer: -EACCES, "cannot tell". */
 static int tell(const struct gitlab *gl, int err)
@@ -51,100 +48,6 @@ int gitlab_new(struct http *http, struct gitlab **out)
 void gitlab_free(struct gitlab *gl)
 {
 	free(gl);
-}
-
-void gitlab_strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
-void gl_project_release(struct gl_project *p)
-{
-	free(p->path_with_namespace);
-	free(p->default_branch);
-	free(p->web_url);
-	memset(p, 0, sizeof(*p));
-}
-
-void gl_projects_free(struct gl_project *p, size_t n)
-{
-	for (size_t i = 0; p && i < n; i++)
-		gl_project_release(&p[i]);
-	free(p);
-}
-
-void gl_job_release(struct gl_job *j)
-{
-	free(j->name);
-	free(j->status);
-	free(j->ref);
-	free(j->sha);
-	free(j->web_url);
-	free(j->created_at);
-	free(j->finished_at);
-	free(j->artifacts_expire_at);
-	memset(j, 0, sizeof(*j));
-}
-
-void gl_jobs_free(struct gl_job *jobs, size_t n)
-{
-	for (size_t i = 0; jobs && i < n; i++)
-		gl_job_release(&jobs[i]);
-	free(jobs);
-}
-
-/* ---- a set of names, so that deduplication stays linear (issue 12 item 10: a quadratic
- * check over 3,000 pages of branches took 253 s) ---- */
-
-struct nameset {
-	const char **slot; /* borrowed strings; NULL: empty */
-	size_t cap, n;     /* cap a power of two, n <= cap / 2 */
-};
-
-static size_t name_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return (size_t)h;
-}
-
-static bool nameset_has(const struct nameset *ns, const char *s)
-{
-	for (size_t i = ns->cap ? name_hash(s) & (ns->cap - 1) : 0; ns->cap && ns->slot[i];
-	     i = (i + 1) & (ns->cap - 1))
-		if (strcmp(ns->slot[i], s) == 0)
-			return true;
-	return false;
-}
-
-static void nameset_put(struct nameset *ns, const char *s)
-{
-	size_t i = name_hash(s) & (ns->cap - 1);
-	while (ns->slot[i])
-		i = (i + 1) & (ns->cap - 1);
-	ns->slot[i] = s;
-	ns->n++;
-}
-
-/* Adds s (borrowed: it must outlive the set). Returns 0 or -ENOMEM. */
-static int nameset_add(struct nameset *ns, const char *s)
-{
-	if (2 * (ns->n + 1) > ns->cap) {
-		struct nameset bigger = {calloc(ns->cap ? ns->cap * 2 : 64, sizeof(char *)),
-					 ns->cap ? ns->cap * 2 : 64, 0};
-		if (!bigger.slot)
-			return -ENOMEM;
-		for (size_t i = 0; i < ns->cap; i++)
-			if (ns->slot[i])
-				nameset_put(&bigger, ns->slot[i]);
-		free(ns->slot);
-		*ns = bigger;
-	}
-	nameset_put(ns, s);
-	return 0;
 }
 
 /* ---- JSON helpers ---- */
@@ -476,43 +379,15 @@ int gitlab_projects_list(struct gitlab *gl, struct gl_project **out, size_t *n)
 	return 0;
 }
 
-struct strv {
-	char **v;
-	size_t n, cap;
-	struct nameset seen; /* the strings of v */
-};
-
-static int strv_add(struct strv *sv, const char *s)
-{
-	if (nameset_has(&sv->seen, s))
-		return 0;
-	if (sv->n + 1 >= sv->cap) {
-		size_t cap = sv->cap ? sv->cap * 2 : 16;
-		char **v = realloc(sv->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		sv->v = v;
-		sv->cap = cap;
-	}
-	sv->v[sv->n] = strdup(s);
-	if (!sv->v[sv->n] || nameset_add(&sv->seen, sv->v[sv->n])) {
-		free(sv->v[sv->n]);
-		sv->v[sv->n] = NULL;
-		return -ENOMEM;
-	}
-	sv->v[++sv->n] = NULL;
-	return 0;
-}
-
 static int add_ref_name(json_t *item, void *ctx)
 {
 	json_t *name = json_object_get(item, "name");
-	return json_is_string(name) ? strv_add(ctx, json_string_value(name)) : 0;
+	return json_is_string(name) ? refrules_ref_name_add(ctx, json_string_value(name)) : 0;
 }
 
 int gitlab_refs_list(struct gitlab *gl, const char *project, char ***names, size_t *n)
 {
-	struct strv sv = {0};
+	struct ref_names sv = {0};
 	char *id = escaped(project), *url = NULL;
 	int err = id ? 0 : -ENOMEM;
 	static const char *kinds[] = {"branches", "tags"};
@@ -538,78 +413,27 @@ int gitlab_refs_list(struct gitlab *gl, const char *project, char ***names, size
 	return 0;
 }
 
-/* ---- a ref's jobs, resolved as GitLab's by-ref endpoints do ---- */
+/* ---- a ref's jobs, resolved as GitLab's by-ref endpoints do (the rules: refrules.c) ---- */
 
-struct job_list {
-	struct gl_job *v;
-	size_t n, cap;
-	struct nameset names; /* names of v, for the first-wins rule */
-};
-
-/* Takes j over, or releases it on failure. */
-static int job_list_push(struct job_list *jl, struct gl_job *j)
-{
-	if (jl->n == jl->cap) {
-		size_t cap = jl->cap ? jl->cap * 2 : 16;
-		struct gl_job *v = realloc(jl->v, cap * sizeof(*v));
-		if (!v) {
-			gl_job_release(j);
-			return -ENOMEM;
-		}
-		/* the set borrows the names, which stay where they are: only the array moved */
-		jl->v = v;
-		jl->cap = cap;
-	}
-	jl->v[jl->n++] = *j;
-	return 0;
-}
-
-/* Jobs of one pipeline (non-retried, any status, newest first): the first job of each name
- * with downloadable artifacts wins over later pipelines' (ordered_by_pipeline.find_by_name in
- * app/models/ci/pipeline.rb build_with_artifacts_in_self_and_project_descendants). */
+/* A job of a listing, offered to the job set ctx (its rule keeps it or not). */
 static int add_job(json_t *item, void *ctx)
 {
-	struct job_list *jl = ctx;
 	struct gl_job j;
 	int err = job_from_json(item, &j);
 	if (err)
-		return err == -EIO ? 0 : err;
-	if (!j.downloadable || nameset_has(&jl->names, j.name)) {
-		gl_job_release(&j);
-		return 0;
-	}
-	if ((err = job_list_push(jl, &j)))
-		return err;
-	return nameset_add(&jl->names, jl->v[jl->n - 1].name);
+		return err == -EIO ? 0 : err; /* one malformed job does not hide the others */
+	return refrules_job_offer(ctx, &j);
 }
 
-/* A pipeline family: the ref's pipeline and its same-project descendants. */
-struct family {
-	int64_t id[CHILD_MAX + 1];
-	size_t n;
-	int64_t project_id;
-};
-
-static bool family_has(const struct family *f, int64_t id)
-{
-	for (size_t i = 0; i < f->n; i++) /* at most 201 ids */
-		if (f->id[i] == id)
-			return true;
-	return false;
-}
-
+/* A bridge's downstream pipeline, offered to the family ctx; one without a project_id is of the
+ * family's project. */
 static int add_child(json_t *item, void *ctx)
 {
 	struct family *f = ctx;
 	json_t *down = json_object_get(item, "downstream_pipeline");
-	if (!json_is_object(down) || f->n == sizeof(f->id) / sizeof(f->id[0]))
-		return 0;
-	int64_t pid = opt_int(down, "project_id", f->project_id);
-	if (f->project_id && pid != f->project_id)
-		return 0; /* a multi-project downstream is not in the family */
-	int64_t id = opt_int(down, "id", 0);
-	if (id > 0 && !family_has(f, id))
-		f->id[f->n++] = id;
+	if (json_is_object(down))
+		refrules_family_add(f, opt_int(down, "id", 0),
+				    opt_int(down, "project_id", f->project_id));
 	return 0;
 }
 
@@ -617,8 +441,8 @@ static int add_child(json_t *item, void *ctx)
 static int family_level(struct gitlab *gl, const char *id, struct family *f, size_t from, size_t to)
 {
 	int err = 0;
-	size_t cap = sizeof(f->id) / sizeof(f->id[0]);
-	for (size_t i = from; i < to && !err && f->n < cap; i++) { /* full: no more bridges */
+	for (size_t i = from; i < to && !err && !refrules_family_full(f);
+	     i++) { /* no more bridges */
 		char *url = NULL;
 		if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/bridges?per_page=100", id,
 			     f->id[i]) < 0)
@@ -632,12 +456,6 @@ static int family_level(struct gitlab *gl, const char *id, struct family *f, siz
 	return err;
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return (x > y) - (x < y);
-}
-
 /* The family of pipeline f->id[0], down to CHILD_DEPTH levels, sorted by id (parent first). */
 static int family_walk(struct gitlab *gl, const char *id, struct family *f)
 {
@@ -649,28 +467,8 @@ static int family_walk(struct gitlab *gl, const char *id, struct family *f)
 		from = to;
 		to = f->n;
 	}
-	qsort(f->id, f->n, sizeof(f->id[0]), cmp_id);
+	refrules_family_sort(f);
 	return 0;
-}
-
-/* Pipelines that never stand for their ref (Enums::Ci::Pipeline.dangling_sources in
- * app/models/concerns/enums/ci/pipeline.rb); Project#ci_pipelines leaves them out. */
-static bool dangling_source(const char *src)
-{
-	static const char *dangling[] = {
-		"webide",
-		"parent_pipeline",
-		"ondemand_dast_scan",
-		"ondemand_dast_validation",
-		"security_orchestration_policy",
-		"pipeline_execution_policy_schedule",
-		"container_registry_push",
-		"duo_workflow",
-	};
-	for (size_t i = 0; src && i < sizeof(dangling) / sizeof(dangling[0]); i++)
-		if (strcmp(src, dangling[i]) == 0)
-			return true;
-	return false;
 }
 
 static int first_ci_pipeline(json_t *item, void *ctx)
@@ -678,7 +476,7 @@ static int first_ci_pipeline(json_t *item, void *ctx)
 	struct family *f = ctx;
 	json_t *src = json_object_get(item, "source");
 	if (!json_is_integer(json_object_get(item, "id")) ||
-	    dangling_source(json_is_string(src) ? json_string_value(src) : NULL))
+	    refrules_dangling_source(json_is_string(src) ? json_string_value(src) : NULL))
 		return 0;
 	f->id[0] = opt_int(item, "id", 0);
 	f->project_id = opt_int(item, "project_id", 0);
@@ -703,49 +501,44 @@ static int newest_pipeline(struct gitlab *gl, const char *id, const char *ref, s
 	return err;
 }
 
+/* The jobs of f's pipelines in f's order, offered to jl. */
+static int family_jobs(struct gitlab *gl, const char *id, const struct family *f,
+		       struct job_list *jl)
+{
+	int err = 0;
+	for (size_t i = 0; !err && i < f->n; i++) {
+		char *url = NULL;
+		if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/jobs?per_page=100", id,
+			     f->id[i]) < 0)
+			return -ENOMEM;
+		err = list_all(gl, url, add_job, jl);
+		free(url);
+	}
+	return err;
+}
+
 int gitlab_ref_resolve(struct gitlab *gl, const char *project, const char *ref,
 		       struct gl_job **jobs, size_t *n)
 {
-	struct job_list jl = {0};
+	struct job_list jl = {.pick = PICK_BY_REF};
 	struct family *f = calloc(1, sizeof(*f));
-	char *id = escaped(project), *url = NULL;
+	char *id = escaped(project);
 	int err = id && f ? tell(gl, newest_pipeline(gl, id, ref, f)) : -ENOMEM;
 	if (!err)
 		err = family_walk(gl, id, f);
-	for (size_t i = 0; !err && i < f->n; i++) {
-		if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/jobs?per_page=100", id,
-			     f->id[i]) < 0)
-			err = -ENOMEM;
-		else
-			err = list_all(gl, url, add_job, &jl);
-		free(url);
-		url = NULL;
-	}
+	if (!err)
+		err = family_jobs(gl, id, f, &jl);
 	free(id);
 	free(f);
-	free(jl.names.slot);
-	if (err) {
-		gl_jobs_free(jl.v, jl.n);
-		return err;
-	}
-	*jobs = jl.v;
-	*n = jl.n;
-	return 0;
+	return refrules_jobs_finish(&jl, err, jobs, n);
 }
 
 int gitlab_ref_jobs(struct gitlab *gl, const char *project, const char *ref, struct gl_job **jobs,
 		    size_t *n)
 {
 	int err = gitlab_ref_resolve(gl, project, ref, jobs, n);
-	size_t kept = 0;
-	for (size_t i = 0; !err && i < *n; i++) {
-		if ((*jobs)[i].archive_size >= 0)
-			(*jobs)[kept++] = (*jobs)[i];
-		else
-			gl_job_release(&(*jobs)[i]); /* report-only: its name is shadowed */
-	}
 	if (!err)
-		*n = kept;
+		refrules_drop_report_only(*jobs, n);
 	return err;
 }
 
@@ -797,45 +590,6 @@ int gitlab_token_job(struct gitlab *gl, struct gl_job *out)
 
 /* ---- pipelines and merge requests as job sets ---- */
 
-void gl_pipeline_release(struct gl_pipeline *p)
-{
-	free(p->status);
-	free(p->sha);
-	free(p->ref);
-	free(p->source);
-	free(p->web_url);
-	memset(p, 0, sizeof(*p));
-}
-
-void gl_pipelines_free(struct gl_pipeline *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		gl_pipeline_release(&v[i]);
-	free(v);
-}
-
-static char *dup_opt(const char *s, int *err)
-{
-	char *d = s ? strdup(s) : NULL;
-	if (s && !d)
-		*err = -ENOMEM;
-	return d;
-}
-
-int gl_pipeline_copy(const struct gl_pipeline *src, struct gl_pipeline *dst)
-{
-	int err = 0;
-	*dst = (struct gl_pipeline){.id = src->id, .project_id = src->project_id};
-	dst->status = dup_opt(src->status, &err);
-	dst->sha = dup_opt(src->sha, &err);
-	dst->ref = dup_opt(src->ref, &err);
-	dst->source = dup_opt(src->source, &err);
-	dst->web_url = dup_opt(src->web_url, &err);
-	if (err)
-		gl_pipeline_release(dst);
-	return err;
-}
-
 static int pipeline_from_json(json_t *o, struct gl_pipeline *p)
 {
 	int err = 0;
@@ -852,23 +606,6 @@ static int pipeline_from_json(json_t *o, struct gl_pipeline *p)
 	if (err)
 		gl_pipeline_release(p);
 	return err;
-}
-
-void gl_merge_request_release(struct gl_merge_request *mr)
-{
-	free(mr->title);
-	free(mr->source_branch);
-	free(mr->sha);
-	free(mr->web_url);
-	gl_pipeline_release(&mr->head);
-	memset(mr, 0, sizeof(*mr));
-}
-
-void gl_merge_requests_free(struct gl_merge_request *v, size_t n)
-{
-	for (size_t i = 0; v && i < n; i++)
-		gl_merge_request_release(&v[i]);
-	free(v);
 }
 
 static int mr_from_json(json_t *o, struct gl_merge_request *mr)
@@ -1013,43 +750,10 @@ int gitlab_pipelines_list(struct gitlab *gl, const char *project, struct gl_pipe
 			     (void **)out, n);
 }
 
-/* Jobs of a pipeline family with an archive, any status: the first of each name wins. */
-static int add_archive_job(json_t *item, void *ctx)
-{
-	struct job_list *jl = ctx;
-	struct gl_job j;
-	int err = job_from_json(item, &j);
-	if (err)
-		return err == -EIO ? 0 : err;
-	if (j.archive_size < 0 || nameset_has(&jl->names, j.name)) {
-		gl_job_release(&j);
-		return 0;
-	}
-	if ((err = job_list_push(jl, &j)))
-		return err;
-	return nameset_add(&jl->names, jl->v[jl->n - 1].name);
-}
-
-/* The jobs of f's pipelines in f's order, through fn. */
-static int family_jobs(struct gitlab *gl, const char *id, const struct family *f,
-		       int (*fn)(json_t *, void *), struct job_list *jl)
-{
-	int err = 0;
-	for (size_t i = 0; !err && i < f->n; i++) {
-		char *url = NULL;
-		if (asprintf(&url, "/projects/%s/pipelines/%" PRId64 "/jobs?per_page=100", id,
-			     f->id[i]) < 0)
-			return -ENOMEM;
-		err = list_all(gl, url, fn, jl);
-		free(url);
-	}
-	return err;
-}
-
 int gitlab_pipeline_jobs(struct gitlab *gl, const char *project, int64_t pipeline_id,
 			 struct gl_job **jobs, size_t *n)
 {
-	struct job_list jl = {0};
+	struct job_list jl = {.pick = PICK_BY_NAME};
 	struct gl_pipeline pl;
 	struct family *f = calloc(1, sizeof(*f));
 	char *id = escaped(project);
@@ -1060,24 +764,17 @@ int gitlab_pipeline_jobs(struct gitlab *gl, const char *project, int64_t pipelin
 		err = family_walk(gl, id, f);
 	}
 	if (!err)
-		err = tell(gl, family_jobs(gl, id, f, add_archive_job, &jl));
+		err = tell(gl, family_jobs(gl, id, f, &jl));
 	free(id);
 	free(f);
-	free(jl.names.slot);
-	if (err) {
-		gl_jobs_free(jl.v, jl.n);
-		return err;
-	}
-	*jobs = jl.v;
-	*n = jl.n;
-	return 0;
+	return refrules_jobs_finish(&jl, err, jobs, n);
 }
 
 /* The first pipeline of a listing whose source is not dangling. */
 static int first_ci_pipeline_of(json_t *item, void *ctx)
 {
 	json_t *src = json_object_get(item, "source");
-	if (dangling_source(json_is_string(src) ? json_string_value(src) : NULL))
+	if (refrules_dangling_source(json_is_string(src) ? json_string_value(src) : NULL))
 		return 0;
 	int err = pipeline_from_json(item, ctx);
 	return err == -EIO ? 0 : err ? err : 1; /* 1: found, stop the listing */
@@ -1147,37 +844,17 @@ int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, siz
 
 /* ---- a project's recent jobs ---- */
 
-/* Every job with an archive: the listing asked for successful ones only. */
-static int add_recent_job(json_t *item, void *ctx)
-{
-	struct gl_job j;
-	int err = job_from_json(item, &j);
-	if (err)
-		return err == -EIO ? 0 : err; /* one malformed job does not hide the others */
-	if (j.archive_size < 0) {
-		gl_job_release(&j);
-		return 0;
-	}
-	return job_list_push(ctx, &j);
-}
-
 int gitlab_recent_jobs(struct gitlab *gl, const char *project, struct gl_job **jobs, size_t *n)
 {
-	struct job_list jl = {0};
+	struct job_list jl = {.pick = PICK_ALL_ARCHIVES}; /* the listing asks for successful ones */
 	char *id = escaped(project), *url = NULL;
 	int err = id && asprintf(&url, "/projects/%s/jobs?scope%%5B%%5D=success&per_page=100",
 				 id) >= 0
-			  ? list_pages(gl, url, 1, false, add_recent_job, &jl)
+			  ? list_pages(gl, url, 1, false, add_job, &jl)
 			  : -ENOMEM;
 	free(url);
 	free(id);
-	if (err) {
-		gl_jobs_free(jl.v, jl.n);
-		return err;
-	}
-	*jobs = jl.v;
-	*n = jl.n;
-	return 0;
+	return refrules_jobs_finish(&jl, err, jobs, n);
 }
 
 static int job_call(struct gitlab *gl, const char *method, const char *project, int64_t job_id,
@@ -1220,121 +897,5 @@ int gitlab_project_artifacts_delete(struct gitlab *gl, const char *project)
 		err = call_json(gl, "DELETE", url, NULL, NULL);
 	free(url);
 	free(id);
-	return err;
-}
-
-/* ---- archive bytes ---- */
-
-static char *archive_url(const struct gl_archive *a)
-{
-	char *id = escaped(a->project), *url = NULL, *ref = NULL, *name = NULL;
-	int r = -1;
-	if (id && a->job_id > 0)
-		r = asprintf(&url, "/projects/%s/jobs/%" PRId64 "/artifacts", id, a->job_id);
-	else if (id && (ref = escaped(a->ref)) && (name = escaped(a->job_name)))
-		r = asprintf(&url, "/projects/%s/jobs/artifacts/%s/download?job=%s", id, ref, name);
-	free(name);
-	free(ref);
-	free(id);
-	return r < 0 ? NULL : url;
-}
-
-/* Where a 206 must start: off, or for a suffix the last len bytes of total. */
-static bool range_start_ok(const struct http_response *resp, int64_t off, int64_t len)
-{
-	if (off >= 0)
-		return resp->range_start == off;
-	if (resp->range_total < 0)
-		return resp->range_start >= 0;
-	return resp->range_start == (resp->range_total > len ? resp->range_total - len : 0);
-}
-
-/* The errno of an answer to an archive read; the error text names the problem. */
-static int archive_answer(const struct http_response *resp, int64_t off, int64_t len,
-			  const char **why)
-{
-	int err = http_status_to_errno(resp->status);
-	*why = NULL;
-	if (err)
-		return err;
-	if (resp->status != 200 && resp->status != 206) {
-		*why = "no archive bytes in the answer";
-		return -EIO;
-	}
-	if (resp->status == 206 && !range_start_ok(resp, off, len)) {
-		*why = "Content-Range starts elsewhere than asked";
-		return -EIO;
-	}
-	return 0;
-}
-
-/* A failed read at DEBUG: the call, the bytes, the status and what was wrong with it (or the
- * error when no status tells it: a 2xx whose bytes could not be stored). What this module saw
- * wrong with an answer becomes the thread's failure reason; a failed request's is http's. */
-static void log_archive_failure(const char *url, int64_t off, int64_t len,
-				const struct http_response *resp, const char *why, int err)
-{
-	const char *text = why ? why : resp->status >= 300 ? "" : strerror(-err);
-	log_msg(LOG_DEBUG,
-		"archive read GET /api/v4%s (bytes %" PRId64 "+%" PRId64 "): HTTP %ld%s%s", url,
-		off, len, resp->status, text[0] ? ", " : "", text);
-	if (why)
-		log_set_reason("GET /api/v4%s: HTTP %ld, %s", url, resp->status, why);
-}
-
-/* Whether a read may go straight to the signed URL its API URL last redirected to: only when
- * that URL serves the very archive wanted (by job id: an archive is never replaced; by ref: only
- * pinned, where If-Range refuses another archive). A suffix read (off -1) is a probe of what the
- * archive is now (after the TTL, whether it still exists), and always asks the API. */
-static bool reuse_ok(const struct gl_archive *a, int64_t off, const struct gl_read_info *info)
-{
-	return off >= 0 && (a->job_id > 0 || info->expect_etag || info->expect_last_modified);
-}
-
-int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, int64_t off,
-			       int64_t len, http_body_fn fn, void *ctx, struct gl_read_info *info)
-{
-	char *url = archive_url(a);
-	const char *why = NULL;
-	info->total = -1;
-	info->whole = false;
-	info->etag[0] = '\0';
-	if (!url)
-		return -ENOMEM;
-	struct http_request req = {.url = url,
-				   .range_off = off,
-				   .range_len = len,
-				   .body_fn = fn,
-				   .body_ctx = ctx,
-				   .expect_etag = info->expect_etag,
-				   .expect_last_modified = info->expect_last_modified,
-				   .reuse_signed_url = reuse_ok(a, off, info)};
-	struct http_response resp;
-	int err = http_do(gl->http, &req, &resp);
-	if (!err)
-		err = archive_answer(&resp, off, len, &why);
-	if (err == -ESTALE)
-		why = "the ref now names another archive (ETag or Last-Modified changed)";
-	if (err && err != -ENOMEM)
-		log_archive_failure(url, off, len, &resp, why, err);
-	info->total = resp.range_total;
-	info->whole = resp.status == 200;
-	snprintf(info->etag, sizeof(info->etag), "%s", resp.etag ? resp.etag : "");
-	snprintf(info->last_modified, sizeof(info->last_modified), "%s",
-		 resp.last_modified ? resp.last_modified : "");
-	http_response_release(&resp);
-	free(url);
-	return err;
-}
-
-int gitlab_archive_read(struct gitlab *gl, const struct gl_archive *a, int64_t off, int64_t len,
-			http_body_fn fn, void *ctx, int64_t *total, bool *whole)
-{
-	struct gl_read_info info = {0};
-	int err = gitlab_archive_read_pinned(gl, a, off, len, fn, ctx, &info);
-	if (total)
-		*total = info.total;
-	if (whole)
-		*whole = info.whole;
 	return err;
 }

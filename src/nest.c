@@ -19,6 +19,7 @@
 #include "artifactfs/log.h"
 #include "artifactfs/nested.h"
 #include "artifactfs/tree.h"
+#include "artifactfs/zipread.h"
 
 #define MEMBER_READ_AHEAD (4u * 1024u * 1024u)
 

@@ -1,17 +1,14 @@
-/* zipindex: a zip archive's central directory as a sorted tree of members, and readers that
- * inflate a member from its compressed bytes. Nothing here holds the archive: every byte comes
- * through the caller's zip_read_fn (the block cache, backed by Range requests).
+/* zipindex: a zip archive's central directory, or another reader's list of entries, as a sorted
+ * tree of members. Nothing here holds the archive: every byte comes through the caller's
+ * zip_read_fn (the block cache, backed by Range requests), and only its tail is read.
  *
  * Invariants of a loaded index: members[] is in path order (strcmp, except that '/' sorts before
  * every other byte), which is a depth-first pre-order of the tree: a folder comes right before
  * everything under it, siblings come in strcmp order, and lookups are binary searches. members[0]
  * is the root (""); every member's parent is a folder; no name is absolute or holds ".", ".." or
  * empty components; all names live in one arena and all members in one array, so 100,000 members
- * cost a few MiB. A reader never returns a byte past the central directory's size, and fails the
- * read that reaches the end when the CRC-32 or the size disagree; for a stored member, the read
- * that completes its content in any order (the pieces' CRCs are combined). Symlinks are resolved
- * over the index by the walk of zipindex_resolve_link, which never climbs above members[0] and
- * reads link texts only through its caller's function. */
+ * cost a few MiB. The symlink walk (zipindex_link.c) and the member reader (zipread.c) use the
+ * index through its functions (zipindex_i.h for the private ones) and never call back. */
 #include "artifactfs/zipindex.h"
 
 #include <assert.h>
@@ -21,27 +18,22 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <zlib.h>
-
 #include "artifactfs/grow.h"
-#include "artifactfs/crc.h"
 #include "artifactfs/log.h"
+
+#include "zipindex_i.h"
 
 #define EOCD_SIG 0x06054b50u
 #define EOCD64_SIG 0x06064b50u
 #define LOC64_SIG 0x07064b50u
 #define CDH_SIG 0x02014b50u
-#define LFH_SIG 0x04034b50u
 #define EOCD_LEN 22u
 #define LOC64_LEN 20u
 #define EOCD64_LEN 56u
 #define CDH_LEN 46u
-#define LFH_LEN 30u
 #define MAX_COMMENT 65535u
-/* Field offsets (APPNOTE.TXT 4.3.7, 4.3.12, 4.3.14-16), little-endian. */
+/* Field offsets (APPNOTE.TXT 4.3.12, 4.3.14-16), little-endian. */
 enum {
-	LFH_NAME_LEN = 26,
-	LFH_EXTRA_LEN = 28,
 	CDH_MADE_BY = 4,
 	CDH_FLAGS = 8,
 	CDH_METHOD = 10,
@@ -66,11 +58,6 @@ enum {
 };
 #define SHORT_TAIL 4096u
 #define MAX_ENTRIES 10000000u
-#define CHUNK_MIN (256u * 1024u)
-#define CHUNK_MAX (4u * 1024u * 1024u)
-#define MAX_CALL (1u << 30) /* bytes handed to zlib or rd in one go */
-#define SEEN_MAX 256        /* pieces of a stored member tracked; more scattered reads: not all */
-#define SHOWN_MAX 200u      /* bytes of a hostile name written to the log */
 #define NONE UINT32_MAX
 #define DROPPED (UINT32_MAX - 1) /* first_child of an entry left out while building */
 
@@ -82,16 +69,6 @@ struct zipindex {
 	size_t rejected;
 	uint64_t cd_offset;
 };
-
-static uint16_t le16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static uint64_t le64(const unsigned char *p)
 {
@@ -198,8 +175,7 @@ static size_t name_len(const struct zip_member *m)
 	return (size_t)(m->base - m->name);
 }
 
-/* Writes at most SHOWN_MAX bytes of name into out (SHOWN_MAX + 4 bytes), control bytes as '?'. */
-static void shown_name(char *out, const char *name, size_t len)
+void zipindex_shown_name(char *out, const char *name, size_t len)
 {
 	size_t n = len > SHOWN_MAX ? SHOWN_MAX : len;
 	for (size_t i = 0; i < n; i++)
@@ -210,7 +186,7 @@ static void shown_name(char *out, const char *name, size_t len)
 static void reject(size_t *count, const char *name, size_t len, const char *why)
 {
 	char shown[SHOWN_MAX + 4];
-	shown_name(shown, name, len);
+	zipindex_shown_name(shown, name, len);
 	log_msg(LOG_WARNING, "archive member \"%s\" left out: %s", shown, why);
 	(*count)++;
 }
@@ -458,7 +434,7 @@ static void drop_conflicts(struct build *b)
 			continue;
 		if (w > 1 && same_name(&b->m[w - 1], e)) {
 			char shown[SHOWN_MAX + 4];
-			shown_name(shown, e->name, name_len(e));
+			zipindex_shown_name(shown, e->name, name_len(e));
 			log_msg(LOG_INFO, "archive member \"%s\" appears again: the first stays",
 				shown);
 			continue;
@@ -781,66 +757,6 @@ const struct zip_member *zipindex_find(const struct zipindex *zi, const char *pa
 	return NULL;
 }
 
-size_t zipindex_rejected(const struct zipindex *zi)
-{
-	return zi->rejected;
-}
-
-uint64_t zipindex_cd_offset(const struct zipindex *zi)
-{
-	return zi->cd_offset;
-}
-
-size_t zipindex_memory_bytes(const struct zipindex *zi)
-{
-	return sizeof(*zi) + zi->n * sizeof(*zi->m) + zi->arena_len;
-}
-
-/* ---- symbolic links, resolved inside the archive ---- */
-
-/* Where a walk stands: a member (a folder, or a file), and, once a component is missing or a file
- * is used as a folder (the kernel would stop there), the names walked on as text beyond it. A
- * ".." takes the last of those names off, else goes to the member's parent: never above root. */
-struct link_pos {
-	const struct zip_member *m;
-	char *tail; /* "" or names joined by '/', malloc'ed */
-	size_t len, cap;
-};
-
-struct link_walk {
-	const struct zipindex *zi;
-	zip_target_fn target;
-	void *ctx;
-	unsigned links; /* followed so far, the one asked about included */
-};
-
-static int tail_push(struct link_pos *p, const char *c, size_t n)
-{
-	if (p->len + n + 2 > p->cap) {
-		size_t cap = (p->len + n + 2) * 2;
-		char *t = realloc(p->tail, cap);
-		if (!t)
-			return -ENOMEM;
-		p->tail = t;
-		p->cap = cap;
-	}
-	if (p->len)
-		p->tail[p->len++] = '/';
-	memcpy(p->tail + p->len, c, n);
-	p->len += n;
-	p->tail[p->len] = '\0';
-	return 0;
-}
-
-static void tail_pop(struct link_pos *p)
-{
-	while (p->len && p->tail[p->len - 1] != '/')
-		p->len--;
-	p->len -= p->len ? 1 : 0;
-	if (p->tail)
-		p->tail[p->len] = '\0';
-}
-
 /* Path order of name against dir's name joined with comp by a '/' (comp alone under the root). */
 static int cmp_child(const char *name, const char *dir, size_t dl, const char *comp, size_t cl)
 {
@@ -853,9 +769,8 @@ static int cmp_child(const char *name, const char *dir, size_t dl, const char *c
 	return (al > total) - (al < total);
 }
 
-/* The child of folder dir named by the cl bytes of comp, or NULL. O(log n). */
-static const struct zip_member *find_child(const struct zipindex *zi, const struct zip_member *dir,
-					   const char *comp, size_t cl)
+const struct zip_member *zipindex_child(const struct zipindex *zi, const struct zip_member *dir,
+					const char *comp, size_t cl)
 {
 	size_t dl = strlen(dir->name), lo = 0, hi = zi->n;
 	while (lo < hi) {
@@ -871,480 +786,17 @@ static const struct zip_member *find_child(const struct zipindex *zi, const stru
 	return NULL;
 }
 
-static int follow_link(struct link_walk *w, struct link_pos *p, const struct zip_member *link);
-
-/* One component of a target, walked from p as the kernel walks it ("..": the parent of where a
- * link led), but refusing ".." at the root where openat2(RESOLVE_IN_ROOT) would stay there. */
-static int link_step(struct link_walk *w, struct link_pos *p, const char *c, size_t n)
+size_t zipindex_rejected(const struct zipindex *zi)
 {
-	if (n == 0 || (n == 1 && c[0] == '.'))
-		return 0;
-	if (n == 2 && c[0] == '.' && c[1] == '.') {
-		if (p->len)
-			tail_pop(p);
-		else if (p->m == w->zi->m)
-			return -EXDEV;
-		else
-			p->m = &w->zi->m[p->m->parent];
-		return 0;
-	}
-	const struct zip_member *child = NULL;
-	if (!p->len && p->m->type == ZIP_DIR)
-		child = find_child(w->zi, p->m, c, n);
-	if (!child)
-		return tail_push(p, c, n);
-	if (child->type == ZIP_SYMLINK)
-		return follow_link(w, p, child);
-	p->m = child;
-	return 0;
+	return zi->rejected;
 }
 
-/* Walks the len bytes of text from p, component by component. */
-static int link_walk_text(struct link_walk *w, struct link_pos *p, const char *text, size_t len)
+uint64_t zipindex_cd_offset(const struct zipindex *zi)
 {
-	const char *end = text + len;
-	for (;;) {
-		const char *slash = memchr(text, '/', (size_t)(end - text));
-		int err = link_step(w, p, text, (size_t)((slash ? slash : end) - text));
-		if (err || !slash)
-			return err;
-		text = slash + 1;
-	}
+	return zi->cd_offset;
 }
 
-/* Replaces p (the folder holding link) by where link's target leads. */
-static int follow_link(struct link_walk *w, struct link_pos *p, const struct zip_member *link)
+size_t zipindex_memory_bytes(const struct zipindex *zi)
 {
-	if (++w->links > ZIP_LINKS_MAX)
-		return -ELOOP;
-	char *text = NULL;
-	size_t len = 0;
-	int err = w->target(w->ctx, link, &text, &len);
-	if (err)
-		return err;
-	if (len == 0 || text[0] == '/' || memchr(text, '\0', len))
-		err = -EXDEV; /* the kernel would cut at the NUL: refuse rather than guess */
-	else
-		err = link_walk_text(w, p, text, len);
-	free(text);
-	return err;
-}
-
-/* Number of leading components a and b share (both '/'-joined, "" for none). */
-static size_t shared_components(const char *a, const char *b, size_t *b_off)
-{
-	size_t n = 0, i = 0;
-	*b_off = 0;
-	for (;;) {
-		size_t ea = strcspn(a + i, "/"), eb = strcspn(b + i, "/");
-		if (!ea || ea != eb || memcmp(a + i, b + i, ea))
-			return n;
-		n++;
-		i += ea;
-		*b_off = i;
-		if (a[i] != '/' || b[i] != '/')
-			return n;
-		i++;
-	}
-}
-
-static size_t count_components(const char *s)
-{
-	size_t n = *s ? 1 : 0;
-	for (; *s; s++)
-		n += *s == '/';
-	return n;
-}
-
-/* The text from folder dir to p: "../" as many times as needed first, then names ("." for dir). */
-static int canonical_text(const struct zip_member *dir, const struct link_pos *p, char **out)
-{
-	size_t ml = strlen(p->m->name);
-	char *to = malloc(ml + p->len + 2);
-	if (!to)
-		return -ENOMEM;
-	memcpy(to, p->m->name, ml);
-	to[ml] = ml && p->len ? '/' : '\0';
-	memcpy(to + ml + (ml && p->len), p->len ? p->tail : "", p->len + 1);
-	size_t off, up = count_components(dir->name) - shared_components(dir->name, to, &off);
-	const char *rest = to + off + (to[off] == '/');
-	char *text = malloc(3 * up + strlen(rest) + 2);
-	for (char *t = text; t; t = NULL) {
-		for (size_t i = 0; i < up; i++, t += 3)
-			memcpy(t, "../", 3);
-		if (*rest)
-			strcpy(t, rest);
-		else if (up)
-			t[-1] = '\0';
-		else
-			strcpy(t, ".");
-	}
-	free(to);
-	*out = text;
-	return text ? 0 : -ENOMEM;
-}
-
-int zipindex_resolve_link(const struct zipindex *zi, const struct zip_member *link,
-			  zip_target_fn target, void *ctx, const struct zip_member **out,
-			  char **text)
-{
-	*out = NULL;
-	if (text)
-		*text = NULL;
-	if (link->type != ZIP_SYMLINK)
-		return -EINVAL;
-	struct link_walk w = {zi, target, ctx, 0};
-	const struct zip_member *dir = &zi->m[link->parent];
-	struct link_pos p = {dir, NULL, 0, 0};
-	int err = follow_link(&w, &p, link);
-	if (!err && text)
-		err = canonical_text(dir, &p, text);
-	if (!err && !p.len)
-		*out = p.m;
-	free(p.tail);
-	return err;
-}
-
-/* ---- reading a member ---- */
-
-/* Bytes [start, end) of a stored member that a read returned, with their CRC-32. */
-struct seen {
-	uint64_t start, end;
-	uint32_t crc;
-};
-
-struct zip_reader {
-	const struct zip_member *m;
-	zip_read_fn rd;
-	void *ctx;
-	uint64_t data_off; /* where the compressed bytes start */
-	uint64_t limit;    /* the central directory's offset: no member byte lies past it */
-	z_stream zs;
-	bool zs_ready;
-	unsigned char *in; /* compressed chunk, in_cap bytes */
-	size_t in_cap;
-	size_t chunk;      /* size of the next fetch; grows while streaming */
-	uint64_t in_pos;   /* compressed bytes fetched */
-	uint64_t out_pos;  /* content bytes produced (deflate); stored: all once seen whole */
-	uint32_t crc;      /* of content [0, out_pos) */
-	struct seen *seen; /* stored members: the content read so far, sorted, disjoint */
-	size_t n_seen, seen_cap;
-	int failed; /* sticky -errno: the member is corrupt */
-	bool stale; /* rd failed mid-stream: restart before the next read */
-};
-
-static int fail(struct zip_reader *r, const char *why)
-{
-	char shown[SHOWN_MAX + 4];
-	shown_name(shown, r->m->name, strlen(r->m->name));
-	log_set_reason("%s: %s", shown, why); /* the one error line is the reader's */
-	r->failed = -EIO;
-	return -EIO;
-}
-
-static int read_local_header(struct zip_reader *r)
-{
-	unsigned char h[LFH_LEN];
-	if (r->m->local_offset > r->limit || r->limit - r->m->local_offset < LFH_LEN)
-		return fail(r, "the local file header lies past the central directory");
-	ssize_t n = r->rd(r->ctx, h, LFH_LEN, r->m->local_offset);
-	if (n < 0)
-		return (int)n;
-	if (le32(h) != LFH_SIG)
-		return fail(r, "no local file header where the central directory says");
-	r->data_off =
-		r->m->local_offset + LFH_LEN + le16(h + LFH_NAME_LEN) + le16(h + LFH_EXTRA_LEN);
-	if (r->data_off > r->limit || r->m->comp_size > r->limit - r->data_off)
-		return fail(r, "the local file header puts the data past the central directory");
-	return 0;
-}
-
-int zip_reader_new(const struct zipindex *zi, const struct zip_member *m, zip_read_fn rd, void *ctx,
-		   struct zip_reader **out)
-{
-	if (m->type == ZIP_DIR)
-		return -EISDIR;
-	if (m->encrypted || (m->method != 0 && m->method != 8)) {
-		char shown[SHOWN_MAX + 4];
-		shown_name(shown, m->name, strlen(m->name));
-		log_msg(LOG_ERR, "%s: %s", shown,
-			m->encrypted ? "encrypted members cannot be read"
-				     : "unsupported compression");
-		return -ENOTSUP;
-	}
-	struct zip_reader *r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	*r = (struct zip_reader){
-		.m = m, .rd = rd, .ctx = ctx, .limit = zi->cd_offset, .chunk = CHUNK_MIN};
-	/* a read never reaches the end of an empty member, where the CRC is checked: check it now */
-	int err = m->method == 0 && m->size != m->comp_size
-			  ? fail(r, "a stored member whose sizes differ")
-		  : m->size == 0 && m->crc32 != 0 ? fail(r, "an empty member whose CRC-32 is not 0")
-						  : read_local_header(r);
-	if (!err && m->method == 8) {
-		err = array_grow((void **)&r->in, &r->in_cap, CHUNK_MIN, 1);
-		if (!err)
-			err = inflateInit2(&r->zs, -MAX_WBITS) == Z_OK ? 0 : -ENOMEM;
-		r->zs_ready = !err;
-	}
-	if (err) {
-		zip_reader_free(r);
-		return err;
-	}
-	*out = r;
-	return 0;
-}
-
-uint64_t zip_reader_data_end(const struct zip_reader *r)
-{
-	return r->data_off + r->m->comp_size;
-}
-
-const struct zip_member *zip_reader_member(const struct zip_reader *r)
-{
-	return r->m;
-}
-
-bool zip_reader_corrupt(const struct zip_reader *r)
-{
-	return r->failed != 0;
-}
-
-void zip_reader_free(struct zip_reader *r)
-{
-	if (!r)
-		return;
-	if (r->zs_ready)
-		inflateEnd(&r->zs);
-	free(r->in);
-	free(r->seen);
-	free(r);
-}
-
-/* Checks the CRC once the whole content has been seen. */
-static int check_end(struct zip_reader *r)
-{
-	if (r->out_pos == r->m->size && r->crc != r->m->crc32)
-		return fail(r, "CRC-32 mismatch: the cached or served bytes are corrupt");
-	return 0;
-}
-
-/* Joins piece i + 1 onto piece i (adjacent). */
-static void seen_join(struct zip_reader *r, size_t i)
-{
-	struct seen *a = &r->seen[i], *b = &r->seen[i + 1];
-	a->crc = (uint32_t)crc32_combine(a->crc, b->crc, (z_off_t)(b->end - b->start));
-	a->end = b->end;
-	memmove(b, b + 1, (r->n_seen - i - 2) * sizeof(*b));
-	r->n_seen--;
-}
-
-/* Adds a piece overlapping none, in order, joined to its neighbours. */
-static int seen_add(struct zip_reader *r, struct seen piece)
-{
-	if (r->n_seen == SEEN_MAX)
-		return 0; /* too scattered to follow: the member is checked when read in order */
-	int err = array_grow((void **)&r->seen, &r->seen_cap, r->n_seen + 1, sizeof(*r->seen));
-	if (err)
-		return err;
-	size_t i = 0;
-	while (i < r->n_seen && r->seen[i].start < piece.start)
-		i++;
-	memmove(&r->seen[i + 1], &r->seen[i], (r->n_seen - i) * sizeof(piece));
-	r->seen[i] = piece;
-	r->n_seen++;
-	if (i + 1 < r->n_seen && r->seen[i].end == r->seen[i + 1].start)
-		seen_join(r, i);
-	if (i > 0 && r->seen[i - 1].end == r->seen[i].start)
-		seen_join(r, i - 1);
-	return 0;
-}
-
-/* Notes the content buf = [off, off + len) a read returned; once all of it has been returned,
- * in whatever order, its CRC-32 is checked. */
-static int stored_note(struct zip_reader *r, const unsigned char *buf, uint64_t off, uint64_t len)
-{
-	uint64_t pos = off, end = off + len;
-	while (pos < end) {
-		size_t i = 0;
-		while (i < r->n_seen && r->seen[i].end <= pos)
-			i++;
-		if (i < r->n_seen && r->seen[i].start <= pos) { /* seen already */
-			pos = r->seen[i].end;
-			continue;
-		}
-		uint64_t stop = i < r->n_seen && r->seen[i].start < end ? r->seen[i].start : end;
-		int err = seen_add(
-			r, (struct seen){pos, stop, crc_zip(0, buf + (pos - off), stop - pos)});
-		if (err)
-			return err;
-		pos = stop;
-	}
-	if (r->n_seen == 1 && r->seen[0].start == 0 && r->seen[0].end == r->m->size) {
-		r->out_pos = r->m->size;
-		r->crc = r->seen[0].crc;
-		return check_end(r);
-	}
-	return 0;
-}
-
-static ssize_t stored_pread(struct zip_reader *r, void *buf, size_t len, uint64_t off)
-{
-	ssize_t n = r->rd(r->ctx, buf, len, r->data_off + off);
-	if (n < 0)
-		return n;
-	int err = stored_note(r, buf, off, len);
-	return err ? err : (ssize_t)len;
-}
-
-static int refill(struct zip_reader *r)
-{
-	uint64_t left = r->m->comp_size - r->in_pos;
-	if (left == 0)
-		return fail(r, "deflate stream ends early");
-	size_t n = left < r->chunk ? (size_t)left : r->chunk;
-	int err = array_grow((void **)&r->in, &r->in_cap, n, 1);
-	if (err)
-		return err;
-	ssize_t got = r->rd(r->ctx, r->in, n, r->data_off + r->in_pos);
-	if (got < 0) {
-		r->stale = true; /* output of this call is lost: the next read starts over */
-		return (int)got;
-	}
-	r->in_pos += n;
-	r->zs.next_in = r->in;
-	r->zs.avail_in = (uInt)n;
-	if (r->chunk < CHUNK_MAX)
-		r->chunk *= 2;
-	return 0;
-}
-
-/* Inflates up to len bytes into out (NULL: discard); returns bytes produced or -errno. */
-static ssize_t inflate_some(struct zip_reader *r, unsigned char *out, size_t len)
-{
-	unsigned char scratch[16384];
-	unsigned char *dst = out ? out : scratch;
-	size_t want = out ? len : (len < sizeof(scratch) ? len : sizeof(scratch));
-	if (want > MAX_CALL)
-		want = MAX_CALL;
-	uint64_t room = r->m->size - r->out_pos;
-	if (want > room)
-		want = (size_t)room;
-	r->zs.next_out = dst;
-	r->zs.avail_out = (uInt)want;
-	while (r->zs.avail_out > 0) {
-		/* with all input read, zlib may still hold output of a long match: ask it first */
-		if (r->zs.avail_in == 0 && r->in_pos < r->m->comp_size) {
-			int err = refill(r);
-			if (err)
-				return err;
-		}
-		int z = inflate(&r->zs, Z_NO_FLUSH);
-		if (z == Z_STREAM_END && r->zs.avail_out > 0)
-			return fail(r, "deflate stream shorter than the recorded size");
-		if (z == Z_BUF_ERROR && r->zs.avail_in == 0)
-			return fail(r, "deflate stream ends early");
-		if (z != Z_OK && z != Z_STREAM_END)
-			return fail(r, "corrupt deflate data");
-	}
-	r->crc = crc_zip(r->crc, dst, want);
-	r->out_pos += want;
-	return (ssize_t)want;
-}
-
-/* At the recorded size the stream must end, producing nothing more (a bomb would). */
-static int check_stream_end(struct zip_reader *r)
-{
-	unsigned char extra;
-	for (;;) {
-		r->zs.next_out = &extra;
-		r->zs.avail_out = 1;
-		if (r->zs.avail_in == 0 && r->in_pos < r->m->comp_size) {
-			int err = refill(r);
-			if (err)
-				return err;
-		}
-		int z = inflate(&r->zs, Z_NO_FLUSH);
-		if (r->zs.avail_out == 0)
-			return fail(r, "more data than the recorded size");
-		if (z == Z_STREAM_END)
-			return check_end(r);
-		if (z != Z_OK && !(z == Z_BUF_ERROR && r->in_pos < r->m->comp_size))
-			return fail(r, "deflate stream does not end at the recorded size");
-	}
-}
-
-static int restart(struct zip_reader *r)
-{
-	if (inflateReset(&r->zs) != Z_OK)
-		return fail(r, "inflate reset failed");
-	r->zs.avail_in = 0;
-	r->in_pos = r->out_pos = 0;
-	r->crc = 0;
-	r->chunk = CHUNK_MIN;
-	r->stale = false;
-	return 0;
-}
-
-static ssize_t deflated_pread(struct zip_reader *r, void *buf, size_t len, uint64_t off)
-{
-	if ((off < r->out_pos || r->stale) && restart(r))
-		return r->failed;
-	while (r->out_pos < off) {
-		ssize_t n = inflate_some(r, NULL, (size_t)(off - r->out_pos));
-		if (n < 0)
-			return n;
-	}
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = inflate_some(r, (unsigned char *)buf + done, len - done);
-		if (n < 0)
-			return n;
-		done += (size_t)n;
-	}
-	if (r->out_pos == r->m->size) {
-		int err = check_stream_end(r);
-		if (err)
-			return err;
-	}
-	return (ssize_t)done;
-}
-
-ssize_t zip_reader_pread(struct zip_reader *r, void *buf, size_t len, uint64_t off)
-{
-	if (r->failed)
-		return r->failed;
-	if (off >= r->m->size)
-		return 0;
-	if (len > r->m->size - off)
-		len = (size_t)(r->m->size - off);
-	if (len == 0)
-		return 0;
-	return r->m->method == 0 ? stored_pread(r, buf, len, off)
-				 : deflated_pread(r, buf, len, off);
-}
-
-int zip_reader_read_all(const struct zipindex *zi, const struct zip_member *m, zip_read_fn rd,
-			void *ctx, size_t max, char **out, size_t *out_len)
-{
-	if (m->size > max)
-		return -EFBIG;
-	struct zip_reader *r;
-	int err = zip_reader_new(zi, m, rd, ctx, &r);
-	if (err)
-		return err;
-	char *buf = malloc((size_t)m->size + 1);
-	ssize_t n = buf ? zip_reader_pread(r, buf, (size_t)m->size, 0) : -ENOMEM;
-	if (n >= 0 && (uint64_t)n != m->size)
-		n = -EIO;
-	zip_reader_free(r);
-	if (n < 0) {
-		free(buf);
-		return (int)n;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*out_len = (size_t)n;
-	return 0;
+	return sizeof(*zi) + zi->n * sizeof(*zi->m) + zi->arena_len;
 }

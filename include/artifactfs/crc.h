@@ -1,6 +1,6 @@
 /* crc: the two checksums computed over every byte artifactfs serves, on ISA-L.
  *
- * CRC-32 is zip's (a member's recorded checksum, zipindex.c); CRC-32C is the cache's per-block
+ * CRC-32 is zip's (a member's recorded checksum, zipread.c); CRC-32C is the cache's per-block
  * sum (cache.c). Both sit on the read path: a cold read computes each once per byte, a read from
  * the disk cache after a remount both. ISA-L folds with carry-less multiplication (SSE, AVX-512
  * or arm64's PMULL, chosen at run time) at 28 GB/s for CRC-32 where zlib's crc32() gives 5 on

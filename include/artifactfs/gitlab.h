@@ -4,7 +4,9 @@
  * -EIO (unreachable, 5xx, malformed JSON or a field of the wrong type), -ENOMEM.
  * Every failure leaves the thread's failure reason (log_reason(): the call and the status, or
  * what was wrong with the answer) for the operation's one error line, and logs details at DEBUG
- * only. Thread-safe: the struct holds no mutable state beyond the http client's.
+ * only. Thread-safe: the struct holds no mutable state beyond the http client's. Implemented
+ * by gitlab.c (requests, paging, JSON), refrules.c (which jobs a ref, pipeline or commit stands
+ * for), gitlab_archive.c (archive bytes) and gitlab_structs.c (the structs' release and copy).
  *
  * With a job token (HTTP_AUTH_JOB_TOKEN), GitLab ignores the token on every route that is not
  * job_token_allowed and answers as to an anonymous caller (lib/gitlab/auth/auth_finders.rb):

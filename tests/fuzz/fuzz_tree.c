@@ -20,6 +20,7 @@
 #include "artifactfs/log.h"
 #include "artifactfs/tree.h"
 #include "artifactfs/zipindex.h"
+#include "artifactfs/zipread.h"
 #include "zipbuild.h"
 
 #define PATH_CAP (1u << 17)

@@ -7,6 +7,7 @@
 
 #include "artifactfs/log.h"
 #include "artifactfs/zipindex.h"
+#include "artifactfs/zipread.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "artifactfs/zipindex.h"
+#include "artifactfs/zipread.h"
 #include "zipbuild.h"
 
 /* The archive under test, built by zipbuild.h; p is owned and freed by each test. */
