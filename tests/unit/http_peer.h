@@ -1,6 +1,8 @@
 /* The loopback peer (tests/unit/http_peer.py) for unit tests that speak HTTP: started in a
  * Criterion .init (so once per test, in the test's own process), stopped in .fini. Its request
- * log records, per request, the origin, method, raw path, whether a token came and the Range. */
+ * log records, per request, the origin, method, raw path, whether a token came and the Range.
+ * peer_start_tls also makes port1 speak https (cert_path is its self-signed certificate, the CA
+ * to trust); port3 is the same host as port1 on another port. */
 #ifndef ARTIFACTFS_TEST_HTTP_PEER_H
 #define ARTIFACTFS_TEST_HTTP_PEER_H
 
@@ -18,8 +20,9 @@
 #define TOKEN "glpat-SECRET-unit-test-token"
 
 static pid_t peer_pid;
-static int port1, port2;
-static char dir[64], ready_path[128], log_path[128];
+static int port1, port2, port3;
+static char dir[64], ready_path[128], log_path[128], cert_path[128], key_path[128];
+static bool peer_tls;
 static char base[64];
 
 static double now_s(void)
@@ -48,7 +51,7 @@ static bool read_ports(void)
 	FILE *f = fopen(ready_path, "r");
 	if (!f)
 		return false;
-	bool ok = fscanf(f, "%d %d", &port1, &port2) == 2;
+	bool ok = fscanf(f, "%d %d %d", &port1, &port2, &port3) == 3;
 	fclose(f);
 	return ok;
 }
@@ -60,11 +63,17 @@ static void peer_start(void)
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(ready_path, sizeof(ready_path), "%s/ready", dir);
 	snprintf(log_path, sizeof(log_path), "%s/log", dir);
+	snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", dir);
+	snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
 	const char *py = getenv("PYTHON") ? getenv("PYTHON") : "/usr/bin/python3";
 	peer_pid = fork();
 	cr_assert_geq(peer_pid, 0);
 	if (peer_pid == 0) {
-		execl(py, py, peer_script(), ready_path, log_path, "60", (char *)NULL);
+		if (peer_tls)
+			execl(py, py, peer_script(), ready_path, log_path, "60", cert_path,
+			      key_path, (char *)NULL);
+		else
+			execl(py, py, peer_script(), ready_path, log_path, "60", (char *)NULL);
 		_exit(127);
 	}
 	double deadline = now_s() + 10.0;
@@ -79,6 +88,12 @@ static void peer_start(void)
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", port1);
 }
 
+static void __attribute__((unused)) peer_start_tls(void)
+{
+	peer_tls = true;
+	peer_start();
+}
+
 static void peer_stop(void)
 {
 	if (peer_pid > 0) {
@@ -87,6 +102,8 @@ static void peer_stop(void)
 	}
 	unlink(ready_path);
 	unlink(log_path);
+	unlink(cert_path);
+	unlink(key_path);
 	rmdir(dir);
 	curl_global_cleanup();
 }

@@ -1,17 +1,25 @@
 #!/usr/bin/python3
 """A tiny loopback HTTP peer for tests/unit/test_http.c (stdlib only).
 
-Usage: http_peer.py READY_FILE LOG_FILE [LIFETIME_S]
+Usage: http_peer.py READY_FILE LOG_FILE [LIFETIME_S [CERT_FILE KEY_FILE]]
 
-Listens on 127.0.0.1 (port 0) and on 127.0.0.2 (a second origin for foreign redirects), writes
-"PORT1 PORT2\\n" to READY_FILE (atomically, by rename) once both listen, and appends one line per
-request to LOG_FILE:  "<host>:<port> <METHOD> <path?query> token=<yes|no> range=<value|->".
+Listens on 127.0.0.1 (port 0: PORT1), on 127.0.0.2 (a second origin for foreign redirects, on
+PORT1 too when it is free: PORT2) and on 127.0.0.1 again (PORT3: the same host on another port),
+writes "PORT1 PORT2 PORT3\\n" to READY_FILE (atomically, by rename) once all listen, and appends
+one line per request to LOG_FILE:
+  "<scheme>://<host>:<port> <METHOD> <path?query> token=<yes|no> range=<value|->".
+With CERT_FILE and KEY_FILE it first makes a throwaway self-signed certificate for IP 127.0.0.1
+there (openssl), and PORT1 then speaks https as well as http: a connection that opens with a TLS
+handshake is served over TLS (the same host and port, another scheme; CERT_FILE is the CA).
 Exits by itself after LIFETIME_S seconds (default 60) so a crashed test leaves nothing behind.
 
 Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counter per full path:
   /ok                       200 "ok"
   /status/N                 status N with a short JSON body
   /redirect/other/N         N (302, 303, 307...) to http://127.0.0.2:PORT2/landing
+  /redirect/port            302 to http://127.0.0.1:PORT3/landing (same host, another port)
+  /redirect/scheme          302 to /api/v4/landing on the same host and port with the other scheme
+                            (http -> https, https -> http)
   /redirect/same            302 to a relative Location on the same origin (/api/v4/landing)
   /redirect/relative        302 to "landing" (resolved against the request path)
   /redirect/loop            302 to itself, forever
@@ -54,6 +62,8 @@ import json
 import os
 import re
 import socket
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -149,7 +159,7 @@ GITLAB.update({
 
 lock = threading.Lock()
 counters = {}
-ports = [0, 0]
+ports = [0, 0, 0]
 log_path = None
 
 
@@ -191,11 +201,14 @@ class Handler(BaseHTTPRequestHandler):
     def record(self):
         token = any(self.headers.get(h) for h in TOKEN_HEADERS)
         host, port = self.server.server_address[:2]
-        line = "%s:%d %s %s token=%s range=%s\n" % (
-            host, port, self.command, self.path, "yes" if token else "no",
+        line = "%s://%s:%d %s %s token=%s range=%s\n" % (
+            self.scheme(), host, port, self.command, self.path, "yes" if token else "no",
             (self.headers.get("Range") or "-").replace(" ", ""))
         with lock, open(log_path, "a") as f:
             f.write(line)
+
+    def scheme(self):
+        return "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
 
     def send(self, status, body=b"", headers=()):
         self.send_response(status)
@@ -350,6 +363,13 @@ class Handler(BaseHTTPRequestHandler):
             if kind == "other":
                 loc = "http://127.0.0.2:%d/landing" % ports[1]
                 return self.send(int(parts[2]), b"", [("Location", loc)])
+            if kind == "port":
+                loc = "http://127.0.0.1:%d/landing" % ports[2]
+                return self.send(302, b"", [("Location", loc)])
+            if kind == "scheme":
+                loc = "%s://127.0.0.1:%d/api/v4/landing" % (
+                    "http" if self.scheme() == "https" else "https", self.server.server_address[1])
+                return self.send(302, b"", [("Location", loc)])
             if kind == "same":
                 return self.send(302, b"", [("Location", "/api/v4/landing")])
             if kind == "relative":
@@ -422,6 +442,34 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    tls = None  # an ssl.SSLContext: a connection opening with a TLS handshake is served over TLS
+
+    def finish_request(self, request, client_address):
+        """In the connection's own thread, so a client slow to speak blocks no other."""
+        if self.tls is not None:
+            try:
+                request.settimeout(5)
+                first = request.recv(1, socket.MSG_PEEK)
+                request.settimeout(None)
+                if first == b"\x16":  # a TLS record of type handshake: a ClientHello
+                    request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                return
+        try:
+            self.RequestHandlerClass(request, client_address, self)
+        finally:
+            if isinstance(request, ssl.SSLSocket):
+                request.close()  # the plain socket it came from was detached: this closes it
+
+
+def tls_context(cert, key):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 def main():
@@ -429,17 +477,21 @@ def main():
     ready, log_path = sys.argv[1], sys.argv[2]
     lifetime = float(sys.argv[3]) if len(sys.argv) > 3 else 60.0
     one = Server(("127.0.0.1", 0), Handler)
+    if len(sys.argv) > 5:
+        one.tls = tls_context(sys.argv[4], sys.argv[5])
     ports[0] = one.server_address[1]
     try:
         two = Server(("127.0.0.2", ports[0]), Handler)
     except OSError:
         two = Server(("127.0.0.2", 0), Handler)
     ports[1] = two.server_address[1]
-    for s in (one, two):
+    three = Server(("127.0.0.1", 0), Handler)
+    ports[2] = three.server_address[1]
+    for s in (one, two, three):
         threading.Thread(target=s.serve_forever, daemon=True).start()
     tmp = ready + ".tmp"
     with open(tmp, "w") as f:
-        f.write("%d %d\n" % (ports[0], ports[1]))
+        f.write("%d %d %d\n" % tuple(ports))
     os.rename(tmp, ready)
     time.sleep(lifetime)
     os._exit(0)

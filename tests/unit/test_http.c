@@ -1,5 +1,6 @@
 /* Unit tests of the http module against tests/unit/http_peer.py, a loopback peer started once per
- * test (Criterion forks per test): redirects and where the token goes, retries on 429/503 and
+ * test (Criterion forks per test): redirects and where the token goes (never to another host,
+ * port or scheme; the http_scheme suite's peer speaks https too), retries on 429/503 and
  * truncation with resumed ranges, Range/Content-Range, paging, stalls and refused connections. */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -113,6 +114,25 @@ Test(http, a_same_origin_redirect_keeps_the_token)
 	cr_assert_eq(count_lines("GET /api/v4/redirect/landing token=yes"), 1,
 		     "a relative Location resolves against the request's path");
 	cr_assert_eq(count_lines("token=no"), 0);
+	http_free(h);
+}
+
+/* An origin is scheme, host and port: a redirect that changes only the port is another origin. */
+Test(http, a_redirect_to_another_port_of_the_same_host_drops_the_token)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	cr_assert_eq(get(h, "/redirect/port", &r), 0);
+	cr_assert_eq(r.status, 200, "status %ld: %s", r.status, peer_log());
+	cr_assert_str_eq(r.body, "landed");
+	http_response_release(&r);
+	char want[96];
+	snprintf(want, sizeof(want), "http://127.0.0.1:%d GET /api/v4/redirect/port token=yes",
+		 port1);
+	cr_assert_eq(count_lines(want), 1, "the API got the token: %s", peer_log());
+	snprintf(want, sizeof(want), "http://127.0.0.1:%d GET /landing token=no", port3);
+	cr_assert_eq(count_lines(want), 1, "the other port did not: %s", peer_log());
+	cr_assert_eq(count_lines("token=yes"), 1);
 	http_free(h);
 }
 
@@ -713,4 +733,55 @@ Test(http, a_failure_leaves_its_reason_without_the_signature)
 		 port2); /* each hop is an attempt */
 	cr_assert_str_eq(log_reason(), want);
 	http_free(h);
+}
+
+/* The same host and port with another scheme is another origin too: port1 speaks both http and
+ * https here (peer_start_tls), and its own certificate is the CA the client trusts. */
+TestSuite(http_scheme, .init = peer_start_tls, .fini = peer_stop, .timeout = 60);
+
+static struct http *client_at(const char *scheme)
+{
+	static char url[64];
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%d", scheme, port1);
+	struct http_config cfg = {
+		.base_url = url,
+		.auth = HTTP_AUTH_PRIVATE_TOKEN,
+		.token = TOKEN,
+		.connect_timeout_ms = 2000,
+		.max_retries = -1,
+		.ca_file = cert_path,
+	};
+	struct http *h = NULL;
+	cr_assert_eq(http_new(&cfg, &h), 0);
+	return h;
+}
+
+/* base_scheme's API redirects to /api/v4/landing on the same host and port over other_scheme */
+static void assert_scheme_change_drops_the_token(const char *base_scheme, const char *other_scheme)
+{
+	struct http *h = client_at(base_scheme);
+	struct http_response r;
+	cr_assert_eq(get(h, "/redirect/scheme", &r), 0, "%s", r.error);
+	cr_assert_eq(r.status, 200, "status %ld: %s", r.status, peer_log());
+	cr_assert_str_eq(r.body, "landed");
+	http_response_release(&r);
+	char want[96];
+	snprintf(want, sizeof(want), "%s://127.0.0.1:%d GET /api/v4/redirect/scheme token=yes",
+		 base_scheme, port1);
+	cr_assert_eq(count_lines(want), 1, "the API got the token: %s", peer_log());
+	snprintf(want, sizeof(want), "%s://127.0.0.1:%d GET /api/v4/landing token=no", other_scheme,
+		 port1);
+	cr_assert_eq(count_lines(want), 1, "the other scheme did not: %s", peer_log());
+	cr_assert_eq(count_lines("token=yes"), 1);
+	http_free(h);
+}
+
+Test(http_scheme, a_redirect_from_http_to_https_on_the_same_host_and_port_drops_the_token)
+{
+	assert_scheme_change_drops_the_token("http", "https");
+}
+
+Test(http_scheme, a_redirect_from_https_to_http_on_the_same_host_and_port_drops_the_token)
+{
+	assert_scheme_change_drops_the_token("https", "http");
 }
