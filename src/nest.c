@@ -48,29 +48,6 @@ struct nest_set {
 	uint64_t clock;              /* protected by lock */
 };
 
-struct nest_set *nest_set_new(void)
-{
-	struct nest_set *s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
-	return s;
-}
-
-void nest_set_free(struct nest_set *s)
-{
-	if (!s)
-		return;
-	for (size_t i = 0; i < NEST_SET_MAX; i++) {
-		nest_put(s->s[i].n);
-		free(s->s[i].path);
-	}
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->cond);
-	free(s);
-}
-
 struct nest *nest_hold(struct nest *n)
 {
 	atomic_fetch_add(&n->refs, 1);
@@ -304,6 +281,35 @@ static int nest_build(struct job *j, struct nest *parent, const struct zip_membe
 
 /* ---- the set: single flight, least recently used out ---- */
 
+/* The job's attachment's destructor: puts every nest. */
+static void set_free(void *p)
+{
+	struct nest_set *s = p;
+	for (size_t i = 0; i < NEST_SET_MAX; i++) {
+		nest_put(s->s[i].n);
+		free(s->s[i].path);
+	}
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+/* j's set, made on first use and kept as the job's attachment; NULL on ENOMEM. */
+static struct nest_set *set_of(struct job *j)
+{
+	struct nest_set *s = job_attachment(j), *mine;
+	if (s)
+		return s;
+	if (!(mine = calloc(1, sizeof(*mine))))
+		return NULL;
+	pthread_mutex_init(&mine->lock, NULL);
+	pthread_cond_init(&mine->cond, NULL);
+	s = job_attach(j, mine, set_free);
+	if (s != mine)
+		set_free(mine); /* another thread attached one first */
+	return s;
+}
+
 static struct slot *slot_find(struct nest_set *s, const char *path)
 {
 	for (size_t i = 0; i < NEST_SET_MAX; i++)
@@ -368,9 +374,11 @@ static void slot_fill(struct nest_set *s, struct slot *x, struct nest *n, int er
 static int nest_get(struct job *j, struct nest *parent, const struct zip_member *am,
 		    const char *path, struct nest **out)
 {
-	struct nest_set *s = job_nests(j);
+	struct nest_set *s = set_of(j);
 	struct nest *old = NULL;
 	int err = 0;
+	if (!s)
+		return -ENOMEM;
 	pthread_mutex_lock(&s->lock);
 	if (slot_wait(s, path, out, &err)) {
 		pthread_mutex_unlock(&s->lock);

@@ -11,9 +11,10 @@
  * running the pass again, up to that byte, straight into the reader's buffer: reading never
  * fails for lack of cache space.
  *
- * Each job keeps a small set of nests (struct nest_set, NEST_SET_MAX of them, least recently
- * used out), keyed by path, built single flight; a member that is no archive (-ENOENT) or a bomb
- * (-EFBIG) is remembered as such, other errors are not. A nest is immutable once built and
+ * Each job keeps a small set of nests (NEST_SET_MAX of them, least recently used out), made on
+ * first use and kept as the job's attachment (job_attach: job.c frees it with the job and calls
+ * nothing here), keyed by path, built single flight; a member that is no archive (-ENOENT) or a
+ * bomb (-EFBIG) is remembered as such, other errors are not. A nest is immutable once built and
  * refcounted; it borrows its job, so whoever holds a nest holds its job too, and puts the nest
  * first. Thread-safe; the set's lock is never held during a pass. */
 #ifndef ARTIFACTFS_NEST_H
@@ -32,11 +33,6 @@
 
 struct job;
 struct nest;
-struct nest_set;
-
-/* A job's set (job.c makes one per job and frees it with the job). NULL on ENOMEM. */
-struct nest_set *nest_set_new(void);
-void nest_set_free(struct nest_set *s); /* puts every nest; NULL is a no-op */
 
 /* What member path (of j's artifacts, "" the job folder) names, nested archives included: 0
  * with *m, and *nest (a reference, put with nest_put) holding the index *m lies in, or NULL
