@@ -226,7 +226,7 @@ static int place_find(const struct tree_path *tp, struct place *p)
 		err = job_index(p->job, &p->zi);
 	if (err)
 		place_release(p);
-	return err == -EFBIG ? -EIO : err; /* a bomb: nested.c said so in the log */
+	return err == -EFBIG ? -EIO : err; /* a bomb: unpack.c said so in the log */
 }
 
 /* A log's size is exact from the first stat: it is fetched whole then (catalog.h). */

@@ -17,7 +17,7 @@
 #include "artifactfs/cache.h"
 #include "artifactfs/job.h"
 #include "artifactfs/log.h"
-#include "artifactfs/nested.h"
+#include "artifactfs/unpack.h"
 #include "artifactfs/tree.h"
 
 #define MEMBER_READ_AHEAD (4u * 1024u * 1024u)
@@ -27,10 +27,10 @@ struct nest {
 	struct job *job;             /* borrowed: every holder of a nest holds its job */
 	struct nest *parent;         /* held; NULL when the archive is a member of the artifacts */
 	const struct zip_member *am; /* the archive, in the parent's index or the job's */
-	struct nested *nested;
+	struct unpacked *unpacked;
 	struct cache_entry *blob;
 	char *key; /* the blob's cache key */
-	struct nested_limits lim;
+	struct unpack_limits lim;
 };
 
 struct slot {
@@ -59,7 +59,7 @@ void nest_put(struct nest *n)
 	if (!n || atomic_fetch_sub(&n->refs, 1) != 1)
 		return;
 	nest_put(n->parent);
-	nested_free(n->nested);
+	unpack_free(n->unpacked);
 	cache_entry_put(n->blob);
 	free(n->key);
 	free(n);
@@ -67,7 +67,7 @@ void nest_put(struct nest *n)
 
 const struct zipindex *nest_index(const struct nest *n)
 {
-	return nested_zipindex(n->nested);
+	return unpack_zipindex(n->unpacked);
 }
 
 /* ---- the archive's bytes: a member of the artifacts, or a range of the enclosing blob ---- */
@@ -133,7 +133,7 @@ static int first_pass_write(void *ctx, const void *buf, size_t len, uint64_t off
 static void pad_last_block(struct nest *n)
 {
 	static const unsigned char zeros[CACHE_BLOCK_SIZE];
-	uint64_t size = nested_blob_size(n->nested), tail = size % CACHE_BLOCK_SIZE;
+	uint64_t size = unpack_blob_size(n->unpacked), tail = size % CACHE_BLOCK_SIZE;
 	if (tail && size + (CACHE_BLOCK_SIZE - tail) <= n->lim.max_bytes)
 		cache_entry_write(n->blob, size, zeros, CACHE_BLOCK_SIZE - tail);
 }
@@ -168,18 +168,19 @@ static int redo_write(void *ctx, const void *buf, size_t len, uint64_t off)
 
 static ssize_t blob_redo(struct nest *n, void *buf, size_t len, uint64_t off)
 {
-	uint64_t size = nested_blob_size(n->nested), stop = off + len;
+	uint64_t size = unpack_blob_size(n->unpacked), stop = off + len;
 	stop += (CACHE_BLOCK_SIZE - stop % CACHE_BLOCK_SIZE) % CACHE_BLOCK_SIZE;
 	struct redo r = {n, buf, off, len, stop < size ? stop : size};
 	struct member_src ms;
-	struct nested *again = NULL;
+	struct unpacked *again = NULL;
 	log_msg(LOG_DEBUG, "nested blob bytes at %" PRIu64 " not in the cache: unpacking again",
 		off);
 	int err = member_src_open(n, &ms);
 	if (!err)
-		err = nested_index(n->am->size, member_read, &ms, redo_write, &r, &n->lim, &again);
+		err = unpack_archive(n->am->size, member_read, &ms, redo_write, &r, &n->lim,
+				     &again);
 	zip_reader_free(ms.r);
-	nested_free(again);
+	unpack_free(again);
 	if (r.stop == size)
 		pad_last_block(n);
 	return err && err != PASS_DONE ? err : (ssize_t)len;
@@ -188,7 +189,7 @@ static ssize_t blob_redo(struct nest *n, void *buf, size_t len, uint64_t off)
 /* Exactly len bytes of the blob at off, or -errno. */
 static ssize_t blob_read(struct nest *n, void *buf, size_t len, uint64_t off)
 {
-	if (off + len > nested_blob_size(n->nested))
+	if (off + len > unpack_blob_size(n->unpacked))
 		return -EIO;
 	if (len == 0)
 		return 0;
@@ -213,7 +214,7 @@ ssize_t nest_pread(struct nest *n, const struct zip_member *m, void *buf, size_t
 
 int nest_link_target(void *ctx, const struct zip_member *link, char **out, size_t *len)
 {
-	const char *t = nested_link_target(((struct nest *)ctx)->nested, link);
+	const char *t = unpack_link_target(((struct nest *)ctx)->unpacked, link);
 	if (!t)
 		return -EINVAL;
 	*out = strdup(t);
@@ -264,8 +265,8 @@ static int nest_build(struct job *j, struct nest *parent, const struct zip_membe
 	if (!err)
 		err = member_src_open(n, &ms);
 	if (!err) {
-		err = nested_index(am->size, member_read, &ms, first_pass_write, n, &n->lim,
-				   &n->nested);
+		err = unpack_archive(am->size, member_read, &ms, first_pass_write, n, &n->lim,
+				     &n->unpacked);
 		zip_reader_free(ms.r);
 	}
 	if (!err) {

@@ -1,7 +1,7 @@
 /* nest: the archives inside one job's artifacts, as the tree shows them ("x.tar.gz#/",
  * "a.tar.gz#/inner.zip#/x"; tree_nest_next() finds where a path may nest).
  *
- * A nest is one archive member's inside: its index, built by nested_index() in one streaming pass
+ * A nest is one archive member's inside: its index, built by unpack_archive() in one streaming pass
  * over the member's bytes (the artifacts zip's member through a zip reader, or a range of the
  * enclosing nest's blob), and its unpacked blob, held in a cache entry of its own keyed by the
  * job's cache key and the member's path. The decompression budget is the cache's size: a bomb
