@@ -8,7 +8,7 @@
  *
  * Open files hold a reference on their job, so its cache entry and zip index outlive any
  * listing's TTL; a member's reads take turns (busy, waited for on the handle's condition
- * variable, never a lock held across I/O); its read-ahead is reader.c's. Content addressed by
+ * variable, never a lock held across I/O); its read-ahead is readahead.c's. Content addressed by
  * job id never changes, so the kernel may keep its pages across opens (keep_cache); under a ref,
  * where the job can change, every open starts from fresh pages and attributes.
  *
@@ -34,7 +34,7 @@
 #include "artifactfs/job.h"
 #include "artifactfs/log.h"
 #include "artifactfs/nest.h"
-#include "artifactfs/reader.h"
+#include "artifactfs/readahead.h"
 #include "artifactfs/tree.h"
 #include "artifactfs/zipindex.h"
 #include "artifactfs/zipread.h"
@@ -47,7 +47,7 @@ struct fh {
 	struct nest *nest;           /* a file inside a nested archive: its nest, else NULL */
 	struct job_log *log;         /* <job>.log: the log, else NULL */
 	const struct zip_member *nm; /* that file, borrowed from nest */
-	struct job_reader *rd;       /* the archive's bytes with read-ahead (<job>.zip, a member) */
+	struct readahead *rd;        /* the archive's bytes with read-ahead (<job>.zip, a member) */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool busy;              /* protected by lock: a read uses reader (one at a time) */
@@ -66,7 +66,7 @@ static struct fh *open_files;
 static ssize_t fh_read_fn(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct fh *fh = ctx;
-	ssize_t n = fh->rd ? job_reader_pread(fh->rd, buf, len, off)
+	ssize_t n = fh->rd ? readahead_pread(fh->rd, buf, len, off)
 			   : job_pread(fh->job, buf, len, off, 0);
 	if (n >= 0 && (size_t)n != len)
 		return job_read_fn(fh->job, buf, len, off); /* logs and fails the same way */
@@ -227,7 +227,7 @@ static int place_find(const struct tree_path *tp, struct place *p)
 		err = job_index(p->job, &p->zi);
 	if (err)
 		place_release(p);
-	return err == -EFBIG ? -EIO : err; /* a bomb: nested.c said so in the log */
+	return err == -EFBIG ? -EIO : err; /* a bomb: unpack.c said so in the log */
 }
 
 /* A log's size is exact from the first stat: it is fetched whole then (catalog.h). */
@@ -495,7 +495,7 @@ static void fh_free(struct fh *fh)
 {
 	fh_unlink(fh);
 	zip_reader_free(fh->reader);
-	job_reader_free(fh->rd); /* stops its read-ahead */
+	readahead_free(fh->rd); /* stops its read-ahead */
 	nest_put(fh->nest);
 	job_log_put(fh->log);
 	job_put(fh->job);
@@ -528,11 +528,11 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 	} else if (p.m) {
 		err = zip_reader_new(p.zi, p.m, fh_read_fn, fh, &fh->reader);
 		if (!err)
-			err = job_reader_new(fh->job,
-					     zip_reader_data_end(fh->reader) - p.m->comp_size,
-					     zip_reader_data_end(fh->reader), &fh->rd);
+			err = readahead_new(fh->job,
+					    zip_reader_data_end(fh->reader) - p.m->comp_size,
+					    zip_reader_data_end(fh->reader), &fh->rd);
 	} else if (is_zip(tp)) {
-		err = job_reader_new(fh->job, 0, job_size(fh->job), &fh->rd);
+		err = readahead_new(fh->job, 0, job_size(fh->job), &fh->rd);
 	}
 	place_release(&p);
 	return err;
@@ -696,7 +696,7 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	if (fh->reader)
 		n = member_read(fh, buf, size, (uint64_t)off);
 	else /* the job reader and the cache serialise what they must */
-		n = job_reader_pread(fh->rd, buf, size, (uint64_t)off);
+		n = readahead_pread(fh->rd, buf, size, (uint64_t)off);
 	if (n == -ENOENT)
 		n = -EIO; /* gone mid-read is an I/O error */
 	if (n < 0) {

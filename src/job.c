@@ -1,10 +1,11 @@
 /* job: one job's archive and metadata, shared by every path that names the job.
  *
  * Identity fields are set in job_new and never change, so they are read without a lock; the
- * metadata (info), the cache entry and the zip index are guarded by j->lock. The entry is got
- * once and kept until the job is freed; the index is loaded once (single flight on j->cond) and
- * is immutable after. The cache entry's source is a copy of what names the archive on the server
- * (never the job itself: the entry may outlive it, shared by another job object of the same key). */
+ * metadata (info), the cache entry, the zip index and the attachment are guarded by j->lock. The
+ * entry is got once and kept until the job is freed; the index is loaded once (single flight on
+ * j->cond) and is immutable after; the attachment is set once and freed first, as it may borrow
+ * the index. The cache entry's source is a copy of what names the archive on the server (never
+ * the job itself: the entry may outlive it, shared by another job object of the same key). */
 #include "artifactfs/job.h"
 
 #include <errno.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 
 #include "artifactfs/log.h"
-#include "artifactfs/nest.h"
 
 struct job {
 	atomic_int refs;
@@ -26,12 +26,13 @@ struct job {
 	struct job_pin pin; /* set before the job is shared, then immutable */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct gl_job info;        /* protected by lock */
-	bool loading;              /* protected by lock: an index load is in flight */
-	bool opening;              /* protected by lock: the cache entry is being got */
-	struct cache_entry *entry; /* protected by lock; set once */
-	struct zipindex *zi;       /* protected by lock; set once, then immutable */
-	struct nest_set *nests;    /* archives inside members: its own lock */
+	struct gl_job info;            /* protected by lock */
+	bool loading;                  /* protected by lock: an index load is in flight */
+	bool opening;                  /* protected by lock: the cache entry is being got */
+	struct cache_entry *entry;     /* protected by lock; set once */
+	struct zipindex *zi;           /* protected by lock; set once, then immutable */
+	void *attached;                /* protected by lock; set once (job_attach) */
+	void (*attached_free)(void *); /* protected by lock; set with attached */
 };
 
 void job_env_init(struct job_env *env, const struct backend *be, struct cache *cache)
@@ -90,7 +91,8 @@ int job_info_copy(const struct gl_job *src, struct gl_job *dst)
 
 static void job_free(struct job *j)
 {
-	nest_set_free(j->nests); /* they borrow the index */
+	if (j->attached)
+		j->attached_free(j->attached); /* it may borrow the index */
 	cache_entry_put(j->entry);
 	zipindex_free(j->zi);
 	gl_job_release(&j->info);
@@ -120,8 +122,7 @@ struct job *job_new(struct job_env *env, const char *project, const char *ref,
 	j->project = strdup(project);
 	j->ref = dup_or_null(ref);
 	j->key = strdup(key);
-	j->nests = nest_set_new();
-	if ((info->name && !j->name) || !j->project || (ref && !j->ref) || !j->key || !j->nests ||
+	if ((info->name && !j->name) || !j->project || (ref && !j->ref) || !j->key ||
 	    job_info_copy(info, &j->info)) {
 		job_free(j);
 		return NULL;
@@ -183,9 +184,25 @@ struct cache *job_cache(const struct job *j)
 {
 	return j->env->cache;
 }
-struct nest_set *job_nests(struct job *j)
+
+void *job_attachment(struct job *j)
 {
-	return j->nests;
+	pthread_mutex_lock(&j->lock);
+	void *data = j->attached;
+	pthread_mutex_unlock(&j->lock);
+	return data;
+}
+
+void *job_attach(struct job *j, void *data, void (*free_fn)(void *data))
+{
+	pthread_mutex_lock(&j->lock);
+	if (!j->attached) {
+		j->attached = data;
+		j->attached_free = free_fn;
+	}
+	data = j->attached;
+	pthread_mutex_unlock(&j->lock);
+	return data;
 }
 
 int job_info(struct job *j, struct gl_job *out)

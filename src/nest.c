@@ -17,7 +17,7 @@
 #include "artifactfs/cache.h"
 #include "artifactfs/job.h"
 #include "artifactfs/log.h"
-#include "artifactfs/nested.h"
+#include "artifactfs/unpack.h"
 #include "artifactfs/tree.h"
 #include "artifactfs/zipread.h"
 
@@ -28,10 +28,10 @@ struct nest {
 	struct job *job;             /* borrowed: every holder of a nest holds its job */
 	struct nest *parent;         /* held; NULL when the archive is a member of the artifacts */
 	const struct zip_member *am; /* the archive, in the parent's index or the job's */
-	struct nested *nested;
+	struct unpacked *unpacked;
 	struct cache_entry *blob;
 	char *key; /* the blob's cache key */
-	struct nested_limits lim;
+	struct unpack_limits lim;
 };
 
 struct slot {
@@ -49,29 +49,6 @@ struct nest_set {
 	uint64_t clock;              /* protected by lock */
 };
 
-struct nest_set *nest_set_new(void)
-{
-	struct nest_set *s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
-	return s;
-}
-
-void nest_set_free(struct nest_set *s)
-{
-	if (!s)
-		return;
-	for (size_t i = 0; i < NEST_SET_MAX; i++) {
-		nest_put(s->s[i].n);
-		free(s->s[i].path);
-	}
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->cond);
-	free(s);
-}
-
 struct nest *nest_hold(struct nest *n)
 {
 	atomic_fetch_add(&n->refs, 1);
@@ -83,7 +60,7 @@ void nest_put(struct nest *n)
 	if (!n || atomic_fetch_sub(&n->refs, 1) != 1)
 		return;
 	nest_put(n->parent);
-	nested_free(n->nested);
+	unpack_free(n->unpacked);
 	cache_entry_put(n->blob);
 	free(n->key);
 	free(n);
@@ -91,7 +68,7 @@ void nest_put(struct nest *n)
 
 const struct zipindex *nest_index(const struct nest *n)
 {
-	return nested_zipindex(n->nested);
+	return unpack_zipindex(n->unpacked);
 }
 
 /* ---- the archive's bytes: a member of the artifacts, or a range of the enclosing blob ---- */
@@ -157,7 +134,7 @@ static int first_pass_write(void *ctx, const void *buf, size_t len, uint64_t off
 static void pad_last_block(struct nest *n)
 {
 	static const unsigned char zeros[CACHE_BLOCK_SIZE];
-	uint64_t size = nested_blob_size(n->nested), tail = size % CACHE_BLOCK_SIZE;
+	uint64_t size = unpack_blob_size(n->unpacked), tail = size % CACHE_BLOCK_SIZE;
 	if (tail && size + (CACHE_BLOCK_SIZE - tail) <= n->lim.max_bytes)
 		cache_entry_write(n->blob, size, zeros, CACHE_BLOCK_SIZE - tail);
 }
@@ -192,18 +169,19 @@ static int redo_write(void *ctx, const void *buf, size_t len, uint64_t off)
 
 static ssize_t blob_redo(struct nest *n, void *buf, size_t len, uint64_t off)
 {
-	uint64_t size = nested_blob_size(n->nested), stop = off + len;
+	uint64_t size = unpack_blob_size(n->unpacked), stop = off + len;
 	stop += (CACHE_BLOCK_SIZE - stop % CACHE_BLOCK_SIZE) % CACHE_BLOCK_SIZE;
 	struct redo r = {n, buf, off, len, stop < size ? stop : size};
 	struct member_src ms;
-	struct nested *again = NULL;
+	struct unpacked *again = NULL;
 	log_msg(LOG_DEBUG, "nested blob bytes at %" PRIu64 " not in the cache: unpacking again",
 		off);
 	int err = member_src_open(n, &ms);
 	if (!err)
-		err = nested_index(n->am->size, member_read, &ms, redo_write, &r, &n->lim, &again);
+		err = unpack_archive(n->am->size, member_read, &ms, redo_write, &r, &n->lim,
+				     &again);
 	zip_reader_free(ms.r);
-	nested_free(again);
+	unpack_free(again);
 	if (r.stop == size)
 		pad_last_block(n);
 	return err && err != PASS_DONE ? err : (ssize_t)len;
@@ -212,7 +190,7 @@ static ssize_t blob_redo(struct nest *n, void *buf, size_t len, uint64_t off)
 /* Exactly len bytes of the blob at off, or -errno. */
 static ssize_t blob_read(struct nest *n, void *buf, size_t len, uint64_t off)
 {
-	if (off + len > nested_blob_size(n->nested))
+	if (off + len > unpack_blob_size(n->unpacked))
 		return -EIO;
 	if (len == 0)
 		return 0;
@@ -237,7 +215,7 @@ ssize_t nest_pread(struct nest *n, const struct zip_member *m, void *buf, size_t
 
 int nest_link_target(void *ctx, const struct zip_member *link, char **out, size_t *len)
 {
-	const char *t = nested_link_target(((struct nest *)ctx)->nested, link);
+	const char *t = unpack_link_target(((struct nest *)ctx)->unpacked, link);
 	if (!t)
 		return -EINVAL;
 	*out = strdup(t);
@@ -288,8 +266,8 @@ static int nest_build(struct job *j, struct nest *parent, const struct zip_membe
 	if (!err)
 		err = member_src_open(n, &ms);
 	if (!err) {
-		err = nested_index(am->size, member_read, &ms, first_pass_write, n, &n->lim,
-				   &n->nested);
+		err = unpack_archive(am->size, member_read, &ms, first_pass_write, n, &n->lim,
+				     &n->unpacked);
 		zip_reader_free(ms.r);
 	}
 	if (!err) {
@@ -304,6 +282,35 @@ static int nest_build(struct job *j, struct nest *parent, const struct zip_membe
 }
 
 /* ---- the set: single flight, least recently used out ---- */
+
+/* The job's attachment's destructor: puts every nest. */
+static void set_free(void *p)
+{
+	struct nest_set *s = p;
+	for (size_t i = 0; i < NEST_SET_MAX; i++) {
+		nest_put(s->s[i].n);
+		free(s->s[i].path);
+	}
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+/* j's set, made on first use and kept as the job's attachment; NULL on ENOMEM. */
+static struct nest_set *set_of(struct job *j)
+{
+	struct nest_set *s = job_attachment(j), *mine;
+	if (s)
+		return s;
+	if (!(mine = calloc(1, sizeof(*mine))))
+		return NULL;
+	pthread_mutex_init(&mine->lock, NULL);
+	pthread_cond_init(&mine->cond, NULL);
+	s = job_attach(j, mine, set_free);
+	if (s != mine)
+		set_free(mine); /* another thread attached one first */
+	return s;
+}
 
 static struct slot *slot_find(struct nest_set *s, const char *path)
 {
@@ -369,9 +376,11 @@ static void slot_fill(struct nest_set *s, struct slot *x, struct nest *n, int er
 static int nest_get(struct job *j, struct nest *parent, const struct zip_member *am,
 		    const char *path, struct nest **out)
 {
-	struct nest_set *s = job_nests(j);
+	struct nest_set *s = set_of(j);
 	struct nest *old = NULL;
 	int err = 0;
+	if (!s)
+		return -ENOMEM;
 	pthread_mutex_lock(&s->lock);
 	if (slot_wait(s, path, out, &err)) {
 		pthread_mutex_unlock(&s->lock);

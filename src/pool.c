@@ -26,7 +26,7 @@ struct pool {
 	struct task *head, *tail; /* protected by lock */
 	bool draining;            /* protected by lock */
 	bool joined;              /* protected by lock */
-	unsigned want;            /* workers to start */
+	unsigned want;            /* immutable: workers to start */
 	unsigned n;               /* protected by lock: workers started */
 	pthread_t *threads;       /* protected by lock */
 };
@@ -89,8 +89,8 @@ int pool_submit(struct pool *p, pool_fn run, pool_fn cancel, void *arg)
 		return -ENOMEM;
 	*t = (struct task){run, cancel, arg, NULL};
 	pthread_mutex_lock(&p->lock);
-	bool open = !p->draining && started(p);
-	if (open) {
+	int err = p->draining ? -ESHUTDOWN : started(p) ? 0 : -EAGAIN;
+	if (!err) {
 		if (p->tail)
 			p->tail->next = t;
 		else
@@ -99,9 +99,9 @@ int pool_submit(struct pool *p, pool_fn run, pool_fn cancel, void *arg)
 		pthread_cond_signal(&p->cond);
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (!open)
+	if (err)
 		free(t);
-	return open ? 0 : p->draining ? -ESHUTDOWN : -EAGAIN;
+	return err;
 }
 
 void pool_drain(struct pool *p)

@@ -19,7 +19,7 @@
  * disk evicts the same way. An entry with a call running on it (a read, a fetch, a write, here or
  * in another process) is never evicted; an idle entry may be, even while referenced: its next
  * call fetches what it needs again. When nothing can be evicted, writes fail with -ENOSPC
- * (logged at DEBUG only): readers then read past the cache (reader.c, job_pread), never ENOSPC.
+ * (logged at DEBUG only): readers then read past the cache (readahead.c, job_pread), never ENOSPC.
  *
  * Single flight: concurrent reads of the same missing blocks cause one fetch; the others wait on
  * a condition variable. No lock is held while fetching but the file's shared flock() (a call runs).
@@ -31,12 +31,12 @@
  *
  * The daemon's lock order, whole (written here once; other headers name their own part):
  *   fs.c fh->lock (a member reader's turn; released before reading)
- *   -> reader.c job_reader->lock -> job.c job->lock -> job_env->lock -> pool.c pool->lock
+ *   -> readahead.c readahead->lock -> job.c job->lock -> job_env->lock -> pool.c pool->lock
  *   -> the cache's locks above.
  * No lock is held across network I/O; disk I/O only under io_lock/flock (the call itself) and
  * entry->lock for the map's bytes. Eviction unlinks under cache->lock but empties the file
  * (freeing its blocks: slow for a big one) only after releasing it. Background tasks (pool.c)
- * take only the lock of what they finish (job_env, job_reader) after their fetch returns. */
+ * take only the lock of what they finish (job_env, readahead) after their fetch returns. */
 #ifndef ARTIFACTFS_CACHE_H
 #define ARTIFACTFS_CACHE_H
 

@@ -1,4 +1,4 @@
-/* grow: the one way arrays grow (zipindex.c, nested.c, cache.c's evicted files): capacity
+/* grow: the one way arrays grow (zipindex.c, unpack.c, cache.c's evicted files): capacity
  * doubles from 16, so appending n elements costs O(n) copies in all. */
 #ifndef ARTIFACTFS_GROW_H
 #define ARTIFACTFS_GROW_H

@@ -5,7 +5,11 @@
  * A job's identity (id, name, ref, project, cache key, size, by_id) is fixed when it is made and
  * read without a lock. Its metadata (struct gl_job: keep changes artifacts_expire_at) is guarded
  * by the job's lock and only ever read as a copy (job_info). References are counted atomically:
- * the last job_put frees the job, its cache entry reference and its index.
+ * the last job_put frees the job, its attachment, its cache entry reference and its index.
+ *
+ * A module above this one that keeps state per job (nest.c: the archives inside it) keeps it in
+ * the job's attachment, an opaque slot set once: job.c calls nothing of that module but the
+ * destructor it was given, so calls go one way, into job.c.
  *
  * Archive bytes reach the cache through the backend's archive_read, into a cache writer: the
  * cache marks them present only once the answer was found good (status, Content-Range and the
@@ -74,7 +78,14 @@ const char *job_key(const struct job *j);
 uint64_t job_size(const struct job *j);
 bool job_is_by_id(const struct job *j);       /* content immutable: the job id is known */
 struct cache *job_cache(const struct job *j); /* where its archive (and nests) are kept */
-struct nest_set *job_nests(struct job *j);    /* the archives inside it (nest.h) */
+
+/* The job's attachment: NULL until job_attach sets it. Borrowed while j is held. */
+void *job_attachment(struct job *j);
+/* Sets the attachment to data, with free_fn to free it when the job is freed (before the job's
+ * cache entry and index, which it may borrow), unless one is set already: returns the one set,
+ * which is data only if this call set it; otherwise data stays the caller's. Set once, under
+ * the job's lock; free_fn runs as the last reference goes, so it must not use the job. */
+void *job_attach(struct job *j, void *data, void (*free_fn)(void *data));
 
 /* A copy of the metadata, taken under the lock. Release with gl_job_release(). */
 int job_info(struct job *j, struct gl_job *out);

@@ -1,7 +1,7 @@
 /* nest: the archives inside one job's artifacts, as the tree shows them ("x.tar.gz#/",
  * "a.tar.gz#/inner.zip#/x"; tree_nest_next() finds where a path may nest).
  *
- * A nest is one archive member's inside: its index, built by nested_index() in one streaming pass
+ * A nest is one archive member's inside: its index, built by unpack_archive() in one streaming pass
  * over the member's bytes (the artifacts zip's member through a zip reader, or a range of the
  * enclosing nest's blob), and its unpacked blob, held in a cache entry of its own keyed by the
  * job's cache key and the member's path. The decompression budget is the cache's size: a bomb
@@ -11,9 +11,10 @@
  * running the pass again, up to that byte, straight into the reader's buffer: reading never
  * fails for lack of cache space.
  *
- * Each job keeps a small set of nests (struct nest_set, NEST_SET_MAX of them, least recently
- * used out), keyed by path, built single flight; a member that is no archive (-ENOENT) or a bomb
- * (-EFBIG) is remembered as such, other errors are not. A nest is immutable once built and
+ * Each job keeps a small set of nests (NEST_SET_MAX of them, least recently used out), made on
+ * first use and kept as the job's attachment (job_attach: job.c frees it with the job and calls
+ * nothing here), keyed by path, built single flight; a member that is no archive (-ENOENT) or a
+ * bomb (-EFBIG) is remembered as such, other errors are not. A nest is immutable once built and
  * refcounted; it borrows its job, so whoever holds a nest holds its job too, and puts the nest
  * first. Thread-safe; the set's lock is never held during a pass. */
 #ifndef ARTIFACTFS_NEST_H
@@ -32,11 +33,6 @@
 
 struct job;
 struct nest;
-struct nest_set;
-
-/* A job's set (job.c makes one per job and frees it with the job). NULL on ENOMEM. */
-struct nest_set *nest_set_new(void);
-void nest_set_free(struct nest_set *s); /* puts every nest; NULL is a no-op */
 
 /* What member path (of j's artifacts, "" the job folder) names, nested archives included: 0
  * with *m, and *nest (a reference, put with nest_put) holding the index *m lies in, or NULL

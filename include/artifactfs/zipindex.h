@@ -63,7 +63,7 @@ void zipindex_free(struct zipindex *zi); /* NULL is a no-op */
 /* Same as zipindex_load, from bytes in memory (the whole archive or, for the fuzzer, anything). */
 int zipindex_load_buffer(const void *buf, size_t len, struct zipindex **out);
 
-/* Builds an index from entries another reader listed (nested archives, see nested.h), so that
+/* Builds an index from entries another reader listed (nested archives, see unpack.h), so that
  * both kinds of archive obey the same rules: unsafe names are left out with a LOG_WARNING, the
  * first of duplicate names stays, file/folder clashes keep the earlier entry, missing folders are
  * made up. in[] is in archive order; of each entry only name, base (name + the name's length,

@@ -3,11 +3,16 @@
  * with the same small zip archive; 103 is a job with no archive, every other id above 100 an
  * older job with that archive. Counts every call, can
  * answer EACCES for listings (a job token) and can answer archive reads wrongly. For one test
- * process (Criterion forks one per test): state is global. */
+ * process (Criterion forks one per test): state is global.
+ *
+ * For single-flight tests, a gate: with fake.gate set, archive reads wait until that many
+ * threads have called fake_arrive() (just before each makes its call), so every caller is there
+ * before a fetch may end: no sleeps, no timing. */
 #ifndef FAKE_BACKEND_H
 #define FAKE_BACKEND_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +35,29 @@ struct fake {
 	char last_ref[64], last_name[64];
 	unsigned char *zip;
 	size_t zip_len;
+	int gate, arrived; /* protected by fake_gate_lock */
 };
 static struct fake fake;
+static pthread_mutex_t fake_gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fake_gate_cond = PTHREAD_COND_INITIALIZER;
+
+/* A caller of the code under test is about to make its call. */
+static inline void fake_arrive(void)
+{
+	pthread_mutex_lock(&fake_gate_lock);
+	fake.arrived++;
+	pthread_cond_broadcast(&fake_gate_cond);
+	pthread_mutex_unlock(&fake_gate_lock);
+}
+
+/* Waits until fake.gate callers have arrived (at once when fake.gate is 0). */
+static inline void fake_gate_wait(void)
+{
+	pthread_mutex_lock(&fake_gate_lock);
+	while (fake.arrived < fake.gate)
+		pthread_cond_wait(&fake_gate_cond, &fake_gate_lock);
+	pthread_mutex_unlock(&fake_gate_lock);
+}
 
 static char *fk_dup(const char *s)
 {
@@ -175,6 +201,7 @@ static int fk_archive_read(void *ctx, const struct gl_archive *a, int64_t off, i
 {
 	(void)ctx;
 	atomic_fetch_add(&fake.archive, 1);
+	fake_gate_wait();
 	snprintf(fake.last_ref, sizeof(fake.last_ref), "%s", a->ref ? a->ref : "");
 	snprintf(fake.last_name, sizeof(fake.last_name), "%s", a->job_name ? a->job_name : "");
 	fake.last = (struct gl_archive){

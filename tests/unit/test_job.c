@@ -1,9 +1,14 @@
 /* job: one archive through the cache, on the fake backend: which endpoint a job reads, reads
- * and forgetting, background prefetches, and metadata read as copies. */
+ * and forgetting, background prefetches, metadata read as copies, and the single flight of the
+ * index and the cache entry when many threads want them first at once. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "artifactfs/job.h"
 #include "fake_backend.h"
@@ -130,4 +135,108 @@ Test(job, metadata_is_read_as_copies)
 	gl_job_release(&after);
 	job_put(j);
 	job_env_drain(&env);
+}
+
+/* ---- single flight: THREADS first uses at once ---- */
+
+#define THREADS 8
+
+struct racer {
+	struct job *job;
+	pthread_barrier_t *start;
+	const void *got;
+	int err;
+};
+
+static void *index_racer(void *p)
+{
+	struct racer *r = p;
+	const struct zipindex *zi = NULL;
+	pthread_barrier_wait(r->start);
+	fake_arrive();
+	r->err = job_index(r->job, &zi);
+	r->got = zi;
+	return NULL;
+}
+
+static void *entry_racer(void *p)
+{
+	struct racer *r = p;
+	struct cache_entry *e = NULL;
+	pthread_barrier_wait(r->start);
+	fake_arrive();
+	r->err = job_cache_entry(r->job, &e);
+	r->got = e;
+	return NULL;
+}
+
+/* Runs fn on j in THREADS threads released together, and checks that all got one object. With
+ * held_fd (an entry file this test holds locked), unlocks it once every thread has arrived. */
+static void race(struct job *j, void *(*fn)(void *), int held_fd)
+{
+	pthread_t t[THREADS];
+	struct racer r[THREADS];
+	pthread_barrier_t start;
+	pthread_mutex_lock(&fake_gate_lock);
+	fake.gate = THREADS;
+	fake.arrived = 0;
+	pthread_mutex_unlock(&fake_gate_lock);
+	pthread_barrier_init(&start, NULL, THREADS);
+	for (int i = 0; i < THREADS; i++) {
+		r[i] = (struct racer){j, &start, NULL, -1};
+		cr_assert_eq(pthread_create(&t[i], NULL, fn, &r[i]), 0);
+	}
+	if (held_fd >= 0) {
+		fake_gate_wait();
+		flock(held_fd, LOCK_UN);
+	}
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&start);
+	for (int i = 0; i < THREADS; i++) {
+		cr_assert_eq(r[i].err, 0, "thread %d", i);
+		cr_assert_not_null(r[i].got);
+		cr_assert_eq(r[i].got, r[0].got, "thread %d got another object", i);
+	}
+}
+
+/* The fetch waits (the fake's gate) until all THREADS callers have arrived at job_index. That
+ * does not prove they are inside it yet, so without the single flight a round may pass by luck
+ * (about 1 in 20 here): four rounds, a fresh job and cache entry each. */
+Test(job, concurrent_first_uses_load_the_index_once)
+{
+	for (int k = 1; k <= 4; k++) {
+		struct job *j = by_id(110 + k);
+		race(j, index_racer, -1);
+		cr_assert_eq(atomic_load(&env.indexes_loaded), k, "one index build per job");
+		cr_assert_eq(atomic_load(&fake.archive), k, "one fetch per job");
+		job_put(j);
+	}
+	job_env_drain(&env);
+}
+
+/* Getting the entry makes no fetch; its slow step is the cache's shared flock() on the entry's
+ * file, so the test holds that file locked until all THREADS callers are in job_cache_entry. A
+ * second get would leave a reference behind when the job is freed: the entry would stay open,
+ * and a get of the key with another size is then -EIO instead of making the entry anew. */
+Test(job, concurrent_first_uses_open_the_cache_entry_once)
+{
+	struct cache_entry *e;
+	cr_assert_eq(cache_entry_get(cache, "j-101", fake.zip_len, &e), 0);
+	cache_entry_put(e); /* the file now exists: lock it */
+	char *f;
+	cr_assert(asprintf(&f, "%s/v2/j-101.afs", dir) > 0);
+	int fd = open(f, O_RDWR | O_CLOEXEC);
+	free(f);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(flock(fd, LOCK_EX), 0);
+	struct job *j = by_id(101);
+	race(j, entry_racer, fd);
+	close(fd);
+	job_put(j);
+	job_env_drain(&env);
+	cr_assert_eq(cache_entry_get(cache, "j-101", fake.zip_len + 1, &e), 0,
+		     "the job held the entry once, and let it go");
+	cache_entry_put(e);
+	cr_assert_eq(atomic_load(&fake.archive), 0);
 }

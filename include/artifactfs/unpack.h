@@ -1,4 +1,4 @@
-/* nested: the inside of an archive that is itself a member of the artifacts ("x.tar.gz#/"),
+/* unpack: lists and unpacks an archive that is itself a member of the artifacts ("x.tar.gz#/"),
  * through libarchive (its only user): tar with any compression, zip/jar, 7z, cpio, ar/deb, rpm,
  * iso9660, xar, cab, lha, rar. Never mtree (it reads files named by the archive from the local
  * disk) nor libarchive's raw or empty formats (they would make every file an archive).
@@ -18,10 +18,10 @@
  * share their target's blob range. Symlink targets are kept in the index as text; they are never
  * resolved here: the caller applies tree_link_escapes() with the link's own path, as for the
  * outer archive. A built index is immutable and may be shared by threads without locking;
- * nested_index() itself may run in several threads at once (one libarchive handle each, the
+ * unpack_archive() itself may run in several threads at once (one libarchive handle each, the
  * UTF-8 locale it reads names in is set per thread). */
-#ifndef ARTIFACTFS_NESTED_H
-#define ARTIFACTFS_NESTED_H
+#ifndef ARTIFACTFS_UNPACK_H
+#define ARTIFACTFS_UNPACK_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -32,54 +32,54 @@
 /* Writes len bytes at off of the unpacked blob. Returns 0 or -errno (e.g. -ENOSPC). Offsets
  * grow: every byte of [0, blob size) is written exactly once, in order (holes of sparse files
  * as zeros), and nothing past it: a cache entry backing the blob learns its size at the end
- * (nested_blob_size) and may have to pad its last block itself. */
-typedef int (*nested_write_fn)(void *ctx, const void *buf, size_t len, uint64_t off);
+ * (unpack_blob_size) and may have to pad its last block itself. */
+typedef int (*unpack_write_fn)(void *ctx, const void *buf, size_t len, uint64_t off);
 
-struct nested_limits {
+struct unpack_limits {
 	uint64_t max_bytes; /* budget of uncompressed bytes: the blob, and every byte libarchive
 	                        decompresses (the cache size); past it the pass fails with -EFBIG */
-	size_t max_entries; /* archive entries read, kept or not (0: NESTED_MAX_ENTRIES) */
+	size_t max_entries; /* archive entries read, kept or not (0: UNPACK_MAX_ENTRIES) */
 	size_t max_name;    /* bytes of a name or a symlink target; longer ones are left out
-	                        (0: NESTED_MAX_NAME) */
+	                        (0: UNPACK_MAX_NAME) */
 };
-#define NESTED_MAX_ENTRIES 1000000u
-#define NESTED_MAX_NAME 4096u
+#define UNPACK_MAX_ENTRIES 1000000u
+#define UNPACK_MAX_NAME 4096u
 
-struct nested;
+struct unpacked;
 
 /* Indexes the archive held in the size bytes that rd reads (with rctx), writing the blob through
- * wr (with wctx). Returns 0 and *out (free with nested_free()), or -errno, with a log line saying
+ * wr (with wctx). Returns 0 and *out (free with unpack_free()), or -errno, with a log line saying
  * why, and never a partial index:
  *   -ENOENT  not an archive of a format read here (a text file, an image, a lone .gz)
  *   -EIO     a damaged or truncated archive (even after some entries were read)
  *   -EFBIG   over lim->max_bytes (a decompression bomb) or over lim->max_entries
  *   -ENOMEM, or what rd or wr returned.
  * Blob bytes written before a failure are garbage to the caller (discard its entry). */
-int nested_index(uint64_t size, zip_read_fn rd, void *rctx, nested_write_fn wr, void *wctx,
-		 const struct nested_limits *lim, struct nested **out);
-void nested_free(struct nested *n); /* NULL is a no-op */
+int unpack_archive(uint64_t size, zip_read_fn rd, void *rctx, unpack_write_fn wr, void *wctx,
+		   const struct unpack_limits *lim, struct unpacked **out);
+void unpack_free(struct unpacked *n); /* NULL is a no-op */
 
 /* The tree. For a ZIP_FILE member, local_offset and size give its range in the blob; for a
- * ZIP_SYMLINK, size is the target's length (see nested_link_target); method is 0 and crc32 is 0
+ * ZIP_SYMLINK, size is the target's length (see unpack_link_target); method is 0 and crc32 is 0
  * (the blob holds what libarchive checked). Borrowed: lives as long as n. Never pass a nested
  * member to zip_reader_new(). */
-const struct zipindex *nested_zipindex(const struct nested *n);
+const struct zipindex *unpack_zipindex(const struct unpacked *n);
 /* The NUL-terminated target of a ZIP_SYMLINK member of n's index, NULL for other types.
  * Borrowed: lives as long as n. */
-const char *nested_link_target(const struct nested *n, const struct zip_member *m);
-/* Size of the blob written by nested_index(). */
-uint64_t nested_blob_size(const struct nested *n);
+const char *unpack_link_target(const struct unpacked *n, const struct zip_member *m);
+/* Size of the blob written by unpack_archive(). */
+uint64_t unpack_blob_size(const struct unpacked *n);
 /* Entries left out with a warning (unsafe names, devices, fifos, undecodable or encrypted
  * entries, hard links to nothing kept; not duplicates), and the memory the index holds. */
-size_t nested_rejected(const struct nested *n);
-size_t nested_memory_bytes(const struct nested *n);
+size_t unpack_rejected(const struct unpacked *n);
+size_t unpack_memory_bytes(const struct unpacked *n);
 
-/* A blob kept in memory, for tests, the fuzzer and small archives: a nested_write_fn over a
- * struct nested_mem (zero it first; free p). -ENOMEM when it cannot grow. */
-struct nested_mem {
+/* A blob kept in memory, for tests, the fuzzer and small archives: an unpack_write_fn over a
+ * struct unpack_mem (zero it first; free p). -ENOMEM when it cannot grow. */
+struct unpack_mem {
 	unsigned char *p;
 	size_t len, cap;
 };
-int nested_mem_write(void *ctx, const void *buf, size_t len, uint64_t off);
+int unpack_mem_write(void *ctx, const void *buf, size_t len, uint64_t off);
 
 #endif

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "artifactfs/log.h"
-#include "artifactfs/nested.h"
+#include "artifactfs/unpack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -23,9 +23,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void check_member(const struct nested *n, const struct nested_mem *blob, uint32_t i)
+static void check_member(const struct unpacked *n, const struct unpack_mem *blob, uint32_t i)
 {
-	const struct zipindex *zi = nested_zipindex(n);
+	const struct zipindex *zi = unpack_zipindex(n);
 	const struct zip_member *zm = zipindex_member(zi, i);
 	if (zipindex_find(zi, zm->name) != zm)
 		abort();
@@ -34,7 +34,7 @@ static void check_member(const struct nested *n, const struct nested_mem *blob, 
 	if (zm->type == ZIP_FILE &&
 	    (zm->local_offset > blob->len || zm->size > blob->len - zm->local_offset))
 		abort(); /* a file's range lies inside the blob */
-	if (zm->type == ZIP_SYMLINK && strlen(nested_link_target(n, zm)) != zm->size)
+	if (zm->type == ZIP_SYMLINK && strlen(unpack_link_target(n, zm)) != zm->size)
 		abort();
 	const struct zip_member *prev = NULL;
 	for (uint32_t c = zm->type == ZIP_DIR ? zm->first_child : UINT32_MAX; c != UINT32_MAX;
@@ -49,15 +49,15 @@ static void check_member(const struct nested *n, const struct nested_mem *blob, 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct zip_buffer src = {data, size};
-	struct nested_mem blob = {0};
-	struct nested_limits lim = {.max_bytes = BUDGET, .max_entries = 10000};
-	struct nested *n;
-	if (nested_index(size, zip_buffer_read, &src, nested_mem_write, &blob, &lim, &n) == 0) {
-		if (blob.len > BUDGET || nested_blob_size(n) != blob.len)
+	struct unpack_mem blob = {0};
+	struct unpack_limits lim = {.max_bytes = BUDGET, .max_entries = 10000};
+	struct unpacked *n;
+	if (unpack_archive(size, zip_buffer_read, &src, unpack_mem_write, &blob, &lim, &n) == 0) {
+		if (blob.len > BUDGET || unpack_blob_size(n) != blob.len)
 			abort();
-		for (uint32_t i = 0; i < zipindex_count(nested_zipindex(n)); i++)
+		for (uint32_t i = 0; i < zipindex_count(unpack_zipindex(n)); i++)
 			check_member(n, &blob, i);
-		nested_free(n);
+		unpack_free(n);
 	}
 	free(blob.p);
 	return 0;

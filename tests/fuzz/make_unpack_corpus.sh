@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Writes the seed corpus of fuzz_nested: one tiny archive per format read behind "#/", each
+# Writes the seed corpus of fuzz_unpack: one tiny archive per format read behind "#/", each
 # holding a file, a folder, a symlink and a hard link. Run again only to change the seeds.
 set -euo pipefail
-out=$(cd "$(dirname "$0")" && pwd)/corpus/fuzz_nested
+out=$(cd "$(dirname "$0")" && pwd)/corpus/fuzz_unpack
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"

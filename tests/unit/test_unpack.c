@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "artifactfs/nested.h"
+#include "artifactfs/unpack.h"
 #include "artifactfs/tree.h"
 
 #define MTIME 1600000000
@@ -49,7 +49,7 @@ static void put(const char *path, const void *p, size_t len, mode_t mode)
  * a UTF-8 name; every mtime MTIME. */
 static void make_tree(void)
 {
-	strcpy(dir, "/tmp/test_nested.XXXXXX");
+	strcpy(dir, "/tmp/test_unpack.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	sh("mkdir -p tree/bin tree/deep/a/b");
 	put("hello.txt", "hello world\n", 12, 0640);
@@ -94,21 +94,21 @@ static struct mem slurp(const char *name)
 	return m;
 }
 
-static const struct nested_limits limits = {.max_bytes = 64u << 20};
+static const struct unpack_limits limits = {.max_bytes = 64u << 20};
 
 /* Indexes bytes in memory into *blob. */
-static int index_mem(const void *p, size_t len, struct nested_mem *blob, struct nested **out)
+static int index_mem(const void *p, size_t len, struct unpack_mem *blob, struct unpacked **out)
 {
 	struct zip_buffer zb = {p, len};
-	return nested_index(len, zip_buffer_read, &zb, nested_mem_write, blob, &limits, out);
+	return unpack_archive(len, zip_buffer_read, &zb, unpack_mem_write, blob, &limits, out);
 }
 
-static struct nested *index_file(const char *name, struct nested_mem *blob)
+static struct unpacked *index_file(const char *name, struct unpack_mem *blob)
 {
 	struct mem m = slurp(name);
-	struct nested *n = NULL;
+	struct unpacked *n = NULL;
 	int err = index_mem(m.p, m.len, blob, &n);
-	cr_assert_eq(err, 0, "%s: nested_index = %d", name, err);
+	cr_assert_eq(err, 0, "%s: unpack_archive = %d", name, err);
 	free(m.p);
 	return n;
 }
@@ -120,12 +120,12 @@ enum {
 	FLAT = 8
 };
 
-static const struct zip_member *find(const struct nested *n, const char *path)
+static const struct zip_member *find(const struct unpacked *n, const char *path)
 {
-	return zipindex_find(nested_zipindex(n), path);
+	return zipindex_find(unpack_zipindex(n), path);
 }
 
-static void check_file(const struct nested *n, const struct nested_mem *blob, const char *path,
+static void check_file(const struct unpacked *n, const struct unpack_mem *blob, const char *path,
 		       unsigned flags)
 {
 	const struct zip_member *m = find(n, path);
@@ -147,7 +147,7 @@ static void check_file(const struct nested *n, const struct nested_mem *blob, co
 }
 
 /* Every file of tree/ is in n with its bytes, mtime and mode; folders and the link too. */
-static void check_tree(const struct nested *n, const struct nested_mem *blob, unsigned flags)
+static void check_tree(const struct unpacked *n, const struct unpack_mem *blob, unsigned flags)
 {
 	check_file(n, blob, "hello.txt", flags);
 	check_file(n, blob, "empty", flags);
@@ -164,31 +164,31 @@ static void check_tree(const struct nested *n, const struct nested_mem *blob, un
 		return;
 	const struct zip_member *l = find(n, "link");
 	cr_assert(l && l->type == ZIP_SYMLINK, "link missing or not a symlink");
-	cr_assert_str_eq(nested_link_target(n, l), "hello.txt");
+	cr_assert_str_eq(unpack_link_target(n, l), "hello.txt");
 	cr_assert_eq(l->size, 9);
 }
 
 static void check_format(const char *cmd, const char *archive, unsigned flags)
 {
-	struct nested_mem blob = {0};
+	struct unpack_mem blob = {0};
 	sh("%s", cmd);
-	struct nested *n = index_file(archive, &blob);
-	cr_assert_eq(nested_blob_size(n), blob.len);
+	struct unpacked *n = index_file(archive, &blob);
+	cr_assert_eq(unpack_blob_size(n), blob.len);
 	check_tree(n, &blob, flags);
-	cr_assert_eq(nested_rejected(n), 0);
-	cr_assert_lt(nested_memory_bytes(n), 8192, "the index holds names, never contents");
-	nested_free(n);
+	cr_assert_eq(unpack_rejected(n), 0);
+	cr_assert_lt(unpack_memory_bytes(n), 8192, "the index holds names, never contents");
+	unpack_free(n);
 	free(blob.p);
 }
 
-TestSuite(nested, .init = make_tree, .fini = drop_tree, .timeout = 60);
+TestSuite(unpack, .init = make_tree, .fini = drop_tree, .timeout = 60);
 
-Test(nested, tar_gz_with_leading_dot_slash_keeps_bytes_modes_links_and_mtimes)
+Test(unpack, tar_gz_with_leading_dot_slash_keeps_bytes_modes_links_and_mtimes)
 {
 	check_format("tar -C tree -czf x.tgz .", "x.tgz", 0);
 }
 
-Test(nested, tar_with_bzip2_xz_zstd_and_none)
+Test(unpack, tar_with_bzip2_xz_zstd_and_none)
 {
 	check_format("cd tree && tar -cjf ../x.tbz2 *", "x.tbz2", 0);
 	check_format("cd tree && tar -cJf ../x.txz *", "x.txz", 0);
@@ -196,13 +196,13 @@ Test(nested, tar_with_bzip2_xz_zstd_and_none)
 	check_format("cd tree && tar --format=posix -cf ../x.tar *", "x.tar", 0);
 }
 
-Test(nested, zip_and_jar)
+Test(unpack, zip_and_jar)
 {
 	check_format("cd tree && zip -qry ../x.zip .", "x.zip", 0);
 	check_format("cd tree && zip -qr ../x.jar . -x link", "x.jar", NO_LINK);
 }
 
-Test(nested, seven_zip)
+Test(unpack, seven_zip)
 {
 	if (system("command -v 7z >/dev/null") != 0) {
 		cr_skip_test("7z (p7zip-full) is not installed");
@@ -210,20 +210,20 @@ Test(nested, seven_zip)
 	check_format("cd tree && 7z a -snl -bd ../x.7z . ", "x.7z", 0);
 }
 
-Test(nested, cpio_newc_and_odc)
+Test(unpack, cpio_newc_and_odc)
 {
 	check_format("cd tree && find . | cpio -o -H newc > ../x.cpio", "x.cpio", 0);
 	check_format("cd tree && find . | cpio -o -H odc > ../y.cpio", "y.cpio", 0);
 }
 
-Test(nested, ar_is_flat)
+Test(unpack, ar_is_flat)
 {
 	check_format("cd tree && ar rcU ../x.a hello.txt empty utf8-*", "x.a", FLAT);
 }
 
 /* An rpm is a lead, two headers and a compressed cpio. rpmbuild is not at hand: the lead and
  * two empty headers are written here (rpm's lib/rpmlead.c and lib/header.c layouts). */
-Test(nested, rpm_payload)
+Test(unpack, rpm_payload)
 {
 	static const unsigned char lead[96 + 2 * 16] = {
 		0xed, 0xab, 0xee, 0xdb,         3,    0,    0,   0,
@@ -234,73 +234,73 @@ Test(nested, rpm_payload)
 	unsigned char *rpm = malloc(sizeof(lead) + payload.len);
 	memcpy(rpm, lead, sizeof(lead));
 	memcpy(rpm + sizeof(lead), payload.p, payload.len);
-	struct nested_mem blob = {0};
-	struct nested *n = NULL;
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
 	cr_assert_eq(index_mem(rpm, sizeof(lead) + payload.len, &blob, &n), 0);
 	check_tree(n, &blob, 0);
-	nested_free(n);
+	unpack_free(n);
 	free(blob.p);
 	free(rpm);
 	free(payload.p);
 }
 
 /* A .deb is an ar holding tarballs: data.tar.xz#/ is a range of the deb's blob. */
-Test(nested, deb_and_its_data_tarball_through_a_range_of_the_blob)
+Test(unpack, deb_and_its_data_tarball_through_a_range_of_the_blob)
 {
 	sh("mkdir deb && echo 2.0 > deb/debian-binary && tar -C tree -cJf deb/data.tar.xz . && "
 	   "echo Package: x > deb/control && tar -C deb -czf deb/control.tar.gz control && "
 	   "cd deb && ar rcU ../x.deb debian-binary control.tar.gz data.tar.xz");
-	struct nested_mem blob = {0}, inner = {0};
-	struct nested *deb = index_file("x.deb", &blob), *data = NULL;
+	struct unpack_mem blob = {0}, inner = {0};
+	struct unpacked *deb = index_file("x.deb", &blob), *data = NULL;
 	const struct zip_member *m = find(deb, "data.tar.xz");
 	cr_assert_not_null(m);
 	cr_assert_eq(index_mem(blob.p + m->local_offset, m->size, &inner, &data), 0);
 	check_tree(data, &inner, 0);
-	nested_free(data);
-	nested_free(deb);
+	unpack_free(data);
+	unpack_free(deb);
 	free(blob.p);
 	free(inner.p);
 }
 
 /* The blob is the only copy: a zip inside a tar.gz, indexed through the tar's blob. */
-Test(nested, zip_inside_tar_gz_is_indexed_from_the_outer_blob)
+Test(unpack, zip_inside_tar_gz_is_indexed_from_the_outer_blob)
 {
 	sh("cd tree && zip -qry ../inner.zip . && cd .. && mkdir o && mv inner.zip o/ && "
 	   "echo other > o/other.txt && tar -C o -czf outer.tgz .");
-	struct nested_mem blob = {0}, inner = {0};
-	struct nested *outer = index_file("outer.tgz", &blob), *n = NULL;
+	struct unpack_mem blob = {0}, inner = {0};
+	struct unpacked *outer = index_file("outer.tgz", &blob), *n = NULL;
 	const struct zip_member *m = find(outer, "inner.zip");
 	cr_assert(m && m->type == ZIP_FILE);
 	cr_assert_not_null(find(outer, "other.txt"));
 	cr_assert_eq(index_mem(blob.p + m->local_offset, m->size, &inner, &n), 0);
 	check_tree(n, &inner, 0);
-	nested_free(n);
-	nested_free(outer);
+	unpack_free(n);
+	unpack_free(outer);
 	free(blob.p);
 	free(inner.p);
 }
 
-Test(nested, hard_links_share_their_target_bytes)
+Test(unpack, hard_links_share_their_target_bytes)
 {
 	sh("ln tree/hello.txt tree/hard.txt && tar -C tree -cf h.tar hello.txt hard.txt");
-	struct nested_mem blob = {0};
-	struct nested *n = index_file("h.tar", &blob);
+	struct unpack_mem blob = {0};
+	struct unpacked *n = index_file("h.tar", &blob);
 	const struct zip_member *a = find(n, "hello.txt"), *b = find(n, "hard.txt");
 	cr_assert(a && b && b->type == ZIP_FILE);
 	cr_assert_eq(b->size, 12);
 	cr_assert_eq(b->local_offset, a->local_offset);
-	cr_assert_eq(nested_blob_size(n), 12, "the content is unpacked once");
-	nested_free(n);
+	cr_assert_eq(unpack_blob_size(n), 12, "the content is unpacked once");
+	unpack_free(n);
 	free(blob.p);
 }
 
 /* newc cpio stores the data with the last name only; the names before it name each other. */
-Test(nested, hard_links_in_cpio_all_get_the_data)
+Test(unpack, hard_links_in_cpio_all_get_the_data)
 {
 	sh("ln tree/hello.txt tree/b && ln tree/hello.txt tree/c && "
 	   "cd tree && printf 'b\\nhello.txt\\nc\\nlink\\n' | cpio -o -H newc > ../h.cpio");
-	struct nested_mem blob = {0};
-	struct nested *n = index_file("h.cpio", &blob);
+	struct unpack_mem blob = {0};
+	struct unpacked *n = index_file("h.cpio", &blob);
 	const char *names[] = {"b", "hello.txt", "c"};
 	for (size_t i = 0; i < 3; i++) {
 		const struct zip_member *m = find(n, names[i]);
@@ -308,7 +308,7 @@ Test(nested, hard_links_in_cpio_all_get_the_data)
 		cr_assert(!memcmp(blob.p + m->local_offset, "hello world\n", 12), "%s", names[i]);
 	}
 	cr_assert_eq(find(n, "link")->type, ZIP_SYMLINK);
-	nested_free(n);
+	unpack_free(n);
 	free(blob.p);
 }
 
@@ -363,13 +363,13 @@ static void writer_close(struct writer *w)
 /* The nested index keeps link texts itself: the resolver's target callback reads them there. */
 static int link_target(void *ctx, const struct zip_member *link, char **out, size_t *len)
 {
-	const char *t = nested_link_target(ctx, link);
+	const char *t = unpack_link_target(ctx, link);
 	*out = t ? strdup(t) : NULL;
 	*len = t ? strlen(t) : 0;
 	return *out ? 0 : -ENOMEM;
 }
 
-Test(nested, hostile_names_are_left_out_and_the_first_duplicate_stays)
+Test(unpack, hostile_names_are_left_out_and_the_first_duplicate_stays)
 {
 	const char *bad[] = {"../x", "/etc/x", "a/../../x", "a//b", "x/..", "a/./b", "..\\..\\x"};
 	struct writer w;
@@ -382,10 +382,10 @@ Test(nested, hostile_names_are_left_out_and_the_first_duplicate_stays)
 	writer_add(&w, "d/evil", AE_IFLNK, NULL, "../../../etc/passwd");
 	writer_add(&w, "ok", AE_IFREG, "ok", NULL);
 	writer_close(&w);
-	struct nested_mem blob = {0};
-	struct nested *n = NULL;
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
 	cr_assert_eq(index_mem(w.buf, w.used, &blob, &n), 0);
-	cr_assert_eq(nested_rejected(n), sizeof(bad) / sizeof(*bad) + 1, "and the device");
+	cr_assert_eq(unpack_rejected(n), sizeof(bad) / sizeof(*bad) + 1, "and the device");
 	cr_assert_null(find(n, "x"));
 	cr_assert_null(find(n, "etc/x"));
 	cr_assert_null(find(n, "a/b"));
@@ -394,17 +394,17 @@ Test(nested, hostile_names_are_left_out_and_the_first_duplicate_stays)
 	cr_assert(find(n, "d")->synthetic, "folders missing from the archive are made up");
 	cr_assert(evil && evil->type == ZIP_SYMLINK, "listed, its target kept as text");
 	const struct zip_member *to = NULL;
-	cr_assert_eq(zipindex_resolve_link(nested_zipindex(n), evil, link_target, n, &to, NULL),
+	cr_assert_eq(zipindex_resolve_link(unpack_zipindex(n), evil, link_target, n, &to, NULL),
 		     -EXDEV, "the outer archive's resolver refuses it");
 	cr_assert_not_null(find(n, "ok"));
-	nested_free(n);
+	unpack_free(n);
 	free(blob.p);
 	free(w.buf);
 }
 
 /* A hard link to a name left out is left out too; the compaction that drops it must not
  * disturb the lookup of links after it. */
-Test(nested, hard_links_to_nothing_are_left_out)
+Test(unpack, hard_links_to_nothing_are_left_out)
 {
 	struct writer w;
 	writer_open(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, false);
@@ -425,15 +425,15 @@ Test(nested, hard_links_to_nothing_are_left_out)
 	}
 	archive_entry_free(e);
 	writer_close(&w);
-	struct nested_mem blob = {0};
-	struct nested *n = NULL;
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
 	cr_assert_eq(index_mem(w.buf, w.used, &blob, &n), 0);
-	cr_assert_eq(nested_rejected(n), 2);
+	cr_assert_eq(unpack_rejected(n), 2);
 	cr_assert_null(find(n, "l1"));
 	cr_assert_null(find(n, "l3"));
 	cr_assert_eq(blob.p[find(n, "l2")->local_offset], 'a');
 	cr_assert_eq(blob.p[find(n, "l4")->local_offset], 'b');
-	nested_free(n);
+	unpack_free(n);
 	free(blob.p);
 	free(w.buf);
 }
@@ -501,22 +501,22 @@ static struct mem gzip_bomb(void)
 	return m;
 }
 
-Test(nested, a_gzip_bomb_stops_at_the_budget)
+Test(unpack, a_gzip_bomb_stops_at_the_budget)
 {
 	struct mem bomb = gzip_bomb();
 	cr_assert_lt(bomb.len, 4u << 20);
 	struct zip_buffer zb = {bomb.p, bomb.len};
 	struct counter c = {0};
-	struct nested *n = NULL;
-	struct nested_limits lim = {.max_bytes = 32u << 20};
-	int err = nested_index(bomb.len, zip_buffer_read, &zb, count_write, &c, &lim, &n);
+	struct unpacked *n = NULL;
+	struct unpack_limits lim = {.max_bytes = 32u << 20};
+	int err = unpack_archive(bomb.len, zip_buffer_read, &zb, count_write, &c, &lim, &n);
 	cr_assert_eq(err, -EFBIG);
 	cr_assert_null(n);
 	cr_assert_leq(c.bytes, lim.max_bytes);
 	free(bomb.p);
 }
 
-Test(nested, a_zip_bomb_stops_at_the_budget)
+Test(unpack, a_zip_bomb_stops_at_the_budget)
 {
 	static unsigned char zeros[1u << 20];
 	struct writer w;
@@ -532,14 +532,15 @@ Test(nested, a_zip_bomb_stops_at_the_budget)
 	writer_close(&w);
 	struct zip_buffer zb = {w.buf, w.used};
 	struct counter c = {0};
-	struct nested *n = NULL;
-	struct nested_limits lim = {.max_bytes = 8u << 20};
-	cr_assert_eq(nested_index(w.used, zip_buffer_read, &zb, count_write, &c, &lim, &n), -EFBIG);
+	struct unpacked *n = NULL;
+	struct unpack_limits lim = {.max_bytes = 8u << 20};
+	cr_assert_eq(unpack_archive(w.used, zip_buffer_read, &zb, count_write, &c, &lim, &n),
+		     -EFBIG);
 	cr_assert_leq(c.bytes, lim.max_bytes);
 	free(w.buf);
 }
 
-Test(nested, too_many_entries_is_efbig)
+Test(unpack, too_many_entries_is_efbig)
 {
 	struct writer w;
 	writer_open(&w, ARCHIVE_FORMAT_TAR_USTAR, false);
@@ -550,22 +551,23 @@ Test(nested, too_many_entries_is_efbig)
 	}
 	writer_close(&w);
 	struct zip_buffer zb = {w.buf, w.used};
-	struct nested_mem blob = {0};
-	struct nested *n = NULL;
-	struct nested_limits lim = {.max_bytes = 1u << 20, .max_entries = 10};
-	cr_assert_eq(nested_index(w.used, zip_buffer_read, &zb, nested_mem_write, &blob, &lim, &n),
-		     -EFBIG);
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
+	struct unpack_limits lim = {.max_bytes = 1u << 20, .max_entries = 10};
+	cr_assert_eq(
+		unpack_archive(w.used, zip_buffer_read, &zb, unpack_mem_write, &blob, &lim, &n),
+		-EFBIG);
 	free(blob.p);
 	free(w.buf);
 }
 
-Test(nested, what_is_not_an_archive_is_enoent)
+Test(unpack, what_is_not_an_archive_is_enoent)
 {
 	static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0,
 					    0,    13,  'I', 'H', 'D',  'R',  0,    0,    1, 0};
 	const char *text = "just some text\nover two lines\n";
-	struct nested_mem blob = {0};
-	struct nested *n = NULL;
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
 	cr_assert_eq(index_mem(png, sizeof(png), &blob, &n), -ENOENT);
 	cr_assert_eq(index_mem(text, strlen(text), &blob, &n), -ENOENT);
 	cr_assert_eq(index_mem("", 0, &blob, &n), -ENOENT);
@@ -578,13 +580,13 @@ Test(nested, what_is_not_an_archive_is_enoent)
 }
 
 /* Cut anywhere, a tarball never gives an index: a partial listing would pass for complete. */
-Test(nested, a_truncated_tar_gz_is_eio_never_a_partial_listing)
+Test(unpack, a_truncated_tar_gz_is_eio_never_a_partial_listing)
 {
 	sh("tar -C tree -czf x.tgz .");
 	struct mem m = slurp("x.tgz");
 	for (size_t cut = m.len / 16; cut < m.len; cut += m.len / 16) {
-		struct nested_mem blob = {0};
-		struct nested *n = NULL;
+		struct unpack_mem blob = {0};
+		struct unpacked *n = NULL;
 		int err = index_mem(m.p, cut, &blob, &n);
 		cr_assert_eq(err, -EIO, "cut at %zu of %zu: %d", cut, m.len, err);
 		cr_assert_null(n);
@@ -599,13 +601,13 @@ static int failing_write(void *ctx, const void *buf, size_t len, uint64_t off)
 	return -ENOSPC;
 }
 
-Test(nested, the_sinks_error_is_returned)
+Test(unpack, the_sinks_error_is_returned)
 {
 	sh("tar -C tree -czf x.tgz .");
 	struct mem m = slurp("x.tgz");
 	struct zip_buffer zb = {m.p, m.len};
-	struct nested *n = NULL;
-	cr_assert_eq(nested_index(m.len, zip_buffer_read, &zb, failing_write, NULL, &limits, &n),
+	struct unpacked *n = NULL;
+	cr_assert_eq(unpack_archive(m.len, zip_buffer_read, &zb, failing_write, NULL, &limits, &n),
 		     -ENOSPC);
 	free(m.p);
 }
@@ -617,14 +619,14 @@ static ssize_t broken_read(void *ctx, void *buf, size_t len, uint64_t off)
 	return zip_buffer_read(ctx, buf, len, off);
 }
 
-Test(nested, the_readers_error_is_returned)
+Test(unpack, the_readers_error_is_returned)
 {
 	sh("tar -C tree -cf x.tar .");
 	struct mem m = slurp("x.tar");
 	struct zip_buffer zb = {m.p, m.len};
-	struct nested_mem blob = {0};
-	struct nested *n = NULL;
-	cr_assert_eq(nested_index(m.len, broken_read, &zb, nested_mem_write, &blob, &limits, &n),
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
+	cr_assert_eq(unpack_archive(m.len, broken_read, &zb, unpack_mem_write, &blob, &limits, &n),
 		     -ENETDOWN);
 	free(blob.p);
 	free(m.p);
@@ -632,7 +634,7 @@ Test(nested, the_readers_error_is_returned)
 
 /* GNU and pax sparse files come out of libarchive as pieces at offsets: the holes must be
  * written as zeros, or the blob would have bytes nobody wrote. */
-Test(nested, sparse_files_get_their_holes_as_zeros)
+Test(unpack, sparse_files_get_their_holes_as_zeros)
 {
 	sh("printf middle | dd of=tree/sparse bs=1 seek=300000 conv=notrunc && "
 	   "truncate -s 1000000 tree/sparse && touch -d @%d tree/sparse && "
@@ -641,12 +643,12 @@ Test(nested, sparse_files_get_their_holes_as_zeros)
 	   MTIME);
 	const char *names[] = {"gnu.tar", "pax.tar"};
 	for (size_t i = 0; i < 2; i++) {
-		struct nested_mem blob = {0};
-		struct nested *n = index_file(names[i], &blob);
+		struct unpack_mem blob = {0};
+		struct unpacked *n = index_file(names[i], &blob);
 		check_file(n, &blob, "sparse", 0);
 		check_file(n, &blob, "hello.txt", 0);
-		cr_assert_eq(nested_blob_size(n), 1000000 + 12);
-		nested_free(n);
+		cr_assert_eq(unpack_blob_size(n), 1000000 + 12);
+		unpack_free(n);
 		free(blob.p);
 	}
 }

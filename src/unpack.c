@@ -1,5 +1,5 @@
-/* nested: one streaming pass of libarchive over an archive member, giving a zipindex of its
- * entries and the "unpacked blob" of its files' contents (see nested.h).
+/* unpack: one streaming pass of libarchive over an archive member, giving a zipindex of its
+ * entries and the "unpacked blob" of its files' contents (see unpack.h).
  *
  * Invariants of the pass: the blob is written front to back without holes (sparse files get
  * their zeros written); every byte libarchive hands over, kept or not, counts against the budget,
@@ -7,7 +7,7 @@
  * has; any error of libarchive, rd or wr fails the whole pass, except an entry libarchive cannot
  * decode alone (encrypted, unknown method), which is left out. Names live in one growing arena
  * as offsets until the pass ends, so no pointer into it moves. */
-#include "artifactfs/nested.h"
+#include "artifactfs/unpack.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -25,7 +25,7 @@
 #define NO_LINK SIZE_MAX
 #define FILE_FORMAT_ERRNO EILSEQ /* ARCHIVE_ERRNO_FILE_FORMAT (archive_platform.h, Linux) */
 
-struct nested {
+struct unpacked {
 	struct zipindex *zi;
 	char *links; /* link texts, each NUL-terminated; a symlink member's local_offset points here */
 	size_t links_len;
@@ -53,9 +53,9 @@ struct item {
 struct scan {
 	struct archive *a;
 	struct source src;
-	nested_write_fn wr;
+	unpack_write_fn wr;
 	void *wctx;
-	struct nested_limits lim;
+	struct unpack_limits lim;
 	struct item *v;
 	size_t n, cap;
 	char *names, *links;
@@ -479,7 +479,7 @@ static int resolve_hardlinks(struct scan *s)
 }
 
 /* Hands the items to zipindex_from_members(); keeps the link targets. */
-static int build(struct scan *s, struct nested *n)
+static int build(struct scan *s, struct unpacked *n)
 {
 	int err = resolve_hardlinks(s);
 	struct zip_member *m = err ? NULL : malloc((s->n ? s->n : 1) * sizeof(*m));
@@ -512,19 +512,19 @@ static void scan_release(struct scan *s)
 	free(s->links);
 }
 
-int nested_index(uint64_t size, zip_read_fn rd, void *rctx, nested_write_fn wr, void *wctx,
-		 const struct nested_limits *lim, struct nested **out)
+int unpack_archive(uint64_t size, zip_read_fn rd, void *rctx, unpack_write_fn wr, void *wctx,
+		   const struct unpack_limits *lim, struct unpacked **out)
 {
 	struct scan s = {
 		.src = {.rd = rd, .ctx = rctx, .size = size}, .wr = wr, .wctx = wctx, .lim = *lim};
-	struct nested *n = calloc(1, sizeof(*n));
+	struct unpacked *n = calloc(1, sizeof(*n));
 	/* Names come out of libarchive in the thread's locale: UTF-8, not the daemon's "C", where
 	 * a 7z or pax name outside ASCII would have no text at all. */
 	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 	locale_t was = utf8 ? uselocale(utf8) : (locale_t)0;
 	*out = NULL;
-	s.lim.max_entries = s.lim.max_entries ? s.lim.max_entries : NESTED_MAX_ENTRIES;
-	s.lim.max_name = s.lim.max_name ? s.lim.max_name : NESTED_MAX_NAME;
+	s.lim.max_entries = s.lim.max_entries ? s.lim.max_entries : UNPACK_MAX_ENTRIES;
+	s.lim.max_name = s.lim.max_name ? s.lim.max_name : UNPACK_MAX_NAME;
 	int err = n ? open_archive(&s) : -ENOMEM;
 	if (!err)
 		err = scan_entries(&s);
@@ -536,14 +536,14 @@ int nested_index(uint64_t size, zip_read_fn rd, void *rctx, nested_write_fn wr, 
 		freelocale(utf8);
 	}
 	if (err) {
-		nested_free(n);
+		unpack_free(n);
 		return err;
 	}
 	*out = n;
 	return 0;
 }
 
-void nested_free(struct nested *n)
+void unpack_free(struct unpacked *n)
 {
 	if (!n)
 		return;
@@ -552,34 +552,34 @@ void nested_free(struct nested *n)
 	free(n);
 }
 
-const struct zipindex *nested_zipindex(const struct nested *n)
+const struct zipindex *unpack_zipindex(const struct unpacked *n)
 {
 	return n->zi;
 }
 
-const char *nested_link_target(const struct nested *n, const struct zip_member *m)
+const char *unpack_link_target(const struct unpacked *n, const struct zip_member *m)
 {
 	return m->type == ZIP_SYMLINK ? n->links + m->local_offset : NULL;
 }
 
-uint64_t nested_blob_size(const struct nested *n)
+uint64_t unpack_blob_size(const struct unpacked *n)
 {
 	return n->blob_size;
 }
 
-size_t nested_rejected(const struct nested *n)
+size_t unpack_rejected(const struct unpacked *n)
 {
 	return n->rejected;
 }
 
-size_t nested_memory_bytes(const struct nested *n)
+size_t unpack_memory_bytes(const struct unpacked *n)
 {
 	return sizeof(*n) + zipindex_memory_bytes(n->zi) + n->links_len;
 }
 
-int nested_mem_write(void *ctx, const void *buf, size_t len, uint64_t off)
+int unpack_mem_write(void *ctx, const void *buf, size_t len, uint64_t off)
 {
-	struct nested_mem *m = ctx;
+	struct unpack_mem *m = ctx;
 	if (off > SIZE_MAX - len)
 		return -EFBIG;
 	int err = array_grow((void **)&m->p, &m->cap, (size_t)off + len, 1);

@@ -1,4 +1,4 @@
-/* reader: one open file's reads of a job's archive, with the read-ahead they deserve.
+/* readahead: one open file's reads of a job's archive, with the read-ahead they deserve.
  *
  * A sequential reader gets several ranged fetches in flight at once on the mount's pool, as many
  * as it has connections, the window doubling while the reader keeps pace; a read elsewhere (a
@@ -7,10 +7,10 @@
  * or a cache full of files in use) a sequential reader reads through a bounded in-memory window
  * of slices instead, and says so once in the log. Never -ENOSPC.
  *
- * Lock order: reader->lock, then the cache's locks (cache.h); reader->lock is never held across
- * network or disk I/O. Thread-safe; background tasks hold references of their own. */
-#ifndef ARTIFACTFS_READER_H
-#define ARTIFACTFS_READER_H
+ * Lock order: readahead->lock, then the cache's locks (cache.h); readahead->lock is never held
+ * across network or disk I/O. Thread-safe; background tasks hold references of their own. */
+#ifndef ARTIFACTFS_READAHEAD_H
+#define ARTIFACTFS_READAHEAD_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -18,16 +18,16 @@
 
 #include "artifactfs/job.h"
 
-struct job_reader;
+struct readahead;
 
 /* A reader of j's archive that reads ahead only within [start, end) (a member's bytes, or the
  * whole archive). Holds its own reference on j. Returns 0 or -ENOMEM (or the cache's error). */
-int job_reader_new(struct job *j, uint64_t start, uint64_t end, struct job_reader **out);
+int readahead_new(struct job *j, uint64_t start, uint64_t end, struct readahead **out);
 /* Stops the reader's fetches (running ones at their next bytes) and drops the opener's
  * reference. NULL is a no-op. */
-void job_reader_free(struct job_reader *r);
+void readahead_free(struct readahead *r);
 
 /* Reads exactly len bytes at off (short only at the archive's end), or -errno. */
-ssize_t job_reader_pread(struct job_reader *r, void *buf, size_t len, uint64_t off);
+ssize_t readahead_pread(struct readahead *r, void *buf, size_t len, uint64_t off);
 
 #endif

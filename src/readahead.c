@@ -1,4 +1,4 @@
-/* reader: read-ahead for one open file, as parallel ranged fetches on the mount's pool.
+/* readahead: read-ahead for one open file, as parallel ranged fetches on the mount's pool.
  *
  * Invariants: gen changes on every seek and on close, and a task of an older gen does nothing
  * or stops at its next bytes, so a reader never keeps fetching what nobody will read. Read-ahead
@@ -7,7 +7,7 @@
  * filled by one task; a slice removed while its task runs is freed by that task (dropped). All
  * slices of all readers together stay within WINDOW_BUDGET bytes (env->window_bytes); a reader
  * that finds no room reads straight into its caller's buffer. */
-#include "artifactfs/reader.h"
+#include "artifactfs/readahead.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -49,7 +49,7 @@ struct slice {
 	atomic_uint stop;       /* 1: its fetch stops */
 };
 
-struct job_reader {
+struct readahead {
 	atomic_int refs; /* the opener's, and one per queued or running task */
 	struct job *job; /* held */
 	struct job_env *env;
@@ -75,7 +75,7 @@ struct job_reader {
 	unsigned n_spare;     /* protected by lock */
 };
 
-static void spares_free(struct job_reader *r)
+static void spares_free(struct readahead *r)
 {
 	while (r->spare) {
 		unsigned char *buf = r->spare;
@@ -86,7 +86,7 @@ static void spares_free(struct job_reader *r)
 	r->n_spare = 0;
 }
 
-static void reader_put(struct job_reader *r)
+static void reader_put(struct readahead *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
@@ -97,9 +97,9 @@ static void reader_put(struct job_reader *r)
 	free(r);
 }
 
-int job_reader_new(struct job *j, uint64_t start, uint64_t end, struct job_reader **out)
+int readahead_new(struct job *j, uint64_t start, uint64_t end, struct readahead **out)
 {
-	struct job_reader *r = calloc(1, sizeof(*r));
+	struct readahead *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	int err = job_cache_entry(j, &r->entry);
@@ -135,7 +135,7 @@ static bool budget_take(struct job_env *env)
 /* Keeps the buffer for the reader's next slice (lock held): a fresh mapping costs a page fault
  * per 4 KiB at first touch, which made reading past the cache twice as slow as through it.
  * Slices and spares together stay within one per connection, as slices alone did (RSS). */
-static void slice_free(struct job_reader *r, struct slice *s)
+static void slice_free(struct readahead *r, struct slice *s)
 {
 	if (r->n_slices + r->n_spare < r->conns) {
 		memcpy(s->buf, &r->spare, sizeof(r->spare));
@@ -149,7 +149,7 @@ static void slice_free(struct job_reader *r, struct slice *s)
 }
 
 /* A slice buffer: a spare, else a new mapping within the budget (lock held); NULL if none. */
-static unsigned char *buf_take(struct job_reader *r)
+static unsigned char *buf_take(struct readahead *r)
 {
 	unsigned char *buf = r->spare;
 	if (buf) {
@@ -167,7 +167,7 @@ static unsigned char *buf_take(struct job_reader *r)
 }
 
 /* Takes s out of the window (lock held): freed now, or by its task when it ends. */
-static void slice_drop(struct job_reader *r, struct slice *s)
+static void slice_drop(struct readahead *r, struct slice *s)
 {
 	for (struct slice **pp = &r->slices; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
@@ -183,20 +183,20 @@ static void slice_drop(struct job_reader *r, struct slice *s)
 	}
 }
 
-static void drop_all(struct job_reader *r)
+static void drop_all(struct readahead *r)
 {
 	while (r->slices)
 		slice_drop(r, r->slices);
 }
 
 struct slice_task {
-	struct job_reader *r;
+	struct readahead *r;
 	struct slice *s;
 };
 
 static void slice_end(struct slice_task *t, int err, const char *why)
 {
-	struct job_reader *r = t->r;
+	struct readahead *r = t->r;
 	struct slice *s = t->s;
 	pthread_mutex_lock(&r->lock);
 	if (s->dropped) {
@@ -226,7 +226,7 @@ static void slice_cancel(void *p)
 }
 
 /* Queues the next slice of the window (lock held); false when there is no room or no task. */
-static bool slice_add(struct job_reader *r)
+static bool slice_add(struct readahead *r)
 {
 	struct slice *s = calloc(1, sizeof(*s));
 	struct slice_task *t = malloc(sizeof(*t));
@@ -260,14 +260,14 @@ static bool slice_add(struct job_reader *r)
 }
 
 /* Keeps the window `conns` slices long from the reader's position on (lock held). */
-static void window_fill(struct job_reader *r)
+static void window_fill(struct readahead *r)
 {
 	while (r->n_slices < r->conns && r->slices_to < r->end && slice_add(r))
 		;
 }
 
 /* The slice holding off, the window moved there first (lock held); NULL when none can be had. */
-static struct slice *window_at(struct job_reader *r, uint64_t off)
+static struct slice *window_at(struct readahead *r, uint64_t off)
 {
 	while (r->slices && r->slices->off + r->slices->len <= off)
 		slice_drop(r, r->slices); /* read already */
@@ -281,7 +281,7 @@ static struct slice *window_at(struct job_reader *r, uint64_t off)
 }
 
 /* Copies [off, off+len) out of the window as far as it can; the rest is left to the caller. */
-static int window_read(struct job_reader *r, unsigned char *buf, size_t len, uint64_t off,
+static int window_read(struct readahead *r, unsigned char *buf, size_t len, uint64_t off,
 		       size_t *done)
 {
 	int err = 0;
@@ -313,14 +313,14 @@ static int window_read(struct job_reader *r, unsigned char *buf, size_t len, uin
 /* ---- read-ahead into the cache ---- */
 
 struct ahead_task {
-	struct job_reader *r;
+	struct readahead *r;
 	unsigned gen;
 	uint64_t off, len;
 };
 
 static void ahead_end(struct ahead_task *t, int err)
 {
-	struct job_reader *r = t->r;
+	struct readahead *r = t->r;
 	pthread_mutex_lock(&r->lock);
 	r->tasks--;
 	if (err == -ENOSPC)
@@ -348,7 +348,7 @@ static void ahead_cancel(void *p)
 }
 
 /* Queues whole chunks of read-ahead up to `to` (lock held), skipping what is cached. */
-static void queue_ahead(struct job_reader *r, uint64_t from, uint64_t to)
+static void queue_ahead(struct readahead *r, uint64_t from, uint64_t to)
 {
 	if (r->queued_to < from)
 		r->queued_to = from;
@@ -380,7 +380,7 @@ static void queue_ahead(struct job_reader *r, uint64_t from, uint64_t to)
 
 /* Updates the access pattern with a read of [off, off+len) (lock held); returns the
  * read-ahead the reader has earned. */
-static uint64_t plan(struct job_reader *r, uint64_t off, size_t len)
+static uint64_t plan(struct readahead *r, uint64_t off, size_t len)
 {
 	uint64_t skip = len >= KERNEL_READ ? NEAR_BYTES : 0;
 	bool seq = r->seen && off + NEAR_BYTES >= r->next_off && off <= r->next_off + skip;
@@ -406,7 +406,7 @@ static uint64_t plan(struct job_reader *r, uint64_t off, size_t len)
 }
 
 /* The cache has no room for what this reader reads (lock not held): one line says so. */
-static void start_streaming(struct job_reader *r)
+static void start_streaming(struct readahead *r)
 {
 	pthread_mutex_lock(&r->lock);
 	bool first = !r->said;
@@ -420,7 +420,7 @@ static void start_streaming(struct job_reader *r)
 }
 
 /* Past the cache: cached bytes from the cache, the rest from the window or straight. */
-static ssize_t read_streaming(struct job_reader *r, unsigned char *buf, size_t len, uint64_t off,
+static ssize_t read_streaming(struct readahead *r, unsigned char *buf, size_t len, uint64_t off,
 			      uint64_t ahead)
 {
 	if (cache_entry_has(r->entry, off, len)) {
@@ -440,7 +440,7 @@ static ssize_t read_streaming(struct job_reader *r, unsigned char *buf, size_t l
 	return n < 0 ? n : (ssize_t)done + n;
 }
 
-ssize_t job_reader_pread(struct job_reader *r, void *buf, size_t len, uint64_t off)
+ssize_t readahead_pread(struct readahead *r, void *buf, size_t len, uint64_t off)
 {
 	uint64_t size = job_size(r->job);
 	if (off >= size || len == 0)
@@ -467,7 +467,7 @@ ssize_t job_reader_pread(struct job_reader *r, void *buf, size_t len, uint64_t o
 	return read_streaming(r, buf, len, off, ahead);
 }
 
-void job_reader_free(struct job_reader *r)
+void readahead_free(struct readahead *r)
 {
 	if (!r)
 		return;
