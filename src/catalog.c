@@ -1,9 +1,13 @@
 /* catalog: what names on the server stand for, remembered within the TTL, and the registry of
- * job objects.
+ * job objects; the catalog object itself (its making, freeing and counters) lives here too.
  *
- * Listings live in a memo table (memo.c), one entry per (kind, project[, ref[, name]]): project
- * checks, the root listing, a project's refs, a ref's jobs, by-ref probes and a project's recent
- * jobs. Errors that say something about the name (ENOENT, EACCES) are remembered like values.
+ * Listings live in a memo table (memo.c), one entry per (kind, project[, ref[, name]]); this file
+ * loads the names: project checks, the root listing, a project's refs and ref checks, and gives
+ * the other catalog files the escaping every listing passes through. Errors that say something
+ * about the name (ENOENT, EACCES) are remembered like values. The other entries are loaded by
+ * jobsets.c (a ref's, pipeline's, merge request's or commit's jobs), jobids.c (jobs by id),
+ * jobprobe.c (by-ref probes with a job token) and joblog.c (logs); jobchange.c expires them after
+ * a keep or delete. None of them is called from here (catalog_i.h has the call order).
  *
  * Job objects (job.c) are kept in one list keyed by (project name, cache key), newest first, each
  * holding one reference of the list's own; idle ones past IDLE_JOBS_MAX are dropped. Their
@@ -24,6 +28,7 @@
 
 #include "artifactfs/log.h"
 #include "artifactfs/memo.h"
+#include "artifactfs/tree.h"
 #include "catalog_i.h"
 
 #define IDLE_JOBS_MAX 32 /* job objects (and their zip indexes) kept with no one using them */
@@ -410,49 +415,4 @@ void catalog_free(struct catalog *c)
 		free(c->met[i].project);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
-}
-
-/* What a keep or delete makes stale: a ref's jobs, by-ref probes, the recent jobs. */
-static void expire_project_memos(struct catalog *c, const char *project)
-{
-	memo_expire(c->memo, MEMO_REF_JOBS, project);
-	memo_expire(c->memo, MEMO_BYREF_JOB, project);
-	memo_expire(c->memo, MEMO_RECENT_JOBS, project);
-	memo_expire(c->memo, MEMO_JOB, project);
-}
-
-int catalog_job_keep(struct catalog *c, struct job *j)
-{
-	if (!job_is_by_id(j))
-		return -EACCES; /* found through a job token, which keep never accepts */
-	struct gl_job info = {0};
-	int err = c->be->job_keep(c->be->ctx, job_project(j), job_id(j), &info);
-	if (err)
-		return err;
-	if (info.archive_size < 0)
-		info.archive_size = (int64_t)job_size(j);
-	job_set_info(j, &info);
-	expire_project_memos(c, job_project(j));
-	return 0;
-}
-
-int catalog_job_delete(struct catalog *c, struct job *j)
-{
-	if (!job_is_by_id(j))
-		return -EACCES;
-	int err = c->be->job_artifacts_delete(c->be->ctx, job_project(j), job_id(j));
-	if (err)
-		return err;
-	catalog_job_unpublish(c, j);
-	cache_entry_discard(c->env.cache, job_key(j));
-	expire_project_memos(c, job_project(j));
-	return 0;
-}
-
-int catalog_project_delete_artifacts(struct catalog *c, const char *project)
-{
-	int err = c->be->project_artifacts_delete(c->be->ctx, project);
-	if (!err)
-		expire_project_memos(c, project);
-	return err;
 }
