@@ -18,13 +18,10 @@
 #include "artifactfs/memo.h"
 #include "catalog_i.h"
 
-struct jobinfo_val { /* a job by id as last checked: its info, size, and a probe's tail */
+struct jobinfo_val { /* a job by id as last checked: its info and size */
 	struct memo_val v;
 	struct gl_job info;
 	uint64_t size;
-	char *tail; /* NULL unless probed (a job token): the archive's last bytes */
-	uint64_t tail_off;
-	size_t tail_len;
 };
 
 /* ---- one job by id ---- */
