@@ -1,9 +1,13 @@
 /* catalog: what names on the server stand for, remembered within the TTL, and the registry of
- * job objects.
+ * job objects; the catalog object itself (its making, freeing and counters) lives here too.
  *
- * Listings live in a memo table (memo.c), one entry per (kind, project[, ref[, name]]): project
- * checks, the root listing, a project's refs, a ref's jobs, by-ref probes and a project's recent
- * jobs. Errors that say something about the name (ENOENT, EACCES) are remembered like values.
+ * Listings live in a memo table (memo.c), one entry per (kind, project[, ref[, name]]); this file
+ * loads the names: project checks, the root listing, a project's refs and ref checks, and gives
+ * the other catalog files the escaping every listing passes through. Errors that say something
+ * about the name (ENOENT, EACCES) are remembered like values. The other entries are loaded by
+ * jobsets.c (a ref's, pipeline's, merge request's or commit's jobs), jobids.c (jobs by id),
+ * jobprobe.c (by-ref probes with a job token) and joblog.c (logs); jobchange.c expires them after
+ * a keep or delete. None of them is called from here (catalog_i.h has the call order).
  *
  * Job objects (job.c) are kept in one list keyed by (project name, cache key), newest first, each
  * holding one reference of the list's own; idle ones past IDLE_JOBS_MAX are dropped. Their
@@ -25,116 +29,9 @@
 #include "artifactfs/log.h"
 #include "artifactfs/memo.h"
 #include "artifactfs/tree.h"
+#include "catalog_i.h"
 
-/* The tail fetched to find a zip's end: EOCD (22) + largest comment (65535) + zip64 locator. */
-#define TAIL_BYTES (64u * 1024u + 22u + 20u)
-/* A by-ref probe that the server answers with the whole archive is kept in memory up to this. */
-#define PROBE_MAX_BYTES (256u * 1024u * 1024u)
-#define LOG_MAX_BYTES (256u * 1024u * 1024u) /* a log larger than this is not shown */
 #define IDLE_JOBS_MAX 32 /* job objects (and their zip indexes) kept with no one using them */
-
-/* What a memo entry holds; the kind is the first part of its key. */
-enum memo_kind {
-	MEMO_PROJECT,     /* names_val, no names: the project exists */
-	MEMO_ROOT,        /* names_val: the projects at the root */
-	MEMO_REFS,        /* names_val: a project's refs (names NULL: may not be listed) */
-	MEMO_REF,         /* names_val, no names: the ref exists (or cannot be told: a job token) */
-	MEMO_REF_JOBS,    /* jobs_val: a ref's jobs */
-	MEMO_BYREF_JOB,   /* jobref_val: a job found by probing the by-ref endpoint */
-	MEMO_RECENT_JOBS, /* jobs_val: a project's recent jobs */
-	MEMO_JOB,         /* jobinfo_val: a job by id still has its archive */
-	MEMO_SET,         /* set_val: what a pipeline, merge request or commit set stands for */
-	MEMO_PIPE_JOBS,   /* jobs_val: a pipeline family's jobs with an archive */
-	MEMO_SETS,        /* names_val: a project's pipelines or merge requests, for listing */
-	MEMO_LOG,         /* log_val: a job's log in the cache */
-};
-
-/* A job set other than a ref: its pipeline (id 0: none, an empty set) and, for a merge
- * request, the request itself. */
-struct set_val {
-	struct memo_val v;
-	struct gl_pipeline pl;
-	struct gl_merge_request mr;
-};
-
-/* A job's log: a cache entry of its own (NULL for an empty log) and its exact size. */
-struct job_log {
-	struct memo_val v;
-	struct cache_entry *e;
-	uint64_t size;
-};
-
-struct names_val { /* decoded names; names NULL: the level cannot be listed with this token */
-	struct memo_val v;
-	char **names;
-	size_t n;
-};
-
-struct jobs_val { /* a ref's jobs; jobs NULL and listable false: cannot be listed */
-	struct memo_val v;
-	struct gl_job *jobs;
-	size_t n;
-	bool listable;
-};
-
-struct jobref_val { /* a job found by probing the by-ref endpoint */
-	struct memo_val v;
-	struct job *job;
-};
-
-struct jobinfo_val { /* a job by id as last checked: its info, size, and a probe's tail */
-	struct memo_val v;
-	struct gl_job info;
-	uint64_t size;
-	char *tail; /* NULL unless probed (a job token): the archive's last bytes */
-	uint64_t tail_off;
-	size_t tail_len;
-};
-
-struct job_node {
-	struct job *job; /* the list's own reference */
-	time_t checked;  /* when the server last said the job has its archive */
-	struct job_node *next;
-};
-
-#define MET_MAX 64 /* pipelines met by lookup, listed beside the newest */
-
-struct catalog {
-	struct job_env env;       /* the backend, the cache, what jobs share */
-	const struct backend *be; /* &env.be */
-	char **projects;
-	char origin[17]; /* hash of the base URL: the cache namespace */
-	struct memo *memo;
-	pthread_mutex_t lock;
-	struct job_node *jobs; /* protected by lock */
-	struct {
-		char *project;
-		int64_t id;
-	} met[MET_MAX];  /* protected by lock: a ring of pipelines met by lookup */
-	size_t met_next; /* protected by lock */
-	int ttl_s;
-	time_t (*now)(void);
-	atomic_uint_fast64_t jobs_open;
-};
-
-/* What a loader needs: the catalog and the key's names. */
-struct load_arg {
-	struct catalog *c;
-	const char *project, *ref, *name;
-	const struct tree_set *set;
-	int64_t id;
-	int64_t job_id;
-};
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
-
-#define FNV_INIT 14695981039346656037ull
 
 static time_t monotonic_s(void)
 {
@@ -152,7 +49,7 @@ static void names_destroy(struct memo_val *v)
 	free(nv);
 }
 
-static int names_new(char **names, size_t n, struct memo_val **out)
+int catalog_names_new(char **names, size_t n, struct memo_val **out)
 {
 	struct names_val *nv = calloc(1, sizeof(*nv));
 	if (!nv) {
@@ -166,7 +63,7 @@ static int names_new(char **names, size_t n, struct memo_val **out)
 	return 0;
 }
 
-static char **strv_dup(char *const *src, size_t *n)
+char **catalog_strv_dup(char *const *src, size_t *n)
 {
 	size_t k = 0;
 	while (src[k])
@@ -190,8 +87,8 @@ static int load_root(void *arg, struct memo_val **out)
 	struct catalog *c = ((struct load_arg *)arg)->c;
 	size_t n = 0;
 	if (c->projects) {
-		char **v = strv_dup(c->projects, &n);
-		return v ? names_new(v, n, out) : -ENOMEM;
+		char **v = catalog_strv_dup(c->projects, &n);
+		return v ? catalog_names_new(v, n, out) : -ENOMEM;
 	}
 	struct gl_project *p;
 	int err = c->be->projects_list(c->be->ctx, &p, &n);
@@ -206,7 +103,7 @@ static int load_root(void *arg, struct memo_val **out)
 		}
 	}
 	gl_projects_free(p, n);
-	return v ? names_new(v, n, out) : -ENOMEM;
+	return v ? catalog_names_new(v, n, out) : -ENOMEM;
 }
 
 /* A project exists when GitLab shows it; a token that may not ask (a job token) is taken at its
@@ -221,7 +118,7 @@ static int load_project(void *arg, struct memo_val **out)
 		err = 0;
 	if (err)
 		return err;
-	return names_new(NULL, 0, out);
+	return catalog_names_new(NULL, 0, out);
 }
 
 static int load_refs(void *arg, struct memo_val **out)
@@ -231,10 +128,10 @@ static int load_refs(void *arg, struct memo_val **out)
 	size_t n = 0;
 	int err = la->c->be->refs_list(la->c->be->ctx, la->project, &names, &n);
 	if (err == -EACCES)
-		return names_new(NULL, 0, out);
+		return catalog_names_new(NULL, 0, out);
 	if (err)
 		return err;
-	return names_new(names, n, out);
+	return catalog_names_new(names, n, out);
 }
 
 static int get_names(struct catalog *c, enum memo_kind kind, const char *project, memo_load_fn load,
@@ -266,7 +163,7 @@ static int load_ref(void *arg, struct memo_val **out)
 	int err = la->c->be->ref_check(la->c->be->ctx, la->project, la->ref);
 	if (err == -EACCES)
 		err = 0;
-	return err ? err : names_new(NULL, 0, out);
+	return err ? err : catalog_names_new(NULL, 0, out);
 }
 
 /* Whether the project's branch and tag listing, if already loaded and fresh, names ref. */
@@ -296,7 +193,7 @@ int catalog_ref(struct catalog *c, const char *project, const char *ref)
 
 /* Escapes each name; with suffix, adds "<name>.zip" after each. Names no listing can show are
  * left out here, the one place every listing of GitLab names passes. */
-static int escape_names(char *const *names, size_t n, bool with_zip, char ***out)
+int catalog_escape_names(char *const *names, size_t n, bool with_zip, char ***out)
 {
 	size_t per = with_zip ? 2 : 1;
 	char **v = calloc(n * per + 1, sizeof(*v));
@@ -330,7 +227,7 @@ int catalog_list_root(struct catalog *c, char ***out)
 	int err = get_names(c, MEMO_ROOT, NULL, load_root, &nv);
 	if (err)
 		return err;
-	err = escape_names(nv->names, nv->n, false, out);
+	err = catalog_escape_names(nv->names, nv->n, false, out);
 	memo_val_put(&nv->v);
 	return err;
 }
@@ -344,137 +241,22 @@ int catalog_list_refs(struct catalog *c, const char *project, char ***out)
 	err = get_names(c, MEMO_REFS, project, load_refs, &nv);
 	if (err)
 		return err;
-	err = nv->names ? escape_names(nv->names, nv->n, false, out) : -EACCES;
+	err = nv->names ? catalog_escape_names(nv->names, nv->n, false, out) : -EACCES;
 	memo_val_put(&nv->v);
 	return err;
 }
 
-/* ---- a ref's jobs ---- */
-
-static void jobs_destroy(struct memo_val *v)
+/* Every listing of jobs (a ref's, a pipeline family's, a project's recent ones) is a jobs_val. */
+void catalog_jobs_destroy(struct memo_val *v)
 {
 	struct jobs_val *jv = (struct jobs_val *)v;
 	gl_jobs_free(jv->jobs, jv->n);
 	free(jv);
 }
 
-static int load_ref_jobs(void *arg, struct memo_val **out)
-{
-	struct load_arg *la = arg;
-	struct jobs_val *jv = calloc(1, sizeof(*jv));
-	if (!jv)
-		return -ENOMEM;
-	memo_val_init(&jv->v, jobs_destroy);
-	int err = la->c->be->ref_jobs(la->c->be->ctx, la->project, la->ref, &jv->jobs, &jv->n);
-	jv->listable = err != -EACCES;
-	if (err == -EACCES || err == -ENOENT) /* no successful pipeline: an empty ref */
-		err = 0;
-	if (err) {
-		free(jv);
-		return err;
-	}
-	*out = &jv->v;
-	return 0;
-}
-
-static int get_ref_jobs(struct catalog *c, const char *project, const char *ref,
-			struct jobs_val **out)
-{
-	*out = NULL;
-	int err = catalog_ref(c, project, ref);
-	if (err)
-		return err;
-	struct load_arg la = {.c = c, .project = project, .ref = ref};
-	struct memo_key key = {.kind = MEMO_REF_JOBS, .a = project, .b = ref};
-	struct memo_val *v;
-	err = memo_get(c->memo, &key, load_ref_jobs, &la, &v);
-	*out = (struct jobs_val *)v;
-	return err;
-}
-
-/* A finished job has a log that never changes (GitLab's completed statuses with a trace). */
-static bool job_finished(const struct gl_job *g)
-{
-	static const char *done[] = {"success", "failed", "canceled"};
-	for (size_t i = 0; g->status && i < sizeof(done) / sizeof(done[0]); i++)
-		if (strcmp(g->status, done[i]) == 0)
-			return true;
-	return false;
-}
-
-/* Each job as "<job>" and "<job>.zip", and "<job>.log" once it has finished. */
-static int job_names(const struct gl_job *jobs, size_t n, char ***out)
-{
-	char **names = calloc(n + 1, sizeof(*names)), **v = NULL;
-	for (size_t i = 0; names && i < n; i++)
-		names[i] = jobs[i].name;
-	int err = names ? escape_names(names, n, true, &v) : -ENOMEM;
-	free(names); /* the strings are borrowed from jobs */
-	size_t k = 0, logs = 0;
-	while (!err && v[k])
-		k++;
-	for (size_t i = 0; i < n; i++)
-		logs += job_finished(&jobs[i]) && tree_name_listable(jobs[i].name);
-	char **all = err ? NULL : realloc(v, (k + logs + 1) * sizeof(*v));
-	if (!err && !all)
-		err = -ENOMEM;
-	for (size_t i = 0, at = k; !err && i < n; i++) {
-		if (!job_finished(&jobs[i]) || !tree_name_listable(jobs[i].name))
-			continue;
-		char *e = tree_escape(jobs[i].name), *log = NULL;
-		if (!e || asprintf(&log, "%s.log", e) < 0) {
-			log = NULL;
-			err = -ENOMEM;
-		}
-		free(e);
-		all[at++] = log;
-		all[at] = NULL;
-	}
-	if (err) {
-		gitlab_strv_free(all ? all : v);
-		return err;
-	}
-	*out = all;
-	return 0;
-}
-
-int catalog_list_ref_jobs(struct catalog *c, const char *project, const char *ref, char ***out)
-{
-	struct jobs_val *jv;
-	int err = get_ref_jobs(c, project, ref, &jv);
-	if (err)
-		return err;
-	if (!jv->listable) {
-		memo_val_put(&jv->v);
-		return -EACCES;
-	}
-	err = job_names(jv->jobs, jv->n, out);
-	memo_val_put(&jv->v);
-	return err;
-}
-
-/* An empty listing of jobs (a merge request without a pipeline). */
-static int load_jobs_none(struct jobs_val **out)
-{
-	struct jobs_val *jv = calloc(1, sizeof(*jv));
-	if (!jv)
-		return -ENOMEM;
-	memo_val_init(&jv->v, jobs_destroy);
-	jv->listable = true;
-	*out = jv;
-	return 0;
-}
-
-/* Copies src (may be NULL) into *dst; -ENOMEM. */
-static int dup_into(char **dst, const char *src)
-{
-	*dst = src ? strdup(src) : NULL;
-	return src && !*dst ? -ENOMEM : 0;
-}
-
 /* ---- the registry of job objects ---- */
 
-static char *id_key(struct catalog *c, int64_t job_id)
+char *catalog_id_key(struct catalog *c, int64_t job_id)
 {
 	char *k = NULL;
 	if (asprintf(&k, "j%s-%" PRId64, c->origin, job_id) < 0)
@@ -491,7 +273,7 @@ static struct job *job_find_locked(struct catalog *c, const char *project, const
 	return NULL;
 }
 
-static struct job *job_find(struct catalog *c, const char *project, const char *key)
+struct job *catalog_job_find(struct catalog *c, const char *project, const char *key)
 {
 	pthread_mutex_lock(&c->lock);
 	struct job *j = job_find_locked(c, project, key);
@@ -501,7 +283,7 @@ static struct job *job_find(struct catalog *c, const char *project, const char *
 
 /* Marks j as just seen with its archive on the server (a fresh listing names it) or, with
  * check, tells whether it was within the TTL. Lock not held. */
-static bool job_checked(struct catalog *c, const struct job *j, bool check)
+bool catalog_job_checked(struct catalog *c, const struct job *j, bool check)
 {
 	time_t now = c->now();
 	bool fresh = false;
@@ -549,7 +331,7 @@ static void nodes_free(struct job_node *n)
 
 /* Publishes j in the list unless an equal one got there first, which is returned instead (and
  * j put). NULL on ENOMEM (j put too). */
-static struct job *job_publish(struct catalog *c, struct job *j)
+struct job *catalog_job_publish(struct catalog *c, struct job *j)
 {
 	struct job_node *dead = NULL, *node = malloc(sizeof(*node));
 	pthread_mutex_lock(&c->lock);
@@ -574,7 +356,7 @@ static struct job *job_publish(struct catalog *c, struct job *j)
 }
 
 /* Removes j from the list (its artifacts are gone); lock not held. */
-static void job_unpublish(struct catalog *c, struct job *j)
+void catalog_job_unpublish(struct catalog *c, struct job *j)
 {
 	struct job_node *found = NULL;
 	pthread_mutex_lock(&c->lock);
@@ -591,847 +373,6 @@ static void job_unpublish(struct catalog *c, struct job *j)
 		atomic_fetch_sub(&c->jobs_open, 1);
 		nodes_free(found);
 	}
-}
-
-/* ---- probing an archive when the job cannot be looked up (job tokens) ---- */
-
-struct probe_buf {
-	char *data;
-	uint64_t base; /* offset of data[0] in the archive */
-	size_t len, cap;
-	bool started;
-};
-
-static int probe_sink(void *ctx, uint64_t off, const void *buf, size_t len)
-{
-	struct probe_buf *pb = ctx;
-	if (!pb->started) {
-		pb->base = off;
-		pb->started = true;
-	}
-	if (off < pb->base || off - pb->base > pb->len)
-		return -EIO;
-	size_t at = off - pb->base;
-	if (at + len > PROBE_MAX_BYTES)
-		return -EFBIG;
-	if (at + len > pb->cap) {
-		size_t cap = pb->cap ? pb->cap : 65536;
-		while (cap < at + len)
-			cap *= 2;
-		char *d = realloc(pb->data, cap);
-		if (!d)
-			return -ENOMEM;
-		pb->data = d;
-		pb->cap = cap;
-	}
-	memcpy(pb->data + at, buf, len);
-	if (at + len > pb->len)
-		pb->len = at + len;
-	return 0;
-}
-
-/* Reads the archive's tail (or all of it, if the server ignores Range) through the endpoint a
- * names: what a job token learns of an archive whose job it may not read. */
-static int probe_tail(struct catalog *c, const struct gl_archive *a, struct probe_buf *pb,
-		      struct gl_read_info *ri)
-{
-	*ri = (struct gl_read_info){.total = -1};
-	int err = c->be->archive_read(c->be->ctx, a, -1, TAIL_BYTES, probe_sink, pb, ri);
-	if (err == -EFBIG) {
-		log_msg(LOG_ERR, "the server ignores Range and the archive is over %u MiB",
-			PROBE_MAX_BYTES >> 20);
-		err = -EIO;
-	}
-	if (!err && (ri->total <= 0 || pb->base + pb->len != (uint64_t)ri->total))
-		err = -EIO;
-	return err;
-}
-
-/* Makes the job of a probed archive, pinned to the answer (a by-ref archive can change under
- * it), seeds its cache entry with the tail and publishes it. */
-static int probe_job(struct catalog *c, const struct gl_archive *a, const struct gl_job *info,
-		     const char *key, struct job **out)
-{
-	struct probe_buf pb = {0};
-	struct gl_read_info ri;
-	int err = probe_tail(c, a, &pb, &ri);
-	if (err)
-		goto out_free;
-	struct job *j = job_new(&c->env, a->project, a->ref, info, key, (uint64_t)ri.total);
-	if (!j) {
-		err = -ENOMEM;
-		goto out_free;
-	}
-	if (a->ref) {
-		struct job_pin pin;
-		snprintf(pin.etag, sizeof(pin.etag), "%s", ri.etag);
-		snprintf(pin.last_modified, sizeof(pin.last_modified), "%s", ri.last_modified);
-		job_set_pin(j, &pin);
-	}
-	err = job_seed(j, pb.base, pb.data, pb.len);
-	if (err) {
-		job_put(j);
-		goto out_free;
-	}
-	*out = j;
-out_free:
-	free(pb.data);
-	return err;
-}
-
-static bool recent_job_info(struct catalog *c, const char *project, int64_t job_id,
-			    struct gl_job *out);
-
-static void jobinfo_destroy(struct memo_val *v)
-{
-	struct jobinfo_val *jv = (struct jobinfo_val *)v;
-	gl_job_release(&jv->info);
-	free(jv);
-}
-
-/* A job by id, asked again once the TTL is over, so that artifacts deleted on the server (a
- * leaked secret is the usual reason) disappear within it. A job already met is asked the server
- * itself, not the recent-jobs page, which may be older than the deletion. A token that may not
- * read jobs (a job token) probes the archive instead. */
-static int load_job(void *arg, struct memo_val **out)
-{
-	struct load_arg *la = arg;
-	struct catalog *c = la->c;
-	struct jobinfo_val *jv = calloc(1, sizeof(*jv));
-	if (!jv)
-		return -ENOMEM;
-	memo_val_init(&jv->v, jobinfo_destroy);
-	struct job *met = job_find(c, la->project, la->name);
-	int err;
-	if (met && job_checked(c, met, true)) { /* a fresh listing named it */
-		err = job_info(met, &jv->info);
-		jv->info.archive_size = err ? -1 : (int64_t)job_size(met);
-	} else if (!met && recent_job_info(c, la->project, la->job_id, &jv->info))
-		err = 0;
-	else
-		err = c->be->job_get(c->be->ctx, la->project, la->job_id, &jv->info);
-	job_put(met);
-	if (err == -EACCES) {
-		struct gl_archive a = {.project = la->project, .job_id = la->job_id};
-		struct job *j = NULL;
-		gl_job_release(&jv->info);
-		jv->info = (struct gl_job){.id = la->job_id, .archive_size = -1};
-		err = probe_job(c, &a, &jv->info, la->name, &j);
-		if (!err && !(j = job_publish(c, j)))
-			err = -ENOMEM;
-		jv->size = err ? 0 : job_size(j);
-		job_put(j);
-	} else if (!err && jv->info.archive_size < 0) {
-		err = -ENOENT;
-	} else if (!err) {
-		jv->size = (uint64_t)jv->info.archive_size;
-	}
-	if (err) {
-		memo_val_put(&jv->v);
-		return err;
-	}
-	*out = &jv->v;
-	return 0;
-}
-
-/* A job met before under this name is gone on the server: forget it and its cached bytes
- * (open files keep their reference and read on, as from a deleted local file). */
-static void job_gone(struct catalog *c, const char *project, const char *key)
-{
-	struct job *j = job_find(c, project, key);
-	if (!j)
-		return;
-	log_msg(LOG_INFO, "job %" PRId64 " of %s has no artifacts any more: forgotten", job_id(j),
-		project);
-	job_unpublish(c, j);
-	cache_entry_discard(c->env.cache, key);
-	job_put(j);
-}
-
-int catalog_job_by_id(struct catalog *c, const char *project, int64_t job_id, struct job **out)
-{
-	*out = NULL;
-	char *key = id_key(c, job_id), id[24];
-	if (!key)
-		return -ENOMEM;
-	snprintf(id, sizeof(id), "%" PRId64, job_id);
-	struct load_arg la = {.c = c, .project = project, .name = key, .job_id = job_id};
-	struct memo_key mk = {.kind = MEMO_JOB, .a = project, .b = id};
-	struct memo_val *v = NULL;
-	int err = memo_get(c->memo, &mk, load_job, &la, &v);
-	if (err == -ENOENT)
-		job_gone(c, project, key);
-	struct job *j = err ? NULL : job_find(c, project, key);
-	if (!err && !j) {
-		const struct jobinfo_val *jv = (const struct jobinfo_val *)v;
-		j = job_new(&c->env, project, NULL, &jv->info, key, jv->size);
-		if (!j || !(j = job_publish(c, j)))
-			err = -ENOMEM;
-	}
-	memo_val_put(v);
-	free(key);
-	*out = j;
-	return err;
-}
-
-static void jobref_destroy(struct memo_val *v)
-{
-	struct jobref_val *jr = (struct jobref_val *)v;
-	job_put(jr->job);
-	free(jr);
-}
-
-/* A job found through the by-ref download endpoint. Its key carries the resolution time, so a
- * later resolution (after the TTL) never reads blocks of an earlier, perhaps different, archive. */
-static int load_byref_job(void *arg, struct memo_val **out)
-{
-	struct load_arg *la = arg;
-	struct catalog *c = la->c;
-	struct jobref_val *jr = calloc(1, sizeof(*jr));
-	char *key = NULL;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t h = fnv1a(FNV_INIT, la->project, strlen(la->project) + 1);
-	h = fnv1a(h, la->ref, strlen(la->ref) + 1);
-	h = fnv1a(h, la->name, strlen(la->name));
-	if (!jr || asprintf(&key, "r%s-%016" PRIx64 "-%lld%09ld", c->origin, h,
-			    (long long)ts.tv_sec, ts.tv_nsec) < 0) {
-		free(jr);
-		return -ENOMEM;
-	}
-	struct gl_archive a = {.project = la->project, .ref = la->ref, .job_name = la->name};
-	struct gl_job info = {.name = (char *)la->name, .ref = (char *)la->ref, .archive_size = -1};
-	int err = probe_job(c, &a, &info, key, &jr->job);
-	free(key);
-	if (err) {
-		free(jr);
-		return err;
-	}
-	memo_val_init(&jr->v, jobref_destroy);
-	*out = &jr->v;
-	return 0;
-}
-
-static int job_by_probe(struct catalog *c, const char *project, const char *ref, const char *name,
-			struct job **out)
-{
-	struct load_arg la = {.c = c, .project = project, .ref = ref, .name = name};
-	struct memo_key key = {.kind = MEMO_BYREF_JOB, .a = project, .b = ref, .c = name};
-	struct memo_val *v;
-	int err = memo_get(c->memo, &key, load_byref_job, &la, &v);
-	if (err)
-		return err;
-	*out = job_hold(((struct jobref_val *)v)->job);
-	memo_val_put(v);
-	return 0;
-}
-
-/* The job named name in a ref's listing, made from the listing's info when not known yet. */
-static int job_from_listing(struct catalog *c, const char *project, const struct jobs_val *jv,
-			    const char *name, struct job **out)
-{
-	const struct gl_job *info = NULL;
-	for (size_t i = 0; i < jv->n && !info; i++)
-		if (strcmp(jv->jobs[i].name, name) == 0)
-			info = &jv->jobs[i];
-	if (!info)
-		return -ENOENT;
-	char *key = id_key(c, info->id);
-	if (!key)
-		return -ENOMEM;
-	struct job *j = job_find(c, project, key);
-	if (j)
-		job_checked(c, j, false);
-	else if ((j = job_new(&c->env, project, NULL, info, key, (uint64_t)info->archive_size)))
-		j = job_publish(c, j);
-	free(key);
-	*out = j;
-	return j ? 0 : -ENOMEM;
-}
-
-int catalog_job_by_ref(struct catalog *c, const char *project, const char *ref, const char *name,
-		       struct job **out)
-{
-	struct jobs_val *jv;
-	*out = NULL;
-	int err = get_ref_jobs(c, project, ref, &jv);
-	if (err)
-		return err;
-	bool listable = jv->listable;
-	if (listable)
-		err = job_from_listing(c, project, jv, name, out);
-	memo_val_put(&jv->v);
-	return listable ? err : job_by_probe(c, project, ref, name, out);
-}
-
-/* ---- job sets: one code path for every kind ---- */
-
-static void set_destroy(struct memo_val *v)
-{
-	struct set_val *sv = (struct set_val *)v;
-	gl_pipeline_release(&sv->pl);
-	gl_merge_request_release(&sv->mr);
-	free(sv);
-}
-
-/* What a pipeline, merge request or commit set stands for. A token that may not ask (a job
- * token) reaches none of them: ENOENT, as for any name it cannot see. */
-static int load_set(void *arg, struct memo_val **out)
-{
-	struct load_arg *la = arg;
-	const struct backend *be = la->c->be;
-	struct set_val *sv = calloc(1, sizeof(*sv));
-	if (!sv)
-		return -ENOMEM;
-	memo_val_init(&sv->v, set_destroy);
-	int err;
-	if (la->set->by == TREE_BY_PIPELINE) {
-		err = be->pipeline_get(be->ctx, la->project, la->set->id, &sv->pl);
-	} else if (la->set->by == TREE_BY_MR) {
-		err = be->mr_get(be->ctx, la->project, la->set->id, &sv->mr);
-		if (!err)
-			err = gl_pipeline_copy(&sv->mr.head, &sv->pl);
-	} else {
-		err = be->commit_pipeline(be->ctx, la->project, la->set->name, &sv->pl);
-	}
-	if (err) {
-		set_destroy(&sv->v);
-		return err == -EACCES ? -ENOENT : err;
-	}
-	*out = &sv->v;
-	return 0;
-}
-
-static void pipeline_met(struct catalog *c, const char *project, int64_t id)
-{
-	char *p = strdup(project);
-	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; p && i < MET_MAX; i++)
-		if (c->met[i].id == id && c->met[i].project &&
-		    !strcmp(c->met[i].project, project)) {
-			free(p);
-			p = NULL;
-		}
-	if (p) {
-		free(c->met[c->met_next].project);
-		c->met[c->met_next].project = p;
-		c->met[c->met_next].id = id;
-		c->met_next = (c->met_next + 1) % MET_MAX;
-	}
-	pthread_mutex_unlock(&c->lock);
-}
-
-/* The set's value (a reference the caller puts); sets other than refs only. */
-static int get_set(struct catalog *c, const char *project, const struct tree_set *set,
-		   struct set_val **out)
-{
-	*out = NULL;
-	int err = catalog_project(c, project);
-	if (err)
-		return err;
-	char id[24];
-	snprintf(id, sizeof(id), "%" PRId64, set->id);
-	static const char *tags[] = {"r", "p", "m", "c"};
-	struct load_arg la = {.c = c, .project = project, .set = set};
-	struct memo_key key = {.kind = MEMO_SET,
-			       .a = project,
-			       .b = tags[set->by],
-			       .c = set->name ? set->name : id};
-	struct memo_val *v;
-	err = memo_get(c->memo, &key, load_set, &la, &v);
-	if (!err && set->by == TREE_BY_PIPELINE)
-		pipeline_met(c, project, set->id);
-	*out = (struct set_val *)v;
-	return err;
-}
-
-static int load_pipe_jobs(void *arg, struct memo_val **out)
-{
-	struct load_arg *la = arg;
-	struct jobs_val *jv = calloc(1, sizeof(*jv));
-	if (!jv)
-		return -ENOMEM;
-	memo_val_init(&jv->v, jobs_destroy);
-	int err = la->c->be->pipeline_jobs(la->c->be->ctx, la->project, la->id, &jv->jobs, &jv->n);
-	if (err) {
-		free(jv);
-		return err == -EACCES ? -ENOENT : err;
-	}
-	jv->listable = true;
-	*out = &jv->v;
-	return 0;
-}
-
-/* The jobs of a set other than a ref: its pipeline family's, shared by every set naming it. */
-static int get_set_jobs(struct catalog *c, const char *project, const struct tree_set *set,
-			struct jobs_val **out)
-{
-	struct set_val *sv;
-	*out = NULL;
-	int err = get_set(c, project, set, &sv);
-	if (err)
-		return err;
-	int64_t pid = sv->pl.id;
-	memo_val_put(&sv->v);
-	if (pid <= 0) /* a merge request without a pipeline: an empty set */
-		return load_jobs_none(out);
-	char id[24];
-	snprintf(id, sizeof(id), "%" PRId64, pid);
-	struct load_arg la = {.c = c, .project = project, .id = pid};
-	struct memo_key key = {.kind = MEMO_PIPE_JOBS, .a = project, .b = id};
-	struct memo_val *v;
-	err = memo_get(c->memo, &key, load_pipe_jobs, &la, &v);
-	*out = (struct jobs_val *)v;
-	return err;
-}
-
-int catalog_set(struct catalog *c, const char *project, const struct tree_set *set)
-{
-	if (set->by == TREE_BY_REF)
-		return catalog_ref(c, project, set->name);
-	struct set_val *sv;
-	int err = get_set(c, project, set, &sv);
-	memo_val_put(sv ? &sv->v : NULL);
-	return err;
-}
-
-int catalog_set_info(struct catalog *c, const char *project, const struct tree_set *set,
-		     struct gl_pipeline *pl, struct gl_merge_request *mr)
-{
-	memset(pl, 0, sizeof(*pl));
-	memset(mr, 0, sizeof(*mr));
-	if (set->by == TREE_BY_REF)
-		return -ENODATA;
-	struct set_val *sv;
-	int err = get_set(c, project, set, &sv);
-	if (err)
-		return err;
-	err = gl_pipeline_copy(&sv->pl, pl);
-	mr->iid = sv->mr.iid;
-	if (!err && set->by == TREE_BY_MR &&
-	    (dup_into(&mr->title, sv->mr.title) ||
-	     dup_into(&mr->source_branch, sv->mr.source_branch) ||
-	     dup_into(&mr->web_url, sv->mr.web_url)))
-		err = -ENOMEM;
-	if (err) {
-		gl_pipeline_release(pl);
-		gl_merge_request_release(mr);
-	}
-	memo_val_put(&sv->v);
-	return err;
-}
-
-int catalog_list_set_jobs(struct catalog *c, const char *project, const struct tree_set *set,
-			  char ***names)
-{
-	if (set->by == TREE_BY_REF)
-		return catalog_list_ref_jobs(c, project, set->name, names);
-	struct jobs_val *jv;
-	int err = get_set_jobs(c, project, set, &jv);
-	if (err)
-		return err;
-	err = job_names(jv->jobs, jv->n, names);
-	memo_val_put(&jv->v);
-	return err;
-}
-
-int catalog_job_in_set(struct catalog *c, const char *project, const struct tree_set *set,
-		       const char *name, struct job **out)
-{
-	*out = NULL;
-	if (set->by == TREE_BY_REF)
-		return catalog_job_by_ref(c, project, set->name, name, out);
-	struct jobs_val *jv;
-	int err = get_set_jobs(c, project, set, &jv);
-	if (err)
-		return err;
-	err = job_from_listing(c, project, jv, name, out);
-	memo_val_put(&jv->v);
-	return err;
-}
-
-/* The names a project lists under -/pipelines (newest first) or -/merge_requests. */
-static int load_sets(void *arg, struct memo_val **out)
-{
-	struct load_arg *la = arg;
-	const struct backend *be = la->c->be;
-	struct gl_pipeline *pl = NULL;
-	struct gl_merge_request *mr = NULL;
-	size_t n = 0;
-	int err = la->set->by == TREE_BY_PIPELINE
-			  ? be->pipelines_list(be->ctx, la->project, &pl, &n)
-			  : be->mrs_list(be->ctx, la->project, &mr, &n);
-	if (err) /* nothing is handed over on failure */
-		pl = NULL, mr = NULL, n = 0;
-	if (err == -EACCES) /* a job token: lookup only */
-		err = 0;
-	char **v = err ? NULL : calloc(n + 1, sizeof(*v));
-	for (size_t i = 0; v && i < n; i++)
-		if (asprintf(&v[i], "%" PRId64, pl ? pl[i].id : mr[i].iid) < 0) {
-			v[i] = NULL;
-			gitlab_strv_free(v);
-			v = NULL;
-		}
-	gl_pipelines_free(pl, pl ? n : 0);
-	gl_merge_requests_free(mr, mr ? n : 0);
-	if (err)
-		return err;
-	return v ? names_new(v, n, out) : -ENOMEM;
-}
-
-/* Adds the pipelines met by lookup that the listing does not show. */
-static int add_met(struct catalog *c, const char *project, struct names_val *nv, char ***out)
-{
-	size_t n = 0;
-	char **v = strv_dup(nv->names, &n), **w;
-	pthread_mutex_lock(&c->lock);
-	w = v ? realloc(v, (n + MET_MAX + 1) * sizeof(*v)) : NULL;
-	for (size_t i = 0; w && i < MET_MAX; i++) {
-		char id[24];
-		if (!c->met[i].project || strcmp(c->met[i].project, project))
-			continue;
-		snprintf(id, sizeof(id), "%" PRId64, c->met[i].id);
-		bool have = false;
-		for (size_t k = 0; k < n && !have; k++)
-			have = !strcmp(w[k], id);
-		if (!have && (w[n] = strdup(id)))
-			n++;
-		w[n] = NULL;
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (!w)
-		gitlab_strv_free(v);
-	*out = w;
-	return w ? 0 : -ENOMEM;
-}
-
-int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by by, char ***names)
-{
-	int err = catalog_project(c, project);
-	if (err)
-		return err;
-	if (by == TREE_BY_COMMIT || by == TREE_BY_REF) { /* commits: lookup only */
-		*names = calloc(1, sizeof(**names));
-		return *names ? 0 : -ENOMEM;
-	}
-	struct tree_set set = {.by = by};
-	struct load_arg la = {.c = c, .project = project, .set = &set};
-	struct memo_key key = {.kind = MEMO_SETS, .a = project, .b = by == TREE_BY_MR ? "m" : "p"};
-	struct memo_val *v;
-	err = memo_get(c->memo, &key, load_sets, &la, &v);
-	if (err)
-		return err;
-	struct names_val *nv = (struct names_val *)v;
-	err = by == TREE_BY_PIPELINE                         ? add_met(c, project, nv, names)
-	      : (*names = strv_dup(nv->names, &(size_t){0})) ? 0
-							     : -ENOMEM;
-	memo_val_put(v);
-	return err;
-}
-
-/* ---- job logs ---- */
-
-static void log_destroy(struct memo_val *v)
-{
-	struct job_log *l = (struct job_log *)v;
-	cache_entry_put(l->e);
-	free(l);
-}
-
-/* Where a log's missing bytes come from: the whole trace again (no Range on traces). */
-struct log_source {
-	const struct backend *be;
-	char *project;
-	int64_t job_id;
-};
-
-static void log_source_free(void *ctx)
-{
-	struct log_source *ls = ctx;
-	free(ls->project);
-	free(ls);
-}
-
-static int log_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
-{
-	struct log_source *ls = ctx;
-	char *text = NULL;
-	size_t n = 0;
-	(void)off, (void)len;
-	int err = ls->be->job_trace(ls->be->ctx, ls->project, ls->job_id, LOG_MAX_BYTES, &text, &n);
-	if (!err && n != cache_writer_size(w)) {
-		log_msg(LOG_ERR, "job %" PRId64 ": its log is now %zu bytes, was %" PRIu64,
-			ls->job_id, n, cache_writer_size(w));
-		err = -EIO;
-	}
-	if (!err)
-		err = cache_writer_write(w, 0, text, n);
-	free(text);
-	return err;
-}
-
-static void log_bind(struct catalog *c, struct job_log *l, const char *project, int64_t id)
-{
-	struct log_source *ls = calloc(1, sizeof(*ls));
-	if (ls && (ls->project = strdup(project))) {
-		ls->be = c->be;
-		ls->job_id = id;
-		cache_entry_bind(l->e, &(struct cache_source){log_fetch, ls, log_source_free});
-	} else {
-		free(ls);
-	}
-}
-
-/* A log kept whole from an earlier fetch (this mount's or another's), else fetched now. */
-static int load_log(void *arg, struct memo_val **out)
-{
-	struct load_arg *la = arg;
-	struct catalog *c = la->c;
-	struct job_log *l = calloc(1, sizeof(*l));
-	char *key = NULL, *text = NULL;
-	size_t n = 0;
-	if (!l || asprintf(&key, "l%s-%" PRId64, c->origin, la->id) < 0) {
-		free(l);
-		return -ENOMEM;
-	}
-	memo_val_init(&l->v, log_destroy);
-	int err = cache_entry_get(c->env.cache, key, 0, &l->e);
-	if (!err && !cache_entry_has(l->e, 0, cache_entry_size(l->e))) {
-		cache_entry_put(l->e);
-		l->e = NULL;
-		err = -ENOENT;
-	}
-	if (err) { /* GitLab sends no length for a live trace: the whole of it, once */
-		err = c->be->job_trace(c->be->ctx, la->project, la->id, LOG_MAX_BYTES, &text, &n);
-		if (!err && n > 0 && !cache_entry_get(c->env.cache, key, n, &l->e))
-			cache_entry_write(l->e, 0, text, n);
-	}
-	if (l->e) {
-		l->size = cache_entry_size(l->e);
-		log_bind(c, l, la->project, la->id);
-	}
-	free(text);
-	free(key);
-	if (!err && n > 0 && !l->e)
-		err = -EIO; /* no room for it now: the next look tries again */
-	if (err) {
-		log_destroy(&l->v);
-		return err == -EACCES ? -ENOENT : err;
-	}
-	*out = &l->v;
-	return 0;
-}
-
-static int log_get(struct catalog *c, const char *project, int64_t job_id, const struct gl_job *g,
-		   struct job_log **out)
-{
-	*out = NULL;
-	if (!job_finished(g))
-		return -ENOENT; /* a running job has no log yet */
-	char id[24];
-	snprintf(id, sizeof(id), "%" PRId64, job_id);
-	struct load_arg la = {.c = c, .project = project, .id = job_id};
-	struct memo_key key = {.kind = MEMO_LOG, .a = project, .b = id};
-	struct memo_val *v;
-	int err = memo_get(c->memo, &key, load_log, &la, &v);
-	*out = err ? NULL : (struct job_log *)v;
-	return err;
-}
-
-int catalog_job_log(struct catalog *c, struct job *j, struct job_log **out)
-{
-	struct gl_job g;
-	*out = NULL;
-	if (!job_is_by_id(j) || job_info(j, &g))
-		return -ENOENT; /* known by ref only (a job token): no id to ask for */
-	int err = log_get(c, job_project(j), job_id(j), &g, out);
-	gl_job_release(&g);
-	return err;
-}
-
-/* -/jobs/<id>.log: any finished job, with an archive or not. */
-int catalog_log_by_id(struct catalog *c, const char *project, int64_t job_id, struct job_log **out,
-		      char **finished_at)
-{
-	struct gl_job g = {0};
-	struct job *j;
-	*out = NULL;
-	*finished_at = NULL;
-	int err = catalog_job_by_id(c, project, job_id, &j);
-	if (!err) {
-		err = job_info(j, &g);
-		job_put(j);
-	} else if (err == -ENOENT) { /* no archive: the job itself may still have a log */
-		err = c->be->job_get(c->be->ctx, project, job_id, &g);
-	}
-	if (!err)
-		err = log_get(c, project, job_id, &g, out);
-	if (!err && g.finished_at && !(*finished_at = strdup(g.finished_at))) {
-		job_log_put(*out);
-		*out = NULL;
-		err = -ENOMEM;
-	}
-	gl_job_release(&g);
-	return err == -EACCES ? -ENOENT : err;
-}
-
-uint64_t job_log_size(const struct job_log *l)
-{
-	return l->size;
-}
-
-ssize_t job_log_pread(struct job_log *l, void *buf, size_t len, uint64_t off)
-{
-	if (!l->e || off >= l->size)
-		return 0;
-	return cache_entry_pread(l->e, buf, len, off, l->size);
-}
-
-void job_log_put(struct job_log *l)
-{
-	memo_val_put(l ? &l->v : NULL);
-}
-
-/* ---- a project's jobs by id ---- */
-
-static int load_recent_jobs(void *arg, struct memo_val **out)
-{
-	struct load_arg *la = arg;
-	struct jobs_val *jv = calloc(1, sizeof(*jv));
-	if (!jv)
-		return -ENOMEM;
-	memo_val_init(&jv->v, jobs_destroy);
-	int err = la->c->be->recent_jobs(la->c->be->ctx, la->project, &jv->jobs, &jv->n);
-	jv->listable = err != -EACCES;
-	if (err == -EACCES) /* a job token: only the jobs met by lookup */
-		err = 0;
-	if (err) {
-		free(jv);
-		return err;
-	}
-	*out = &jv->v;
-	return 0;
-}
-
-/* Copies the info of job_id out of the recent-jobs memo if it is loaded and fresh; false when it
- * is not there. Lets a lookup of a listed job skip its own request, without ever causing the
- * listing's. */
-static bool recent_job_info(struct catalog *c, const char *project, int64_t job_id,
-			    struct gl_job *out)
-{
-	struct memo_key key = {.kind = MEMO_RECENT_JOBS, .a = project};
-	struct jobs_val *jv = (struct jobs_val *)memo_peek(c->memo, &key);
-	bool found = false;
-	for (size_t i = 0; jv && i < jv->n && !found; i++)
-		if (jv->jobs[i].id == job_id)
-			found = job_info_copy(&jv->jobs[i], out) == 0;
-	if (jv)
-		memo_val_put(&jv->v);
-	return found;
-}
-
-static void ids_add(int64_t *ids, size_t *n, int64_t id)
-{
-	for (size_t i = 0; i < *n; i++)
-		if (ids[i] == id)
-			return;
-	ids[(*n)++] = id;
-}
-
-/* The recent jobs' ids, then those of older jobs met by id, under one lock; NULL on ENOMEM. */
-static int64_t *gather_ids(struct catalog *c, const char *project, const struct jobs_val *jv,
-			   size_t *n)
-{
-	*n = 0;
-	pthread_mutex_lock(&c->lock);
-	size_t cap = jv->n;
-	for (struct job_node *x = c->jobs; x; x = x->next)
-		cap += job_is_by_id(x->job) && strcmp(job_project(x->job), project) == 0;
-	int64_t *ids = calloc(cap + 1, sizeof(*ids));
-	for (size_t i = 0; ids && i < jv->n; i++)
-		ids_add(ids, n, jv->jobs[i].id);
-	for (struct job_node *x = c->jobs; ids && x; x = x->next)
-		if (job_is_by_id(x->job) && strcmp(job_project(x->job), project) == 0)
-			ids_add(ids, n, job_id(x->job));
-	pthread_mutex_unlock(&c->lock);
-	return ids;
-}
-
-int catalog_list_job_ids(struct catalog *c, const char *project, char ***out)
-{
-	int err = catalog_project(c, project);
-	if (err)
-		return err;
-	struct load_arg la = {.c = c, .project = project};
-	struct memo_key key = {.kind = MEMO_RECENT_JOBS, .a = project};
-	struct memo_val *v = NULL;
-	err = memo_get(c->memo, &key, load_recent_jobs, &la, &v);
-	if (err)
-		return err;
-	size_t n;
-	int64_t *ids = gather_ids(c, project, (struct jobs_val *)v, &n);
-	memo_val_put(v);
-	char **names = ids ? calloc(2 * n + 1, sizeof(*names)) : NULL;
-	for (size_t i = 0; names && i < n; i++) {
-		if (asprintf(&names[2 * i], "%" PRId64, ids[i]) < 0)
-			names[2 * i] = NULL;
-		else if (asprintf(&names[2 * i + 1], "%" PRId64 ".zip", ids[i]) < 0)
-			names[2 * i + 1] = NULL;
-		if (!names[2 * i + 1]) { /* the array ends at the first NULL: frees what was made */
-			gitlab_strv_free(names);
-			names = NULL;
-		}
-	}
-	free(ids);
-	*out = names;
-	return names ? 0 : -ENOMEM;
-}
-
-/* ---- changes ---- */
-
-/* What a keep or delete makes stale: a ref's jobs, by-ref probes, the recent jobs. */
-static void expire_project_memos(struct catalog *c, const char *project)
-{
-	memo_expire(c->memo, MEMO_REF_JOBS, project);
-	memo_expire(c->memo, MEMO_BYREF_JOB, project);
-	memo_expire(c->memo, MEMO_RECENT_JOBS, project);
-	memo_expire(c->memo, MEMO_JOB, project);
-}
-
-int catalog_job_keep(struct catalog *c, struct job *j)
-{
-	if (!job_is_by_id(j))
-		return -EACCES; /* found through a job token, which keep never accepts */
-	struct gl_job info = {0};
-	int err = c->be->job_keep(c->be->ctx, job_project(j), job_id(j), &info);
-	if (err)
-		return err;
-	if (info.archive_size < 0)
-		info.archive_size = (int64_t)job_size(j);
-	job_set_info(j, &info);
-	expire_project_memos(c, job_project(j));
-	return 0;
-}
-
-int catalog_job_delete(struct catalog *c, struct job *j)
-{
-	if (!job_is_by_id(j))
-		return -EACCES;
-	int err = c->be->job_artifacts_delete(c->be->ctx, job_project(j), job_id(j));
-	if (err)
-		return err;
-	job_unpublish(c, j);
-	cache_entry_discard(c->env.cache, job_key(j));
-	expire_project_memos(c, job_project(j));
-	return 0;
-}
-
-int catalog_project_delete_artifacts(struct catalog *c, const char *project)
-{
-	int err = c->be->project_artifacts_delete(c->be->ctx, project);
-	if (!err)
-		expire_project_memos(c, project);
-	return err;
 }
 
 void catalog_get_stats(struct catalog *c, struct catalog_stats *out)

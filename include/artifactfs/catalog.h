@@ -9,7 +9,10 @@
  *
  * Thread-safe. The catalog's lock (its job list), the memo table's lock and each job's lock are
  * never held together, nor across network I/O. The split: memo.c remembers, job.c holds one
- * archive, this file knows what the names mean. */
+ * archive, the catalog's files know what the names mean: catalog.c the object, the names and the
+ * registry of jobs; jobsets.c every kind of job set; jobids.c jobs by id; joblog.c job logs;
+ * jobprobe.c what a job token learns by probing; jobchange.c keep and delete. This header is the
+ * interface of them all. */
 #ifndef ARTIFACTFS_CATALOG_H
 #define ARTIFACTFS_CATALOG_H
 
