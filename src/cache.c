@@ -164,6 +164,7 @@ int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out)
 	struct cache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	pthread_mutex_init(&c->folder_lock, NULL);
 	pthread_mutex_init(&c->lock, NULL);
 	c->limit = limit_bytes;
 	c->vfd = c->lockfd = -1;
@@ -188,6 +189,7 @@ void cache_close(struct cache *c)
 	if (c->vfd >= 0)
 		close(c->vfd);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->folder_lock);
 	free(c->vdir);
 	free(c);
 }

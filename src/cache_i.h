@@ -1,9 +1,9 @@
 /* cache_i.h: what the three files of the cache share, private to them: the layout of a cache file
  * on disk, the structs of a cache and of its entries (each field names its lock), and the calls
  * each file offers the ones above it. Calls go one way only: cache.c (entries, their calls and
- * single flight) -> cachespace.c (cache->lock, the flock() of .lock, and what they guard: the
- * tables of entries and of files, the count shared with other mounts, eviction, scans, making
- * files) -> cachefile.c (the file format and its I/O, which takes no lock). One file per archive,
+ * single flight) -> cachespace.c (cache->lock, the folder lock, and what they guard: the tables of
+ * entries and of files, the count shared with other mounts, eviction, scans, making files) ->
+ * cachefile.c (the file format and its I/O, which takes no lock). One file per archive,
  * DIR/v2/<key>.afs: a 4 KiB header (magic, archive size), the block map (one byte per
  * CACHE_BLOCK_SIZE block, 1 = present, padded to 4 KiB), the blocks' CRC-32C checksums (4 bytes
  * each, host order, padded to 4 KiB), then the archive's bytes at their own offsets in a sparse
@@ -76,16 +76,19 @@ struct cache {
 	int vfd;    /* DIR/v2, opened once without following symlinks */
 	int lockfd; /* DIR/v2/.lock: flock()ed around the shared count it holds */
 	uint64_t limit;
+	/* this process's turn at the flock() of lockfd, which cannot tell the threads sharing
+	 * lockfd apart: taken first, released last */
+	pthread_mutex_t folder_lock;
+	int *doomed;                 /* protected by folder_lock: evicted files, unlinked, still
+	                                held exclusively, to be emptied and closed once it is
+	                                released */
+	size_t n_doomed, cap_doomed; /* protected by folder_lock */
 	pthread_mutex_t lock;
 	struct cache_entry *entries; /* open entries; protected by lock */
 	struct disk_ent *disk;       /* protected by lock */
 	uint64_t used;               /* protected by lock */
 	uint64_t pending;            /* protected by lock: reserved by writes not yet on disk,
 	                                which a recount from the folder cannot see */
-	int *doomed;                 /* protected by lock: evicted files, unlinked, still held
-	                                exclusively, to be emptied and closed by
-	                                unlock_and_reap() */
-	size_t n_doomed, cap_doomed; /* protected by lock */
 	atomic_uint_fast64_t hit_bytes, miss_bytes, fetches, evictions;
 };
 
@@ -118,8 +121,8 @@ struct cache_entry {
 	struct cache_source src;  /* protected by lock; set once by cache_entry_bind */
 };
 
-/* ---- cachespace.c: takes cache->lock (and under it the flock() of .lock); neither is held on
- * return ---- */
+/* ---- cachespace.c: takes cache->lock and the folder lock, never while holding the other
+ * in the wrong order (see cache.h); none is held on return ---- */
 
 /* Counts the folder's files at open (the truth, whatever the shared count said) and removes
  * stale temporaries. Returns 0 or -errno. */

@@ -1,16 +1,20 @@
-/* cachespace: the cache folder as a space shared by the threads of a mount and by the mounts
- * using it, and cache->lock, which guards this process's tables of open entries and of files on
- * disk and its count of the bytes used. The bytes used by the folder are counted in DIR/v2/.lock,
- * which every process updates under an exclusive flock() of it (taken under cache->lock); when
- * the count says the limit would be passed, the folder is scanned again (the truth) before
- * evicting. Bytes are counted before they are written; what is reserved but not yet on disk
- * stays pending, which a recount keeps. Eviction takes an exclusive flock() of a file without
- * waiting, so a file in use by any process is never removed; files no entry here references go
- * first, then the least recently used; an evicted file is unlinked under cache->lock but emptied
- * (freeing its blocks: slow for a big one) only once the lock is released. A full disk (ENOSPC,
- * EDQUOT) evicts the same way, whatever the limit. When nothing can be evicted, a reservation
- * fails with -ENOSPC. Also here: making and opening the files of entries, and the calls
- * cache_drop() and cache_get_stats(). */
+/* cachespace: the cache folder as a space shared by the threads of a mount and by the mounts using
+ * it, and the two locks that guard it: cache->lock (this process's tables of open entries and of
+ * files on disk, its count of the bytes used) and the folder lock (cache->folder_lock, then the
+ * flock() of DIR/v2/.lock, which holds the count for every process: this process's turn, then the
+ * processes' turn). The folder lock is taken first and never under cache->lock, so no thread holds
+ * cache->lock while it waits for another process or reads the folder: a scan reads the folder under
+ * the folder lock alone and then updates the tables under cache->lock. Whatever changes the shared
+ * count (a reservation, a scan, an eviction) holds the folder lock; when the count says the limit
+ * would be passed, the folder is scanned again (the truth, files other processes made) before
+ * evicting. Bytes are counted before they are written; what is reserved but not yet on disk stays
+ * pending, which a recount keeps. Eviction takes an exclusive flock() of a file without waiting, so
+ * a file in use by any process is never removed; files no entry here references go first, then the
+ * least recently used; an evicted file is unlinked under the locks but emptied (freeing its blocks:
+ * slow for a big one) only once the folder lock is released. A full disk (ENOSPC, EDQUOT) evicts
+ * the same way, whatever the limit. When nothing can be evicted, a reservation fails with -ENOSPC.
+ * Also here: making and opening the files of entries, and the calls cache_drop() and
+ * cache_get_stats(). */
 #include "cache_i.h"
 
 #include <dirent.h>
@@ -90,9 +94,9 @@ static void empty_file(struct cache *c, int fd)
 	close(fd);
 }
 
-/* Removes a file nobody uses; false when another process holds it. Lock held: the name goes
- * at once, but emptying a large file frees its blocks, which can take long, so the file stays
- * held exclusively (no process can use it) until unlock_and_reap() empties it. */
+/* Removes a file nobody uses; false when another process holds it. Folder lock and cache->lock
+ * held: the name goes at once, but emptying a large file frees its blocks, which can take long,
+ * so the file stays held exclusively (no process can use it) until folder_unlock() empties it. */
 static bool evict_file(struct cache *c, const char *key)
 {
 	char *name = cachefile_name(key);
@@ -109,27 +113,13 @@ static bool evict_file(struct cache *c, const char *key)
 			       sizeof(*c->doomed)) == 0)
 			c->doomed[c->n_doomed++] = fd;
 		else
-			empty_file(c, fd); /* no memory to defer it: now, under the lock */
+			empty_file(c, fd); /* no memory to defer it: now, under the locks */
 		fd = -1;
 	}
 	if (fd >= 0)
 		close(fd);
 	free(name);
 	return gone;
-}
-
-/* Releases the lock of a call that may have evicted, then empties and closes what it evicted
- * (taken while still held, so no second trip through the lock on the write path). */
-static void unlock_and_reap(struct cache *c)
-{
-	int *fds = c->doomed;
-	size_t n = c->n_doomed;
-	c->doomed = NULL;
-	c->n_doomed = c->cap_doomed = 0;
-	pthread_mutex_unlock(&c->lock);
-	for (size_t i = 0; i < n; i++)
-		empty_file(c, fds[i]);
-	free(fds);
 }
 
 /* Whether d should be evicted before lru: files not referenced here first, then the least
@@ -142,7 +132,7 @@ static bool evict_before(const struct disk_ent *d, const struct disk_ent *lru)
 }
 
 /* Evicts the least recently used file no call uses: 1 when it went, 0 when it was in use (it is
- * skipped until clear_skips()), -ENOSPC when there is none. Lock held. */
+ * skipped until clear_skips()), -ENOSPC when there is none. Folder lock and cache->lock held. */
 static int evict_lru(struct cache *c)
 {
 	struct disk_ent *lru = NULL;
@@ -166,7 +156,7 @@ static int evict_lru(struct cache *c)
 	return 1;
 }
 
-/* Makes room for need more bytes, evicting least recently used files. Lock held. */
+/* Makes room for need more bytes, evicting least recently used files. Both locks held. */
 static int make_room(struct cache *c, uint64_t need)
 {
 	int err = 0;
@@ -181,12 +171,15 @@ static void clear_skips(struct cache *c)
 		d->skip = false;
 }
 
-/* ---- the count shared by the processes using the folder ---- */
+/* ---- the folder lock, and the count shared by the processes using the folder ---- */
 
-/* The .lock file holds the bytes used by the whole folder, as the last process to change it
- * saw them. Its flock() is held only for a count's update or a scan, never during I/O of data. */
-static uint64_t shared_lock(struct cache *c)
+/* Takes the folder lock and returns the count .lock holds: the bytes used by the whole folder,
+ * as the last process to change it saw them. cache->lock must not be held (the flock() waits
+ * for other processes). Held only for a count's update, a scan or evictions, never during I/O
+ * of data. */
+static uint64_t folder_lock(struct cache *c)
 {
+	pthread_mutex_lock(&c->folder_lock);
 	while (flock(c->lockfd, LOCK_EX) && errno == EINTR)
 		;
 	uint64_t used = 0;
@@ -195,15 +188,35 @@ static uint64_t shared_lock(struct cache *c)
 	return used;
 }
 
-static void shared_unlock(struct cache *c, uint64_t used)
+/* Writes this process's count to .lock, releases the folder lock, then empties and closes the
+ * files evicted meanwhile. */
+static void folder_unlock(struct cache *c)
 {
+	pthread_mutex_lock(&c->lock);
+	uint64_t used = c->used;
+	pthread_mutex_unlock(&c->lock);
 	if (pwrite(c->lockfd, &used, sizeof(used), 0) != (ssize_t)sizeof(used))
 		log_msg(LOG_WARNING, "cache: cannot update %s/" LOCK_NAME ": %s", c->vdir,
 			strerror(errno));
 	flock(c->lockfd, LOCK_UN);
+	int *fds = c->doomed;
+	size_t n = c->n_doomed;
+	c->doomed = NULL;
+	c->n_doomed = c->cap_doomed = 0;
+	pthread_mutex_unlock(&c->folder_lock);
+	for (size_t i = 0; i < n; i++)
+		empty_file(c, fds[i]);
+	free(fds);
 }
 
 /* ---- scanning the folder ---- */
+
+/* A <key>.afs file found by a scan, before the table learns of it. */
+struct found {
+	char *key;
+	uint64_t bytes;
+	time_t mtime;
+};
 
 static bool tmp_is_stale(const char *name, const struct stat *st)
 {
@@ -215,8 +228,9 @@ static bool tmp_is_stale(const char *name, const struct stat *st)
 	return dead || time(NULL) - st->st_mtime > STALE_TMP_S;
 }
 
-/* Counts one <key>.afs file found by a scan; a file that is not ours is removed. */
-static int scan_file(struct cache *c, const char *name, size_t n, const struct stat *st)
+/* Notes one <key>.afs file found by a scan; a file that is not ours is removed. */
+static int scan_file(struct cache *c, const char *name, size_t n, const struct stat *st,
+		     struct found **f, size_t *nf, size_t *cap)
 {
 	if (!cachefile_is_ours(st)) {
 		log_msg(LOG_WARNING, "cache: %s/%s is not a private file of ours; removed", c->vdir,
@@ -225,37 +239,17 @@ static int scan_file(struct cache *c, const char *name, size_t n, const struct s
 		return 0;
 	}
 	char *key = strndup(name, n - 4);
-	if (!key)
+	if (!key || array_grow((void **)f, cap, *nf + 1, sizeof(**f))) {
+		free(key);
 		return -ENOMEM;
-	struct disk_ent *d = disk_find(c, key);
-	if (!d)
-		d = disk_add(c, key, 0, st->st_mtime);
-	free(key);
-	if (!d)
-		return -ENOMEM;
-	d->bytes = (uint64_t)st->st_blocks * 512;
-	d->seen = true;
-	if (st->st_mtime > d->last_used)
-		d->last_used = st->st_mtime;
+	}
+	(*f)[(*nf)++] = (struct found){key, (uint64_t)st->st_blocks * 512, st->st_mtime};
 	return 0;
 }
 
-/* Forgets files that are gone (unless open here) and recounts; lock held. */
-static void scan_done(struct cache *c)
-{
-	for (struct disk_ent *d = c->disk, *next; d; d = next) {
-		next = d->next;
-		if (!d->seen && d->open == 0)
-			disk_remove(c, d);
-	}
-	c->used = c->pending; /* parallel fetches write what they reserved after the recount */
-	for (struct disk_ent *d = c->disk; d; d = d->next)
-		c->used += d->bytes;
-}
-
-/* Brings the table of files up to date with the folder (files other processes made, grew or
- * removed) and removes stale temporaries. Lock held (and the shared one, but at open). */
-static int scan(struct cache *c)
+/* Lists the folder's files into *f and removes stale temporaries and files not ours. Folder
+ * lock held, cache->lock not. On -ENOMEM *f holds what was found before. */
+static int read_folder(struct cache *c, struct found **f, size_t *nf)
 {
 	int fd = dup(c->vfd);
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
@@ -265,9 +259,8 @@ static int scan(struct cache *c)
 		return -errno;
 	}
 	rewinddir(d); /* the duplicate shares its offset with vfd */
-	for (struct disk_ent *x = c->disk; x; x = x->next)
-		x->seen = false;
 	struct dirent *de;
+	size_t cap = 0;
 	int err = 0;
 	while (!err && (de = readdir(d))) {
 		struct stat st;
@@ -278,53 +271,111 @@ static int scan(struct cache *c)
 			if (tmp_is_stale(de->d_name, &st))
 				cachefile_remove(c, de->d_name);
 		} else if (n > 4 && strcmp(de->d_name + n - 4, ".afs") == 0) {
-			err = scan_file(c, de->d_name, n, &st);
+			err = scan_file(c, de->d_name, n, &st, f, nf, &cap);
 		}
 	}
 	closedir(d);
-	scan_done(c);
+	return err;
+}
+
+/* Counts what a scan found in the table; cache->lock held. */
+static int scan_note(struct cache *c, const struct found *f)
+{
+	struct disk_ent *d = disk_find(c, f->key);
+	if (!d)
+		d = disk_add(c, f->key, 0, f->mtime);
+	if (!d)
+		return -ENOMEM;
+	d->bytes = f->bytes;
+	d->seen = true;
+	if (f->mtime > d->last_used)
+		d->last_used = f->mtime;
+	return 0;
+}
+
+/* Forgets files that are gone (unless open here) and recounts; cache->lock held. */
+static void scan_done(struct cache *c, uint64_t pending)
+{
+	for (struct disk_ent *d = c->disk, *next; d; d = next) {
+		next = d->next;
+		if (!d->seen && d->open == 0)
+			disk_remove(c, d);
+	}
+	c->used = pending; /* parallel fetches write what they reserved after the recount */
+	for (struct disk_ent *d = c->disk; d; d = d->next)
+		c->used += d->bytes;
+}
+
+/* Brings the table of files up to date with the folder (files other processes made, grew or
+ * removed) and removes stale temporaries. Folder lock held, cache->lock not: the folder is read
+ * first, then the table is updated under cache->lock. */
+static int scan(struct cache *c)
+{
+	/* reservations are made under the folder lock: what is pending now is all that can be
+	 * during the scan, and what a write puts on disk meanwhile is counted, if twice, not lost */
+	pthread_mutex_lock(&c->lock);
+	uint64_t pending = c->pending;
+	pthread_mutex_unlock(&c->lock);
+	struct found *f = NULL;
+	size_t nf = 0;
+	int err = read_folder(c, &f, &nf);
+	if (err && err != -ENOMEM) {
+		free(f);
+		return err;
+	}
+	pthread_mutex_lock(&c->lock);
+	for (struct disk_ent *x = c->disk; x; x = x->next)
+		x->seen = false;
+	for (size_t i = 0; i < nf; i++)
+		err = err ? err : scan_note(c, &f[i]);
+	scan_done(c, pending);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < nf; i++)
+		free(f[i].key);
+	free(f);
 	return err;
 }
 
 int cachespace_scan_at_open(struct cache *c)
 {
-	shared_lock(c);
+	folder_lock(c);
 	int err = scan(c); /* the truth, whatever the count said */
-	shared_unlock(c, c->used);
+	folder_unlock(c);
 	return err;
 }
 
 /* ---- counting bytes before they are written ---- */
 
-/* Adds need bytes to the folder's count, evicting first when they would pass the limit: then
- * the count is redone from the folder, which other processes may have filled. Lock held. */
-static int count_need(struct cache *c, uint64_t need)
+/* Adds need bytes to the folder's count (used, as .lock holds it) and to what is pending,
+ * evicting first when they would pass the limit: then the count is redone from the folder,
+ * which other processes may have filled. Folder lock held, cache->lock not. */
+static int count_need(struct cache *c, uint64_t used, uint64_t need, struct cache_entry *e)
 {
-	uint64_t used = shared_lock(c);
 	int err = 0;
 	if (used + need > c->limit) {
 		scan(c); /* on ENOMEM the table is what it was: still a fair guess */
+		pthread_mutex_lock(&c->lock);
 		err = make_room(c, need);
 		clear_skips(c);
 	} else {
+		pthread_mutex_lock(&c->lock);
 		c->used = used;
 	}
-	if (!err)
+	if (!err) {
 		c->used += need;
-	shared_unlock(c, c->used);
+		c->pending += need;
+		if (e && e->de)
+			e->de->bytes += need;
+	}
+	pthread_mutex_unlock(&c->lock);
 	return err;
 }
 
 int cachespace_reserve(struct cache_entry *e, uint64_t need)
 {
 	struct cache *c = e->c;
-	pthread_mutex_lock(&c->lock);
-	int err = count_need(c, need);
-	if (!err && e->de)
-		e->de->bytes += need;
-	if (!err)
-		c->pending += need;
-	unlock_and_reap(c);
+	int err = count_need(c, folder_lock(c), need, e);
+	folder_unlock(c);
 	return err;
 }
 
@@ -339,14 +390,14 @@ void cachespace_release(struct cache *c, uint64_t reserved)
  * that no process uses, whatever the limit. 0 when one went, -ENOSPC when none can. */
 static int free_disk(struct cache *c)
 {
-	pthread_mutex_lock(&c->lock);
-	shared_lock(c);
+	folder_lock(c);
 	int got = scan(c) == -ENOMEM ? -ENOSPC : 0;
+	pthread_mutex_lock(&c->lock);
 	while (got == 0)
 		got = evict_lru(c);
 	clear_skips(c);
-	shared_unlock(c, c->used);
-	unlock_and_reap(c);
+	pthread_mutex_unlock(&c->lock);
+	folder_unlock(c);
 	if (got < 0) /* the one error line is the reader's */
 		log_set_reason("cache: the disk of %s is full and every cached archive is in use",
 			       c->vdir);
@@ -476,31 +527,35 @@ int cachespace_hold(struct cache *c, const char *key, uint64_t size_bytes, struc
 
 struct cache_entry *cachespace_publish(struct cache *c, struct cache_entry *e)
 {
-	pthread_mutex_lock(&c->lock);
-	struct cache_entry *have = find_open(c, e->key);
-	if (have) {
-		have->refs++;
+	for (bool counting = false;; counting = true) {
+		uint64_t used = counting ? folder_lock(c) : 0;
+		pthread_mutex_lock(&c->lock);
+		struct cache_entry *have = find_open(c, e->key);
+		struct disk_ent *de = have ? NULL : disk_find(c, e->key);
+		if (!have && !de && !counting) { /* the folder lock comes first: try again */
+			pthread_mutex_unlock(&c->lock);
+			continue;
+		}
+		if (!have && !de) {
+			/* a new file's header, map and checksums count against the limit at once, in
+			 * the shared count too: writes reserve against that count, not a recount */
+			de = disk_add(c, e->key, e->data_off, time(NULL));
+			c->used = used + (de ? e->data_off : 0);
+		}
+		if (have) {
+			have->refs++;
+		} else if (de) {
+			de->open++;
+			de->last_used = time(NULL);
+			e->de = de;
+			e->next = c->entries;
+			c->entries = e;
+		}
 		pthread_mutex_unlock(&c->lock);
-		return have;
+		if (counting)
+			folder_unlock(c);
+		return have ? have : de ? e : NULL;
 	}
-	struct disk_ent *de = disk_find(c, e->key);
-	if (!de) {
-		/* a new file's header, map and checksums count against the limit at once, in the
-		 * shared count too: writes reserve against that count, not a recount */
-		uint64_t used = shared_lock(c);
-		de = disk_add(c, e->key, e->data_off, time(NULL));
-		c->used = used + (de ? e->data_off : 0);
-		shared_unlock(c, c->used);
-	}
-	if (de) {
-		de->open++;
-		de->last_used = time(NULL);
-		e->de = de;
-		e->next = c->entries;
-		c->entries = e;
-	}
-	pthread_mutex_unlock(&c->lock);
-	return de ? e : NULL;
 }
 
 bool cachespace_unhold(struct cache_entry *e)
@@ -557,17 +612,18 @@ void cachespace_revived(struct cache_entry *e)
 
 int cache_drop(struct cache *c)
 {
-	pthread_mutex_lock(&c->lock);
-	shared_lock(c);
+	folder_lock(c);
 	int err = scan(c); /* the files of every process using the folder */
+	pthread_mutex_lock(&c->lock);
 	uint64_t before = c->used;
 	while (evict_lru(c) >= 0)
 		;
 	clear_skips(c);
-	shared_unlock(c, c->used);
+	uint64_t after = c->used;
+	pthread_mutex_unlock(&c->lock);
 	log_msg(LOG_INFO, "cache: dropped %" PRIu64 " bytes on request, %" PRIu64 " in use remain",
-		before - c->used, c->used);
-	unlock_and_reap(c);
+		before - after, after);
+	folder_unlock(c);
 	return err;
 }
 
