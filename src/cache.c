@@ -109,11 +109,12 @@ static int revive(struct cache_entry *e, const char *key)
 {
 	struct cache *c = e->c;
 	int fd;
-	uint64_t size;
-	int err = cachespace_open_file(c, key, e->size, &fd, &size); /* with its shared flock() */
+	uint64_t size, reserved;
+	/* with its shared flock() */
+	int err = cachespace_open_file(c, key, e->size, &fd, &size, &reserved);
 	if (err)
 		return err;
-	cachespace_revived(e);
+	cachespace_revived(e, reserved);
 	pthread_mutex_lock(&e->lock);
 	close(e->fd);
 	e->fd = fd;
@@ -203,18 +204,19 @@ int cache_entry_get(struct cache *c, const char *key, uint64_t size_bytes, struc
 		return err;
 	}
 	int fd = -1;
-	uint64_t size = 0;
-	err = cachespace_open_file(c, key, size_bytes, &fd, &size);
+	uint64_t size = 0, reserved;
+	err = cachespace_open_file(c, key, size_bytes, &fd, &size, &reserved);
 	if (err)
 		return err;
 	futimens(fd, NULL); /* the LRU order survives remounts */
 	struct cache_entry *mine = entry_new(c, key, fd, size);
 	if (!mine) {
 		close(fd);
+		cachespace_release(c, reserved);
 		return -ENOMEM;
 	}
 	flock(fd, LOCK_UN); /* idle until its first call: before anyone can find it */
-	e = cachespace_publish(c, mine);
+	e = cachespace_publish(c, mine, reserved);
 	if (e != mine)
 		entry_free(mine);
 	if (!e)

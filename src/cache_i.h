@@ -135,21 +135,23 @@ void cachespace_close(struct cache *c);
 int cachespace_hold(struct cache *c, const char *key, uint64_t size_bytes,
 		    struct cache_entry **out);
 /* Opens the file of key holding its shared flock() (creating it when size_bytes > 0, ENOENT
- * when it is absent and size_bytes is 0). Returns 0 or -errno. */
+ * when it is absent and size_bytes is 0). *reserved is what was counted for a file made here
+ * (its metadata, room made for it first), to hand to cachespace_publish() or
+ * cachespace_revived(), or back to cachespace_release(). Returns 0 or -errno. */
 int cachespace_open_file(struct cache *c, const char *key, uint64_t size_bytes, int *fd,
-			 uint64_t *size);
+			 uint64_t *size, uint64_t *reserved);
 /* Publishes e, new and not yet found by anyone, unless another thread opened its key first:
  * returns the entry to use (e, or the other one with a reference taken; then the caller frees
  * e), or NULL (no memory). */
-struct cache_entry *cachespace_publish(struct cache *c, struct cache_entry *e);
+struct cache_entry *cachespace_publish(struct cache *c, struct cache_entry *e, uint64_t reserved);
 /* Drops a reference; true when it was the last (the entry is unpublished: free it). */
 bool cachespace_unhold(struct cache_entry *e);
 /* Forgets the file of key (already unlinked); an open entry of it reads on, keyless. */
 void cachespace_discard(struct cache *c, const char *key);
 /* Copies e's key ("" once discarded) into buf. */
 void cachespace_key(struct cache_entry *e, char *buf, size_t n);
-/* The file of e was made anew: it counts its metadata. */
-void cachespace_revived(struct cache_entry *e);
+/* The file of e was made anew (cachespace_open_file gave reserved): it counts its metadata. */
+void cachespace_revived(struct cache_entry *e, uint64_t reserved);
 
 /* Counts need more bytes for e, evicting idle files when they would pass the limit. Returns 0
  * or -ENOSPC (nothing evictable). Give them back with cachespace_release() once written. */

@@ -7,13 +7,15 @@
  * the folder lock alone and then updates the tables under cache->lock. Whatever changes the shared
  * count (a reservation, a scan, an eviction) holds the folder lock; when the count says the limit
  * would be passed, the folder is scanned again (the truth, files other processes made) before
- * evicting. Bytes are counted before they are written; what is reserved but not yet on disk stays
- * pending, which a recount keeps. Eviction takes an exclusive flock() of a file without waiting, so
- * a file in use by any process is never removed; files no entry here references go first, then the
- * least recently used; an evicted file is unlinked under the locks but emptied (freeing its blocks:
- * slow for a big one) only once the folder lock is released. A full disk (ENOSPC, EDQUOT) evicts
- * the same way, whatever the limit. When nothing can be evicted, a reservation fails with -ENOSPC.
- * Also here: making and opening the files of entries, and the calls cache_drop() and
+ * evicting. Bytes are counted before they are written, a new file's metadata before the file is
+ * made (its room made first, so a cache at its limit stays there); what is reserved but not yet on
+ * disk stays pending, which a recount keeps. Eviction takes an exclusive flock() of a file without
+ * waiting, so a file in use by any process is never removed; files no entry here references go
+ * first, then the least recently used; an evicted file is unlinked under the locks but emptied
+ * (freeing its blocks: slow for a big one) only once the folder lock is released. A full disk
+ * (ENOSPC, EDQUOT) evicts the same way, whatever the limit. When nothing can be evicted a write's
+ * reservation fails (-ENOSPC), but a new file's metadata is counted anyway: its reader must not
+ * fail. Also here: making and opening the files of entries, and the calls cache_drop() and
  * cache_get_stats(). */
 #include "cache_i.h"
 
@@ -348,8 +350,10 @@ int cachespace_scan_at_open(struct cache *c)
 
 /* Adds need bytes to the folder's count (used, as .lock holds it) and to what is pending,
  * evicting first when they would pass the limit: then the count is redone from the folder,
- * which other processes may have filled. Folder lock held, cache->lock not. */
-static int count_need(struct cache *c, uint64_t used, uint64_t need, struct cache_entry *e)
+ * which other processes may have filled. With force they are counted even when nothing can be
+ * evicted. Folder lock held, cache->lock not. */
+static int count_need(struct cache *c, uint64_t used, uint64_t need, bool force,
+		      struct cache_entry *e)
 {
 	int err = 0;
 	if (used + need > c->limit) {
@@ -361,6 +365,8 @@ static int count_need(struct cache *c, uint64_t used, uint64_t need, struct cach
 		pthread_mutex_lock(&c->lock);
 		c->used = used;
 	}
+	if (force)
+		err = 0;
 	if (!err) {
 		c->used += need;
 		c->pending += need;
@@ -374,7 +380,7 @@ static int count_need(struct cache *c, uint64_t used, uint64_t need, struct cach
 int cachespace_reserve(struct cache_entry *e, uint64_t need)
 {
 	struct cache *c = e->c;
-	int err = count_need(c, folder_lock(c), need, e);
+	int err = count_need(c, folder_lock(c), need, false, e);
 	folder_unlock(c);
 	return err;
 }
@@ -464,13 +470,25 @@ static int create_file(struct cache *c, const char *name, const char *key, uint6
 	return err;
 }
 
+/* Counts the metadata of a file about to be made (once per cachespace_open_file()), making
+ * room for it first: a cache at its limit stays there. */
+static void reserve_meta(struct cache *c, uint64_t size, uint64_t *reserved)
+{
+	if (*reserved || size > MAX_ARCHIVE_BYTES)
+		return;
+	*reserved = meta_len(size);
+	count_need(c, folder_lock(c), *reserved, true, NULL);
+	folder_unlock(c);
+}
+
 /* One try of cachespace_open_file(): 0 when *fd is a good file of the size asked (any size when
  * size_bytes is 0), -ESTALE to try again, else the error. */
 static int open_try(struct cache *c, const char *name, const char *key, uint64_t size_bytes,
-		    int *fd, uint64_t *size)
+		    int *fd, uint64_t *size, uint64_t *reserved)
 {
 	int err = cachefile_open_locked(c, name, fd);
 	if (err == -ENOENT && size_bytes > 0) {
+		reserve_meta(c, size_bytes, reserved);
 		err = create_file(c, name, key, size_bytes);
 		return err ? err : -ESTALE; /* now open it */
 	}
@@ -491,15 +509,20 @@ static int open_try(struct cache *c, const char *name, const char *key, uint64_t
 }
 
 int cachespace_open_file(struct cache *c, const char *key, uint64_t size_bytes, int *fd,
-			 uint64_t *size)
+			 uint64_t *size, uint64_t *reserved)
 {
 	char *name = cachefile_name(key);
+	*reserved = 0;
 	if (!name)
 		return -ENOMEM;
 	int err = -ESTALE;
 	for (int tries = 0; tries < 4 && err == -ESTALE; tries++)
-		err = open_try(c, name, key, size_bytes, fd, size);
+		err = open_try(c, name, key, size_bytes, fd, size, reserved);
 	free(name);
+	if (err && *reserved) {
+		cachespace_release(c, *reserved); /* a recount then sees what is on disk */
+		*reserved = 0;
+	}
 	return err;
 }
 
@@ -525,37 +548,33 @@ int cachespace_hold(struct cache *c, const char *key, uint64_t size_bytes, struc
 	return e && !same ? -EIO : 0; /* open with another size: a changing archive behind a key */
 }
 
-struct cache_entry *cachespace_publish(struct cache *c, struct cache_entry *e)
+struct cache_entry *cachespace_publish(struct cache *c, struct cache_entry *e, uint64_t reserved)
 {
-	for (bool counting = false;; counting = true) {
-		uint64_t used = counting ? folder_lock(c) : 0;
-		pthread_mutex_lock(&c->lock);
-		struct cache_entry *have = find_open(c, e->key);
-		struct disk_ent *de = have ? NULL : disk_find(c, e->key);
-		if (!have && !de && !counting) { /* the folder lock comes first: try again */
-			pthread_mutex_unlock(&c->lock);
-			continue;
-		}
-		if (!have && !de) {
-			/* a new file's header, map and checksums count against the limit at once, in
-			 * the shared count too: writes reserve against that count, not a recount */
-			de = disk_add(c, e->key, e->data_off, time(NULL));
-			c->used = used + (de ? e->data_off : 0);
-		}
-		if (have) {
-			have->refs++;
-		} else if (de) {
-			de->open++;
-			de->last_used = time(NULL);
-			e->de = de;
-			e->next = c->entries;
-			c->entries = e;
-		}
+	pthread_mutex_lock(&c->lock);
+	c->pending -= reserved; /* a file now, that a recount sees */
+	struct cache_entry *have = find_open(c, e->key);
+	if (have) {
+		have->refs++;
 		pthread_mutex_unlock(&c->lock);
-		if (counting)
-			folder_unlock(c);
-		return have ? have : de ? e : NULL;
+		return have;
 	}
+	struct disk_ent *de = disk_find(c, e->key);
+	if (!de) {
+		/* a new file's header, map and checksums count at once: counted when reserved if
+		 * made here, else by the process that made it, in the shared count */
+		de = disk_add(c, e->key, e->data_off, time(NULL));
+		if (de)
+			c->used -= reserved < c->used ? reserved : c->used;
+	}
+	if (de) {
+		de->open++;
+		de->last_used = time(NULL);
+		e->de = de;
+		e->next = c->entries;
+		c->entries = e;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return de ? e : NULL;
 }
 
 bool cachespace_unhold(struct cache_entry *e)
@@ -599,10 +618,11 @@ void cachespace_key(struct cache_entry *e, char *buf, size_t n)
 	pthread_mutex_unlock(&e->c->lock);
 }
 
-void cachespace_revived(struct cache_entry *e)
+void cachespace_revived(struct cache_entry *e, uint64_t reserved)
 {
 	struct cache *c = e->c;
 	pthread_mutex_lock(&c->lock);
+	c->pending -= reserved; /* counted: it moves into the table */
 	if (e->de)
 		e->de->bytes = e->data_off;
 	pthread_mutex_unlock(&c->lock);

@@ -15,10 +15,12 @@
  *
  * Size: the blocks on disk of every process sharing the folder stay within limit_bytes (a count
  * kept in the folder under flock(), redone from the folder before evicting); the least recently
- * used entries go first, those referenced by no one in this process before the others. A full
- * disk evicts the same way. An entry with a call running on it (a read, a fetch, a write, here or
- * in another process) is never evicted; an idle entry may be, even while referenced: its next
- * call fetches what it needs again. When nothing can be evicted, writes fail with -ENOSPC
+ * used entries go first, those referenced by no one in this process before the others. A new
+ * file's header, map and checksums count too, room made for them before the file is made (when
+ * nothing can be evicted they count all the same: the entry must open). A full disk evicts the
+ * same way. An entry with a call running on it (a read, a fetch, a write, here or in another
+ * process) is never evicted; an idle entry may be, even while referenced: its next call fetches
+ * what it needs again. When nothing can be evicted, writes fail with -ENOSPC
  * (logged at DEBUG only): readers then read past the cache (reader.c, job_pread), never ENOSPC.
  *
  * Single flight: concurrent reads of the same missing blocks cause one fetch; the others wait on
