@@ -15,28 +15,34 @@
  *
  * Size: the blocks on disk of every process sharing the folder stay within limit_bytes (a count
  * kept in the folder under flock(), redone from the folder before evicting); the least recently
- * used entries go first, those referenced by no one in this process before the others. A full
- * disk evicts the same way. An entry with a call running on it (a read, a fetch, a write, here or
- * in another process) is never evicted; an idle entry may be, even while referenced: its next
- * call fetches what it needs again. When nothing can be evicted, writes fail with -ENOSPC
+ * used entries go first, those referenced by no one in this process before the others. A new
+ * file's header, map and checksums count too, room made for them before the file is made (when
+ * nothing can be evicted they count all the same: the entry must open). A full disk evicts the
+ * same way. An entry with a call running on it (a read, a fetch, a write, here or in another
+ * process) is never evicted; an idle entry may be, even while referenced: its next call fetches
+ * what it needs again. When nothing can be evicted, writes fail with -ENOSPC
  * (logged at DEBUG only): readers then read past the cache (readahead.c, job_pread), never ENOSPC.
  *
  * Single flight: concurrent reads of the same missing blocks cause one fetch; the others wait on
  * a condition variable. No lock is held while fetching but the file's shared flock() (a call runs).
  *
  * Lock order: an entry's call lock (io_lock, taken by every call on it: read, fetch, write,
- * invalidate; it takes the file's shared flock()), then cache->lock, then the folder's flock()
- * (the shared count in DIR/v2/.lock), then entry->lock. A fetch's writer runs inside the call of
- * the read that started it. Files are created 0600, folders 0700.
+ * invalidate; it takes the file's shared flock()), then the folder lock (cache->folder_lock, this
+ * process's turn, then the flock() of DIR/v2/.lock, which holds the shared count: the processes'
+ * turn), then cache->lock, then entry->lock. No thread holds cache->lock while it waits for the
+ * folder lock or reads the folder: a scan reads it under the folder lock alone, then updates the
+ * tables under cache->lock. A fetch's writer runs inside the call of the read that started it.
+ * Files are created 0600, folders 0700.
  *
  * The daemon's lock order, whole (written here once; other headers name their own part):
  *   fs.c fh->lock (a member reader's turn; released before reading)
  *   -> readahead.c readahead->lock -> job.c job->lock -> job_env->lock -> pool.c pool->lock
  *   -> the cache's locks above.
- * No lock is held across network I/O; disk I/O only under io_lock/flock (the call itself) and
- * entry->lock for the map's bytes. Eviction unlinks under cache->lock but empties the file
- * (freeing its blocks: slow for a big one) only after releasing it. Background tasks (pool.c)
- * take only the lock of what they finish (job_env, readahead) after their fetch returns. */
+ * No lock is held across network I/O; disk I/O only under io_lock/flock (the call itself),
+ * entry->lock for the map's bytes, and the folder lock for a scan or the count. Eviction unlinks
+ * under the folder lock and cache->lock but empties the file (freeing its blocks: slow for a big
+ * one) only after releasing both. Background tasks (pool.c) take only the lock of what they
+ * finish (job_env, readahead) after their fetch returns. */
 #ifndef ARTIFACTFS_CACHE_H
 #define ARTIFACTFS_CACHE_H
 

@@ -790,6 +790,52 @@ Test(cache, two_caches_on_one_folder_keep_one_limit)
 	tmpdir_remove(d);
 }
 
+/* Gets key, an archive of size bytes, and reads it whole (an entry the caller puts back). */
+static void read_sized(struct cache *c, const char *key, uint64_t size, struct cache_entry **e)
+{
+	struct source s = {0};
+	unsigned char *buf = malloc(size);
+	cr_assert_eq(get_bound(c, key, size, e), 0, "get %s", key);
+	cr_assert_eq(pread_from(&s, *e, buf, size, 0, 0), (ssize_t)size);
+	for (uint64_t i = 0; i < size; i++)
+		cr_assert_eq(buf[i], byte_at(i), "byte %llu of %s", (unsigned long long)i, key);
+	free(buf);
+}
+
+Test(cache, a_new_file_at_the_limit_makes_room_for_its_metadata)
+{
+	char *d = tmpdir_new("cache");
+	/* whole blocks: what a file counts (its metadata and its blocks) is what it takes on disk */
+	uint64_t size = 6 * CACHE_BLOCK_SIZE, file = data_offset(size) + size;
+	struct cache *c;
+	struct cache_entry *e;
+	struct cache_stats st;
+	cr_assert_eq(cache_open(d, 2 * file, &c), 0);
+	read_sized(c, "a", size, &e);
+	cache_entry_put(e);
+	read_sized(c, "b", size, &e);
+	cache_entry_put(e);
+	cache_get_stats(c, &st);
+	cr_assert_eq(st.used_bytes, st.limit_bytes, "full: %llu bytes counted",
+		     (unsigned long long)st.used_bytes);
+	cr_assert_eq(st.evictions, 0);
+	/* a new file's header, map and checksums take disk blocks at once: room is made first */
+	cr_assert_eq(get_bound(c, "c", size, &e), 0);
+	cache_get_stats(c, &st);
+	cr_assert_leq(st.used_bytes, st.limit_bytes, "%llu bytes counted",
+		      (unsigned long long)st.used_bytes);
+	cr_assert_geq(st.evictions, 1, "an idle file went for them");
+	cr_assert_leq(du(d), st.limit_bytes, "%llu bytes on disk", (unsigned long long)du(d));
+	cache_entry_put(e);
+	read_sized(c, "c", size, &e);
+	cache_get_stats(c, &st);
+	cr_assert_leq(st.used_bytes, st.limit_bytes);
+	cr_assert_leq(du(d), st.limit_bytes);
+	cache_entry_put(e);
+	cache_close(c);
+	tmpdir_remove(d);
+}
+
 Test(cache, files_of_the_older_layout_are_removed_not_read)
 {
 	char *d = tmpdir_new("cache"), *v1, *old;
