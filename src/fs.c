@@ -37,6 +37,7 @@
 #include "artifactfs/reader.h"
 #include "artifactfs/tree.h"
 #include "artifactfs/zipindex.h"
+#include "fs_i.h"
 
 #define SYMLINK_MAX 4096
 
@@ -161,74 +162,6 @@ static void fill_member(struct stat *st, const struct zip_member *m, time_t job_
 	}
 }
 
-static bool is_zip(const struct tree_path *tp)
-{
-	return tp->kind == TREE_SET_ZIP || tp->kind == TREE_JOBID_ZIP;
-}
-
-static bool is_log(const struct tree_path *tp)
-{
-	return tp->kind == TREE_SET_LOG || tp->kind == TREE_JOBID_LOG;
-}
-
-/* A job folder or a path inside one (tp->member set). */
-static bool is_in_job(const struct tree_path *tp)
-{
-	return tp->kind == TREE_SET_JOB || tp->kind == TREE_JOBID;
-}
-
-/* What names a job: its folder, its members, its archive, its log. */
-static bool names_job(const struct tree_path *tp)
-{
-	return is_in_job(tp) || is_zip(tp) || is_log(tp);
-}
-
-/* What carries the job's xattrs: its folder and its archive. */
-static bool is_job_level(const struct tree_path *tp)
-{
-	return is_zip(tp) || (is_in_job(tp) && tp->member[0] == '\0');
-}
-
-static int find_job(const struct tree_path *tp, struct job **out)
-{
-	struct catalog *cat = config()->cat;
-	if (tp->kind == TREE_SET_JOB || tp->kind == TREE_SET_ZIP || tp->kind == TREE_SET_LOG)
-		return catalog_job_in_set(cat, tp->project, &tp->set, tp->job, out);
-	return catalog_job_by_id(cat, tp->project, tp->job_id, out);
-}
-
-/* What a path naming a job leads to: the job, and for a path inside its folder the member and
- * the index it lies in (the artifacts zip's, or a nested archive's). */
-struct place {
-	struct job *job;            /* held */
-	struct nest *nest;          /* held; NULL: in the artifacts zip itself */
-	const struct zip_member *m; /* borrowed from zi; NULL for the job folder, .zip and .log */
-	const struct zipindex *zi;
-};
-
-static void place_release(struct place *p)
-{
-	nest_put(p->nest);
-	job_put(p->job);
-	memset(p, 0, sizeof(*p));
-}
-
-static int place_find(const struct tree_path *tp, struct place *p)
-{
-	memset(p, 0, sizeof(*p));
-	int err = find_job(tp, &p->job);
-	if (err || !is_in_job(tp) || tp->member[0] == '\0')
-		return err;
-	err = nest_find(p->job, tp->member, &p->nest, &p->m);
-	if (!err && p->nest)
-		p->zi = nest_index(p->nest);
-	else if (!err)
-		err = job_index(p->job, &p->zi);
-	if (err)
-		place_release(p);
-	return err == -EFBIG ? -EIO : err; /* a bomb: nested.c said so in the log */
-}
-
 /* A log's size is exact from the first stat: it is fetched whole then (catalog.h). */
 static int getattr_log(struct job *j, struct stat *st, time_t t)
 {
@@ -258,7 +191,7 @@ static int getattr_job(const struct tree_path *tp, struct stat *st)
 	if (tp->kind == TREE_JOBID_LOG)
 		return getattr_log_by_id(tp, st);
 	struct place p;
-	int err = place_find(tp, &p);
+	int err = place_find(config()->cat, tp, &p);
 	if (err)
 		return err;
 	time_t t = job_time(p.job);
@@ -373,7 +306,7 @@ static int fill_names(void *buf, fuse_fill_dir_t filler, char **names)
 static int readdir_job(const struct tree_path *tp, void *buf, fuse_fill_dir_t filler)
 {
 	struct place p;
-	int err = place_find(tp, &p);
+	int err = place_find(config()->cat, tp, &p);
 	if (!err && !p.m) /* the job folder: the artifacts' root */
 		err = job_index(p.job, &p.zi);
 	const struct zip_member *dir = err ? NULL : p.m ? p.m : zipindex_member(p.zi, 0);
@@ -513,7 +446,7 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 		return err;
 	}
 	struct place p;
-	int err = place_find(tp, &p);
+	int err = place_find(config()->cat, tp, &p);
 	if (err)
 		return err;
 	fh->job = job_hold(p.job);
@@ -746,7 +679,7 @@ static int readlink_path(const struct tree_path *tp, char *buf, size_t size)
 	if (!is_in_job(tp))
 		return -EINVAL;
 	struct place p;
-	int err = place_find(tp, &p);
+	int err = place_find(config()->cat, tp, &p);
 	if (err)
 		return err;
 	if (!p.m || p.m->type != ZIP_SYMLINK)
@@ -934,7 +867,7 @@ static int xattr_value(const struct tree_path *tp, const char *name, char **out)
 	if (!is_in_job(tp) && !is_zip(tp))
 		return -ENODATA;
 	struct place p;
-	int err = place_find(tp, &p);
+	int err = place_find(config()->cat, tp, &p);
 	if (err)
 		return err;
 	struct job *j = p.job;
@@ -986,7 +919,7 @@ static int fs_getxattr(const char *path, const char *name, char *buf, size_t siz
 static bool member_has_crc(const struct tree_path *tp)
 {
 	struct place p;
-	if (place_find(tp, &p))
+	if (place_find(config()->cat, tp, &p))
 		return false;
 	bool has = has_crc(&p);
 	place_release(&p);
@@ -1048,7 +981,7 @@ static int set_job_xattr(const struct tree_path *tp, const char *name)
 	if (strcmp(name, XATTR_KEEP) != 0 || !is_job_level(tp))
 		return -EROFS;
 	struct job *j;
-	int err = find_job(tp, &j);
+	int err = place_find_job(config()->cat, tp, &j);
 	if (err)
 		return err;
 	err = catalog_job_keep(config()->cat, j);
@@ -1131,7 +1064,7 @@ static int fs_unlink(const char *path)
 	if (!is_zip(&tp) || !config()->allow_delete)
 		return op_end(&tp, -EROFS);
 	struct job *j;
-	err = find_job(&tp, &j);
+	err = place_find_job(config()->cat, &tp, &j);
 	if (!err) {
 		err = catalog_job_delete(config()->cat, j);
 		job_put(j);
