@@ -1,6 +1,8 @@
-/* fs: the fuse_operations table. Every operation parses its path (tree), resolves it through the
- * catalog and returns 0 or -errno; every write but the two doc/SPEC.md allows (rm <job>.zip with
- * allow_delete, and the keep/delete xattrs) is EROFS before anything is sent.
+/* fs: the fuse_operations table, its adapters and the open files' handles. Every operation
+ * parses its path (tree), resolves it through the catalog (place.c) and returns 0 or -errno; the
+ * extended attributes' values and names are xattr.c's. Every write but the two doc/SPEC.md
+ * allows (rm <job>.zip with allow_delete, and the keep/delete xattrs) is EROFS before anything
+ * is sent. Calls go from here to xattr.c and place.c, never back (fs_i.h).
  *
  * Every kind of job set (a ref, a pipeline, a merge request, a commit) takes the same path
  * through the catalog. A member path may lead into an archive inside the artifacts ("x#/",
@@ -705,251 +707,13 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 	return op_end(&tp, err);
 }
 
-/* ---- extended attributes ---- */
-
-#define XATTR_STATS "user.artifactfs.stats"
-/* Not listed, so getfattr -d and cp -a never ask for it: reading it is how a read-only mount
- * (the kernel refuses setxattr there) is told to drop its cache. */
-#define XATTR_DROP "user.artifactfs.drop_cache"
-#define XATTR_CRC "user.gitlab.crc32"
-#define XATTR_CACHED "user.artifactfs.cached"
-#define XATTR_KEEP "user.gitlab.keep"
-#define XATTR_DELETE "user.gitlab.delete_artifacts"
-
-static const char *const job_xattrs[] = {
-	"user.gitlab.job.id",
-	"user.gitlab.job.name",
-	"user.gitlab.job.status",
-	"user.gitlab.job.web_url",
-	"user.gitlab.pipeline.id",
-	"user.gitlab.ref",
-	"user.gitlab.sha",
-	"user.gitlab.finished_at",
-	"user.gitlab.artifacts.size",
-	"user.gitlab.artifacts.expire_at",
-};
-#define N_JOB_XATTRS (sizeof(job_xattrs) / sizeof(job_xattrs[0]))
-
-static char *job_xattr_value(const struct gl_job *g, uint64_t size, size_t which)
-{
-	char *v = NULL;
-	const char *s = NULL;
-	switch (which) {
-	case 0:
-		return g->id > 0 && asprintf(&v, "%" PRId64, g->id) >= 0 ? v : strdup("");
-	case 1:
-		s = g->name;
-		break;
-	case 2:
-		s = g->status;
-		break;
-	case 3:
-		s = g->web_url;
-		break;
-	case 4:
-		return g->pipeline_id > 0 && asprintf(&v, "%" PRId64, g->pipeline_id) >= 0
-			       ? v
-			       : strdup("");
-	case 5:
-		s = g->ref;
-		break;
-	case 6:
-		s = g->sha;
-		break;
-	case 7:
-		s = g->finished_at;
-		break;
-	case 8:
-		return asprintf(&v, "%" PRIu64, size) >= 0 ? v : NULL;
-	case 9:
-		s = g->artifacts_expire_at;
-		break;
-	}
-	return strdup(s ? s : "");
-}
-
-static char *stats_text(void)
-{
-	struct fs_config *fc = config();
-	struct cache_stats cs;
-	struct catalog_stats ks;
-	uint64_t requests = 0, bytes = 0;
-	cache_get_stats(fc->cache, &cs);
-	catalog_get_stats(fc->cat, &ks);
-	http_stats(fc->http, &requests, &bytes);
-	char *v = NULL;
-	if (asprintf(&v,
-		     "http_requests %" PRIu64 "\nhttp_bytes %" PRIu64 "\ncache_used_bytes %" PRIu64
-		     "\ncache_limit_bytes %" PRIu64 "\ncache_entries %" PRIu64
-		     "\ncache_hit_bytes %" PRIu64 "\ncache_miss_bytes %" PRIu64
-		     "\ncache_fetches %" PRIu64 "\ncache_evictions %" PRIu64 "\njobs_open %" PRIu64
-		     "\nindexes_loaded %" PRIu64 "\narchive_bytes_arrived %" PRIu64
-		     "\ntransfers_active %" PRIu64 "\n",
-		     requests, bytes, cs.used_bytes, cs.limit_bytes, cs.entries, cs.hit_bytes,
-		     cs.miss_bytes, cs.fetches, cs.evictions, ks.jobs_open, ks.indexes_loaded,
-		     ks.arrived_bytes, ks.transfers_active) < 0)
-		return NULL;
-	return v;
-}
-
-/* Folders of a pipeline, a merge request or a commit: their pipeline, and the request. */
-static const char *const set_xattrs[] = {
-	"user.gitlab.pipeline.id",           "user.gitlab.pipeline.status",
-	"user.gitlab.pipeline.sha",          "user.gitlab.pipeline.ref",
-	"user.gitlab.pipeline.source",       "user.gitlab.pipeline.web_url",
-	"user.gitlab.merge_request.title",   "user.gitlab.merge_request.source_branch",
-	"user.gitlab.merge_request.web_url",
-};
-#define N_SET_XATTRS(tp) ((tp)->set.by == TREE_BY_MR ? 9u : (tp)->set.by == TREE_BY_REF ? 0u : 6u)
-
-static char *set_xattr_text(const struct gl_pipeline *pl, const struct gl_merge_request *mr,
-			    size_t which)
-{
-	const char *v[] = {NULL,        pl->status, pl->sha,           pl->ref,    pl->source,
-			   pl->web_url, mr->title,  mr->source_branch, mr->web_url};
-	char *s = NULL;
-	if (which == 0)
-		return pl->id > 0 && asprintf(&s, "%" PRId64, pl->id) >= 0 ? s : strdup("");
-	return strdup(v[which] ? v[which] : "");
-}
-
-static int set_xattr_value(const struct tree_path *tp, const char *name, char **out)
-{
-	size_t which = 0;
-	while (which < N_SET_XATTRS(tp) && strcmp(name, set_xattrs[which]) != 0)
-		which++;
-	if (which == N_SET_XATTRS(tp))
-		return -ENODATA;
-	struct gl_pipeline pl;
-	struct gl_merge_request mr;
-	int err = catalog_set_info(config()->cat, tp->project, &tp->set, &pl, &mr);
-	if (err)
-		return err;
-	*out = set_xattr_text(&pl, &mr, which);
-	gl_pipeline_release(&pl);
-	gl_merge_request_release(&mr);
-	return *out ? 0 : -ENOMEM;
-}
-
-/* A member's CRC-32 is known from the artifacts zip, not from a nested archive. */
-static bool has_crc(const struct place *p)
-{
-	return p->m && !p->nest && p->m->type != ZIP_DIR;
-}
-
-/* How many of a member's compressed bytes are in the cache. Where they start is known from its
- * local header only, read (through the cache, fetched if need be) as an open does. */
-static int cached_value(const struct place *p, char **out)
-{
-	struct zip_reader *zr = NULL;
-	int err = zip_reader_new(p->zi, p->m, job_read_fn, p->job, &zr);
-	if (err)
-		return err == -ENOTSUP ? -ENODATA : err;
-	uint64_t end = zip_reader_data_end(zr);
-	zip_reader_free(zr);
-	uint64_t n = job_cached_bytes(p->job, end - p->m->comp_size, p->m->comp_size);
-	return asprintf(out, "%" PRIu64, n) < 0 ? -ENOMEM : 0;
-}
-
-/* The value of attribute name on tp, malloc'ed; -ENODATA when tp has no such attribute. */
-static int xattr_value(const struct tree_path *tp, const char *name, char **out)
-{
-	*out = NULL;
-	if (tp->kind == TREE_ROOT && strcmp(name, XATTR_DROP) == 0) {
-		int err = cache_drop(config()->cache);
-		if (err)
-			return err;
-	}
-	if (tp->kind == TREE_ROOT && (!strcmp(name, XATTR_STATS) || !strcmp(name, XATTR_DROP)))
-		return (*out = stats_text()) ? 0 : -ENOMEM;
-	if (tp->kind == TREE_SET)
-		return set_xattr_value(tp, name, out);
-	if (!is_in_job(tp) && !is_zip(tp))
-		return -ENODATA;
-	struct place p;
-	int err = place_find(config()->cat, tp, &p);
-	if (err)
-		return err;
-	struct job *j = p.job;
-	err = -ENODATA;
-	if (is_job_level(tp)) {
-		struct gl_job g;
-		for (size_t i = 0; i < N_JOB_XATTRS && err == -ENODATA; i++) {
-			if (strcmp(name, job_xattrs[i]) != 0)
-				continue;
-			err = job_info(j, &g);
-			if (!err) {
-				*out = job_xattr_value(&g, job_size(j), i);
-				err = *out ? 0 : -ENOMEM;
-				gl_job_release(&g);
-			}
-		}
-	} else if (strcmp(name, XATTR_CRC) == 0 && has_crc(&p)) {
-		err = asprintf(out, "%08" PRIx32, p.m->crc32) < 0 ? -ENOMEM : 0;
-	} else if (strcmp(name, XATTR_CACHED) == 0 && has_crc(&p)) {
-		err = cached_value(&p, out);
-	}
-	place_release(&p);
-	return err;
-}
-
-static int copy_out(const char *v, size_t len, char *buf, size_t size)
-{
-	if (size == 0)
-		return (int)len;
-	if (size < len)
-		return -ERANGE;
-	memcpy(buf, v, len);
-	return (int)len;
-}
-
 static int fs_getxattr(const char *path, const char *name, char *buf, size_t size)
 {
 	struct tree_path tp;
-	char *v = NULL;
 	int err = op_begin(path, &tp);
 	if (!err)
-		err = xattr_value(&tp, name, &v);
-	if (!err)
-		err = copy_out(v, strlen(v), buf, size);
-	free(v);
+		err = xattr_get(config(), &tp, name, buf, size);
 	return op_end(&tp, err);
-}
-
-static bool member_has_crc(const struct tree_path *tp)
-{
-	struct place p;
-	if (place_find(config()->cat, tp, &p))
-		return false;
-	bool has = has_crc(&p);
-	place_release(&p);
-	return has;
-}
-
-static const char *const root_xattrs[] = {XATTR_STATS};
-static const char *const member_xattrs[] = {XATTR_CRC, XATTR_CACHED};
-
-static int list_names(const struct tree_path *tp, char *list, size_t *len)
-{
-	const char *const *names = is_job_level(tp) ? job_xattrs : set_xattrs;
-	size_t count = is_job_level(tp)       ? N_JOB_XATTRS
-		       : tp->kind == TREE_SET ? N_SET_XATTRS(tp)
-					      : 0;
-	*len = 0;
-	if (tp->kind == TREE_ROOT) {
-		names = root_xattrs;
-		count = 1;
-	} else if (is_in_job(tp) && !is_job_level(tp)) {
-		names = member_xattrs;
-		count = member_has_crc(tp) ? 2 : 0;
-	}
-	for (size_t i = 0; i < count; i++) {
-		size_t n = strlen(names[i]) + 1;
-		if (list)
-			memcpy(list + *len, names[i], n);
-		*len += n;
-	}
-	return 0;
 }
 
 static int fs_listxattr(const char *path, char *buf, size_t size)
@@ -961,32 +725,9 @@ static int fs_listxattr(const char *path, char *buf, size_t size)
 		err = getattr_path(&tp, &st); /* no names for what does not exist */
 	if (!err && S_ISLNK(st.st_mode))
 		return op_end(&tp, 0);
-	size_t len = 0;
 	if (!err)
-		err = list_names(&tp, NULL, &len);
-	if (!err && size > 0 && size < len)
-		err = -ERANGE;
-	if (!err && size > 0)
-		list_names(&tp, buf, &len);
-	return op_end(&tp, err ? err : (int)len);
-}
-
-static bool value_is_one(const char *value, size_t size)
-{
-	return (size == 1 || (size == 2 && value[1] == '\n')) && value[0] == '1';
-}
-
-static int set_job_xattr(const struct tree_path *tp, const char *name)
-{
-	if (strcmp(name, XATTR_KEEP) != 0 || !is_job_level(tp))
-		return -EROFS;
-	struct job *j;
-	int err = place_find_job(config()->cat, tp, &j);
-	if (err)
-		return err;
-	err = catalog_job_keep(config()->cat, j);
-	job_put(j);
-	return err;
+		err = xattr_list(config(), &tp, buf, size);
+	return op_end(&tp, err);
 }
 
 static int fs_setxattr(const char *path, const char *name, const char *value, size_t size,
@@ -995,20 +736,8 @@ static int fs_setxattr(const char *path, const char *name, const char *value, si
 	(void)flags;
 	struct tree_path tp;
 	int err = op_begin(path, &tp);
-	if (err)
-		return op_end(&tp, err);
-	bool known = strcmp(name, XATTR_KEEP) == 0 || strcmp(name, XATTR_DELETE) == 0;
-	if (known && !value_is_one(value, size))
-		return op_end(&tp, -EINVAL);
-	if (tp.kind == TREE_ROOT && strcmp(name, XATTR_DROP) == 0) {
-		err = value_is_one(value, size) ? cache_drop(config()->cache) : -EINVAL;
-	} else if (tp.kind == TREE_PROJECT && strcmp(name, XATTR_DELETE) == 0) {
-		err = config()->allow_delete ? catalog_project(config()->cat, tp.project) : -EROFS;
-		if (!err)
-			err = catalog_project_delete_artifacts(config()->cat, tp.project);
-	} else {
-		err = set_job_xattr(&tp, name);
-	}
+	if (!err)
+		err = xattr_set(config(), &tp, name, value, size);
 	return op_end(&tp, err);
 }
 

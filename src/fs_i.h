@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "artifactfs/catalog.h"
+#include "artifactfs/fs.h"
 #include "artifactfs/job.h"
 #include "artifactfs/nest.h"
 #include "artifactfs/tree.h"
@@ -62,5 +63,22 @@ int place_find(struct catalog *cat, const struct tree_path *tp, struct place *p)
 
 /* Puts what p holds and clears it. */
 void place_release(struct place *p);
+
+/* ---- xattr.c: the extended attributes of tp (parsed by the caller), fc borrowed ---- */
+
+/* getxattr: the value's length, copied into buf unless size is 0; -ERANGE when it does not fit,
+ * -ENODATA when tp has no such attribute, else the layers' -errno. Reading the cache drop on
+ * the root drops the cache, as its value says (doc/SPEC.md). */
+int xattr_get(struct fs_config *fc, const struct tree_path *tp, const char *name, char *buf,
+	      size_t size);
+
+/* listxattr: the names' total length, written into buf unless size is 0; -ERANGE when it does
+ * not fit. tp must exist (the caller stat()s it first). */
+int xattr_list(struct fs_config *fc, const struct tree_path *tp, char *buf, size_t size);
+
+/* setxattr: 0 once done; -EINVAL for a known name whose value is not "1", -EROFS for every
+ * other name or place, else the layers' -errno. */
+int xattr_set(struct fs_config *fc, const struct tree_path *tp, const char *name, const char *value,
+	      size_t size);
 
 #endif
