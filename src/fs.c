@@ -24,14 +24,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "artifactfs/job.h"
 #include "artifactfs/kernel.h"
@@ -699,39 +697,13 @@ static int fs_removexattr(const char *path, const char *name)
 }
 
 /* The kernel holds the parent folder locked during unlink, so the job folder's cached entry is
- * dropped from another thread once the unlink has returned. */
-struct invalidate_arg {
-	struct fuse *fuse;
-	char *path;
-};
-
-static void *invalidate_thread(void *p)
+ * dropped on the forgets pool once the unlink has returned (kernel.h). */
+static void forget_job_folder(const char *zip_path)
 {
-	struct invalidate_arg *ia = p;
-	fuse_invalidate_path(ia->fuse, ia->path);
-	free(ia->path);
-	free(ia);
-	return NULL;
-}
-
-static void invalidate_later(const char *zip_path)
-{
-	struct invalidate_arg *ia = malloc(sizeof(*ia));
-	if (!ia)
+	if (unmounted_config) /* unit tests: no kernel cache to drop */
 		return;
-	if (unmounted_config) { /* unit tests: no kernel cache to drop */
-		free(ia);
-		return;
-	}
-	ia->fuse = fuse_get_context()->fuse;
-	ia->path = strndup(zip_path, strlen(zip_path) - 4); /* drop ".zip" */
-	pthread_t t;
-	if (!ia->path || pthread_create(&t, NULL, invalidate_thread, ia) != 0) {
-		free(ia->path);
-		free(ia);
-		return;
-	}
-	pthread_detach(t);
+	kernel_forget_later(config()->forgets, fuse_get_context()->fuse, zip_path,
+			    strlen(zip_path) - 4); /* drop ".zip" */
 }
 
 static int fs_unlink(const char *path)
@@ -750,7 +722,7 @@ static int fs_unlink(const char *path)
 	}
 	if (!err) {
 		log_msg(LOG_INFO, "deleted the artifacts of this job");
-		invalidate_later(path);
+		forget_job_folder(path);
 	}
 	return op_end(&tp, err);
 }

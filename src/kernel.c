@@ -1,11 +1,15 @@
-/* kernel: what the daemon asks of the kernel beside answering its requests. For now the
- * read-ahead of the mount's bdi (backing device), raised from the kernel's 128 KiB to 1 MiB by
- * writing /sys/class/bdi/<maj>:<min>/read_ahead_kb, the device numbers found by the mount point
- * in /proc/self/mountinfo (the last FUSE mount there, the one on top). Only root may write it;
- * anyone else keeps the default, which is no failure: the outcome is a DEBUG line, never an
- * error. Holds no state and calls nothing of fs.c. */
+/* kernel: what the daemon asks of the kernel beside answering its requests. The read-ahead of
+ * the mount's bdi (backing device), raised from the kernel's 128 KiB to 1 MiB by writing
+ * /sys/class/bdi/<maj>:<min>/read_ahead_kb, the device numbers found by the mount point in
+ * /proc/self/mountinfo (the last FUSE mount there, the one on top); only root may write it, and
+ * anyone else keeps the default, which is no failure: the outcome is a DEBUG line. And the
+ * cached entries an operation made stale, forgotten on a pool's worker instead of a thread of
+ * their own, so that draining the pool is the end of every forget: none can outlive the
+ * session it writes to (a detached thread could, and use libfuse's freed tables). Calls nothing
+ * of fs.c: fs.h is included for <fuse.h> only. */
 #include "artifactfs/kernel.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,7 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "artifactfs/fs.h"
 #include "artifactfs/log.h"
+#include "artifactfs/pool.h"
 
 /* Undoes mountinfo's octal escapes (a space is \\040) in place. */
 static void unescape_octal(char *s)
@@ -64,4 +70,38 @@ void kernel_raise_read_ahead(const char *mountpoint)
 		close(fd);
 	log_msg(LOG_DEBUG, "kernel read-ahead on %s: %s", mountpoint,
 		ok ? "1 MiB" : "left at its default (not allowed or not found)");
+}
+
+/* A forget waiting in the pool: it owns path. */
+struct forget {
+	struct fuse *fuse;
+	char *path;
+};
+
+/* The pool's cancel: a drain dropped the forget before it ran. */
+static void forget_free(void *arg)
+{
+	struct forget *fg = arg;
+	free(fg->path);
+	free(fg);
+}
+
+static void forget_run(void *arg)
+{
+	struct forget *fg = arg;
+	fuse_invalidate_path(fg->fuse, fg->path);
+	forget_free(fg);
+}
+
+int kernel_forget_later(struct pool *p, struct fuse *fuse, const char *path, size_t len)
+{
+	struct forget *fg = malloc(sizeof(*fg));
+	if (!fg)
+		return -ENOMEM;
+	fg->fuse = fuse;
+	fg->path = strndup(path, len);
+	int err = fg->path ? pool_submit(p, forget_run, forget_free, fg) : -ENOMEM;
+	if (err)
+		forget_free(fg);
+	return err;
 }
