@@ -1,6 +1,8 @@
-/* fs: the fuse_operations table. Every operation parses its path (tree), resolves it through the
- * catalog and returns 0 or -errno; every write but the two doc/SPEC.md allows (rm <job>.zip with
- * allow_delete, and the keep/delete xattrs) is EROFS before anything is sent.
+/* fs: the fuse_operations table, its adapters and the open files' handles. Every operation
+ * parses its path (tree), resolves it through the catalog (place.c) and returns 0 or -errno; the
+ * extended attributes' values and names are xattr.c's. Every write but the two doc/SPEC.md
+ * allows (rm <job>.zip with allow_delete, and the keep/delete xattrs) is EROFS before anything
+ * is sent. Calls go from here to xattr.c and place.c, never back (fs_i.h).
  *
  * Every kind of job set (a ref, a pipeline, a merge request, a commit) takes the same path
  * through the catalog. A member path may lead into an archive inside the artifacts ("x#/",
@@ -22,22 +24,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "artifactfs/job.h"
+#include "artifactfs/kernel.h"
 #include "artifactfs/log.h"
 #include "artifactfs/nest.h"
 #include "artifactfs/readahead.h"
 #include "artifactfs/tree.h"
 #include "artifactfs/zipindex.h"
 #include "artifactfs/zipread.h"
+#include "fs_i.h"
 
 #define SYMLINK_MAX 4096
 
@@ -162,74 +164,6 @@ static void fill_member(struct stat *st, const struct zip_member *m, time_t job_
 	}
 }
 
-static bool is_zip(const struct tree_path *tp)
-{
-	return tp->kind == TREE_SET_ZIP || tp->kind == TREE_JOBID_ZIP;
-}
-
-static bool is_log(const struct tree_path *tp)
-{
-	return tp->kind == TREE_SET_LOG || tp->kind == TREE_JOBID_LOG;
-}
-
-/* A job folder or a path inside one (tp->member set). */
-static bool is_in_job(const struct tree_path *tp)
-{
-	return tp->kind == TREE_SET_JOB || tp->kind == TREE_JOBID;
-}
-
-/* What names a job: its folder, its members, its archive, its log. */
-static bool names_job(const struct tree_path *tp)
-{
-	return is_in_job(tp) || is_zip(tp) || is_log(tp);
-}
-
-/* What carries the job's xattrs: its folder and its archive. */
-static bool is_job_level(const struct tree_path *tp)
-{
-	return is_zip(tp) || (is_in_job(tp) && tp->member[0] == '\0');
-}
-
-static int find_job(const struct tree_path *tp, struct job **out)
-{
-	struct catalog *cat = config()->cat;
-	if (tp->kind == TREE_SET_JOB || tp->kind == TREE_SET_ZIP || tp->kind == TREE_SET_LOG)
-		return catalog_job_in_set(cat, tp->project, &tp->set, tp->job, out);
-	return catalog_job_by_id(cat, tp->project, tp->job_id, out);
-}
-
-/* What a path naming a job leads to: the job, and for a path inside its folder the member and
- * the index it lies in (the artifacts zip's, or a nested archive's). */
-struct place {
-	struct job *job;            /* held */
-	struct nest *nest;          /* held; NULL: in the artifacts zip itself */
-	const struct zip_member *m; /* borrowed from zi; NULL for the job folder, .zip and .log */
-	const struct zipindex *zi;
-};
-
-static void place_release(struct place *p)
-{
-	nest_put(p->nest);
-	job_put(p->job);
-	memset(p, 0, sizeof(*p));
-}
-
-static int place_find(const struct tree_path *tp, struct place *p)
-{
-	memset(p, 0, sizeof(*p));
-	int err = find_job(tp, &p->job);
-	if (err || !is_in_job(tp) || tp->member[0] == '\0')
-		return err;
-	err = nest_find(p->job, tp->member, &p->nest, &p->m);
-	if (!err && p->nest)
-		p->zi = nest_index(p->nest);
-	else if (!err)
-		err = job_index(p->job, &p->zi);
-	if (err)
-		place_release(p);
-	return err == -EFBIG ? -EIO : err; /* a bomb: unpack.c said so in the log */
-}
-
 /* A log's size is exact from the first stat: it is fetched whole then (catalog.h). */
 static int getattr_log(struct job *j, struct stat *st, time_t t)
 {
@@ -259,7 +193,7 @@ static int getattr_job(const struct tree_path *tp, struct stat *st)
 	if (tp->kind == TREE_JOBID_LOG)
 		return getattr_log_by_id(tp, st);
 	struct place p;
-	int err = place_find(tp, &p);
+	int err = place_find(config()->cat, tp, &p);
 	if (err)
 		return err;
 	time_t t = job_time(p.job);
@@ -374,7 +308,7 @@ static int fill_names(void *buf, fuse_fill_dir_t filler, char **names)
 static int readdir_job(const struct tree_path *tp, void *buf, fuse_fill_dir_t filler)
 {
 	struct place p;
-	int err = place_find(tp, &p);
+	int err = place_find(config()->cat, tp, &p);
 	if (!err && !p.m) /* the job folder: the artifacts' root */
 		err = job_index(p.job, &p.zi);
 	const struct zip_member *dir = err ? NULL : p.m ? p.m : zipindex_member(p.zi, 0);
@@ -514,7 +448,7 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 		return err;
 	}
 	struct place p;
-	int err = place_find(tp, &p);
+	int err = place_find(config()->cat, tp, &p);
 	if (err)
 		return err;
 	fh->job = job_hold(p.job);
@@ -549,62 +483,11 @@ static void forget_kernel_attrs(const char *path)
 		fuse_invalidate_path(ctx->fuse, path);
 }
 
-/* Undoes mountinfo's octal escapes (a space is \\040) in place. */
-static void unescape_octal(char *s)
-{
-	char *out = s;
-	for (; *s; s++, out++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*out = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*out = *s;
-		}
-	}
-	*out = '\0';
-}
-
-/* The kernel reads ahead 128 KiB on a FUSE mount (its bdi's default), so a sequential reader
- * costs one request, and two context switches, per 128 KiB, though libfuse takes 1 MiB
- * requests. Read-ahead is a setting of the mount's bdi that only root may change and that the
- * INIT exchange lowers again, hence once, at the first open, and silently skipped when not
- * allowed. Measured on the 2-core VM: a 1 GiB read from the disk cache 1.20 s -> 0.78 s. */
-static void raise_read_ahead(const char *mountpoint)
-{
-	FILE *f = mountpoint ? fopen("/proc/self/mountinfo", "re") : NULL;
-	if (!f)
-		return;
-	char *line = NULL, point[4096];
-	size_t cap = 0;
-	unsigned maj = 0, min = 0;
-	bool found = false;
-	while (getline(&line, &cap, f) > 0) {
-		unsigned a, b;
-		if (sscanf(line, "%*d %*d %u:%u %*s %4095s", &a, &b, point) != 3)
-			continue;
-		unescape_octal(point);
-		if (strcmp(point, mountpoint) == 0 && strstr(line, " - fuse")) {
-			maj = a, min = b, found = true; /* the last one: mounted on top */
-		}
-	}
-	free(line);
-	fclose(f);
-	char path[64];
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
-	int fd = found ? open(path, O_WRONLY | O_CLOEXEC) : -1;
-	bool ok = fd >= 0 && write(fd, "1024", 4) == 4;
-	if (fd >= 0)
-		close(fd);
-	log_msg(LOG_DEBUG, "kernel read-ahead on %s: %s", mountpoint,
-		ok ? "1 MiB" : "left at its default (not allowed or not found)");
-}
-
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
 	static atomic_flag read_ahead_set = ATOMIC_FLAG_INIT;
 	if (!atomic_flag_test_and_set(&read_ahead_set))
-		raise_read_ahead(config()->mountpoint);
+		kernel_raise_read_ahead(config()->mountpoint);
 	struct tree_path tp;
 	int err = op_begin(path, &tp);
 	if (err)
@@ -747,7 +630,7 @@ static int readlink_path(const struct tree_path *tp, char *buf, size_t size)
 	if (!is_in_job(tp))
 		return -EINVAL;
 	struct place p;
-	int err = place_find(tp, &p);
+	int err = place_find(config()->cat, tp, &p);
 	if (err)
 		return err;
 	if (!p.m || p.m->type != ZIP_SYMLINK)
@@ -773,251 +656,13 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 	return op_end(&tp, err);
 }
 
-/* ---- extended attributes ---- */
-
-#define XATTR_STATS "user.artifactfs.stats"
-/* Not listed, so getfattr -d and cp -a never ask for it: reading it is how a read-only mount
- * (the kernel refuses setxattr there) is told to drop its cache. */
-#define XATTR_DROP "user.artifactfs.drop_cache"
-#define XATTR_CRC "user.gitlab.crc32"
-#define XATTR_CACHED "user.artifactfs.cached"
-#define XATTR_KEEP "user.gitlab.keep"
-#define XATTR_DELETE "user.gitlab.delete_artifacts"
-
-static const char *const job_xattrs[] = {
-	"user.gitlab.job.id",
-	"user.gitlab.job.name",
-	"user.gitlab.job.status",
-	"user.gitlab.job.web_url",
-	"user.gitlab.pipeline.id",
-	"user.gitlab.ref",
-	"user.gitlab.sha",
-	"user.gitlab.finished_at",
-	"user.gitlab.artifacts.size",
-	"user.gitlab.artifacts.expire_at",
-};
-#define N_JOB_XATTRS (sizeof(job_xattrs) / sizeof(job_xattrs[0]))
-
-static char *job_xattr_value(const struct gl_job *g, uint64_t size, size_t which)
-{
-	char *v = NULL;
-	const char *s = NULL;
-	switch (which) {
-	case 0:
-		return g->id > 0 && asprintf(&v, "%" PRId64, g->id) >= 0 ? v : strdup("");
-	case 1:
-		s = g->name;
-		break;
-	case 2:
-		s = g->status;
-		break;
-	case 3:
-		s = g->web_url;
-		break;
-	case 4:
-		return g->pipeline_id > 0 && asprintf(&v, "%" PRId64, g->pipeline_id) >= 0
-			       ? v
-			       : strdup("");
-	case 5:
-		s = g->ref;
-		break;
-	case 6:
-		s = g->sha;
-		break;
-	case 7:
-		s = g->finished_at;
-		break;
-	case 8:
-		return asprintf(&v, "%" PRIu64, size) >= 0 ? v : NULL;
-	case 9:
-		s = g->artifacts_expire_at;
-		break;
-	}
-	return strdup(s ? s : "");
-}
-
-static char *stats_text(void)
-{
-	struct fs_config *fc = config();
-	struct cache_stats cs;
-	struct catalog_stats ks;
-	uint64_t requests = 0, bytes = 0;
-	cache_get_stats(fc->cache, &cs);
-	catalog_get_stats(fc->cat, &ks);
-	http_stats(fc->http, &requests, &bytes);
-	char *v = NULL;
-	if (asprintf(&v,
-		     "http_requests %" PRIu64 "\nhttp_bytes %" PRIu64 "\ncache_used_bytes %" PRIu64
-		     "\ncache_limit_bytes %" PRIu64 "\ncache_entries %" PRIu64
-		     "\ncache_hit_bytes %" PRIu64 "\ncache_miss_bytes %" PRIu64
-		     "\ncache_fetches %" PRIu64 "\ncache_evictions %" PRIu64 "\njobs_open %" PRIu64
-		     "\nindexes_loaded %" PRIu64 "\narchive_bytes_arrived %" PRIu64
-		     "\ntransfers_active %" PRIu64 "\n",
-		     requests, bytes, cs.used_bytes, cs.limit_bytes, cs.entries, cs.hit_bytes,
-		     cs.miss_bytes, cs.fetches, cs.evictions, ks.jobs_open, ks.indexes_loaded,
-		     ks.arrived_bytes, ks.transfers_active) < 0)
-		return NULL;
-	return v;
-}
-
-/* Folders of a pipeline, a merge request or a commit: their pipeline, and the request. */
-static const char *const set_xattrs[] = {
-	"user.gitlab.pipeline.id",           "user.gitlab.pipeline.status",
-	"user.gitlab.pipeline.sha",          "user.gitlab.pipeline.ref",
-	"user.gitlab.pipeline.source",       "user.gitlab.pipeline.web_url",
-	"user.gitlab.merge_request.title",   "user.gitlab.merge_request.source_branch",
-	"user.gitlab.merge_request.web_url",
-};
-#define N_SET_XATTRS(tp) ((tp)->set.by == TREE_BY_MR ? 9u : (tp)->set.by == TREE_BY_REF ? 0u : 6u)
-
-static char *set_xattr_text(const struct gl_pipeline *pl, const struct gl_merge_request *mr,
-			    size_t which)
-{
-	const char *v[] = {NULL,        pl->status, pl->sha,           pl->ref,    pl->source,
-			   pl->web_url, mr->title,  mr->source_branch, mr->web_url};
-	char *s = NULL;
-	if (which == 0)
-		return pl->id > 0 && asprintf(&s, "%" PRId64, pl->id) >= 0 ? s : strdup("");
-	return strdup(v[which] ? v[which] : "");
-}
-
-static int set_xattr_value(const struct tree_path *tp, const char *name, char **out)
-{
-	size_t which = 0;
-	while (which < N_SET_XATTRS(tp) && strcmp(name, set_xattrs[which]) != 0)
-		which++;
-	if (which == N_SET_XATTRS(tp))
-		return -ENODATA;
-	struct gl_pipeline pl;
-	struct gl_merge_request mr;
-	int err = catalog_set_info(config()->cat, tp->project, &tp->set, &pl, &mr);
-	if (err)
-		return err;
-	*out = set_xattr_text(&pl, &mr, which);
-	gl_pipeline_release(&pl);
-	gl_merge_request_release(&mr);
-	return *out ? 0 : -ENOMEM;
-}
-
-/* A member's CRC-32 is known from the artifacts zip, not from a nested archive. */
-static bool has_crc(const struct place *p)
-{
-	return p->m && !p->nest && p->m->type != ZIP_DIR;
-}
-
-/* How many of a member's compressed bytes are in the cache. Where they start is known from its
- * local header only, read (through the cache, fetched if need be) as an open does. */
-static int cached_value(const struct place *p, char **out)
-{
-	struct zip_reader *zr = NULL;
-	int err = zip_reader_new(p->zi, p->m, job_read_fn, p->job, &zr);
-	if (err)
-		return err == -ENOTSUP ? -ENODATA : err;
-	uint64_t end = zip_reader_data_end(zr);
-	zip_reader_free(zr);
-	uint64_t n = job_cached_bytes(p->job, end - p->m->comp_size, p->m->comp_size);
-	return asprintf(out, "%" PRIu64, n) < 0 ? -ENOMEM : 0;
-}
-
-/* The value of attribute name on tp, malloc'ed; -ENODATA when tp has no such attribute. */
-static int xattr_value(const struct tree_path *tp, const char *name, char **out)
-{
-	*out = NULL;
-	if (tp->kind == TREE_ROOT && strcmp(name, XATTR_DROP) == 0) {
-		int err = cache_drop(config()->cache);
-		if (err)
-			return err;
-	}
-	if (tp->kind == TREE_ROOT && (!strcmp(name, XATTR_STATS) || !strcmp(name, XATTR_DROP)))
-		return (*out = stats_text()) ? 0 : -ENOMEM;
-	if (tp->kind == TREE_SET)
-		return set_xattr_value(tp, name, out);
-	if (!is_in_job(tp) && !is_zip(tp))
-		return -ENODATA;
-	struct place p;
-	int err = place_find(tp, &p);
-	if (err)
-		return err;
-	struct job *j = p.job;
-	err = -ENODATA;
-	if (is_job_level(tp)) {
-		struct gl_job g;
-		for (size_t i = 0; i < N_JOB_XATTRS && err == -ENODATA; i++) {
-			if (strcmp(name, job_xattrs[i]) != 0)
-				continue;
-			err = job_info(j, &g);
-			if (!err) {
-				*out = job_xattr_value(&g, job_size(j), i);
-				err = *out ? 0 : -ENOMEM;
-				gl_job_release(&g);
-			}
-		}
-	} else if (strcmp(name, XATTR_CRC) == 0 && has_crc(&p)) {
-		err = asprintf(out, "%08" PRIx32, p.m->crc32) < 0 ? -ENOMEM : 0;
-	} else if (strcmp(name, XATTR_CACHED) == 0 && has_crc(&p)) {
-		err = cached_value(&p, out);
-	}
-	place_release(&p);
-	return err;
-}
-
-static int copy_out(const char *v, size_t len, char *buf, size_t size)
-{
-	if (size == 0)
-		return (int)len;
-	if (size < len)
-		return -ERANGE;
-	memcpy(buf, v, len);
-	return (int)len;
-}
-
 static int fs_getxattr(const char *path, const char *name, char *buf, size_t size)
 {
 	struct tree_path tp;
-	char *v = NULL;
 	int err = op_begin(path, &tp);
 	if (!err)
-		err = xattr_value(&tp, name, &v);
-	if (!err)
-		err = copy_out(v, strlen(v), buf, size);
-	free(v);
+		err = xattr_get(config(), &tp, name, buf, size);
 	return op_end(&tp, err);
-}
-
-static bool member_has_crc(const struct tree_path *tp)
-{
-	struct place p;
-	if (place_find(tp, &p))
-		return false;
-	bool has = has_crc(&p);
-	place_release(&p);
-	return has;
-}
-
-static const char *const root_xattrs[] = {XATTR_STATS};
-static const char *const member_xattrs[] = {XATTR_CRC, XATTR_CACHED};
-
-static int list_names(const struct tree_path *tp, char *list, size_t *len)
-{
-	const char *const *names = is_job_level(tp) ? job_xattrs : set_xattrs;
-	size_t count = is_job_level(tp)       ? N_JOB_XATTRS
-		       : tp->kind == TREE_SET ? N_SET_XATTRS(tp)
-					      : 0;
-	*len = 0;
-	if (tp->kind == TREE_ROOT) {
-		names = root_xattrs;
-		count = 1;
-	} else if (is_in_job(tp) && !is_job_level(tp)) {
-		names = member_xattrs;
-		count = member_has_crc(tp) ? 2 : 0;
-	}
-	for (size_t i = 0; i < count; i++) {
-		size_t n = strlen(names[i]) + 1;
-		if (list)
-			memcpy(list + *len, names[i], n);
-		*len += n;
-	}
-	return 0;
 }
 
 static int fs_listxattr(const char *path, char *buf, size_t size)
@@ -1029,32 +674,9 @@ static int fs_listxattr(const char *path, char *buf, size_t size)
 		err = getattr_path(&tp, &st); /* no names for what does not exist */
 	if (!err && S_ISLNK(st.st_mode))
 		return op_end(&tp, 0);
-	size_t len = 0;
 	if (!err)
-		err = list_names(&tp, NULL, &len);
-	if (!err && size > 0 && size < len)
-		err = -ERANGE;
-	if (!err && size > 0)
-		list_names(&tp, buf, &len);
-	return op_end(&tp, err ? err : (int)len);
-}
-
-static bool value_is_one(const char *value, size_t size)
-{
-	return (size == 1 || (size == 2 && value[1] == '\n')) && value[0] == '1';
-}
-
-static int set_job_xattr(const struct tree_path *tp, const char *name)
-{
-	if (strcmp(name, XATTR_KEEP) != 0 || !is_job_level(tp))
-		return -EROFS;
-	struct job *j;
-	int err = find_job(tp, &j);
-	if (err)
-		return err;
-	err = catalog_job_keep(config()->cat, j);
-	job_put(j);
-	return err;
+		err = xattr_list(config(), &tp, buf, size);
+	return op_end(&tp, err);
 }
 
 static int fs_setxattr(const char *path, const char *name, const char *value, size_t size,
@@ -1063,20 +685,8 @@ static int fs_setxattr(const char *path, const char *name, const char *value, si
 	(void)flags;
 	struct tree_path tp;
 	int err = op_begin(path, &tp);
-	if (err)
-		return op_end(&tp, err);
-	bool known = strcmp(name, XATTR_KEEP) == 0 || strcmp(name, XATTR_DELETE) == 0;
-	if (known && !value_is_one(value, size))
-		return op_end(&tp, -EINVAL);
-	if (tp.kind == TREE_ROOT && strcmp(name, XATTR_DROP) == 0) {
-		err = value_is_one(value, size) ? cache_drop(config()->cache) : -EINVAL;
-	} else if (tp.kind == TREE_PROJECT && strcmp(name, XATTR_DELETE) == 0) {
-		err = config()->allow_delete ? catalog_project(config()->cat, tp.project) : -EROFS;
-		if (!err)
-			err = catalog_project_delete_artifacts(config()->cat, tp.project);
-	} else {
-		err = set_job_xattr(&tp, name);
-	}
+	if (!err)
+		err = xattr_set(config(), &tp, name, value, size);
 	return op_end(&tp, err);
 }
 
@@ -1088,39 +698,13 @@ static int fs_removexattr(const char *path, const char *name)
 }
 
 /* The kernel holds the parent folder locked during unlink, so the job folder's cached entry is
- * dropped from another thread once the unlink has returned. */
-struct invalidate_arg {
-	struct fuse *fuse;
-	char *path;
-};
-
-static void *invalidate_thread(void *p)
+ * dropped on the forgets pool once the unlink has returned (kernel.h). */
+static void forget_job_folder(const char *zip_path)
 {
-	struct invalidate_arg *ia = p;
-	fuse_invalidate_path(ia->fuse, ia->path);
-	free(ia->path);
-	free(ia);
-	return NULL;
-}
-
-static void invalidate_later(const char *zip_path)
-{
-	struct invalidate_arg *ia = malloc(sizeof(*ia));
-	if (!ia)
+	if (unmounted_config) /* unit tests: no kernel cache to drop */
 		return;
-	if (unmounted_config) { /* unit tests: no kernel cache to drop */
-		free(ia);
-		return;
-	}
-	ia->fuse = fuse_get_context()->fuse;
-	ia->path = strndup(zip_path, strlen(zip_path) - 4); /* drop ".zip" */
-	pthread_t t;
-	if (!ia->path || pthread_create(&t, NULL, invalidate_thread, ia) != 0) {
-		free(ia->path);
-		free(ia);
-		return;
-	}
-	pthread_detach(t);
+	kernel_forget_later(config()->forgets, fuse_get_context()->fuse, zip_path,
+			    strlen(zip_path) - 4); /* drop ".zip" */
 }
 
 static int fs_unlink(const char *path)
@@ -1132,14 +716,14 @@ static int fs_unlink(const char *path)
 	if (!is_zip(&tp) || !config()->allow_delete)
 		return op_end(&tp, -EROFS);
 	struct job *j;
-	err = find_job(&tp, &j);
+	err = place_find_job(config()->cat, &tp, &j);
 	if (!err) {
 		err = catalog_job_delete(config()->cat, j);
 		job_put(j);
 	}
 	if (!err) {
 		log_msg(LOG_INFO, "deleted the artifacts of this job");
-		invalidate_later(path);
+		forget_job_folder(path);
 	}
 	return op_end(&tp, err);
 }

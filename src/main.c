@@ -595,6 +595,7 @@ struct daemon {
 	int timeout_s;
 	int connections;
 	struct pool *pool;
+	struct pool *forgets; /* the kernel cache drops of unlink: ended before the unmount */
 	int retry_for_s;
 	struct http *http;
 	struct gitlab *gl;
@@ -773,11 +774,17 @@ static bool session_ended(void *fuse)
 
 static int run(struct daemon *d, struct fuse_args *args)
 {
+	int err = pool_new(1, &d->forgets);
+	if (err) {
+		fprintf(stderr, "artifactfs: %s\n", strerror(-err));
+		return 1;
+	}
 	d->fsc = (struct fs_config){
 		.cat = d->cat,
 		.cache = d->cache,
 		.http = d->http,
 		.pool = d->pool,
+		.forgets = d->forgets,
 		.allow_delete = d->opts.allow_delete,
 		.ttl_s = d->ttl_s,
 		.uid = getuid(),
@@ -828,6 +835,9 @@ static int run(struct daemon *d, struct fuse_args *args)
 out_signals:
 	fuse_remove_signal_handlers(fuse_get_session(d->fuse));
 out_unmount:
+	/* no request runs any more, so no forget is queued: the last ones end before the unmount
+	 * closes the session's fd they write to, and fuse_destroy frees the tables they read */
+	pool_drain(d->forgets);
 	fuse_unmount(d->fuse);
 out_destroy:
 	fuse_destroy(d->fuse);
@@ -840,6 +850,7 @@ static void daemon_release(struct daemon *d)
 		pool_drain(d->pool); /* its tasks hold jobs of the catalog */
 	catalog_free(d->cat);
 	pool_free(d->pool);
+	pool_free(d->forgets);
 	cache_close(d->cache);
 	gitlab_free(d->gl);
 	http_free(d->http);

@@ -19,7 +19,8 @@ struct fs_config {
 	struct catalog *cat; /* borrowed, like the two below */
 	struct cache *cache;
 	struct http *http;
-	struct pool *pool; /* drained when the mount ends, before libfuse is torn down */
+	struct pool *pool;    /* drained when the mount ends, before libfuse is torn down */
+	struct pool *forgets; /* one worker: unlink's kernel cache drops, drained before unmount */
 	bool allow_delete;
 	int ttl_s;
 	uid_t uid; /* owner shown for every node */

@@ -1,7 +1,7 @@
 /* zipread: a zip member's content, turned from its stored or deflated bytes (the only zlib
  * user), checked against the central directory's CRC-32 and size. It reads only through the
  * caller's zip_read_fn, never past the central directory's offset, and only members of an index
- * zipindex_load built (never a nested archive's: nested.h). */
+ * zipindex_load built (never a nested archive's: unpack.h). */
 #ifndef ARTIFACTFS_ZIPREAD_H
 #define ARTIFACTFS_ZIPREAD_H
 
