@@ -28,6 +28,7 @@
 #include "artifactfs/gitlab.h"
 #include "artifactfs/http.h"
 #include "artifactfs/log.h"
+#include "artifactfs/membudget.h"
 #include "artifactfs/pool.h"
 
 #define TOKEN_MAX 4096
@@ -39,6 +40,7 @@ struct options {
 	size_t n_projects;
 	char *cache_dir;
 	char *cache_size;
+	char *memory_limit;
 	char *ttl;
 	char *timeout;
 	char *connections;
@@ -86,6 +88,9 @@ static const struct fuse_opt option_spec[] = {
 	OPT_S("--cache-size=%s", cache_size),
 	OPT_S("--cache-size %s", cache_size),
 	OPT_S("cache_size=%s", cache_size),
+	OPT_S("--memory-limit=%s", memory_limit),
+	OPT_S("--memory-limit %s", memory_limit),
+	OPT_S("memory_limit=%s", memory_limit),
 	OPT_S("--ttl=%s", ttl),
 	OPT_S("--ttl %s", ttl),
 	OPT_S("ttl=%s", ttl),
@@ -139,6 +144,9 @@ static void usage(const char *prog)
 	       "path)\n"
 	       "    --cache-dir=DIR     (-o cache_dir=DIR) default $XDG_CACHE_HOME/artifactfs\n"
 	       "    --cache-size=SIZE   (-o cache_size=SIZE) e.g. 500M, 10G; default 4G\n"
+	       "    --memory-limit=SIZE (-o memory_limit=SIZE) memory for archive indexes and\n"
+	       "                        their names; past it a listing fails (ENOMEM); default "
+	       "512M\n"
 	       "    --ttl=SECONDS       (-o ttl=SECONDS) trust listings this long; default 60\n"
 	       "    --timeout=SECONDS   (-o timeout=SECONDS) give up on a transfer that moves\n"
 	       "                        nothing for this long, then retry; default 30\n"
@@ -618,6 +626,13 @@ static int check_options(struct daemon *d)
 			o->cache_size);
 		return -1;
 	}
+	uint64_t mem = parse_size(o->memory_limit ? o->memory_limit : "512M");
+	if (mem < (16u << 20)) {
+		fprintf(stderr, "artifactfs: --memory-limit %s is not a size of at least 16M\n",
+			o->memory_limit);
+		return -1;
+	}
+	membudget_set_limit(mem);
 	d->ttl_s = 60;
 	if (o->ttl && parse_ttl(o->ttl, &d->ttl_s)) {
 		fprintf(stderr, "artifactfs: --ttl %s is not a number of seconds\n", o->ttl);
@@ -865,6 +880,7 @@ static void daemon_release(struct daemon *d)
 	free(d->opts.token_file);
 	free(d->opts.cache_dir);
 	free(d->opts.cache_size);
+	free(d->opts.memory_limit);
 	free(d->opts.ttl);
 	free(d->opts.timeout);
 	free(d->opts.connections);

@@ -19,6 +19,7 @@
 
 #include "artifactfs/grow.h"
 #include "artifactfs/log.h"
+#include "artifactfs/membudget.h"
 
 #define READ_CHUNK (128u * 1024u)
 #define ZEROS_CHUNK 4096u
@@ -31,6 +32,7 @@ struct unpacked {
 	size_t links_len;
 	uint64_t blob_size;
 	size_t rejected;
+	size_t charged; /* the link texts' share of the memory budget, given back at free */
 };
 
 /* The member's bytes as libarchive's client: positional reads through rd. */
@@ -64,7 +66,8 @@ struct scan {
 	uint64_t produced; /* bytes libarchive handed over, kept or not */
 	size_t entries;    /* entries read, kept or not */
 	size_t rejected;
-	int err; /* sticky -errno of our own (budget, wr, memory) */
+	size_t charged; /* taken from the mount's memory budget for v, names and links */
+	int err;        /* sticky -errno of our own (budget, wr, memory) */
 };
 
 /* ---- libarchive's client callbacks ---- */
@@ -299,11 +302,23 @@ static int append(char **arena, size_t *len, size_t *cap, const char *p, size_t 
 	return 0;
 }
 
+/* Takes what one more entry's name or link text costs from the mount's memory budget: a small
+ * tar.gz of 100,000 long names would otherwise hold hundreds of MiB while the pass runs. */
+static int charge(struct scan *s, size_t bytes)
+{
+	int err = membudget_take(bytes, "the nested archive's list of names");
+	if (!err)
+		s->charged += bytes;
+	return err;
+}
+
 static const char *keep_link(struct scan *s, const char *link, size_t *off)
 {
 	size_t len = strlen(link);
 	if (len > s->lim.max_name)
 		return "its link target is too long";
+	if ((s->err = charge(s, len + 1)))
+		return "over the memory budget";
 	if ((s->err = append(&s->links, &s->links_len, &s->links_cap, link, len, off)))
 		return "out of memory";
 	return NULL;
@@ -374,7 +389,9 @@ static int add_entry(struct scan *s, struct archive_entry *e)
 		it.m.size = size;
 	}
 	it.name_len = len;
-	err = array_grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v));
+	err = charge(s, sizeof(*s->v) + sizeof(struct zip_member) + len + 1);
+	if (!err)
+		err = array_grow((void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v));
 	if (!err)
 		err = append(&s->names, &s->names_len, &s->names_cap, name, len, &it.name_off);
 	if (!err)
@@ -496,6 +513,8 @@ static int build(struct scan *s, struct unpacked *n)
 		return err;
 	n->links = s->links;
 	n->links_len = s->links_len;
+	n->charged = s->links_len; /* each text was charged its length + 1, as append() stores it */
+	s->charged -= s->links_len;
 	s->links = NULL;
 	n->blob_size = s->blob_pos;
 	n->rejected = s->rejected + zipindex_rejected(n->zi);
@@ -510,6 +529,7 @@ static void scan_release(struct scan *s)
 	free(s->v);
 	free(s->names);
 	free(s->links);
+	membudget_give(s->charged);
 }
 
 int unpack_archive(uint64_t size, zip_read_fn rd, void *rctx, unpack_write_fn wr, void *wctx,
@@ -549,6 +569,7 @@ void unpack_free(struct unpacked *n)
 		return;
 	zipindex_free(n->zi);
 	free(n->links);
+	membudget_give(n->charged);
 	free(n);
 }
 

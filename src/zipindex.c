@@ -20,6 +20,7 @@
 
 #include "artifactfs/grow.h"
 #include "artifactfs/log.h"
+#include "artifactfs/membudget.h"
 
 #include "zipindex_i.h"
 
@@ -68,6 +69,7 @@ struct zipindex {
 	size_t arena_len;
 	size_t rejected;
 	uint64_t cd_offset;
+	size_t charged; /* taken from the mount's memory budget (membudget.h), given back at free */
 };
 
 static uint64_t le64(const unsigned char *p)
@@ -557,12 +559,17 @@ static int link_tree(struct build *b)
 	return err;
 }
 
-/* Moves every name into one arena; names and bases then point into it. */
-static int copy_names(struct build *b, struct zipindex *zi)
+static size_t names_total(const struct build *b)
 {
 	size_t total = 0;
 	for (size_t i = 0; i < b->n; i++)
 		total += name_len(&b->m[i]) + 1;
+	return total;
+}
+
+/* Moves every name into one arena of total bytes; names and bases then point into it. */
+static int copy_names(struct build *b, struct zipindex *zi, size_t total)
+{
 	char *a = malloc(total);
 	if (!a)
 		return -ENOMEM;
@@ -581,15 +588,26 @@ static int copy_names(struct build *b, struct zipindex *zi)
 }
 
 /* Sorts b's entries into a tree (duplicates and clashes left out, folders made up) and moves it
- * into zi. Frees b->m on failure. */
+ * into zi. Frees b->m on failure. The tree and its names are taken from the memory budget before
+ * the names are copied: a made-up folder's name is its whole path, so deep names cost memory
+ * quadratic in their depth (a 262 KB zip wanted 2 GB) and must be refused before, not after. */
 static int finish_index(struct build *b, struct zipindex *zi)
 {
 	drop_conflicts(b);
 	int err = add_folders(b);
 	if (!err)
 		err = link_tree(b);
+	size_t total = err ? 0 : names_total(b);
+	size_t charge = total + b->n * sizeof(*b->m);
 	if (!err)
-		err = copy_names(b, zi);
+		err = membudget_take(charge, "the archive's index");
+	if (!err) {
+		err = copy_names(b, zi, total);
+		if (err)
+			membudget_give(charge);
+		else
+			zi->charged = charge;
+	}
 	if (err) {
 		free(b->m);
 		return err;
@@ -722,6 +740,7 @@ void zipindex_free(struct zipindex *zi)
 {
 	if (!zi)
 		return;
+	membudget_give(zi->charged);
 	free(zi->m);
 	free(zi->arena);
 	free(zi);

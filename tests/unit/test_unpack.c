@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "artifactfs/log.h"
+#include "artifactfs/membudget.h"
 #include "artifactfs/unpack.h"
 #include "artifactfs/tree.h"
 
@@ -651,4 +653,34 @@ Test(unpack, sparse_files_get_their_holes_as_zeros)
 		unpack_free(n);
 		free(blob.p);
 	}
+}
+
+/* A small tar.gz of many long names held hundreds of MiB while its index was built: the names
+ * are taken from the mount's memory budget as they are read, so such an archive is refused
+ * once the budget is spent, and nothing stays taken after. */
+Test(unpack, many_long_names_are_refused_past_the_memory_budget)
+{
+	struct writer w;
+	char name[256];
+	writer_open(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, true);
+	for (int i = 0; i < 4000; i++) {
+		snprintf(name, sizeof(name), "%0200d/f", i);
+		writer_add(&w, name, AE_IFREG, NULL, NULL);
+	}
+	writer_close(&w);
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
+	membudget_set_limit(1u << 20);
+	cr_assert_eq(index_mem(w.buf, w.used, &blob, &n), -ENOMEM);
+	cr_assert_null(n);
+	cr_assert_not_null(strstr(log_reason(), "list of names"), "refused while reading: %s",
+			   log_reason());
+	cr_assert_eq(membudget_used(), 0);
+	membudget_set_limit(64u << 20);
+	cr_assert_eq(index_mem(w.buf, w.used, &blob, &n), 0);
+	cr_assert_gt(membudget_used(), 4000 * 200);
+	unpack_free(n);
+	cr_assert_eq(membudget_used(), 0, "a freed index gives back what it took");
+	free(blob.p);
+	free(w.buf);
 }
