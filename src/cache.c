@@ -245,6 +245,16 @@ void cache_entry_discard(struct cache *c, const char *key)
 	cachespace_discard(c, key);
 }
 
+int cache_entry_pin(struct cache_entry *e)
+{
+	return entry_enter(e);
+}
+
+void cache_entry_unpin(struct cache_entry *e)
+{
+	entry_leave(e);
+}
+
 /* ---- writing ---- */
 
 /* Sets the map bytes of blocks [first, last) to value, on disk in a few large writes (a write a

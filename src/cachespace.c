@@ -15,8 +15,8 @@
  * (freeing its blocks: slow for a big one) only once the folder lock is released. A full disk
  * (ENOSPC, EDQUOT) evicts the same way, whatever the limit. When nothing can be evicted a write's
  * reservation fails (-ENOSPC), but a new file's metadata is counted anyway: its reader must not
- * fail. Also here: making and opening the files of entries, and the calls cache_drop() and
- * cache_get_stats(). */
+ * fail. Also here: making and opening the files of entries, and the calls cache_drop(),
+ * cache_discard_prefix() and cache_get_stats(). */
 #include "cache_i.h"
 
 #include <dirent.h>
@@ -645,6 +645,52 @@ int cache_drop(struct cache *c)
 		before - after, after);
 	folder_unlock(c);
 	return err;
+}
+
+/* Adds key to *keys when it starts with prefix; -ENOMEM. */
+static int note_key(const char *key, const char *prefix, char ***keys, size_t *n, size_t *cap)
+{
+	if (strncmp(key, prefix, strlen(prefix)) != 0)
+		return 0;
+	char *k = strdup(key);
+	if (!k || array_grow((void **)keys, cap, *n + 1, sizeof(**keys))) {
+		free(k);
+		return -ENOMEM;
+	}
+	(*keys)[(*n)++] = k;
+	return 0;
+}
+
+void cache_discard_prefix(struct cache *c, const char *prefix)
+{
+	struct found *f = NULL;
+	size_t nf = 0, n = 0, cap = 0;
+	char **keys = NULL;
+	folder_lock(c);
+	int err = read_folder(c, &f, &nf); /* the files of every process */
+	folder_unlock(c);
+	for (size_t i = 0; i < nf; i++) {
+		err = err ? err : note_key(f[i].key, prefix, &keys, &n, &cap);
+		free(f[i].key);
+	}
+	free(f);
+	pthread_mutex_lock(&c->lock); /* entries open here, their file evicted or not */
+	for (struct cache_entry *e = c->entries; e && !err; e = e->next)
+		if (e->key[0])
+			err = note_key(e->key, prefix, &keys, &n, &cap);
+	pthread_mutex_unlock(&c->lock);
+	if (err)
+		log_msg(LOG_WARNING, "cache: cannot list the entries of %s* to discard them: %s",
+			prefix, strerror(-err));
+	for (size_t i = 0; i < n; i++) {
+		char *name = cachefile_name(keys[i]);
+		if (name)
+			cachefile_remove(c, name);
+		free(name);
+		cachespace_discard(c, keys[i]);
+		free(keys[i]);
+	}
+	free(keys);
 }
 
 void cache_get_stats(struct cache *c, struct cache_stats *out)

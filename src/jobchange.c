@@ -2,12 +2,14 @@
  * them, or delete all of a project's. Only a job known by id may be kept or deleted (GitLab never
  * lets a job token do either: -EACCES). After a change, every memo entry it makes stale (a ref's
  * jobs, by-ref probes, the recent jobs, jobs by id) expires at once; a kept job's info is
- * refreshed in place, a deleted job leaves the registry and its cache entry is discarded, while
- * open files keep their reference and read on, as from a deleted local file. */
+ * refreshed in place, a deleted job leaves the registry and its cache entries (the zip's, and the
+ * unpacked blobs of the archives inside it) are discarded, while open files keep their reference
+ * and read on, as from a deleted local file. */
 #include <errno.h>
 
 #include "artifactfs/catalog.h"
 #include "artifactfs/memo.h"
+#include "artifactfs/nest.h"
 #include "catalog_i.h"
 
 /* What a keep or delete makes stale: a ref's jobs, by-ref probes, the recent jobs. */
@@ -43,6 +45,7 @@ int catalog_job_delete(struct catalog *c, struct job *j)
 		return err;
 	catalog_job_unpublish(c, j);
 	cache_entry_discard(c->env.cache, job_key(j));
+	nest_discard_blobs(c->env.cache, job_key(j));
 	expire_project_memos(c, job_project(j));
 	return 0;
 }

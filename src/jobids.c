@@ -16,6 +16,7 @@
 #include "artifactfs/catalog.h"
 #include "artifactfs/log.h"
 #include "artifactfs/memo.h"
+#include "artifactfs/nest.h"
 #include "catalog_i.h"
 
 struct jobinfo_val { /* a job by id as last checked: its info and size */
@@ -92,6 +93,7 @@ static void job_gone(struct catalog *c, const char *project, const char *key)
 		project);
 	catalog_job_unpublish(c, j);
 	cache_entry_discard(c->env.cache, key);
+	nest_discard_blobs(c->env.cache, key);
 	job_put(j);
 }
 

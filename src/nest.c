@@ -23,14 +23,24 @@
 
 #define MEMBER_READ_AHEAD (4u * 1024u * 1024u)
 
+/* A blob is held in segments, cache entries of their own keyed "<nest key>.<i>": segment i holds
+ * the blob's bytes [seg_start(i), seg_start(i + 1)), SEG_FIRST << 2i of them. The blob's size is
+ * known only once the pass has written it, and an entry's size is fixed when it is made; so a
+ * blob costs entries sized by what it holds (the last one at most 4 times over, which costs only
+ * its map and checksums: its data region is sparse) in a handful of entries, whatever the
+ * budget. Segment starts are multiples of CACHE_BLOCK_SIZE. */
+#define SEG_FIRST (64u * 1024u)
+#define SEG_MAX 14 /* segment 13 holds 4 TiB, the largest cache entry */
+
 struct nest {
 	atomic_int refs;
 	struct job *job;             /* borrowed: every holder of a nest holds its job */
 	struct nest *parent;         /* held; NULL when the archive is a member of the artifacts */
 	const struct zip_member *am; /* the archive, in the parent's index or the job's */
 	struct unpacked *unpacked;
-	struct cache_entry *blob;
-	char *key; /* the blob's cache key */
+	struct cache_entry *seg[SEG_MAX]; /* set by the build; NULL: never cached */
+	char *key;                        /* the blob's cache key, its segments' prefix */
+	char *path;                       /* for messages */
 	struct unpack_limits lim;
 };
 
@@ -42,11 +52,13 @@ struct slot {
 	uint64_t used;
 };
 
+/* NEST_SET_MAX slots in use, more while a walk deeper than that is inside all of them: a walk
+ * never evicts its own ancestors (the next lookup would unpack them all again). */
 struct nest_set {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct slot s[NEST_SET_MAX]; /* protected by lock */
-	uint64_t clock;              /* protected by lock */
+	struct slot s[NEST_DEPTH_MAX]; /* protected by lock */
+	uint64_t clock;                /* protected by lock */
 };
 
 struct nest *nest_hold(struct nest *n)
@@ -61,14 +73,136 @@ void nest_put(struct nest *n)
 		return;
 	nest_put(n->parent);
 	unpack_free(n->unpacked);
-	cache_entry_put(n->blob);
+	for (size_t i = 0; i < SEG_MAX; i++)
+		cache_entry_put(n->seg[i]);
 	free(n->key);
+	free(n->path);
 	free(n);
 }
 
 const struct zipindex *nest_index(const struct nest *n)
 {
 	return unpack_zipindex(n->unpacked);
+}
+
+/* ---- the blob's segments ---- */
+
+static uint64_t seg_start(size_t i)
+{
+	return SEG_FIRST * (((uint64_t)1 << (2 * i)) - 1) / 3;
+}
+
+/* The segment holding blob byte off (SEG_MAX past the last). */
+static size_t seg_of(uint64_t off)
+{
+	size_t i = 0;
+	while (i < SEG_MAX && seg_start(i + 1) <= off)
+		i++;
+	return i;
+}
+
+/* Calls fn on each segment's part of [off, off + len) of the blob, in order, while it returns
+ * 0; a part past the last segment is -EFBIG. */
+typedef int (*seg_fn)(struct nest *n, size_t i, char *p, size_t len, uint64_t seg_off);
+static int seg_each(struct nest *n, void *buf, size_t len, uint64_t off, seg_fn fn)
+{
+	int err = 0;
+	for (size_t done = 0, i; !err && done < len;) {
+		uint64_t at = off + done;
+		if ((i = seg_of(at)) == SEG_MAX)
+			return -EFBIG;
+		uint64_t room = seg_start(i + 1) - at;
+		size_t part = len - done < room ? len - done : (size_t)room;
+		err = fn(n, i, buf ? (char *)buf + done : NULL, part, at - seg_start(i));
+		done += part;
+	}
+	return err;
+}
+
+static int seg_has(struct nest *n, size_t i, char *p, size_t len, uint64_t seg_off)
+{
+	(void)p;
+	return n->seg[i] && cache_entry_has(n->seg[i], seg_off, len) ? 0 : -ENOENT;
+}
+
+/* Whether [off, off + len) of the blob is all in the cache. */
+static bool blob_has(struct nest *n, uint64_t off, uint64_t len)
+{
+	return seg_each(n, NULL, (size_t)len, off, seg_has) == 0;
+}
+
+static int seg_read(struct nest *n, size_t i, char *p, size_t len, uint64_t seg_off)
+{
+	ssize_t got = n->seg[i] ? cache_entry_pread(n->seg[i], p, len, seg_off, 0) : -ENOENT;
+	return got == (ssize_t)len ? 0 : got < 0 ? (int)got : -EIO;
+}
+
+/* Opens segment i, pinned while the build runs (its earlier segments must not make room for
+ * its later ones). Only the build opens segments: the set is fixed once the nest is shared. */
+static int seg_open(struct nest *n, size_t i)
+{
+	char *key = NULL;
+	struct cache_entry *e = NULL;
+	if (asprintf(&key, "%s.%zu", n->key, i) < 0)
+		return -ENOMEM;
+	int err = cache_entry_get(job_cache(n->job), key, seg_start(i + 1) - seg_start(i), &e);
+	free(key);
+	if (!err && (err = cache_entry_pin(e)) != 0)
+		cache_entry_put(e);
+	if (!err)
+		n->seg[i] = e;
+	return err;
+}
+
+/* Stores the blob bytes of a segment's part whose blocks are missing (a block is completed by
+ * the contiguous writes of its bytes, so every part touching a missing block is written). */
+static int seg_store(struct nest *n, size_t i, char *p, size_t len, uint64_t seg_off)
+{
+	if (n->seg[i] && cache_entry_has(n->seg[i], seg_off, len))
+		return 0;
+	return n->seg[i] ? cache_entry_write(n->seg[i], seg_off, p, len) : -ENOSPC;
+}
+
+static int seg_store_opening(struct nest *n, size_t i, char *p, size_t len, uint64_t seg_off)
+{
+	if (!n->seg[i] && seg_open(n, i) != 0)
+		return -ENOSPC; /* its bytes are never cached: read by a later pass */
+	return seg_store(n, i, p, len, seg_off);
+}
+
+/* Stores blob bytes; opening: the build, which makes the segments. The last block counts as
+ * present only when written whole, so the blob's end (last) is followed by zeros up to it. */
+static int blob_store(struct nest *n, const void *buf, size_t len, uint64_t off, bool opening,
+		      bool last)
+{
+	static const unsigned char zeros[CACHE_BLOCK_SIZE];
+	seg_fn fn = opening ? seg_store_opening : seg_store;
+	int err = seg_each(n, (void *)buf, len, off, fn);
+	uint64_t end = off + len, tail = end % CACHE_BLOCK_SIZE;
+	if (!err && last && tail)
+		err = seg_each(n, (void *)zeros, CACHE_BLOCK_SIZE - tail, end, fn);
+	return err;
+}
+
+/* Unpins the blob's segments (every segment made is pinned by the build while it runs). */
+static void blob_unpin(struct nest *n)
+{
+	for (size_t i = 0; i < SEG_MAX; i++)
+		if (n->seg[i])
+			cache_entry_unpin(n->seg[i]);
+}
+
+/* Pins every segment of the blob (none on failure). */
+static int blob_pin(struct nest *n)
+{
+	size_t i = 0;
+	int err = 0;
+	for (; !err && i < SEG_MAX; i++)
+		err = n->seg[i] ? cache_entry_pin(n->seg[i]) : 0;
+	for (i--; err && i-- > 0;) /* the failing one is not pinned */
+		if (n->seg[i])
+			cache_entry_unpin(n->seg[i]);
+	return err;
 }
 
 /* ---- the archive's bytes: a member of the artifacts, or a range of the enclosing blob ---- */
@@ -120,71 +254,92 @@ static int member_src_open(struct nest *n, struct member_src *ms)
 
 /* ---- writing the blob ---- */
 
-/* The first pass: blob bytes into the cache entry. A write the cache refuses (no room) only
- * leaves blocks missing, which blob_read gets by running the pass again. */
+/* The first pass: blob bytes into the cache. A write the cache refuses (no room) only leaves
+ * blocks missing, which a later pass gets. */
 static int first_pass_write(void *ctx, const void *buf, size_t len, uint64_t off)
 {
 	struct nest *n = ctx;
-	if (cache_entry_write(n->blob, off, buf, len) != 0)
+	if (blob_store(n, buf, len, off, true, false) != 0)
 		log_msg(LOG_DEBUG, "nested blob bytes at %" PRIu64 " not cached", off);
 	return 0;
 }
 
-/* The last block counts as present only when written whole: zeros up to its end. */
-static void pad_last_block(struct nest *n)
-{
-	static const unsigned char zeros[CACHE_BLOCK_SIZE];
-	uint64_t size = unpack_blob_size(n->unpacked), tail = size % CACHE_BLOCK_SIZE;
-	if (tail && size + (CACHE_BLOCK_SIZE - tail) <= n->lim.max_bytes)
-		cache_entry_write(n->blob, size, zeros, CACHE_BLOCK_SIZE - tail);
-}
-
-/* A later pass, run for the bytes [want, want + len) of the blob: copies them to buf and stores
- * the whole blocks around them again, then stops the pass. */
+/* A later pass over a built nest, for the bytes [want, want + len) of the blob (none when buf
+ * is NULL): copies them to buf and stores every missing block it passes, to make the blob whole;
+ * it stops once it has what it came for and the cache refuses a write. */
 struct redo {
 	struct nest *n;
 	char *buf;
-	uint64_t want, len, stop;
+	uint64_t want, len;
+	bool refused;
 };
 
-#define PASS_DONE (-ECANCELED) /* a redo pass has what it came for */
+#define PASS_DONE (-ECANCELED) /* a later pass has what it came for */
 
 static int redo_write(void *ctx, const void *buf, size_t len, uint64_t off)
 {
 	struct redo *r = ctx;
 	uint64_t end = off + len;
-	if (off < r->want + r->len && end > r->want) {
+	if (r->buf && off < r->want + r->len && end > r->want) {
 		uint64_t from = off > r->want ? off : r->want;
 		uint64_t to = end < r->want + r->len ? end : r->want + r->len;
 		memcpy(r->buf + (from - r->want), (const char *)buf + (from - off), to - from);
 	}
-	uint64_t block = r->want - r->want % CACHE_BLOCK_SIZE;
-	if (end > block && off < r->stop) {
-		uint64_t from = off > block ? off : block;
-		uint64_t to = end < r->stop ? end : r->stop;
-		cache_entry_write(r->n->blob, from, (const char *)buf + (from - off), to - from);
-	}
-	return end >= r->stop ? PASS_DONE : 0;
+	bool last = end == unpack_blob_size(r->n->unpacked);
+	if (!r->refused && blob_store(r->n, buf, len, off, false, last) != 0)
+		r->refused = true;
+	return r->refused && (!r->buf || end >= r->want + r->len) ? PASS_DONE : 0;
 }
 
-static ssize_t blob_redo(struct nest *n, void *buf, size_t len, uint64_t off)
+static int blob_hold_whole(struct nest *n);
+
+/* Runs n's pass again (r says what for), from its parent's blob made whole and pinned first:
+ * a pass never reads a level that is missing bytes, so no pass starts another below it, and a
+ * lookup runs at most one pass per level. On success n is left pinned. */
+static int pass_again(struct nest *n, struct redo *r)
 {
-	uint64_t size = unpack_blob_size(n->unpacked), stop = off + len;
-	stop += (CACHE_BLOCK_SIZE - stop % CACHE_BLOCK_SIZE) % CACHE_BLOCK_SIZE;
-	struct redo r = {n, buf, off, len, stop < size ? stop : size};
 	struct member_src ms;
 	struct unpacked *again = NULL;
-	log_msg(LOG_DEBUG, "nested blob bytes at %" PRIu64 " not in the cache: unpacking again",
-		off);
-	int err = member_src_open(n, &ms);
-	if (!err)
-		err = unpack_archive(n->am->size, member_read, &ms, redo_write, &r, &n->lim,
-				     &again);
-	zip_reader_free(ms.r);
+	log_msg(LOG_DEBUG, "nested blob of \"%s\" not all in the cache: unpacking again", n->path);
+	int err = n->parent ? blob_hold_whole(n->parent) : 0;
+	bool parent_held = n->parent && !err;
+	bool pinned = !err && (err = blob_pin(n)) == 0;
+	if (pinned && (err = member_src_open(n, &ms)) == 0) {
+		err = unpack_archive(n->am->size, member_read, &ms, redo_write, r, &n->lim, &again);
+		zip_reader_free(ms.r);
+	}
+	if (err == PASS_DONE)
+		err = 0;
+	if (err && pinned)
+		blob_unpin(n);
+	if (parent_held)
+		blob_unpin(n->parent);
 	unpack_free(again);
-	if (r.stop == size)
-		pad_last_block(n);
-	return err && err != PASS_DONE ? err : (ssize_t)len;
+	return err;
+}
+
+/* Makes n's blob whole in the cache and pins it, for a pass over the archive inside it: at most
+ * one pass over n. -ENOSPC (with one log line) when it cannot be whole: the levels a lookup is
+ * inside do not fit in the cache together. */
+static int blob_hold_whole(struct nest *n)
+{
+	uint64_t size = unpack_blob_size(n->unpacked);
+	int err = blob_pin(n);
+	if (err || blob_has(n, 0, size))
+		return err;
+	blob_unpin(n); /* its parent is made whole first, without it pinned */
+	struct redo r = {.n = n};
+	if ((err = pass_again(n, &r)) != 0)
+		return err;
+	if (blob_has(n, 0, size))
+		return 0;
+	blob_unpin(n);
+	log_msg(LOG_WARNING,
+		"nested archives do not fit in the cache: the %" PRIu64 " bytes unpacked from "
+		"\"%s\" must stay cached while an archive inside it is unpacked (a larger "
+		"--cache-size helps)",
+		size, n->path);
+	return -ENOSPC;
 }
 
 /* Exactly len bytes of the blob at off, or -errno. */
@@ -194,12 +349,13 @@ static ssize_t blob_read(struct nest *n, void *buf, size_t len, uint64_t off)
 		return -EIO;
 	if (len == 0)
 		return 0;
-	if (cache_entry_has(n->blob, off, len)) {
-		ssize_t got = cache_entry_pread(n->blob, buf, len, off, 0);
-		if (got == (ssize_t)len)
-			return got;
-	}
-	return blob_redo(n, buf, len, off);
+	if (blob_has(n, off, len) && seg_each(n, buf, len, off, seg_read) == 0)
+		return (ssize_t)len;
+	struct redo r = {n, buf, off, len, false};
+	int err = pass_again(n, &r);
+	if (!err)
+		blob_unpin(n);
+	return err ? err : (ssize_t)len;
 }
 
 ssize_t nest_pread(struct nest *n, const struct zip_member *m, void *buf, size_t len, uint64_t off)
@@ -246,7 +402,8 @@ static struct nest *nest_new(struct job *j, struct nest *parent, const struct zi
 	struct cache_stats cs;
 	cache_get_stats(job_cache(j), &cs);
 	n->lim.max_bytes = cs.limit_bytes;
-	if (asprintf(&n->key, "%s-n%016" PRIx64, job_key(j), fnv1a(path)) < 0) {
+	n->path = strdup(path);
+	if (!n->path || asprintf(&n->key, "%s-n%016" PRIx64, job_key(j), fnv1a(path)) < 0) {
 		n->key = NULL;
 		nest_put(n);
 		return NULL;
@@ -254,7 +411,27 @@ static struct nest *nest_new(struct job *j, struct nest *parent, const struct zi
 	return n;
 }
 
-/* One pass over the archive am: its index and its blob in the cache. */
+void nest_discard_blobs(struct cache *c, const char *job_key)
+{
+	char *prefix = NULL;
+	if (asprintf(&prefix, "%s-n", job_key) >= 0) /* the keys nest_new() makes */
+		cache_discard_prefix(c, prefix);
+	free(prefix);
+}
+
+/* Forgets the segments of a failed build: what the pass wrote is garbage. */
+static void blob_discard(struct nest *n)
+{
+	for (size_t i = 0; i < SEG_MAX; i++) {
+		char *key = NULL;
+		if (n->seg[i] && asprintf(&key, "%s.%zu", n->key, i) >= 0)
+			cache_entry_discard(job_cache(n->job), key);
+		free(key);
+	}
+}
+
+/* One pass over the archive am (its parent's blob whole and pinned meanwhile): its index and its
+ * blob in the cache. */
 static int nest_build(struct job *j, struct nest *parent, const struct zip_member *am,
 		      const char *path, struct nest **out)
 {
@@ -262,7 +439,8 @@ static int nest_build(struct job *j, struct nest *parent, const struct zip_membe
 	if (!n)
 		return -ENOMEM;
 	struct member_src ms;
-	int err = cache_entry_get(job_cache(j), n->key, n->lim.max_bytes, &n->blob);
+	int err = parent ? blob_hold_whole(parent) : 0;
+	bool parent_held = parent && !err;
 	if (!err)
 		err = member_src_open(n, &ms);
 	if (!err) {
@@ -270,13 +448,16 @@ static int nest_build(struct job *j, struct nest *parent, const struct zip_membe
 				     &n->unpacked);
 		zip_reader_free(ms.r);
 	}
+	if (parent_held)
+		blob_unpin(parent);
+	if (!err) /* the blob's end: its last block padded */
+		blob_store(n, NULL, 0, unpack_blob_size(n->unpacked), true, true);
+	blob_unpin(n);
 	if (!err) {
-		pad_last_block(n);
 		*out = n;
 		return 0;
 	}
-	if (n->blob)
-		cache_entry_discard(job_cache(j), n->key); /* what the pass wrote is garbage */
+	blob_discard(n);
 	nest_put(n);
 	return err;
 }
@@ -287,7 +468,7 @@ static int nest_build(struct job *j, struct nest *parent, const struct zip_membe
 static void set_free(void *p)
 {
 	struct nest_set *s = p;
-	for (size_t i = 0; i < NEST_SET_MAX; i++) {
+	for (size_t i = 0; i < NEST_DEPTH_MAX; i++) {
 		nest_put(s->s[i].n);
 		free(s->s[i].path);
 	}
@@ -314,30 +495,52 @@ static struct nest_set *set_of(struct job *j)
 
 static struct slot *slot_find(struct nest_set *s, const char *path)
 {
-	for (size_t i = 0; i < NEST_SET_MAX; i++)
+	for (size_t i = 0; i < NEST_DEPTH_MAX; i++)
 		if (s->s[i].path && strcmp(s->s[i].path, path) == 0)
 			return &s->s[i];
 	return NULL;
 }
 
-/* A free slot, or the least recently used one not loading (its nest goes to *old); NULL when
- * every slot is loading. Lock held. */
-static struct slot *slot_take(struct nest_set *s, struct nest **old)
+/* Whether x holds parent or one of the levels above it. */
+static bool holds_ancestor(const struct slot *x, const struct nest *parent)
 {
-	struct slot *best = NULL;
-	for (size_t i = 0; i < NEST_SET_MAX; i++) {
-		struct slot *x = &s->s[i];
-		if (!x->path)
-			return x;
-		if (!x->loading && (!best || x->used < best->used))
-			best = x;
+	for (const struct nest *p = parent; p && x->n; p = p->parent)
+		if (p == x->n)
+			return true;
+	return false;
+}
+
+/* A free slot for a nest inside parent (NULL: a member of the artifacts), after making room:
+ * while NEST_SET_MAX slots are in use, the least recently used one that is neither loading nor
+ * one of the walk's own levels goes (its nest to old[]). Past that the set grows, up to
+ * NEST_DEPTH_MAX: a walk deeper than NEST_SET_MAX keeps all its levels. NULL when every slot is
+ * taken. Lock held. */
+static struct slot *slot_take(struct nest_set *s, const struct nest *parent,
+			      struct nest *old[NEST_DEPTH_MAX], size_t *n_old)
+{
+	size_t used = 0;
+	struct slot *free_slot = NULL;
+	for (size_t i = 0; i < NEST_DEPTH_MAX; i++) {
+		used += s->s[i].path != NULL;
+		if (!s->s[i].path && !free_slot)
+			free_slot = &s->s[i];
 	}
-	if (best) {
-		*old = best->n;
+	for (; used >= NEST_SET_MAX; used--) {
+		struct slot *best = NULL;
+		for (size_t i = 0; i < NEST_DEPTH_MAX; i++) {
+			struct slot *x = &s->s[i];
+			if (x->path && !x->loading && !holds_ancestor(x, parent) &&
+			    (!best || x->used < best->used))
+				best = x;
+		}
+		if (!best)
+			break;
+		old[(*n_old)++] = best->n;
 		free(best->path);
 		memset(best, 0, sizeof(*best));
+		free_slot = free_slot ? free_slot : best;
 	}
-	return best;
+	return free_slot;
 }
 
 /* Waits for a load of path; 1 and the result when the set holds one, 0 when it must be made.
@@ -377,7 +580,8 @@ static int nest_get(struct job *j, struct nest *parent, const struct zip_member 
 		    const char *path, struct nest **out)
 {
 	struct nest_set *s = set_of(j);
-	struct nest *old = NULL;
+	struct nest *old[NEST_DEPTH_MAX];
+	size_t n_old = 0;
 	int err = 0;
 	if (!s)
 		return -ENOMEM;
@@ -386,7 +590,7 @@ static int nest_get(struct job *j, struct nest *parent, const struct zip_member 
 		pthread_mutex_unlock(&s->lock);
 		return err;
 	}
-	struct slot *x = slot_take(s, &old);
+	struct slot *x = slot_take(s, parent, old, &n_old);
 	if (x && (x->path = strdup(path))) {
 		x->loading = true;
 		x->used = ++s->clock;
@@ -394,7 +598,8 @@ static int nest_get(struct job *j, struct nest *parent, const struct zip_member 
 		x = NULL; /* built without being remembered */
 	}
 	pthread_mutex_unlock(&s->lock);
-	nest_put(old);
+	while (n_old > 0)
+		nest_put(old[--n_old]);
 	err = nest_build(j, parent, am, path, out);
 	slot_fill(s, x, err ? NULL : *out, err);
 	return err;

@@ -130,6 +130,18 @@ int cache_entry_has(struct cache_entry *e, uint64_t off, uint64_t len);
 /* Removes an entry's files (its job's artifacts were deleted). References stay valid until put. */
 void cache_entry_discard(struct cache *c, const char *key);
 
+/* cache_entry_discard() of every entry whose key starts with prefix: each file of the folder
+ * (of any process) and each entry open here (whose evicted file would else be made anew). */
+void cache_discard_prefix(struct cache *c, const char *prefix);
+
+/* Holds a call open on e until cache_entry_unpin(): meanwhile its file is evicted by no process
+ * (nor by cache_drop()), so what it holds stays, and writes to other entries evict others or
+ * fail with -ENOSPC. For bytes that must stay while something else is made from them (the
+ * unpacked blob of a nested archive while the archive inside it is unpacked). Pins nest.
+ * Returns 0, or -errno when its evicted file cannot be made anew (then it is not pinned). */
+int cache_entry_pin(struct cache_entry *e);
+void cache_entry_unpin(struct cache_entry *e);
+
 /* Evicts every file of the folder that no call is using, in this process or another: a file
  * open but idle goes too, and its next read fetches again, so no reader fails. The size account
  * (df) follows. Returns 0, or -errno from reading the folder (what could go went). */

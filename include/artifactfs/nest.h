@@ -3,15 +3,25 @@
  *
  * A nest is one archive member's inside: its index, built by unpack_archive() in one streaming pass
  * over the member's bytes (the artifacts zip's member through a zip reader, or a range of the
- * enclosing nest's blob), and its unpacked blob, held in a cache entry of its own keyed by the
+ * enclosing nest's blob), and its unpacked blob, held in cache entries of its own keyed by the
  * job's cache key and the member's path. The decompression budget is the cache's size: a bomb
- * stops there with -EFBIG. The blob entry is made with the budget as its size (the blob's own
- * size is known only at the end of the pass); the pass pads the blob's last block so that it is
- * marked present. A blob byte missing from the cache (no room when the pass wrote it) is got by
- * running the pass again, up to that byte, straight into the reader's buffer: reading never
- * fails for lack of cache space.
+ * stops there with -EFBIG. The blob's size is known only at the end of the pass, so it is held
+ * in segments of growing size (64 KiB, then 4 times the last), each its own cache entry: what a
+ * blob costs in disk and memory follows what it holds, not the budget. The pass pads the blob's
+ * last block so that it is marked present, and the blob's entries are pinned in the cache while
+ * it runs.
  *
- * Each job keeps a small set of nests (NEST_SET_MAX of them, least recently used out), made on
+ * A pass over a nested archive reads its parent's blob from the cache only: the parent's blob is
+ * made whole first (by one pass over the parent, its own parent made whole the same way) and
+ * pinned while the pass runs. So a lookup runs at most one pass per level, however small the
+ * cache; when a level cannot be made whole (the levels a lookup is inside do not fit in the
+ * cache together) the lookup fails with -ENOSPC and one log line naming the archive. A blob byte
+ * missing from the cache (no room when the pass wrote it) is got by running that level's pass
+ * again, straight into the reader's buffer, storing every missing block it passes until the
+ * cache refuses one.
+ *
+ * Each job keeps a small set of nests (NEST_SET_MAX of them, least recently used out, but never
+ * a level the lookup that needs room is inside: the set grows up to NEST_DEPTH_MAX), made on
  * first use and kept as the job's attachment (job_attach: job.c frees it with the job and calls
  * nothing here), keyed by path, built single flight; a member that is no archive (-ENOENT) or a
  * bomb (-EFBIG) is remembered as such, other errors are not. A nest is immutable once built and
@@ -31,6 +41,7 @@
  * component of a 4 KiB path. */
 #define NEST_DEPTH_MAX 16
 
+struct cache;
 struct job;
 struct nest;
 
@@ -39,8 +50,8 @@ struct nest;
  * when that is the artifacts zip itself (job_index). A component "x#" names the inside of
  * member "x" unless the index has a member "x#". Returns -ENOENT (no such member, or "x#"
  * where x is no archive: logged at DEBUG only), -EFBIG (a bomb), -ELOOP (more than
- * NEST_DEPTH_MAX levels), -EIO, -ENOMEM. *m is borrowed
- * while *nest (or j) is held. */
+ * NEST_DEPTH_MAX levels), -ENOSPC (the levels do not fit in the cache together), -EIO, -ENOMEM.
+ * *m is borrowed while *nest (or j) is held. */
 int nest_find(struct job *j, const char *path, struct nest **nest, const struct zip_member **m);
 
 struct nest *nest_hold(struct nest *n);
@@ -50,8 +61,14 @@ void nest_put(struct nest *n); /* NULL is a no-op */
 const struct zipindex *nest_index(const struct nest *n);
 
 /* Reads up to len bytes at off of file member m of n (short only at its end, 0 past it).
- * Returns the count or -errno (-EIO, -EFBIG, -ENOMEM, what reading the job's bytes returned). */
+ * Returns the count or -errno (-EIO, -EFBIG, -ENOSPC, -ENOMEM, what reading the job's bytes
+ * returned). */
 ssize_t nest_pread(struct nest *n, const struct zip_member *m, void *buf, size_t len, uint64_t off);
+
+/* Removes the unpacked blobs of the nested archives of the job of cache key job_key from the
+ * cache (its artifacts were deleted: they are its bytes in clear text). Nests still held read
+ * on, as an open file of the job does. */
+void nest_discard_blobs(struct cache *c, const char *job_key);
 
 /* A zip_target_fn for zipindex_resolve_link over n's index (ctx is n). */
 int nest_link_target(void *ctx, const struct zip_member *link, char **out, size_t *len);

@@ -112,4 +112,13 @@ check "a file inside a tarball reads exact" cmp "$big/big.tar#/big.bin" "$T/big.
 check "the artifacts read whole, evicting the unpacked blob" cmp "$big/big.tar" "$T/big.tar"
 check "the file inside still reads exact, unpacked again" cmp "$big/big.tar#/big.bin" "$T/big.bin"
 unmount_fs "$mnt"
+
+# The unpacked blob takes what it holds, not the cache's size (its decompression budget).
+rm -rf "$T/cache"
+mount_fs "$mnt" --cache-size 1T
+check "a tarball inside reads under a 1T cache" cmp "$job/dist/a.tar.gz#/ok" - <<<"ok"
+check_eq "its blob's files are sized by what they hold" "OK" "$(find "$T/cache" \
+	-name '*-n????????????????.*.afs' -printf '%s\n' | awk '{s += $1}
+	END {print (NR > 0 && s < 4194304) ? "OK" : NR " files of " s " bytes"}')"
+unmount_fs "$mnt"
 finish

@@ -877,3 +877,76 @@ Test(cache, a_file_cut_while_open_is_fetched_again)
 	free(f);
 	tmpdir_remove(d);
 }
+
+static bool file_exists(const char *d, const char *name)
+{
+	char p[1024];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/v2/%s", d, name);
+	return stat(p, &st) == 0;
+}
+
+/* A pinned entry stays whatever the others need: their writes fail instead; unpinned, it is
+ * evicted as any idle entry. */
+Test(cache, a_pinned_entry_is_not_evicted)
+{
+	char *d = tmpdir_new("cache");
+	struct cache *c;
+	struct cache_entry *a, *b;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, SIZE + SIZE / 2 + 16384, &c), 0);
+	cr_assert_eq(get_bound(c, "a", SIZE, &a), 0);
+	check_range(a, &s, 0, SIZE);
+	cr_assert_eq(cache_entry_pin(a), 0);
+	cr_assert_eq(cache_entry_pin(a), 0, "pins nest");
+	cr_assert_eq(get_bound(c, "b", SIZE, &b), 0);
+	unsigned char buf[SIZE];
+	for (size_t i = 0; i < SIZE; i++)
+		buf[i] = byte_at(i);
+	cr_assert_eq(cache_entry_write(b, 0, buf, SIZE), -ENOSPC, "a is pinned");
+	cr_assert_eq(cache_drop(c), 0);
+	cache_entry_unpin(a);
+	cr_assert(cache_entry_has(a, 0, SIZE), "still pinned once");
+	cache_entry_unpin(a);
+	cr_assert(file_exists(d, "a.afs"));
+	cr_assert_eq(cache_entry_write(b, 0, buf, SIZE), 0, "a is idle: it goes");
+	cr_assert_not(file_exists(d, "a.afs"));
+	cache_entry_put(a);
+	cache_entry_put(b);
+	cache_close(c);
+	tmpdir_remove(d);
+}
+
+/* Discarding by prefix takes every file whose key starts so (open here or not, in use or
+ * not), and an entry open here whose file was evicted does not make it anew. */
+Test(cache, discarding_by_prefix_takes_every_entry_of_the_prefix)
+{
+	char *d = tmpdir_new("cache");
+	struct cache *c;
+	struct cache_entry *e[4];
+	const char *keys[] = {"j1-n1", "j1-n2", "j12-n3", "j1"};
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(get_bound(c, keys[0], SIZE, &e[0]), 0);
+	check_range(e[0], &s, 0, SIZE);
+	cr_assert_eq(cache_drop(c), 0);
+	cr_assert_not(file_exists(d, "j1-n1.afs"), "evicted while idle, still open");
+	for (int i = 1; i < 4; i++) {
+		cr_assert_eq(get_bound(c, keys[i], SIZE, &e[i]), 0);
+		check_range(e[i], &s, 0, SIZE);
+	}
+	cr_assert_eq(cache_entry_pin(e[1]), 0); /* in use */
+	cache_discard_prefix(c, "j1-n");
+	cr_assert_not(file_exists(d, "j1-n2.afs"));
+	cr_assert(file_exists(d, "j12-n3.afs"));
+	check_range(e[0], &s, 0, SIZE); /* reads on, from no file of the folder */
+	check_range(e[1], &s, 0, SIZE);
+	cr_assert_not(file_exists(d, "j1-n1.afs"), "not made anew");
+	cr_assert_not(file_exists(d, "j1-n2.afs"));
+	cache_entry_unpin(e[1]);
+	cr_assert(file_exists(d, "j1.afs"));
+	for (int i = 0; i < 4; i++)
+		cache_entry_put(e[i]);
+	cache_close(c);
+	tmpdir_remove(d);
+}

@@ -8,11 +8,34 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <dirent.h>
 
+#include "artifactfs/cache.h"
 #include "artifactfs/catalog.h"
 #include "artifactfs/nest.h"
+#include "artifactfs/unpack.h"
 #include "fake_backend.h"
 #include "tmpdir.h"
+
+/* Every pass over a nested archive, counted (the test binary links with
+ * -Wl,--wrap=unpack_archive); past PASS_CAP a pass fails, so that a regression to exponential
+ * re-unpacking fails a test instead of hanging it. */
+#define PASS_CAP 400
+static atomic_int passes;
+int __real_unpack_archive(uint64_t size, zip_read_fn rd, void *rctx, unpack_write_fn wr, void *wctx,
+			  const struct unpack_limits *lim, struct unpacked **out);
+int __wrap_unpack_archive(uint64_t size, zip_read_fn rd, void *rctx, unpack_write_fn wr, void *wctx,
+			  const struct unpack_limits *lim, struct unpacked **out);
+int __wrap_unpack_archive(uint64_t size, zip_read_fn rd, void *rctx, unpack_write_fn wr, void *wctx,
+			  const struct unpack_limits *lim, struct unpacked **out)
+{
+	if (atomic_fetch_add(&passes, 1) >= PASS_CAP) {
+		*out = NULL;
+		return -ECANCELED;
+	}
+	return __real_unpack_archive(size, rd, rctx, wr, wctx, lim, out);
+}
 
 static char *dir;
 static struct cache *cache;
@@ -28,6 +51,8 @@ struct item {
 static unsigned char *pack(int format, int filter, const struct item *it, size_t n, size_t *len)
 {
 	size_t cap = 1 << 20;
+	for (size_t i = 0; i < n; i++)
+		cap += it[i].len + 4096;
 	unsigned char *buf = malloc(cap);
 	struct archive *a = archive_write_new();
 	archive_write_set_format(a, format);
@@ -255,4 +280,258 @@ Test(nest, nesting_deeper_than_the_limit_is_eloop)
 	cr_assert_eq(nest_find(deep, path, &n, &m), -ELOOP);
 	cr_assert_null(n);
 	job_put(deep);
+}
+
+/* ---- deep nestings: passes per lookup, the set, the cache ---- */
+
+/* A tar nesting levels deep: "n.tar" holds "f" (filler bytes, when filler > 0) and "n.tar",
+ * down to the innermost, which holds "x": filler bytes of its own, or "bottom\n". */
+static unsigned char *deep_tar(int levels, size_t filler, size_t *len)
+{
+	char *fill = malloc(filler ? filler : 1);
+	for (size_t i = 0; i < filler; i++)
+		fill[i] = (char)(i * 2654435761u >> 13);
+	struct item leaf =
+		filler ? (struct item){"x", fill, filler} : (struct item){"x", "bottom\n", 7};
+	unsigned char *level = pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE, &leaf, 1, len);
+	for (int i = 1; i < levels; i++) {
+		size_t up_len;
+		const struct item up[] = {{"f", fill, filler}, {"n.tar", (char *)level, *len}};
+		unsigned char *next = pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE,
+					   filler ? up : up + 1, filler ? 2 : 1, &up_len);
+		free(level);
+		level = next;
+		*len = up_len;
+	}
+	free(fill);
+	return level;
+}
+
+/* The artifacts become one member "n.tar", a deep_tar(); *path the path of its "x". */
+static void deep_artifacts(int levels, size_t filler, char *path, size_t cap)
+{
+	size_t len;
+	unsigned char *t = deep_tar(levels, filler, &len);
+	struct zb z = {0};
+	zb_add(&z, "n.tar", t, len, (struct zb_opts){.mode = 0100644, .fake_size = -1});
+	free(t);
+	free(fake.zip);
+	fake.zip = zb_finish(&z, false, &fake.zip_len);
+	path[0] = '\0';
+	for (int i = 0; i < levels; i++)
+		strncat(path, "n.tar#/", cap - strlen(path) - 1);
+	strncat(path, "x", cap - strlen(path) - 1);
+}
+
+/* A job of the artifacts made last, over its own cache of limit bytes. */
+struct small {
+	char *dir;
+	struct cache *cache;
+	struct catalog *cat;
+	struct job *job;
+};
+
+static void small_open(struct small *s, uint64_t limit)
+{
+	s->dir = tmpdir_new("nest-small");
+	cr_assert_eq(cache_open(s->dir, limit, &s->cache), 0);
+	struct catalog_config cc = {.backend = &fake_backend,
+				    .cache = s->cache,
+				    .base_url = "http://gitlab.test",
+				    .ttl_s = 60};
+	cr_assert_eq(catalog_new(&cc, &s->cat), 0);
+	cr_assert_eq(catalog_job_by_id(s->cat, "grp/app", 101, &s->job), 0);
+}
+
+static void small_close(struct small *s)
+{
+	job_put(s->job);
+	catalog_free(s->cat);
+	cache_close(s->cache);
+	tmpdir_remove(s->dir);
+}
+
+/* Reads all of x (filler bytes) in 128 KiB pieces, as the kernel does; 0 or the error. */
+static ssize_t read_all(struct nest *n, const struct zip_member *m, size_t filler)
+{
+	char *buf = malloc(128 << 10);
+	ssize_t err = 0;
+	for (uint64_t off = 0; !err && off < m->size; off += 128 << 10) {
+		ssize_t got = nest_pread(n, m, buf, 128 << 10, off);
+		if (got <= 0) {
+			err = got < 0 ? got : -EIO;
+			break;
+		}
+		for (ssize_t i = 0; i < got; i++)
+			cr_assert_eq(buf[i], (char)((off + (uint64_t)i) * 2654435761u >> 13),
+				     "byte %llu", (unsigned long long)off + (unsigned long long)i);
+	}
+	cr_assert_eq(m->size, filler);
+	free(buf);
+	return err;
+}
+
+/* 7 levels of tars, 512 KiB of filler each (the outermost unpacks to 3.5 MiB), in an 8 MiB
+ * cache: all the levels never fit at once, a level and the one inside it do. */
+Test(nest, a_deep_nesting_in_a_small_cache_unpacks_each_level_a_few_times)
+{
+	char path[256];
+	deep_artifacts(7, 512 << 10, path, sizeof(path));
+	struct small s;
+	small_open(&s, 8u << 20);
+	struct nest *n;
+	const struct zip_member *m;
+	atomic_store(&passes, 0);
+	cr_assert_eq(nest_find(s.job, path, &n, &m), 0);
+	cr_assert_eq(read_all(n, m, 512 << 10), 0);
+	cr_assert_eq(cache_drop(s.cache), 0); /* every blob evicted: read again */
+	cr_assert_eq(read_all(n, m, 512 << 10), 0);
+	cr_assert_leq(atomic_load(&passes), 3 * 7, "%d passes for 7 levels", atomic_load(&passes));
+	nest_put(n);
+	small_close(&s);
+}
+
+/* In a 4 MiB cache the outermost level (3.5 MiB) and the one inside it (3 MiB) cannot both be
+ * held while the third is unpacked: the lookup fails at once, not after redoing every level for
+ * every piece read. */
+Test(nest, nested_archives_that_cannot_fit_fail_early)
+{
+	char path[256];
+	deep_artifacts(7, 512 << 10, path, sizeof(path));
+	struct small s;
+	small_open(&s, 4u << 20);
+	struct nest *n;
+	const struct zip_member *m;
+	atomic_store(&passes, 0);
+	int err = nest_find(s.job, path, &n, &m);
+	cr_assert_eq(err, -ENOSPC, "%s", strerror(-err));
+	cr_assert_null(n);
+	cr_assert_leq(atomic_load(&passes), 3 * 7, "%d passes for 7 levels", atomic_load(&passes));
+	small_close(&s);
+}
+
+/* A walk 12 levels deep (more than the set's usual NEST_SET_MAX) keeps every level it is
+ * inside: the second lookup unpacks nothing again. */
+Test(nest, a_walk_deeper_than_the_set_keeps_its_ancestors)
+{
+	char path[256];
+	deep_artifacts(12, 0, path, sizeof(path));
+	struct job *deep;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 250, &deep), 0);
+	struct nest *n;
+	const struct zip_member *m;
+	atomic_store(&passes, 0);
+	cr_assert_eq(nest_find(deep, path, &n, &m), 0);
+	read_is(n, m, "bottom\n");
+	nest_put(n);
+	cr_assert_eq(atomic_load(&passes), 12);
+	cr_assert_eq(nest_find(deep, path, &n, &m), 0);
+	read_is(n, m, "bottom\n");
+	nest_put(n);
+	cr_assert_eq(atomic_load(&passes), 12, "no level unpacked again");
+	job_put(deep);
+}
+
+/* The files of the cache folder whose names start with prefix: their count, and their
+ * apparent and allocated bytes. */
+static int files_with_prefix(const char *top, const char *prefix, uint64_t *len, uint64_t *disk)
+{
+	char v2[1024];
+	snprintf(v2, sizeof(v2), "%s/v2", top);
+	DIR *d = opendir(v2);
+	cr_assert_not_null(d);
+	struct dirent *de;
+	int n = 0;
+	*len = *disk = 0;
+	while ((de = readdir(d))) {
+		struct stat st;
+		char p[2048];
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", v2, de->d_name);
+		cr_assert_eq(stat(p, &st), 0);
+		*len += (uint64_t)st.st_size;
+		*disk += (uint64_t)st.st_blocks * 512;
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Blob entries are sized by what they hold, not by the cache's size (the decompression
+ * budget): a tarball of a few bytes in a 64 GiB cache costs a few KiB. */
+Test(nest, a_tiny_tarball_costs_a_tiny_blob_in_a_huge_cache)
+{
+	struct small s;
+	small_open(&s, 64ull << 30);
+	struct nest *n;
+	const struct zip_member *m;
+	cr_assert_eq(nest_find(s.job, "outer.tar.gz#/inner.zip#/x", &n, &m), 0);
+	read_is(n, m, "inside the zip\n");
+	char prefix[256];
+	uint64_t len, disk;
+	snprintf(prefix, sizeof(prefix), "%s-n", job_key(s.job));
+	cr_assert_eq(files_with_prefix(s.dir, prefix, &len, &disk), 2, "two levels' blobs");
+	cr_assert_leq(len, 1u << 20, "%llu bytes long", (unsigned long long)len);
+	cr_assert_leq(disk, 1u << 20, "%llu bytes on disk", (unsigned long long)disk);
+	struct cache_stats cs;
+	cache_get_stats(s.cache, &cs);
+	cr_assert_leq(cs.used_bytes, 4u << 20, "%llu bytes counted",
+		      (unsigned long long)cs.used_bytes);
+	nest_put(n);
+	small_close(&s);
+}
+
+/* Deleting a job's artifacts takes its nested archives' unpacked blobs along, in clear text
+ * in the cache folder otherwise. */
+Test(nest, deleting_the_artifacts_discards_the_nested_blobs)
+{
+	struct nest *n;
+	const struct zip_member *m;
+	cr_assert_eq(nest_find(job, "outer.tar.gz#/inner.zip#/x", &n, &m), 0);
+	read_is(n, m, "inside the zip\n");
+	char prefix[256];
+	uint64_t len, disk;
+	snprintf(prefix, sizeof(prefix), "%s-n", job_key(job));
+	cr_assert_geq(files_with_prefix(dir, prefix, &len, &disk), 2);
+	cr_assert_eq(catalog_job_delete(cat, job), 0);
+	cr_assert_eq(files_with_prefix(dir, prefix, &len, &disk), 0);
+	read_is(n, m, "inside the zip\n"); /* an open file reads on */
+	cr_assert_eq(files_with_prefix(dir, prefix, &len, &disk), 0, "and makes no file anew");
+	nest_put(n);
+}
+
+static time_t clock_s = 1000;
+static time_t fake_now(void)
+{
+	return clock_s;
+}
+
+/* The same when the server says the artifacts are gone (a lookup by id after the TTL). */
+Test(nest, artifacts_gone_on_the_server_take_the_nested_blobs_along)
+{
+	struct small s;
+	s.dir = tmpdir_new("nest-gone");
+	cr_assert_eq(cache_open(s.dir, 64u << 20, &s.cache), 0);
+	struct catalog_config cc = {.backend = &fake_backend,
+				    .cache = s.cache,
+				    .base_url = "http://gitlab.test",
+				    .ttl_s = 60,
+				    .now = fake_now};
+	cr_assert_eq(catalog_new(&cc, &s.cat), 0);
+	cr_assert_eq(catalog_job_by_id(s.cat, "grp/app", 150, &s.job), 0);
+	struct nest *n;
+	const struct zip_member *m;
+	cr_assert_eq(nest_find(s.job, "outer.tar.gz#/a.txt", &n, &m), 0);
+	nest_put(n);
+	char prefix[256];
+	uint64_t len, disk;
+	snprintf(prefix, sizeof(prefix), "%s-n", job_key(s.job));
+	cr_assert_eq(files_with_prefix(s.dir, prefix, &len, &disk), 1);
+	fake.deleted = 150;
+	clock_s += 61;
+	struct job *again;
+	cr_assert_eq(catalog_job_by_id(s.cat, "grp/app", 150, &again), -ENOENT);
+	cr_assert_eq(files_with_prefix(s.dir, prefix, &len, &disk), 0);
+	small_close(&s);
 }
