@@ -4,19 +4,20 @@
  * A nest is one archive member's inside: its index, built by unpack_archive() in one streaming pass
  * over the member's bytes (the artifacts zip's member through a zip reader, or a range of the
  * enclosing nest's blob), and its unpacked blob, held in a cache entry of its own keyed by the
- * job's cache key and the member's path. The decompression budget is the cache's size: a bomb
- * stops there with -EFBIG. The blob entry is made with the budget as its size (the blob's own
- * size is known only at the end of the pass); the pass pads the blob's last block so that it is
- * marked present. A blob byte missing from the cache (no room when the pass wrote it) is got by
- * running the pass again, up to that byte, straight into the reader's buffer: reading never
- * fails for lack of cache space.
+ * job's cache key and the member's path. The decompression budget (unpack.h) is capped at
+ * 1/UNPACK_CACHE_SHARE of the cache's size: a bomb stops at it with -EFBIG. The blob entry is
+ * made with the cap as its size (the blob's own size is known only at the end of the pass); the
+ * pass pads the blob's last block so that it is marked present. A blob byte missing from the
+ * cache (no room when the pass wrote it) is got by running the pass again, up to that byte,
+ * straight into the reader's buffer: reading never fails for lack of cache space.
  *
  * Each job keeps a small set of nests (NEST_SET_MAX of them, least recently used out), made on
  * first use and kept as the job's attachment (job_attach: job.c frees it with the job and calls
  * nothing here), keyed by path, built single flight; a member that is no archive (-ENOENT) or a
- * bomb (-EFBIG) is remembered as such, other errors are not. A nest is immutable once built and
- * refcounted; it borrows its job, so whoever holds a nest holds its job too, and puts the nest
- * first. Thread-safe; the set's lock is never held during a pass. */
+ * bomb (-EFBIG) is remembered as such (a bomb also once out of the set: 64 per job), other errors
+ * are not. A nest is immutable once built and refcounted; it borrows its job, so whoever holds a
+ * nest holds its job too, and puts the nest first. Thread-safe; the set's lock is never held
+ * during a pass. */
 #ifndef ARTIFACTFS_NEST_H
 #define ARTIFACTFS_NEST_H
 

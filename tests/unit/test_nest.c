@@ -256,3 +256,47 @@ Test(nest, nesting_deeper_than_the_limit_is_eloop)
 	cr_assert_null(n);
 	job_put(deep);
 }
+
+/* A bomb may take a quarter of the cache at most (32 MiB of zeros in a 64 MiB cache), and is
+ * refused once per job: looked up again after NEST_SET_MAX other nests pushed it out of the set,
+ * its member is not read again. */
+Test(nest, a_bomb_is_refused_at_a_quarter_of_the_cache_and_never_unpacked_twice)
+{
+	size_t zlen = 32u << 20, len;
+	char *zeros = calloc(1, zlen);
+	unsigned char *bomb = pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP,
+				   (const struct item[]){{"zeros", zeros, zlen}}, 1, &len);
+	free(zeros);
+	struct zb z = {0};
+	zb_add(&z, "bomb.tar.gz", bomb, len, (struct zb_opts){.mode = 0100644, .fake_size = -1});
+	free(bomb);
+	for (int i = 0; i <= NEST_SET_MAX; i++) {
+		char name[32];
+		unsigned char *t = pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE,
+					(const struct item[]){{"x", "x\n", 2}}, 1, &len);
+		snprintf(name, sizeof(name), "t%d.tar", i);
+		zb_add(&z, name, t, len, (struct zb_opts){.mode = 0100644, .fake_size = -1});
+		free(t);
+	}
+	free(fake.zip);
+	fake.zip = zb_finish(&z, false, &fake.zip_len);
+	struct job *j;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 251, &j), 0);
+	struct nest *n;
+	const struct zip_member *m;
+	cr_assert_eq(nest_find(j, "bomb.tar.gz#/zeros", &n, &m), -EFBIG);
+	for (int i = 0; i <= NEST_SET_MAX; i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "t%d.tar#/x", i);
+		cr_assert_eq(nest_find(j, path, &n, &m), 0);
+		nest_put(n);
+	}
+	struct cache_stats before, after;
+	cache_get_stats(cache, &before);
+	cr_assert_eq(nest_find(j, "bomb.tar.gz#/zeros", &n, &m), -EFBIG);
+	cr_assert_null(n);
+	cache_get_stats(cache, &after);
+	cr_assert_eq(after.hit_bytes + after.miss_bytes, before.hit_bytes + before.miss_bytes,
+		     "the refused member was read again");
+	job_put(j);
+}
