@@ -22,6 +22,10 @@
 #include "artifactfs/zipread.h"
 
 #define MEMBER_READ_AHEAD (4u * 1024u * 1024u)
+/* Members refused as bombs, remembered per job beyond the set's slots: a refusal costs a pass of
+ * up to the budget's floor written into the cache, so none is made twice (the oldest of more
+ * than this many is forgotten). */
+#define REFUSED_MAX 64
 
 /* A blob is held in segments, cache entries of their own keyed "<nest key>.<i>": segment i holds
  * the blob's bytes [seg_start(i), seg_start(i + 1)), SEG_FIRST << 2i of them. The blob's size is
@@ -59,6 +63,8 @@ struct nest_set {
 	pthread_cond_t cond;
 	struct slot s[NEST_DEPTH_MAX]; /* protected by lock */
 	uint64_t clock;                /* protected by lock */
+	char *refused[REFUSED_MAX];    /* paths, a ring; protected by lock */
+	size_t refused_next;           /* protected by lock */
 };
 
 struct nest *nest_hold(struct nest *n)
@@ -401,7 +407,7 @@ static struct nest *nest_new(struct job *j, struct nest *parent, const struct zi
 	n->am = am;
 	struct cache_stats cs;
 	cache_get_stats(job_cache(j), &cs);
-	n->lim.max_bytes = cs.limit_bytes;
+	n->lim.max_bytes = cs.limit_bytes / UNPACK_CACHE_SHARE;
 	n->path = strdup(path);
 	if (!n->path || asprintf(&n->key, "%s-n%016" PRIx64, job_key(j), fnv1a(path)) < 0) {
 		n->key = NULL;
@@ -444,7 +450,9 @@ static int nest_build(struct job *j, struct nest *parent, const struct zip_membe
 	if (!err)
 		err = member_src_open(n, &ms);
 	if (!err) {
-		err = unpack_archive(am->size, member_read, &ms, first_pass_write, n, &n->lim,
+		struct unpack_limits lim = n->lim;
+		lim.name = path; /* for the log lines of this pass */
+		err = unpack_archive(am->size, member_read, &ms, first_pass_write, n, &lim,
 				     &n->unpacked);
 		zip_reader_free(ms.r);
 	}
@@ -472,6 +480,8 @@ static void set_free(void *p)
 		nest_put(s->s[i].n);
 		free(s->s[i].path);
 	}
+	for (size_t i = 0; i < REFUSED_MAX; i++)
+		free(s->refused[i]);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	free(s);
@@ -558,10 +568,24 @@ static int slot_wait(struct nest_set *s, const char *path, struct nest **out, in
 	return 1;
 }
 
-/* Ends the load in slot x (NULL: the load had no slot, every one was loading). */
-static void slot_fill(struct nest_set *s, struct slot *x, struct nest *n, int err)
+static bool refused(const struct nest_set *s, const char *path)
+{
+	for (size_t i = 0; i < REFUSED_MAX; i++)
+		if (s->refused[i] && strcmp(s->refused[i], path) == 0)
+			return true;
+	return false;
+}
+
+/* Ends the load of path in slot x (NULL: the load had no slot, every one was loading). */
+static void slot_fill(struct nest_set *s, struct slot *x, const char *path, struct nest *n, int err)
 {
 	pthread_mutex_lock(&s->lock);
+	char *keep = err == -EFBIG ? strdup(path) : NULL; /* on ENOMEM only not remembered */
+	if (keep) {
+		free(s->refused[s->refused_next]);
+		s->refused[s->refused_next] = keep;
+		s->refused_next = (s->refused_next + 1) % REFUSED_MAX;
+	}
 	if (x &&
 	    (!err || err == -ENOENT || err == -EFBIG)) { /* what the member is, not how it went */
 		x->loading = false;
@@ -590,6 +614,11 @@ static int nest_get(struct job *j, struct nest *parent, const struct zip_member 
 		pthread_mutex_unlock(&s->lock);
 		return err;
 	}
+	if (refused(s, path)) {
+		pthread_mutex_unlock(&s->lock);
+		*out = NULL;
+		return -EFBIG;
+	}
 	struct slot *x = slot_take(s, parent, old, &n_old);
 	if (x && (x->path = strdup(path))) {
 		x->loading = true;
@@ -601,7 +630,7 @@ static int nest_get(struct job *j, struct nest *parent, const struct zip_member 
 	while (n_old > 0)
 		nest_put(old[--n_old]);
 	err = nest_build(j, parent, am, path, out);
-	slot_fill(s, x, err ? NULL : *out, err);
+	slot_fill(s, x, path, err ? NULL : *out, err);
 	return err;
 }
 

@@ -4,9 +4,11 @@
  * Invariants of the pass: the blob is written front to back without holes (sparse files get
  * their zeros written); every byte libarchive hands over, kept or not, counts against the budget,
  * and so does every byte its filters decompress, so a bomb stops at max_bytes whatever shape it
- * has; any error of libarchive, rd or wr fails the whole pass, except an entry libarchive cannot
- * decode alone (encrypted, unknown method), which is left out. Names live in one growing arena
- * as offsets until the pass ends, so no pointer into it moves. */
+ * has (unpack_i.h: the meter); any error of libarchive, rd or wr fails the whole pass, and so
+ * does a checksum libarchive finds wrong at an entry's end (a warning to libarchive), except an
+ * entry libarchive cannot decode alone (encrypted, unknown method), which is left out. The
+ * layers of compression come off in unpackstream.c, which checks their trailers. Names live in
+ * one growing arena as offsets until the pass ends, so no pointer into it moves. */
 #include "artifactfs/unpack.h"
 
 #include <archive.h>
@@ -20,8 +22,8 @@
 #include "artifactfs/grow.h"
 #include "artifactfs/log.h"
 #include "artifactfs/membudget.h"
+#include "unpack_i.h"
 
-#define READ_CHUNK (128u * 1024u)
 #define ZEROS_CHUNK 4096u
 #define NO_LINK SIZE_MAX
 #define FILE_FORMAT_ERRNO EILSEQ /* ARCHIVE_ERRNO_FILE_FORMAT (archive_platform.h, Linux) */
@@ -35,15 +37,6 @@ struct unpacked {
 	size_t charged; /* the link texts' share of the memory budget, given back at free */
 };
 
-/* The member's bytes as libarchive's client: positional reads through rd. */
-struct source {
-	zip_read_fn rd;
-	void *ctx;
-	uint64_t size, pos;
-	unsigned char *buf;
-	int err; /* the first -errno of rd, which libarchive only sees as a failure */
-};
-
 /* One archive entry while the pass runs; the name is an offset into scan.names. */
 struct item {
 	struct zip_member m;
@@ -54,10 +47,10 @@ struct item {
 
 struct scan {
 	struct archive *a;
-	struct source src;
+	struct ustream *us; /* the member's bytes, layers of compression taken off */
+	struct meter meter; /* holds the limits */
 	unpack_write_fn wr;
 	void *wctx;
-	struct unpack_limits lim;
 	struct item *v;
 	size_t n, cap;
 	char *names, *links;
@@ -70,68 +63,7 @@ struct scan {
 	int err;        /* sticky -errno of our own (budget, wr, memory) */
 };
 
-/* ---- libarchive's client callbacks ---- */
-
-static la_ssize_t source_read(struct archive *a, void *data, const void **out)
-{
-	struct source *s = data;
-	size_t len = s->size - s->pos < READ_CHUNK ? (size_t)(s->size - s->pos) : READ_CHUNK;
-	*out = s->buf;
-	if (len == 0)
-		return 0;
-	ssize_t got = s->rd(s->ctx, s->buf, len, s->pos);
-	if (got <= 0) {
-		s->err = got < 0 ? (int)got : -EIO;
-		archive_set_error(a, -s->err, "reading the archive member failed");
-		return ARCHIVE_FATAL;
-	}
-	s->pos += (uint64_t)got;
-	return got;
-}
-
-static la_int64_t source_seek(struct archive *a, void *data, la_int64_t off, int whence)
-{
-	struct source *s = data;
-	int64_t base = whence == SEEK_SET   ? 0
-		       : whence == SEEK_CUR ? (int64_t)s->pos
-					    : (int64_t)s->size;
-	if (off > (int64_t)s->size - base || base + off < 0) {
-		archive_set_error(a, EINVAL, "seek outside the archive member");
-		return ARCHIVE_FATAL;
-	}
-	s->pos = (uint64_t)(base + off);
-	return (la_int64_t)s->pos;
-}
-
-static la_int64_t source_skip(struct archive *a, void *data, la_int64_t request)
-{
-	(void)a;
-	struct source *s = data;
-	uint64_t left = s->size - s->pos;
-	uint64_t n = request < 0 ? 0 : (uint64_t)request < left ? (uint64_t)request : left;
-	s->pos += n;
-	return (la_int64_t)n;
-}
-
 /* ---- setting up libarchive ---- */
-
-/* Each filter with the library that decodes it in-process (NULL: libarchive's own code). A
- * filter whose library libarchive was built without would run an external program instead:
- * never from a FUSE daemon's threads, so such a filter is not enabled at all. */
-static const struct {
-	int (*enable)(struct archive *);
-	const char *(*library)(void);
-} filters[] = {
-	{archive_read_support_filter_gzip, archive_zlib_version},
-	{archive_read_support_filter_bzip2, archive_bzlib_version},
-	{archive_read_support_filter_xz, archive_liblzma_version},
-	{archive_read_support_filter_lzma, archive_liblzma_version},
-	{archive_read_support_filter_lzip, archive_liblzma_version},
-	{archive_read_support_filter_zstd, archive_libzstd_version},
-	{archive_read_support_filter_lz4, archive_liblz4_version},
-	{archive_read_support_filter_compress, NULL},
-	{archive_read_support_filter_rpm, NULL},
-};
 
 /* Every real archive format: not raw or empty (any file would be one), not mtree (it opens
  * files named by the archive on the local disk), not warc (web captures, not archives). */
@@ -144,26 +76,32 @@ static int (*const formats[])(struct archive *) = {
 	archive_read_support_format_rar5,
 };
 
+/* The formats, and lzma alone among filters: it has no magic to be found by in
+ * unpackstream.c, nor a checksum to be checked. */
 static int enable_formats(struct archive *a)
 {
-	for (size_t i = 0; i < sizeof(filters) / sizeof(*filters); i++)
-		if ((!filters[i].library || filters[i].library()) &&
-		    filters[i].enable(a) != ARCHIVE_OK)
-			return -ENOMEM;
+	if (archive_liblzma_version() && archive_read_support_filter_lzma(a) != ARCHIVE_OK)
+		return -ENOMEM;
 	for (size_t i = 0; i < sizeof(formats) / sizeof(*formats); i++)
 		if (formats[i](a) != ARCHIVE_OK)
 			return -ENOMEM;
 	return 0;
 }
 
+static const char *shown(const struct scan *s)
+{
+	return s->meter.lim.name ? s->meter.lim.name : "";
+}
+
 static int archive_ret_to_errno(struct scan *s, int ret)
 {
 	if (ret >= ARCHIVE_WARN)
 		return 0;
-	if (s->err || s->src.err)
-		return s->err ? s->err : s->src.err;
+	if (s->err || ustream_error(s->us))
+		return s->err ? s->err : ustream_error(s->us);
 	const char *why = archive_error_string(s->a);
-	log_msg(LOG_WARNING, "nested archive damaged: %s", why ? why : "no reason given");
+	log_msg(LOG_WARNING, "nested archive \"%s\" damaged: %s", shown(s),
+		why ? why : "no reason given");
 	return -EIO;
 }
 
@@ -171,37 +109,35 @@ static int archive_ret_to_errno(struct scan *s, int ret)
  * in the first header read), as opposed to a format failing on damaged bytes. */
 static bool not_an_archive(struct scan *s, int ret)
 {
-	if (ret >= ARCHIVE_WARN || s->src.err || archive_format(s->a) != 0 ||
+	if (ret >= ARCHIVE_WARN || ustream_error(s->us) || archive_format(s->a) != 0 ||
 	    archive_errno(s->a) != FILE_FORMAT_ERRNO)
 		return false;
 	log_msg(LOG_DEBUG, "nested: not an archive: %s", archive_error_string(s->a));
 	return true;
 }
 
-static int open_archive(struct scan *s)
+static int open_archive(struct scan *s, uint64_t size, zip_read_fn rd, void *rctx)
 {
+	int err = ustream_open(&s->meter, size, rd, rctx, &s->us);
+	if (err)
+		return err;
 	s->a = archive_read_new();
-	s->src.buf = malloc(READ_CHUNK);
-	if (!s->a || !s->src.buf || enable_formats(s->a))
+	if (!s->a || enable_formats(s->a))
 		return -ENOMEM;
-	archive_read_set_seek_callback(s->a, source_seek);
-	int ret = archive_read_open2(s->a, &s->src, NULL, source_read, source_skip, NULL);
+	int ret = ustream_open_archive(s->us, s->a);
 	return not_an_archive(s, ret) ? -ENOENT : archive_ret_to_errno(s, ret);
 }
 
 /* ---- the blob and the budget ---- */
 
+/* The largest count of unpacked bytes (what libarchive handed over, the blob, what the formats
+ * read from the stream) with more bytes to come, held to the budget. */
 static int over_budget(struct scan *s, uint64_t more)
 {
-	uint64_t max = s->lim.max_bytes;
 	int64_t stream = archive_filter_bytes(s->a, 0);
-	if (s->produced + more <= max && s->blob_pos + more <= max && stream <= (int64_t)max)
-		return 0;
-	log_msg(LOG_WARNING,
-		"nested archive unpacks to more than %llu bytes (the cache size): left unread, "
-		"a decompression bomb or too large for this cache",
-		(unsigned long long)max);
-	return -EFBIG;
+	uint64_t n = s->produced > s->blob_pos ? s->produced : s->blob_pos;
+	n = n + more;
+	return meter_check(&s->meter, stream > 0 && (uint64_t)stream > n ? (uint64_t)stream : n);
 }
 
 static int blob_write(struct scan *s, const void *buf, size_t len)
@@ -247,9 +183,19 @@ static int take_piece(struct scan *s, bool keep, uint64_t start, const void *buf
 	return err || len == 0 ? err : blob_write(s, buf, len);
 }
 
+/* Whether libarchive's failure on an entry's data is a checksum that does not match: a warning
+ * (zip, 7z, lha: the data was handed over, wrong), or a failure naming the checksum (rar, rar5,
+ * cab), unlike an entry it cannot decode (encrypted, an unknown method). */
+static bool bad_checksum(struct scan *s, int ret)
+{
+	const char *why = archive_error_string(s->a);
+	return ret == ARCHIVE_WARN || (ret == ARCHIVE_FAILED && why &&
+				       (strcasestr(why, "crc") || strcasestr(why, "checksum")));
+}
+
 /* Reads the current entry's data: into the blob when keep, else only counted. Returns 0,
  * 1 when libarchive cannot decode this entry alone (left out), or -errno. */
-static int read_data(struct scan *s, bool keep, uint64_t *size)
+static int read_data(struct scan *s, const char *name, bool keep, uint64_t *size)
 {
 	uint64_t start = s->blob_pos;
 	const void *buf;
@@ -258,14 +204,19 @@ static int read_data(struct scan *s, bool keep, uint64_t *size)
 	int ret, err = 0;
 	do {
 		ret = archive_read_data_block(s->a, &buf, &len, &off);
-		if (ret == ARCHIVE_OK || ret == ARCHIVE_WARN || ret == ARCHIVE_EOF)
+		if (ret == ARCHIVE_OK || ret == ARCHIVE_EOF)
 			err = take_piece(s, keep, start, buf, ret == ARCHIVE_EOF ? 0 : len, off);
-	} while (!err && (ret == ARCHIVE_OK || ret == ARCHIVE_WARN));
+	} while (!err && ret == ARCHIVE_OK);
 	*size = s->blob_pos - start;
 	if (err || ret == ARCHIVE_EOF)
 		return err;
-	if (ret == ARCHIVE_FATAL || s->src.err)
+	if (ret == ARCHIVE_FATAL || ustream_error(s->us))
 		return archive_ret_to_errno(s, ARCHIVE_FATAL);
+	if (bad_checksum(s, ret)) {
+		log_msg(LOG_WARNING, "nested archive \"%s\" damaged: entry \"%.200s\": %s",
+			shown(s), name, archive_error_string(s->a));
+		return -EIO;
+	}
 	return 1;
 }
 
@@ -315,7 +266,7 @@ static int charge(struct scan *s, size_t bytes)
 static const char *keep_link(struct scan *s, const char *link, size_t *off)
 {
 	size_t len = strlen(link);
-	if (len > s->lim.max_name)
+	if (len > s->meter.lim.max_name)
 		return "its link target is too long";
 	if ((s->err = charge(s, len + 1)))
 		return "over the memory budget";
@@ -366,7 +317,7 @@ static int add_entry(struct scan *s, struct archive_entry *e)
 	}
 	struct item it = {.m = {.mode = archive_entry_perm(e), .mtime = archive_entry_mtime(e)},
 			  .hard_off = NO_LINK};
-	if (len > s->lim.max_name)
+	if (len > s->meter.lim.max_name)
 		why = "its name is too long";
 	if (!why && len > 0)
 		why = classify(s, e, &it, slash);
@@ -374,7 +325,7 @@ static int add_entry(struct scan *s, struct archive_entry *e)
 		return s->err;
 	bool keep = !why && len > 0 && it.m.type == ZIP_FILE && !it.hardlink;
 	uint64_t size = 0;
-	int err = read_data(s, keep, &size);
+	int err = read_data(s, name, keep, &size);
 	if (err < 0)
 		return err;
 	if (err > 0) /* encrypted, or a method libarchive lacks */
@@ -407,10 +358,10 @@ static int scan_entries(struct scan *s)
 		if (s->entries == 0 && not_an_archive(s, ret))
 			return -ENOENT;
 		err = archive_ret_to_errno(s, ret);
-		if (!err && ++s->entries > s->lim.max_entries) {
+		if (!err && ++s->entries > s->meter.lim.max_entries) {
 			log_msg(LOG_WARNING,
 				"nested archive has more than %zu entries: left unread",
-				s->lim.max_entries);
+				s->meter.lim.max_entries);
 			err = -EFBIG;
 		}
 		if (!err)
@@ -525,29 +476,37 @@ static void scan_release(struct scan *s)
 {
 	if (s->a)
 		archive_read_free(s->a);
-	free(s->src.buf);
+	ustream_free(s->us);
 	free(s->v);
 	free(s->names);
 	free(s->links);
 	membudget_give(s->charged);
 }
 
+static void set_defaults(struct unpack_limits *l)
+{
+	l->floor_bytes = l->floor_bytes ? l->floor_bytes : UNPACK_FLOOR_BYTES;
+	l->ratio = l->ratio ? l->ratio : UNPACK_RATIO;
+	l->max_entries = l->max_entries ? l->max_entries : UNPACK_MAX_ENTRIES;
+	l->max_name = l->max_name ? l->max_name : UNPACK_MAX_NAME;
+}
+
 int unpack_archive(uint64_t size, zip_read_fn rd, void *rctx, unpack_write_fn wr, void *wctx,
 		   const struct unpack_limits *lim, struct unpacked **out)
 {
-	struct scan s = {
-		.src = {.rd = rd, .ctx = rctx, .size = size}, .wr = wr, .wctx = wctx, .lim = *lim};
+	struct scan s = {.wr = wr, .wctx = wctx, .meter = {.lim = *lim}};
 	struct unpacked *n = calloc(1, sizeof(*n));
 	/* Names come out of libarchive in the thread's locale: UTF-8, not the daemon's "C", where
 	 * a 7z or pax name outside ASCII would have no text at all. */
 	locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 	locale_t was = utf8 ? uselocale(utf8) : (locale_t)0;
 	*out = NULL;
-	s.lim.max_entries = s.lim.max_entries ? s.lim.max_entries : UNPACK_MAX_ENTRIES;
-	s.lim.max_name = s.lim.max_name ? s.lim.max_name : UNPACK_MAX_NAME;
-	int err = n ? open_archive(&s) : -ENOMEM;
+	set_defaults(&s.meter.lim);
+	int err = n ? open_archive(&s, size, rd, rctx) : -ENOMEM;
 	if (!err)
 		err = scan_entries(&s);
+	if (!err) /* the layers' trailers, after the format's end */
+		err = ustream_finish(s.us);
 	if (!err)
 		err = build(&s, n);
 	scan_release(&s);

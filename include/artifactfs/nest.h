@@ -4,12 +4,12 @@
  * A nest is one archive member's inside: its index, built by unpack_archive() in one streaming pass
  * over the member's bytes (the artifacts zip's member through a zip reader, or a range of the
  * enclosing nest's blob), and its unpacked blob, held in cache entries of its own keyed by the
- * job's cache key and the member's path. The decompression budget is the cache's size: a bomb
- * stops there with -EFBIG. The blob's size is known only at the end of the pass, so it is held
- * in segments of growing size (64 KiB, then 4 times the last), each its own cache entry: what a
- * blob costs in disk and memory follows what it holds, not the budget. The pass pads the blob's
- * last block so that it is marked present, and the blob's entries are pinned in the cache while
- * it runs.
+ * job's cache key and the member's path. The decompression budget (unpack.h) is capped at
+ * 1/UNPACK_CACHE_SHARE of the cache's size: a bomb stops at it with -EFBIG. The blob's size is
+ * known only at the end of the pass, so it is held in segments of growing size (64 KiB, then 4
+ * times the last), each its own cache entry: what a blob costs in disk and memory follows what it
+ * holds, not the budget. The pass pads the blob's last block so that it is marked present, and
+ * the blob's entries are pinned in the cache while it runs.
  *
  * A pass over a nested archive reads its parent's blob from the cache only: the parent's blob is
  * made whole first (by one pass over the parent, its own parent made whole the same way) and
@@ -24,9 +24,10 @@
  * a level the lookup that needs room is inside: the set grows up to NEST_DEPTH_MAX), made on
  * first use and kept as the job's attachment (job_attach: job.c frees it with the job and calls
  * nothing here), keyed by path, built single flight; a member that is no archive (-ENOENT) or a
- * bomb (-EFBIG) is remembered as such, other errors are not. A nest is immutable once built and
- * refcounted; it borrows its job, so whoever holds a nest holds its job too, and puts the nest
- * first. Thread-safe; the set's lock is never held during a pass. */
+ * bomb (-EFBIG) is remembered as such (a bomb also once out of the set: 64 per job), other errors
+ * are not. A nest is immutable once built and refcounted; it borrows its job, so whoever holds a
+ * nest holds its job too, and puts the nest first. Thread-safe; the set's lock is never held
+ * during a pass. */
 #ifndef ARTIFACTFS_NEST_H
 #define ARTIFACTFS_NEST_H
 

@@ -11,6 +11,11 @@
  * archive inside the nested archive is indexed from a range of the blob (nesting has no depth
  * limit of its own: each level is bounded by its budget).
  *
+ * Every checksum the archive carries is checked, or the pass fails with -EIO: the format's own
+ * (zip, 7z, rar, lha: a mismatch at an entry's end) and those of its layers of compression
+ * (gzip's CRC-32 and length, xz, lzip, zstd, lz4, bzip2), each layer read to its end even where
+ * the format stops before it. tar, cpio, ar and iso9660 carry none for the data.
+ *
  * The index is a zipindex built by zipindex_from_members(): the same tree, lookups and name rules
  * as the artifacts zip (absolute, "", "." or ".." components, backslash escapes: left out with a
  * warning; the first of duplicate names stays; missing folders are made up). Leading "./" is
@@ -35,13 +40,25 @@
  * (unpack_blob_size) and may have to pad its last block itself. */
 typedef int (*unpack_write_fn)(void *ctx, const void *buf, size_t len, uint64_t off);
 
+/* The budget: every count of unpacked bytes (the blob, every byte a layer of compression or a
+ * format decompresses, kept or not) stays within min(max_bytes, max(floor_bytes, ratio * the
+ * member's bytes read so far)); past it the pass stops with -EFBIG. So a bomb is stopped after
+ * at most floor_bytes (plus ratio times what was read) whatever its shape, before it fills the
+ * cache, while real archives, whose ratio stays far below: text and logs 3 to 50, deflate's
+ * largest possible 1032, go through. */
 struct unpack_limits {
-	uint64_t max_bytes; /* budget of uncompressed bytes: the blob, and every byte libarchive
-	                        decompresses (the cache size); past it the pass fails with -EFBIG */
-	size_t max_entries; /* archive entries read, kept or not (0: UNPACK_MAX_ENTRIES) */
-	size_t max_name;    /* bytes of a name or a symlink target; longer ones are left out
-	                        (0: UNPACK_MAX_NAME) */
+	uint64_t max_bytes; /* the cap (nest.c: UNPACK_CACHE_SHARE of the cache) */
+	uint64_t
+		floor_bytes; /* unpacked bytes allowed whatever the ratio (0: UNPACK_FLOOR_BYTES) */
+	unsigned ratio;      /* unpacked bytes per byte read past the floor (0: UNPACK_RATIO) */
+	size_t max_entries;  /* archive entries read, kept or not (0: UNPACK_MAX_ENTRIES) */
+	size_t max_name;     /* bytes of a name or a symlink target; longer ones are left out
+	                          (0: UNPACK_MAX_NAME) */
+	const char *name;    /* the archive's path, for log lines (NULL: none) */
 };
+#define UNPACK_FLOOR_BYTES (64ull << 20)
+#define UNPACK_RATIO 200u
+#define UNPACK_CACHE_SHARE 4 /* one blob takes at most 1/4 of the cache */
 #define UNPACK_MAX_ENTRIES 1000000u
 #define UNPACK_MAX_NAME 4096u
 
@@ -51,8 +68,9 @@ struct unpacked;
  * wr (with wctx). Returns 0 and *out (free with unpack_free()), or -errno, with a log line saying
  * why, and never a partial index:
  *   -ENOENT  not an archive of a format read here (a text file, an image, a lone .gz)
- *   -EIO     a damaged or truncated archive (even after some entries were read)
- *   -EFBIG   over lim->max_bytes (a decompression bomb) or over lim->max_entries
+ *   -EIO     a damaged or truncated archive (even after some entries were read), a checksum
+ *            of the archive or of a layer of compression that does not match
+ *   -EFBIG   over the budget (a decompression bomb) or over lim->max_entries
  *   -ENOMEM, or what rd or wr returned.
  * Blob bytes written before a failure are garbage to the caller (discard its entry). */
 int unpack_archive(uint64_t size, zip_read_fn rd, void *rctx, unpack_write_fn wr, void *wctx,

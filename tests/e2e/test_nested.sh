@@ -3,7 +3,8 @@
 # libarchive, lookup only. Made here with tar and zip, put in the artifacts by the simulator from
 # files beside this test's own fixture (tests/sim/fixtures/nested.json): a tarball compared with
 # what tar itself unpacks, a zip inside a tarball, a zip bomb inside a tarball (the cache is 32M,
-# so is the decompression budget), a text file, and a real member whose name ends in '#'.
+# the decompression budget a quarter of it), a tarball with a flipped byte, a text file, and a
+# real member whose name ends in '#'.
 source "$(dirname "$0")/lib.sh"
 
 cp "$(dirname "$ARTIFACTFS_SIM")/fixtures/nested.json" "$T/nested.json"
@@ -49,7 +50,16 @@ with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
         for _ in range(100):  # 100 MiB of zeros, a few hundred KiB packed
             w.write(chunk)
 tar_bytes(os.path.join(t, "bomb.tar.gz"), [("zbomb.zip", bomb.getvalue()), ("ok.txt", b"ok\n")])
-big = random.Random(5).randbytes(4 << 20)
+# gzip stores noise as it is: one byte flipped inside it is caught only by the gzip trailer
+noise = random.Random(7).randbytes(200 * 1024)
+tar_bytes(os.path.join(t, "bad.tar.gz"), [("f", noise)])
+bad = bytearray(open(os.path.join(t, "bad.tar.gz"), "rb").read())
+at = bad.find(noise[100000:100064])
+assert at > 0
+bad[at + 32] ^= 0x20
+open(os.path.join(t, "bad.tar.gz"), "wb").write(bad)
+open(os.path.join(t, "pad.bin"), "wb").write(random.Random(6).randbytes(9 << 19))
+big = random.Random(5).randbytes(1 << 20)
 open(os.path.join(t, "big.bin"), "wb").write(big)
 with tarfile.open(os.path.join(t, "big.tar"), "w") as tf:
     ti = tarfile.TarInfo("big.bin")
@@ -72,7 +82,7 @@ check_eq "an executable stays executable" "OK 100755" \
 check_eq "a symlink is a symlink" "OK data/blob.bin" "$(sys readlink "$job/x.tar.gz#/link")"
 check "the same through the ref" cmp "$mnt/acme%2Fnested/main/pack/x.tar.gz#/README" \
 	"$T/tree/README"
-check_eq "the inside is not listed beside the member" "bomb.tar.gz dist notes.txt odd.tar.gz odd.tar.gz# x.tar.gz" \
+check_eq "the inside is not listed beside the member" "bad.tar.gz bomb.tar.gz dist notes.txt odd.tar.gz odd.tar.gz# x.tar.gz" \
 	"$(ls "$job" | paste -sd' ')"
 check "cp -r of the job folder does not descend into #/" bash -c \
 	"cp -r '$job' '$T/copy' && [ -z \"\$(find '$T/copy' -name '*#*' ! -name 'odd.tar.gz#')\" ] &&
@@ -102,14 +112,19 @@ check_eq "with one log line" 1 "$(grep -c 'decompression bomb' "$T/daemon.log")"
 check "the mount stays usable" cmp "$job/bomb.tar.gz#/ok.txt" - <<<"ok"
 check "and so do the other nested trees" cmp "$job/x.tar.gz#/README" "$T/tree/README"
 
+check "cat of a file in a tarball with a flipped byte fails" \
+	bash -c "! cat '$job/bad.tar.gz#/f' > '$T/bad.out'"
+check "and prints nothing, never the flipped byte" test ! -s "$T/bad.out"
+check_eq "with one log line naming it" 1 "$(grep -c 'bad.tar.gz.*damaged.*check' "$T/daemon.log")"
+
 unmount_fs "$mnt"
 
-# A cache too small for both the artifacts and the unpacked blob: reading the artifacts evicts
-# the blob's blocks, which are got again by unpacking up to them, and the file still reads exact.
+# A cache too small for both the artifacts and the unpacked blob (a quarter of it at most):
+# reading the artifacts evicts the blob's blocks, which are got again by unpacking up to them, and the file still reads exact.
 mount_fs "$mnt" --cache-size 6M
 big="$mnt/acme%2Fnested/main/big" # under a ref: no kernel page cache kept across opens
 check "a file inside a tarball reads exact" cmp "$big/big.tar#/big.bin" "$T/big.bin"
-check "the artifacts read whole, evicting the unpacked blob" cmp "$big/big.tar" "$T/big.tar"
+check "the artifacts read whole, evicting the unpacked blob" cmp "$big/pad.bin" "$T/pad.bin"
 check "the file inside still reads exact, unpacked again" cmp "$big/big.tar#/big.bin" "$T/big.bin"
 unmount_fs "$mnt"
 

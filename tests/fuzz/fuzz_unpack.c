@@ -50,7 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct zip_buffer src = {data, size};
 	struct unpack_mem blob = {0};
-	struct unpack_limits lim = {.max_bytes = BUDGET, .max_entries = 10000};
+	struct unpack_limits lim = {
+		.max_bytes = BUDGET, .floor_bytes = 1u << 20, .max_entries = 10000};
 	struct unpacked *n;
 	if (unpack_archive(size, zip_buffer_read, &src, unpack_mem_write, &blob, &lim, &n) == 0) {
 		if (blob.len > BUDGET || unpack_blob_size(n) != blob.len)

@@ -371,35 +371,45 @@ static ssize_t read_all(struct nest *n, const struct zip_member *m, size_t fille
 	return err;
 }
 
-/* 7 levels of tars, 512 KiB of filler each (the outermost unpacks to 3.5 MiB), in an 8 MiB
- * cache: all the levels never fit at once, a level and the one inside it do. */
+/* 12 levels of tars, 160 KiB of filler each (the outermost unpacks to 1.9 MiB, under the
+ * quarter of the cache a blob may take), in an 8 MiB cache: all the levels (12 MiB) never fit at
+ * once, a level and the one inside it do. */
 Test(nest, a_deep_nesting_in_a_small_cache_unpacks_each_level_a_few_times)
 {
 	char path[256];
-	deep_artifacts(7, 512 << 10, path, sizeof(path));
+	deep_artifacts(12, 160 << 10, path, sizeof(path));
 	struct small s;
 	small_open(&s, 8u << 20);
 	struct nest *n;
 	const struct zip_member *m;
 	atomic_store(&passes, 0);
 	cr_assert_eq(nest_find(s.job, path, &n, &m), 0);
-	cr_assert_eq(read_all(n, m, 512 << 10), 0);
+	cr_assert_eq(read_all(n, m, 160 << 10), 0);
 	cr_assert_eq(cache_drop(s.cache), 0); /* every blob evicted: read again */
-	cr_assert_eq(read_all(n, m, 512 << 10), 0);
-	cr_assert_leq(atomic_load(&passes), 3 * 7, "%d passes for 7 levels", atomic_load(&passes));
+	cr_assert_eq(read_all(n, m, 160 << 10), 0);
+	cr_assert_leq(atomic_load(&passes), 3 * 12, "%d passes for 12 levels",
+		      atomic_load(&passes));
 	nest_put(n);
 	small_close(&s);
 }
 
-/* In a 4 MiB cache the outermost level (3.5 MiB) and the one inside it (3 MiB) cannot both be
- * held while the third is unpacked: the lookup fails at once, not after redoing every level for
+/* A blob takes a quarter of the cache at most, so three levels always fit in an empty cache;
+ * here 3.5 MiB of a 4 MiB cache are held by a reader (a pinned entry), and the levels cannot be
+ * held while the next is unpacked: the lookup fails at once, not after redoing every level for
  * every piece read. */
 Test(nest, nested_archives_that_cannot_fit_fail_early)
 {
 	char path[256];
-	deep_artifacts(7, 512 << 10, path, sizeof(path));
+	deep_artifacts(7, 128 << 10, path, sizeof(path));
 	struct small s;
 	small_open(&s, 4u << 20);
+	struct cache_entry *hog;
+	size_t hog_len = 3584u << 10;
+	char *junk = calloc(1, hog_len);
+	cr_assert_eq(cache_entry_get(s.cache, "hog", hog_len, &hog), 0);
+	cr_assert_eq(cache_entry_write(hog, 0, junk, hog_len), 0);
+	cr_assert_eq(cache_entry_pin(hog), 0);
+	free(junk);
 	struct nest *n;
 	const struct zip_member *m;
 	atomic_store(&passes, 0);
@@ -407,6 +417,8 @@ Test(nest, nested_archives_that_cannot_fit_fail_early)
 	cr_assert_eq(err, -ENOSPC, "%s", strerror(-err));
 	cr_assert_null(n);
 	cr_assert_leq(atomic_load(&passes), 3 * 7, "%d passes for 7 levels", atomic_load(&passes));
+	cache_entry_unpin(hog);
+	cache_entry_put(hog);
 	small_close(&s);
 }
 
@@ -534,4 +546,48 @@ Test(nest, artifacts_gone_on_the_server_take_the_nested_blobs_along)
 	cr_assert_eq(catalog_job_by_id(s.cat, "grp/app", 150, &again), -ENOENT);
 	cr_assert_eq(files_with_prefix(s.dir, prefix, &len, &disk), 0);
 	small_close(&s);
+}
+
+/* A bomb may take a quarter of the cache at most (32 MiB of zeros in a 64 MiB cache), and is
+ * refused once per job: looked up again after NEST_SET_MAX other nests pushed it out of the set,
+ * its member is not read again. */
+Test(nest, a_bomb_is_refused_at_a_quarter_of_the_cache_and_never_unpacked_twice)
+{
+	size_t zlen = 32u << 20, len;
+	char *zeros = calloc(1, zlen);
+	unsigned char *bomb = pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_GZIP,
+				   (const struct item[]){{"zeros", zeros, zlen}}, 1, &len);
+	free(zeros);
+	struct zb z = {0};
+	zb_add(&z, "bomb.tar.gz", bomb, len, (struct zb_opts){.mode = 0100644, .fake_size = -1});
+	free(bomb);
+	for (int i = 0; i <= NEST_SET_MAX; i++) {
+		char name[32];
+		unsigned char *t = pack(ARCHIVE_FORMAT_TAR_USTAR, ARCHIVE_FILTER_NONE,
+					(const struct item[]){{"x", "x\n", 2}}, 1, &len);
+		snprintf(name, sizeof(name), "t%d.tar", i);
+		zb_add(&z, name, t, len, (struct zb_opts){.mode = 0100644, .fake_size = -1});
+		free(t);
+	}
+	free(fake.zip);
+	fake.zip = zb_finish(&z, false, &fake.zip_len);
+	struct job *j;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 251, &j), 0);
+	struct nest *n;
+	const struct zip_member *m;
+	cr_assert_eq(nest_find(j, "bomb.tar.gz#/zeros", &n, &m), -EFBIG);
+	for (int i = 0; i <= NEST_SET_MAX; i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "t%d.tar#/x", i);
+		cr_assert_eq(nest_find(j, path, &n, &m), 0);
+		nest_put(n);
+	}
+	struct cache_stats before, after;
+	cache_get_stats(cache, &before);
+	cr_assert_eq(nest_find(j, "bomb.tar.gz#/zeros", &n, &m), -EFBIG);
+	cr_assert_null(n);
+	cache_get_stats(cache, &after);
+	cr_assert_eq(after.hit_bytes + after.miss_bytes, before.hit_bytes + before.miss_bytes,
+		     "the refused member was read again");
+	job_put(j);
 }

@@ -518,6 +518,31 @@ Test(unpack, a_gzip_bomb_stops_at_the_budget)
 	free(bomb.p);
 }
 
+/* The cap is far (a cache of 4 GiB allows 1 GiB): the ratio stops a bomb after the floor, plus
+ * ratio times the first chunk read, written. */
+Test(unpack, a_bomb_stops_at_the_ratio_long_before_the_cap)
+{
+	struct mem bomb = gzip_bomb();
+	struct zip_buffer zb = {bomb.p, bomb.len};
+	struct counter c = {0};
+	struct unpacked *n = NULL;
+	struct unpack_limits lim = {.max_bytes = 4ull << 30, .floor_bytes = 4u << 20, .ratio = 200};
+	int err = unpack_archive(bomb.len, zip_buffer_read, &zb, count_write, &c, &lim, &n);
+	cr_assert_eq(err, -EFBIG);
+	cr_assert_leq(c.bytes, lim.floor_bytes + 200ull * (128u << 10), "%llu bytes written",
+		      (unsigned long long)c.bytes);
+	free(bomb.p);
+	/* zstd packs zeros 30000 to 1: the whole bomb is one read, and the floor holds it */
+	sh("truncate -s 128M zeros && tar -cf - zeros | zstd -q -1 > z.tzst && rm zeros");
+	struct mem z = slurp("z.tzst");
+	zb = (struct zip_buffer){z.p, z.len};
+	c.bytes = 0;
+	err = unpack_archive(z.len, zip_buffer_read, &zb, count_write, &c, &lim, &n);
+	cr_assert_eq(err, -EFBIG);
+	cr_assert_leq(c.bytes, lim.floor_bytes, "%llu bytes written", (unsigned long long)c.bytes);
+	free(z.p);
+}
+
 Test(unpack, a_zip_bomb_stops_at_the_budget)
 {
 	static unsigned char zeros[1u << 20];
@@ -683,4 +708,124 @@ Test(unpack, many_long_names_are_refused_past_the_memory_budget)
 	cr_assert_eq(membudget_used(), 0, "a freed index gives back what it took");
 	free(blob.p);
 	free(w.buf);
+}
+
+/* ---- checksums: the archive's own and its compressor's, checked while unpacking ---- */
+
+/* The archive name with one byte flipped: inside a copy of the noise of bin/data.bin (stored as
+ * is by a compressor that cannot shrink it), else in the middle. */
+static struct mem flipped(const char *name)
+{
+	struct mem m = slurp(name), noise = slurp("tree/bin/data.bin");
+	size_t at = m.len / 2;
+	for (size_t i = 0; i + 64 <= m.len; i++)
+		if (!memcmp(m.p + i, noise.p + BIG_LEN / 2, 64)) {
+			at = i + 32;
+			break;
+		}
+	m.p[at] ^= 0x20;
+	free(noise.p);
+	return m;
+}
+
+/* Unpacks the intact archive, then the flipped one: -EIO, no index. */
+static void damage_is_eio(const char *cmd, const char *archive)
+{
+	struct unpack_mem blob = {0};
+	sh("%s", cmd);
+	unpack_free(index_file(archive, &blob));
+	free(blob.p);
+	struct mem bad = flipped(archive);
+	struct unpacked *n = NULL;
+	struct unpack_mem bad_blob = {0};
+	int err = index_mem(bad.p, bad.len, &bad_blob, &n);
+	cr_assert_eq(err, -EIO, "%s with a byte flipped: %d", archive, err);
+	cr_assert_null(n);
+	free(bad_blob.p);
+	free(bad.p);
+}
+
+/* libarchive's gzip filter never checks the trailer: a flipped byte in a stored deflate block
+ * was served as it was. tar -b 2048 pads the tarball with a MiB of zeros after its end marker,
+ * so that no decoder reaches its trailer unless the stream is read to its end. */
+Test(unpack, a_flipped_byte_under_any_compressor_is_eio)
+{
+	const char *tar = "tar -b 2048 -C tree -cf x.tar . && ";
+	damage_is_eio("tar -C tree -cf - . | gzip -1 > x.tgz", "x.tgz");
+	damage_is_eio("tar -b 2048 -C tree -cf - . | gzip -1 > y.tgz", "y.tgz");
+	char cmd[256];
+	const struct {
+		const char *tool, *name;
+	} c[] = {{"xz -T1 -6", "x.txz"},
+		 {"zstd -q", "x.tzst"},
+		 {"lz4 -q", "x.tlz4"},
+		 {"bzip2 -1", "x.tbz2"}}; /* 100k blocks: the flip is past the first */
+	for (size_t i = 0; i < sizeof(c) / sizeof(*c); i++) {
+		snprintf(cmd, sizeof(cmd), "%s%s < x.tar > %s", tar, c[i].tool, c[i].name);
+		damage_is_eio(cmd, c[i].name);
+	}
+}
+
+Test(unpack, a_flipped_byte_in_a_zip_or_7z_member_is_eio)
+{
+	damage_is_eio("cd tree && zip -qry0 ../s.zip .", "s.zip");
+	damage_is_eio("cd tree && zip -qry ../d.zip .", "d.zip");
+	if (system("command -v 7z >/dev/null") != 0)
+		cr_skip_test("7z (p7zip-full) is not installed");
+	damage_is_eio("cd tree && 7z a -snl -bd -mx0 ../s.7z .", "s.7z");
+	damage_is_eio("cd tree && 7z a -snl -bd ../c.7z .", "c.7z");
+}
+
+/* The gzip trailer itself flipped: its CRC-32, then its length. */
+Test(unpack, a_wrong_gzip_trailer_is_eio)
+{
+	sh("tar -C tree -czf x.tgz .");
+	struct mem m = slurp("x.tgz");
+	for (size_t back = 8; back >= 1; back -= 4) {
+		struct unpack_mem blob = {0};
+		struct unpacked *n = NULL;
+		m.p[m.len - back] ^= 1;
+		cr_assert_eq(index_mem(m.p, m.len, &blob, &n), -EIO, "%zu from the end", back);
+		m.p[m.len - back] ^= 1;
+		free(blob.p);
+	}
+	free(m.p);
+}
+
+/* gzip members concatenate (pigz, appending); zero bytes after them pad (tape blocking); any
+ * other byte after them is damage. */
+Test(unpack, gzip_members_concatenate_and_only_zeros_may_follow)
+{
+	check_format("tar -C tree -cf x.tar . && head -c 5000 x.tar | gzip > x.tgz && "
+		     "tail -c +5001 x.tar | gzip >> x.tgz && head -c 3000 /dev/zero >> x.tgz",
+		     "x.tgz", 0);
+	sh("printf 'junk' >> x.tgz");
+	struct mem m = slurp("x.tgz");
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
+	cr_assert_eq(index_mem(m.p, m.len, &blob, &n), -EIO);
+	free(blob.p);
+	free(m.p);
+}
+
+/* An rpm's payload is under its lead and headers: a gzip payload's trailer is checked too. */
+Test(unpack, an_rpm_with_a_wrong_gzip_payload_is_eio)
+{
+	static const unsigned char lead[96 + 2 * 16] = {
+		0xed, 0xab, 0xee, 0xdb,         3,    0,    0,   0,
+		0,    1,    'x',  [76] = 0,     1,    0,    5,   [96] = 0x8e,
+		0xad, 0xe8, 0x01, [112] = 0x8e, 0xad, 0xe8, 0x01};
+	sh("cd tree && find . | cpio -o -H newc | gzip > ../payload.gz");
+	struct mem payload = slurp("payload.gz");
+	size_t len = sizeof(lead) + payload.len;
+	unsigned char *rpm = malloc(len);
+	memcpy(rpm, lead, sizeof(lead));
+	memcpy(rpm + sizeof(lead), payload.p, payload.len);
+	rpm[len - 6] ^= 1; /* the CRC-32 */
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
+	cr_assert_eq(index_mem(rpm, len, &blob, &n), -EIO);
+	free(blob.p);
+	free(rpm);
+	free(payload.p);
 }

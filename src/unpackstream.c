@@ -1,0 +1,426 @@
+/* unpackstream: the byte stream libarchive's formats read in unpack.c, and the budget every
+ * count of unpacked bytes is held to (see unpack_i.h).
+ *
+ * The stream is a stack of stages, each reading the one below: the member's bytes (positional
+ * reads through rd), then for each layer of compression found at the top by its magic, a stage
+ * taking it off: gzip through zlib's own gzip mode, which checks every member's CRC-32 and length
+ * (libarchive's gzip filter skips its trailer unread); the other compressors, and rpm's lead and
+ * headers, through a libarchive handle with those filters and the raw format, whose decoders check
+ * their own sums (xz's check, lzip's CRC-32, zstd's and lz4's content checksums, bzip2's CRCs),
+ * but only when they reach their trailer. A format stops at its own end (a tarball's end
+ * marker), before the trailer: ustream_finish reads every stage to its end. Only the bottom stage
+ * seeks, and only when it is the top (zip and 7z find their directory at the end). */
+#include "unpack_i.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "artifactfs/log.h"
+
+#define CHUNK (128u * 1024u)
+#define STAGES_MAX 8 /* layers taken off one member: rpm, then gzip, then ... */
+
+enum kind {
+	BASE,   /* the member's bytes */
+	GUNZIP, /* gzip members, one after the other, then only zero bytes */
+	FILTERS /* a libarchive handle: filters, raw format */
+};
+
+enum gz_state {
+	IN_MEMBER,
+	BETWEEN, /* a member ended: another one, zero padding or the end comes next */
+	PADDING
+};
+
+struct stage {
+	enum kind kind;
+	struct ustream *s;
+	struct stage *in; /* the stage below; NULL for BASE */
+	const void *pend; /* a block read ahead by a peek, handed out first */
+	size_t pend_len;
+	uint64_t out;       /* bytes handed out */
+	unsigned char *buf; /* BASE: bytes read; GUNZIP: bytes inflated */
+	/* BASE */
+	uint64_t size, pos;
+	/* GUNZIP */
+	z_stream z;
+	bool z_init;
+	enum gz_state gz;
+	/* FILTERS */
+	struct archive *a;
+};
+
+struct ustream {
+	struct meter *m;
+	zip_read_fn rd;
+	void *rctx;
+	struct stage st[STAGES_MAX + 1];
+	size_t n;
+	int err; /* sticky: the first -errno */
+};
+
+static const char *shown(const struct meter *m)
+{
+	return m->lim.name ? m->lim.name : "";
+}
+
+int meter_check(struct meter *m, uint64_t unpacked)
+{
+	const struct unpack_limits *l = &m->lim;
+	uint64_t by_ratio = m->in > UINT64_MAX / l->ratio ? UINT64_MAX : m->in * l->ratio;
+	uint64_t allowed = by_ratio > l->floor_bytes ? by_ratio : l->floor_bytes;
+	allowed = allowed < l->max_bytes ? allowed : l->max_bytes;
+	if (unpacked <= allowed)
+		return 0;
+	if (!m->logged)
+		log_msg(LOG_WARNING,
+			"nested archive \"%s\" left unread: it unpacks to more than %llu bytes "
+			"from %llu (at most %u per byte past %llu, and %llu in all): a "
+			"decompression bomb or too large for this cache",
+			shown(m), (unsigned long long)allowed, (unsigned long long)m->in, l->ratio,
+			(unsigned long long)l->floor_bytes, (unsigned long long)l->max_bytes);
+	m->logged = true;
+	return -EFBIG;
+}
+
+/* Records the first failure; a damaged layer gets its log line here. */
+static int fail(struct ustream *s, int err, const char *why)
+{
+	if (s->err)
+		return s->err;
+	if (why)
+		log_msg(LOG_WARNING, "nested archive \"%s\" damaged: %s", shown(s->m), why);
+	s->err = err;
+	return err;
+}
+
+/* ---- the stages ---- */
+
+static ssize_t stage_read(struct stage *st, const void **out);
+
+static ssize_t base_read(struct stage *st, const void **out)
+{
+	struct ustream *s = st->s;
+	size_t len = st->size - st->pos < CHUNK ? (size_t)(st->size - st->pos) : CHUNK;
+	*out = st->buf;
+	if (len == 0)
+		return 0;
+	ssize_t got = s->rd(s->rctx, st->buf, len, st->pos);
+	if (got <= 0)
+		return fail(s, got < 0 ? (int)got : -EIO, NULL);
+	st->pos += (uint64_t)got;
+	s->m->in += (uint64_t)got;
+	return got;
+}
+
+/* After a member: the next member's magic, or zero bytes to the end (tape blocking pads a
+ * tarball so). Returns 0, or -EIO on anything else. */
+static int gz_between(struct stage *st)
+{
+	z_stream *z = &st->z;
+	if (st->gz == BETWEEN && z->next_in[0] == 0x1f) {
+		st->gz = IN_MEMBER;
+		return inflateReset(z) == Z_OK ? 0 : fail(st->s, -EIO, "gzip: reset failed");
+	}
+	st->gz = PADDING;
+	for (; z->avail_in > 0; z->next_in++, z->avail_in--)
+		if (*z->next_in != 0)
+			return fail(st->s, -EIO, "gzip: bytes after the compressed data");
+	return 0;
+}
+
+/* Inflates into one full buffer (short only at the end). */
+static ssize_t gunzip_read(struct stage *st, const void **out)
+{
+	z_stream *z = &st->z;
+	z->next_out = st->buf;
+	z->avail_out = CHUNK;
+	*out = st->buf;
+	while (z->avail_out > 0) {
+		if (z->avail_in == 0) {
+			const void *p;
+			ssize_t n = stage_read(st->in, &p);
+			if (n < 0)
+				return n;
+			if (n == 0 && st->gz == IN_MEMBER)
+				return fail(st->s, -EIO, "gzip: the data ends before its trailer");
+			if (n == 0)
+				break;
+			z->next_in = (unsigned char *)(uintptr_t)p;
+			z->avail_in = (uInt)n;
+		}
+		int err = st->gz == IN_MEMBER ? 0 : gz_between(st);
+		if (err)
+			return err;
+		if (st->gz != IN_MEMBER)
+			continue;
+		int ret = inflate(z, Z_NO_FLUSH);
+		if (ret == Z_STREAM_END)
+			st->gz = BETWEEN;
+		else if (ret == Z_MEM_ERROR)
+			return fail(st->s, -ENOMEM, NULL);
+		else if (ret != Z_OK && ret != Z_BUF_ERROR)
+			return fail(st->s, -EIO, z->msg ? z->msg : "gzip: damaged data");
+	}
+	return (ssize_t)(CHUNK - z->avail_out);
+}
+
+static ssize_t filters_read(struct stage *st, const void **out)
+{
+	size_t len = 0;
+	la_int64_t off;
+	int ret;
+	while ((ret = archive_read_data_block(st->a, out, &len, &off)) == ARCHIVE_OK && len == 0)
+		;
+	if (ret == ARCHIVE_EOF)
+		return 0;
+	if (ret == ARCHIVE_OK && off == (la_int64_t)st->out)
+		return (ssize_t)len;
+	const char *why = archive_error_string(st->a);
+	return fail(st->s, -EIO,
+		    ret == ARCHIVE_OK ? "a filter's output has a gap"
+		    : why             ? why
+				      : "a filter failed");
+}
+
+/* Hands out the next block of st: a pointer valid until the next read of st, and its length;
+ * 0 at the end; -errno (recorded in the stream) on failure. */
+static ssize_t stage_read(struct stage *st, const void **out)
+{
+	struct ustream *s = st->s;
+	if (s->err)
+		return s->err;
+	if (st->pend_len > 0) {
+		size_t n = st->pend_len;
+		*out = st->pend;
+		st->pend_len = 0;
+		return (ssize_t)n;
+	}
+	ssize_t n = st->kind == BASE     ? base_read(st, out)
+		    : st->kind == GUNZIP ? gunzip_read(st, out)
+					 : filters_read(st, out);
+	if (n <= 0)
+		return n;
+	st->out += (uint64_t)n;
+	int err = st->kind == BASE ? 0 : meter_check(s->m, st->out);
+	return err ? fail(s, err, NULL) : n;
+}
+
+/* The first bytes of st, kept to be handed out again: their count (short only at the end). */
+static ssize_t stage_peek(struct stage *st, const unsigned char **p)
+{
+	ssize_t n = stage_read(st, (const void **)p);
+	if (n > 0) {
+		st->pend = *p;
+		st->pend_len = (size_t)n;
+	}
+	return n;
+}
+
+/* ---- libarchive's client callbacks: a FILTERS handle over the stage below, the format handle
+ * over the top ---- */
+
+static la_ssize_t client_read(struct archive *a, void *data, const void **out)
+{
+	struct stage *st = data;
+	ssize_t n = stage_read(st, out);
+	if (n < 0) {
+		archive_set_error(a, -(int)n, "reading the archive member failed");
+		return ARCHIVE_FATAL;
+	}
+	return n;
+}
+
+/* The bottom stage as the format's only one: its logical position is where the pending block
+ * (if any) starts. */
+static void base_unpeek(struct stage *st)
+{
+	st->pos -= st->pend_len;
+	st->pend_len = 0;
+}
+
+static la_int64_t client_seek(struct archive *a, void *data, la_int64_t off, int whence)
+{
+	struct stage *st = data;
+	base_unpeek(st);
+	int64_t base = whence == SEEK_SET   ? 0
+		       : whence == SEEK_CUR ? (int64_t)st->pos
+					    : (int64_t)st->size;
+	if (off > (int64_t)st->size - base || base + off < 0) {
+		archive_set_error(a, EINVAL, "seek outside the archive member");
+		return ARCHIVE_FATAL;
+	}
+	st->pos = (uint64_t)(base + off);
+	return (la_int64_t)st->pos;
+}
+
+static la_int64_t client_skip(struct archive *a, void *data, la_int64_t request)
+{
+	(void)a;
+	struct stage *st = data;
+	base_unpeek(st);
+	uint64_t left = st->size - st->pos;
+	uint64_t n = request < 0 ? 0 : (uint64_t)request < left ? (uint64_t)request : left;
+	st->pos += n;
+	return (la_int64_t)n;
+}
+
+/* ---- building the stack ---- */
+
+/* Each filter taken off by a FILTERS stage, with the library that decodes it in-process (NULL:
+ * libarchive's own code). A filter whose library libarchive was built without would run an
+ * external program instead: never from a FUSE daemon's threads, so such a filter is not enabled
+ * at all. Never gzip (its trailer would go unchecked: a GUNZIP stage takes it off). */
+static const struct {
+	int (*enable)(struct archive *);
+	const char *(*library)(void);
+} filters[] = {
+	{archive_read_support_filter_bzip2, archive_bzlib_version},
+	{archive_read_support_filter_xz, archive_liblzma_version},
+	{archive_read_support_filter_lzma, archive_liblzma_version},
+	{archive_read_support_filter_lzip, archive_liblzma_version},
+	{archive_read_support_filter_zstd, archive_libzstd_version},
+	{archive_read_support_filter_lz4, archive_liblz4_version},
+	{archive_read_support_filter_compress, NULL},
+	{archive_read_support_filter_rpm, NULL},
+};
+
+enum layer {
+	PLAIN,
+	GZIP,
+	OTHER /* for a FILTERS stage */
+};
+
+/* What the first bytes p[0, n) start with, by libarchive's bidders' magic numbers. */
+static enum layer layer_of(const unsigned char *p, size_t n)
+{
+	static const struct {
+		const char *magic;
+		size_t len;
+	} other[] = {
+		{"BZh", 3}, /* bzip2 */
+		{"\xfd"
+		 "7zXZ\0",
+		 6},                     /* xz */
+		{"LZIP", 4},             /* lzip */
+		{"\x28\xb5\x2f\xfd", 4}, /* zstd */
+		{"\x04\x22\x4d\x18", 4}, /* lz4 */
+		{"\x02\x21\x4c\x18", 4}, /* lz4, legacy */
+		{"\x1f\x9d", 2},         /* compress */
+		{"\xed\xab\xee\xdb", 4}, /* rpm */
+	};
+	if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+		return GZIP;
+	for (size_t i = 0; i < sizeof(other) / sizeof(*other); i++)
+		if (n >= other[i].len && !memcmp(p, other[i].magic, other[i].len))
+			return OTHER;
+	if (n >= 4 && p[0] >= 0x50 && p[0] <= 0x5f && p[1] == 0x2a && p[2] == 0x4d && p[3] == 0x18)
+		return OTHER; /* a skippable frame of zstd or lz4 */
+	return PLAIN;
+}
+
+static int push_gunzip(struct stage *st)
+{
+	st->kind = GUNZIP;
+	if (!(st->buf = malloc(CHUNK)))
+		return -ENOMEM;
+	int ret = inflateInit2(&st->z, 16 + MAX_WBITS); /* gzip only, trailer checked */
+	st->z_init = ret == Z_OK;
+	return ret == Z_OK ? 0 : ret == Z_MEM_ERROR ? -ENOMEM : -EIO;
+}
+
+/* Returns 0, or 1 when the handle took nothing off (no layer after all: the stack stops). */
+static int push_filters(struct stage *st)
+{
+	struct archive_entry *e;
+	st->kind = FILTERS;
+	if (!(st->a = archive_read_new()) || archive_read_support_format_raw(st->a) != ARCHIVE_OK)
+		return -ENOMEM;
+	for (size_t i = 0; i < sizeof(filters) / sizeof(*filters); i++)
+		if ((!filters[i].library || filters[i].library()) &&
+		    filters[i].enable(st->a) != ARCHIVE_OK)
+			return -ENOMEM;
+	if (archive_read_open(st->a, st->in, NULL, client_read, NULL) != ARCHIVE_OK ||
+	    archive_read_next_header(st->a, &e) != ARCHIVE_OK) {
+		const char *why = archive_error_string(st->a);
+		return fail(st->s, -EIO, why ? why : "no filter reads it");
+	}
+	return archive_filter_count(st->a) > 1 ? 0 : 1;
+}
+
+/* Puts stages on top while the top starts with a layer this file takes off. */
+static int build(struct ustream *s)
+{
+	for (;;) {
+		struct stage *top = &s->st[s->n - 1];
+		const unsigned char *p;
+		ssize_t n = stage_peek(top, &p);
+		if (n < 0)
+			return (int)n;
+		enum layer l = layer_of(p, (size_t)n);
+		if (l == PLAIN)
+			return 0;
+		if (s->n > STAGES_MAX)
+			return fail(s, -EIO, "more layers of compression than are unpacked");
+		struct stage *st = &s->st[s->n++];
+		st->s = s;
+		st->in = top;
+		int err = l == GZIP ? push_gunzip(st) : push_filters(st);
+		if (err)
+			return err < 0 ? fail(s, err, NULL) : 0;
+	}
+}
+
+int ustream_open(struct meter *m, uint64_t size, zip_read_fn rd, void *rctx, struct ustream **out)
+{
+	struct ustream *s = calloc(1, sizeof(*s));
+	*out = s;
+	if (!s)
+		return -ENOMEM;
+	s->m = m;
+	s->rd = rd;
+	s->rctx = rctx;
+	s->n = 1;
+	s->st[0] = (struct stage){.kind = BASE, .s = s, .size = size, .buf = malloc(CHUNK)};
+	return s->st[0].buf ? build(s) : -ENOMEM;
+}
+
+void ustream_free(struct ustream *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->st[i].z_init)
+			inflateEnd(&s->st[i].z);
+		if (s->st[i].a)
+			archive_read_free(s->st[i].a);
+		free(s->st[i].buf);
+	}
+	free(s);
+}
+
+int ustream_open_archive(struct ustream *s, struct archive *a)
+{
+	struct stage *top = &s->st[s->n - 1];
+	if (s->n == 1)
+		archive_read_set_seek_callback(a, client_seek);
+	return archive_read_open2(a, top, NULL, client_read, s->n == 1 ? client_skip : NULL, NULL);
+}
+
+int ustream_error(const struct ustream *s)
+{
+	return s->err;
+}
+
+int ustream_finish(struct ustream *s)
+{
+	const void *p;
+	ssize_t n;
+	if (s->n == 1)
+		return s->err; /* no layer, no checksum of its own */
+	while ((n = stage_read(&s->st[s->n - 1], &p)) > 0)
+		;
+	return (int)n;
+}
