@@ -83,12 +83,19 @@ struct http_request {
 	const char *expect_etag; /* the ETag the resource must still have (an open file pinned to
 	                           one archive): sent as If-Range with a Range when strong, and an
 	                           answer (200/206) carrying another ETag fails with -ESTALE before
-	                           any byte reaches body_fn. An answer without ETag is not checked.
-	                           NULL: none */
+	                           any byte reaches body_fn. A weak tag (most GitLab servers send
+	                           one constant W/"..." on every download) or an absent one
+	                           identifies nothing: equal weak tags prove no sameness, and the
+	                           pin then rests on the date and the size. NULL: none */
 	const char *expect_last_modified; /* the same pin by Last-Modified, for servers without a
 	                           strong ETag (Workhorse serves local archives with Go's
 	                           http.ServeContent: Last-Modified and If-Range by date, no
 	                           ETag): used when expect_etag is NULL or weak. NULL: none */
+	int64_t expect_size;   /* > 0: the resource's size, part of the pin: an answer whose
+	                           Content-Range total (a 200's length) differs fails with -ESTALE
+	                           before any byte reaches body_fn. A 200 to a Range sent with
+	                           If-Range is another version too (-ESTALE), unless it carries the
+	                           pinned strong ETag (a server ignoring Range). 0: none */
 	bool reuse_signed_url; /* a GET whose answer is the same bytes at the same signed URL for
 	                           that URL's life (an archive that never changes, or one pinned by
 	                           expect_etag/expect_last_modified): may start at the URL the same

@@ -115,6 +115,8 @@ def build_archive(spec, path):
         size = os.path.getsize(path)
         with open(path, "r+b") as f:
             f.truncate(max(0, size - 22))
+    if "mtime" in spec:  # the archive's Last-Modified (Unix seconds): what a date pin sees
+        os.utime(path, (spec["mtime"], spec["mtime"]))
 
 
 def _write_zip(spec, path, force_zip64):
@@ -1474,6 +1476,13 @@ def send_bytes(sim, h, path, chunked=False):
     size = st.st_size
     lm = email.utils.formatdate(st.st_mtime, usegmt=True)
     etag = archive_etag(sim, path, st)
+    if etag == WEAK_CONSTANT_ETAG and h.headers.get("If-None-Match") == etag:
+        # those servers answer 304 to their constant tag even after the artifact changed
+        h.send_response(304)
+        h.send_header("ETag", etag)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+        return
     ims = h.headers.get("If-Modified-Since")
     if ims and not h.headers.get("Range"):
         try:
@@ -1527,6 +1536,10 @@ def if_range_holds(if_range, etag, st):
         return False
 
 
+# Rack::ETag hashing an empty Rails body (GitLab issue 371991): the same on every download
+WEAK_CONSTANT_ETAG = 'W/"12ae32cb1ec02d01eda3581b127c1fee"'
+
+
 def archive_etag(sim, path, st):
     """The download's ETag as --etag says. Workhorse serves a local archive with
     http.ServeContent(w, r, "", modtime, file) (workhorse/internal/sendfile/sendfile.go): Range,
@@ -1534,10 +1547,14 @@ def archive_etag(sim, path, st):
     and from object storage the store's own (S3: an MD5, "-N" for multipart). GITLAB-API.md's
     "newest servers send a strong sha256 ETag" is not confirmed by that source, so it is an
     option: inode (the default, what the simulator always sent), sha256 (strong, the
-    archive's digest), weak (W/"..."), none (closest to local storage per sendfile.go)."""
+    archive's digest), weak (W/"<digest>", one per archive), weak-constant (the one tag most
+    servers in the field send on every download, GITLAB-API.md "ETags"), none (closest to local
+    storage per sendfile.go)."""
     kind = sim.args.etag
     if kind == "none":
         return None
+    if kind == "weak-constant":
+        return WEAK_CONSTANT_ETAG
     if kind == "inode":
         return '"%x-%x"' % (st.st_ino, st.st_size)
     with sim.world.lock:
@@ -1667,7 +1684,8 @@ def main():
                     help="ignore Range on whole-archive downloads: always 200 and everything")
     ap.add_argument("--tls-cert", help="serve the API over https with this PEM certificate")
     ap.add_argument("--tls-key", help="the certificate's PEM private key")
-    ap.add_argument("--etag", choices=["inode", "sha256", "weak", "none"], default="inode",
+    ap.add_argument("--etag", choices=["inode", "sha256", "weak", "weak-constant", "none"],
+                    default="inode",
                     help="the ETag of archive downloads (see archive_etag)")
     ap.add_argument("--link-rate", type=parse_rate, default=0,
                     help="bytes a second each connection sends at most (100M, 512k); 0: no cap")

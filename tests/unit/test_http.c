@@ -756,6 +756,82 @@ static struct http *client_at(const char *scheme)
 	return h;
 }
 
+/* A read pinned to one archive (an open file under a ref): bytes for range [off, off+100). */
+static int read_pinned(struct http *h, const char *url, const char *etag, const char *date,
+		       int64_t size, struct sink *s, long *status)
+{
+	struct http_request req = {.url = url,
+				   .range_off = 100,
+				   .range_len = 100,
+				   .body_fn = sink_put,
+				   .body_ctx = s,
+				   .expect_etag = etag,
+				   .expect_last_modified = date,
+				   .expect_size = size};
+	struct http_response r;
+	int err = http_do(h, &req, &r);
+	*status = r.status;
+	http_response_release(&r);
+	return err;
+}
+
+#define WEAK "W/\"12ae32cb1ec02d01eda3581b127c1fee\""
+#define OLD_DATE "Fri, 20 Nov 2026 10:15:30 GMT"
+#define NEW_DATE "Sat, 21 Nov 2026 08:00:00 GMT"
+
+/* Most GitLab servers send one constant weak tag on every download: it names no archive. The
+ * pin then goes by date; the server, whose archive is another, answers the If-Range with a 200
+ * carrying the same weak tag, and not one of its bytes may be taken for the pinned archive's. */
+Test(http, a_constant_weak_etag_pins_nothing_a_200_to_if_range_is_another_archive)
+{
+	struct http *h = client(0, 2);
+	struct sink s = {0};
+	long status;
+	cr_assert_eq(read_pinned(h, "/weak-moved", WEAK, OLD_DATE, 1000, &s, &status), -ESTALE);
+	cr_assert_eq(s.calls, 0, "no byte of the other archive reached the sink");
+	cr_assert_eq(count_lines("range=bytes=100-199 pin="
+				 "Fri,_20_Nov_2026_10:15:30_GMT"),
+		     1, "If-Range went by the date, never the weak tag: %s", peer_log());
+	/* the same date: the pinned archive itself, its 206 is taken */
+	cr_assert_eq(read_pinned(h, "/weak-moved", WEAK, NEW_DATE, 1000, &s, &status), 0);
+	cr_assert_eq(status, 206);
+	assert_data(&s, 100, 200);
+	cr_assert_eq(count_lines("pin=W/"), 0);
+	cr_assert_eq(count_lines("inm=yes"), 0, "If-None-Match is never sent: %s", peer_log());
+	http_free(h);
+}
+
+/* A 200 to a Range with If-Range says the validator failed (or Range was ignored): either way
+ * not bytes known to be the pinned archive's, even when the answer carries no validator. */
+Test(http, a_200_to_if_range_is_another_archive)
+{
+	struct http *h = client(0, 2);
+	struct sink s = {0};
+	long status;
+	cr_assert_eq(read_pinned(h, "/norange", NULL, OLD_DATE, 0, &s, &status), -ESTALE);
+	cr_assert_eq(s.calls, 0);
+	cr_assert_eq(read_pinned(h, "/norange", WEAK, NULL, 0, &s, &status), 0,
+		     "without If-Range (a weak tag only) a 200 is the server ignoring Range");
+	cr_assert_eq(status, 200);
+	cr_assert_eq(count_lines("inm=yes"), 0, "If-None-Match is never sent: %s", peer_log());
+	http_free(h);
+}
+
+/* The size is part of the pin: a Content-Range total (or a 200's length) other than the
+ * pinned size is another archive, whatever the tags say. */
+Test(http, an_archive_of_another_size_is_another_archive)
+{
+	struct http *h = client(0, 2);
+	struct sink s = {0};
+	long status;
+	cr_assert_eq(read_pinned(h, "/data", WEAK, NULL, 2000, &s, &status), -ESTALE);
+	cr_assert_eq(s.calls, 0);
+	cr_assert_eq(read_pinned(h, "/data", WEAK, NULL, 1000, &s, &status), 0);
+	cr_assert_eq(status, 206);
+	assert_data(&s, 100, 200);
+	http_free(h);
+}
+
 /* base_scheme's API redirects to /api/v4/landing on the same host and port over other_scheme */
 static void assert_scheme_change_drops_the_token(const char *base_scheme, const char *other_scheme)
 {
