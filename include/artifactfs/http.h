@@ -56,7 +56,9 @@ struct http_config {
 };
 
 /* Creates the shared client. Returns 0 or -ENOMEM / -EINVAL (bad base_url) / -errno of reading
- * ca_file (-ENOENT, -EACCES, -EBADMSG when it holds no PEM certificate). Free with http_free(). */
+ * ca_file (-ENOENT, -EACCES, -EBADMSG when it holds no PEM certificate, -EISDIR for a folder,
+ * -ENXIO for a FIFO, socket or device: only a regular file is read, never waited on). Free with
+ * http_free(). */
 int http_new(const struct http_config *cfg, struct http **out);
 void http_free(struct http *h); /* NULL is a no-op */
 

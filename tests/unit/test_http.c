@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -652,8 +653,31 @@ Test(http, a_missing_or_empty_ca_file_is_refused)
 	struct http *h = NULL;
 	struct http_config cfg = {.base_url = base, .ca_file = "/nonexistent/ca.pem"};
 	cr_assert_eq(http_new(&cfg, &h), -ENOENT);
-	cfg.ca_file = "/dev/null";
+	char path[160];
+	snprintf(path, sizeof(path), "%s/empty.pem", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	cfg.ca_file = path;
 	cr_assert_eq(http_new(&cfg, &h), -EBADMSG);
+	unlink(path);
+}
+
+/* Not a regular file: a FIFO would block the start-up (nobody writes it), a folder would read
+ * as an I/O error, a device is no CA file either. Each is refused at once, by kind. */
+Test(http, a_ca_file_that_is_no_regular_file_is_refused_at_once)
+{
+	struct http *h = NULL;
+	char fifo[160];
+	snprintf(fifo, sizeof(fifo), "%s/ca-fifo", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	struct http_config cfg = {.base_url = base, .ca_file = fifo};
+	cr_assert_eq(http_new(&cfg, &h), -ENXIO);
+	unlink(fifo);
+	cfg.ca_file = dir;
+	cr_assert_eq(http_new(&cfg, &h), -EISDIR);
+	cfg.ca_file = "/dev/null";
+	cr_assert_eq(http_new(&cfg, &h), -ENXIO);
 }
 
 static int read_signed(struct http *h, const char *url, int64_t off, bool reuse, struct sink *s,
