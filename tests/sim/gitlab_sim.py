@@ -852,6 +852,15 @@ def admin(sim, h):
                 next_job = max(next_job, j["id"]) + 1
                 jobs.append(j)
             sim.world.add_pipeline(project, {"id": new_id, "ref": spec["ref"], "jobs": jobs})
+    elif path == "/-/sim/job-status":
+        # a job ends (its job token dies with it: 401 from then on). Body {"job": ID,
+        # "status": "success"}
+        spec = json.loads(body)
+        with sim.world.lock:
+            j = sim.world.jobs.get(int(spec["job"]))
+            if not j:
+                raise HTTPError(404)
+            j["status"] = spec["status"]
     elif path == "/-/sim/delete-artifacts":
         # server-side deletion (an admin removing leaked artifacts; Ci::JobArtifacts::
         # DeleteService): the job stays, its archive is gone. Body {"job": ID}
@@ -1321,10 +1330,23 @@ def get_job(sim, h, who, query, pid, jid):
 
 # -- artifacts
 
+def artifacts_visible(who, p, j):
+    """`artifacts:access: developer|maintainer|none` (a job's "artifacts_access"): 403 on the
+    download and raw endpoints for a caller below that level, or for everyone with none
+    (Ci::JobArtifacts' access policy, GITLAB-API.md "Identity"). A job token counts as its user."""
+    need = j.get("artifacts_access")
+    if not need or need == "all":
+        return
+    level = p["members"].get(who.user, 0) if who.kind in ("user", "job") else 0
+    if need == "none" or level < LEVELS[need]:
+        raise HTTPError(403, "403 Forbidden")
+
+
 @route_to("GET", r"/projects/([^/]+)/jobs/(\d+)/artifacts", job_token=True)
 def download_by_id(sim, h, who, query, pid, jid):
     p = readable(sim, who, sim.world.project(pid), True)
     j = job_of(sim, p, jid)
+    artifacts_visible(who, p, j)
     if not sim.world.has_archive(j):
         raise HTTPError(404, "404 Not found")
     return serve_archive(sim, h, j)
@@ -1341,6 +1363,7 @@ def download_by_ref(sim, h, who, query, pid, ref):
         # a report-only job matched: `not_found! unless artifacts_file.exists?`
         # (present_artifacts_file! in lib/api/helpers.rb)
         raise HTTPError(404, "404 Not found")
+    artifacts_visible(who, p, j)
     return serve_archive(sim, h, j)
 
 
@@ -1382,6 +1405,7 @@ def raw_by_id(sim, h, who, query, pid, jid, path):
     j = job_of(sim, p, jid)
     if not sim.world.has_archive(j) or sim.world.expired(j):
         raise HTTPError(404, "404 Not found")
+    artifacts_visible(who, p, j)
     return serve_member(sim, h, j, decode_member_path(path), sniff=False)
 
 
@@ -1395,6 +1419,7 @@ def raw_by_ref(sim, h, who, query, pid, ref, path):
     if not sim.world.has_archive(j):
         # a report-only job matched: send_artifacts_entry on a nil archive raises (500)
         raise HTTPError(500, "500 Internal Server Error")
+    artifacts_visible(who, p, j)
     return serve_member(sim, h, j, decode_member_path(path), sniff=True)
 
 

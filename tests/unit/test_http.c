@@ -733,6 +733,31 @@ Test(http, a_refused_signed_url_sends_the_read_back_to_the_api_at_once)
 	http_free(h);
 }
 
+/* A 401 or 403 is a refusal the operation logs at ERROR (its EACCES is no mere answer there);
+ * other failures and successes leave no mark. */
+Test(http, a_401_or_403_marks_its_reason_as_a_refusal)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	cr_assert_eq(get(h, "/status/403", &r), 0);
+	http_response_release(&r);
+	cr_assert(log_reason_refused(), "%s", log_reason());
+	cr_assert_eq(get(h, "/status/404", &r), 0);
+	http_response_release(&r);
+	cr_assert_not(log_reason_refused());
+	cr_assert_eq(get(h, "/status/401", &r), 0);
+	http_response_release(&r);
+	cr_assert(log_reason_refused());
+	log_set_reason("something else");
+	cr_assert_not(log_reason_refused(), "a later reason is not the refusal");
+	cr_assert_eq(get(h, "/status/401", &r), 0);
+	http_response_release(&r);
+	cr_assert_eq(get(h, "/ok", &r), 0);
+	http_response_release(&r);
+	cr_assert_not(log_reason_refused());
+	http_free(h);
+}
+
 Test(http, a_failure_leaves_its_reason_without_the_signature)
 {
 	struct http *h = client(0, 2);
