@@ -15,10 +15,10 @@
  * where the job can change, every open starts from fresh pages and attributes.
  *
  * Each failed operation writes one line, at ERROR when the server or the machine failed (EIO,
- * ENOMEM, ENOSPC), else at DEBUG (ENOENT, EACCES, EROFS are answers): its path, and the reason
- * the layers below left (the HTTP call and its status or curl's error), however many blocks,
- * retries and background fetches it took. An open file says it once: its later failures go to
- * DEBUG. */
+ * ENOMEM, ENOSPC) or refused us (EACCES from a 401/403), else at DEBUG (ENOENT, EROFS, other
+ * EACCES are answers): its path, and the reason the layers below left (the HTTP call and its
+ * status or curl's error), however many blocks, retries and background fetches it took. An open
+ * file says it once: its later failures go to DEBUG. */
 #include "artifactfs/fs.h"
 
 #include <errno.h>
@@ -266,13 +266,14 @@ static int program_errno(int err)
 }
 
 /* The one line telling an operation's failure (the path is the line's context): at ERROR for a
- * failure of the server or the machine (the program sees EIO or ENOMEM) when first is true, else
- * at DEBUG; with the errno as it came up and the reason the layers below left. */
+ * failure of the server or the machine (EIO, ENOMEM) or its refusal (EACCES from a 401/403) when
+ * first is true, else at DEBUG; with the errno as it came up and the reason left below. */
 static void log_failure(const char *what, int err, bool first)
 {
 	const char *why = log_reason();
 	int seen = program_errno(err);
-	bool unexpected = seen == -EIO || seen == -ENOMEM;
+	bool refused = seen == -EACCES && log_reason_refused();
+	bool unexpected = seen == -EIO || seen == -ENOMEM || refused;
 	log_msg(first && unexpected ? LOG_ERR : LOG_DEBUG, "%s%s%s%s", what, strerror(-err),
 		why[0] ? ": " : "", why);
 }

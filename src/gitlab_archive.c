@@ -2,8 +2,8 @@
  * endpoints (by job id, or by ref and job name) and delivered through the caller's
  * http_body_fn, never as JSON. Invariants: a 206 whose Content-Range starts elsewhere than asked
  * and any answer that is not 200 or 206 fail the read (-EIO) with the reason set for the
- * operation's one error line; a read pinned to an ETag or a Last-Modified date never delivers
- * bytes of another archive (-ESTALE); only a read of the very archive wanted may skip the API
+ * operation's one error line; a read pinned to an ETag, a Last-Modified date or a size never
+ * delivers bytes of another archive (-ESTALE); only a read of the very archive wanted may skip the API
  * for the signed storage URL it last redirected to. Thread-safe as the http client is. */
 #include "artifactfs/gitlab.h"
 
@@ -101,13 +101,14 @@ int gitlab_archive_read_pinned(struct gitlab *gl, const struct gl_archive *a, in
 				   .body_ctx = ctx,
 				   .expect_etag = info->expect_etag,
 				   .expect_last_modified = info->expect_last_modified,
+				   .expect_size = info->expect_size,
 				   .reuse_signed_url = reuse_ok(a, off, info)};
 	struct http_response resp;
 	int err = http_do(gl->http, &req, &resp);
 	if (!err)
 		err = archive_answer(&resp, off, len, &why);
 	if (err == -ESTALE)
-		why = "the ref now names another archive (ETag or Last-Modified changed)";
+		why = "the ref now names another archive (its ETag, date or size changed)";
 	if (err && err != -ENOMEM)
 		log_archive_failure(url, off, len, &resp, why, err);
 	info->total = resp.range_total;

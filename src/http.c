@@ -248,6 +248,8 @@ static void note_reason(struct http *h, const struct http_request *req, const ch
 	char *clean = http_redact(line, h->token);
 	log_set_reason("%s", clean ? clean : "(out of memory)");
 	free(clean);
+	if (!err && (a->status == 401 || a->status == 403))
+		log_set_reason_refused(); /* a failure to log at ERROR, though EACCES is an answer */
 }
 
 /* True while a recent request found no server at all: every caller then fails at once instead

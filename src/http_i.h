@@ -60,6 +60,7 @@ struct attempt {
 	char *link_next, *x_next_page, *etag, *last_modified;
 	char *location;          /* the Location header as sent, maybe relative */
 	bool accept_ranges;      /* Accept-Ranges: bytes */
+	bool if_range;           /* this attempt sent If-Range (with its Range) */
 	long retry_after_s;      /* -1 when absent */
 	int64_t ratelimit_reset; /* -1 when absent */
 	uint64_t next_off;       /* absolute offset of the next body byte */
@@ -96,10 +97,11 @@ char *http_url_origin(const char *url);
 char *http_resolve_location(const char *from, const char *location);
 bool http_same_origin(struct http *h, const char *url);
 
-/* httppin.c. etag_changed: a 200/206 answer names another version than a->req pins.
- * add_if_range: appends If-Range to *hdrs when t has a Range and the pin allows one. */
+/* httppin.c. etag_changed: a 200/206 answer names another version than a->req pins (its
+ * ETag, date or size, or a 200 to If-Range). add_if_range: appends If-Range to *hdrs when t has
+ * a Range and the pin allows one; returns whether it did. */
 bool http_etag_changed(const struct attempt *a, long status);
-void http_add_if_range(const struct http_request *req, const struct target *t,
+bool http_add_if_range(const struct http_request *req, const struct target *t,
 		       struct curl_slist **hdrs);
 
 /* httpattempt.c. reset_headers: forgets what the last answer's headers said (frees them).

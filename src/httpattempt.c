@@ -334,7 +334,7 @@ static void set_options(struct attempt *a, const struct target *t, struct curl_s
 		snprintf(range, sizeof(range), "Range: bytes=-%" PRId64, t->range_len);
 		*hdrs = curl_slist_append(*hdrs, range);
 	}
-	http_add_if_range(a->req, t, hdrs);
+	a->if_range = http_add_if_range(a->req, t, hdrs);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
 }
 

@@ -7,12 +7,15 @@
  * before freeing them and closes the pooled easy handles. Also the client's small accessors: the
  * cancel question, the kind of credential, and the request and byte counters. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -42,13 +45,36 @@ static char *dup_default(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* Appends the file at path to *buf. Returns 0 or -errno. */
+/* Opens path for reading only if it is a regular file: a FIFO would block start-up until some
+ * writer came (O_NONBLOCK opens it at once), a folder would read as an I/O error. Returns the
+ * stream, or NULL with *err: -errno, -EISDIR (a folder), -ENXIO (a FIFO, socket or device). */
+static FILE *open_regular(const char *path, int *err)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		*err = -errno;
+		return NULL;
+	}
+	*err = fstat(fd, &st)         ? -errno
+	       : S_ISDIR(st.st_mode)  ? -EISDIR
+	       : !S_ISREG(st.st_mode) ? -ENXIO
+				      : 0;
+	FILE *f = *err ? NULL : fdopen(fd, "rb");
+	if (!f && !*err)
+		*err = -errno;
+	if (!f)
+		close(fd);
+	return f;
+}
+
+/* Appends the regular file at path to *buf. Returns 0 or -errno (see open_regular). */
 static int append_file(const char *path, char **buf, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
+	int err;
+	FILE *f = open_regular(path, &err);
 	if (!f)
-		return -errno;
-	int err = 0;
+		return err;
 	char chunk[65536];
 	size_t n;
 	while (!err && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {

@@ -297,14 +297,16 @@ static int writer_sink(void *ctx, uint64_t off, const void *buf, size_t len)
 
 /* One ranged read of the archive a into fn; 0 only when the answer was good and the archive is
  * the one the job was made for (size bytes): a ref can name another archive between two
- * requests, so reads through a by-ref endpoint are pinned to the first answer's ETag or
- * Last-Modified (If-Range), and the size is checked on every answer. */
+ * requests, so reads through a by-ref endpoint are pinned to the first answer's strong ETag or
+ * Last-Modified (If-Range; a weak ETag pins nothing), and the size is checked on every answer
+ * before a byte of it is taken. */
 static int archive_get(struct job_env *env, const struct gl_archive *a, const struct job_pin *pin,
 		       uint64_t size, uint64_t off, uint64_t len, http_body_fn fn, void *ctx)
 {
 	struct gl_read_info info = {
 		.expect_etag = pin->etag[0] ? pin->etag : NULL,
 		.expect_last_modified = pin->last_modified[0] ? pin->last_modified : NULL,
+		.expect_size = (int64_t)size,
 		.total = -1,
 	};
 	atomic_fetch_add(&env->transfers, 1);
@@ -314,7 +316,7 @@ static int archive_get(struct job_env *env, const struct gl_archive *a, const st
 		log_set_reason("%s/%s: the ref now names another archive (%s): reads of files "
 			       "opened before fail, a new open sees it",
 			       a->ref ? a->ref : "-", a->job_name ? a->job_name : "?",
-			       err ? "If-Range" : "its size changed");
+			       err ? "its ETag, date or size changed" : "its size changed");
 		log_msg(LOG_DEBUG, "%s", log_reason());
 		err = -EIO;
 	}

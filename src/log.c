@@ -29,6 +29,7 @@ static bool stderr_stamps;
 static int max_level = LOG_INFO;
 static _Thread_local const char *context;
 static _Thread_local char reason[400];
+static _Thread_local bool reason_refused; /* the reason is a 401/403: log_set_reason_refused */
 static atomic_int file_fd = -1;
 static char *file_path; /* set with file_fd, before threads start */
 static pthread_t hup_thread;
@@ -46,11 +47,23 @@ void log_set_reason(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
+	reason_refused = false;
+}
+
+void log_set_reason_refused(void)
+{
+	reason_refused = reason[0] != '\0';
+}
+
+bool log_reason_refused(void)
+{
+	return reason_refused;
 }
 
 void log_clear_reason(void)
 {
 	reason[0] = '\0';
+	reason_refused = false;
 }
 
 const char *log_reason(void)

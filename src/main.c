@@ -705,7 +705,10 @@ static int connect_server(struct daemon *d)
 		err = gitlab_new(d->http, &d->gl);
 	if (err && hc.ca_file && err != -ENOMEM && err != -EINVAL)
 		fprintf(stderr, "artifactfs: CA file %s: %s\n", hc.ca_file,
-			err == -EBADMSG ? "holds no PEM certificate" : strerror(-err));
+			err == -EBADMSG  ? "holds no PEM certificate"
+			: err == -EISDIR ? "not a regular file (a folder)"
+			: err == -ENXIO  ? "not a regular file (a FIFO, socket or device)"
+					 : strerror(-err));
 	else if (err)
 		fprintf(stderr, "artifactfs: %s: %s\n", d->url, strerror(-err));
 	if (err)

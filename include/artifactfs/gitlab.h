@@ -239,6 +239,10 @@ struct gl_read_info {
 	const char *expect_last_modified; /* in: the same pin by the Last-Modified date, used
 	                            when expect_etag is NULL or weak (local storage on GitLab: Go's
 	                            http.ServeContent sends no ETag but honours If-Range by date). */
+	int64_t expect_size;              /* in: > 0, the pinned archive's size: an answer for an
+	                            archive of another size fails with -ESTALE, as does a 200 to
+	                            If-Range (http_request.expect_size). A weak ETag (most
+	                            servers send one constant tag) pins nothing: date and size do. */
 	int64_t total;                    /* out: the archive's size, -1 unknown */
 	bool whole;                       /* out: the server ignored Range: bytes from offset 0 */
 	char etag[160];         /* out: the answer's ETag ("" none); longer ones are cut */

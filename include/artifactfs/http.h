@@ -56,7 +56,9 @@ struct http_config {
 };
 
 /* Creates the shared client. Returns 0 or -ENOMEM / -EINVAL (bad base_url) / -errno of reading
- * ca_file (-ENOENT, -EACCES, -EBADMSG when it holds no PEM certificate). Free with http_free(). */
+ * ca_file (-ENOENT, -EACCES, -EBADMSG when it holds no PEM certificate, -EISDIR for a folder,
+ * -ENXIO for a FIFO, socket or device: only a regular file is read, never waited on). Free with
+ * http_free(). */
 int http_new(const struct http_config *cfg, struct http **out);
 void http_free(struct http *h); /* NULL is a no-op */
 
@@ -83,12 +85,19 @@ struct http_request {
 	const char *expect_etag; /* the ETag the resource must still have (an open file pinned to
 	                           one archive): sent as If-Range with a Range when strong, and an
 	                           answer (200/206) carrying another ETag fails with -ESTALE before
-	                           any byte reaches body_fn. An answer without ETag is not checked.
-	                           NULL: none */
+	                           any byte reaches body_fn. A weak tag (most GitLab servers send
+	                           one constant W/"..." on every download) or an absent one
+	                           identifies nothing: equal weak tags prove no sameness, and the
+	                           pin then rests on the date and the size. NULL: none */
 	const char *expect_last_modified; /* the same pin by Last-Modified, for servers without a
 	                           strong ETag (Workhorse serves local archives with Go's
 	                           http.ServeContent: Last-Modified and If-Range by date, no
 	                           ETag): used when expect_etag is NULL or weak. NULL: none */
+	int64_t expect_size;   /* > 0: the resource's size, part of the pin: an answer whose
+	                           Content-Range total (a 200's length) differs fails with -ESTALE
+	                           before any byte reaches body_fn. A 200 to a Range sent with
+	                           If-Range is another version too (-ESTALE), unless it carries the
+	                           pinned strong ETag (a server ignoring Range). 0: none */
 	bool reuse_signed_url; /* a GET whose answer is the same bytes at the same signed URL for
 	                           that URL's life (an archive that never changes, or one pinned by
 	                           expect_etag/expect_last_modified): may start at the URL the same

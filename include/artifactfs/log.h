@@ -51,6 +51,13 @@ void log_set_reason(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_clear_reason(void);
 const char *log_reason(void);
 
+/* Marks the reason just set as the server refusing the caller (401: a bad or expired token;
+ * 403: access denied, artifacts:access), so the operation logs its EACCES at ERROR as the
+ * failure it is, not at DEBUG as the answers EACCES usually is (a symlink leaving its job, a job
+ * token that may not list). log_set_reason() and log_clear_reason() unmark it. */
+void log_set_reason_refused(void);
+bool log_reason_refused(void);
+
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 

@@ -31,6 +31,15 @@ check "the job token went only as JOB-TOKEN" \
 check "a job in another allowed project is readable too" bash -c "ls '$mnt/102/main/build' >/dev/null"
 check_eq "keep is refused for a job token (EACCES)" EACCES \
 	"$(sys setxattr "$build" user.gitlab.keep=1)"
+# A job token dies with its job (issue 18): GitLab answers 401 from then on, and the failed
+# operation says so in one error line naming its path, the call and the status, never the token.
+sim_admin job-status '{"job": 1301, "status": "success"}'
+check_eq "once its job ended, the token's lookups are EACCES" EACCES \
+	"$(sys stat "$mnt/101/v1.0/build")"
+check "one error line names the path, the call and the 401" \
+	grep -q "error: /101/v1.0/build: .*GET /api/v4/projects/101/jobs/artifacts/v1.0/download.*: HTTP 401" \
+	"$T/daemon.log"
+check "and never the token" bash -c "! grep -q -- '$job_token' '$T/daemon.log'"
 unmount_fs "$mnt"
 
 # Anonymous: public projects read, private ones do not exist.
@@ -39,6 +48,18 @@ check "anonymous access reads a public project" \
 	bash -c "ls '$mnt/acme%2Fplatform%2Fapp/main/build' | grep -qx bin"
 check_eq "a private project is ENOENT anonymously" ENOENT "$(sys stat "$mnt/acme%2Fsecret")"
 check_eq "and by id as well" ENOENT "$(sys stat "$mnt/102")"
+unmount_fs "$mnt"
+
+# Artifacts hidden by `artifacts:access: developer` (issue 18): a reporter gets 403, EACCES, and
+# one error line naming the path, the call and the 403.
+sim_admin pipeline '{"project": 101, "ref": "hidden", "jobs": [{"id": 1970, "name": "build",
+	"artifacts_access": "developer", "archive": {"members": [{"path": "a.txt", "text": "x"}]}}]}'
+GITLAB_TOKEN=$(fixture_token reporter) mount_fs "$mnt" --cache-dir "$T/cache-reporter"
+check_eq "a reporter may not read artifacts hidden from below developer" EACCES \
+	"$(sys listdir "$mnt/acme%2Fplatform%2Fapp/hidden/build")"
+check "one error line names the path, the call and the 403" \
+	grep -q "error: /acme%2Fplatform%2Fapp/hidden/build: .*GET /api/v4/projects/.*/jobs/1970/artifacts.*: HTTP 403" \
+	"$T/daemon.log"
 unmount_fs "$mnt"
 
 # A member of the private project sees it.

@@ -52,6 +52,17 @@ check "the refusal does not show the token" bash -c "! grep -q secret-value '$T/
 fails_before_mount "a missing token file is refused" "cannot open token file" \
 	"http://127.0.0.1:$dead_port" "$mnt" -o token_file="$T/nonexistent"
 
+# A CA file that is no regular file: a FIFO would block start-up forever (nothing writes it), a
+# folder would read as an I/O error. Each is refused by name, in one line, before anything else.
+mkfifo "$T/ca-fifo"
+fails_before_mount "a FIFO as --ca-file is refused, not waited on" "ca-fifo: not a regular file" \
+	"http://127.0.0.1:$dead_port" "$mnt" --ca-file "$T/ca-fifo"
+CI_SERVER_TLS_CA_FILE=$T/ca-fifo fails_before_mount \
+	"a FIFO as \$CI_SERVER_TLS_CA_FILE is refused too" "ca-fifo: not a regular file" \
+	"http://127.0.0.1:$dead_port" "$mnt"
+fails_before_mount "a folder as --ca-file is refused as one" "$T: not a regular file (a folder)" \
+	"http://127.0.0.1:$dead_port" "$mnt" --ca-file "$T"
+
 # Tokens typed on the command line are refused without being shown (ps, history, CI logs).
 for form in "--token tok-s3cret" "--token=tok-s3cret" "-o token=tok-s3cret" \
 	"--private-token tok-s3cret"; do

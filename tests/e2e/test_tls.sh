@@ -51,8 +51,9 @@ fails_before_mount() {
 )
 read -r PASS FAIL <"$T/counts"
 
+: >"$T/empty.pem"
 fails_before_mount "a CA file that holds no certificate is refused by name" "no PEM certificate" \
-	--ca-file /dev/null
+	--ca-file "$T/empty.pem"
 fails_before_mount "a missing CA file is refused by name" "$T/nope.pem" --ca-file "$T/nope.pem"
 AT_URL=$URL/api/v4 fails_before_mount "a URL ending in /api/v4 is named as the mistake" \
 	"HTTP 404.*without /api/v4" --ca-file "$ca/ca.pem"

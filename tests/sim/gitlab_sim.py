@@ -115,6 +115,8 @@ def build_archive(spec, path):
         size = os.path.getsize(path)
         with open(path, "r+b") as f:
             f.truncate(max(0, size - 22))
+    if "mtime" in spec:  # the archive's Last-Modified (Unix seconds): what a date pin sees
+        os.utime(path, (spec["mtime"], spec["mtime"]))
 
 
 def _write_zip(spec, path, force_zip64):
@@ -850,6 +852,15 @@ def admin(sim, h):
                 next_job = max(next_job, j["id"]) + 1
                 jobs.append(j)
             sim.world.add_pipeline(project, {"id": new_id, "ref": spec["ref"], "jobs": jobs})
+    elif path == "/-/sim/job-status":
+        # a job ends (its job token dies with it: 401 from then on). Body {"job": ID,
+        # "status": "success"}
+        spec = json.loads(body)
+        with sim.world.lock:
+            j = sim.world.jobs.get(int(spec["job"]))
+            if not j:
+                raise HTTPError(404)
+            j["status"] = spec["status"]
     elif path == "/-/sim/delete-artifacts":
         # server-side deletion (an admin removing leaked artifacts; Ci::JobArtifacts::
         # DeleteService): the job stays, its archive is gone. Body {"job": ID}
@@ -1319,10 +1330,23 @@ def get_job(sim, h, who, query, pid, jid):
 
 # -- artifacts
 
+def artifacts_visible(who, p, j):
+    """`artifacts:access: developer|maintainer|none` (a job's "artifacts_access"): 403 on the
+    download and raw endpoints for a caller below that level, or for everyone with none
+    (Ci::JobArtifacts' access policy, GITLAB-API.md "Identity"). A job token counts as its user."""
+    need = j.get("artifacts_access")
+    if not need or need == "all":
+        return
+    level = p["members"].get(who.user, 0) if who.kind in ("user", "job") else 0
+    if need == "none" or level < LEVELS[need]:
+        raise HTTPError(403, "403 Forbidden")
+
+
 @route_to("GET", r"/projects/([^/]+)/jobs/(\d+)/artifacts", job_token=True)
 def download_by_id(sim, h, who, query, pid, jid):
     p = readable(sim, who, sim.world.project(pid), True)
     j = job_of(sim, p, jid)
+    artifacts_visible(who, p, j)
     if not sim.world.has_archive(j):
         raise HTTPError(404, "404 Not found")
     return serve_archive(sim, h, j)
@@ -1339,6 +1363,7 @@ def download_by_ref(sim, h, who, query, pid, ref):
         # a report-only job matched: `not_found! unless artifacts_file.exists?`
         # (present_artifacts_file! in lib/api/helpers.rb)
         raise HTTPError(404, "404 Not found")
+    artifacts_visible(who, p, j)
     return serve_archive(sim, h, j)
 
 
@@ -1380,6 +1405,7 @@ def raw_by_id(sim, h, who, query, pid, jid, path):
     j = job_of(sim, p, jid)
     if not sim.world.has_archive(j) or sim.world.expired(j):
         raise HTTPError(404, "404 Not found")
+    artifacts_visible(who, p, j)
     return serve_member(sim, h, j, decode_member_path(path), sniff=False)
 
 
@@ -1393,6 +1419,7 @@ def raw_by_ref(sim, h, who, query, pid, ref, path):
     if not sim.world.has_archive(j):
         # a report-only job matched: send_artifacts_entry on a nil archive raises (500)
         raise HTTPError(500, "500 Internal Server Error")
+    artifacts_visible(who, p, j)
     return serve_member(sim, h, j, decode_member_path(path), sniff=True)
 
 
@@ -1474,6 +1501,13 @@ def send_bytes(sim, h, path, chunked=False):
     size = st.st_size
     lm = email.utils.formatdate(st.st_mtime, usegmt=True)
     etag = archive_etag(sim, path, st)
+    if etag == WEAK_CONSTANT_ETAG and h.headers.get("If-None-Match") == etag:
+        # those servers answer 304 to their constant tag even after the artifact changed
+        h.send_response(304)
+        h.send_header("ETag", etag)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+        return
     ims = h.headers.get("If-Modified-Since")
     if ims and not h.headers.get("Range"):
         try:
@@ -1527,6 +1561,10 @@ def if_range_holds(if_range, etag, st):
         return False
 
 
+# Rack::ETag hashing an empty Rails body (GitLab issue 371991): the same on every download
+WEAK_CONSTANT_ETAG = 'W/"12ae32cb1ec02d01eda3581b127c1fee"'
+
+
 def archive_etag(sim, path, st):
     """The download's ETag as --etag says. Workhorse serves a local archive with
     http.ServeContent(w, r, "", modtime, file) (workhorse/internal/sendfile/sendfile.go): Range,
@@ -1534,10 +1572,14 @@ def archive_etag(sim, path, st):
     and from object storage the store's own (S3: an MD5, "-N" for multipart). GITLAB-API.md's
     "newest servers send a strong sha256 ETag" is not confirmed by that source, so it is an
     option: inode (the default, what the simulator always sent), sha256 (strong, the
-    archive's digest), weak (W/"..."), none (closest to local storage per sendfile.go)."""
+    archive's digest), weak (W/"<digest>", one per archive), weak-constant (the one tag most
+    servers in the field send on every download, GITLAB-API.md "ETags"), none (closest to local
+    storage per sendfile.go)."""
     kind = sim.args.etag
     if kind == "none":
         return None
+    if kind == "weak-constant":
+        return WEAK_CONSTANT_ETAG
     if kind == "inode":
         return '"%x-%x"' % (st.st_ino, st.st_size)
     with sim.world.lock:
@@ -1667,7 +1709,8 @@ def main():
                     help="ignore Range on whole-archive downloads: always 200 and everything")
     ap.add_argument("--tls-cert", help="serve the API over https with this PEM certificate")
     ap.add_argument("--tls-key", help="the certificate's PEM private key")
-    ap.add_argument("--etag", choices=["inode", "sha256", "weak", "none"], default="inode",
+    ap.add_argument("--etag", choices=["inode", "sha256", "weak", "weak-constant", "none"],
+                    default="inode",
                     help="the ETag of archive downloads (see archive_etag)")
     ap.add_argument("--link-rate", type=parse_rate, default=0,
                     help="bytes a second each connection sends at most (100M, 512k); 0: no cap")

@@ -7,7 +7,8 @@ Listens on 127.0.0.1 (port 0: PORT1), on 127.0.0.2 (a second origin for foreign 
 PORT1 too when it is free: PORT2) and on 127.0.0.1 again (PORT3: the same host on another port),
 writes "PORT1 PORT2 PORT3\\n" to READY_FILE (atomically, by rename) once all listen, and appends
 one line per request to LOG_FILE:
-  "<scheme>://<host>:<port> <METHOD> <path?query> token=<yes|no> range=<value|->".
+  "<scheme>://<host>:<port> <METHOD> <path?query> token=<yes|no> range=<value|->
+   pin=<If-Range value|-> inm=<yes|no>" (inm: whether an If-None-Match came).
 With CERT_FILE and KEY_FILE it first makes a throwaway self-signed certificate for IP 127.0.0.1
 there (openssl), and PORT1 then speaks https as well as http: a connection that opens with a TLS
 handshake is served over TLS (the same host and port, another scheme; CERT_FILE is the CA).
@@ -42,6 +43,11 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /paged-relative?page=N    JSON [N]; a relative Link rel=next (/api/v4/paged-relative?page=N+1)
   /data                     1000 bytes (byte i = i % 251), Range honoured (206/416), Accept-Ranges
   /norange                  the same 1000 bytes, Range ignored (200), no Accept-Ranges
+  /weak-moved               like /data with the constant weak ETag most GitLab servers send
+                            (W/"12ae32cb1ec02d01eda3581b127c1fee") and Last-Modified "Sat, 21 Nov
+                            2026 08:00:00 GMT" (the archive after the ref moved): an If-Range
+                            with another date or with the weak tag fails (Go's checkIfRange), so
+                            the whole body comes with 200
   /truncate-once/KEY        like /data, but the first answer stops after 400 body bytes
   /truncate-once-norange/KEY  like /norange, but the first answer stops after 400 body bytes
   /truncate-always          Content-Length 1000, 10 bytes, close
@@ -72,6 +78,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SIZE = 1000
 DATA = bytes(i % 251 for i in range(SIZE))
+WEAK_ETAG = 'W/"12ae32cb1ec02d01eda3581b127c1fee"'  # Rack::ETag of an empty body (GITLAB-API.md)
 TOKEN_HEADERS = ("private-token", "job-token", "authorization")
 
 # Project group/app (id 7): ref feature/x's newest successful pipeline 50 has child 60 (same
@@ -201,9 +208,11 @@ class Handler(BaseHTTPRequestHandler):
     def record(self):
         token = any(self.headers.get(h) for h in TOKEN_HEADERS)
         host, port = self.server.server_address[:2]
-        line = "%s://%s:%d %s %s token=%s range=%s\n" % (
+        line = "%s://%s:%d %s %s token=%s range=%s pin=%s inm=%s\n" % (
             self.scheme(), host, port, self.command, self.path, "yes" if token else "no",
-            (self.headers.get("Range") or "-").replace(" ", ""))
+            (self.headers.get("Range") or "-").replace(" ", ""),
+            (self.headers.get("If-Range") or "-").replace(" ", "_"),
+            "yes" if self.headers.get("If-None-Match") else "no")
         with lock, open(log_path, "a") as f:
             f.write(line)
 
@@ -334,6 +343,12 @@ class Handler(BaseHTTPRequestHandler):
         head = parts[0]
         if self.gitlab(path, query):
             return
+        if path == "/weak-moved":
+            lm = "Sat, 21 Nov 2026 08:00:00 GMT"
+            if self.headers.get("If-Range") not in (None, lm):
+                return self.send(200, DATA, [("ETag", WEAK_ETAG), ("Last-Modified", lm),
+                                             ("Accept-Ranges", "bytes")])
+            return self.serve_data(True, etag=WEAK_ETAG, last_modified=lm)
         if path == "/user":
             return self.send(200, b'{"id": 1, "username": "dev"}')
         if path == "/job":

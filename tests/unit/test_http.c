@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -652,8 +653,31 @@ Test(http, a_missing_or_empty_ca_file_is_refused)
 	struct http *h = NULL;
 	struct http_config cfg = {.base_url = base, .ca_file = "/nonexistent/ca.pem"};
 	cr_assert_eq(http_new(&cfg, &h), -ENOENT);
-	cfg.ca_file = "/dev/null";
+	char path[160];
+	snprintf(path, sizeof(path), "%s/empty.pem", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	cfg.ca_file = path;
 	cr_assert_eq(http_new(&cfg, &h), -EBADMSG);
+	unlink(path);
+}
+
+/* Not a regular file: a FIFO would block the start-up (nobody writes it), a folder would read
+ * as an I/O error, a device is no CA file either. Each is refused at once, by kind. */
+Test(http, a_ca_file_that_is_no_regular_file_is_refused_at_once)
+{
+	struct http *h = NULL;
+	char fifo[160];
+	snprintf(fifo, sizeof(fifo), "%s/ca-fifo", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	struct http_config cfg = {.base_url = base, .ca_file = fifo};
+	cr_assert_eq(http_new(&cfg, &h), -ENXIO);
+	unlink(fifo);
+	cfg.ca_file = dir;
+	cr_assert_eq(http_new(&cfg, &h), -EISDIR);
+	cfg.ca_file = "/dev/null";
+	cr_assert_eq(http_new(&cfg, &h), -ENXIO);
 }
 
 static int read_signed(struct http *h, const char *url, int64_t off, bool reuse, struct sink *s,
@@ -709,6 +733,31 @@ Test(http, a_refused_signed_url_sends_the_read_back_to_the_api_at_once)
 	http_free(h);
 }
 
+/* A 401 or 403 is a refusal the operation logs at ERROR (its EACCES is no mere answer there);
+ * other failures and successes leave no mark. */
+Test(http, a_401_or_403_marks_its_reason_as_a_refusal)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	cr_assert_eq(get(h, "/status/403", &r), 0);
+	http_response_release(&r);
+	cr_assert(log_reason_refused(), "%s", log_reason());
+	cr_assert_eq(get(h, "/status/404", &r), 0);
+	http_response_release(&r);
+	cr_assert_not(log_reason_refused());
+	cr_assert_eq(get(h, "/status/401", &r), 0);
+	http_response_release(&r);
+	cr_assert(log_reason_refused());
+	log_set_reason("something else");
+	cr_assert_not(log_reason_refused(), "a later reason is not the refusal");
+	cr_assert_eq(get(h, "/status/401", &r), 0);
+	http_response_release(&r);
+	cr_assert_eq(get(h, "/ok", &r), 0);
+	http_response_release(&r);
+	cr_assert_not(log_reason_refused());
+	http_free(h);
+}
+
 Test(http, a_failure_leaves_its_reason_without_the_signature)
 {
 	struct http *h = client(0, 2);
@@ -754,6 +803,82 @@ static struct http *client_at(const char *scheme)
 	struct http *h = NULL;
 	cr_assert_eq(http_new(&cfg, &h), 0);
 	return h;
+}
+
+/* A read pinned to one archive (an open file under a ref): bytes for range [off, off+100). */
+static int read_pinned(struct http *h, const char *url, const char *etag, const char *date,
+		       int64_t size, struct sink *s, long *status)
+{
+	struct http_request req = {.url = url,
+				   .range_off = 100,
+				   .range_len = 100,
+				   .body_fn = sink_put,
+				   .body_ctx = s,
+				   .expect_etag = etag,
+				   .expect_last_modified = date,
+				   .expect_size = size};
+	struct http_response r;
+	int err = http_do(h, &req, &r);
+	*status = r.status;
+	http_response_release(&r);
+	return err;
+}
+
+#define WEAK "W/\"12ae32cb1ec02d01eda3581b127c1fee\""
+#define OLD_DATE "Fri, 20 Nov 2026 10:15:30 GMT"
+#define NEW_DATE "Sat, 21 Nov 2026 08:00:00 GMT"
+
+/* Most GitLab servers send one constant weak tag on every download: it names no archive. The
+ * pin then goes by date; the server, whose archive is another, answers the If-Range with a 200
+ * carrying the same weak tag, and not one of its bytes may be taken for the pinned archive's. */
+Test(http, a_constant_weak_etag_pins_nothing_a_200_to_if_range_is_another_archive)
+{
+	struct http *h = client(0, 2);
+	struct sink s = {0};
+	long status;
+	cr_assert_eq(read_pinned(h, "/weak-moved", WEAK, OLD_DATE, 1000, &s, &status), -ESTALE);
+	cr_assert_eq(s.calls, 0, "no byte of the other archive reached the sink");
+	cr_assert_eq(count_lines("range=bytes=100-199 pin="
+				 "Fri,_20_Nov_2026_10:15:30_GMT"),
+		     1, "If-Range went by the date, never the weak tag: %s", peer_log());
+	/* the same date: the pinned archive itself, its 206 is taken */
+	cr_assert_eq(read_pinned(h, "/weak-moved", WEAK, NEW_DATE, 1000, &s, &status), 0);
+	cr_assert_eq(status, 206);
+	assert_data(&s, 100, 200);
+	cr_assert_eq(count_lines("pin=W/"), 0);
+	cr_assert_eq(count_lines("inm=yes"), 0, "If-None-Match is never sent: %s", peer_log());
+	http_free(h);
+}
+
+/* A 200 to a Range with If-Range says the validator failed (or Range was ignored): either way
+ * not bytes known to be the pinned archive's, even when the answer carries no validator. */
+Test(http, a_200_to_if_range_is_another_archive)
+{
+	struct http *h = client(0, 2);
+	struct sink s = {0};
+	long status;
+	cr_assert_eq(read_pinned(h, "/norange", NULL, OLD_DATE, 0, &s, &status), -ESTALE);
+	cr_assert_eq(s.calls, 0);
+	cr_assert_eq(read_pinned(h, "/norange", WEAK, NULL, 0, &s, &status), 0,
+		     "without If-Range (a weak tag only) a 200 is the server ignoring Range");
+	cr_assert_eq(status, 200);
+	cr_assert_eq(count_lines("inm=yes"), 0, "If-None-Match is never sent: %s", peer_log());
+	http_free(h);
+}
+
+/* The size is part of the pin: a Content-Range total (or a 200's length) other than the
+ * pinned size is another archive, whatever the tags say. */
+Test(http, an_archive_of_another_size_is_another_archive)
+{
+	struct http *h = client(0, 2);
+	struct sink s = {0};
+	long status;
+	cr_assert_eq(read_pinned(h, "/data", WEAK, NULL, 2000, &s, &status), -ESTALE);
+	cr_assert_eq(s.calls, 0);
+	cr_assert_eq(read_pinned(h, "/data", WEAK, NULL, 1000, &s, &status), 0);
+	cr_assert_eq(status, 206);
+	assert_data(&s, 100, 200);
+	http_free(h);
 }
 
 /* base_scheme's API redirects to /api/v4/landing on the same host and port over other_scheme */
