@@ -282,6 +282,61 @@ Test(zipindex, a_stored_member_read_out_of_order_is_checked_once_whole)
 	free(data);
 }
 
+/* Reads member f of m in 4 KiB pieces, the even-numbered ones first, then the odd ones from the
+ * end back: hundreds of scattered pieces at once. Returns the first error, or 0 when every read
+ * returned its whole piece. */
+static ssize_t read_scattered(struct mem *m, size_t n, unsigned char *buf)
+{
+	struct zipindex *zi = load(m);
+	struct zip_reader *r;
+	cr_assert_eq(zip_reader_new(zi, zipindex_find(zi, "f"), mem_read, m, &r), 0);
+	size_t pieces = (n + 4095) / 4096;
+	ssize_t err = 0;
+	for (size_t k = 0; k < pieces && err == 0; k++) {
+		size_t i = k < (pieces + 1) / 2 ? 2 * k : 2 * (pieces - 1 - k) + 1;
+		size_t len = n - 4096 * i < 4096 ? n - 4096 * i : 4096;
+		ssize_t got = zip_reader_pread(r, buf + 4096 * i, len, 4096 * i);
+		if (got < 0)
+			err = got;
+		else
+			cr_assert_eq(got, (ssize_t)len, "piece %zu", i);
+	}
+	if (err)
+		cr_assert_eq(zip_reader_pread(r, buf, 1, 0), err, "the failure is sticky");
+	zip_reader_free(r);
+	zipindex_free(zi);
+	return err;
+}
+
+Test(zipindex, a_stored_member_read_in_hundreds_of_scattered_pieces_is_checked)
+{
+	size_t n = 700 * 4096 + 123;
+	unsigned char *data = pattern(n, 5, false), *buf = malloc(n);
+	/* no corruption; a byte flipped in a piece read early, after 256 pieces, last, in the tail */
+	size_t flips[] = {SIZE_MAX, 2 * 4096 + 9, 600 * 4096 + 1, 1 * 4096 + 4095, n - 1};
+	for (size_t c = 0; c < sizeof(flips) / sizeof(flips[0]); c++) {
+		struct zb z = {0};
+		zb_add(&z, "f", data, n,
+		       (struct zb_opts){.method = 0, .mode = 0100644, .fake_size = -1});
+		struct mem m;
+		m.p = zb_finish(&z, false, &m.len);
+		size_t data_off = 30 + 1; /* the local header and the name "f" */
+		cr_assert_eq(memcmp(m.p + data_off, data, n), 0);
+		if (flips[c] != SIZE_MAX)
+			m.p[data_off + flips[c]] ^= 0x20;
+		ssize_t err = read_scattered(&m, n, buf);
+		if (flips[c] == SIZE_MAX) {
+			cr_assert_eq(err, 0);
+			cr_assert_eq(memcmp(buf, data, n), 0);
+		} else {
+			cr_assert_eq(err, -EIO, "a byte flipped at %zu is found", flips[c]);
+		}
+		free(m.p);
+	}
+	free(buf);
+	free(data);
+}
+
 Test(zipindex, a_zip_bomb_stops_at_the_declared_size)
 {
 	size_t n = 1 << 20;
