@@ -103,9 +103,10 @@ size_t zipindex_memory_bytes(const struct zipindex *zi);
  * The walk is the kernel's (physical "..": the parent of where a link led; links met on the way,
  * last component too, are followed), except that a ".." at the root is refused where
  * openat2(RESOLVE_IN_ROOT) would stay there. Once a component is missing, or a file is used as a
- * folder (the kernel stops there with ENOENT or ENOTDIR), the rest is walked as names, a ".."
- * taking the last one off: "missing/../../x" is refused too. At most ZIP_LINKS_MAX links
- * (Linux's MAXSYMLINKS) are followed in one resolution, the link asked about included.
+ * folder ("f/x", "f/..", "f/"), the kernel stops there with ENOENT or ENOTDIR whatever follows,
+ * and so does the walk: the link dangles, its text ending at that component ("sub/../f" with sub
+ * a file gives "sub/.", never f's bytes). At most ZIP_LINKS_MAX links (Linux's MAXSYMLINKS)
+ * are followed in one resolution, the link asked about included.
  *
  * Judging each link against the tree is enough while the tree stays put; but a ref's job folder
  * can turn into another job's between two readlinks of one walk, and "b/../../x" checked with

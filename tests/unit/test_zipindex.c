@@ -1111,7 +1111,7 @@ Test(zipindex_links, readlink_text_is_canonical)
 	cr_assert_str_eq(canonical(&lr, "a/b/c/via"), "../../../d/sub");
 	cr_assert_str_eq(canonical(&lr, "d/sub/to-d"), "..");
 	cr_assert_str_eq(canonical(&lr, "dang"), "missing/file");
-	cr_assert_str_eq(canonical(&lr, "d/dang"), "../f.txt/y");
+	cr_assert_str_eq(canonical(&lr, "d/dang"), "../f.txt/x");
 	zipindex_free(zi);
 	free(m.p);
 }
@@ -1136,6 +1136,8 @@ Test(zipindex_links, a_link_to_a_link_that_leads_out_is_refused)
 					   "..",
 					   "evil/link-out",
 					   "../../../../etc/passwd",
+					   "a/b/c/",
+					   NULL,
 					   "a/b/x",
 					   "c/../../../../y",
 					   NULL};
@@ -1159,21 +1161,58 @@ Test(zipindex_links, a_link_to_a_link_that_leads_out_is_refused)
 	free(m.p);
 }
 
-Test(zipindex_links, dangling_links_stay_links_unless_their_text_climbs_out)
+/* Past a missing name or a file the kernel stops (ENOENT, ENOTDIR), whatever follows: a ".."
+ * there does not go back, so "sub/../f" with sub a file never reaches f. The links dangle, and
+ * their text makes the kernel stop at the same place. */
+Test(zipindex_links, a_missing_name_or_a_file_stops_the_walk_as_in_the_kernel)
 {
-	static const char *const spec[] = {
-		"f.txt",           NULL,     "dang",     "missing/file", "dang-out",
-		"missing/../../x", "notdir", "f.txt/x",  "notdir-out",   "f.txt/../../x",
-		"to-dang",         "dang",   "trailing", "f.txt/",       NULL};
+	static const char *const spec[] = {"f.txt",
+					   NULL,
+					   "d/x",
+					   NULL,
+					   "dang",
+					   "missing/file",
+					   "dang-out",
+					   "missing/../../x",
+					   "notdir",
+					   "f.txt/x",
+					   "notdir-out",
+					   "f.txt/../../x",
+					   "to-dang",
+					   "dang",
+					   "trailing",
+					   "f.txt/",
+					   "file-back",
+					   "f.txt/../f.txt",
+					   "missing-back",
+					   "missing/../f.txt",
+					   "dot-after-file",
+					   "f.txt/.",
+					   "lf",
+					   "f.txt",
+					   "via-link",
+					   "lf/../d/x",
+					   "dir-back",
+					   "d/../f.txt",
+					   "dang-then",
+					   "to-dang/../f.txt",
+					   NULL};
 	struct mem m;
 	struct zipindex *zi = link_archive(&m, spec);
 	struct link_reads lr = {zi, &m, 0, 0};
-	cr_assert_resolves(&lr, "dang", "(dangling)");
-	cr_assert_resolves(&lr, "to-dang", "(dangling)");
-	cr_assert_resolves(&lr, "notdir", "(dangling)");
-	cr_assert_resolves(&lr, "trailing", "f.txt"); /* the canonical text drops the '/' */
-	cr_assert_refused(&lr, "dang-out", -EXDEV);
-	cr_assert_refused(&lr, "notdir-out", -EXDEV);
+	cr_assert_resolves(&lr, "dir-back", "f.txt"); /* a folder lets ".." go back */
+	const char *const dangle[][2] = {
+		{"dang", "missing/file"},      {"to-dang", "missing/file"},
+		{"notdir", "f.txt/x"},         {"trailing", "f.txt/."},
+		{"dang-out", "missing/."},     {"notdir-out", "f.txt/."},
+		{"file-back", "f.txt/."},      {"missing-back", "missing/."},
+		{"dot-after-file", "f.txt/."}, {"via-link", "f.txt/."},
+		{"dang-then", "missing/file"},
+	};
+	for (size_t i = 0; i < sizeof(dangle) / sizeof(dangle[0]); i++) {
+		cr_assert_resolves(&lr, dangle[i][0], "(dangling)");
+		cr_assert_str_eq(canonical(&lr, dangle[i][0]), dangle[i][1], "%s", dangle[i][0]);
+	}
 	zipindex_free(zi);
 	free(m.p);
 }
