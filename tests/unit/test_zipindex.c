@@ -704,6 +704,62 @@ Test(zipindex, a_folder_named_before_a_file_of_the_same_name_keeps_the_folder)
 	free(m.p);
 }
 
+/* Entries as unpacking in order leaves them (tar, cpio): names are "name" for a file, "name/" for
+ * a folder; local_offset tells the copies apart. Returns the index. */
+static struct zipindex *from_members(const char *const *names, size_t n, bool last_wins)
+{
+	struct zip_member in[16];
+	cr_assert_leq(n, 16);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(names[i]);
+		bool dir = names[i][len - 1] == '/';
+		in[i] = (struct zip_member){.name = names[i],
+					    .base = names[i] + len - dir,
+					    .type = dir ? ZIP_DIR : ZIP_FILE,
+					    .local_offset = i};
+	}
+	struct zipindex *zi = NULL;
+	cr_assert_eq(zipindex_from_members(in, n, last_wins, &zi), 0);
+	return zi;
+}
+
+/* What "tar -x" leaves: the last copy of a name; a file takes what was under its name along; an
+ * entry under a file's name makes it a folder again; a folder over a folder keeps both's. */
+Test(zipindex, with_last_wins_each_entry_replaces_what_its_name_held)
+{
+	static const char *const v[] = {"f",     "f",   "d/", "d/x", "d",  "g",   "g/y", "a",
+					"a/b/c", "a/b", "e/", "e/1", "e/", "e/2", "h",   "h/"};
+	struct zipindex *zi = from_members(v, sizeof(v) / sizeof(v[0]), true);
+	const struct {
+		const char *name;
+		enum zip_type type;
+		uint64_t copy; /* the entry that stays; UINT64_MAX: made up, or gone if a file */
+	} want[] = {
+		{"f", ZIP_FILE, 1},         {"d", ZIP_FILE, 4},       {"d/x", 0, UINT64_MAX},
+		{"g", ZIP_DIR, UINT64_MAX}, {"g/y", ZIP_FILE, 6},     {"a", ZIP_DIR, UINT64_MAX},
+		{"a/b", ZIP_FILE, 9},       {"a/b/c", 0, UINT64_MAX}, {"e", ZIP_DIR, 12},
+		{"e/1", ZIP_FILE, 11},      {"e/2", ZIP_FILE, 13},    {"h", ZIP_DIR, 15}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct zip_member *m = zipindex_find(zi, want[i].name);
+		if (want[i].type == 0 && want[i].copy == UINT64_MAX) {
+			cr_assert_null(m, "%s is gone", want[i].name);
+			continue;
+		}
+		cr_assert(m && m->type == want[i].type, "%s", want[i].name);
+		if (want[i].copy == UINT64_MAX)
+			cr_assert(m->synthetic, "%s is made up", want[i].name);
+		else
+			cr_assert_eq(m->local_offset, want[i].copy, "%s", want[i].name);
+	}
+	zipindex_free(zi);
+
+	zi = from_members(v, sizeof(v) / sizeof(v[0]), false); /* zip's rule: the first stays */
+	cr_assert_eq(zipindex_find(zi, "f")->local_offset, 0);
+	cr_assert_eq(zipindex_find(zi, "d")->type, ZIP_DIR);
+	cr_assert_eq(zipindex_find(zi, "g")->local_offset, 5);
+	zipindex_free(zi);
+}
+
 Test(zipindex, siblings_are_listed_in_strcmp_order_whatever_sorts_around_the_slash)
 {
 	struct zb z = {0};
