@@ -382,17 +382,23 @@ static int cmp_names(const void *pa, const void *pb, void *arg)
 	return c ? c : (a > b) - (a < b);
 }
 
-/* The earliest file named target among the sorted files, or NULL. */
-static struct item *find_file(struct item **files, size_t n, const char *names, const char *target)
+/* The file named target that came last before the entry at (archive order as in s->v: tar -x
+ * links to the copy the name holds then), among the sorted files; else the earliest after it;
+ * else NULL. */
+static struct item *find_file(struct item **files, size_t n, const char *names, const char *target,
+			      const struct item *at)
 {
 	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (strcmp(names + files[mid]->name_off, target) < 0)
+		int c = strcmp(names + files[mid]->name_off, target);
+		if (c < 0 || (c == 0 && files[mid] < at))
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
+	if (lo > 0 && !strcmp(names + files[lo - 1]->name_off, target))
+		return files[lo - 1];
 	return lo < n && !strcmp(names + files[lo]->name_off, target) ? files[lo] : NULL;
 }
 
@@ -404,7 +410,7 @@ static void feed_targets(struct scan *s, struct item **files, size_t nf)
 		struct item *it = &s->v[i];
 		if (it->hard_off == NO_LINK || it->hardlink || it->m.type != ZIP_FILE)
 			continue;
-		struct item *f = find_file(files, nf, s->names, s->links + it->hard_off);
+		struct item *f = find_file(files, nf, s->names, s->links + it->hard_off, it);
 		if (f && f->m.size == 0) {
 			f->m.local_offset = it->m.local_offset;
 			f->m.size = it->m.size;
@@ -428,7 +434,7 @@ static int resolve_hardlinks(struct scan *s)
 	for (size_t i = 0; i < s->n; i++) {
 		struct item *it = &s->v[i];
 		const struct item *f =
-			it->hardlink ? find_file(files, nf, s->names, s->links + it->hard_off)
+			it->hardlink ? find_file(files, nf, s->names, s->links + it->hard_off, it)
 				     : NULL;
 		if (f) {
 			it->m.local_offset = f->m.local_offset;
@@ -458,7 +464,11 @@ static int build(struct scan *s, struct unpacked *n)
 		m[i].name = s->names + s->v[i].name_off;
 		m[i].base = m[i].name + s->v[i].name_len;
 	}
-	err = zipindex_from_members(m, s->n, &n->zi);
+	/* tar, cpio, ar and the rest unpack front to back, a later entry replacing an earlier one
+	 * of its name ("tar -rf" appends a newer copy); a zip's central directory is its index,
+	 * whose first entry of a name stays, as in the artifacts zip itself (zipindex.h) */
+	bool last_wins = (archive_format(s->a) & ARCHIVE_FORMAT_BASE_MASK) != ARCHIVE_FORMAT_ZIP;
+	err = zipindex_from_members(m, s->n, last_wins, &n->zi);
 	free(m);
 	if (err)
 		return err;

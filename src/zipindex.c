@@ -425,15 +425,91 @@ static void resolve_file(struct build *b, size_t i)
 			drop(b, &b->m[x], "its folder is a file");
 }
 
-/* Sorts the entries, then leaves out duplicates (the first stays) and file/folder clashes. */
-static void drop_conflicts(struct build *b)
+/* The entries of one name, on the stack of the names above the current one while superseded
+ * entries are found. Archive orders (parent while building), -1 for none. */
+struct group {
+	size_t start, end;  /* the entries [start, end) of b->m */
+	int64_t above;      /* the latest file or link named by a folder above this name */
+	int64_t not_folder; /* the latest file or link of this name */
+	int64_t under;      /* the latest entry anywhere under this name */
+};
+
+/* When the names under g are all seen: its last entry, a file or link, goes if a later entry
+ * under it made it a folder again; what lies under g counts for the name above. */
+static void close_group(struct build *b, const struct group *g, struct group *up)
+{
+	struct zip_member *last = &b->m[g->end - 1];
+	if (last->type != ZIP_DIR && last->first_child != DROPPED && g->under > last->parent)
+		drop(b, last, "a later entry under its name makes it a folder");
+	int64_t latest = g->under > last->parent ? g->under : last->parent;
+	if (up && latest > up->under)
+		up->under = latest;
+}
+
+/* Unpacking in archive order, each entry replaces what its name held (tar -x, cpio -i): of one
+ * name the last entry stays, a file or link takes everything before it under its name along,
+ * and an entry under a file's name makes it a folder again. The sorted entries group by name,
+ * each name's subtree right after it, so one pass with the stack of names above finds every
+ * superseded entry. Afterwards no name repeats and no file has anything under it. */
+static int drop_superseded(struct build *b)
+{
+	struct group *st = NULL;
+	size_t n = 0, cap = 0;
+	int err = 0;
+	for (size_t i = 1, end; i < b->n && !err; i = end) {
+		for (end = i + 1; end < b->n && same_name(&b->m[end], &b->m[i]);)
+			end++;
+		while (n > 0 && !is_under(&b->m[i], b->m[st[n - 1].start].name,
+					  name_len(&b->m[st[n - 1].start]))) {
+			close_group(b, &st[n - 1], n > 1 ? &st[n - 2] : NULL);
+			n--;
+		}
+		struct group g = {i, end, -1, -1, -1};
+		if (n > 0)
+			g.above = st[n - 1].above > st[n - 1].not_folder ? st[n - 1].above
+									 : st[n - 1].not_folder;
+		for (size_t x = i; x < end; x++) {
+			struct zip_member *e = &b->m[x];
+			if (e->parent < g.above) {
+				drop(b, e, "a later file or link replaces a folder above it");
+			} else if (x + 1 < end) {
+				char shown[SHOWN_MAX + 4];
+				zipindex_shown_name(shown, e->name, name_len(e));
+				log_msg(LOG_INFO,
+					"archive member \"%s\" appears again: the last stays",
+					shown);
+				e->first_child = DROPPED;
+			}
+			if (e->type != ZIP_DIR)
+				g.not_folder = e->parent; /* in archive order within a name */
+		}
+		err = array_grow((void **)&st, &cap, n + 1, sizeof(*st));
+		if (!err)
+			st[n++] = g;
+	}
+	for (; n > 0 && !err; n--)
+		close_group(b, &st[n - 1], n > 1 ? &st[n - 2] : NULL);
+	free(st);
+	return err;
+}
+
+/* Sorts the entries, then leaves out duplicates and file/folder clashes: with last_wins as
+ * drop_superseded says, else the first of a name stays and the earlier of a clash. */
+static int drop_conflicts(struct build *b, bool last_wins)
 {
 	size_t w = 1;
 	qsort(b->m + 1, b->n - 1, sizeof(*b->m), cmp_building);
+	int err = last_wins ? drop_superseded(b) : 0;
+	if (err)
+		return err;
 	for (size_t i = 1; i < b->n; i++) {
 		struct zip_member *e = &b->m[i];
 		if (e->first_child == DROPPED)
 			continue;
+		if (last_wins) { /* nothing left to resolve */
+			b->m[w++] = *e;
+			continue;
+		}
 		if (w > 1 && same_name(&b->m[w - 1], e)) {
 			char shown[SHOWN_MAX + 4];
 			zipindex_shown_name(shown, e->name, name_len(e));
@@ -447,6 +523,7 @@ static void drop_conflicts(struct build *b)
 			b->m[w++] = *e;
 	}
 	b->n = w;
+	return 0;
 }
 
 struct span {
@@ -591,10 +668,11 @@ static int copy_names(struct build *b, struct zipindex *zi, size_t total)
  * into zi. Frees b->m on failure. The tree and its names are taken from the memory budget before
  * the names are copied: a made-up folder's name is its whole path, so deep names cost memory
  * quadratic in their depth (a 262 KB zip wanted 2 GB) and must be refused before, not after. */
-static int finish_index(struct build *b, struct zipindex *zi)
+static int finish_index(struct build *b, struct zipindex *zi, bool last_wins)
 {
-	drop_conflicts(b);
-	int err = add_folders(b);
+	int err = drop_conflicts(b, last_wins);
+	if (!err)
+		err = add_folders(b);
 	if (!err)
 		err = link_tree(b);
 	size_t total = err ? 0 : names_total(b);
@@ -649,10 +727,11 @@ static int build_index(const unsigned char *cd, const struct cd_loc *loc, struct
 		free(b.m);
 		return err;
 	}
-	return finish_index(&b, zi);
+	return finish_index(&b, zi, false); /* the central directory's first of a name stays */
 }
 
-int zipindex_from_members(const struct zip_member *in, size_t n, struct zipindex **out)
+int zipindex_from_members(const struct zip_member *in, size_t n, bool last_wins,
+			  struct zipindex **out)
 {
 	struct build b;
 	struct zipindex *zi = NULL;
@@ -681,7 +760,7 @@ int zipindex_from_members(const struct zip_member *in, size_t n, struct zipindex
 			       "unsafe name (absolute, NUL, or an empty, '.' or '..' component)");
 	}
 	zi = calloc(1, sizeof(*zi));
-	err = zi ? finish_index(&b, zi) : -ENOMEM;
+	err = zi ? finish_index(&b, zi, last_wins) : -ENOMEM;
 	if (err) {
 		if (!zi)
 			free(b.m);

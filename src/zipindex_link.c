@@ -3,8 +3,9 @@
  * the index's members through zipindex.c's lookups, never its internals; it reads nothing
  * itself: link texts come through the caller's zip_target_fn, so it stays pure and testable.
  * Invariants: a walk never climbs above the root (a ".." there is -EXDEV), follows at most
- * ZIP_LINKS_MAX links, and hands back a canonical text ("../" only in front, then names of real
- * folders) whose ".." steps stay within the depth of the link's own folder. */
+ * ZIP_LINKS_MAX links, stops where the kernel would (a missing name or a file with more to walk)
+ * and hands back a canonical text ("../" only in front, then names of real folders, then for a
+ * dangling link the names it stopped at) whose ".." steps stay within the link's folder's depth. */
 #include "artifactfs/zipindex.h"
 
 #include <errno.h>
@@ -13,9 +14,9 @@
 
 #include "zipindex_i.h"
 
-/* Where a walk stands: a member (a folder, or a file), and, once a component is missing or a file
- * is used as a folder (the kernel would stop there), the names walked on as text beyond it. A
- * ".." takes the last of those names off, else goes to the member's parent: never above root. */
+/* Where a walk stands: a member (a folder, or a file), and, once a component is missing, its
+ * name as text beyond it; once the walk stops (see link_step), the component it stopped at too.
+ * A ".." goes to the member's parent: never above root. */
 struct link_pos {
 	const struct zip_member *m;
 	char *tail; /* "" or names joined by '/', malloc'ed */
@@ -27,6 +28,7 @@ struct link_walk {
 	zip_target_fn target;
 	void *ctx;
 	unsigned links; /* followed so far, the one asked about included */
+	bool stopped;   /* a missing name or a file met with more to walk: the rest is not walked */
 };
 
 static int tail_push(struct link_pos *p, const char *c, size_t n)
@@ -47,35 +49,32 @@ static int tail_push(struct link_pos *p, const char *c, size_t n)
 	return 0;
 }
 
-static void tail_pop(struct link_pos *p)
-{
-	while (p->len && p->tail[p->len - 1] != '/')
-		p->len--;
-	p->len -= p->len ? 1 : 0;
-	if (p->tail)
-		p->tail[p->len] = '\0';
-}
-
 static int follow_link(struct link_walk *w, struct link_pos *p, const struct zip_member *link);
 
 /* One component of a target, walked from p as the kernel walks it ("..": the parent of where a
  * link led), but refusing ".." at the root where openat2(RESOLVE_IN_ROOT) would stay there. */
 static int link_step(struct link_walk *w, struct link_pos *p, const char *c, size_t n)
 {
-	if (n == 0 || (n == 1 && c[0] == '.'))
+	if (w->stopped)
 		return 0;
-	if (n == 2 && c[0] == '.' && c[1] == '.') {
-		if (p->len)
-			tail_pop(p);
-		else if (p->m == zipindex_member(w->zi, 0))
+	bool dot = n == 0 || (n == 1 && c[0] == '.'), dotdot = n == 2 && c[0] == '.' && c[1] == '.';
+	if (p->len || p->m->type != ZIP_DIR) {
+		/* Past a missing name or a file the kernel goes no further, whatever follows (ENOENT,
+		 * ENOTDIR: "sub/../f" is not f when sub is a file). The walk stops too, its text
+		 * ending in this component ("." for "..": the text never climbs after a name), so
+		 * that the kernel stops there as well. */
+		w->stopped = true;
+		return dot || dotdot ? tail_push(p, ".", 1) : tail_push(p, c, n);
+	}
+	if (dot)
+		return 0;
+	if (dotdot) {
+		if (p->m == zipindex_member(w->zi, 0))
 			return -EXDEV;
-		else
-			p->m = zipindex_member(w->zi, p->m->parent);
+		p->m = zipindex_member(w->zi, p->m->parent);
 		return 0;
 	}
-	const struct zip_member *child = NULL;
-	if (!p->len && p->m->type == ZIP_DIR)
-		child = zipindex_child(w->zi, p->m, c, n);
+	const struct zip_member *child = zipindex_child(w->zi, p->m, c, n);
 	if (!child)
 		return tail_push(p, c, n);
 	if (child->type == ZIP_SYMLINK)
@@ -178,13 +177,13 @@ int zipindex_resolve_link(const struct zipindex *zi, const struct zip_member *li
 		*text = NULL;
 	if (link->type != ZIP_SYMLINK)
 		return -EINVAL;
-	struct link_walk w = {zi, target, ctx, 0};
+	struct link_walk w = {zi, target, ctx, 0, false};
 	const struct zip_member *dir = zipindex_member(zi, link->parent);
 	struct link_pos p = {dir, NULL, 0, 0};
 	int err = follow_link(&w, &p, link);
 	if (!err && text)
 		err = canonical_text(dir, &p, text);
-	if (!err && !p.len)
+	if (!err && !p.len && !w.stopped)
 		*out = p.m;
 	free(p.tail);
 	return err;

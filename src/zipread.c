@@ -3,8 +3,9 @@
  * user). Invariants: no byte past the central directory's offset is read or returned; the read
  * that reaches a member's end fails (-EIO, sticky) when the CRC-32 or the size disagree with the
  * central directory, and for a stored member so does the read that completes its content in any
- * order (the pieces' CRCs are combined). It uses the index (zipindex.c) and is never called by
- * it. */
+ * order (the pieces' CRCs are combined; past SEEN_MAX scattered pieces the smallest gap between
+ * two is read to join them, so memory stays bounded and no byte goes unchecked). It uses the
+ * index (zipindex.c) and is never called by it. */
 #include "artifactfs/zipread.h"
 
 #include <errno.h>
@@ -28,8 +29,9 @@ enum {
 };
 #define CHUNK_MIN (256u * 1024u)
 #define CHUNK_MAX (4u * 1024u * 1024u)
-#define MAX_CALL (1u << 30) /* bytes handed to zlib or rd in one go */
-#define SEEN_MAX 256        /* pieces of a stored member tracked; more scattered reads: not all */
+#define MAX_CALL (1u << 30)      /* bytes handed to zlib or rd in one go */
+#define SEEN_MAX 256             /* pieces of a stored member followed apart; more: gaps are read */
+#define GAP_CHUNK (256u * 1024u) /* bytes of a gap read in one go */
 
 /* Bytes [start, end) of a stored member that a read returned, with their CRC-32. */
 struct seen {
@@ -167,8 +169,6 @@ static void seen_join(struct zip_reader *r, size_t i)
 /* Adds a piece overlapping none, in order, joined to its neighbours. */
 static int seen_add(struct zip_reader *r, struct seen piece)
 {
-	if (r->n_seen == SEEN_MAX)
-		return 0; /* too scattered to follow: the member is checked when read in order */
 	int err = array_grow((void **)&r->seen, &r->seen_cap, r->n_seen + 1, sizeof(*r->seen));
 	if (err)
 		return err;
@@ -185,10 +185,61 @@ static int seen_add(struct zip_reader *r, struct seen piece)
 	return 0;
 }
 
+/* Reads the content between pieces i and i + 1 through rd and joins the three. */
+static int seen_fill(struct zip_reader *r, size_t i)
+{
+	uint64_t pos = r->seen[i].end, end = r->seen[i + 1].start;
+	size_t cap = end - pos < GAP_CHUNK ? (size_t)(end - pos) : GAP_CHUNK;
+	unsigned char *buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	uint32_t crc = 0;
+	while (pos < end) {
+		size_t n = end - pos < cap ? (size_t)(end - pos) : cap;
+		ssize_t got = r->rd(r->ctx, buf, n, r->data_off + pos);
+		if (got < 0) {
+			free(buf);
+			return (int)got;
+		}
+		crc = crc_zip(crc, buf, n);
+		pos += n;
+	}
+	free(buf);
+	struct seen *a = &r->seen[i];
+	a->crc = (uint32_t)crc32_combine(a->crc, crc, (z_off_t)(end - a->end));
+	a->end = end;
+	seen_join(r, i);
+	return 0;
+}
+
+/* Brings the pieces back to SEEN_MAX by filling the smallest gaps between them. Each gap read
+ * becomes seen, so over a reader's life this reads at most the member once more, and one call
+ * reads at most a SEEN_MAX-th of what is still unseen. */
+static int seen_bound(struct zip_reader *r)
+{
+	while (r->n_seen > SEEN_MAX) {
+		size_t best = 0;
+		for (size_t i = 1; i + 1 < r->n_seen; i++)
+			if (r->seen[i + 1].start - r->seen[i].end <
+			    r->seen[best + 1].start - r->seen[best].end)
+				best = i;
+		int err = seen_fill(r, best);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 /* Notes the content buf = [off, off + len) a read returned; once all of it has been returned,
  * in whatever order, its CRC-32 is checked. */
 static int stored_note(struct zip_reader *r, const unsigned char *buf, uint64_t off, uint64_t len)
 {
+	/* a read adds at most one piece (its parts that fill gaps join their neighbours); one left
+	 * over by a read whose gap could not be read is bounded first, so never more than
+	 * SEEN_MAX + 1 are held, however long rd keeps failing */
+	int err = seen_bound(r);
+	if (err)
+		return err;
 	uint64_t pos = off, end = off + len;
 	while (pos < end) {
 		size_t i = 0;
@@ -199,12 +250,15 @@ static int stored_note(struct zip_reader *r, const unsigned char *buf, uint64_t 
 			continue;
 		}
 		uint64_t stop = i < r->n_seen && r->seen[i].start < end ? r->seen[i].start : end;
-		int err = seen_add(
-			r, (struct seen){pos, stop, crc_zip(0, buf + (pos - off), stop - pos)});
+		err = seen_add(r,
+			       (struct seen){pos, stop, crc_zip(0, buf + (pos - off), stop - pos)});
 		if (err)
 			return err;
 		pos = stop;
 	}
+	err = seen_bound(r);
+	if (err)
+		return err;
 	if (r->n_seen == 1 && r->seen[0].start == 0 && r->seen[0].end == r->m->size) {
 		r->out_pos = r->m->size;
 		r->crc = r->seen[0].crc;

@@ -18,8 +18,11 @@
  *
  * The index is a zipindex built by zipindex_from_members(): the same tree, lookups and name rules
  * as the artifacts zip (absolute, "", "." or ".." components, backslash escapes: left out with a
- * warning; the first of duplicate names stays; missing folders are made up). Leading "./" is
- * stripped first (tar -C dir . writes it). Devices, fifos and sockets are left out. Hard links
+ * warning; missing folders are made up), except that of duplicate names the last stays, a file
+ * replacing a folder takes what was under it along, as unpacking in order does (every format but
+ * zip: zipindex_from_members' last_wins; a hard link gets the copy its target held when the link
+ * came). Leading "./" is stripped first (tar -C dir . writes it).
+ * Devices, fifos and sockets are left out. Hard links
  * share their target's blob range. Symlink targets are kept in the index as text; they are never
  * resolved here: the caller applies tree_link_escapes() with the link's own path, as for the
  * outer archive. A built index is immutable and may be shared by threads without locking;

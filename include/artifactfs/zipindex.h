@@ -64,13 +64,19 @@ void zipindex_free(struct zipindex *zi); /* NULL is a no-op */
 int zipindex_load_buffer(const void *buf, size_t len, struct zipindex **out);
 
 /* Builds an index from entries another reader listed (nested archives, see unpack.h), so that
- * both kinds of archive obey the same rules: unsafe names are left out with a LOG_WARNING, the
- * first of duplicate names stays, file/folder clashes keep the earlier entry, missing folders are
- * made up. in[] is in archive order; of each entry only name, base (name + the name's length,
- * without a trailing '/': the name need not be NUL-terminated), type, mode, mtime, size and
- * local_offset (the caller's own meaning) are used. Names are copied: in[] and its names may go
- * once it returns. Returns 0, -EFBIG (10,000,000 entries or more), -ENOMEM. */
-int zipindex_from_members(const struct zip_member *in, size_t n, struct zipindex **out);
+ * both kinds of archive obey the same rules: unsafe names are left out with a LOG_WARNING,
+ * missing folders are made up. Of duplicate names and file/folder clashes, without last_wins,
+ * the first entry stays, as in zipindex_load (for zips: the central directory is the index,
+ * and its first entry of a name is what GitLab's raw endpoint serves); with last_wins (tar, cpio: formats unpacked front to
+ * back, each entry replacing what its name held, so "tar -rf" supersedes), the last of a name
+ * stays, a later file or link takes everything earlier under its name along, and a later entry
+ * under a file's name makes it a folder. in[] is in archive order; of each entry only name, base
+ * (name + the name's length, without a trailing '/': the name need not be NUL-terminated), type,
+ * mode, mtime, size and local_offset (the caller's own meaning) are used. Names are copied: in[]
+ * and its names may go once it returns. Returns 0, -EFBIG (10,000,000 entries or more),
+ * -ENOMEM. */
+int zipindex_from_members(const struct zip_member *in, size_t n, bool last_wins,
+			  struct zipindex **out);
 
 /* A zip_read_fn over bytes in memory; ctx is a struct zip_buffer. -EIO past its end. */
 struct zip_buffer {
@@ -103,9 +109,10 @@ size_t zipindex_memory_bytes(const struct zipindex *zi);
  * The walk is the kernel's (physical "..": the parent of where a link led; links met on the way,
  * last component too, are followed), except that a ".." at the root is refused where
  * openat2(RESOLVE_IN_ROOT) would stay there. Once a component is missing, or a file is used as a
- * folder (the kernel stops there with ENOENT or ENOTDIR), the rest is walked as names, a ".."
- * taking the last one off: "missing/../../x" is refused too. At most ZIP_LINKS_MAX links
- * (Linux's MAXSYMLINKS) are followed in one resolution, the link asked about included.
+ * folder ("f/x", "f/..", "f/"), the kernel stops there with ENOENT or ENOTDIR whatever follows,
+ * and so does the walk: the link dangles, its text ending at that component ("sub/../f" with sub
+ * a file gives "sub/.", never f's bytes). At most ZIP_LINKS_MAX links (Linux's MAXSYMLINKS)
+ * are followed in one resolution, the link asked about included.
  *
  * Judging each link against the tree is enough while the tree stays put; but a ref's job folder
  * can turn into another job's between two readlinks of one walk, and "b/../../x" checked with

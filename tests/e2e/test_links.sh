@@ -20,6 +20,8 @@ links = {
     "good-dir": deep + "/up/" + deep,                    # a folder link that stays inside
     "loop": "loop",
     "dangling": "missing/file",
+    "via-file": "ok.txt/../ok.txt",                      # ok.txt is a file: ENOTDIR
+    "via-missing": "missing/../ok.txt",                  # ENOENT, as the kernel walks it
 }
 members = [{"path": "ok.txt", "text": "fine\n"}, {"path": deep + "/deep.txt", "text": "deep\n"}]
 members += [{"path": p, "symlink": t} for p, t in links.items()]
@@ -66,6 +68,9 @@ check_eq "readlink gives the canonical text: climbing only in front, no links" "
 	"$(sys readlink "$job/good")"
 check_eq "a dangling link reads its text" "OK missing/file" "$(sys readlink "$job/dangling")"
 check_eq "and following it is ENOENT" ENOENT "$(sys read "$job/dangling")"
+check_eq "a link through a file and '..' is ENOTDIR, not the file" ENOTDIR \
+	"$(sys read "$job/via-file")"
+check_eq "a link through a missing name and '..' is ENOENT" ENOENT "$(sys read "$job/via-missing")"
 check "each refusal is logged" grep -q "leads outside its job folder" "$T/daemon.log"
 
 # Names the kernel cannot list as they are: left out, the rest of the folder still lists.

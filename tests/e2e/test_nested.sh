@@ -67,6 +67,16 @@ with tarfile.open(os.path.join(t, "big.tar"), "w") as tf:
     tf.addfile(ti, io.BytesIO(big))
 PY
 mkdir -p "$T/unpacked" && tar -xzf "$T/x.tar.gz" -C "$T/unpacked" || die "tar cannot unpack"
+# A tar extended with tar -rf: f again, d a folder then a file, g a file then a folder.
+(mkdir -p "$T/rf/d" && cd "$T/rf" && echo old >f && echo x >d/x && echo g >g &&
+	tar -cf ../rf.tar f d g && echo new >f && rm -r d && echo now a file >d && rm g &&
+	mkdir g && echo z >g/z && tar -rf ../rf.tar f d g) || die "cannot make rf.tar"
+"$PYTHON" - "$FIXTURE" <<'PY' || die "cannot add rf.tar to the fixture"
+import json, sys
+fx = json.load(open(sys.argv[1]))
+fx["archives"]["nested"]["members"].append({"path": "dist/rf.tar", "file": "rf.tar"})
+json.dump(fx, open(sys.argv[1], "w"))
+PY
 
 start_sim
 export GITLAB_TOKEN=glpat-sim-nested-7c1d
@@ -92,6 +102,11 @@ check_eq "nesting: a.tar.gz#/inner.zip#/x" "inside a zip inside a tarball" \
 check_eq "and its folders list" "sub x" "$(ls "$job/dist/a.tar.gz#/inner.zip#/" | paste -sd' ')"
 check_eq "a symlink leading out of the nested tree is refused" EACCES \
 	"$(sys readlink "$job/dist/a.tar.gz#/up")"
+check_eq "a tar extended with tar -rf shows the last copy, as tar -x does" "new" \
+	"$(cat "$job/dist/rf.tar#/f")"
+check_eq "a folder replaced by a file is that file" "now a file" "$(cat "$job/dist/rf.tar#/d")"
+check_eq "with nothing left of the folder under it" ENOTDIR "$(sys stat "$job/dist/rf.tar#/d/x")"
+check_eq "a file replaced by a folder lists" "z" "$(ls "$job/dist/rf.tar#/g" | paste -sd' ')"
 check_eq "members inside carry no crc32 (not known)" "OK " \
 	"$(sys listxattr "$job/x.tar.gz#/README")"
 check_eq "members of the artifacts still do (and say what is cached)" \

@@ -591,3 +591,73 @@ Test(nest, a_bomb_is_refused_at_a_quarter_of_the_cache_and_never_unpacked_twice)
 		     "the refused member was read again");
 	job_put(j);
 }
+
+/* A tar of files (link NULL) and symbolic links (data unused). */
+static unsigned char *pack_links(const char *const (*spec)[3], size_t n, size_t *len)
+{
+	size_t cap = 1 << 16;
+	unsigned char *buf = malloc(cap);
+	struct archive *a = archive_write_new();
+	archive_write_set_format(a, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
+	cr_assert_eq(archive_write_open_memory(a, buf, cap, len), ARCHIVE_OK);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = spec[i][0], *data = spec[i][1], *link = spec[i][2];
+		struct archive_entry *e = archive_entry_new();
+		archive_entry_set_pathname(e, name);
+		archive_entry_set_filetype(e, link ? AE_IFLNK : AE_IFREG);
+		archive_entry_set_perm(e, link ? 0777 : 0644);
+		if (link)
+			archive_entry_set_symlink(e, link);
+		archive_entry_set_size(e, link ? 0 : (la_int64_t)strlen(data));
+		cr_assert_eq(archive_write_header(a, e), ARCHIVE_OK);
+		if (!link)
+			cr_assert_eq(archive_write_data(a, data, strlen(data)),
+				     (la_ssize_t)strlen(data));
+		archive_entry_free(e);
+	}
+	cr_assert_eq(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+	return buf;
+}
+
+/* Links inside a nested archive resolve as the kernel would, as the artifacts' own do: past a
+ * file or a missing name the walk stops, so "sub/../f" with sub a file never reaches f. */
+Test(nest, links_inside_stop_at_a_file_or_a_missing_name)
+{
+	static const char *const spec[][3] = {{"sub", "a file\n", NULL},
+					      {"f", "f's bytes\n", NULL},
+					      {"d/x", "x\n", NULL},
+					      {"via-file", NULL, "sub/../f"},
+					      {"via-missing", NULL, "missing/../f"},
+					      {"via-dir", NULL, "d/../f"}};
+	size_t len;
+	unsigned char *tar = pack_links(spec, sizeof(spec) / sizeof(spec[0]), &len);
+	struct zb z = {0};
+	zb_add(&z, "l.tar", tar, len, (struct zb_opts){.mode = 0100644, .fake_size = -1});
+	free(tar);
+	free(fake.zip);
+	fake.zip = zb_finish(&z, false, &fake.zip_len);
+	struct job *lj;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 251, &lj), 0);
+	static const char *const cases[][2] = {{"l.tar#/via-file", "sub/."},
+					       {"l.tar#/via-missing", "missing/."},
+					       {"l.tar#/via-dir", "f"}};
+	for (size_t i = 0; i < 3; i++) {
+		struct nest *n;
+		const struct zip_member *m, *to = NULL;
+		char *text = NULL;
+		cr_assert_eq(nest_find(lj, cases[i][0], &n, &m), 0, "%s", cases[i][0]);
+		cr_assert_eq(m->type, ZIP_SYMLINK);
+		cr_assert_eq(
+			zipindex_resolve_link(nest_index(n), m, nest_link_target, n, &to, &text),
+			0);
+		cr_assert_str_eq(text, cases[i][1], "%s", cases[i][0]);
+		if (i < 2)
+			cr_assert_null(to, "%s leads nowhere", cases[i][0]);
+		else
+			cr_assert_str_eq(to->name, "f");
+		free(text);
+		nest_put(n);
+	}
+	job_put(lj);
+}

@@ -314,6 +314,54 @@ Test(unpack, hard_links_in_cpio_all_get_the_data)
 	free(blob.p);
 }
 
+/* The member named path is a file holding text. */
+static void holds(const struct unpacked *n, const struct unpack_mem *blob, const char *path,
+		  const char *text)
+{
+	const struct zip_member *m = find(n, path);
+	cr_assert(m && m->type == ZIP_FILE, "%s missing or not a file", path);
+	cr_assert(m->size == strlen(text) && !memcmp(blob->p + m->local_offset, text, m->size),
+		  "%s: not \"%s\"", path, text);
+}
+
+/* tar -rf appends: tar -x and every unpacker give the last copy of a name, a file replacing a
+ * folder takes what was under it along, a folder replacing a file leaves no trace of it. */
+Test(unpack, a_tar_extended_with_tar_rf_shows_the_last_copy)
+{
+	sh("mkdir -p rf/d rf/e && cd rf && echo old > f && echo x > d/x && echo g > g && "
+	   "echo y > e/y && tar -cf ../rf.tar f d g e && "
+	   "echo new > f && rm -r d && echo now a file > d && rm g && mkdir g && echo z > g/z && "
+	   "tar -rf ../rf.tar f d g && echo newer > f && tar -rf ../rf.tar f && "
+	   "rm -r e && mkdir e && echo w > e/w && tar -rf ../rf.tar e");
+	struct unpack_mem blob = {0};
+	struct unpacked *n = index_file("rf.tar", &blob);
+	holds(n, &blob, "f", "newer\n");
+	holds(n, &blob, "d", "now a file\n");
+	cr_assert_null(find(n, "d/x"), "no stale child of the folder d was");
+	cr_assert_eq(find(n, "g")->type, ZIP_DIR);
+	holds(n, &blob, "g/z", "z\n");
+	cr_assert_eq(find(n, "e")->type, ZIP_DIR);
+	holds(n, &blob, "e/y", "y\n"); /* a folder over a folder: both hold their own */
+	holds(n, &blob, "e/w", "w\n");
+	unpack_free(n);
+	free(blob.p);
+}
+
+Test(unpack, a_cpio_appended_to_shows_the_last_copy)
+{
+	sh("mkdir -p ca/d && cd ca && echo old > f && echo x > d/x && "
+	   "printf 'f\\nd\\nd/x\\n' | cpio -o -H newc -F ../a.cpio && "
+	   "echo new > f && rm -r d && echo file > d && "
+	   "printf 'f\\nd\\n' | cpio -o -H newc -A -F ../a.cpio");
+	struct unpack_mem blob = {0};
+	struct unpacked *n = index_file("a.cpio", &blob);
+	holds(n, &blob, "f", "new\n");
+	holds(n, &blob, "d", "file\n");
+	cr_assert_null(find(n, "d/x"));
+	unpack_free(n);
+	free(blob.p);
+}
+
 /* ---- archives written by libarchive: what tools refuse to make ---- */
 
 struct writer {
@@ -371,7 +419,7 @@ static int link_target(void *ctx, const struct zip_member *link, char **out, siz
 	return *out ? 0 : -ENOMEM;
 }
 
-Test(unpack, hostile_names_are_left_out_and_the_first_duplicate_stays)
+Test(unpack, hostile_names_are_left_out_and_the_last_duplicate_stays)
 {
 	const char *bad[] = {"../x", "/etc/x", "a/../../x", "a//b", "x/..", "a/./b", "..\\..\\x"};
 	struct writer w;
@@ -392,7 +440,8 @@ Test(unpack, hostile_names_are_left_out_and_the_first_duplicate_stays)
 	cr_assert_null(find(n, "etc/x"));
 	cr_assert_null(find(n, "a/b"));
 	const struct zip_member *dup = find(n, "dup"), *evil = find(n, "d/evil");
-	cr_assert(dup && dup->size == 5 && !memcmp(blob.p + dup->local_offset, "first", 5));
+	cr_assert(dup && dup->size == 6 && !memcmp(blob.p + dup->local_offset, "second", 6),
+		  "a later tar entry supersedes an earlier one");
 	cr_assert(find(n, "d")->synthetic, "folders missing from the archive are made up");
 	cr_assert(evil && evil->type == ZIP_SYMLINK, "listed, its target kept as text");
 	const struct zip_member *to = NULL;
@@ -435,6 +484,39 @@ Test(unpack, hard_links_to_nothing_are_left_out)
 	cr_assert_null(find(n, "l3"));
 	cr_assert_eq(blob.p[find(n, "l2")->local_offset], 'a');
 	cr_assert_eq(blob.p[find(n, "l4")->local_offset], 'b');
+	unpack_free(n);
+	free(blob.p);
+	free(w.buf);
+}
+
+/* A hard link is the copy its name had when the link came: tar -x makes it then. */
+Test(unpack, a_hard_link_gets_the_copy_before_it)
+{
+	struct writer w;
+	writer_open(&w, ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, false);
+	struct archive_entry *e = archive_entry_new();
+	const char *v[][3] = {
+		{"f", "one", NULL}, {"h1", NULL, "f"}, {"f", "two", NULL}, {"h2", NULL, "f"}};
+	for (size_t i = 0; i < 4; i++) {
+		archive_entry_clear(e);
+		archive_entry_set_pathname(e, v[i][0]);
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0644);
+		archive_entry_set_size(e, v[i][1] ? 3 : 0);
+		if (v[i][2])
+			archive_entry_set_hardlink(e, v[i][2]);
+		cr_assert_eq(archive_write_header(w.a, e), ARCHIVE_OK);
+		if (v[i][1])
+			archive_write_data(w.a, v[i][1], 3);
+	}
+	archive_entry_free(e);
+	writer_close(&w);
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
+	cr_assert_eq(index_mem(w.buf, w.used, &blob, &n), 0);
+	holds(n, &blob, "f", "two");
+	holds(n, &blob, "h1", "one");
+	holds(n, &blob, "h2", "two");
 	unpack_free(n);
 	free(blob.p);
 	free(w.buf);
