@@ -7,6 +7,7 @@
 # differs between releases is asked of its profile (sim_profile), never assumed.
 source "$(dirname "$0")/lib.sh"
 
+# --etag sha256 on every release: see the pins at the end
 start_sim --etag sha256
 mnt=$T/mnt
 app="$mnt/acme%2Fplatform%2Fapp"
@@ -189,11 +190,24 @@ now = content()
 print(verdict, "old" if now == before else "new" if now else "EIO")
 PY
 }
-big 101 1
-mount_fs "$mnt" --cache-dir "$T/cache-pin" --ttl 1
-check_eq "by job id: an open file reads its own job to the end; a new open sees the new" \
-	"old new" "$(pinned "$app/main/build/big.bin" 101 2)"
-unmount_fs "$mnt"
+# The PAT half reads by job id on every release: the newest only. The job-token half also runs
+# on 18.6, where the token cannot list pipelines and reads by ref (pinned): the suite's time.
+# --etag sha256 above keeps these pins off the date (the old releases' constant weak tag leaves
+# a date pin, equal for two archives built in the same second).
+case ${GITLAB_VERSION:-newest} in
+newest | 18.6) ;;
+*)
+	finish
+	exit
+	;;
+esac
+if [ "${GITLAB_VERSION:-newest}" = newest ]; then
+	big 101 1
+	mount_fs "$mnt" --cache-dir "$T/cache-pin" --ttl 1
+	check_eq "by job id: an open file reads its own job to the end; a new open sees the new" \
+		"old new" "$(pinned "$app/main/build/big.bin" 101 2)"
+	unmount_fs "$mnt"
+fi
 (
 	export CI_JOB_TOKEN=$(fixture_token job-private)
 	unset GITLAB_TOKEN
