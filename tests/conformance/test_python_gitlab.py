@@ -2,8 +2,11 @@
 """Conformance: the simulator driven by python-gitlab, a GitLab client nobody here wrote.
 
 If python-gitlab and the simulator disagree, the simulator is wrong. Every wait has a deadline;
-the simulator is started on loopback and stopped at the end, also on failure.
+the simulator is started on loopback and stopped at the end, also on failure. GITLAB_VERSION
+(a key of the simulator's PROFILES, default newest) picks the GitLab release it plays: the
+fidelity checks run on every release, the storage, ETag and TLS modes on the newest only.
 """
+import importlib.util
 import http.client
 import io
 import json
@@ -24,6 +27,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SIM = os.environ.get("ARTIFACTFS_SIM", os.path.join(HERE, "..", "sim", "gitlab_sim.py"))
 FIXTURE = os.path.join(os.path.dirname(SIM), "fixtures", "default.json")
 TOKENS = {t["role"]: t["value"] for t in json.load(open(FIXTURE, encoding="utf-8"))["tokens"]}
+VERSION = os.environ.get("GITLAB_VERSION") or "newest"
+_spec = importlib.util.spec_from_file_location("gitlab_sim", SIM)
+_sim_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_sim_module)
+PROFILE = _sim_module.PROFILES[VERSION]  # what this release does, as the simulator's table says
 
 passed = 0
 failed = 0
@@ -66,7 +74,8 @@ class Sim:
         ready = os.path.join(self.dir, "ready")
         self.proc = subprocess.Popen(
             [sys.executable, SIM, "--fixture", FIXTURE, "--port", "0", "--ready-file", ready,
-             "--log", self.log, "--lifetime", "300", "--state-dir", os.path.join(self.dir, "st")]
+             "--log", self.log, "--lifetime", "300", "--state-dir", os.path.join(self.dir, "st"),
+             "--gitlab-version", VERSION]
             + list(extra), stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr"), "w"))
         deadline = time.monotonic() + 60
         while not os.path.exists(ready):
@@ -214,7 +223,7 @@ def local_mode(sim):
 def more_local_checks(sim, gl, app):
     gl.auth()
     check("auth() with a PAT names its user", gl.user.username == "maria")
-    check("version()", gl.version()[0] == "18.8.0")
+    check("version()", gl.version()[0] == PROFILE["version"])
     tok = {"PRIVATE-TOKEN": TOKENS["maintainer"]}
     api = sim.url + "/api/v4/projects/101/jobs/"
     status, _, body = fetch(api + "1101/artifacts/tree?path=bin", headers=tok)
@@ -380,7 +389,12 @@ def job_token_checks(sim):
           raises(lambda: jt.projects.get(104), 404))
     check("job token: its branches are 404", raises(lambda: lazy.branches.list(), 404))
     check("job token: its tags are 404", raises(lambda: lazy.tags.list(), 404))
-    check("job token: its pipelines are 404", raises(lambda: lazy.pipelines.list(), 404))
+    if PROFILE["pipeline_job_token"]:  # 19.2+ (lib/api/ci/pipelines.rb)
+        check("job token: its pipelines list (19.2+)",
+              [p.id for p in lazy.pipelines.list(ref="main", get_all=True)] == [802, 800])
+    else:
+        check("job token: its pipelines are 404 (anonymous before 19.2)",
+              raises(lambda: lazy.pipelines.list(), 404))
     check("job token: /projects/:id/jobs is 401", raises(lambda: lazy.jobs.list(), 401))
     check("job token: by-ref download works", lazy.artifacts.download(ref_name="main", job="build")
           == sim.archive(1981))
@@ -417,8 +431,12 @@ def by_ref_checks(sim):
     check("by ref: and raw answers 500",
           raises(lambda: app.artifacts.raw(ref_name="main", artifact_path="README",
                                            job="junit-only"), 500))
-    check("by ref: the child's job is found after the parent's",
-          app.artifacts.download(ref_name="main", job="package") == sim.archive(1111))
+    if PROFILE["ref_descendants"]:
+        check("by ref: the child's job is found after the parent's",
+              app.artifacts.download(ref_name="main", job="package") == sim.archive(1111))
+    else:
+        check("by ref: the child's job is not found (the parent pipeline only)",
+              raises(lambda: app.artifacts.download(ref_name="main", job="package"), 404))
     mr = app.mergerequests.get(7)
     check("merge request: head_pipeline on refs/merge-requests/7/head",
           mr.head_pipeline["id"] == 570 and mr.head_pipeline["ref"] == "refs/merge-requests/7/head"
@@ -438,9 +456,15 @@ def fault_checks(sim):
     tok = {"PRIVATE-TOKEN": TOKENS["maintainer"]}
     url = sim.url + "/api/v4/projects/101/jobs/1101/artifacts"
     sim.admin("faults", "ratelimit=2,paths=/jobs/1101/artifacts$")
-    status, hdrs, _ = fetch(url, headers=tok)
-    check("a bare 429 carries neither Retry-After nor RateLimit-Reset",
-          status == 429 and "Retry-After" not in hdrs and "RateLimit-Reset" not in hdrs)
+    status, hdrs, body = fetch(url, headers=tok)
+    if PROFILE["limit_retry_after"]:
+        check("an application limit's 429: JSON, Retry-After (newer releases), no RateLimit-Reset",
+              status == 429 and 1 <= int(hdrs.get("Retry-After", "0")) <= 2
+              and "RateLimit-Reset" not in hdrs and json.loads(body)["message"], dict(hdrs))
+    else:
+        check("an application limit's 429: JSON, neither Retry-After nor RateLimit-Reset",
+              status == 429 and "Retry-After" not in hdrs and "RateLimit-Reset" not in hdrs
+              and json.loads(body)["message"], dict(hdrs))
     gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"], retry_transient_errors=True)
     t0 = time.monotonic()
     data = gl.projects.get(101, lazy=True).jobs.get(1101, lazy=True).artifacts()
@@ -516,6 +540,132 @@ def fidelity_mode(sim):
     job_token_checks(sim)
     by_ref_checks(sim)
     fault_checks(sim)
+    version_checks(sim)
+
+
+def version_checks(sim):
+    """One check per entry of the release's profile (gitlab_sim.py PROFILES), each answer as
+    that release gives it. Runs last: it adds pipelines."""
+    P = PROFILE
+    tok = {"PRIVATE-TOKEN": TOKENS["maintainer"]}
+    api = sim.url + "/api/v4/projects/"
+    status, _, body = fetch(api + "101/jobs/1101/artifacts/tree", headers=tok)
+    check("%s: /artifacts/tree %s" % (VERSION, "lists (18.8+)" if P["tree"] else "is 404"),
+          status == (200 if P["tree"] else 404), status)
+    bearer = {"Authorization": "Bearer " + TOKENS["job-private"]}
+    status, _, _ = fetch(api + "104/pipelines?ref=main", headers=bearer)
+    check("%s: a Bearer job token on /pipelines: %s" % (VERSION, "taken (19.2+)" if
+          P["pipeline_job_token"] else "401, not anonymous"),
+          status == (200 if P["pipeline_job_token"] else 401), status)
+    status, _, _ = fetch(api + "104/pipelines/800/bridges", headers={"JOB-TOKEN": TOKENS["job-private"]})
+    check("%s: JOB-TOKEN on /bridges of its private project: %s" % (VERSION, "taken" if
+          P["pipeline_job_token"] else "anonymous, 404"),
+          status == (200 if P["pipeline_job_token"] else 404), status)
+    status, _, _ = fetch(api + "104", headers=bearer)
+    check("%s: a Bearer job token on GET /projects/:id is 401" % VERSION, status == 401, status)
+    status, _, body = fetch(api + "104/jobs/artifacts/main/download?job=build", headers=bearer)
+    check("%s: a Bearer job token downloads by ref" % VERSION,
+          status == 200 and body == sim.archive(1981), status)
+    for route in ("jobs", "jobs/1101", "jobs/1101/trace"):
+        status, _, _ = fetch(api + "101/" + route)
+        check("%s: anonymous /projects/101/%s is 401 (public project)" % (VERSION, route),
+              status == 401, status)
+    for route in ("pipelines?ref=main", "pipelines/510", "pipelines/510/jobs", "pipelines/510/bridges"):
+        status, _, _ = fetch(api + "101/" + route)
+        check("%s: anonymous /projects/101/%s serves a public project" % (VERSION, route),
+              status == 200, status)
+    status, _, _ = fetch(sim.url + "/api/v4/job", headers={"JOB-TOKEN": TOKENS["job-jwt-expired"]})
+    check("%s: a JWT job token past its expiry, its job running: %s" % (VERSION, "401" if
+          P["jwt_job_tokens"] else "no JWT tokens, 200"),
+          status == (401 if P["jwt_job_tokens"] else 200), status)
+    whole = api + "101/jobs/1101/artifacts"
+    status, hdrs, _ = fetch(whole, headers=tok)
+    if P["etag"] == "weak-constant":
+        etag = hdrs.get("ETag")
+        check("%s: the constant weak ETag" % VERSION, etag == _sim_module.WEAK_CONSTANT_ETAG, etag)
+        status, _, _ = fetch(api + "101/jobs/1111/artifacts", headers=dict(tok, **{"If-None-Match": etag}))
+        check("%s: and a false 304 for another archive carrying it" % VERSION, status == 304, status)
+    status, hdrs, _ = fetch(whole + "/my%20report.txt", headers=tok)
+    want = "application/octet-stream" if P["member_octet_stream"] else "text/plain"
+    check("%s: a member's Content-Type is %s" % (VERSION, want),
+          status == 200 and hdrs["Content-Type"] == want, hdrs.get("Content-Type"))
+    # artifacts:access hides a visible job's artifacts: 403 to those below the level
+    sim.admin("pipeline", json.dumps({"project": 101, "ref": "hidden", "jobs": [
+        {"id": 4001, "name": "build", "access": "none", "archive": {"members": [{"path": "a", "text": "a"}]}},
+        {"id": 4002, "name": "dev", "access": "developer", "archive": {"members": [{"path": "b", "text": "b"}]}}]}))
+    status, _, _ = fetch(api + "101/jobs/4001", headers=tok)
+    check("%s: artifacts:access none: the job is visible" % VERSION, status == 200, status)
+    status, _, _ = fetch(api + "101/jobs/4001/artifacts", headers=tok)
+    check("%s: and its artifacts are 403, even to a maintainer" % VERSION, status == 403, status)
+    status, _, _ = fetch(api + "101/jobs/artifacts/hidden/download?job=dev", headers=tok)
+    check("%s: artifacts:access developer serves a maintainer" % VERSION, status == 200, status)
+    status, _, _ = fetch(api + "101/jobs/artifacts/hidden/raw/b?job=dev",
+                         headers={"PRIVATE-TOKEN": TOKENS["reporter"]})
+    check("%s: and refuses a reporter (403)" % VERSION, status == 403, status)
+    # a root member named `tree` and a member path holding /raw/
+    sim.admin("pipeline", json.dumps({"project": 101, "ref": "names", "jobs": [
+        {"id": 4003, "name": "build", "archive": {"members": [
+            {"path": "tree", "text": "a file named tree\n"}, {"path": "x/raw/y", "text": "y\n"}]}}]}))
+    status, _, body = fetch(api + "101/jobs/4003/artifacts/tree", headers=tok)
+    if P["tree"]:
+        check("%s: /artifacts/tree shadows a root member named tree (18.8+)" % VERSION,
+              status == 200 and body.startswith(b"["), status)
+    else:
+        check("%s: a root member named tree is served by the member route" % VERSION,
+              status == 200 and body == b"a file named tree\n", status)
+    status, _, _ = fetch(api + "101/jobs/artifacts/names/raw/x/raw/y?job=build", headers=tok)
+    check("%s: a /raw/ segment in a member path splits the by-ref raw route (404)" % VERSION,
+          status == 404, status)
+    status, _, body = fetch(api + "101/jobs/4003/artifacts/x/raw/y", headers=tok)
+    check("%s: by job id it reads" % VERSION, status == 200 and body == b"y\n", status)
+    # merge request refs: /merge (merged results) and /train (merge trains)
+    sim.admin("pipeline", json.dumps({"project": 101, "ref": "refs/merge-requests/7/merge", "jobs": [
+        {"id": 4004, "name": "build", "archive": {"members": [{"path": "M", "text": "merged\n"}]}}]}))
+    gl = gitlab.Gitlab(sim.url, private_token=TOKENS["maintainer"])
+    mr = gl.projects.get(101).mergerequests.get(7)
+    check("%s: a merged-results pipeline is the MR's head_pipeline, ref verbatim" % VERSION,
+          mr.head_pipeline["ref"] == "refs/merge-requests/7/merge", mr.head_pipeline)
+    check("%s: and serves by ref" % VERSION, gl.projects.get(101, lazy=True).artifacts.raw(
+        "refs/merge-requests/7/merge", "M", "build") == b"merged\n")
+    # a newer pipeline without the job: search_recent_successful_pipelines (18.7+/18.9+)
+    sim.admin("pipeline", json.dumps({"project": 103, "ref": "main", "jobs": [
+        {"id": 4005, "name": "other", "archive": {"members": [{"path": "o", "text": "o"}]}}]}))
+    status, _, _ = fetch(api + "103/jobs/artifacts/main/download?job=build", headers=tok)
+    check("%s: a newest pipeline without the job: 404" % VERSION, status == 404, status)
+    status, _, _ = fetch(api + "103/jobs/artifacts/main/download?job=build"
+                         "&search_recent_successful_pipelines=true", headers=tok)
+    check("%s: search_recent_successful_pipelines on download: %s" % (VERSION, "the older one"
+          if P["search_recent_download"] else "ignored"),
+          status == (200 if P["search_recent_download"] else 404), status)
+    status, _, _ = fetch(api + "103/jobs/artifacts/main/raw/README?job=build"
+                         "&search_recent_successful_pipelines=true", headers=tok)
+    check("%s: search_recent_successful_pipelines on raw: %s" % (VERSION, "the older one"
+          if P["search_recent_raw"] else "ignored"),
+          status in ((200, 404) if P["search_recent_raw"] else (404,)) and
+          (status == 200) == P["search_recent_raw"], status)
+    # dangling sources as the release knows them: a newer duo_workflow pipeline on a ref
+    sim.admin("pipeline", json.dumps({"project": 101, "ref": "feature/login", "source": "duo_workflow",
+                                      "jobs": [{"id": 4006, "name": "build", "archive": {
+                                          "members": [{"path": "duo", "text": "duo\n"}]}}]}))
+    status, _, body = fetch(api + "101/jobs/artifacts/feature%2Flogin/download?job=build", headers=tok)
+    duo = "duo_workflow" in P["dangling"]
+    check("%s: a newer duo_workflow pipeline %s the ref's" % (VERSION, "is not" if duo else "is"),
+          status == 200 and (body == sim.archive(4006)) != duo, status)
+    # the ref's 100 newest pipelines only (older releases): 100 failed ones hide the success
+    for i in range(100):
+        sim.admin("pipeline", json.dumps({"project": 103, "ref": "old-window", "status": "failed",
+                                          "jobs": []}) if i else json.dumps(
+            {"project": 103, "ref": "old-window", "jobs": [{"id": 4007, "name": "build", "archive": {
+                "members": [{"path": "w", "text": "w"}]}}]}))
+    status, _, _ = fetch(api + "103/jobs/artifacts/old-window/download?job=build", headers=tok)
+    check("%s: a success behind 99 newer failed pipelines: %s" % (VERSION, "found" if
+          not P["ref_window"] or P["ref_window"] >= 100 else "beyond the window"),
+          status == 200, status)
+    sim.admin("pipeline", json.dumps({"project": 103, "ref": "old-window", "status": "failed", "jobs": []}))
+    status, _, _ = fetch(api + "103/jobs/artifacts/old-window/download?job=build", headers=tok)
+    check("%s: behind 100 newer failed pipelines: %s" % (VERSION, "beyond the window (404)"
+          if P["ref_window"] else "still found"),
+          status == (404 if P["ref_window"] else 200), status)
 
 
 def main():
@@ -527,6 +677,8 @@ def main():
             ("fidelity", fidelity_mode, ()),
             ("etag", etag_mode, ("--etag", "sha256")),
             ("tls", lambda sim: tls_mode(sim, ca), ("--tls-cert", cert, "--tls-key", key)))
+    if VERSION != "newest":  # the storage, ETag and TLS modes are release-independent
+        runs = [r for r in runs if r[0] == "fidelity"]
     for mode, fn, extra in runs:
         sim = Sim("--storage", mode if mode in ("local", "redirect", "proxied") else "local", *extra)
         try:

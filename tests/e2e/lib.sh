@@ -46,11 +46,13 @@ die() {
 	exit 1
 }
 
-# start_sim [simulator options...]: sets URL.
+# start_sim [simulator options...]: sets URL. The simulator plays GitLab $GITLAB_VERSION (a key
+# of its PROFILES; default newest).
 start_sim() {
 	rm -f "$T/ready"
 	"$PYTHON" "$ARTIFACTFS_SIM" --fixture "$FIXTURE" --port 0 --ready-file "$T/ready" \
-		--log "$T/sim.log" --lifetime 900 --state-dir "$T/sim-state" "$@" >"$T/sim.out" 2>&1 &
+		--log "$T/sim.log" --lifetime 900 --state-dir "$T/sim-state" \
+		--gitlab-version "${GITLAB_VERSION:-newest}" "$@" >"$T/sim.out" 2>&1 &
 	SIM_PID=$!
 	wait_for 120 test -s "$T/ready" || die "the simulator did not start"
 	URL=$(head -n1 "$T/ready")
@@ -150,6 +152,16 @@ finish() {
 	fi
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]
+}
+
+# sim_profile KEY: the simulator's PROFILES[$GITLAB_VERSION][KEY] as Python prints it (True,
+# False, None, a number): what the GitLab release the test runs against does.
+sim_profile() {
+	"$PYTHON" -c 'import importlib.util, sys
+spec = importlib.util.spec_from_file_location("gitlab_sim", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+print(m.PROFILES[sys.argv[2]][sys.argv[3]])' "$ARTIFACTFS_SIM" "${GITLAB_VERSION:-newest}" "$1"
 }
 
 # fixture_token ROLE: the value of the fixture's token with that role (maintainer, reporter,

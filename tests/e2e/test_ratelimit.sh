@@ -36,7 +36,7 @@ read_in_window() {
 	unmount_fs "$mnt"
 }
 
-read_in_window bare "ratelimit=$window"
+read_in_window bare "ratelimit=$window,ratelimit_headers=0"
 sim_admin log/reset
 read_in_window throttled "ratelimit=$window,ratelimit_headers=1"
 

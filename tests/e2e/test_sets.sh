@@ -3,8 +3,9 @@
 # same-project children, any status, the parent winning a name clash), -/merge_requests/<iid>
 # (its head pipeline), -/commits/<sha> (the newest successful pipeline of the commit, skipping
 # dangling sources, full or short sha; never listed), each with its xattrs; and <job>.log, the
-# job's trace byte for byte with its size exact at the first stat. A job token reaches none of
-# it on a private project, quietly. The fixture is written here (no shared fixture changes).
+# job's trace byte for byte with its size exact at the first stat. A job token on a private
+# project reaches the pipelines and commits (GitLab 19.2+ takes it on pipeline routes, the
+# simulator's default), not merge requests or logs, quietly. The fixture is written here.
 source "$(dirname "$0")/lib.sh"
 
 A=a11ce00000000000000000000000000000000401
@@ -115,17 +116,21 @@ check_eq "the main ref lists logs too" "build build.log build.zip package packag
 	"$(ls "$p/main" | paste -sd' ')"
 unmount_fs "$mnt"
 
-# A job token on a private project: GitLab takes it on none of these routes. ENOENT, quietly.
+# A job token on a private project: GitLab 19.2+ (the simulator's newest) takes it on the
+# pipeline routes only (lib/api/ci/pipelines.rb); merge requests and logs stay ENOENT, quietly.
+# Older releases take it on none of them: test_gitlab_fidelity covers those per release.
 (
 	unset GITLAB_TOKEN
 	export CI_JOB_TOKEN=jobtok-sim-401-running-77aa
 	: >"$T/daemon.log"
 	mount_fs "$mnt" --cache-dir "$T/cache-job"
-	check_eq "job token: a pipeline is ENOENT" ENOENT "$(sys stat "$p/-/pipelines/810")"
+	check "job token (19.2+): a pipeline reads" cmp "$p/-/pipelines/810/build/out.txt" \
+		<(printf 'artifact\n')
 	check_eq "job token: a merge request is ENOENT" ENOENT "$(sys stat "$p/-/merge_requests/3")"
-	check_eq "job token: a commit is ENOENT" ENOENT "$(sys stat "$p/-/commits/$A")"
+	check_eq "job token (19.2+): a commit is its pipeline" OK "$(sys stat "$p/-/commits/$A" | cut -d' ' -f1)"
 	check_eq "job token: a log is ENOENT" ENOENT "$(sys stat "$p/-/jobs/4101.log")"
-	check_eq "job token: -/pipelines lists nothing" "" "$(ls "$p/-/pipelines" 2>&1)"
+	check_eq "job token (19.2+): -/pipelines lists the project's pipelines" "810 820 830 840" \
+		"$(ls "$p/-/pipelines" 2>&1 | paste -sd' ')"
 	check "job token: without noise in the log" bash -c "! grep -E 'ERR|WARN' '$T/daemon.log'"
 	unmount_fs "$mnt"
 	echo "$PASS $FAIL" >"$T/counts"

@@ -53,6 +53,99 @@ class HTTPError(Exception):
         self.headers = headers or {}
 
 
+
+# ---------------------------------------------------------------- GitLab versions
+
+# What differs between the GitLab versions in the field (--gitlab-version), one entry a behaviour,
+# each citing the source file (and release) doc/GITLAB-API.md names. COMMON holds what every
+# profile shares: the entries are listed so the table says what was checked, not only what moved.
+# "(boundary unconfirmed)": GITLAB-API.md says "older servers" without a release; the entry sits
+# on the old profiles and the client must handle both answers anyway.
+COMMON = {
+    # lib/api/ci/jobs.rb `before { authenticate! }` (all supported releases): every
+    # /projects/:id/jobs... route (list, one job, trace) is 401 without a personal/OAuth token
+    "jobs_routes_anonymous_401": True,
+    # lib/gitlab/auth/auth_finders.rb: a job token as `Authorization: Bearer` off the
+    # job_token_allowed routes gets 401, not the anonymous treatment JOB-TOKEN gets
+    "bearer_job_token_401": True,
+    # lib/api/ci/pipelines.rb: `/pipelines/latest` is never job_token_allowed (any release)
+    "pipelines_latest_job_token": False,
+    # lib/api/ci/job_artifacts.rb + app/policies/ci/build_policy.rb: artifacts:access
+    # (keyword since 16.11, artifacts:public before) hides a visible job's artifacts: 403
+    "artifacts_access_403": True,
+    # workhorse/internal/sendurl (object storage, direct download): HEAD is answered 303 to a
+    # URL presigned for HEAD only (a GET on it is refused by the store)
+    "head_303_signed_for_head": True,
+    # lib/api/ci/job_artifacts.rb `requirements: { ref_name: /.+/ }`: greedy, so a member path
+    # with a /raw/ segment splits the by-ref raw route at its last /raw/ (any release)
+    "raw_segment_splits_by_ref": True,
+    # app/models/concerns/enums/ci/pipeline.rb + lib/api/merge_requests.rb: merge request
+    # pipelines on refs/merge-requests/<iid>/head, /merge (merged results), /train (trains)
+    "mr_refs": ("head", "merge", "train"),
+}
+
+PROFILES = {
+    "16.11": dict(COMMON, **{
+        "version": "16.11.10",
+        # lib/api/ci/job_artifacts.rb: /artifacts/tree arrived in 18.8; before, 404 there and a
+        # root member named `tree` is served by the member route
+        "tree": False,
+        # lib/api/ci/pipelines.rb: pipeline routes take a job token from 19.2 only
+        "pipeline_job_token": False,
+        # app/models/ci/pipeline.rb latest_successful_for_ref / app/models/project.rb: the ref's
+        # 100 newest pipelines, the parent pipeline only (boundary unconfirmed)
+        "ref_window": 100, "ref_descendants": False,
+        # app/models/concerns/enums/ci/pipeline.rb dangling_sources as of 16.11: no
+        # pipeline_execution_policy_schedule, container_registry_push, duo_workflow yet
+        "dangling": ("webide", "parent_pipeline", "ondemand_dast_scan",
+                     "ondemand_dast_validation", "security_orchestration_policy"),
+        # lib/api/ci/job_artifacts.rb: search_recent_successful_pipelines, download 18.7+,
+        # raw 18.9+ (ignored before)
+        "search_recent_download": False, "search_recent_raw": False,
+        # Rack::ETag over an empty Rails body (GitLab issue 371991): one weak tag on every 200,
+        # and 304 to an If-None-Match carrying it even after the artifact changed
+        "etag": "weak-constant",
+        # workhorse/internal/artifacts/entry.go: Content-Type from the extension (raw by ref also
+        # sniffs text) before the octet-stream change (boundary unconfirmed)
+        "member_octet_stream": False,
+        # lib/api/helpers.rb check_rate_limit!: application limits answer 429 with a JSON body
+        # and no header (Retry-After came later; boundary unconfirmed)
+        "limit_retry_after": False,
+        # lib/gitlab/ci/job_token/jwt.rb: no JWT job tokens yet (opaque tokens live with the job)
+        "jwt_job_tokens": False,
+    }),
+}
+PROFILES["17.11"] = dict(PROFILES["16.11"], **{
+    "version": "17.11.7",
+    # enums/ci/pipeline.rb as of 17.11: pipeline_execution_policy_schedule and
+    # container_registry_push joined the dangling sources in 17.x
+    "dangling": PROFILES["16.11"]["dangling"] + ("pipeline_execution_policy_schedule",
+                                                 "container_registry_push"),
+    # lib/gitlab/ci/job_token/jwt.rb: JWT job tokens (17.x), which can expire mid-job
+    "jwt_job_tokens": True,
+})
+PROFILES["18.6"] = dict(PROFILES["17.11"], **{
+    "version": "18.6.3",
+    # enums/ci/pipeline.rb as of 18.6: every source the newest leaves out
+    "dangling": PROFILES["17.11"]["dangling"] + ("duo_workflow",),
+    # app/models/ci/pipeline.rb: the ref's whole history and its same-project descendants
+    # (the newest rule) already on 18.x (boundary unconfirmed)
+    "ref_window": None, "ref_descendants": True,
+    # application limits add Retry-After on 18.x (boundary unconfirmed)
+    "limit_retry_after": True,
+})
+PROFILES["newest"] = dict(PROFILES["18.6"], **{
+    "version": "19.2.0",
+    "tree": True,                     # 18.8+
+    "pipeline_job_token": True,       # 19.2+: /pipelines, /:id, /:id/jobs, /bridges, /trigger_jobs
+    "search_recent_download": True,   # 18.7+
+    "search_recent_raw": True,        # 18.9+
+    # workhorse_download_etag_caching: a strong sha256 tag behind a flag; the simulator's own
+    # inode tag stays the default (--etag chooses), so the suite sees what it always saw
+    "etag": None,
+    "member_octet_stream": True,      # newer servers: octet-stream for all but SVG
+})
+
 # ---------------------------------------------------------------- archives
 
 def _info(path, mode, kind="file", compress=zipfile.ZIP_DEFLATED):
@@ -227,8 +320,9 @@ def archive_index(path):
 class World:
     """Projects, refs, pipelines and jobs from the fixture; mutated by keep/delete. One lock."""
 
-    def __init__(self, fixture, state_dir):
+    def __init__(self, fixture, state_dir, profile=None):
         self.lock = threading.RLock()
+        self.profile = profile or PROFILES["newest"]
         self.state_dir = state_dir
         self.tokens = {t["value"]: t for t in fixture.get("tokens", [])}
         self.users = fixture.get("users", {})
@@ -328,18 +422,22 @@ class World:
         newest = self.newest_pipeline(self.projects[j["project_id"]], pl["ref"])
         return newest is not None and newest["id"] == pl["id"]
 
-    # Enums::Ci::Pipeline.dangling_sources (app/models/concerns/enums/ci/pipeline.rb):
-    # Project#ci_pipelines (`-> { ci_sources }`, app/models/project.rb) leaves them out
-    DANGLING = ("webide", "parent_pipeline", "ondemand_dast_scan", "ondemand_dast_validation",
-                "security_orchestration_policy", "pipeline_execution_policy_schedule",
-                "container_registry_push", "duo_workflow")
+    def ref_pipelines(self, project, ref):
+        """ci_pipelines.latest_successful_for_ref(ref) (app/models/ci/pipeline.rb), every
+        candidate newest first: successful, of the ref, not of a dangling source
+        (Enums::Ci::Pipeline.dangling_sources, app/models/concerns/enums/ci/pipeline.rb, as the
+        profile's release has them; Project#ci_pipelines leaves them out), and on old releases
+        only among the ref's profile["ref_window"] newest pipelines."""
+        mine = sorted((pl for pl in project["pipelines"] if pl["ref"] == ref and not pl["parent"]),
+                      key=lambda pl: pl["id"], reverse=True)
+        if self.profile["ref_window"]:
+            mine = mine[:self.profile["ref_window"]]
+        return [pl for pl in mine
+                if pl["status"] == "success" and pl["source"] not in self.profile["dangling"]]
 
     def newest_pipeline(self, project, ref):
-        """ci_pipelines.latest_successful_for_ref(ref) (app/models/ci/pipeline.rb)."""
-        cands = [pl for pl in project["pipelines"]
-                 if pl["ref"] == ref and pl["status"] == "success"
-                 and pl["source"] not in self.DANGLING]
-        return max(cands, key=lambda pl: pl["id"]) if cands else None
+        cands = self.ref_pipelines(project, ref)
+        return cands[0] if cands else None
 
     def has_archive(self, j):
         return j.get("archive_path") is not None
@@ -349,16 +447,24 @@ class World:
         (Ci::JobArtifact::DOWNLOADABLE_TYPES), not the metadata or the trace."""
         return self.has_archive(j) or bool(j.get("reports"))
 
-    def job_for_ref(self, project, ref, name):
+    def job_for_ref(self, project, ref, name, search_recent=False):
         """Project#latest_successful_build_for_ref (app/models/project.rb) ->
         Ci::Pipeline#build_with_artifacts_in_self_and_project_descendants (app/models/ci/
         pipeline.rb): builds_in_self_and_project_descendants.ordered_by_pipeline.latest
         .with_downloadable_artifacts.find_by_name(name). No status filter; `latest` drops
-        retried jobs; a report-only job matches (and the caller then fails on its archive)."""
-        pl = self.newest_pipeline(project, ref)
-        if not pl:
-            return None
-        for pid in sorted([pl["id"]] + self.descendants(pl)):
+        retried jobs; a report-only job matches (and the caller then fails on its archive).
+        Old releases look at the parent pipeline only (profile ref_descendants); with
+        search_recent (search_recent_successful_pipelines=true, 18.7+ download, 18.9+ raw) a
+        newest pipeline that lacks the job is passed for the next successful one."""
+        for pl in self.ref_pipelines(project, ref):
+            j = self.job_in_family(pl, name)
+            if j or not search_recent:
+                return j
+        return None
+
+    def job_in_family(self, pl, name):
+        family = [pl["id"]] + (self.descendants(pl) if self.profile["ref_descendants"] else [])
+        for pid in sorted(family):
             cands = [self.jobs[i] for i in self.pipelines[pid]["jobs"]]
             cands = [j for j in cands if j["name"] == name and not j["retried"]
                      and self.downloadable(j)]
@@ -417,7 +523,7 @@ class Faults:
         self.paths, self.retry_after, self.stall_s = None, 1, 30
         self.rng = random.Random(0)
         self.count = 0
-        self.window_s, self.window_headers, self.window_end = 0.0, False, None
+        self.window_s, self.window_headers, self.window_end = 0.0, None, None
         for part in filter(None, (spec or "").split(",")):
             k, _, v = part.partition("=")
             if k == "rate":
@@ -434,8 +540,8 @@ class Faults:
                 self.stall_s = float(v)
             elif k == "ratelimit":  # a rate-limit window of v seconds (at most 600)
                 self.window_s = min(600.0, float(v))
-            elif k == "ratelimit_headers":
-                self.window_headers = v not in ("0", "")
+            elif k == "ratelimit_headers":  # 1: Rack::Attack's; 0: a bare application
+                self.window_headers = v not in ("0", "")  # limit; unset: the profile's
             elif k == "nth":
                 n, _, kind = v.partition(":")
                 self.nth, self.nth_kind = int(n), kind or "reset"
@@ -476,7 +582,8 @@ class Sim:
         self.args = args
         self.state_dir = args.state_dir or tempfile.mkdtemp(prefix="gitlab-sim-")
         os.makedirs(self.state_dir, exist_ok=True)
-        self.world = World(fixture, self.state_dir)
+        self.profile = PROFILES[args.gitlab_version]
+        self.world = World(fixture, self.state_dir, self.profile)
         self.faults = Faults(args.faults)
         self.link = Link(args.link_rate, args.link_delay_ms)
         self.fault_lock = threading.Lock()
@@ -521,8 +628,9 @@ class Sim:
         with self.fault_lock:
             return self.faults.pick(path)
 
-    def sign(self, name, expires):
-        msg = ("%s:%d" % (name, expires)).encode()
+    def sign(self, name, expires, method="GET"):
+        # a presigned URL is signed for one method, as S3's are (a HEAD on a GET URL: 403)
+        msg = ("%s:%d" % (name, expires) + ("" if method == "GET" else ":" + method)).encode()
         return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()
 
 
@@ -685,9 +793,15 @@ def make_handler(sim, role):
                 return True
             if f == "429bare" or (f == "ratelimit" and not sim.faults.window_headers):
                 # application limits (check_rate_limit! in lib/api/helpers.rb ->
-                # render_api_error!): a bare 429, neither Retry-After nor RateLimit-Reset
+                # render_api_error!): a JSON 429 without RateLimit-Reset; newer releases add
+                # Retry-After (the window's rest), older ones and ratelimit_headers=0 no header
+                headers = {}
+                if (f == "ratelimit" and sim.faults.window_headers is None
+                        and sim.profile["limit_retry_after"]):
+                    left = sim.faults.window_end - time.time()
+                    headers["Retry-After"] = str(max(1, int(left + 0.999)))
                 self.send_error_json(HTTPError(429, "This endpoint has been requested too many "
-                                                    "times. Try again later."))
+                                                    "times. Try again later.", headers=headers))
                 return True
             if f == "ratelimit":  # Rack::Attack throttles (lib/gitlab/rack_attack.rb)
                 end = sim.faults.window_end
@@ -851,7 +965,11 @@ def admin(sim, h):
                 j.setdefault("id", next_job)
                 next_job = max(next_job, j["id"]) + 1
                 jobs.append(j)
-            sim.world.add_pipeline(project, {"id": new_id, "ref": spec["ref"], "jobs": jobs})
+            pl = {"id": new_id, "ref": spec["ref"], "jobs": jobs}
+            for key in ("status", "source"):  # a failed or a dangling pipeline, on request
+                if key in spec:
+                    pl[key] = spec[key]
+            sim.world.add_pipeline(project, pl)
     elif path == "/-/sim/job-status":
         # a job ends (its job token dies with it: 401 from then on). Body {"job": ID,
         # "status": "success"}
@@ -915,11 +1033,21 @@ def principal(sim, h, query, job_token_allowed=True):
     t = sim.world.tokens.get(tok)
     if not t or t.get("expired") or t.get("revoked"):
         raise HTTPError(401)
+    if kind == "bearer" and t.get("kind") == "job":
+        # a job token as Bearer (lib/gitlab/auth/auth_finders.rb): taken where job tokens are,
+        # elsewhere 401, never the anonymous treatment the JOB-TOKEN header gets
+        if not (job_token_allowed and sim.profile["bearer_job_token_401"]):
+            raise HTTPError(401)
+        kind = "job"
     if kind == "job":
         if t.get("kind") != "job":
             raise HTTPError(401)
         j = sim.world.jobs.get(t.get("job"))
         if not j or j["status"] != "running":  # a job token dies with its job
+            raise HTTPError(401)
+        if t.get("jwt_expired") and sim.profile["jwt_job_tokens"]:
+            # a JWT job token (lib/gitlab/ci/job_token/jwt.rb) carries its own expiry, which can
+            # pass while the job still runs
             raise HTTPError(401)
         return Principal("job", t)
     if t.get("kind") == "job":
@@ -980,6 +1108,8 @@ def route(sim, h):
             continue
         if h.command != method and not (method == "GET" and h.command == "HEAD"):
             continue
+        if isinstance(job_ok, str):  # a profile entry: taken on some releases only
+            job_ok = sim.profile[job_ok]
         who = principal(sim, h, query, job_ok)
         if who.kind == "anon" and h.command not in ("GET", "HEAD"):
             raise HTTPError(401)  # `before { authenticate_non_get! }` (lib/api/ci/job_artifacts.rb)
@@ -1055,7 +1185,7 @@ def project_json(sim, p):
 def get_version(sim, h, who, query):
     if who.kind == "anon":
         raise HTTPError(401)
-    h.send_json({"version": "18.8.0", "revision": "sim"})
+    h.send_json({"version": sim.profile["version"], "revision": "sim"})
 
 
 @route_to("GET", r"/user")
@@ -1155,7 +1285,7 @@ def pipeline_json(sim, pl):
             "web_url": "%s/%s/-/pipelines/%d" % (sim.external, project["path"], pl["id"])}
 
 
-@route_to("GET", r"/projects/([^/]+)/pipelines")
+@route_to("GET", r"/projects/([^/]+)/pipelines", job_token="pipeline_job_token")
 def list_pipelines(sim, h, who, query, pid):
     p = readable(sim, who, sim.world.project(pid), False)
     # Ci::PipelinesFinder leaves out child pipelines only: the other dangling sources
@@ -1176,9 +1306,10 @@ def mr_of(sim, p, iid):
 
 
 def mr_pipelines(sim, p, mr):
-    """A merge request's pipelines: those on refs/merge-requests/<iid>/head, newest first."""
-    ref = "refs/merge-requests/%d/head" % mr["iid"]
-    return sorted([pl for pl in p["pipelines"] if pl["ref"] == ref and not pl["parent"]],
+    """A merge request's pipelines: those on refs/merge-requests/<iid>/head, /merge (merged
+    results) and /train (merge trains), newest first."""
+    refs = {"refs/merge-requests/%d/%s" % (mr["iid"], k) for k in sim.profile["mr_refs"]}
+    return sorted([pl for pl in p["pipelines"] if pl["ref"] in refs and not pl["parent"]],
                   key=lambda pl: pl["id"], reverse=True)
 
 
@@ -1240,6 +1371,8 @@ def get_commit(sim, h, who, query, pid, sha):
 def get_trace(sim, h, who, query, pid, jid):
     """GET /projects/:id/jobs/:job_id/trace (lib/api/ci/jobs.rb): authorize_read_builds!, then
     the raw trace as text/plain (an empty body when there is none). Not job_token_allowed."""
+    if who.kind == "anon" and sim.profile["jobs_routes_anonymous_401"]:
+        raise HTTPError(401)  # `before { authenticate! }`, public projects too
     p = readable(sim, who, sim.world.project(pid), False)
     j = job_of(sim, p, jid)
     body = j.get("trace")
@@ -1269,13 +1402,13 @@ def pipeline_of(sim, p, plid):
     return pl
 
 
-@route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)")
+@route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)", job_token="pipeline_job_token")
 def get_pipeline(sim, h, who, query, pid, plid):
     p = readable(sim, who, sim.world.project(pid), False)
     h.send_json(pipeline_json(sim, pipeline_of(sim, p, plid)))
 
 
-@route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)/jobs", job_token=True)
+@route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)/jobs", job_token="pipeline_job_token")
 def list_pipeline_jobs(sim, h, who, query, pid, plid):
     p = readable(sim, who, sim.world.project(pid), True)
     pl = pipeline_of(sim, p, plid)
@@ -1289,7 +1422,7 @@ def list_pipeline_jobs(sim, h, who, query, pid, plid):
     paginate(sim, h, [sim.world.job_json(j, sim.external) for j in jobs], query, total_ok=False)
 
 
-@route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)/bridges")
+@route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)/bridges", job_token="pipeline_job_token")
 def list_bridges(sim, h, who, query, pid, plid):
     p = readable(sim, who, sim.world.project(pid), False)
     pl = pipeline_of(sim, p, plid)
@@ -1300,6 +1433,25 @@ def list_bridges(sim, h, who, query, pid, plid):
                       "pipeline": pipeline_json(sim, pl),
                       "downstream_pipeline": pipeline_json(sim, child)})
     paginate(sim, h, items, query)
+
+
+def artifacts_visible(sim, who, p, j):
+    """`artifacts:access: developer|maintainer|none` (app/policies/ci/build_policy.rb,
+    read_job_artifacts; GITLAB-API.md "Identity"): a job whose artifacts are for that level or
+    none answers 403 on the artifact endpoints (download and raw) to anyone below it, the job
+    itself staying visible. A job token counts as its user. Fixture/admin job key
+    "artifacts_access" (or "access")."""
+    need = j.get("artifacts_access") or j.get("access")
+    if not need or need == "all" or not sim.profile["artifacts_access_403"]:
+        return
+    level = p["members"].get(who.user, 0) if who.kind in ("user", "job") else 0
+    if need == "none" or level < LEVELS[need]:
+        raise HTTPError(403, "403 Forbidden")
+
+
+def search_recent(sim, query, entry):
+    return (sim.profile[entry]
+            and query.get("search_recent_successful_pipelines", [""])[0] == "true")
 
 
 def job_of(sim, p, jid):
@@ -1324,31 +1476,21 @@ def list_jobs(sim, h, who, query, pid):
 
 @route_to("GET", r"/projects/([^/]+)/jobs/(\d+)")
 def get_job(sim, h, who, query, pid, jid):
+    if who.kind == "anon" and sim.profile["jobs_routes_anonymous_401"]:
+        raise HTTPError(401)  # `before { authenticate! }` (lib/api/ci/jobs.rb), public too
     p = readable(sim, who, sim.world.project(pid), False)
     h.send_json(sim.world.job_json(job_of(sim, p, jid), sim.external))
 
 
 # -- artifacts
 
-def artifacts_visible(who, p, j):
-    """`artifacts:access: developer|maintainer|none` (a job's "artifacts_access"): 403 on the
-    download and raw endpoints for a caller below that level, or for everyone with none
-    (Ci::JobArtifacts' access policy, GITLAB-API.md "Identity"). A job token counts as its user."""
-    need = j.get("artifacts_access")
-    if not need or need == "all":
-        return
-    level = p["members"].get(who.user, 0) if who.kind in ("user", "job") else 0
-    if need == "none" or level < LEVELS[need]:
-        raise HTTPError(403, "403 Forbidden")
-
-
 @route_to("GET", r"/projects/([^/]+)/jobs/(\d+)/artifacts", job_token=True)
 def download_by_id(sim, h, who, query, pid, jid):
     p = readable(sim, who, sim.world.project(pid), True)
     j = job_of(sim, p, jid)
-    artifacts_visible(who, p, j)
     if not sim.world.has_archive(j):
         raise HTTPError(404, "404 Not found")
+    artifacts_visible(sim, who, p, j)
     return serve_archive(sim, h, j)
 
 
@@ -1358,12 +1500,13 @@ def download_by_id(sim, h, who, query, pid, jid):
 def download_by_ref(sim, h, who, query, pid, ref):
     p = readable(sim, who, sim.world.project(pid), True)
     name = query.get("job", [""])[0]
-    j = sim.world.job_for_ref(p, urllib.parse.unquote(ref), name)
+    j = sim.world.job_for_ref(p, urllib.parse.unquote(ref), name,
+                              search_recent(sim, query, "search_recent_download"))
     if not j or not sim.world.has_archive(j):
         # a report-only job matched: `not_found! unless artifacts_file.exists?`
         # (present_artifacts_file! in lib/api/helpers.rb)
         raise HTTPError(404, "404 Not found")
-    artifacts_visible(who, p, j)
+    artifacts_visible(sim, who, p, j)
     return serve_archive(sim, h, j)
 
 
@@ -1379,12 +1522,15 @@ def decode_member_path(raw):
 
 @route_to("GET", r"/projects/([^/]+)/jobs/(\d+)/artifacts/tree", job_token=True)
 def tree(sim, h, who, query, pid, jid):
-    if sim.args.no_tree:
-        raise HTTPError(404, "404 Not Found")
+    if sim.args.no_tree or not sim.profile["tree"]:
+        # before 18.8 there is no tree route: the member route answers, for a member named
+        # `tree` (404 when the archive has none)
+        return raw_by_id(sim, h, who, query, pid, jid, "tree")
     p = readable(sim, who, sim.world.project(pid), True)
     j = job_of(sim, p, jid)
     if not sim.world.has_archive(j) or sim.world.expired(j):
         raise HTTPError(404, "404 Not found")
+    artifacts_visible(sim, who, p, j)
     base = query.get("path", [""])[0].strip("/")
     recursive = query.get("recursive", ["false"])[0] == "true"
     try:
@@ -1405,7 +1551,7 @@ def raw_by_id(sim, h, who, query, pid, jid, path):
     j = job_of(sim, p, jid)
     if not sim.world.has_archive(j) or sim.world.expired(j):
         raise HTTPError(404, "404 Not found")
-    artifacts_visible(who, p, j)
+    artifacts_visible(sim, who, p, j)
     return serve_member(sim, h, j, decode_member_path(path), sniff=False)
 
 
@@ -1413,13 +1559,14 @@ def raw_by_id(sim, h, who, query, pid, jid, path):
 def raw_by_ref(sim, h, who, query, pid, ref, path):
     p = readable(sim, who, sim.world.project(pid), True)
     name = query.get("job", [""])[0]
-    j = sim.world.job_for_ref(p, urllib.parse.unquote(ref), name)
+    j = sim.world.job_for_ref(p, urllib.parse.unquote(ref), name,
+                              search_recent(sim, query, "search_recent_raw"))
     if not j:
         raise HTTPError(404, "404 Not found")
+    artifacts_visible(sim, who, p, j)
     if not sim.world.has_archive(j):
         # a report-only job matched: send_artifacts_entry on a nil archive raises (500)
         raise HTTPError(500, "500 Internal Server Error")
-    artifacts_visible(who, p, j)
     return serve_member(sim, h, j, decode_member_path(path), sniff=True)
 
 
@@ -1487,8 +1634,11 @@ def serve_archive(sim, h, j):
     if sim.args.storage == "redirect":
         name = os.path.basename(path)
         expires = int(time.time()) + sim.args.url_lifetime
-        url = "%s/store/%s?expires=%d&sig=%s" % (sim.store_base, name, expires, sim.sign(name, expires))
-        h.send_response(302)
+        # workhorse/internal/sendurl: HEAD gets 303 to a URL signed for HEAD only
+        head = h.command == "HEAD" and sim.profile["head_303_signed_for_head"]
+        url = "%s/store/%s?expires=%d&sig=%s" % (sim.store_base, name, expires,
+                                                 sim.sign(name, expires, "HEAD" if head else "GET"))
+        h.send_response(303 if head else 302)
         h.send_header("Location", url)
         h.send_header("Content-Length", "0")
         h.end_headers()
@@ -1561,7 +1711,7 @@ def if_range_holds(if_range, etag, st):
         return False
 
 
-# Rack::ETag hashing an empty Rails body (GitLab issue 371991): the same on every download
+# Rack::ETag's digest of an empty Rails body (GitLab issue 371991): the same on every download
 WEAK_CONSTANT_ETAG = 'W/"12ae32cb1ec02d01eda3581b127c1fee"'
 
 
@@ -1575,7 +1725,7 @@ def archive_etag(sim, path, st):
     archive's digest), weak (W/"<digest>", one per archive), weak-constant (the one tag most
     servers in the field send on every download, GITLAB-API.md "ETags"), none (closest to local
     storage per sendfile.go)."""
-    kind = sim.args.etag
+    kind = sim.args.etag or sim.profile["etag"] or "inode"
     if kind == "none":
         return None
     if kind == "weak-constant":
@@ -1623,7 +1773,9 @@ def serve_store(sim, h):
     if not m:
         raise HTTPError(403, "AccessDenied", plain=True)
     name, expires, sig = m.group(1), int(m.group(2)), m.group(3)
-    if not hmac.compare_digest(sig, sim.sign(name, expires)) or expires < time.time():
+    if (not hmac.compare_digest(sig, sim.sign(name, expires, h.command)) and not (
+            h.command == "HEAD" and not sim.profile["head_303_signed_for_head"]
+            and hmac.compare_digest(sig, sim.sign(name, expires)))) or expires < time.time():
         raise HTTPError(403, "AccessDenied: Request has expired", plain=True)
     path = os.path.join(sim.state_dir, name)
     if not os.path.exists(path):
@@ -1643,6 +1795,10 @@ def serve_member(sim, h, j, name, sniff):
     if zi is None:
         raise HTTPError(404, "404 Not Found", plain=True)
     ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if sim.profile["member_octet_stream"]:
+        # newer Workhorse (internal/artifacts/entry.go): octet-stream for all but SVG, no sniffing
+        ctype = "image/svg+xml" if name.lower().endswith(".svg") else "application/octet-stream"
+        sniff = False
     try:
         src = idx.zip.open(zi) if not zi.is_dir() else io.BytesIO(b"")
         head = src.read(4096)
@@ -1710,8 +1866,10 @@ def main():
     ap.add_argument("--tls-cert", help="serve the API over https with this PEM certificate")
     ap.add_argument("--tls-key", help="the certificate's PEM private key")
     ap.add_argument("--etag", choices=["inode", "sha256", "weak", "weak-constant", "none"],
-                    default="inode",
-                    help="the ETag of archive downloads (see archive_etag)")
+                    help="the ETag of archive downloads (see archive_etag; default: the "
+                         "profile's, inode on newest)")
+    ap.add_argument("--gitlab-version", choices=sorted(PROFILES), default="newest",
+                    help="the GitLab release to play (PROFILES); default newest")
     ap.add_argument("--link-rate", type=parse_rate, default=0,
                     help="bytes a second each connection sends at most (100M, 512k); 0: no cap")
     ap.add_argument("--link-delay-ms", type=float, default=0,
