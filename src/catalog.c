@@ -191,8 +191,9 @@ int catalog_ref(struct catalog *c, const char *project, const char *ref)
 	return err;
 }
 
-/* Escapes each name; with suffix, adds "<name>.zip" after each. Names no listing can show are
- * left out here, the one place every listing of GitLab names passes. */
+/* Escapes each name; with_zip, as job names (tree_escape_job), adding "<name>.zip" after each.
+ * Names no listing can show are left out here, the one place every listing of GitLab names
+ * passes. */
 int catalog_escape_names(char *const *names, size_t n, bool with_zip, char ***out)
 {
 	size_t per = with_zip ? 2 : 1;
@@ -208,7 +209,7 @@ int catalog_escape_names(char *const *names, size_t n, bool with_zip, char ***ou
 			continue;
 		}
 		char **slot = v + k;
-		slot[0] = tree_escape(names[i]);
+		slot[0] = with_zip ? tree_escape_job(names[i]) : tree_escape(names[i]);
 		if (slot[0] && with_zip && asprintf(&slot[1], "%s.zip", slot[0]) < 0)
 			slot[1] = NULL;
 		if (!slot[0] || (with_zip && !slot[1])) {

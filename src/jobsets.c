@@ -85,7 +85,7 @@ static int job_names(const struct gl_job *jobs, size_t n, char ***out)
 	for (size_t i = 0, at = k; !err && i < n; i++) {
 		if (!catalog_job_finished(&jobs[i]) || !tree_name_listable(jobs[i].name))
 			continue;
-		char *e = tree_escape(jobs[i].name), *log = NULL;
+		char *e = tree_escape_job(jobs[i].name), *log = NULL;
 		if (!e || asprintf(&log, "%s.log", e) < 0) {
 			log = NULL;
 			err = -ENOMEM;

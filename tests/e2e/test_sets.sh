@@ -9,11 +9,15 @@ source "$(dirname "$0")/lib.sh"
 
 A=a11ce00000000000000000000000000000000401
 B=b0b0000000000000000000000000000000000402
+C=c1a5000000000000000000000000000000000403
 FIXTURE=$T/sets.json
-"$PYTHON" - "$FIXTURE" "$A" "$B" <<'PY'
+"$PYTHON" - "$FIXTURE" "$A" "$B" "$C" <<'PY'
 import json, sys
-path, A, B = sys.argv[1:]
+path, A, B, C = sys.argv[1:]
 small = {"members": [{"path": "out.txt", "text": "artifact\n"}]}
+# jobs named like another job's log or archive (issue 18)
+clash = {n: {"members": [{"path": "out.txt", "text": "job %s\n" % n}]}
+         for n in ("x", "x.log", "y", "y.zip")}
 trace = ("\x1b[0KRunning with gitlab-runner 17.0.0 (\u00e9t\u00e9)\n"
          "\x1b[32;1m$ make\x1b[0;m\r\nbuilt \u2713\n" + "line\n" * 5000 +
          "\x1b[32;1mJob succeeded\x1b[0;m\n")
@@ -24,10 +28,11 @@ json.dump({
                {"value": "jobtok-sim-401-running-77aa", "kind": "job", "user": "maria",
                 "project": 401, "job": 4201, "role": "job"}],
     "archives": {"small": small,
-                 "child": {"members": [{"path": "out.txt", "text": "from the child\n"}]}},
+                 "child": {"members": [{"path": "out.txt", "text": "from the child\n"}]},
+                 **{"clash-" + n: a for n, a in clash.items()}},
     "projects": [{"id": 401, "path": "acme/sets", "visibility": "private",
                   "default_branch": "main", "members": {"maria": "maintainer"},
-                  "branches": {"main": A, "feature": B}, "tags": {},
+                  "branches": {"main": A, "feature": B, "clash": C}, "tags": {},
                   "merge_requests": [{"iid": 3, "source_branch": "feature",
                                       "title": "Speed up"}],
                   "pipelines": [
@@ -48,7 +53,11 @@ json.dump({
                        "sha": B, "jobs": [{"id": 4301, "name": "mrjob", "archive": "small"}]},
                       {"id": 840, "ref": "main", "status": "success", "sha": A,
                        "source": "ondemand_dast_scan",
-                       "jobs": [{"id": 4401, "name": "dast", "archive": "small"}]}]}],
+                       "jobs": [{"id": 4401, "name": "dast", "archive": "small"}]},
+                      {"id": 850, "ref": "clash", "status": "success", "sha": C,
+                       "jobs": [{"id": 4501 + i, "name": n, "archive": "clash-" + n,
+                                 "trace": "log of %s\n" % n}
+                                for i, n in enumerate(clash)]}]}],
 }, open(path, "w"), indent=1)
 PY
 start_sim
@@ -113,6 +122,22 @@ check_eq "a failed job without artifacts has its log under -/jobs" "lint: 3 erro
 	"$(cat "$p/-/jobs/4105.log")"
 check_eq "the main ref lists logs too" "build build.log build.zip package package.log package.zip test test.log test.zip" \
 	"$(ls "$p/main" | paste -sd' ')"
+
+# Jobs named like another job's log or archive (issue 18): the dot of a job's own ".log" or
+# ".zip" is written %2E, so every entry is listed once and reaches its own job.
+c="$p/clash"
+check_eq "no name is listed twice" "" "$(ls "$c" | sort | uniq -d)"
+check_eq "the set lists each job's three entries" \
+	"x x%2Elog x%2Elog.log x%2Elog.zip x.log x.zip y y%2Ezip y%2Ezip.log y%2Ezip.zip y.log y.zip" \
+	"$(ls "$c" | LC_ALL=C sort | paste -sd' ')"
+for n in x x.log y y.zip; do
+	e=$n
+	[[ $n == *.* ]] && e="${n%.*}%2E${n##*.}"
+	check_eq "job $n's folder is $e/" "job $n" "$(cat "$c/$e/out.txt")"
+	check_eq "job $n's log is $e.log" "log of $n" "$(cat "$c/$e.log")"
+	check_eq "job $n's archive is $e.zip" "job $n" "$(unzip -p "$c/$e.zip" out.txt)"
+done
+check_eq "a plain dot before the suffix is no name" ENOENT "$(sys stat "$c/x.log.log")"
 unmount_fs "$mnt"
 
 # A job token on a private project: GitLab takes it on none of these routes. ENOENT, quietly.
