@@ -299,7 +299,7 @@ Test(catalog, set_info_gives_the_pipeline_and_the_merge_request)
 	cr_assert_eq(catalog_set_info(cat, "grp/app", &main_ref, &pl, &mr), -ENODATA);
 }
 
-/* Reads a log through a reader of its own, as an open file does, to its end. */
+/* Reads a log through a reader of its own, as an open file does, to its end; l is taken over. */
 static char *read_log(struct job_log *l, size_t *len)
 {
 	struct log_reader *r;
@@ -333,6 +333,7 @@ Test(catalog, a_log_is_fetched_once_and_read_from_the_cache)
 	cr_assert_eq(n, strlen("log of 101\n"));
 	cr_assert_eq(memcmp(text, "log of 101\n", n), 0);
 	free(text);
+	cr_assert_eq(catalog_job_log(cat, j, &l), 0);
 	cr_assert_eq(job_log_size(l), n, "exact once read to the end");
 	text = read_log(l, &n);
 	cr_assert_eq(n, strlen("log of 101\n"));
