@@ -90,10 +90,9 @@ static int commit_pipeline(void *ctx, const char *project, const char *sha, stru
 	return gitlab_commit_pipeline(ctx, project, sha, out);
 }
 
-static int job_trace(void *ctx, const char *project, int64_t job_id, size_t max, char **out,
-		     size_t *len)
+static int job_trace(void *ctx, const char *project, int64_t job_id, http_body_fn fn, void *fn_ctx)
 {
-	return gitlab_job_trace(ctx, project, job_id, max, out, len);
+	return gitlab_job_trace(ctx, project, job_id, fn, fn_ctx);
 }
 
 struct backend backend_gitlab(struct gitlab *gl)

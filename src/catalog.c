@@ -191,8 +191,9 @@ int catalog_ref(struct catalog *c, const char *project, const char *ref)
 	return err;
 }
 
-/* Escapes each name; with suffix, adds "<name>.zip" after each. Names no listing can show are
- * left out here, the one place every listing of GitLab names passes. */
+/* Escapes each name; with_zip, as job names (tree_escape_job), adding "<name>.zip" after each.
+ * Names no listing can show are left out here, the one place every listing of GitLab names
+ * passes. */
 int catalog_escape_names(char *const *names, size_t n, bool with_zip, char ***out)
 {
 	size_t per = with_zip ? 2 : 1;
@@ -208,7 +209,7 @@ int catalog_escape_names(char *const *names, size_t n, bool with_zip, char ***ou
 			continue;
 		}
 		char **slot = v + k;
-		slot[0] = tree_escape(names[i]);
+		slot[0] = with_zip ? tree_escape_job(names[i]) : tree_escape(names[i]);
 		if (slot[0] && with_zip && asprintf(&slot[1], "%s.zip", slot[0]) < 0)
 			slot[1] = NULL;
 		if (!slot[0] || (with_zip && !slot[1])) {
@@ -396,6 +397,7 @@ int catalog_new(const struct catalog_config *cfg, struct catalog **out)
 	c->be = &c->env.be;
 	c->projects = cfg->projects;
 	c->ttl_s = cfg->ttl_s;
+	c->no_logs = cfg->no_logs;
 	c->now = cfg->now ? cfg->now : monotonic_s;
 	uint64_t h = fnv1a(FNV_INIT, cfg->base_url, strlen(cfg->base_url));
 	snprintf(c->origin, sizeof(c->origin), "%016" PRIx64, h);

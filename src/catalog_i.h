@@ -32,7 +32,7 @@ enum memo_kind {
 	MEMO_SET,         /* set_val: what a pipeline, merge request or commit set stands for */
 	MEMO_PIPE_JOBS,   /* jobs_val: a pipeline family's jobs with an archive */
 	MEMO_SETS,        /* names_val: a project's pipelines or merge requests, for listing */
-	MEMO_LOG,         /* log_val: a job's log in the cache */
+	MEMO_LOG,         /* job_log: a job's log (joblog.c), its size learned as it is read */
 };
 
 struct names_val { /* decoded names; names NULL: the level cannot be listed with this token */
@@ -62,6 +62,7 @@ struct catalog {
 	char **projects;
 	char origin[17]; /* hash of the base URL: the cache namespace */
 	struct memo *memo;
+	bool no_logs; /* set once at creation (catalog_config.no_logs) */
 	pthread_mutex_t lock;
 	struct job_node *jobs; /* protected by lock */
 	struct {

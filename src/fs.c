@@ -47,7 +47,7 @@ struct fh {
 	struct job *job;
 	struct zip_reader *reader;   /* NULL for <job>.zip and inside nested archives */
 	struct nest *nest;           /* a file inside a nested archive: its nest, else NULL */
-	struct job_log *log;         /* <job>.log: the log, else NULL */
+	struct log_reader *log;      /* <job>.log: its reader, else NULL */
 	const struct zip_member *nm; /* that file, borrowed from nest */
 	struct readahead *rd;        /* the archive's bytes with read-ahead (<job>.zip, a member) */
 	pthread_mutex_t lock;
@@ -164,7 +164,7 @@ static void fill_member(struct stat *st, const struct zip_member *m, time_t job_
 	}
 }
 
-/* A log's size is exact from the first stat: it is fetched whole then (catalog.h). */
+/* A log's size is 0 (unknown) until it was read to its end: a stat fetches nothing (catalog.h). */
 static int getattr_log(struct job *j, struct stat *st, time_t t)
 {
 	struct job_log *l;
@@ -432,7 +432,7 @@ static void fh_free(struct fh *fh)
 	zip_reader_free(fh->reader);
 	readahead_free(fh->rd); /* stops its read-ahead */
 	nest_put(fh->nest);
-	job_log_put(fh->log);
+	log_reader_free(fh->log);
 	job_put(fh->job);
 	pthread_mutex_destroy(&fh->lock);
 	pthread_cond_destroy(&fh->cond);
@@ -441,21 +441,24 @@ static void fh_free(struct fh *fh)
 
 static int open_path(const struct tree_path *tp, struct fh *fh)
 {
+	struct job_log *l;
 	if (tp->kind == TREE_JOBID_LOG) {
 		char *finished_at;
-		int err = catalog_log_by_id(config()->cat, tp->project, tp->job_id, &fh->log,
-					    &finished_at);
+		int err =
+			catalog_log_by_id(config()->cat, tp->project, tp->job_id, &l, &finished_at);
 		free(finished_at);
-		return err;
+		return err ? err : job_log_open(l, &fh->log);
 	}
 	struct place p;
 	int err = place_find(config()->cat, tp, &p);
 	if (err)
 		return err;
 	fh->job = job_hold(p.job);
-	if (is_log(tp))
-		err = catalog_job_log(config()->cat, p.job, &fh->log);
-	else if (!is_zip(tp) && (!p.m || p.m->type == ZIP_DIR))
+	if (is_log(tp)) {
+		err = catalog_job_log(config()->cat, p.job, &l);
+		if (!err)
+			err = job_log_open(l, &fh->log);
+	} else if (!is_zip(tp) && (!p.m || p.m->type == ZIP_DIR))
 		err = -EISDIR;
 	else if (p.nest) {
 		fh->nest = nest_hold(p.nest);
@@ -509,10 +512,10 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	}
 	fh_link(fh);
 	fi->fh = (uint64_t)(uintptr_t)fh;
-	fi->keep_cache =
-		tp.kind == TREE_JOBID || tp.kind == TREE_JOBID_ZIP || tp.kind == TREE_JOBID_LOG;
+	fi->keep_cache = tp.kind == TREE_JOBID || tp.kind == TREE_JOBID_ZIP;
 	/* the kernel's pages belong to the path, shared by every open of it: an open pinned to the
-	 * previous job would fill them for one on the next, and the other way round */
+	 * previous job would fill them for one on the next, and the other way round. A log's size
+	 * may be unknown (0): with direct I/O the kernel reads on to its end regardless */
 	fi->direct_io = !fi->keep_cache;
 	if (!fi->keep_cache)
 		forget_kernel_attrs(path);
@@ -570,12 +573,14 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 	if (fh->nest)
 		return read_nested(fh, buf, size, off);
 	if (fh->log) {
-		n = job_log_pread(fh->log, buf, size, (uint64_t)off);
+		n = log_reader_pread(fh->log, buf, size, (uint64_t)off);
+		if (n == 0 && log_reader_learned(fh->log))
+			forget_kernel_attrs(path); /* its size was 0 (unknown): now it is exact */
 		if (n < 0)
 			log_failure("read of the job's log failed: ", (int)n,
 				    !atomic_exchange(&fh->failed, true));
 		log_set_context(NULL);
-		return n < 0 ? -EIO : (int)n;
+		return n == -EACCES ? -EACCES : n < 0 ? -EIO : (int)n; /* EACCES: may not read it */
 	}
 	if (fh->reader)
 		n = member_read(fh, buf, size, (uint64_t)off);

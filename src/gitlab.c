@@ -129,6 +129,7 @@ static int job_from_json(json_t *o, struct gl_job *j)
 		j->project_id = opt_int(o, "project_id", 0);
 	j->archive_size = archive_size(o);
 	j->downloadable = j->archive_size >= 0 || has_downloadable(o);
+	j->erased = json_is_string(json_object_get(o, "erased_at"));
 	if (err)
 		gl_job_release(j);
 	return err;
@@ -815,26 +816,23 @@ int gitlab_commit_pipeline(struct gitlab *gl, const char *project, const char *s
 	return tell(gl, err);
 }
 
-int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, size_t max, char **out,
-		     size_t *len)
+int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, http_body_fn fn,
+		     void *ctx)
 {
 	char *id = escaped(project), *url = NULL;
 	struct http_response resp = {0};
 	int err = -ENOMEM;
-	*out = NULL;
 	if (id && asprintf(&url, "/projects/%s/jobs/%" PRId64 "/trace", id, job_id) >= 0) {
-		struct http_request req = {
-			.method = "GET", .url = url, .range_off = -1, .max_body = max ? max : 1};
+		struct http_request req = {.method = "GET",
+					   .url = url,
+					   .range_off = -1,
+					   .body_fn = fn,
+					   .body_ctx = ctx};
 		err = http_do(gl->http, &req, &resp);
 		if (!err)
 			err = http_status_to_errno(resp.status);
-	}
-	if (!err && !resp.body && !(resp.body = calloc(1, 1))) /* an empty trace */
-		err = -ENOMEM;
-	if (!err) {
-		*out = resp.body;
-		*len = resp.body_len;
-		resp.body = NULL;
+		if (!err && resp.status != 200) /* a 204 or a redirect's end: no trace bytes */
+			err = resp.status == 204 ? 0 : -EIO;
 	}
 	http_response_release(&resp);
 	free(url);

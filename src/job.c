@@ -70,6 +70,7 @@ int job_info_copy(const struct gl_job *src, struct gl_job *dst)
 	dst->id = src->id;
 	dst->pipeline_id = src->pipeline_id;
 	dst->archive_size = src->archive_size;
+	dst->erased = src->erased;
 	dst->name = dup_or_null(src->name);
 	dst->status = dup_or_null(src->status);
 	dst->ref = dup_or_null(src->ref);

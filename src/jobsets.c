@@ -66,8 +66,8 @@ static int get_ref_jobs(struct catalog *c, const char *project, const char *ref,
 	return err;
 }
 
-/* Each job as "<job>" and "<job>.zip", and "<job>.log" once it has finished. */
-static int job_names(const struct gl_job *jobs, size_t n, char ***out)
+/* Each job as "<job>" and "<job>.zip", and "<job>.log" once it has finished (with logs). */
+static int job_names(const struct gl_job *jobs, size_t n, bool logs_shown, char ***out)
 {
 	char **names = calloc(n + 1, sizeof(*names)), **v = NULL;
 	for (size_t i = 0; names && i < n; i++)
@@ -78,14 +78,16 @@ static int job_names(const struct gl_job *jobs, size_t n, char ***out)
 	while (!err && v[k])
 		k++;
 	for (size_t i = 0; i < n; i++)
-		logs += catalog_job_finished(&jobs[i]) && tree_name_listable(jobs[i].name);
+		logs += logs_shown && catalog_job_finished(&jobs[i]) &&
+			tree_name_listable(jobs[i].name);
 	char **all = err ? NULL : realloc(v, (k + logs + 1) * sizeof(*v));
 	if (!err && !all)
 		err = -ENOMEM;
 	for (size_t i = 0, at = k; !err && i < n; i++) {
-		if (!catalog_job_finished(&jobs[i]) || !tree_name_listable(jobs[i].name))
+		if (!logs_shown || !catalog_job_finished(&jobs[i]) ||
+		    !tree_name_listable(jobs[i].name))
 			continue;
-		char *e = tree_escape(jobs[i].name), *log = NULL;
+		char *e = tree_escape_job(jobs[i].name), *log = NULL;
 		if (!e || asprintf(&log, "%s.log", e) < 0) {
 			log = NULL;
 			err = -ENOMEM;
@@ -112,7 +114,7 @@ int catalog_list_ref_jobs(struct catalog *c, const char *project, const char *re
 		memo_val_put(&jv->v);
 		return -EACCES;
 	}
-	err = job_names(jv->jobs, jv->n, out);
+	err = job_names(jv->jobs, jv->n, !c->no_logs, out);
 	memo_val_put(&jv->v);
 	return err;
 }
@@ -340,7 +342,7 @@ int catalog_list_set_jobs(struct catalog *c, const char *project, const struct t
 	int err = get_set_jobs(c, project, set, &jv);
 	if (err)
 		return err;
-	err = job_names(jv->jobs, jv->n, names);
+	err = job_names(jv->jobs, jv->n, !c->no_logs, names);
 	memo_val_put(&jv->v);
 	return err;
 }

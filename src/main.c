@@ -751,6 +751,7 @@ static int open_cache(struct daemon *d)
 		.base_url = d->url,
 		.ttl_s = d->ttl_s,
 		.projects = d->opts.projects,
+		.no_logs = d->auth == HTTP_AUTH_JOB_TOKEN || d->auth == HTTP_AUTH_NONE,
 	};
 	return catalog_new(&cc, &d->cat) ? -1 : 0;
 }

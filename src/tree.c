@@ -1,11 +1,15 @@
 /* tree: the path grammar (see tree.h): projects, job sets (refs, pipelines, merge requests,
  * commits), jobs by id, and where a member path may nest. Every component is decoded with the
  * one escape rule of the SPEC ('%' as %25, '/' as %2F); nothing else is decoded, so "a%20b" is
- * invalid, never "a b". Ids and shas have one spelling each, so a folder has one name. */
+ * invalid, never "a b". Ids and shas have one spelling each, so a folder has one name. A job
+ * name ending in ".zip" or ".log" has that dot written %2E (and only there): "x.log" is always
+ * the log of job "x", job "x.log" is "x%2Elog", so no two entries of a set share a name and
+ * the spelling of a job does not depend on which other jobs the set has. */
 #include "artifactfs/tree.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,11 +76,32 @@ int tree_unescape(const char *comp, size_t len, char **out)
 	return 0;
 }
 
+/* Whether a name of len bytes ends in one of the two file suffixes a job's entries take. */
+static bool has_file_suffix(const char *s, size_t len)
+{
+	return len > 4 &&
+	       (memcmp(s + len - 4, ".zip", 4) == 0 || memcmp(s + len - 4, ".log", 4) == 0);
+}
+
+char *tree_escape_job(const char *name)
+{
+	char *e = tree_escape(name);
+	size_t len = e ? strlen(e) : 0;
+	if (!e || !has_file_suffix(e, len))
+		return e;
+	char *out = malloc(len + 3);
+	if (out) /* "x.log" -> "x%2Elog" */
+		snprintf(out, len + 3, "%.*s%%2E%s", (int)(len - 4), e, e + len - 3);
+	free(e);
+	return out;
+}
+
 bool tree_name_listable(const char *name)
 {
 	size_t len = 0;
 	for (const char *p = name; *p; p++)
 		len += (*p == '%' || *p == '/') ? 3 : 1;
+	len += has_file_suffix(name, strlen(name)) ? 2 : 0; /* tree_escape_job's %2E */
 	return len > 0 && len + 4 <= TREE_NAME_MAX && strcmp(name, ".") && strcmp(name, "..");
 }
 
@@ -103,11 +128,41 @@ enum job_file {
 
 static enum job_file job_suffix(const char *s, size_t len)
 {
-	if (len <= 4)
+	if (!has_file_suffix(s, len))
 		return JOB_FOLDER;
-	if (memcmp(s + len - 4, ".zip", 4) == 0)
-		return JOB_ZIP;
-	return memcmp(s + len - 4, ".log", 4) == 0 ? JOB_LOG : JOB_FOLDER;
+	return memcmp(s + len - 4, ".zip", 4) == 0 ? JOB_ZIP : JOB_LOG;
+}
+
+/* Decodes a job's name (its component without the file suffix): tree_unescape, and a final
+ * "%2Ezip" or "%2Elog" is the name's own ".zip" or ".log", the one place %2E is valid. A name
+ * ending in a plain ".zip" or ".log" is not this job's spelling: ENOENT, so each has one. */
+static int unescape_job(const char *c, size_t len, char **out)
+{
+	bool dot = len > 6 && c[len - 6] == '%' && c[len - 5] == '2' &&
+		   (c[len - 4] == 'E' || c[len - 4] == 'e') &&
+		   (memcmp(c + len - 3, "zip", 3) == 0 || memcmp(c + len - 3, "log", 3) == 0);
+	int err = tree_unescape(c, dot ? len - 6 : len, out);
+	if (err)
+		return err;
+	size_t n = strlen(*out);
+	if (!dot && has_file_suffix(*out, n)) {
+		free(*out);
+		*out = NULL;
+		return -ENOENT;
+	}
+	if (!dot)
+		return 0;
+	char *s = realloc(*out, n + 5);
+	if (!s) {
+		free(*out);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	s[n] = '.'; /* "%2Ezip" -> ".zip" */
+	memcpy(s + n + 1, c + len - 3, 3);
+	s[n + 4] = '\0';
+	*out = s;
+	return 0;
 }
 
 static bool comp_is(const char *c, size_t n, const char *word)
@@ -154,7 +209,7 @@ static int parse_job_file(const char *p, const char *c, size_t n, bool by_id, st
 {
 	enum job_file f = job_suffix(c, n);
 	size_t len = f == JOB_FOLDER ? n : n - 4;
-	int err = by_id ? parse_id(c, len, &tp->job_id) : tree_unescape(c, len, &tp->job);
+	int err = by_id ? parse_id(c, len, &tp->job_id) : unescape_job(c, len, &tp->job);
 	if (err)
 		return err;
 	static const enum tree_kind kinds[2][3] = {

@@ -33,8 +33,8 @@ struct backend {
 	int (*mr_get)(void *ctx, const char *project, int64_t iid, struct gl_merge_request *out);
 	int (*commit_pipeline)(void *ctx, const char *project, const char *sha,
 			       struct gl_pipeline *out);
-	int (*job_trace)(void *ctx, const char *project, int64_t job_id, size_t max, char **out,
-			 size_t *len);
+	int (*job_trace)(void *ctx, const char *project, int64_t job_id, http_body_fn fn,
+			 void *fn_ctx);
 };
 
 /* The table over a real GitLab: each entry calls gitlab_*(gl, ...). gl is borrowed. */

@@ -16,6 +16,7 @@
 #ifndef ARTIFACTFS_CATALOG_H
 #define ARTIFACTFS_CATALOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -38,6 +39,8 @@ struct catalog_config {
 	int ttl_s;
 	char **projects;     /* NULL-terminated names listed at the root, or NULL: membership */
 	time_t (*now)(void); /* seconds for the TTLs; NULL: CLOCK_MONOTONIC (tests set one) */
+	bool no_logs;        /* the token cannot read logs (a job token, none: doc/GITLAB-API.md, a
+	               * trace takes a personal or OAuth token): none is listed, each is ENOENT */
 };
 
 int catalog_new(const struct catalog_config *cfg, struct catalog **out);
@@ -73,20 +76,30 @@ int catalog_list_sets(struct catalog *c, const char *project, enum tree_set_by b
 int catalog_set_info(struct catalog *c, const char *project, const struct tree_set *set,
 		     struct gl_pipeline *pl, struct gl_merge_request *mr);
 
-/* A finished job's log (GET /jobs/:id/trace): fetched whole on first use, since GitLab sends no
- * length before a trace is archived, then kept in a cache entry of its own like archive bytes
- * (a finished job's log never changes), so its size is exact from the first stat. -ENOENT for
- * a running job, a job known by ref only, or a token that may not read it. The reference is
- * put with job_log_put(); job_log_pread reads like pread (short only at the end). */
+/* A finished job's log (GET /jobs/:id/trace), found without asking for the trace: GitLab gives
+ * no length and takes no Range, so job_log_size is 0 (unknown) until this mount has read the log
+ * to its end or the cache holds it whole, then exact. -ENOENT for a running or erased job (an
+ * erased job's cached log is removed), or a job known by ref only. The reference is put with
+ * job_log_put(). job_log_open makes a reader for one open file, taking over the reference l
+ * (put on failure too); log_reader_pread reads like pread to the end whatever the size said
+ * (short only at the end, or past LOG_WINDOW / 4 bytes): through the cache, or streamed past it
+ * for a log of unknown size or one larger than the cache. -EACCES for a token that may not read
+ * the trace, -ENOENT for a log gone since, -EIO. log_reader_free ends its transfer. */
 struct job_log;
+struct log_reader;
 int catalog_job_log(struct catalog *c, struct job *j, struct job_log **out);
 /* -/jobs/<id>.log: the log of any finished job of the project, with an archive or without;
  * *finished_at (malloc'ed, may be NULL) gives the file its mtime. */
 int catalog_log_by_id(struct catalog *c, const char *project, int64_t job_id, struct job_log **out,
 		      char **finished_at);
-uint64_t job_log_size(const struct job_log *l);
-ssize_t job_log_pread(struct job_log *l, void *buf, size_t len, uint64_t off);
+uint64_t job_log_size(struct job_log *l);
 void job_log_put(struct job_log *l); /* NULL is a no-op */
+int job_log_open(struct job_log *l, struct log_reader **out);
+ssize_t log_reader_pread(struct log_reader *r, void *buf, size_t len, uint64_t off);
+void log_reader_free(struct log_reader *r); /* NULL is a no-op */
+/* True once after a read of r found the end of a log whose size was unknown: stats give its
+ * size from now on (the kernel's idea of it may be dropped). */
+bool log_reader_learned(struct log_reader *r);
 
 /* Existence checks: 0, -ENOENT, -EACCES, -EIO. */
 int catalog_project(struct catalog *c, const char *project);

@@ -57,6 +57,8 @@ struct gl_job {
 	                              `with_downloadable_artifacts`. A report-only job has this
 	                              true and archive_size -1: by-ref picks it, then answers 404
 	                              (download) or 500 (raw). */
+	bool erased;               /* erased_at is set: the job was erased (its log and artifacts
+	                              removed, GitLab's remedy for a secret leaked in a log) */
 };
 void gl_job_release(struct gl_job *j);
 void gl_jobs_free(struct gl_job *jobs, size_t n); /* releases each, then frees the array */
@@ -190,10 +192,12 @@ int gitlab_commit_pipeline(struct gitlab *gl, const char *project, const char *s
 			   struct gl_pipeline *out);
 
 /* The job's log as GitLab stores it (GET /projects/:id/jobs/:job_id/trace, lib/api/ci/jobs.rb),
- * whole, into a malloc'ed buffer of *len bytes (+1, NUL-terminated), at most max bytes (-EFBIG
- * past it). Returns 0, -ENOENT, -EACCES, -EIO, -EFBIG, -ENOMEM. */
-int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, size_t max, char **out,
-		     size_t *len);
+ * whole and streamed through fn from offset 0: the endpoint takes no Range and promises no
+ * length, and a retry delivers from 0 again (fn is positional, see http_body_fn). Returns 0 once
+ * every byte was delivered (an empty log delivers none), -ENOENT, -EACCES, -EIO, -ENOMEM, or
+ * fn's error. */
+int gitlab_job_trace(struct gitlab *gl, const char *project, int64_t job_id, http_body_fn fn,
+		     void *ctx);
 
 /* The project's newest successful jobs that have an archive, newest first: one page (100) of
  * GET /projects/:id/jobs, so listing them costs one request. Free with gl_jobs_free(). -EACCES

@@ -22,8 +22,10 @@
  *
  * Project, ref and job components are escaped: '%' is "%25" and '/' is "%2F" (or %2f); any other
  * '%' sequence is invalid. Member paths are the archive's own names, unescaped. A ref can never be
- * "-" (git refuses it), so "-" is free for the folders that are not refs. A job named "x.zip" or
- * "x.log" is shadowed by the archive and log of a job "x", as a listing would show them.
+ * "-" (git refuses it), so "-" is free for the folders that are not refs. A job component ending
+ * in ".zip" or ".log" is always that job's archive or log; a job whose name itself ends so has
+ * that dot written "%2E" ("x%2Elog/", "x%2Elog.zip", "x%2Elog.log"), the only place %2E is valid,
+ * so a job "x.log" and the log of a job "x" never share a name.
  *
  * Inside a member path, a component ending in '#' names the inside of the archive member named
  * without the '#' ("a.tar.gz#/inner.zip#/x"), unless the archive has a real member of that name:
@@ -87,6 +89,8 @@ void tree_set_release(struct tree_set *s);
 
 /* Escapes a GitLab name into one path component. Returns a malloc'ed string or NULL (ENOMEM). */
 char *tree_escape(const char *name);
+/* The same for a job name: also writes the dot of a final ".zip" or ".log" as "%2E". */
+char *tree_escape_job(const char *name);
 
 /* Decodes one component. Returns 0 and a malloc'ed *out, -ENOENT (invalid escape, empty, a
  * decoded NUL, or "." or "..", which no listing shows), -ENOMEM. */

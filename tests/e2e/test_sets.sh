@@ -3,18 +3,22 @@
 # same-project children, any status, the parent winning a name clash), -/merge_requests/<iid>
 # (its head pipeline), -/commits/<sha> (the newest successful pipeline of the commit, skipping
 # dangling sources, full or short sha; never listed), each with its xattrs; and <job>.log, the
-# job's trace byte for byte with its size exact at the first stat. A job token on a private
-# project reaches the pipelines and commits (GitLab 19.2+ takes it on pipeline routes, the
-# simulator's default), not merge requests or logs, quietly. The fixture is written here.
+# job's trace byte for byte. Jobs named "x.log" or "x.zip" are "x%2Elog"... A job token on a
+# private project reaches the pipelines and commits (GitLab 19.2+ takes it on pipeline routes,
+# the simulator's default), not merge requests or logs, quietly. The fixture is written here.
 source "$(dirname "$0")/lib.sh"
 
 A=a11ce00000000000000000000000000000000401
 B=b0b0000000000000000000000000000000000402
+C=c1a5000000000000000000000000000000000403
 FIXTURE=$T/sets.json
-"$PYTHON" - "$FIXTURE" "$A" "$B" <<'PY'
+"$PYTHON" - "$FIXTURE" "$A" "$B" "$C" <<'PY'
 import json, sys
-path, A, B = sys.argv[1:]
+path, A, B, C = sys.argv[1:]
 small = {"members": [{"path": "out.txt", "text": "artifact\n"}]}
+# jobs named like another job's log or archive (issue 18)
+clash = {n: {"members": [{"path": "out.txt", "text": "job %s\n" % n}]}
+         for n in ("x", "x.log", "y", "y.zip")}
 trace = ("\x1b[0KRunning with gitlab-runner 17.0.0 (\u00e9t\u00e9)\n"
          "\x1b[32;1m$ make\x1b[0;m\r\nbuilt \u2713\n" + "line\n" * 5000 +
          "\x1b[32;1mJob succeeded\x1b[0;m\n")
@@ -25,10 +29,11 @@ json.dump({
                {"value": "jobtok-sim-401-running-77aa", "kind": "job", "user": "maria",
                 "project": 401, "job": 4201, "role": "job"}],
     "archives": {"small": small,
-                 "child": {"members": [{"path": "out.txt", "text": "from the child\n"}]}},
+                 "child": {"members": [{"path": "out.txt", "text": "from the child\n"}]},
+                 **{"clash-" + n: a for n, a in clash.items()}},
     "projects": [{"id": 401, "path": "acme/sets", "visibility": "private",
                   "default_branch": "main", "members": {"maria": "maintainer"},
-                  "branches": {"main": A, "feature": B}, "tags": {},
+                  "branches": {"main": A, "feature": B, "clash": C}, "tags": {},
                   "merge_requests": [{"iid": 3, "source_branch": "feature",
                                       "title": "Speed up"}],
                   "pipelines": [
@@ -49,7 +54,11 @@ json.dump({
                        "sha": B, "jobs": [{"id": 4301, "name": "mrjob", "archive": "small"}]},
                       {"id": 840, "ref": "main", "status": "success", "sha": A,
                        "source": "ondemand_dast_scan",
-                       "jobs": [{"id": 4401, "name": "dast", "archive": "small"}]}]}],
+                       "jobs": [{"id": 4401, "name": "dast", "archive": "small"}]},
+                      {"id": 850, "ref": "clash", "status": "success", "sha": C,
+                       "jobs": [{"id": 4501 + i, "name": n, "archive": "clash-" + n,
+                                 "trace": "log of %s\n" % n}
+                                for i, n in enumerate(clash)]}]}],
 }, open(path, "w"), indent=1)
 PY
 start_sim
@@ -101,12 +110,12 @@ check_eq "by short sha too" "4101" "$(xa "$p/-/commits/${A:0:8}/build" user.gitl
 check_eq "its user.gitlab.pipeline.id" "810" "$(xa "$p/-/commits/${A:0:8}" user.gitlab.pipeline.id)"
 check_eq "an unknown commit is ENOENT" ENOENT "$(sys stat "$p/-/commits/0123abcd")"
 
-# Logs: the simulator's trace, byte for byte, size exact at the first stat.
+# Logs: the simulator's trace, byte for byte, size exact once read (test_joblogs.sh has more).
 curl -sf -H "PRIVATE-TOKEN: $GITLAB_TOKEN" "$URL/api/v4/projects/401/jobs/4101/trace" \
 	>"$T/trace" || die "cannot get the trace"
-check_eq "<job>.log's size is exact at the first stat" "$(stat -c %s "$T/trace")" \
+check "<job>.log's content is the trace byte for byte" cmp "$p/main/build.log" "$T/trace"
+check_eq "its size is exact once read" "$(stat -c %s "$T/trace")" \
 	"$(stat -c %s "$p/main/build.log")"
-check "its content is the trace byte for byte" cmp "$p/main/build.log" "$T/trace"
 check "so is -/jobs/<id>.log" cmp "$p/-/jobs/4101.log" "$T/trace"
 check "and a pipeline's <job>.log" cmp "$p/-/pipelines/810/build.log" "$T/trace"
 check_eq "a failed job has its log" "OK" "$(sys read "$p/-/pipelines/810/test.log" | cut -d' ' -f1)"
@@ -114,6 +123,22 @@ check_eq "a failed job without artifacts has its log under -/jobs" "lint: 3 erro
 	"$(cat "$p/-/jobs/4105.log")"
 check_eq "the main ref lists logs too" "build build.log build.zip package package.log package.zip test test.log test.zip" \
 	"$(ls "$p/main" | paste -sd' ')"
+
+# Jobs named like another job's log or archive (issue 18): the dot of a job's own ".log" or
+# ".zip" is written %2E, so every entry is listed once and reaches its own job.
+c="$p/clash"
+check_eq "no name is listed twice" "" "$(ls "$c" | sort | uniq -d)"
+check_eq "the set lists each job's three entries" \
+	"x x%2Elog x%2Elog.log x%2Elog.zip x.log x.zip y y%2Ezip y%2Ezip.log y%2Ezip.zip y.log y.zip" \
+	"$(ls "$c" | LC_ALL=C sort | paste -sd' ')"
+for n in x x.log y y.zip; do
+	e=$n
+	[[ $n == *.* ]] && e="${n%.*}%2E${n##*.}"
+	check_eq "job $n's folder is $e/" "job $n" "$(cat "$c/$e/out.txt")"
+	check_eq "job $n's log is $e.log" "log of $n" "$(cat "$c/$e.log")"
+	check_eq "job $n's archive is $e.zip" "job $n" "$(unzip -p "$c/$e.zip" out.txt)"
+done
+check_eq "a plain dot before the suffix is no name" ENOENT "$(sys stat "$c/x.log.log")"
 unmount_fs "$mnt"
 
 # A job token on a private project: GitLab 19.2+ (the simulator's newest) takes it on the
@@ -129,7 +154,7 @@ unmount_fs "$mnt"
 	check_eq "job token: a merge request is ENOENT" ENOENT "$(sys stat "$p/-/merge_requests/3")"
 	check_eq "job token (19.2+): a commit is its pipeline" OK "$(sys stat "$p/-/commits/$A" | cut -d' ' -f1)"
 	check_eq "job token: a log is ENOENT" ENOENT "$(sys stat "$p/-/jobs/4101.log")"
-	check_eq "job token (19.2+): -/pipelines lists the project's pipelines" "810 820 830 840" \
+	check_eq "job token (19.2+): -/pipelines lists the project's pipelines" "810 820 830 840 850" \
 		"$(ls "$p/-/pipelines" 2>&1 | paste -sd' ')"
 	check "job token: without noise in the log" bash -c "! grep -E 'ERR|WARN' '$T/daemon.log'"
 	unmount_fs "$mnt"

@@ -505,6 +505,7 @@ class World:
             "commit": {"id": pl["sha"], "short_id": pl["sha"][:8], "title": "A commit"},
             "artifacts_expire_at": j.get("expire_at"),
             "artifacts": arts,
+            "erased_at": j.get("erased_at"),
         }
         if self.has_archive(j) and not self.expired(j):
             out["artifacts_file"] = {"filename": "artifacts.zip",
@@ -1579,6 +1580,23 @@ def keep(sim, h, who, query, pid, jid):
         raise HTTPError(404, "404 Not found")
     j["expire_at"] = None
     h.send_json(sim.world.job_json(j, sim.external))
+
+
+@route_to("POST", r"/projects/([^/]+)/jobs/(\d+)/erase")
+def erase_job(sim, h, who, query, pid, jid):
+    """POST /projects/:id/jobs/:job_id/erase (lib/api/ci/jobs.rb, Ci::BuildEraseService): GitLab's
+    remedy for a secret leaked in a log. A finished job with a log or artifacts loses both and
+    gets erased_at; 403 "Job is not erasable!" otherwise. 201 with the job."""
+    p = readable(sim, who, sim.world.project(pid), False)
+    need_write(who, p, LEVELS["maintainer"])
+    j = job_of(sim, p, jid)
+    if j["status"] not in ("success", "failed", "canceled") or j.get("erased_at"):
+        raise HTTPError(403, "403 Forbidden - Job is not erasable!")
+    j["archive_path"] = None
+    j["reports"] = []
+    j["trace"] = ""
+    j["erased_at"] = "2026-11-21T09:00:00.000Z"
+    h.send_json(sim.world.job_json(j, sim.external), status=201)
 
 
 @route_to("DELETE", r"/projects/([^/]+)/jobs/(\d+)/artifacts")

@@ -28,6 +28,8 @@ struct fake {
 	int64_t deleted;        /* a job id whose artifacts were deleted on the server */
 	atomic_int sets, trace; /* pipeline, merge request and commit calls; trace fetches */
 	bool job_token;         /* listings and job lookups answer -EACCES */
+	bool erased;            /* job_get answers the job as erased (no archive, no log) */
+	uint64_t trace_size;    /* > 0: every trace is this many bytes of fake_trace_byte */
 	bool wrong_length;      /* archive reads answer a 200 of another length, wrong bytes */
 	int project_err;        /* project_get's answer */
 	char *expire_at;        /* what keep returns as artifacts_expire_at */
@@ -165,8 +167,10 @@ static int fk_job_get(void *ctx, const char *project, int64_t id, struct gl_job 
 	if (id < 101)
 		return -ENOENT;
 	fake_job(id, id == 101 ? "build" : id == 102 ? "test" : "old", "main", out);
-	if (id == fake.deleted) /* GitLab keeps the job; its JSON loses artifacts_file */
+	if (id == fake.deleted || fake.erased) /* GitLab keeps the job; its JSON loses
+						    artifacts_file */
 		out->archive_size = -1;
+	out->erased = fake.erased;
 	return 0;
 }
 
@@ -319,17 +323,35 @@ static int fk_commit_pipeline(void *ctx, const char *project, const char *sha,
 	return 0;
 }
 
-static int fk_job_trace(void *ctx, const char *project, int64_t job_id, size_t max, char **out,
-			size_t *len)
+/* The byte at off of a big trace (fake.trace_size): a line-shaped pattern, never all alike. */
+static char fake_trace_byte(uint64_t off)
 {
-	(void)ctx, (void)project, (void)max;
+	return off % 64 == 63 ? '\n' : (char)('a' + (off / 64 + off) % 26);
+}
+
+static int fk_job_trace(void *ctx, const char *project, int64_t job_id, http_body_fn fn,
+			void *fn_ctx)
+{
+	(void)ctx, (void)project;
 	atomic_fetch_add(&fake.trace, 1);
 	if (fake.job_token)
 		return -EACCES;
-	if (asprintf(out, "log of %lld\n", (long long)job_id) < 0)
-		return -ENOMEM;
-	*len = strlen(*out);
-	return 0;
+	if (fake.trace_size) { /* streamed in 64 KiB pieces, as a body arrives */
+		char *chunk = malloc(64 * 1024);
+		int err = chunk ? 0 : -ENOMEM;
+		for (uint64_t off = 0; !err && off < fake.trace_size; off += 64 * 1024) {
+			size_t n = fake.trace_size - off < 64 * 1024 ? fake.trace_size - off
+								     : 64 * 1024;
+			for (size_t i = 0; i < n; i++)
+				chunk[i] = fake_trace_byte(off + i);
+			err = fn(fn_ctx, off, chunk, n);
+		}
+		free(chunk);
+		return err;
+	}
+	char text[64];
+	int n = snprintf(text, sizeof(text), "log of %lld\n", (long long)job_id);
+	return fn(fn_ctx, 0, text, (size_t)n);
 }
 
 static const struct backend fake_backend = {

@@ -2,8 +2,10 @@
  * and delete, the errno table, and a wrong archive answer kept out of the cache. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "artifactfs/catalog.h"
 #include "fake_backend.h"
@@ -297,19 +299,45 @@ Test(catalog, set_info_gives_the_pipeline_and_the_merge_request)
 	cr_assert_eq(catalog_set_info(cat, "grp/app", &main_ref, &pl, &mr), -ENODATA);
 }
 
+/* Reads a log through a reader of its own, as an open file does, to its end; l is taken over. */
+static char *read_log(struct job_log *l, size_t *len)
+{
+	struct log_reader *r;
+	cr_assert_eq(job_log_open(l, &r), 0);
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	for (;;) {
+		if (cap - n < 1 << 16)
+			buf = realloc(buf, cap *= 2);
+		ssize_t k = log_reader_pread(r, buf + n, cap - n, n);
+		cr_assert_geq(k, 0, "read at %zu: %zd", n, k);
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	log_reader_free(r);
+	*len = n;
+	return buf;
+}
+
 Test(catalog, a_log_is_fetched_once_and_read_from_the_cache)
 {
 	struct job *j;
 	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &j), 0);
 	struct job_log *l;
 	cr_assert_eq(catalog_job_log(cat, j, &l), 0);
-	cr_assert_eq(job_log_size(l), strlen("log of 101\n"));
-	char buf[64] = {0};
-	cr_assert_eq(job_log_pread(l, buf, sizeof(buf), 0), (ssize_t)strlen("log of 101\n"));
-	cr_assert_str_eq(buf, "log of 101\n");
-	job_log_put(l);
+	cr_assert_eq(job_log_size(l), 0, "unknown until read");
+	cr_assert_eq(atomic_load(&fake.trace), 0, "a stat asks for no trace");
+	size_t n;
+	char *text = read_log(l, &n);
+	cr_assert_eq(n, strlen("log of 101\n"));
+	cr_assert_eq(memcmp(text, "log of 101\n", n), 0);
+	free(text);
 	cr_assert_eq(catalog_job_log(cat, j, &l), 0);
-	job_log_put(l);
+	cr_assert_eq(job_log_size(l), n, "exact once read to the end");
+	text = read_log(l, &n);
+	cr_assert_eq(n, strlen("log of 101\n"));
+	free(text);
 	cr_assert_eq(atomic_load(&fake.trace), 1, "the trace is fetched once");
 	job_put(j);
 }
@@ -318,9 +346,10 @@ Test(catalog, a_log_left_in_the_cache_is_not_fetched_again)
 {
 	struct job *j;
 	struct job_log *l;
+	size_t n;
 	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &j), 0);
 	cr_assert_eq(catalog_job_log(cat, j, &l), 0);
-	job_log_put(l);
+	free(read_log(l, &n));
 	job_put(j);
 	catalog_free(cat); /* a new mount over the same cache */
 	struct catalog_config cc = {.backend = &fake_backend,
@@ -330,10 +359,95 @@ Test(catalog, a_log_left_in_the_cache_is_not_fetched_again)
 	cr_assert_eq(catalog_new(&cc, &cat), 0);
 	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 101, &j), 0);
 	cr_assert_eq(catalog_job_log(cat, j, &l), 0);
-	cr_assert_eq(job_log_size(l), strlen("log of 101\n"));
-	job_log_put(l);
+	cr_assert_eq(job_log_size(l), strlen("log of 101\n"), "whole in the cache: exact");
+	free(read_log(l, &n));
+	cr_assert_eq(n, strlen("log of 101\n"));
 	job_put(j);
 	cr_assert_eq(atomic_load(&fake.trace), 1);
+}
+
+/* Issue 18 item 11: a log over 256 MiB, and larger than the cache, reads whole and exact. */
+Test(catalog, a_log_larger_than_the_cache_and_256_MiB_reads_whole)
+{
+	struct cache *small;
+	struct catalog *c2;
+	char *d2 = tmpdir_new("catalog-small");
+	cr_assert_eq(cache_open(d2, 1 << 20, &small), 0);
+	struct catalog_config cc = {.backend = &fake_backend,
+				    .cache = small,
+				    .base_url = "http://gitlab.test",
+				    .ttl_s = 60,
+				    .now = fake_now};
+	cr_assert_eq(catalog_new(&cc, &c2), 0);
+	fake.trace_size = (260ull << 20) + 12345;
+	struct job_log *l;
+	char *finished_at;
+	cr_assert_eq(catalog_log_by_id(c2, "grp/app", 101, &l, &finished_at), 0);
+	free(finished_at);
+	cr_assert_eq(job_log_size(l), 0);
+	struct log_reader *r;
+	cr_assert_eq(job_log_open(l, &r), 0);
+	char *buf = malloc(1 << 17);
+	uint64_t off = 0;
+	for (;;) {
+		ssize_t k = log_reader_pread(r, buf, 1 << 17, off);
+		cr_assert_geq(k, 0, "read at %llu: %zd", (unsigned long long)off, k);
+		if (k == 0)
+			break;
+		for (ssize_t i = 0; i < k; i += 4093)
+			cr_assert_eq(buf[i], fake_trace_byte(off + (uint64_t)i), "byte %llu",
+				     (unsigned long long)(off + (uint64_t)i));
+		off += (uint64_t)k;
+	}
+	cr_assert_eq(off, fake.trace_size, "the whole log");
+	cr_assert_eq(atomic_load(&fake.trace), 1, "in one GET");
+	cr_assert_eq(log_reader_pread(r, buf, 100, 5), 100, "a read behind the window");
+	cr_assert_eq(memcmp(buf, (char[]){fake_trace_byte(5), fake_trace_byte(6)}, 2), 0);
+	cr_assert_eq(atomic_load(&fake.trace), 2, "starts the GET again");
+	log_reader_free(r); /* ends that GET midway */
+	free(buf);
+	catalog_free(c2);
+	cache_close(small);
+	tmpdir_remove(d2);
+}
+
+static int log_files_seen;
+
+static int count_log_file(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	const char *base = path + ftw->base;
+	size_t n = strlen(base);
+	log_files_seen += type == FTW_F && base[0] == 'l' && n > 4 && !strcmp(base + n - 4, ".afs");
+	return 0;
+}
+
+/* Files of logs ("l<origin>-<id>.afs") in the cache folder. */
+static int log_files(void)
+{
+	log_files_seen = 0;
+	cr_assert_eq(nftw(dir, count_log_file, 8, FTW_PHYS), 0);
+	return log_files_seen;
+}
+
+/* Issue 18 item 12: an erased job's log is gone from the mount and the cache within the TTL,
+ * however long it was cached, and in a later mount too. */
+Test(catalog, an_erased_jobs_log_is_gone_and_leaves_the_cache)
+{
+	struct job_log *l;
+	char *finished_at;
+	size_t n;
+	cr_assert_eq(catalog_log_by_id(cat, "grp/app", 101, &l, &finished_at), 0);
+	free(finished_at);
+	free(read_log(l, &n));
+	cr_assert_eq(log_files(), 1, "the log is in the cache");
+	fake.erased = true;
+	cr_assert_eq(catalog_log_by_id(cat, "grp/app", 101, &l, &finished_at), 0, "within the TTL");
+	job_log_put(l);
+	free(finished_at);
+	clock_s += 61; /* past it */
+	cr_assert_eq(catalog_log_by_id(cat, "grp/app", 101, &l, &finished_at), -ENOENT);
+	cr_assert_eq(log_files(), 0, "no file of that log stays in the cache");
 }
 
 Test(catalog, a_running_job_has_no_log)

@@ -296,18 +296,26 @@ Test(ops, set_folders_carry_their_pipeline_and_merge_request)
 	cr_assert_not_null(memmem(list, (size_t)n, "user.gitlab.merge_request.web_url", 33));
 }
 
-Test(ops, a_log_has_its_size_at_the_first_stat_and_reads)
+/* A stat fetches no log (issue 18): the size is unknown (0) until it was read to its end. */
+Test(ops, a_log_is_stat_without_a_fetch_and_reads_to_its_end)
 {
 	struct stat st;
 	cr_assert_eq(getattr("/grp%2Fapp/main/build.log", &st), 0);
 	cr_assert(S_ISREG(st.st_mode));
-	cr_assert_eq(st.st_size, (off_t)strlen("log of 101\n"));
+	cr_assert_eq(st.st_size, 0, "unknown before it is read");
+	cr_assert_eq(getattr("/grp%2Fapp/-/jobs/103.log", &st), 0, "a job without an archive");
+	cr_assert_eq(st.st_size, 0);
+	cr_assert_eq(st.st_mtime, 1795169730, "the job's finished_at");
+	cr_assert_eq(atomic_load(&fake.trace), 0, "no trace asked for");
 	char buf[64] = {0};
 	cr_assert_eq(read_file("/grp%2Fapp/-/jobs/102.log", buf, sizeof(buf)), 11);
 	cr_assert_str_eq(buf, "log of 102\n");
-	cr_assert_eq(getattr("/grp%2Fapp/-/jobs/103.log", &st), 0, "a job without an archive");
-	cr_assert_eq(st.st_size, (off_t)strlen("log of 103\n"));
-	cr_assert_eq(st.st_mtime, 1795169730, "the job's finished_at");
+	cr_assert_eq(getattr("/grp%2Fapp/-/jobs/102.log", &st), 0);
+	cr_assert_eq(st.st_size, (off_t)strlen("log of 102\n"), "exact once read");
+	struct fuse_file_info fi = {.flags = O_RDONLY};
+	cr_assert_eq(fs_operations.open("/grp%2Fapp/-/jobs/103.log", &fi), 0);
+	cr_assert(fi.direct_io, "read to its end whatever size the kernel was told");
+	fs_operations.release("/grp%2Fapp/-/jobs/103.log", &fi);
 	cr_assert_eq(getattr("/grp%2Fapp/-/jobs/99.log", &st), -ENOENT, "no such job");
 }
 

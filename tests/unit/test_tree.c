@@ -1,6 +1,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "artifactfs/tree.h"
 
@@ -265,4 +267,52 @@ Test(tree, member_paths_keep_their_hashes)
 	struct tree_path tp = parse_ok("/101/-/jobs/9/a.tar.gz#/inner.zip#/x");
 	cr_assert_str_eq(tp.member, "a.tar.gz#/inner.zip#/x");
 	tree_path_release(&tp);
+}
+
+/* Issue 18: a job "x.log" and the log of a job "x" never share a name; each has one spelling. */
+Test(tree, jobs_named_like_a_log_or_an_archive_have_the_dot_escaped)
+{
+	const char *names[] = {"x.log", "x.zip", "a/b.log", "100%.zip", "x.zip.log"};
+	const char *want[] = {"x%2Elog", "x%2Ezip", "a%2Fb%2Elog", "100%25%2Ezip", "x.zip%2Elog"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char *e = tree_escape_job(names[i]), *path = NULL;
+		cr_assert_str_eq(e, want[i]);
+		const char *suffix[] = {"", ".zip", ".log"};
+		const enum tree_kind kind[] = {TREE_SET_JOB, TREE_SET_ZIP, TREE_SET_LOG};
+		for (size_t k = 0; k < 3; k++) {
+			cr_assert(asprintf(&path, "/101/main/%s%s", e, suffix[k]) > 0);
+			struct tree_path tp = parse_ok(path);
+			cr_assert_eq(tp.kind, kind[k], "%s", path);
+			cr_assert_str_eq(tp.job, names[i], "%s", path);
+			tree_path_release(&tp);
+			free(path);
+		}
+		free(e);
+	}
+	char *e = tree_escape_job("build");
+	cr_assert_str_eq(e, "build");
+	free(e);
+	e = tree_escape_job(".log"); /* the job ".log" is no log of "" */
+	cr_assert_str_eq(e, ".log");
+	free(e);
+	struct tree_path tp = parse_ok("/101/main/x.log"); /* always the log of "x" */
+	cr_assert_eq(tp.kind, TREE_SET_LOG);
+	cr_assert_str_eq(tp.job, "x");
+	tree_path_release(&tp);
+	tp = parse_ok("/101/main/x%2elog");
+	cr_assert_str_eq(tp.job, "x.log");
+	tree_path_release(&tp);
+	/* one spelling each: a plain dot before the suffix, or %2E anywhere else, is no name */
+	cr_assert_eq(tree_parse("/101/main/x.log.log", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/101/main/x.zip.zip", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/101/main/a%2Eb", &tp), -ENOENT);
+	cr_assert_eq(tree_parse("/101/x%2Elog/build", &tp), -ENOENT); /* refs are not jobs */
+	/* the %2E counts against FUSE's 1024 bytes */
+	char *name = malloc(1100);
+	memset(name, 'a', 1016);
+	memcpy(name + 1016, ".log", 5); /* 1020 bytes, 1022 escaped, then ".zip" */
+	cr_assert_not(tree_name_listable(name));
+	name[1016] = '_';
+	cr_assert(tree_name_listable(name));
+	free(name);
 }
