@@ -6,7 +6,8 @@
  * and so does every byte its filters decompress, so a bomb stops at max_bytes whatever shape it
  * has; any error of libarchive, rd or wr fails the whole pass, except an entry libarchive cannot
  * decode alone (encrypted, unknown method), which is left out. Names live in one growing arena
- * as offsets until the pass ends, so no pointer into it moves. */
+ * as offsets until the pass ends, so no pointer into it moves. A reader that is interrupted
+ * (intr.h) stops the pass between two blocks with -EINTR. */
 #include "artifactfs/unpack.h"
 
 #include <archive.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 
 #include "artifactfs/grow.h"
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 
 #define READ_CHUNK (128u * 1024u)
@@ -232,6 +234,8 @@ static int fill_hole(struct scan *s, uint64_t start, uint64_t off)
 static int take_piece(struct scan *s, bool keep, uint64_t start, const void *buf, size_t len,
 		      la_int64_t off)
 {
+	if (intr_pending()) /* a pass over cached bytes never meets http's checks */
+		return -EINTR;
 	int err = over_budget(s, len);
 	s->produced += len;
 	if (err || !keep)
@@ -389,7 +393,7 @@ static int scan_entries(struct scan *s)
 	while (!err && (ret = archive_read_next_header(s->a, &e)) != ARCHIVE_EOF) {
 		if (s->entries == 0 && not_an_archive(s, ret))
 			return -ENOENT;
-		err = archive_ret_to_errno(s, ret);
+		err = intr_pending() ? -EINTR : archive_ret_to_errno(s, ret);
 		if (!err && ++s->entries > s->lim.max_entries) {
 			log_msg(LOG_WARNING,
 				"nested archive has more than %zu entries: left unread",
