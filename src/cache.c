@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "artifactfs/crc.h"
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 
 /* Checksums of blocks [first, first + n), taken from the bytes as they were handed to store()
@@ -739,8 +740,8 @@ static int make_present(struct cache_entry *e, uint64_t first, uint64_t last, ui
 		 * serialised neighbouring read-ahead chunks that share a block */
 		while (b <= last && (e->map[b] || e->inflight[b]))
 			b++;
-		if (b > last) {
-			pthread_cond_wait(&e->cond, &e->lock);
+		if (b > last) { /* another reader's fetch: its own reader may give up, not us */
+			err = intr_cond_wait(&e->cond, &e->lock);
 			continue;
 		}
 		*fetched = true;

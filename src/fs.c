@@ -33,6 +33,7 @@
 
 #include "artifactfs/job.h"
 #include "artifactfs/kernel.h"
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 #include "artifactfs/nest.h"
 #include "artifactfs/readahead.h"
@@ -236,11 +237,27 @@ static int getattr_path(const struct tree_path *tp, struct stat *st)
 	}
 }
 
+static bool reader_interrupted(void *ctx)
+{
+	(void)ctx;
+	return fuse_interrupted() != 0;
+}
+
+/* From here to intr_end(), every wait and transfer of this thread stops once the kernel says the
+ * reader gave up (a signal: Ctrl-C, kill -9), and the operation returns -EINTR. libfuse tells it
+ * only while the request runs, on its own thread; unit tests have no request to ask about. */
+static void intr_start(void)
+{
+	if (!unmounted_config)
+		intr_begin(reader_interrupted, NULL);
+}
+
 /* Parses path into tp and names it in every log line of this thread until op_end(). */
 static int op_begin(const char *path, struct tree_path *tp)
 {
 	log_set_context(path);
 	log_clear_reason();
+	intr_start();
 	return tree_parse(path, tp);
 }
 
@@ -284,6 +301,7 @@ static int op_end(struct tree_path *tp, int err)
 		log_failure("", err, true);
 	tree_path_release(tp);
 	log_set_context(NULL);
+	intr_end();
 	return program_errno(err);
 }
 
@@ -541,17 +559,21 @@ static int read_nested(struct fh *fh, char *buf, size_t size, off_t off)
 	ssize_t n = nest_pread(fh->nest, fh->nm, buf, size, (uint64_t)off);
 	if (n < 0)
 		log_failure("read inside a nested archive failed: ", (int)n,
-			    !atomic_exchange(&fh->failed, true));
+			    n != -EINTR && !atomic_exchange(&fh->failed, true));
 	log_set_context(NULL);
-	return n < 0 ? -EIO : (int)n;
+	return n == -EINTR ? -EINTR : n < 0 ? -EIO : (int)n;
 }
 
 /* A member's reader is not thread-safe: reads take turns, without a lock held while one runs. */
 static ssize_t member_read(struct fh *fh, char *buf, size_t size, uint64_t off)
 {
 	pthread_mutex_lock(&fh->lock);
-	while (fh->busy)
-		pthread_cond_wait(&fh->cond, &fh->lock);
+	while (fh->busy) {
+		if (intr_cond_wait(&fh->cond, &fh->lock)) {
+			pthread_mutex_unlock(&fh->lock);
+			return -EINTR;
+		}
+	}
 	fh->busy = true;
 	pthread_mutex_unlock(&fh->lock);
 	ssize_t n = zip_reader_pread(fh->reader, buf, size, off);
@@ -564,7 +586,7 @@ static ssize_t member_read(struct fh *fh, char *buf, size_t size, uint64_t off)
 	return n;
 }
 
-static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+static int read_fh(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
 	ssize_t n;
@@ -578,9 +600,11 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 			forget_kernel_attrs(path); /* its size was 0 (unknown): now it is exact */
 		if (n < 0)
 			log_failure("read of the job's log failed: ", (int)n,
-				    !atomic_exchange(&fh->failed, true));
+				    n != -EINTR && !atomic_exchange(&fh->failed, true));
 		log_set_context(NULL);
-		return n == -EACCES ? -EACCES : n < 0 ? -EIO : (int)n; /* EACCES: may not read it */
+		return n == -EACCES || n == -EINTR ? (int)n
+		       : n < 0                     ? -EIO
+						   : (int)n; /* EACCES: may not read it */
 	}
 	if (fh->reader)
 		n = member_read(fh, buf, size, (uint64_t)off);
@@ -590,10 +614,19 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
 		n = -EIO; /* gone mid-read is an I/O error */
 	if (n < 0) {
 		log_msg(LOG_DEBUG, "read of %zu bytes at %lld failed", size, (long long)off);
-		log_failure("read failed: ", (int)n, !atomic_exchange(&fh->failed, true));
+		log_failure("read failed: ", (int)n,
+			    n != -EINTR && !atomic_exchange(&fh->failed, true));
 	}
 	log_set_context(NULL);
 	return n < 0 ? program_errno((int)n) : (int)n;
+}
+
+static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	intr_start();
+	int n = read_fh(path, buf, size, off, fi);
+	intr_end();
+	return n;
 }
 
 static int fs_release(const char *path, struct fuse_file_info *fi)

@@ -27,12 +27,14 @@
 
 #include <curl/curl.h>
 
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 #include "artifactfs/urlcache.h"
 #include "http_i.h"
 
 #define MAX_HOPS 5
 #define DOWN_HOLD_MS 5000 /* how long "the server cannot be reached" is believed */
+#define INTERRUPTED "stopped: its reader was interrupted"
 
 /* log_msg for every line that may carry text from an answer: the token never reaches the log. */
 static void __attribute__((format(printf, 3, 4)))
@@ -198,6 +200,10 @@ static void log_outcome(struct http *h, const struct http_request *req, const ch
 	char where[512], text[201] = "";
 	loggable(h, url, where, sizeof(where));
 	const char *m = req->method ? req->method : "GET";
+	if (err == -EINTR) {
+		hlog(h, LOG_INFO, "%s %s: %s (after %d attempts)", m, where, INTERRUPTED, tries);
+		return;
+	}
 	if (err && (is_cancelled(h) || fail_kind(a) == HTTP_FAIL_CANCELLED)) {
 		hlog(h, LOG_INFO, "%s %s: cancelled: the mount is going away", m, where);
 		return;
@@ -232,7 +238,9 @@ static void note_reason(struct http *h, const struct http_request *req, const ch
 		loggable(h, url, via + strlen(via), sizeof(via) - strlen(via) - 1);
 		strcat(via, ")");
 	}
-	if (err && (is_cancelled(h) || fail_kind(a) == HTTP_FAIL_CANCELLED))
+	if (err == -EINTR)
+		snprintf(what, sizeof(what), INTERRUPTED);
+	else if (err && (is_cancelled(h) || fail_kind(a) == HTTP_FAIL_CANCELLED))
 		snprintf(what, sizeof(what), "cancelled: the mount is going away");
 	else if (err)
 		snprintf(what, sizeof(what), "%s", a->errbuf[0] ? a->errbuf : strerror(-err));
@@ -345,9 +353,9 @@ static int retry_wait(struct exchange *x, struct http *h, const struct http_requ
 {
 	char where[512];
 	enum http_fail why = err ? fail_kind(&x->a) : HTTP_FAIL_NONE;
-	/* an untrusted certificate stays untrusted; a cancelled mount wants no more */
-	if (x->tries > h->max_retries || is_cancelled(h) || why == HTTP_FAIL_CANCELLED ||
-	    x->a.rc == CURLE_PEER_FAILED_VERIFICATION)
+	/* an untrusted certificate stays untrusted; a cancelled mount or reader wants no more */
+	if (x->tries > h->max_retries || is_cancelled(h) || intr_pending() ||
+	    why == HTTP_FAIL_CANCELLED || x->a.rc == CURLE_PEER_FAILED_VERIFICATION)
 		return 1;
 	bool asked;
 	int64_t wait = backoff_ms(h, &x->a, x->tries - 1, &asked),
@@ -365,8 +373,9 @@ static int retry_wait(struct exchange *x, struct http *h, const struct http_requ
 	hlog(h, LOG_DEBUG, "%s %s: %s; retrying in %" PRId64 " ms",
 	     req->method ? req->method : "GET", where,
 	     err ? (x->a.errbuf[0] ? x->a.errbuf : "no answer") : "server busy or failing", wait);
-	for (int64_t slept = 0; slept < wait; slept += 100) { /* in slices: an unmount may come */
-		if (is_cancelled(h))
+	/* in slices: an unmount or the reader's interrupt may come */
+	for (int64_t slept = 0; slept < wait; slept += 100) {
+		if (is_cancelled(h) || intr_pending())
 			return 1;
 		sleep_ms(wait - slept < 100 ? (long)(wait - slept) : 100);
 	}
@@ -406,8 +415,12 @@ static int check_resumed(struct exchange *x)
 static int exchange_run(struct exchange *x, struct http *h, const struct http_request *req)
 {
 	for (;;) {
+		if (intr_pending()) /* before each hop and retry as well as during them */
+			return -EINTR;
 		x->tries++;
 		int err = http_attempt_run(&x->a, &x->t);
+		if (err == -EINTR)
+			return err;
 		if (remembered_failed(h, x, err)) {
 			if ((err = forget_remembered(x, h, req)))
 				return err;
@@ -415,7 +428,7 @@ static int exchange_run(struct exchange *x, struct http *h, const struct http_re
 		}
 		if (err == -EIO || (!err && retryable_status(x->a.status))) {
 			if (retry_wait(x, h, req, err))
-				return err;
+				return intr_pending() ? -EINTR : err;
 			if ((err = restart(x)))
 				return err;
 			continue;

@@ -106,7 +106,8 @@ bool http_add_if_range(const struct http_request *req, const struct target *t,
 
 /* httpattempt.c. reset_headers: forgets what the last answer's headers said (frees them).
  * attempt_run: one exchange with t; 0 with a->status set, -EIO (no answer, truncated body; why
- * in a->rc and a->errbuf), -ENOMEM, or the sink's error. */
+ * in a->rc and a->errbuf), -EINTR (the calling thread's request was interrupted, intr.h),
+ * -ENOMEM, or the sink's error. */
 void http_attempt_reset_headers(struct attempt *a);
 int http_attempt_run(struct attempt *a, const struct target *t);
 

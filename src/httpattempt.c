@@ -23,6 +23,7 @@
 
 #include <curl/curl.h>
 
+#include "artifactfs/intr.h"
 #include "http_i.h"
 
 #define ERROR_BODY_MAX (64u * 1024u)
@@ -278,13 +279,14 @@ static void set_timeouts(struct attempt *a, const struct target *t)
 						   : 0L);
 }
 
-/* curl calls this at least once a second, also while nothing arrives */
+/* curl calls this at least once a second, also while nothing arrives: a mount going away or a
+ * reader that gave up (intr.h) stops the transfer within that second */
 static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow)
 {
 	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
 	struct attempt *a = p;
-	return is_cancelled(a->h) ? 1 : 0;
+	return is_cancelled(a->h) || intr_pending() ? 1 : 0;
 }
 
 static void set_options(struct attempt *a, const struct target *t, struct curl_slist **hdrs)
@@ -314,7 +316,7 @@ static void set_options(struct attempt *a, const struct target *t, struct curl_s
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, h->cancelled ? 0L : 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, a);
 	if (strcmp(method, "HEAD") == 0)
@@ -349,7 +351,7 @@ static int64_t expected_length(const struct attempt *a)
 }
 
 /* Performs one exchange. Returns 0 with a->status set, or -EIO (no answer, or a truncated body),
- * or the sink's error. The easy handle goes back to the pool before returning. */
+ * -EINTR (the reader was interrupted), or the sink's error. The easy handle goes back to the pool before returning. */
 int http_attempt_run(struct attempt *a, const struct target *t)
 {
 	struct curl_slist *hdrs = NULL;
@@ -376,6 +378,8 @@ int http_attempt_run(struct attempt *a, const struct target *t)
 	if (rc != CURLE_OK) {
 		if (rc == CURLE_ABORTED_BY_CALLBACK && is_cancelled(a->h))
 			snprintf(a->errbuf, sizeof(a->errbuf), "stopped: the mount is going away");
+		else if (rc == CURLE_ABORTED_BY_CALLBACK && intr_pending())
+			return -EINTR;
 		else if (!a->errbuf[0])
 			snprintf(a->errbuf, sizeof(a->errbuf), "%s", curl_easy_strerror(rc));
 		return -EIO;

@@ -3,7 +3,8 @@
  * Identity fields are set in job_new and never change, so they are read without a lock; the
  * metadata (info), the cache entry, the zip index and the attachment are guarded by j->lock. The
  * entry is got once and kept until the job is freed; the index is loaded once (single flight on
- * j->cond) and is immutable after; the attachment is set once and freed first, as it may borrow
+ * j->cond; a waiter whose reader is interrupted leaves with -EINTR, and a load it interrupted
+ * is made again by the next caller) and is immutable after; the attachment is set once and freed first, as it may borrow
  * the index. The cache entry's source is a copy of what names the archive on the server (never
  * the job itself: the entry may outlive it, shared by another job object of the same key). */
 #include "artifactfs/job.h"
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 
 struct job {
@@ -346,8 +348,13 @@ static int entry_open(struct job *j, struct cache_entry **out)
 int job_cache_entry(struct job *j, struct cache_entry **out)
 {
 	pthread_mutex_lock(&j->lock);
-	while (!j->entry && j->opening) /* single flight, without the lock held */
-		pthread_cond_wait(&j->cond, &j->lock);
+	while (!j->entry && j->opening) { /* single flight, without the lock held */
+		if (intr_cond_wait(&j->cond, &j->lock)) {
+			pthread_mutex_unlock(&j->lock);
+			*out = NULL;
+			return -EINTR;
+		}
+	}
 	bool mine = !j->entry;
 	j->opening = mine;
 	pthread_mutex_unlock(&j->lock);
@@ -422,8 +429,12 @@ int job_index(struct job *j, const struct zipindex **out)
 	if (err)
 		return err;
 	pthread_mutex_lock(&j->lock);
-	while (j->loading)
-		pthread_cond_wait(&j->cond, &j->lock);
+	while (j->loading) {
+		if (intr_cond_wait(&j->cond, &j->lock)) {
+			pthread_mutex_unlock(&j->lock);
+			return -EINTR;
+		}
+	}
 	if (j->zi) {
 		*out = j->zi;
 		pthread_mutex_unlock(&j->lock);

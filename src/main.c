@@ -335,7 +335,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return fuse_opt_add_arg(outargs, "-d");
 	case KEY_TOKEN_NEXT:
 		o->token_next = true;
-		/* fall through */
+		__attribute__((fallthrough)); /* clang takes no comment for it */
 	case KEY_TOKEN:
 		o->token_given = true;
 		return 0;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 
 #define PRUNE_AT 1024
@@ -144,11 +145,17 @@ static struct entry *insert(struct memo *m, char *key, struct entry **dead)
 	return e;
 }
 
-/* Stores what a load gave, lock held; returns the old value for the caller to put. */
+/* Stores what a load gave, lock held; returns the old value for the caller to put. An
+ * interrupted load (its reader gave up) is no answer: the entry stays as it was, and a thread
+ * still waiting for it loads it itself. */
 static struct memo_val *settle(struct memo *m, struct entry *e, int *err, struct memo_val **v)
 {
 	struct memo_val *old = e->val;
 	time_t t = m->now();
+	e->loading = false;
+	pthread_cond_broadcast(&m->cond);
+	if (*err == -EINTR)
+		return NULL;
 	if (*err == -EIO && old) {
 		/* the server is unreachable: what was known still stands, checked again soon */
 		log_msg(LOG_WARNING,
@@ -162,8 +169,6 @@ static struct memo_val *settle(struct memo *m, struct entry *e, int *err, struct
 	}
 	e->val = *err ? NULL : val_get(*v);
 	e->err = *err;
-	e->loading = false;
-	pthread_cond_broadcast(&m->cond);
 	return old;
 }
 
@@ -177,8 +182,13 @@ int memo_get(struct memo *m, const struct memo_key *key, memo_load_fn load, void
 	if (!ks)
 		return -ENOMEM;
 	pthread_mutex_lock(&m->lock);
-	while ((e = find(m, ks)) && e->loading)
-		pthread_cond_wait(&m->cond, &m->lock);
+	while ((e = find(m, ks)) && e->loading) {
+		if (intr_cond_wait(&m->cond, &m->lock)) { /* the loader goes on for the others */
+			pthread_mutex_unlock(&m->lock);
+			free(ks);
+			return -EINTR;
+		}
+	}
 	if (e && e->expires > m->now()) {
 		*out = val_get(e->val);
 		int err = e->err;

@@ -16,6 +16,7 @@
 
 #include "artifactfs/cache.h"
 #include "artifactfs/job.h"
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 #include "artifactfs/unpack.h"
 #include "artifactfs/tree.h"
@@ -558,8 +559,12 @@ static struct slot *slot_take(struct nest_set *s, const struct nest *parent,
 static int slot_wait(struct nest_set *s, const char *path, struct nest **out, int *err)
 {
 	struct slot *x;
-	while ((x = slot_find(s, path)) && x->loading)
-		pthread_cond_wait(&s->cond, &s->lock);
+	while ((x = slot_find(s, path)) && x->loading) {
+		if ((*err = intr_cond_wait(&s->cond, &s->lock))) {
+			*out = NULL;
+			return 1;
+		}
+	}
 	if (!x)
 		return 0;
 	x->used = ++s->clock;

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 
 #define AHEAD_MIN (512u << 10) /* the first read-ahead of a sequential reader */
@@ -291,8 +292,8 @@ static int window_read(struct readahead *r, unsigned char *buf, size_t len, uint
 		struct slice *s = window_at(r, off + *done);
 		if (!s)
 			break;
-		if (s->state == SLICE_FETCHING) {
-			pthread_cond_wait(&r->cond, &r->lock);
+		if (s->state == SLICE_FETCHING) { /* the pool's fetch goes on for later reads */
+			err = intr_cond_wait(&r->cond, &r->lock);
 			continue;
 		}
 		if (s->state == SLICE_FAILED) {

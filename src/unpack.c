@@ -8,7 +8,8 @@
  * does a checksum libarchive finds wrong at an entry's end (a warning to libarchive), except an
  * entry libarchive cannot decode alone (encrypted, unknown method), which is left out. The
  * layers of compression come off in unpackstream.c, which checks their trailers. Names live in
- * one growing arena as offsets until the pass ends, so no pointer into it moves. */
+ * one growing arena as offsets until the pass ends, so no pointer into it moves. A reader
+ * that is interrupted (intr.h) stops the pass between two blocks with -EINTR. */
 #include "artifactfs/unpack.h"
 
 #include <archive.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "artifactfs/grow.h"
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 #include "artifactfs/membudget.h"
 #include "unpack_i.h"
@@ -171,6 +173,8 @@ static int fill_hole(struct scan *s, uint64_t start, uint64_t off)
 static int take_piece(struct scan *s, bool keep, uint64_t start, const void *buf, size_t len,
 		      la_int64_t off)
 {
+	if (intr_pending()) /* a pass over cached bytes never meets http's checks */
+		return -EINTR;
 	int err = over_budget(s, len);
 	s->produced += len;
 	if (err || !keep)
@@ -357,7 +361,7 @@ static int scan_entries(struct scan *s)
 	while (!err && (ret = archive_read_next_header(s->a, &e)) != ARCHIVE_EOF) {
 		if (s->entries == 0 && not_an_archive(s, ret))
 			return -ENOENT;
-		err = archive_ret_to_errno(s, ret);
+		err = intr_pending() ? -EINTR : archive_ret_to_errno(s, ret);
 		if (!err && ++s->entries > s->meter.lim.max_entries) {
 			log_msg(LOG_WARNING,
 				"nested archive has more than %zu entries: left unread",

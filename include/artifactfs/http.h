@@ -9,6 +9,8 @@
  * 5 minutes, else 60 s; 64 remembered), and back to the API at once when storage refuses it.
  * 429, 5xx, resets, timeouts and truncated bodies are retried with backoff (Retry-After and
  * RateLimit-Reset honoured however long) until the request's one deadline, the retry_for budget.
+ * A request made for a reader that is interrupted (intr.h) stops within a second, transfer or
+ * wait, and fails with -EINTR.
  * Thread-safe. Retries and outcomes are logged at DEBUG; a failed request leaves its text (the
  * call and the status or curl's error) as the thread's failure reason (log_set_reason) for the
  * operation's one error line, and an answer that is no failure clears it. The token never
@@ -134,7 +136,8 @@ struct http_response {
 /* Performs req. Returns 0 when an HTTP answer arrived (any status, including 4xx and a 5xx or
  * 429 left after the retries; map it with http_status_to_errno()), or -errno when none did:
  * -EIO (unreachable, reset, timed out, truncated after the retries), -ENOMEM, -EFBIG, -ESTALE
- * (expect_etag did not match), or the error a body_fn returned. A streamed body is complete
+ * (expect_etag did not match), -EINTR (the calling thread's request was interrupted, intr.h:
+ * nothing is retried), or the error a body_fn returned. A streamed body is complete
  * when 0 is returned with a 2xx status.
  * resp is always initialised; release it with http_response_release() in every case. */
 int http_do(struct http *h, const struct http_request *req, struct http_response *resp);

@@ -4,7 +4,9 @@
  * immutable, or an error. A key being loaded is marked so: other threads wanting it wait instead
  * of loading it again. Errors that say something about the name (ENOENT, EACCES, ...) are kept
  * like values; EIO and ENOMEM are not, and an EIO while an older value is held keeps serving that
- * value (stale-on-EIO), asked again within STALE_RETRY_S.
+ * value (stale-on-EIO), asked again within STALE_RETRY_S. An interrupted load (-EINTR, intr.h)
+ * is no answer at all: the entry stays as it was and the next thread loads it; a waiter whose
+ * own request is interrupted stops waiting with -EINTR.
  *
  * Thread-safe: one mutex guards the table; it is never held while a loader runs nor while a
  * value is destroyed, so loaders and destructors may take other locks. */

@@ -588,6 +588,7 @@ class Sim:
         self.faults = Faults(args.faults)
         self.link = Link(args.link_rate, args.link_delay_ms)
         self.fault_lock = threading.Lock()
+        self.released = threading.Event()  # ends every "hold" fault (POST /-/sim/release)
         self.log_lock = threading.Lock()
         self.busy = 0  # requests being answered and not yet logged
         self.busy_cv = threading.Condition()
@@ -851,13 +852,13 @@ def make_handler(sim, role):
             """Writes a body, applying a truncate or stall fault halfway."""
             if self.command == "HEAD":
                 return
-            if self.fault in ("truncate", "stall") and len(body) > 1:
+            if self.fault in ("truncate", "stall", "hold") and len(body) > 1:
                 half = len(body) // 2
                 self.wfile.write(body[:half])
                 self.sent += half
                 self.wfile.flush()
-                if self.fault == "stall":
-                    stall(sim, self.path)
+                if self.fault in ("stall", "hold"):
+                    stall(sim, self.path, self.fault == "hold")
                 self.close_connection = True
                 raise ConnectionResetError
             self.wfile.write(body)
@@ -872,7 +873,7 @@ def make_handler(sim, role):
                 if self.fault == "drip":  # above any low-speed limit, far below any use
                     self.drip(f, start, length)
                     return
-                if self.fault in ("truncate", "stall"):
+                if self.fault in ("truncate", "stall", "hold"):
                     length_now = max(1, length // 2)
                 else:
                     length_now = length
@@ -894,8 +895,8 @@ def make_handler(sim, role):
                     left -= n
                     self.sent += n
             if length_now < length:
-                if self.fault == "stall":
-                    stall(sim, self.path)
+                if self.fault in ("stall", "hold"):
+                    stall(sim, self.path, self.fault == "hold")
                 self.close_connection = True
                 raise ConnectionResetError
 
@@ -917,10 +918,16 @@ def make_handler(sim, role):
     return Handler
 
 
-def stall(sim, path):
-    """Stops sending mid-body for stall_s seconds; says so on stdout for tests to wait on."""
+def stall(sim, path, hold=False):
+    """Stops sending mid-body for stall_s seconds, or (a hold) until POST /-/sim/release, at
+    most that long; says so on stdout for tests to wait on, a hold's end too."""
     print("gitlab_sim: stalling %s" % path, flush=True)
-    time.sleep(sim.faults.stall_s)
+    if not hold:
+        time.sleep(sim.faults.stall_s)
+        return
+    released = sim.released.wait(sim.faults.stall_s)
+    print("gitlab_sim: hold of %s ended: %s" % (path, "released" if released else "timed out"),
+          flush=True)
 
 
 # ---------------------------------------------------------------- admin
@@ -952,6 +959,8 @@ def admin(sim, h):
     elif path == "/-/sim/faults":
         with sim.fault_lock:
             sim.faults.set(body.decode().strip())
+    elif path == "/-/sim/release":
+        sim.released.set()
     elif path == "/-/sim/conflict":
         sim.world.conflict = body.decode().strip() == "on"
     elif path == "/-/sim/pipeline":

@@ -52,6 +52,11 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /truncate-once-norange/KEY  like /norange, but the first answer stops after 400 body bytes
   /truncate-always          Content-Length 1000, 10 bytes, close
   /stall                    Content-Length 1000, 10 bytes, then silence for 30 s
+  /hold                     Content-Length 1000, 10 bytes, then silence until /release was
+                            asked (at most 50 s), then the rest: a test that releases it only
+                            after its call returned hangs, rather than passes, when a stop fails
+  /release                  200 "released": every /hold, now and later, goes on
+  /busy                     503 + Retry-After: 30, always (a retry wait within the budget)
   /paged-link?page=N        JSON [N]; Link rel=next to a foreign host while N < 3
   /paged-xnext?page=N       JSON [N]; X-Next-Page N+1 while N < 3, then empty
   .../blob                  like /data (the object store behind a redirect)
@@ -165,6 +170,7 @@ GITLAB.update({
 })
 
 lock = threading.Lock()
+released = threading.Event()
 counters = {}
 ports = [0, 0, 0]
 log_path = None
@@ -445,6 +451,20 @@ class Handler(BaseHTTPRequestHandler):
             return self.partial(200, SIZE, DATA[:10])
         if head == "stall":
             return self.partial(200, SIZE, DATA[:10], stall_s=30)
+        if head == "hold":
+            self.send_response(200)
+            self.send_header("Content-Length", str(SIZE))
+            self.end_headers()
+            self.wfile.write(DATA[:10])
+            self.wfile.flush()
+            released.wait(50)
+            self.wfile.write(DATA[10:])
+            return None
+        if head == "release":
+            released.set()
+            return self.send(200, b"released")
+        if head == "busy":
+            return self.send(503, b"busy", [("Retry-After", "30")])
         if head == "paged-link":
             return self.page(query, True)
         if head == "paged-xnext":

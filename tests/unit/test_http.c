@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "artifactfs/http.h"
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 #include "http_peer.h"
 
@@ -646,6 +647,71 @@ Test(http, a_cancelled_transfer_is_logged_as_cancelled_not_unreachable)
 	const char *log = captured_log(cancelled_request);
 	cr_assert_null(strstr(log, "could not be reached"), "log: %s", log);
 	cr_assert_not_null(strstr(log, "cancelled"), "log: %s", log);
+}
+
+/* A reader's interrupt (intr.h). The question turns true once the peer has the request; the
+ * peer's /hold is released only after the call returned, so a stop that does not work hangs
+ * the test until Criterion's timeout instead of passing. */
+static bool peer_got(void *needle)
+{
+	return count_lines(needle) > 0;
+}
+
+static void interrupted_hold(void)
+{
+	struct http *h = client(300, 0); /* neither the low-speed limit nor the budget ends it */
+	struct http_response r;
+	struct sink s = {0};
+	intr_begin(peer_got, " /api/v4/hold ");
+	int err = get_range(h, "/hold", -1, 0, &s, &r);
+	intr_end();
+	http_response_release(&r);
+	cr_assert_eq(err, -EINTR);
+	cr_assert_eq(get(h, "/release", &r), 0);
+	http_response_release(&r);
+	cr_assert_eq(count_lines(" /api/v4/hold "), 1, "an interrupted request is not retried");
+	http_free(h);
+}
+
+Test(http, an_interrupted_transfer_stops_with_eintr_before_the_server_goes_on)
+{
+	const char *log = captured_log(interrupted_hold);
+	cr_assert_not_null(strstr(log, "GET /api/v4/hold: stopped: its reader was interrupted"),
+			   "log: %s", log);
+}
+
+Test(http, an_interrupt_ends_the_wait_before_a_retry)
+{
+	struct http *h = client(300, 0);
+	struct http_response r;
+	intr_begin(peer_got, " /api/v4/busy "); /* 503 + Retry-After: 30, within the budget */
+	int err = get(h, "/busy", &r);
+	intr_end();
+	http_response_release(&r);
+	cr_assert_eq(err, -EINTR);
+	cr_assert_eq(count_lines(" /api/v4/busy "), 1);
+	http_free(h);
+}
+
+static bool always(void *ctx)
+{
+	(void)ctx;
+	return true;
+}
+
+Test(http, a_request_of_an_interrupted_reader_is_not_sent)
+{
+	struct http *h = client(0, -1);
+	struct http_response r;
+	intr_begin(always, NULL);
+	int err = get(h, "/ok", &r);
+	intr_end();
+	http_response_release(&r);
+	cr_assert_eq(err, -EINTR);
+	cr_assert_eq(count_lines(" /api/v4/ok "), 0);
+	cr_assert_eq(get(h, "/ok", &r), 0, "an interrupt is the reader's, not the client's");
+	http_response_release(&r);
+	http_free(h);
 }
 
 Test(http, a_missing_or_empty_ca_file_is_refused)

@@ -208,7 +208,8 @@ Test(job, concurrent_first_uses_load_the_index_once)
 	for (int k = 1; k <= 4; k++) {
 		struct job *j = by_id(110 + k);
 		race(j, index_racer, -1);
-		cr_assert_eq(atomic_load(&env.indexes_loaded), k, "one index build per job");
+		cr_assert_eq(atomic_load(&env.indexes_loaded), (uint_fast64_t)k,
+			     "one index build per job");
 		cr_assert_eq(atomic_load(&fake.archive), k, "one fetch per job");
 		job_put(j);
 	}

@@ -1,13 +1,16 @@
-/* memo: TTL, single flight, stale-on-EIO and expiry by prefix, on a clock the test moves. */
+/* memo: TTL, single flight, stale-on-EIO, interrupts and expiry by prefix, on a clock the test
+ * moves. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "artifactfs/intr.h"
 #include "artifactfs/memo.h"
 
 static time_t clock_now;
@@ -221,5 +224,66 @@ Test(memo, concurrent_gets_of_a_missing_key_load_once)
 		cr_assert(ok);
 	}
 	cr_assert_eq(atomic_load(&l.calls), 1);
+	memo_free(shared);
+}
+
+/* ---- interrupts (intr.h) ---- */
+
+Test(memo, an_interrupted_load_is_no_answer)
+{
+	struct memo *m = memo_new(60, fake_now);
+	clock_now = 0;
+	struct loader l = {.fail = -EINTR};
+	cr_assert_eq(get(m, &KEY, &l), -EINTR);
+	l.fail = 0;
+	l.value = 3;
+	cr_assert_eq(get(m, &KEY, &l), 3, "the next reader loads it");
+	cr_assert_eq(atomic_load(&l.calls), 2);
+	memo_free(m);
+}
+
+static sem_t load_started, waiter_done;
+
+/* Holds the load until the interrupted waiter has given up: a waiter that kept waiting would
+ * hang the test (Criterion's timeout fails it). */
+static void hold_until_the_waiter_left(struct loader *l)
+{
+	(void)l;
+	sem_post(&load_started);
+	while (sem_wait(&waiter_done) != 0)
+		;
+}
+
+static void *loading_getter(void *p)
+{
+	return (void *)(intptr_t)get(shared, &KEY, p);
+}
+
+static bool already_interrupted(void *ctx)
+{
+	(void)ctx;
+	return true;
+}
+
+Test(memo, a_waiter_whose_reader_is_interrupted_leaves_and_the_load_goes_on, .timeout = 30)
+{
+	shared = memo_new(60, NULL);
+	struct loader l = {.value = 42, .gate = hold_until_the_waiter_left};
+	sem_init(&load_started, 0, 0);
+	sem_init(&waiter_done, 0, 0);
+	pthread_t t;
+	pthread_create(&t, NULL, loading_getter, &l);
+	while (sem_wait(&load_started) != 0)
+		;
+	intr_begin(already_interrupted, NULL);
+	int err = get(shared, &KEY, &l);
+	intr_end();
+	sem_post(&waiter_done);
+	void *loaded;
+	pthread_join(t, &loaded);
+	cr_assert_eq(err, -EINTR);
+	cr_assert_eq((intptr_t)loaded, 42, "the load went on for its own reader");
+	cr_assert_eq(atomic_load(&l.calls), 1);
+	cr_assert_eq(get(shared, &KEY, &l), 42);
 	memo_free(shared);
 }
