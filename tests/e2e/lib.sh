@@ -11,6 +11,7 @@ PASS=0
 FAIL=0
 SIM_PID=
 URL=
+CEPH_DIR=
 declare -a DAEMON_PIDS=() MOUNTS=()
 declare -A PID_OF=()
 
@@ -24,6 +25,7 @@ cleanup() {
 	done
 	[ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null
 	wait 2>/dev/null
+	stop_ceph # after the daemons: their cache folders may be on its mounts
 	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
@@ -54,8 +56,13 @@ start_sim() {
 		--log "$T/sim.log" --lifetime 900 --state-dir "$T/sim-state" \
 		--gitlab-version "${GITLAB_VERSION:-newest}" "$@" >"$T/sim.out" 2>&1 &
 	SIM_PID=$!
-	wait_for 120 test -s "$T/ready" || die "the simulator did not start"
+	wait_for 120 sim_started || die "the simulator did not start"
+	[ -s "$T/ready" ] || die "the simulator exited at start"
 	URL=$(head -n1 "$T/ready")
+}
+
+sim_started() {
+	[ -s "$T/ready" ] || ! kill -0 "$SIM_PID" 2>/dev/null
 }
 
 stop_sim() {
@@ -139,9 +146,45 @@ sim_admin() {
 	curl -sf -X POST --data-binary "${2:-}" "$URL/-/sim/$1" >/dev/null
 }
 
+# start_ceph: a real, throw-away single-node Ceph in $T/ceph (tests/ceph/ceph-up.sh: CephFS with
+# two ceph-fuse mounts, $CEPHFS_MNT_A and $CEPHFS_MNT_B, standing for two machines; radosgw as S3
+# at $S3_ENDPOINT_URL, its keys in AWS_*; its log in $RGW_LOG with every request's headers).
+# Stopped on exit, and by a watcher should this script be killed. A scenario that needs it FAILS
+# when it cannot start: it never skips.
+start_ceph() {
+	CEPH_DIR=$T/ceph
+	CEPH_UP_WATCH_PID=$$ CEPH_UP_RGW_DEBUG=20 bash "$E2E_DIR/../ceph/ceph-up.sh" up "$CEPH_DIR" \
+		>"$T/ceph-up.out" 2>&1 || {
+		sed 's/^/    ceph: /' "$T/ceph-up.out" | tail -30
+		die "Ceph did not start (tests/ceph/ceph-up.sh; scripts/deps installs it)"
+	}
+	# shellcheck disable=SC1091
+	source "$CEPH_DIR/env.sh"
+	echo "# Ceph up: $(tail -n1 "$T/ceph-up.out")"
+}
+
+stop_ceph() {
+	[ -n "$CEPH_DIR" ] || return 0
+	bash "$E2E_DIR/../ceph/ceph-up.sh" down "$CEPH_DIR" >>"$T/ceph-down.out" 2>&1 ||
+		echo "# ceph-up.sh down failed: $(tail -n3 "$T/ceph-down.out")"
+	CEPH_DIR=
+}
+
+# rgwlog ARGS...: queries radosgw's log (see rgwlog.py), after radosgw wrote out what it holds.
+rgwlog() {
+	ceph --admin-daemon "$CEPH_DIR/run/client.rgw.a.asok" log flush >/dev/null 2>&1
+	"$PYTHON" "$E2E_DIR/rgwlog.py" "$RGW_LOG" "$@"
+}
+
+# rgwlog_mark: the length of radosgw's log once written out, for rgwlog --from.
+rgwlog_mark() {
+	ceph --admin-daemon "$CEPH_DIR/run/client.rgw.a.asok" log flush >/dev/null 2>&1
+	stat -c %s "$RGW_LOG"
+}
+
 # The helpers are used inside "bash -c" checks too.
-export T PYTHON E2E_DIR FIXTURE URL
-export -f sys simlog
+export T PYTHON E2E_DIR FIXTURE URL CEPH_DIR
+export -f sys simlog rgwlog
 
 finish() {
 	# valgrind -q writes "==PID== ..." lines only for errors and leaks

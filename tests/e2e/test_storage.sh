@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Object storage: archives behind a 302 to another host (the token must not follow),
-# proxied chunked answers, and a server that ignores Range. Files read right every way.
+# proxied chunked answers, a server that ignores Range, and a real S3 store: radosgw of a
+# throw-away Ceph (tests/ceph/ceph-up.sh), which ignores If-Range and answers only the first of
+# several ranges. Files read right every way.
 source "$(dirname "$0")/lib.sh"
 
 export GITLAB_TOKEN=$(fixture_token maintainer)
@@ -11,11 +13,38 @@ reference() { # unzips the build job's archive, fetched with curl, into $T/ref-$
 	mkdir -p "$T/ref-$1" && (cd "$T/ref-$1" && unzip -q "$T/ref-$1.zip" 2>/dev/null)
 }
 
-for mode in redirect proxied no-range; do
-	if [ "$mode" = no-range ]; then start_sim --no-range; else start_sim --storage "$mode"; fi
+# pipeline ID SEED: a new successful pipeline on main whose build holds b.bin, 4 MiB of random
+# bytes (SEED) stored as they are
+pipeline() {
+	sim_admin pipeline "{\"project\": 101, \"ref\": \"main\", \"jobs\": [{\"id\": $1, \"name\": \"build\",
+		\"archive\": {\"members\": [{\"path\": \"b.bin\", \"random\": 4194304, \"seed\": $2,
+		\"compress\": \"stored\"}]}}]}"
+}
+job_is() {
+	[ "$(getfattr --only-values -n user.gitlab.job.id "$mnt/acme%2Fplatform%2Fapp/main/build")" = "$1" ]
+}
+member_sum() {
+	"$PYTHON" -c 'import hashlib, sys, zipfile
+print(hashlib.sha256(zipfile.ZipFile(sys.argv[1]).read("b.bin")).hexdigest())' "$1"
+}
+
+modes=(redirect proxied no-range s3)
+[ -n "${STORAGE_MODES:-}" ] && read -ra modes <<<"$STORAGE_MODES" # e.g. STORAGE_MODES=s3
+for mode in "${modes[@]}"; do
+	ttl=()
+	if [ "$mode" = s3 ]; then
+		start_ceph
+		start_sim --storage s3 --s3-endpoint "$S3_ENDPOINT_URL" --s3-bucket "storage-$$"
+		ttl=(--ttl 1) # the ref move below must show within a second
+	elif [ "$mode" = no-range ]; then
+		start_sim --no-range
+	else
+		start_sim --storage "$mode"
+	fi
 	reference "$mode"
 	sim_admin log/reset
-	mount_fs "$mnt" --cache-dir "$T/cache-$mode"
+	[ "$mode" = s3 ] && rgw_from=$(rgwlog_mark)
+	mount_fs "$mnt" --cache-dir "$T/cache-$mode" "${ttl[@]}"
 	build="$mnt/acme%2Fplatform%2Fapp/main/build"
 	check "$mode: cp -r of a job folder matches the archive" \
 		bash -c "cp -r '$build' '$T/copy-$mode' && diff -r '$T/copy-$mode' '$T/ref-$mode'"
@@ -35,8 +64,47 @@ for mode in redirect proxied no-range; do
 		check_eq "no-range: a server that ignores Range is read whole, once" 1 \
 			"$(simlog count --path '/jobs/1101/artifacts$' --status 200)"
 	fi
+	if [ "$mode" = s3 ]; then
+		check "s3: the archives came from radosgw" \
+			bash -c "[ \"\$(rgwlog count --from $rgw_from --method GET --path '^/storage-$$/')\" -gt 0 ]"
+		check_eq "s3: HEAD of an archive is a 303 (object storage)" 303 \
+			"$(curl -s -o /dev/null -w '%{http_code}' -I -H "PRIVATE-TOKEN: $GITLAB_TOKEN" \
+				"$URL/api/v4/projects/101/jobs/1101/artifacts")"
+		# a ref moved to another archive while a file is open: that file reads its own archive
+		# whole; radosgw ignores If-Range, so only the answer's ETag can tell the archives apart
+		pipeline 1952 1
+		wait_for 30 job_is 1952 || die "main/build did not become job 1952"
+		exec 4<"$mnt/acme%2Fplatform%2Fapp/main/build/b.bin"
+		head -c 4096 <&4 >/dev/null
+		pipeline 1953 2
+		wait_for 30 job_is 1953 || die "main/build did not become job 1953"
+		check_eq "s3: a new open after the ref moved reads the new archive" \
+			"$(member_sum "$T/sim-state/job-1953.zip")" \
+			"$(sha256sum <"$mnt/acme%2Fplatform%2Fapp/main/build/b.bin" | cut -c1-64)"
+		check_eq "s3: the file opened before the move reads its own archive, no bytes mixed" \
+			"$(member_sum "$T/sim-state/job-1952.zip")" \
+			"$("$PYTHON" -c 'import hashlib, os
+os.lseek(4, 0, os.SEEK_SET)
+h = hashlib.sha256()
+while True:
+    k = os.read(4, 1 << 20)
+    if not k:
+        break
+    h.update(k)
+print(h.hexdigest())' 2>&1)"
+		exec 4<&-
+		# the log shows headers (a harmless one sent on purpose proves it), never a credential
+		curl -s -o /dev/null -H "X-Afs-Probe: 1" "$S3_ENDPOINT_URL/"
+		check_eq "s3: radosgw's log shows request headers" 1 "$(rgwlog header X-Afs-Probe --from "$rgw_from")"
+		# (but the simulator's uploads of the new archives, signed with its own S3 key)
+		for h in PRIVATE-TOKEN JOB-TOKEN Authorization; do
+			check_eq "s3: radosgw never received $h from artifactfs" 0 "$(rgwlog header "$h" \
+				--from "$rgw_from" --except-value "AWS4-HMAC-SHA256 Credential=$AWS_ACCESS_KEY_ID/")"
+		done
+	fi
 	check "$mode: the token is not in the log" bash -c "! grep -qF '$GITLAB_TOKEN' '$T/daemon.log'"
 	unmount_fs "$mnt"
 	stop_sim
+	[ "$mode" = s3 ] && stop_ceph
 done
 finish

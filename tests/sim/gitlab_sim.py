@@ -3,9 +3,10 @@
 
 It follows doc/GITLAB-API.md: the seven artifact endpoints and /artifacts/tree,
 listings with GitLab's offset (and keyset) pagination, the three token kinds with their scope
-rules, ref resolution, the three storage modes (local, redirect to a second listener on
-127.0.0.2 with expiring signed URLs, proxied chunked), expiry per endpoint, keep/delete/409, fault
-injection, and a request log. Archives are built from a fixture description at start-up.
+rules, ref resolution, the storage modes (local, redirect to a second listener on 127.0.0.2 with
+expiring signed URLs, proxied chunked, and s3: the archives in a real S3 store such as radosgw,
+reached through presigned URLs; only that mode needs boto3), expiry per endpoint,
+keep/delete/409, fault injection, and a request log. Archives are built from a fixture description at start-up.
 See README.md beside this file.
 """
 import argparse
@@ -331,6 +332,7 @@ class World:
         self.jobs = {}
         self.pipelines = {}
         self.conflict = False
+        self.on_new_archive = None  # set by an object store: called for archives built later
         for p in fixture.get("projects", []):
             self.add_project(p)
 
@@ -394,6 +396,8 @@ class World:
             path = os.path.join(self.state_dir, "job-%d.zip" % j["id"])
             build_archive(spec, path)
             j["archive_path"] = path
+            if self.on_new_archive:
+                self.on_new_archive(j)
         self.jobs[j["id"]] = j
         pl["jobs"].append(j["id"])
 
@@ -611,6 +615,13 @@ class Sim:
         if args.storage == "redirect":
             self.store_server = Server(("127.0.0.2", 0), make_handler(self, "store"))
             self.store_base = "http://127.0.0.2:%d" % self.store_server.server_address[1]
+        self.s3 = S3Store(args, self.world) if args.storage == "s3" else None
+
+    def drop_archive(self, j):
+        """A job's archive is gone (deleted, erased): from the object store too."""
+        if self.s3 and j.get("archive_path"):
+            self.s3.delete(j)
+        j["archive_path"] = None
 
     def settle(self, timeout=2.0):
         """Waits until every request has been logged: a client sees its response whole before
@@ -634,6 +645,66 @@ class Sim:
         # a presigned URL is signed for one method, as S3's are (a HEAD on a GET URL: 403)
         msg = ("%s:%d" % (name, expires) + ("" if method == "GET" else ":" + method)).encode()
         return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()
+
+
+class S3Store:
+    """The archives in a real S3 bucket (radosgw in the suite), as GitLab keeps them with object
+    storage: uploaded at start (and when a pipeline is added), removed when deleted, and reached
+    through SigV4 presigned URLs that expire after --url-lifetime. Keys come from
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, never from the command line. The object's key is
+    the archive's file name (one per job: an archive is never replaced, doc/GITLAB-API.md)."""
+
+    def __init__(self, args, world):
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError:
+            sys.exit("gitlab_sim: --storage s3 needs boto3 (python3-boto3; run /usr/bin/python3)")
+        if not args.s3_endpoint or not re.match(r"^https?://", args.s3_endpoint):
+            sys.exit("gitlab_sim: --storage s3 needs --s3-endpoint http(s)://HOST:PORT")
+        if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
+            sys.exit("gitlab_sim: --storage s3 needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                     "in the environment")
+        self.bucket = args.s3_bucket
+        self.lifetime = args.url_lifetime
+        # path-style addressing (radosgw without a wildcard DNS name); the region is signed but
+        # radosgw does not check it
+        self.client = boto3.client(
+            "s3", endpoint_url=args.s3_endpoint,
+            region_name=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                          retries={"max_attempts": 3}))
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            try:
+                self.client.create_bucket(Bucket=self.bucket)
+            except self.client.exceptions.BucketAlreadyOwnedByYou:
+                pass
+            with world.lock:
+                jobs = [j for j in world.jobs.values() if j.get("archive_path")]
+            for j in jobs:
+                self.put(j)
+        except (BotoCoreError, ClientError) as e:
+            sys.exit("gitlab_sim: the S3 store at %s refused the archives: %s" % (args.s3_endpoint, e))
+        world.on_new_archive = self.put
+
+    @staticmethod
+    def key(j):
+        return os.path.basename(j["archive_path"])
+
+    def put(self, j):
+        # one PUT, not multipart: the ETag is then the archive's MD5, as tests may check
+        with open(j["archive_path"], "rb") as f:
+            self.client.put_object(Bucket=self.bucket, Key=self.key(j), Body=f,
+                                   ContentType="application/zip")
+
+    def delete(self, j):
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(j))
+
+    def url(self, j, method):
+        op = "head_object" if method == "HEAD" else "get_object"
+        return self.client.generate_presigned_url(
+            op, Params={"Bucket": self.bucket, "Key": self.key(j)}, ExpiresIn=self.lifetime)
 
 
 class Link:
@@ -996,7 +1067,7 @@ def admin(sim, h):
             j = sim.world.jobs.get(int(json.loads(body)["job"]))
             if not j:
                 raise HTTPError(404)
-            j["archive_path"] = None
+            sim.drop_archive(j)
     elif path == "/-/sim/shutdown":
         threading.Thread(target=shutdown, args=(sim,), daemon=True).start()
     else:
@@ -1615,7 +1686,7 @@ def delete_job_artifacts(sim, h, who, query, pid, jid):
     j = job_of(sim, p, jid)
     if sim.world.conflict:
         raise HTTPError(409, "409 Conflict: project statistics are being refreshed")
-    j["archive_path"] = None
+    sim.drop_archive(j)
     h.send_response(204)
     h.send_header("Content-Length", "0")
     h.end_headers()
@@ -1658,6 +1729,14 @@ def parse_range(header, size):
 
 def serve_archive(sim, h, j):
     path = j["archive_path"]
+    if sim.s3:
+        # object storage, direct download (present_carrierwave_file! in lib/api/helpers.rb):
+        # 302 to a presigned GET; HEAD 303 to a URL signed for HEAD only (GITLAB-API.md)
+        h.send_response(303 if h.command == "HEAD" else 302)
+        h.send_header("Location", sim.s3.url(j, h.command))
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+        return None
     if sim.args.storage == "redirect":
         name = os.path.basename(path)
         expires = int(time.time()) + sim.args.url_lifetime
@@ -1881,7 +1960,11 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--ready-file")
     ap.add_argument("--log")
-    ap.add_argument("--storage", choices=["local", "redirect", "proxied"], default="local")
+    ap.add_argument("--storage", choices=["local", "redirect", "proxied", "s3"], default="local")
+    ap.add_argument("--s3-endpoint", help="--storage s3: the S3 store's URL (keys from "
+                    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
+    ap.add_argument("--s3-bucket", default="artifacts", help="--storage s3: the bucket (made if "
+                    "missing)")
     ap.add_argument("--no-tree", action="store_true")
     ap.add_argument("--faults", default="")
     ap.add_argument("--state-dir")
