@@ -4,9 +4,9 @@
 _artifactfs()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-	local opts="--token-file --project --cache-dir --cache-size --ttl --timeout --connections --retry-for
+	local opts="--token-file --project --cache-dir --cache-size --memory-limit --ttl --timeout --connections --retry-for
 		--ca-file --allow-delete --log-file --foreground --debug --read-only --help --version -f -d -s -o -h -V"
-	local oopts="token_file= project= cache_dir= cache_size= ttl= timeout= connections= retry_for= ca_file= allow_delete
+	local oopts="token_file= project= cache_dir= cache_size= memory_limit= ttl= timeout= connections= retry_for= ca_file= allow_delete
 		log_file= allow_other auto_unmount default_permissions uid= gid= umask= ro rw"
 	case $prev in
 	--token-file | --log-file | --ca-file)
@@ -17,7 +17,7 @@ _artifactfs()
 		COMPREPLY=($(compgen -d -- "$cur"))
 		return
 		;;
-	--project | --cache-size | --ttl | --timeout | --connections | --retry-for)
+	--project | --cache-size | --memory-limit | --ttl | --timeout | --connections | --retry-for)
 		return
 		;;
 	-o)
