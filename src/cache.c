@@ -8,11 +8,12 @@
  * A block's bytes are written before its checksum and its checksum before its map byte, and map
  * bytes are written one by one (no read-modify-write), so any process, or a daemon killed at any
  * moment, sees a block as present only when all of it and its checksum are on disk; every block
- * read from disk is checked against its checksum once per mount before it is served, and a block
- * that fails is dropped and fetched again. Bytes are counted against the limit before they are
+ * read from disk is checked against its checksum at every read before it is served (another
+ * machine may have written it since), and a block that fails is dropped and fetched again. Bytes are counted against the limit before they are
  * written (cachespace_reserve), each block once. Concurrent reads of the same missing blocks
- * cause one fetch (inflight marks them; the others wait on the entry's condition variable), and
- * no lock is held while a fetch runs but the file's shared flock(). Lock order: see cache.h. */
+ * cause one fetch (inflight marks them; the others wait on the entry's condition variable); across
+ * processes and machines a fetch claims its blocks with an OFD lock on their map bytes
+ * (claim_run), and no lock is held while a fetch runs but the file's shared flock() and that. Lock order: see cache.h. */
 #include "cache_i.h"
 
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "artifactfs/crc.h"
@@ -71,14 +73,12 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 	e->map = calloc(e->nblocks + 1, 1);
 	e->inflight = calloc(e->nblocks + 1, 1);
 	e->accounted = calloc(e->nblocks + 1, 1);
-	e->verified = calloc(e->nblocks + 1, 1);
-	if (!e->key || !e->map || !e->inflight || !e->accounted || !e->verified ||
-	    (e->nblocks && cachefile_read_all(fd, e->map, e->nblocks, HEADER_LEN))) {
+	if (!e->key || !e->map || !e->inflight || !e->accounted ||
+	    (e->nblocks && cachefile_read_fresh(c, fd, e->map, e->nblocks, HEADER_LEN))) {
 		free(e->key);
 		free(e->map);
 		free(e->inflight);
 		free(e->accounted);
-		free(e->verified);
 		free(e);
 		return NULL;
 	}
@@ -97,7 +97,6 @@ static void entry_free(struct cache_entry *e)
 	free(e->map);
 	free(e->inflight);
 	free(e->accounted);
-	free(e->verified);
 	free(e->key);
 	free(e);
 }
@@ -120,9 +119,8 @@ static int revive(struct cache_entry *e, const char *key)
 	close(e->fd);
 	e->fd = fd;
 	/* another process may have made and filled it already */
-	if (cachefile_read_all(fd, e->map, e->nblocks, HEADER_LEN))
+	if (cachefile_read_fresh(c, fd, e->map, e->nblocks, HEADER_LEN))
 		memset(e->map, 0, e->nblocks);
-	memset(e->verified, 0, e->nblocks);
 	memset(e->accounted, 0, e->nblocks);
 	e->n_runs = 0;
 	pthread_mutex_unlock(&e->lock);
@@ -169,6 +167,7 @@ int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out)
 	pthread_mutex_init(&c->folder_lock, NULL);
 	pthread_mutex_init(&c->lock, NULL);
 	c->limit = limit_bytes;
+	c->fetch_wait_s = 30;
 	c->vfd = c->lockfd = -1;
 	int err = cachefile_open_folder(c, dir);
 	if (!err)
@@ -179,6 +178,11 @@ int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out)
 	}
 	*out = c;
 	return 0;
+}
+
+void cache_set_fetch_wait(struct cache *c, int seconds)
+{
+	c->fetch_wait_s = seconds;
 }
 
 void cache_close(struct cache *c)
@@ -269,8 +273,6 @@ static void map_set(struct cache_entry *e, uint64_t first, uint64_t last, unsign
 		size_t n = last - b < sizeof(bytes) ? (size_t)(last - b) : sizeof(bytes);
 		if (cachefile_write_all(e->fd, bytes, n, HEADER_LEN + b) == 0 || !value)
 			memset(e->map + b, value, n);
-		if (!value)
-			memset(e->verified + b, 0, n);
 		b += n;
 	}
 }
@@ -367,9 +369,7 @@ static int mark_covered(struct cache_entry *e, uint64_t start, uint64_t end, uin
 	if (err)
 		return err;
 	map_set(e, first, last, 1);
-	for (uint64_t b = first; b < last; b++)
-		e->verified[b] = e->map[b]; /* its checksum is of the bytes on disk */
-	pthread_cond_broadcast(&e->cond);   /* waiting readers of these blocks may go on */
+	pthread_cond_broadcast(&e->cond); /* waiting readers of these blocks may go on */
 	return 0;
 }
 
@@ -663,13 +663,11 @@ static void drop_locked(struct cache_entry *e, uint64_t first, uint64_t last)
 /* ---- reading ---- */
 
 /* Picks up blocks that another process fetched into (or dropped from) the same file; blocks
- * [first, last]. A block found missing is checked again once someone marks it anew. Entry lock
- * held. */
+ * [first, last]. Entry lock held. */
 static void refresh_map(struct cache_entry *e, uint64_t first, uint64_t last)
 {
-	cachefile_read_all(e->fd, e->map + first, (size_t)(last - first + 1), HEADER_LEN + first);
-	for (uint64_t b = first; b <= last; b++)
-		e->verified[b] &= e->map[b];
+	cachefile_read_fresh(e->c, e->fd, e->map + first, (size_t)(last - first + 1),
+			     HEADER_LEN + first);
 }
 
 static int has_locked(struct cache_entry *e, uint64_t first, uint64_t last, uint64_t *missing)
@@ -693,7 +691,42 @@ int cache_entry_has(struct cache_entry *e, uint64_t off, uint64_t len)
 	return has;
 }
 
-/* Fetches the run of missing blocks starting at b; entry lock held on entry and exit. */
+/* Claims blocks [first, end) for a fetch against other processes and machines: an OFD write
+ * lock on their bytes of the map, which the file system shows to every client. Held by another,
+ * it waits for it (that fetch ends, or the file system drops the lock of a dead client) up to
+ * c->fetch_wait_s, polling: a blocking wait could not be bounded, and a client that died
+ * holding it keeps it until its server evicts it. True when claimed (then release_run()); false
+ * when the wait ran out, was interrupted or the file system has no such locks: the fetch goes
+ * on unclaimed, as within one process, since both fetches store the same bytes. No lock held. */
+static bool claim_run(struct cache_entry *e, uint64_t first, uint64_t end)
+{
+	int err = cachefile_range_lock(e->fd, HEADER_LEN + first, end - first);
+	struct timespec t0, now, pause = {0, 1000000};
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	now = t0;
+	while (err == -EAGAIN && now.tv_sec - t0.tv_sec < e->c->fetch_wait_s && !intr_pending()) {
+		nanosleep(&pause, NULL);
+		if (pause.tv_nsec < 64000000)
+			pause.tv_nsec *= 2;
+		err = cachefile_range_lock(e->fd, HEADER_LEN + first, end - first);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	}
+	if (err == -EAGAIN && !intr_pending())
+		log_msg(LOG_WARNING,
+			"cache: blocks %" PRIu64 "-%" PRIu64
+			" of %s have been fetched elsewhere for "
+			"%d s (a machine that died holding them?); fetching them here too",
+			first, end - 1, e->key, e->c->fetch_wait_s);
+	return err == 0;
+}
+
+static void release_run(struct cache_entry *e, uint64_t first, uint64_t end)
+{
+	cachefile_range_unlock(e->fd, HEADER_LEN + first, end - first);
+}
+
+/* Fetches the run of missing blocks starting at b, once claimed: what another process fetched
+ * meanwhile is not fetched again. Entry lock held on entry and exit. */
 static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t min_fetch)
 {
 	uint64_t want_end = b + (min_fetch + BLOCK - 1) / BLOCK; /* exclusive, in blocks */
@@ -706,9 +739,25 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 	struct cache_source src = e->src;
 	pthread_mutex_unlock(&e->lock);
 
+	bool claimed = claim_run(e, b, end);
+	/* the map as the last fetcher left it: read after its lock was released, coherent */
+	pthread_mutex_lock(&e->lock);
+	refresh_map(e, b, end - 1);
+	uint64_t lo = b, hi = end;
+	while (lo < hi && e->map[lo])
+		lo++;
+	while (hi > lo && e->map[hi - 1])
+		hi--;
+	pthread_mutex_unlock(&e->lock);
 	uint64_t off = b * BLOCK, stop = end * BLOCK < e->size ? end * BLOCK : e->size;
-	atomic_fetch_add(&e->c->fetches, 1);
-	int err = run_fetch(e, &src, off, stop - off);
+	int err = 0;
+	if (lo < hi) {
+		uint64_t from = lo * BLOCK, to = hi * BLOCK < e->size ? hi * BLOCK : e->size;
+		atomic_fetch_add(&e->c->fetches, 1);
+		err = run_fetch(e, &src, from, to - from);
+	}
+	if (claimed)
+		release_run(e, b, end);
 
 	pthread_mutex_lock(&e->lock);
 	for (uint64_t i = b; i < end; i++)
@@ -751,24 +800,23 @@ static int make_present(struct cache_entry *e, uint64_t first, uint64_t last, ui
 	return err;
 }
 
-/* Checks the blocks [first, last] held in buf (from block first on) that were not checked yet:
- * a block that fails is dropped, to be fetched again, and the call returns -EAGAIN. */
+/* Checks the blocks [first, last] held in buf (from block first on): a block that fails is
+ * dropped, to be fetched again, and the call returns -EAGAIN. */
 static int check_blocks(struct cache_entry *e, uint64_t first, uint64_t last,
 			const unsigned char *buf)
 {
 	size_t n = (size_t)(last - first + 1);
 	uint32_t *sums = malloc(n * SUM_LEN);
-	int err = sums ? cachefile_read_all(e->fd, sums, n * SUM_LEN, e->sums_off + first * SUM_LEN)
+	int err = sums ? cachefile_read_fresh(e->c, e->fd, sums, n * SUM_LEN,
+					      e->sums_off + first * SUM_LEN)
 		       : -ENOMEM;
 	uint64_t bad = 0, first_bad = 0;
 	pthread_mutex_lock(&e->lock);
 	for (uint64_t b = first; !err && b <= last; b++) {
-		if (e->verified[b] || !e->map[b])
-			continue; /* checked, or dropped meanwhile (then the bytes are read again) */
-		if (crc_castagnoli(buf + (b - first) * BLOCK, block_len(e, b)) == sums[b - first]) {
-			e->verified[b] = 1;
+		if (!e->map[b])
+			continue; /* dropped meanwhile: the bytes are read again */
+		if (crc_castagnoli(buf + (b - first) * BLOCK, block_len(e, b)) == sums[b - first])
 			continue;
-		}
 		first_bad = bad++ ? first_bad : b;
 		drop_locked(e, b, b + 1);
 	}
@@ -782,23 +830,13 @@ static int check_blocks(struct cache_entry *e, uint64_t first, uint64_t last,
 	return err ? err : bad ? -EAGAIN : 0;
 }
 
-static bool all_verified(struct cache_entry *e, uint64_t first, uint64_t last)
-{
-	pthread_mutex_lock(&e->lock);
-	uint64_t b = first;
-	while (b <= last && e->verified[b])
-		b++;
-	pthread_mutex_unlock(&e->lock);
-	return b > last;
-}
-
 /* Reads present bytes; -EAGAIN when the file ends before them (it was cut while open here):
  * every block past its end is dropped and fetched again, rather than failing every read from
  * now on (or reading zeros once a write extends it again). */
 static int read_present(struct cache_entry *e, void *buf, size_t len, uint64_t off)
 {
 	struct stat st;
-	int err = cachefile_read_all(e->fd, buf, len, e->data_off + off);
+	int err = cachefile_read_fresh(e->c, e->fd, buf, len, e->data_off + off);
 	if (err != -EIO || fstat(e->fd, &st) || (uint64_t)st.st_size >= e->data_off + off + len)
 		return err;
 	log_msg(LOG_WARNING, "cache: the file of %s was cut short; fetching again", e->key);
@@ -809,13 +847,12 @@ static int read_present(struct cache_entry *e, void *buf, size_t len, uint64_t o
 	return -EAGAIN;
 }
 
-/* Reads [off, off + len) from the file (present), checking every block not checked yet in this
- * process first: -EAGAIN when one failed and was dropped. */
+/* Reads [off, off + len) from the file (present), checking every block it touches first, at
+ * every read: other processes and machines write the folder too, and a block checked once may
+ * have been changed since. -EAGAIN when one failed and was dropped. */
 static int read_checked(struct cache_entry *e, void *buf, size_t len, uint64_t off)
 {
 	uint64_t first = off / BLOCK, last = (off + len - 1) / BLOCK;
-	if (all_verified(e, first, last))
-		return read_present(e, buf, len, off);
 	uint64_t lo = first * BLOCK;
 	uint64_t hi = (last + 1) * BLOCK < e->size ? (last + 1) * BLOCK : e->size;
 	unsigned char *blocks = malloc((size_t)(hi - lo));

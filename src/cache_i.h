@@ -76,6 +76,10 @@ struct cache {
 	int vfd;    /* DIR/v2, opened once without following symlinks */
 	int lockfd; /* DIR/v2/.lock: flock()ed around the shared count it holds */
 	uint64_t limit;
+	/* the folder is on a network or FUSE file system (CephFS, NFS): what other machines write
+	 * is read past this machine's page cache (cachefile_read_fresh) */
+	bool shared_fs;
+	int fetch_wait_s; /* how long a fetch waits for another process's fetch of its blocks */
 	/* this process's turn at the flock() of lockfd, which cannot tell the threads sharing
 	 * lockfd apart: taken first, released last */
 	pthread_mutex_t folder_lock;
@@ -114,8 +118,6 @@ struct cache_entry {
 	unsigned char *map;       /* protected by lock */
 	unsigned char *inflight;  /* protected by lock */
 	unsigned char *accounted; /* protected by lock: the block's bytes count in cache->used */
-	unsigned char *verified;  /* protected by lock: checked against its checksum (or written) by
-				  * this process since it was last marked present */
 	struct run *runs;         /* protected by lock: contiguous writes not yet whole blocks */
 	size_t n_runs;            /* protected by lock */
 	struct cache_source src;  /* protected by lock; set once by cache_entry_bind */
@@ -176,6 +178,15 @@ int cachefile_open_folder(struct cache *c, const char *dir);
  * end), -errno. */
 int cachefile_write_all(int fd, const void *buf, size_t len, uint64_t off);
 int cachefile_read_all(int fd, void *buf, size_t len, uint64_t off);
+/* cachefile_read_all() of bytes another machine may have written: on a shared file system the
+ * pages are dropped from the page cache first (a FUSE client such as ceph-fuse may keep stale
+ * ones: measured), so the read reaches the file system, coherent under its locks. */
+int cachefile_read_fresh(const struct cache *c, int fd, void *buf, size_t len, uint64_t off);
+/* An OFD write lock on [off, off + len) of fd, without waiting: 0, -EAGAIN when another open
+ * file holds part of it (in any process, on any machine sharing the file system), -errno (no
+ * OFD locks on this file system). Closing fd (its last duplicate) releases it. */
+int cachefile_range_lock(int fd, uint64_t off, uint64_t len);
+void cachefile_range_unlock(int fd, uint64_t off, uint64_t len);
 /* The header of a file of an archive of size bytes. */
 void cachefile_header(char header[HEADER_LEN], uint64_t size);
 /* Gives the metadata of a new file of an archive of size bytes its disk blocks. Returns 0 (or

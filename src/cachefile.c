@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 char *cachefile_name(const char *key)
@@ -116,6 +117,18 @@ static void drop_old_version(int rootfd)
 	unlinkat(rootfd, OLD_VERSION_DIR, AT_REMOVEDIR);
 }
 
+/* File systems other machines may write to (whose page cache may be stale): FUSE (ceph-fuse,
+ * sshfs, ...), CephFS, NFS, SMB, 9p, Lustre, GPFS. */
+static bool is_shared_fs(const struct statfs *sf)
+{
+	static const unsigned long types[] = {0x65735546, 0x00c36400, 0x6969,     0xff534d42,
+					      0xfe534d42, 0x01021997, 0x0bd00bd0, 0x47504653};
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if ((unsigned long)sf->f_type == types[i])
+			return true;
+	return false;
+}
+
 /* Opens the folder's version directory and its lock file, never through a symlink. */
 static int open_folder(struct cache *c, const char *abs)
 {
@@ -135,6 +148,8 @@ static int open_folder(struct cache *c, const char *abs)
 	struct stat st;
 	if (fstat(c->lockfd, &st))
 		return -errno;
+	struct statfs sf;
+	c->shared_fs = fstatfs(c->vfd, &sf) == 0 && is_shared_fs(&sf);
 	return cachefile_is_ours(&st) ? 0 : -EACCES;
 }
 
@@ -187,6 +202,36 @@ int cachefile_read_all(int fd, void *buf, size_t len, uint64_t off)
 		off += (uint64_t)n;
 	}
 	return 0;
+}
+
+int cachefile_read_fresh(const struct cache *c, int fd, void *buf, size_t len, uint64_t off)
+{
+	if (c->shared_fs && len > 0) {
+		/* whole pages only are dropped: widen the range to them */
+		uint64_t lo = off / PAGE * PAGE, hi = (off + len + PAGE - 1) / PAGE * PAGE;
+		posix_fadvise(fd, (off_t)lo, (off_t)(hi - lo), POSIX_FADV_DONTNEED);
+	}
+	return cachefile_read_all(fd, buf, len, off);
+}
+
+static int range_lock(int fd, short type, uint64_t off, uint64_t len)
+{
+	struct flock fl = {
+		.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)off, .l_len = (off_t)len};
+	while (fcntl(fd, F_OFD_SETLK, &fl))
+		if (errno != EINTR)
+			return errno == EACCES ? -EAGAIN : -errno;
+	return 0;
+}
+
+int cachefile_range_lock(int fd, uint64_t off, uint64_t len)
+{
+	return range_lock(fd, F_WRLCK, off, len);
+}
+
+void cachefile_range_unlock(int fd, uint64_t off, uint64_t len)
+{
+	range_lock(fd, F_UNLCK, off, len);
 }
 
 /* ---- making a file, and opening one ---- */

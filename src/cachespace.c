@@ -23,7 +23,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +32,6 @@
 #include "artifactfs/grow.h"
 #include "artifactfs/log.h"
 
-#define STALE_TMP_S 600
 /* evictions tried to free a full disk for one write before giving up with ENOSPC */
 #define DISK_FULL_TRIES 64
 
@@ -185,7 +183,8 @@ static uint64_t folder_lock(struct cache *c)
 	while (flock(c->lockfd, LOCK_EX) && errno == EINTR)
 		;
 	uint64_t used = 0;
-	if (pread(c->lockfd, &used, sizeof(used), 0) != (ssize_t)sizeof(used))
+	/* past the page cache: another machine's client wrote it last */
+	if (cachefile_read_fresh(c, c->lockfd, &used, sizeof(used), 0))
 		used = 0;
 	return used;
 }
@@ -220,14 +219,18 @@ struct found {
 	time_t mtime;
 };
 
-static bool tmp_is_stale(const char *name, const struct stat *st)
+/* A temporary file is stale when its writer is gone: the writer holds its flock() from making
+ * it to linking it into place, and the file system drops it when the writer dies (on a shared
+ * one, when its server evicts the dead client). Not a PID: that names a process of one machine,
+ * and the folder may be shared by several. */
+static bool tmp_is_stale(struct cache *c, const char *name)
 {
-	long pid = 0;
-	const char *dash = strrchr(name, '-');
-	if (dash)
-		pid = strtol(dash + 1, NULL, 10);
-	bool dead = pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-	return dead || time(NULL) - st->st_mtime > STALE_TMP_S;
+	int fd = openat(c->vfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP || errno == EACCES; /* planted: away with it */
+	bool stale = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	return stale;
 }
 
 /* Notes one <key>.afs file found by a scan; a file that is not ours is removed. */
@@ -270,7 +273,7 @@ static int read_folder(struct cache *c, struct found **f, size_t *nf)
 		if (fstatat(c->vfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
 		if (strncmp(de->d_name, ".tmp-", 5) == 0) {
-			if (tmp_is_stale(de->d_name, &st))
+			if (tmp_is_stale(c, de->d_name))
 				cachefile_remove(c, de->d_name);
 		} else if (n > 4 && strcmp(de->d_name + n - 4, ".afs") == 0) {
 			err = scan_file(c, de->d_name, n, &st, f, nf, &cap);
@@ -450,17 +453,19 @@ static int create_file(struct cache *c, const char *name, const char *key, uint6
 	char *tmp = NULL;
 	if (size > MAX_ARCHIVE_BYTES)
 		return -EFBIG;
-	/* the pid comes last: cache_open() of a later mount removes files of dead creators */
+	/* its flock() says its writer lives (tmp_is_stale); the pid is only for people */
 	if (asprintf(&tmp, ".tmp-%s-%u-%ld", key, atomic_fetch_add(&serial, 1), (long)getpid()) < 0)
 		return -ENOMEM;
 	cachefile_remove(c, tmp);
 	int fd = openat(c->vfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	int err = fd < 0 ? -errno : init_file(c, fd, size);
-	if (fd >= 0)
-		close(fd);
-	if (!err && linkat(c->vfd, tmp, c->vfd, name, 0) && errno != EEXIST)
+	int err = fd < 0 ? -errno : flock(fd, LOCK_EX) ? -errno : init_file(c, fd, size);
+	/* ENOENT: a scan judged it stale in the instant before its flock(): the caller tries
+	 * again, as when another process made the file first */
+	if (!err && linkat(c->vfd, tmp, c->vfd, name, 0) && errno != EEXIST && errno != ENOENT)
 		err = -errno;
 	unlinkat(c->vfd, tmp, 0);
+	if (fd >= 0)
+		close(fd); /* after the unlink: its lock said it was alive until then */
 	free(tmp);
 	if (err && err != -ENOSPC && err != -EDQUOT && err != -ENOMEM && err != -EFBIG) {
 		/* the cache folder itself is broken (removed, made read-only): say so, once per try */

@@ -740,6 +740,8 @@ static int open_cache(struct daemon *d)
 			strerror(-err));
 		return -1;
 	}
+	/* a fleet's machine that died mid-fetch delays the others by one --timeout at most */
+	cache_set_fetch_wait(d->cache, d->timeout_s);
 	if (pool_new((unsigned)d->connections, &d->pool)) {
 		fprintf(stderr, "artifactfs: cannot start %d threads\n", d->connections);
 		return -1;

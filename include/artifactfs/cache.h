@@ -5,13 +5,15 @@
  * file plus a block map (one byte per CACHE_BLOCK_SIZE block: 1 present, 0 absent) and a CRC-32C
  * per block. Data is written before its checksum and its checksum before its block is marked, so
  * a daemon killed at any moment leaves at worst blocks that are fetched again: no half-written
- * byte is ever served. Entries are created in a temporary name and linked into place; stale
- * temporaries are removed by cache_open().
+ * byte is ever served. Entries are created in a temporary name, flock()ed by their writer, and
+ * linked into place; temporaries whose lock is free (their writer died) are removed by scans.
  *
  * Nothing on disk is trusted: files below the folder are opened with O_NOFOLLOW relative to it
  * and used only when they are private regular files of ours of exactly the expected length, and
- * each block is checked against its checksum the first time this process reads it. A failing
- * file or block is discarded and fetched again, never served.
+ * each block is checked against its checksum at every read (other processes and machines write
+ * the folder too). A failing file or block is discarded and fetched again, never served. On a
+ * shared file system (FUSE, CephFS, NFS) what others write (block maps, checksums, the count,
+ * data) is read past the page cache, coherent under the file system's locks.
  *
  * Size: the blocks on disk of every process sharing the folder stay within limit_bytes (a count
  * kept in the folder under flock(), redone from the folder before evicting); the least recently
@@ -24,7 +26,11 @@
  * (logged at DEBUG only): readers then read past the cache (readahead.c, job_pread), never ENOSPC.
  *
  * Single flight: concurrent reads of the same missing blocks cause one fetch; the others wait on
- * a condition variable. No lock is held while fetching but the file's shared flock() (a call runs).
+ * a condition variable. Across processes and machines, a fetch claims its blocks with an OFD
+ * write lock on their bytes of the map; a fetch of another process finding them claimed waits
+ * for the claim (at most cache_set_fetch_wait()), reads the map again and fetches only what is
+ * still missing. No lock is held while fetching but the file's shared flock() (a call runs) and
+ * that claim.
  *
  * Lock order: an entry's call lock (io_lock, taken by every call on it: read, fetch, write,
  * invalidate; it takes the file's shared flock()), then the folder lock (cache->folder_lock, this
@@ -61,6 +67,10 @@ struct cache_entry;
 int cache_open(const char *dir, uint64_t limit_bytes, struct cache **out);
 /* Every entry must have been put back. NULL is a no-op. */
 void cache_close(struct cache *c);
+/* How long a read waits for another process's or machine's fetch of the blocks it needs
+ * before it fetches them itself (default 30 s: a machine that died holding them keeps its lock
+ * until the file system evicts it). Set before the cache is used. */
+void cache_set_fetch_wait(struct cache *c, int seconds);
 
 /* Takes a reference on the entry named key (filename-safe: [A-Za-z0-9._-], <= 200 chars),
  * creating it when absent. size_bytes is the archive's size; 0 means "the size already recorded
@@ -103,8 +113,7 @@ uint64_t cache_writer_size(const struct cache_writer *w); /* the archive's size 
  * fetching the missing blocks first through the bound source (-EIO if none): the missing blocks
  * of [off, off+len) are fetched in as few fetch calls as possible, each extended to at least
  * min_fetch bytes (bounded by the size), single flight with other threads and bounded in total
- * by the cache limit. Every block is checked against its checksum the first time this process
- * reads it; one that fails is dropped and fetched again. Returns bytes read or -errno (the
+ * by the cache limit. Every block is checked against its checksum at every read; one that fails is dropped and fetched again. Returns bytes read or -errno (the
  * fetch's error, -ENOSPC, -EIO when a fetch returned 0 but left a block missing or a block
  * failed its checksum three times). */
 ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,

@@ -3,8 +3,11 @@
 # mounts of artifactfs, each with --cache-dir in the same CephFS folder but through its own
 # ceph-fuse mount (two machines), against the simulator keeping its archives in radosgw (S3).
 # One machine after the other reads a 32 MiB member exactly, and radosgw serves its bytes about
-# once; both at once read exactly (how often radosgw then served the bytes is printed, not yet
-# checked). Fails, never skips, when Ceph cannot start.
+# once; both at once too (a fetch in progress is claimed by a lock the other machine sees). A
+# byte flipped in the shared folder by one machine is not served by the one that wrote it. Two
+# machines with a small --cache-size keep the folder within it. A machine killed mid-read (its
+# daemon and its ceph-fuse client, then evicted) leaves the other reading exactly. Fails, never
+# skips, when Ceph cannot start.
 source "$(dirname "$0")/lib.sh"
 
 export GITLAB_TOKEN=$(fixture_token maintainer)
@@ -70,11 +73,64 @@ check_eq "machines A and B at once: A reads exactly" "$want" "$(cat "$T/sum-a")"
 check_eq "machines A and B at once: B reads exactly" "$want" "$(cat "$T/sum-b")"
 wait_for 20 served_at_least 1961 "$from" "$MEMBER"
 bytes=$(served 1961 "$from")
-echo "# info: both at once, radosgw sent $bytes bytes of a $size-byte archive ($(ratio "$bytes" "$size") x; not checked yet)"
+echo "# info: both at once, radosgw sent $bytes bytes of a $size-byte archive ($(ratio "$bytes" "$size") x)"
+check "radosgw served the archive about once (< 1.2 x) for both machines at once" \
+	awk -v b="$bytes" -v a="$size" 'BEGIN { exit !(b < 1.2 * a) }'
+
+# a byte flipped by machine B in the file machine A wrote (and checked) is never served by A
+file=$(ls -S "$CEPHFS_MNT_B"/cache/v2/*.afs | head -n1) # the largest: one of the 32 MiB archives
+whose=1960
+case $file in *1961*) whose=1961 ;; esac
+at=$(($(stat -c %s "$file") - $(stat -c %s "$T/sim-state/job-$whose.zip") + (4 << 20)))
+"$PYTHON" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR); at = int(sys.argv[2])
+b = os.pread(fd, 1, at); os.pwrite(fd, bytes([b[0] ^ 0xff]), at); os.close(fd)' "$file" "$at"
+# A's kernel keeps the member's pages: drop them, so that the read reaches A's cache
+"$PYTHON" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' \
+	"$jobs_a/$whose/big.bin"
+check_eq "machine A reads exactly after machine B flipped a byte of the cache" \
+	"$(member_sum $whose)" "$(read_sum "$jobs_a/$whose/big.bin")"
+check "machine A found the flipped byte" grep -q "failed their checksum" "$T/daemon.log"
+
+# two machines with a small --cache-size reading more than it: after each read the folder
+# holds at most that much (st_blocks: CephFS counts a file's whole length)
+LIMIT=$((24 << 20))
+MEMBER=$((8 << 20))
+mount_fs "$T/mnt-a2" --cache-dir "$CEPHFS_MNT_A/small" --cache-size 24M
+mount_fs "$T/mnt-b2" --cache-dir "$CEPHFS_MNT_B/small" --cache-size 24M
+peak=0
+for i in 0 1 2 3 4; do
+	job $((1970 + i)) $((10 + i))
+	m=$T/mnt-a2
+	[ $((i % 2)) -eq 1 ] && m=$T/mnt-b2
+	check_eq "small cache: read $i exact" "$(member_sum $((1970 + i)))" \
+		"$(read_sum "$m/acme%2Fplatform%2Fapp/-/jobs/$((1970 + i))/big.bin")"
+	used=$(find "$CEPHFS_MNT_A/small" -type f -printf '%b\n' | awk '{ s += $1 * 512 } END { print s + 0 }')
+	[ "$used" -gt "$peak" ] && peak=$used
+done
+echo "# info: small cache: the folder peaked at $peak bytes (limit $LIMIT)"
+check "the shared folder never held more than --cache-size" [ "$peak" -le "$LIMIT" ]
+unmount_fs "$T/mnt-a2"
+unmount_fs "$T/mnt-b2"
+
+# machine A killed mid-read, daemon and ceph-fuse client: once the MDS evicted the client (and
+# with it its locks), machine B reads the member exactly
+MEMBER=$((32 << 20))
+job 1980 20
+head -c $((6 << 20)) "$jobs_a/1980/big.bin" >/dev/null
+client=$(ceph --admin-daemon "$CEPH_DIR"/run/client.fsa.*.asok status | "$PYTHON" -c \
+	'import json, sys; print(json.load(sys.stdin)["id"])')
+kill -9 "${PID_OF[$T/mnt-a]}"
+kill -9 "$(cat "$CEPH_DIR/run/fuse.a.pid")"
+umount -l "$CEPHFS_MNT_A"
+fusermount3 -uz "$T/mnt-a"
+ceph tell mds.a client evict id="$client" >/dev/null 2>&1 || not_ok "the MDS evicted client $client"
+check_eq "machine A killed mid-read: machine B reads exactly" "$(member_sum 1980)" \
+	"$(read_sum "$jobs_b/1980/big.bin")"
 
 check_eq "radosgw never received the GitLab token" 0 "$(rgwlog header PRIVATE-TOKEN)"
 check "the token is not in the log" bash -c "! grep -qF '$GITLAB_TOKEN' '$T/daemon.log'"
-unmount_fs "$T/mnt-a"
 unmount_fs "$T/mnt-b"
 stop_sim
 stop_ceph

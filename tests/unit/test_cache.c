@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <errno.h>
@@ -38,16 +40,15 @@ struct source {
 	_Atomic pid_t readers[8]; /* for the single-flight gate; 0 until stored */
 	atomic_int n_readers;
 	int *hold; /* a pipe pair: say "in" on hold[1], go on when hold[0] gives a byte */
+	int tell;  /* for say_fetched(): a pipe's end */
 };
 
 /* The source the next read fetches from: entries are bound to fetch() once, and each test
  * process (Criterion forks one per test) says which struct source answers. */
 static struct source *active;
 
-static int fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
+static int fetch_with(struct source *s, struct cache_writer *w, uint64_t off, uint64_t len)
 {
-	(void)ctx;
-	struct source *s = active;
 	int call = atomic_fetch_add(&s->calls, 1);
 	if (s->gate)
 		s->gate(s, call);
@@ -70,6 +71,18 @@ static int fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
 		start += n;
 	}
 	return s->fail_after;
+}
+
+static int fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
+{
+	(void)ctx;
+	return fetch_with(active, w, off, len);
+}
+
+/* A fetch from the struct source ctx: for two caches in one test, each with its own. */
+static int fetch_ctx(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
+{
+	return fetch_with(ctx, w, off, len);
 }
 
 static int get_bound(struct cache *c, const char *key, uint64_t size, struct cache_entry **e)
@@ -302,6 +315,57 @@ Test(cache, a_read_fetches_its_free_blocks_while_another_fetch_holds_one)
 	cr_assert_eq(atomic_load(&s.calls), 2, "block 1 is fetched once, by the first read");
 	cache_entry_put(e);
 	cache_close(c);
+	tmpdir_remove(d);
+}
+
+/* Writes a byte to s->tell at each fetch. */
+static void say_fetched(struct source *s, int call)
+{
+	(void)call;
+	cr_assert_eq(write(s->tell, "f", 1), 1);
+}
+
+/* A fetch in progress is visible to other processes and machines through the file system's
+ * locks (an OFD lock, taken per open file: two caches on one folder in one process are two
+ * processes to it). The second cache's read waits for the first's fetch of the same blocks and
+ * then reads them, fetching nothing. Without the claim it fetches at once: the test gives it
+ * 2 s to do so before it lets the first fetch end (a grace to see the fault, not a
+ * synchronisation: with the claim nothing can fetch during it). */
+Test(cache, a_fetch_in_another_process_is_waited_for_not_repeated)
+{
+	char *d = tmpdir_new("cache");
+	struct cache *c1, *c2;
+	struct cache_entry *e1, *e2;
+	int in[2], go[2], told[2];
+	cr_assert_eq(pipe(in), 0);
+	cr_assert_eq(pipe(go), 0);
+	cr_assert_eq(pipe(told), 0);
+	int hold[2] = {go[0], in[1]};
+	struct source s1 = {.hold = hold}, s2 = {.gate = say_fetched, .tell = told[1]};
+	cr_assert_eq(cache_open(d, 1 << 30, &c1), 0);
+	cr_assert_eq(cache_open(d, 1 << 30, &c2), 0);
+	cr_assert_eq(cache_entry_get(c1, "k", SIZE, &e1), 0);
+	cache_entry_bind(e1, &(struct cache_source){fetch_ctx, &s1, NULL});
+	cr_assert_eq(cache_entry_get(c2, "k", SIZE, &e2), 0);
+	cache_entry_bind(e2, &(struct cache_source){fetch_ctx, &s2, NULL});
+	pthread_t a, b;
+	struct span_arg one = {e1, 100, 2 * CACHE_BLOCK_SIZE},
+			two = {e2, 100, 2 * CACHE_BLOCK_SIZE};
+	pthread_create(&a, NULL, read_span, &one);
+	await_fetch(in[0], "the first cache's fetch");
+	pthread_create(&b, NULL, read_span, &two);
+	struct pollfd p = {told[0], POLLIN, 0};
+	cr_assert_eq(poll(&p, 1, 2000), 0, "the second cache fetched while the first did");
+	cr_assert_eq(write(go[1], "g", 1), 1);
+	void *ok_a, *ok_b;
+	pthread_join(a, &ok_a);
+	pthread_join(b, &ok_b);
+	cr_assert(ok_a && ok_b, "both reads return the exact bytes");
+	cr_assert_eq(atomic_load(&s2.calls), 0, "the second cache read what the first fetched");
+	cache_entry_put(e1);
+	cache_entry_put(e2);
+	cache_close(c1);
+	cache_close(c2);
 	tmpdir_remove(d);
 }
 
@@ -627,6 +691,54 @@ Test(cache, a_block_that_fails_its_checksum_is_fetched_again)
 	cr_assert_eq(tail_fetches(d, "k"), 1, "the spoilt block, fetched once");
 	cr_assert_eq(tail_fetches(d, "k"), 0, "and now right on disk");
 	free(f);
+	tmpdir_remove(d);
+}
+
+/* Another machine may write the shared folder: a block this process wrote and checked is
+ * checked again at every read, and a byte flipped since is never served. */
+Test(cache, a_byte_flipped_after_this_process_wrote_it_is_never_served)
+{
+	char *d = tmpdir_new("cache");
+	struct cache *c;
+	struct cache_entry *e;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cr_assert_eq(get_bound(c, "k", SIZE, &e), 0);
+	check_range(e, &s, 0, SIZE);
+	check_range(e, &s, 0, SIZE); /* read back from disk: checked */
+	int calls = atomic_load(&s.calls);
+	char *f = entry_file(d, "k");
+	flip_byte(f, data_offset(SIZE) + CACHE_BLOCK_SIZE + 7);
+	check_range(e, &s, 0, SIZE);
+	cr_assert_eq(atomic_load(&s.calls), calls + 1, "the spoilt block, fetched again");
+	cache_entry_put(e);
+	cache_close(c);
+	free(f);
+	tmpdir_remove(d);
+}
+
+/* A temporary file's writer may be on another machine, where its PID means nothing: it is
+ * kept while its writer holds its lock, whatever the PID in its name, and removed once not. */
+Test(cache, a_temporary_file_is_kept_while_its_writer_holds_it)
+{
+	char *d = tmpdir_new("cache");
+	struct cache *c;
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cache_close(c);
+	char *tmp;
+	/* a PID no process of this machine has */
+	cr_assert(asprintf(&tmp, "%s/v2/.tmp-k-0-2147483646", d) > 0);
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(flock(fd, LOCK_EX), 0); /* its writer, alive on "another machine" */
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cache_close(c);
+	cr_assert_eq(access(tmp, F_OK), 0, "a temporary file being written is kept");
+	close(fd); /* its writer died: the file system dropped its lock */
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	cache_close(c);
+	cr_assert_neq(access(tmp, F_OK), 0, "a temporary file nobody writes is removed");
+	free(tmp);
 	tmpdir_remove(d);
 }
 
