@@ -393,6 +393,11 @@ int catalog_new(const struct catalog_config *cfg, struct catalog **out)
 	}
 	struct backend be = cfg->backend ? *cfg->backend : backend_gitlab(cfg->gl);
 	job_env_init(&c->env, &be, cfg->cache);
+	if (job_env_authorize(&c->env, cfg->ttl_s, cfg->now)) {
+		memo_free(c->memo);
+		free(c);
+		return -ENOMEM;
+	}
 	c->env.pool = cfg->pool;
 	c->be = &c->env.be;
 	c->projects = cfg->projects;
