@@ -382,6 +382,7 @@ void catalog_get_stats(struct catalog *c, struct catalog_stats *out)
 	out->indexes_loaded = atomic_load(&c->env.indexes_loaded);
 	out->arrived_bytes = atomic_load(&c->env.arrived_bytes);
 	out->transfers_active = atomic_load(&c->env.transfers);
+	out->auth_probes = atomic_load(&c->env.auth_probes);
 }
 
 int catalog_new(const struct catalog_config *cfg, struct catalog **out)
