@@ -382,6 +382,7 @@ void catalog_get_stats(struct catalog *c, struct catalog_stats *out)
 	out->indexes_loaded = atomic_load(&c->env.indexes_loaded);
 	out->arrived_bytes = atomic_load(&c->env.arrived_bytes);
 	out->transfers_active = atomic_load(&c->env.transfers);
+	out->auth_probes = atomic_load(&c->env.auth_probes);
 }
 
 int catalog_new(const struct catalog_config *cfg, struct catalog **out)
@@ -393,6 +394,11 @@ int catalog_new(const struct catalog_config *cfg, struct catalog **out)
 	}
 	struct backend be = cfg->backend ? *cfg->backend : backend_gitlab(cfg->gl);
 	job_env_init(&c->env, &be, cfg->cache);
+	if (job_env_authorize(&c->env, cfg->ttl_s, cfg->now)) {
+		memo_free(c->memo);
+		free(c);
+		return -ENOMEM;
+	}
 	c->env.pool = cfg->pool;
 	c->be = &c->env.be;
 	c->projects = cfg->projects;

@@ -488,7 +488,10 @@ static int open_path(const struct tree_path *tp, struct fh *fh)
 					    zip_reader_data_end(fh->reader) - p.m->comp_size,
 					    zip_reader_data_end(fh->reader), &fh->rd);
 	} else if (is_zip(tp)) {
-		err = readahead_new(fh->job, 0, job_size(fh->job), &fh->rd);
+		/* its bytes may be in the cache by another token's download: this one must be let */
+		err = job_authorize(fh->job);
+		if (!err)
+			err = readahead_new(fh->job, 0, job_size(fh->job), &fh->rd);
 	}
 	place_release(&p);
 	return err;

@@ -40,6 +40,8 @@ struct http {
 	CURL *pool[POOL_MAX]; /* protected by pool_lock */
 	int n_pool;           /* protected by pool_lock */
 	atomic_uint_fast64_t requests, bytes;
+	atomic_uint_fast64_t storage_requests, storage_bytes; /* of those, to another origin */
+	atomic_uint_fast64_t outcomes[HTTP_OUTCOMES];
 	_Atomic int64_t down_until_ms; /* after a request found no server: fail fast until then */
 	struct urlcache *signed_urls;  /* API URL -> the storage URL it last redirected to */
 	bool (*cancelled)(void *ctx);

@@ -350,6 +350,21 @@ static int64_t expected_length(const struct attempt *a)
 	return -1;
 }
 
+/* Counts the exchange by origin and outcome, for --metrics-file. */
+static void count_outcome(struct attempt *a, const struct target *t, CURLcode rc)
+{
+	if (!http_same_origin(a->h, t->url)) {
+		atomic_fetch_add(&a->h->storage_requests, 1);
+		atomic_fetch_add(&a->h->storage_bytes, a->received);
+	}
+	int o = rc != CURLE_OK || a->status < 200 ? HTTP_OUTCOME_NONE
+		: a->status < 300                 ? HTTP_OUTCOME_2XX
+		: a->status < 400                 ? HTTP_OUTCOME_3XX
+		: a->status < 500                 ? HTTP_OUTCOME_4XX
+						  : HTTP_OUTCOME_5XX;
+	atomic_fetch_add(&a->h->outcomes[o], 1);
+}
+
 /* Performs one exchange. Returns 0 with a->status set, or -EIO (no answer, or a truncated body),
  * -EINTR (the reader was interrupted), or the sink's error. The easy handle goes back to the pool before returning. */
 int http_attempt_run(struct attempt *a, const struct target *t)
@@ -372,6 +387,7 @@ int http_attempt_run(struct attempt *a, const struct target *t)
 	curl_slist_free_all(hdrs);
 	atomic_fetch_add(&a->h->requests, 1);
 	atomic_fetch_add(&a->h->bytes, a->received);
+	count_outcome(a, t, rc);
 	bool head = !t->get && a->req->method && strcmp(a->req->method, "HEAD") == 0;
 	if (a->sink_err)
 		return a->sink_err;

@@ -236,6 +236,17 @@ void http_stats(struct http *h, uint64_t *requests, uint64_t *bytes)
 	*bytes = atomic_load(&h->bytes);
 }
 
+void http_get_counters(struct http *h, struct http_counters *out)
+{
+	uint64_t all = atomic_load(&h->requests), bytes = atomic_load(&h->bytes);
+	out->storage_requests = atomic_load(&h->storage_requests);
+	out->storage_bytes = atomic_load(&h->storage_bytes);
+	out->server_requests = all > out->storage_requests ? all - out->storage_requests : 0;
+	out->server_bytes = bytes > out->storage_bytes ? bytes - out->storage_bytes : 0;
+	for (int i = 0; i < HTTP_OUTCOMES; i++)
+		out->outcomes[i] = atomic_load(&h->outcomes[i]);
+}
+
 void http_set_cancel(struct http *h, bool (*cancelled)(void *ctx), void *ctx)
 {
 	h->cancelled = cancelled;

@@ -6,7 +6,12 @@
  * j->cond; a waiter whose reader is interrupted leaves with -EINTR, and a load it interrupted
  * is made again by the next caller) and is immutable after; the attachment is set once and freed first, as it may borrow
  * the index. The cache entry's source is a copy of what names the archive on the server (never
- * the job itself: the entry may outlive it, shared by another job object of the same key). */
+ * the job itself: the entry may outlive it, shared by another job object of the same key).
+ *
+ * Authorization (job_authorize) is kept per cache key in env->auth, a memo with the TTL: every
+ * good archive answer to this mount's token (a fetch into the cache, a fetch past it, a by-ref
+ * probe's seed) records a yes, so a job read from GitLab costs no request more; a job whose
+ * bytes all came from the shared cache costs one ranged GET of one byte per TTL. */
 #include "artifactfs/job.h"
 
 #include <errno.h>
@@ -46,9 +51,17 @@ void job_env_init(struct job_env *env, const struct backend *be, struct cache *c
 	atomic_init(&env->arrived_bytes, 0);
 	atomic_init(&env->transfers, 0);
 	atomic_init(&env->window_bytes, 0);
+	atomic_init(&env->auth_probes, 0);
 	pthread_mutex_init(&env->lock, NULL);
 	pthread_cond_init(&env->cond, NULL);
 	env->prefetching = 0;
+	env->auth = NULL;
+}
+
+int job_env_authorize(struct job_env *env, int ttl_s, time_t (*now)(void))
+{
+	env->auth = memo_new(ttl_s, now);
+	return env->auth ? 0 : -ENOMEM;
 }
 
 void job_env_drain(struct job_env *env)
@@ -59,6 +72,8 @@ void job_env_drain(struct job_env *env)
 	pthread_mutex_unlock(&env->lock);
 	pthread_mutex_destroy(&env->lock);
 	pthread_cond_destroy(&env->cond);
+	memo_free(env->auth);
+	env->auth = NULL;
 }
 
 static char *dup_or_null(const char *s)
@@ -232,7 +247,7 @@ struct source {
 	const struct backend *be;
 	struct job_env *env; /* outlives every entry: the catalog drains its jobs first */
 	struct gl_archive a;
-	char *project, *ref, *name;
+	char *project, *ref, *name, *key;
 	struct job_pin pin;
 };
 
@@ -242,6 +257,7 @@ static void source_free(void *ctx)
 	free(s->project);
 	free(s->ref);
 	free(s->name);
+	free(s->key);
 	free(s);
 }
 
@@ -255,7 +271,8 @@ static struct source *source_new(const struct job *j)
 	s->project = strdup(j->project);
 	s->ref = dup_or_null(j->ref);
 	s->name = dup_or_null(j->name);
-	if (!s->project || (j->ref && !s->ref) || (j->name && !s->name)) {
+	s->key = strdup(j->key);
+	if (!s->project || (j->ref && !s->ref) || (j->name && !s->name) || !s->key) {
 		source_free(s);
 		return NULL;
 	}
@@ -282,6 +299,39 @@ void job_set_stop(const atomic_uint *stop, unsigned want)
 static bool stopped(const atomic_uint *stop, unsigned want)
 {
 	return stop && atomic_load(stop) != want;
+}
+
+/* ---- authorization: what this mount's token was let download, per cache key ---- */
+
+enum {
+	AUTH_KIND = 1
+};
+
+static void auth_val_free(struct memo_val *v)
+{
+	free(v);
+}
+
+/* A yes, made without a request: the caller has just had a good archive answer. */
+static int auth_yes(void *arg, struct memo_val **out)
+{
+	(void)arg;
+	struct memo_val *v = malloc(sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memo_val_init(v, auth_val_free);
+	*out = v;
+	return 0;
+}
+
+/* Records that this token just downloaded bytes of the archive of key (a yes already fresh, or
+ * a no given within the TTL, stays as it is). */
+static void auth_grant(struct job_env *env, const char *key)
+{
+	struct memo_val *v = NULL;
+	if (env->auth && memo_get(env->auth, &(struct memo_key){.kind = AUTH_KIND, .a = key},
+				  auth_yes, NULL, &v) == 0)
+		memo_val_put(v);
 }
 
 struct sink {
@@ -331,7 +381,11 @@ static int source_fetch(void *ctx, struct cache_writer *w, uint64_t off, uint64_
 {
 	struct source *s = ctx;
 	struct sink k = {w, s->env};
-	return archive_get(s->env, &s->a, &s->pin, cache_writer_size(w), off, len, writer_sink, &k);
+	int err = archive_get(s->env, &s->a, &s->pin, cache_writer_size(w), off, len, writer_sink,
+			      &k);
+	if (!err)
+		auth_grant(s->env, s->key);
+	return err;
 }
 /* Gets and binds the entry (no lock held: it opens files and takes a flock()). */
 static int entry_open(struct job *j, struct cache_entry **out)
@@ -375,6 +429,7 @@ int job_seed(struct job *j, uint64_t off, const void *buf, size_t len)
 {
 	struct cache_entry *e;
 	int err = job_cache_entry(j, &e);
+	auth_grant(j->env, j->key); /* the by-ref probe that got them was this token's */
 	return err ? err : cache_entry_write(e, off, buf, len);
 }
 
@@ -436,9 +491,10 @@ int job_index(struct job *j, const struct zipindex **out)
 		}
 	}
 	if (j->zi) {
-		*out = j->zi;
 		pthread_mutex_unlock(&j->lock);
-		return 0;
+		err = job_authorize(j); /* j->zi is set once and never freed while j is held */
+		*out = err ? NULL : j->zi;
+		return err;
 	}
 	j->loading = true;
 	pthread_mutex_unlock(&j->lock);
@@ -453,8 +509,50 @@ int job_index(struct job *j, const struct zipindex **out)
 	j->loading = false;
 	pthread_cond_broadcast(&j->cond);
 	pthread_mutex_unlock(&j->lock);
-	*out = zi;
+	if (!err) /* the index may have come from the cache, put there by another token */
+		err = job_authorize(j);
+	*out = err ? NULL : zi;
 	return err;
+}
+
+static int probe_sink(void *ctx, uint64_t off, const void *buf, size_t len)
+{
+	(void)ctx;
+	(void)off;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+/* Asks GitLab with this token: one byte of the archive (GITLAB-API.md: GET with a Range, not
+ * HEAD, which object storage answers with a redirect signed for HEAD only). */
+static int auth_probe(void *arg, struct memo_val **out)
+{
+	struct job *j = arg;
+	struct gl_archive a = {.project = j->project,
+			       .job_id = j->by_id ? j->id : 0,
+			       .ref = j->ref,
+			       .job_name = j->name};
+	atomic_fetch_add(&j->env->auth_probes, 1);
+	int err = j->size ? archive_get(j->env, &a, &j->pin, j->size, 0, 1, probe_sink, NULL)
+			  : -ENOENT; /* no archive to download */
+	return err ? err : auth_yes(NULL, out);
+}
+
+int job_authorize(struct job *j)
+{
+	struct job_env *env = j->env;
+	if (!env->auth)
+		return 0;
+	struct memo_key k = {.kind = AUTH_KIND, .a = j->key};
+	struct memo_val *v = memo_peek(env->auth, &k);
+	if (!v) {
+		int err = memo_get(env->auth, &k, auth_probe, j, &v);
+		if (err)
+			return err;
+	}
+	memo_val_put(v);
+	return 0;
 }
 
 /* ---- straight from the server, past the cache ---- */
@@ -501,6 +599,8 @@ ssize_t job_fetch(struct job *j, void *buf, size_t len, uint64_t off, const atom
 	int err = archive_get(j->env, &a, &j->pin, j->size, off, len, span_sink, &s);
 	if (err == -ECANCELED && s.filled == s.len && !stopped(stop, want))
 		err = 0; /* stopped by span_sink itself: everything asked for arrived */
+	if (!err || (err == -ECANCELED && s.filled > 0))
+		auth_grant(j->env, j->key);
 	if (!err && s.filled != s.len) {
 		log_set_reason("job %s: the server sent %" PRIu64 " of %zu bytes at %" PRIu64,
 			       j->name ? j->name : "?", s.filled, len, off);

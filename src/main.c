@@ -29,6 +29,7 @@
 #include "artifactfs/http.h"
 #include "artifactfs/log.h"
 #include "artifactfs/membudget.h"
+#include "artifactfs/metrics.h"
 #include "artifactfs/pool.h"
 
 #define TOKEN_MAX 4096
@@ -44,7 +45,7 @@ struct options {
 	char *ttl;
 	char *timeout;
 	char *connections;
-	char *log_file;
+	char *log_file, *metrics_file;
 	char *retry_for;
 	char *ca_file;
 	int allow_delete;
@@ -111,6 +112,9 @@ static const struct fuse_opt option_spec[] = {
 	OPT_S("--log-file=%s", log_file),
 	OPT_S("--log-file %s", log_file),
 	OPT_S("log_file=%s", log_file),
+	OPT_S("--metrics-file=%s", metrics_file),
+	OPT_S("--metrics-file %s", metrics_file),
+	OPT_S("metrics_file=%s", metrics_file),
 	FUSE_OPT_KEY("--foreground", KEY_FOREGROUND),
 	FUSE_OPT_KEY("--debug", KEY_DEBUG),
 	FUSE_OPT_KEY("--read-only", FUSE_OPT_KEY_DISCARD), /* it is, unless allow_delete */
@@ -161,6 +165,9 @@ static void usage(const char *prog)
 	       "    --log-file=FILE     (-o log_file=FILE) log here, timestamped, instead of "
 	       "syslog\n"
 	       "                        or stderr; SIGHUP then reopens FILE (logrotate)\n"
+	       "    --metrics-file=FILE (-o metrics_file=FILE) counters in Prometheus text "
+	       "format,\n"
+	       "                        rewritten every 5 s (node_exporter's textfile collector)\n"
 	       "    -f, --foreground    stay in the foreground, log to stderr\n"
 	       "    -d, --debug         log every request and FUSE call; stays in the foreground\n"
 	       "    --read-only         accepted: the mount is read-only anyway\n"
@@ -611,6 +618,7 @@ struct daemon {
 	struct catalog *cat;
 	struct fs_config fsc;
 	struct fuse *fuse;
+	struct metrics *metrics; /* --metrics-file: written once before mounting, then a thread */
 };
 
 static int check_options(struct daemon *d)
@@ -820,9 +828,15 @@ static int run(struct daemon *d, struct fuse_args *args)
 		return 1; /* libfuse said why */
 	http_set_cancel(d->http, session_ended, d->fuse);
 	int ret = 1;
+	char why[512];
+	if (d->opts.metrics_file && metrics_new(d->opts.metrics_file, d->http, d->cache, d->cat,
+						&d->metrics, why, sizeof(why))) {
+		fprintf(stderr, "artifactfs: cannot use metrics file %s\n", why);
+		goto out_destroy;
+	}
 	if (fuse_mount(d->fuse, d->cmd.mountpoint) != 0)
 		goto out_destroy;
-	if (fuse_daemonize(d->cmd.foreground) != 0)
+	if (fuse_daemonize(d->cmd.foreground) != 0 || (d->metrics && metrics_run(d->metrics)))
 		goto out_unmount;
 	if (!d->cmd.foreground)
 		log_init(true, d->cmd.debug ? LOG_DEBUG : LOG_INFO);
@@ -867,6 +881,7 @@ out_destroy:
 
 static void daemon_release(struct daemon *d)
 {
+	metrics_stop(d->metrics); /* the last counts, before what it reads goes */
 	if (d->pool)
 		pool_drain(d->pool); /* its tasks hold jobs of the catalog */
 	catalog_free(d->cat);
@@ -893,6 +908,7 @@ static void daemon_release(struct daemon *d)
 	free(d->opts.retry_for);
 	free(d->opts.ca_file);
 	free(d->opts.log_file);
+	free(d->opts.metrics_file);
 	free(d->opts.unknown);
 }
 

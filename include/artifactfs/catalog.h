@@ -122,6 +122,7 @@ int catalog_project_delete_artifacts(struct catalog *c, const char *project);
 struct catalog_stats {
 	uint64_t jobs_open, indexes_loaded;
 	uint64_t arrived_bytes, transfers_active; /* archive bytes, counted as they arrive */
+	uint64_t auth_probes; /* requests made only to ask whether the token may download */
 };
 void catalog_get_stats(struct catalog *c, struct catalog_stats *out);
 

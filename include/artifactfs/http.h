@@ -161,4 +161,22 @@ enum http_auth http_auth_kind(const struct http *h);
 /* Counters for the stats file: requests made, bytes of body received. Thread-safe. */
 void http_stats(struct http *h, uint64_t *requests, uint64_t *bytes);
 
+/* What each exchange (an attempt, a redirect hop) ended with: its status class, or no answer. */
+enum http_outcome {
+	HTTP_OUTCOME_2XX,
+	HTTP_OUTCOME_3XX,
+	HTTP_OUTCOME_4XX,
+	HTTP_OUTCOME_5XX,
+	HTTP_OUTCOME_NONE, /* no answer (connection, timeout, truncated, stopped) */
+	HTTP_OUTCOMES
+};
+/* The counters split by origin (the server's own; another one, the object storage a redirect
+ * or a remembered signed URL led to) and by outcome, for --metrics-file. Thread-safe. */
+struct http_counters {
+	uint64_t server_requests, server_bytes;   /* the GitLab origin */
+	uint64_t storage_requests, storage_bytes; /* any other origin */
+	uint64_t outcomes[HTTP_OUTCOMES];
+};
+void http_get_counters(struct http *h, struct http_counters *out);
+
 #endif

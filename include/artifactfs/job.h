@@ -28,6 +28,7 @@
 
 #include "artifactfs/backend.h"
 #include "artifactfs/cache.h"
+#include "artifactfs/memo.h"
 #include "artifactfs/pool.h"
 #include "artifactfs/zipindex.h"
 
@@ -43,14 +44,21 @@ struct job_env {
 	atomic_uint_fast64_t arrived_bytes; /* archive bytes received, counted as they arrive */
 	atomic_uint_fast64_t transfers;     /* archive transfers running now */
 	atomic_uint_fast64_t window_bytes;  /* in-memory windows of readers past the cache */
+	atomic_uint_fast64_t auth_probes;   /* requests made only to ask job_authorize's question */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int prefetching; /* protected by lock: background tasks queued or running */
+	/* Per cache key: this mount's token was let download the archive, within the TTL (an
+	 * answer from an artifact endpoint). NULL: no check (unit tests of this module only). */
+	struct memo *auth;
 };
 
 void job_env_init(struct job_env *env, const struct backend *be, struct cache *cache);
-/* Waits for background fetches to end, then destroys the lock. */
+/* Waits for background fetches to end, then destroys the lock (and the authorizations). */
 void job_env_drain(struct job_env *env);
+/* Turns on job_authorize: what this token was let download is trusted for ttl_s seconds (now:
+ * as memo_new). -ENOMEM. */
+int job_env_authorize(struct job_env *env, int ttl_s, time_t (*now)(void));
 
 /* A job with one reference. info is copied (info->id 0: known only by ref, read through the
  * by-ref endpoint); ref is NULL unless so; key names its cache entry. NULL on ENOMEM. */
@@ -97,8 +105,17 @@ int job_info_copy(const struct gl_job *src, struct gl_job *dst);
 /* Stores bytes already fetched and checked (a by-ref probe's tail) in the job's cache entry. */
 int job_seed(struct job *j, uint64_t off, const void *buf, size_t len);
 
-/* The zip index, loaded on first use (reads only the archive's end). Borrowed while j is held. */
+/* The zip index, loaded on first use (reads only the archive's end), and given only once
+ * job_authorize says yes. Borrowed while j is held. */
 int job_index(struct job *j, const struct zipindex **out);
+
+/* Whether this mount's token may download the job's archive, as GitLab said within the TTL:
+ * the cache is shared with other mounts (other tokens), and what one of them cached must not be
+ * served to a token that cannot download it (`artifacts:access` hides the artifacts of jobs a
+ * token sees). A good answer to an archive fetch made with this token counts; without one, a
+ * one-byte ranged GET of the download endpoint asks. 0, -EACCES (403, logged), -ENOENT (404),
+ * -EIO. Called on every lookup of the job's members (job_index) and open of its archive. */
+int job_authorize(struct job *j);
 
 /* Reads exactly len bytes of the archive at off (short only at its end), through the cache, or
  * straight from the server when the cache has no room (never -ENOSPC).

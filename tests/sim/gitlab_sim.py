@@ -1060,6 +1060,15 @@ def admin(sim, h):
             if not j:
                 raise HTTPError(404)
             j["status"] = spec["status"]
+    elif path == "/-/sim/job-access":
+        # a job's `artifacts:access` changes (or a member's role does): who may download its
+        # artifacts from now on. Body {"job": ID, "access": "developer"|"maintainer"|"none"|"all"}
+        spec = json.loads(body)
+        with sim.world.lock:
+            j = sim.world.jobs.get(int(spec["job"]))
+            if not j:
+                raise HTTPError(404)
+            j["artifacts_access"] = spec["access"]
     elif path == "/-/sim/delete-artifacts":
         # server-side deletion (an admin removing leaked artifacts; Ci::JobArtifacts::
         # DeleteService): the job stays, its archive is gone. Body {"job": ID}

@@ -31,6 +31,7 @@ struct fake {
 	bool erased;            /* job_get answers the job as erased (no archive, no log) */
 	uint64_t trace_size;    /* > 0: every trace is this many bytes of fake_trace_byte */
 	bool wrong_length;      /* archive reads answer a 200 of another length, wrong bytes */
+	int archive_err;        /* archive reads answer this (-EACCES: a 403), when not 0 */
 	int project_err;        /* project_get's answer */
 	char *expire_at;        /* what keep returns as artifacts_expire_at */
 	struct gl_archive last; /* the last archive read (strings copied into the two below) */
@@ -215,6 +216,8 @@ static int fk_archive_read(void *ctx, const struct gl_archive *a, int64_t off, i
 	snprintf(info->etag, sizeof(info->etag), "\"%d\"", fake.archive_generation);
 	if (info->expect_etag && strcmp(info->expect_etag, info->etag) != 0)
 		return -ESTALE; /* If-Range: another archive now */
+	if (fake.archive_err)
+		return fake.archive_err;
 	if (fake.wrong_length) {
 		/* a 200 whose Content-Length says another archive: bytes from 0, every one wrong */
 		unsigned char *junk = malloc(fake.zip_len);

@@ -176,6 +176,46 @@ Test(catalog, delete_forgets_the_job)
 	job_put(j);
 }
 
+/* A second mount on the same cache folder, with a token that may not download job 250 (issue
+ * 20): the index and bytes the first mount cached are not served to it; the first mount is
+ * asked again once its TTL passes, and refused from then on. */
+Test(catalog, cached_bytes_only_for_a_token_let_download_them)
+{
+	struct job *j, *k;
+	const struct zipindex *zi;
+	cr_assert_eq(catalog_job_by_id(cat, "grp/app", 250, &j), 0);
+	cr_assert_eq(job_index(j, &zi), 0, "read from the server: no question more");
+	int reads = atomic_load(&fake.archive);
+	struct catalog *other;
+	struct catalog_config cc = {.backend = &fake_backend,
+				    .cache = cache,
+				    .base_url = "http://gitlab.test",
+				    .ttl_s = 60,
+				    .now = fake_now};
+	cr_assert_eq(catalog_new(&cc, &other), 0);
+	fake.archive_err = -EACCES; /* artifacts:access hides them from this token */
+	cr_assert_eq(catalog_job_by_id(other, "grp/app", 250, &k), 0, "the job itself is seen");
+	cr_assert_eq(job_index(k, &zi), -EACCES);
+	cr_assert_null(zi);
+	cr_assert_eq(job_authorize(k), -EACCES, "a refusal is kept for the TTL too");
+	cr_assert_eq(atomic_load(&fake.archive), reads + 1, "one question, one byte");
+	job_put(k);
+	catalog_free(other);
+
+	cr_assert_eq(job_index(j, &zi), 0, "the first mount was answered within its TTL");
+	cr_assert_eq(atomic_load(&fake.archive), reads + 1);
+	clock_s += 61;
+	cr_assert_eq(job_index(j, &zi), -EACCES, "asked again after the TTL: revoked");
+	fake.archive_err = -ENOENT;
+	clock_s += 61;
+	cr_assert_eq(job_authorize(j), -ENOENT, "artifacts gone: ENOENT");
+	fake.archive_err = 0;
+	clock_s += 61;
+	cr_assert_eq(job_index(j, &zi), 0, "given back");
+	cr_assert_not_null(zi);
+	job_put(j);
+}
+
 Test(catalog, errno_table)
 {
 	struct job *j;
