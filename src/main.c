@@ -31,6 +31,7 @@
 #include "artifactfs/membudget.h"
 #include "artifactfs/metrics.h"
 #include "artifactfs/pool.h"
+#include "artifactfs/secret.h"
 
 #define TOKEN_MAX 4096
 
@@ -207,117 +208,13 @@ static bool is_url(const char *s)
 	return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
 }
 
-/* GitLab's token prefixes (doc/administration/settings/account_and_limit_settings): a value
- * holding one is a token wherever it stands, even in a known option such as fsname=. */
-static bool has_token_prefix(const char *s)
-{
-	static const char *prefixes[] = {"glpat-",  "gloas-", "gldt-",    "glrt-",    "glcbt-",
-					 "glptt-",  "glft-",  "glimt-",   "glagent-", "glsoat-",
-					 "glffct-", "glwt-",  "GR1348941"};
-	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
-		if (strstr(s, prefixes[i]))
-			return true;
-	return false;
-}
-
-/* A long word mixing letters and digits, as random tokens are. Only for options nobody knows:
- * names such as fsname=build2024artifacts01 or an fstab UUID look like that too. */
-static bool looks_random(const char *s)
-{
-	const char *word = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
-	for (const char *p = s; *p; p += strcspn(p, word)) {
-		size_t n = strspn(p, word);
-		int upper = 0, lower = 0, digit = 0;
-		for (size_t i = 0; i < n; i++) {
-			upper |= p[i] >= 'A' && p[i] <= 'Z';
-			lower |= p[i] >= 'a' && p[i] <= 'z';
-			digit |= p[i] >= '0' && p[i] <= '9';
-		}
-		if (n >= 20 && digit && upper + lower + digit >= 2)
-			return true;
-		p += n;
-	}
-	return false;
-}
-
-/* Options libfuse, the kernel or mount(8)/fstab know (libfuse's lib/mount.c, lib/helper.c and
- * lib/fuse.c; "x-" options are fstab's own, for systemd and the like): their values are names,
- * numbers and UUIDs, not tokens. */
-static bool known_mount_option(const char *arg)
-{
-	static const char *names[] = {"fsname=",
-				      "subtype=",
-				      "allow_other",
-				      "allow_root",
-				      "auto_unmount",
-				      "default_permissions",
-				      "max_read=",
-				      "blkdev",
-				      "blksize=",
-				      "ro",
-				      "rw",
-				      "suid",
-				      "nosuid",
-				      "dev",
-				      "nodev",
-				      "exec",
-				      "noexec",
-				      "async",
-				      "sync",
-				      "atime",
-				      "noatime",
-				      "diratime",
-				      "nodiratime",
-				      "relatime",
-				      "norelatime",
-				      "strictatime",
-				      "lazytime",
-				      "dirsync",
-				      "context=",
-				      "fscontext=",
-				      "defcontext=",
-				      "rootcontext=",
-				      "max_threads=",
-				      "max_idle_threads=",
-				      "clone_fd",
-				      "umask=",
-				      "uid=",
-				      "gid=",
-				      "entry_timeout=",
-				      "negative_timeout=",
-				      "attr_timeout=",
-				      "ac_attr_timeout=",
-				      "noforget",
-				      "remember=",
-				      "modules=",
-				      "nonempty",
-				      "_netdev",
-				      "noauto",
-				      "auto",
-				      "user",
-				      "users",
-				      "nouser",
-				      "nofail",
-				      "defaults",
-				      "x-",
-				      "comment="};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		size_t n = strlen(names[i]);
-		if (names[i][n - 1] == '=' || names[i][n - 1] == '-'
-			    ? strncmp(arg, names[i], n) == 0
-			    : strcmp(arg, names[i]) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* An option nobody knows: a long one is refused here by name, any that may be a secret without
  * it; the rest go on to libfuse, which knows -o allow_other and the like. Known ones are checked
  * for GitLab's token prefixes only. */
 static int unknown_option(struct options *o, const char *arg)
 {
-	bool known = known_mount_option(arg);
-	if (has_token_prefix(arg) || (!known && looks_random(arg))) {
+	bool known = secret_known_mount_option(arg);
+	if (secret_has_token_prefix(arg) || (!known && secret_looks_random(arg))) {
 		o->secret_seen = true;
 		return 0;
 	}
