@@ -378,6 +378,15 @@ def proxied_mode(sim):
           and hdrs["Transfer-Encoding"] == "chunked")
     status, _, _ = fetch(sim.url + "/api/v4/projects/101/jobs/1101/artifacts/tree", headers=tok)
     check("--no-tree: /artifacts/tree is 404 as before GitLab 18.8", status == 404)
+    # the store's own errors pass through the proxy (PROFILES COMMON proxied_store_errors)
+    for kind, want, code in (("store403", 403, b"AccessDenied"), ("store404", 404, b"NoSuchKey"),
+                             ("store503", 503, b"SlowDown")):
+        sim.admin("faults", "rate=1,kinds=%s,paths=/jobs/1101/artifacts$" % kind)
+        status, hdrs, body = fetch(sim.url + "/api/v4/projects/101/jobs/1101/artifacts", headers=tok)
+        check("proxied: the store's %d %s passes through with its XML body" % (want, code.decode()),
+              status == want and hdrs["Content-Type"] == "application/xml"
+              and body.startswith(b"<?xml") and b"<Code>%s</Code>" % code in body, (status, body))
+    sim.admin("faults", "")
 
 
 def job_token_checks(sim):
@@ -589,6 +598,41 @@ def version_checks(sim):
     want = "application/octet-stream" if P["member_octet_stream"] else "text/plain"
     check("%s: a member's Content-Type is %s" % (VERSION, want),
           status == 200 and hdrs["Content-Type"] == want, hdrs.get("Content-Type"))
+    # several ranges in one Range header: 206 multipart/byteranges (local storage, shared)
+    arc = sim.archive(1101)
+    status, hdrs, body = fetch(whole, headers=dict(tok, Range="bytes=0-9,20-29"))
+    check("%s: two ranges in one Range header: 206 multipart/byteranges" % VERSION,
+          P["multipart_byteranges"] and status == 206
+          and hdrs["Content-Type"].startswith("multipart/byteranges; boundary=")
+          and b"Content-Range: bytes 0-9/%d\r\n" % len(arc) in body
+          and b"\r\n\r\n" + arc[0:10] + b"\r\n--" in body
+          and b"\r\n\r\n" + arc[20:30] + b"\r\n--" in body, (status, hdrs.get("Content-Type")))
+    # a member route's path as Rails and its middleware see it (shared: member_path_rails)
+    sim.admin("pipeline", json.dumps({"project": 101, "ref": "paths", "jobs": [
+        {"id": 4010, "name": "build", "archive": {"members": [
+            {"path": "a/b.txt", "text": "ab\n"}, {"path": "d/"}, {"path": "d/f", "text": "f"},
+            {"path": "x/../y", "text": "literal\n"}]}}]}))
+    member = api + "101/jobs/4010/artifacts/"
+    for path, want_status, want_body in (
+            ("a//b.txt", 200, b"ab\n"), ("a/b.txt/", 200, b"ab\n"), ("d", 404, None),
+            ("d/", 200, b""), ("d%2F", 200, b""), ("a/", 404, None),
+            ("x/../y", 400, b"Potential path traversal attempt detected.\n"),
+            ("a/b.txt%00", 400, b"Bad Request\n"), ("a/%FF", 400, b"Bad Request\n")):
+        status, hdrs, body = fetch(member + path, headers=tok)
+        check("%s: member route %s: %d%s" % (VERSION, path, want_status, " (plain text)"
+              if want_status == 400 else ""), P["member_path_rails"] and status == want_status
+              and (want_body is None or body == want_body)
+              and (want_status != 400 or hdrs["Content-Type"].startswith("text/plain")),
+              (status, body[:80]))
+    # /trigger_jobs: 19.2+ (the deprecated /bridges stays)
+    for who, hdr, proj in (("a PAT", tok, "101/pipelines/510"),
+                           ("a job token", {"JOB-TOKEN": TOKENS["job-private"]}, "104/pipelines/800")):
+        status, _, body = fetch(api + proj + "/trigger_jobs", headers=hdr)
+        _, _, bridges = fetch(api + proj + "/bridges", headers=hdr)
+        check("%s: /trigger_jobs with %s: %s" % (VERSION, who, "the bridges (19.2+)"
+              if P["trigger_jobs"] else "404"),
+              (status == 200 and body == bridges) if P["trigger_jobs"] else status == 404,
+              (status, body[:80]))
     # artifacts:access hides a visible job's artifacts: 403 to those below the level
     sim.admin("pipeline", json.dumps({"project": 101, "ref": "hidden", "jobs": [
         {"id": 4001, "name": "build", "access": "none", "archive": {"members": [{"path": "a", "text": "a"}]}},

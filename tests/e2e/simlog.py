@@ -1,7 +1,7 @@
 """Queries the simulator's request log (JSON lines) for the e2e tests.
 
 usage: simlog.py LOG count|bytes|show [--method M] [--path REGEX] [--host REGEX] [--status N]
-                                        [--auth] [--no-auth]
+                                        [--auth] [--no-auth] [--multi-range]
   count: matching requests; bytes: body bytes they sent; show: one line each.
 """
 import argparse
@@ -22,6 +22,8 @@ def matches(r, a):
         return False
     if a.no_auth and r.get("auth"):
         return False
+    if a.multi_range and "," not in (r.get("range") or ""):
+        return False
     return True
 
 
@@ -35,6 +37,8 @@ def main():
     p.add_argument("--status", type=int)
     p.add_argument("--auth", action="store_true", help="only requests that carried a credential")
     p.add_argument("--no-auth", action="store_true")
+    p.add_argument("--multi-range", action="store_true",
+                   help="only requests whose Range header asked several ranges")
     a = p.parse_args()
     rows = []
     try:

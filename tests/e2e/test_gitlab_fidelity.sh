@@ -106,6 +106,15 @@ sim_admin pipeline '{"project": 101, "ref": "names", "jobs": [{"id": 4003, "name
 	"archive": {"members": [{"path": "tree", "text": "named tree\n"}, {"path": "x/raw/y", "text": "y\n"}]}}]}'
 check_eq "a root member named tree reads exactly" "named tree" "$(cat "$app/names/build/tree")"
 check_eq "a member under x/raw/ reads exactly" "y" "$(cat "$app/names/build/x/raw/y")"
+# names the member routes would rewrite (// collapsed, a .. segment refused): the zip index
+# leaves them out, so only the real members show and they read exactly (never a rewritten name)
+sim_admin pipeline '{"project": 101, "ref": "odd", "jobs": [{"id": 4011, "name": "build",
+	"archive": {"members": [{"path": "a/b.txt", "text": "real\n"}, {"path": "a//b.txt", "text": "wrong\n"},
+	{"path": "y.txt", "text": "y\n"}, {"path": "x/../y.txt", "text": "wrong\n"}]}}]}'
+check_eq "members named with // or .. are not listed" "a y.txt" "$(ls "$app/odd/build" | paste -sd' ')"
+check_eq "and the real ones read exactly" "real y" \
+	"$(cat "$app/odd/build/a/b.txt" "$app/odd/build/y.txt" | paste -sd' ')"
+check_eq "x (only in x/../y.txt) is not there" ENOENT "$(sys stat "$app/odd/build/x")"
 check_eq "no listing needed /artifacts/tree (absent before 18.8)" 0 \
 	"$(simlog count --path '/artifacts/tree')"
 check_eq "main lists as before, less the job whose artifacts went" "$main_after" \

@@ -49,6 +49,8 @@ for mode in "${modes[@]}"; do
 	check "$mode: cp -r of a job folder matches the archive" \
 		bash -c "cp -r '$build' '$T/copy-$mode' && diff -r '$T/copy-$mode' '$T/ref-$mode'"
 	check "$mode: <job>.zip matches the download" cmp "$build.zip" "$T/ref-$mode.zip"
+	# several ranges in one header get multipart/byteranges from local storage: never asked
+	check_eq "$mode: no request asked several ranges at once" 0 "$(simlog count --multi-range)"
 	if [ "$mode" = redirect ]; then
 		sim_admin faults "nth=1:expired,paths=^/store"
 		check "redirect: after an expired signed URL the API is asked again and the bytes are right" \
@@ -59,6 +61,27 @@ for mode in "${modes[@]}"; do
 			bash -c "[ \"\$(simlog count --host '^127\\.0\\.0\\.2')\" -gt 0 ]"
 		check_eq "redirect: the object store never received a credential" 0 \
 			"$(simlog count --host '^127\.0\.0\.2' --auth)"
+	fi
+	if [ "$mode" = proxied ]; then
+		# the store's own errors come through the proxy (403 AccessDenied, 404 NoSuchKey, 503
+		# SlowDown, XML bodies): EACCES with one refusal line, ENOENT, retried then exact
+		for id in 1961 1962 1963; do
+			sim_admin pipeline "{\"project\": 101, \"ref\": \"store-$id\", \"jobs\": [{\"id\": $id,
+				\"name\": \"build\", \"archive\": {\"members\": [{\"path\": \"f.txt\", \"text\": \"$id\\n\"}]}}]}"
+		done
+		jobs="$mnt/acme%2Fplatform%2Fapp/-/jobs"
+		sim_admin faults "rate=1,kinds=store403,paths=/jobs/1961/artifacts$"
+		check_eq "proxied: the store's 403 AccessDenied is EACCES" EACCES "$(sys read "$jobs/1961/f.txt")"
+		check_eq "proxied: and <job>.zip is EACCES, never the XML" EACCES "$(sys read "$jobs/1961.zip")"
+		check_eq "proxied: one refusal line for that read" 1 \
+			"$(grep -c 'jobs/1961/f.txt: Permission denied' "$T/daemon.log")"
+		sim_admin faults "rate=1,kinds=store404,paths=/jobs/1962/artifacts$"
+		check_eq "proxied: the store's 404 NoSuchKey is ENOENT" ENOENT "$(sys read "$jobs/1962/f.txt")"
+		sim_admin faults "nth=1:store503,paths=/jobs/1963/artifacts$"
+		check_eq "proxied: the store's 503 SlowDown is retried, then exact" 1963 "$(cat "$jobs/1963/f.txt")"
+		check_eq "proxied: the 503 was answered once" 1 "$(simlog count --path '/jobs/1963/artifacts$' --status 503)"
+		sim_admin faults ""
+		check "proxied: no XML body served as file bytes" bash -c "! grep -rlF '<Error>' '$T/cache-$mode'"
 	fi
 	if [ "$mode" = no-range ]; then
 		check_eq "no-range: a server that ignores Range is read whole, once" 1 \

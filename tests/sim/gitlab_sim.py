@@ -83,6 +83,20 @@ COMMON = {
     # app/models/concerns/enums/ci/pipeline.rb + lib/api/merge_requests.rb: merge request
     # pipelines on refs/merge-requests/<iid>/head, /merge (merged results), /train (trains)
     "mr_refs": ("head", "merge", "train"),
+    # GITLAB-API.md "One member (3, 4)", all releases: before matching, Rails collapses `//` and
+    # drops a trailing `/` (Journey::Router::Utils.normalize_path; an encoded %2F is left; a
+    # literal folder entry `dir/` still matches, GITLAB-API.md);
+    # a `..` segment gets 400 `Potential path traversal attempt detected.`
+    # (lib/gitlab/middleware/path_traversal_check.rb), NUL or invalid UTF-8 `400 Bad Request`
+    # (lib/gitlab/middleware/handle_malformed_strings.rb), both plain text
+    "member_path_rails": True,
+    # GITLAB-API.md "Whole archive (1, 2)", local storage: workhorse/internal/sendfile/sendfile.go
+    # http.ServeContent answers several ranges in one Range header with 206 multipart/byteranges
+    "multipart_byteranges": True,
+    # GITLAB-API.md "Whole archive (1, 2)", object storage proxied
+    # (workhorse/internal/sendurl/sendurl.go): the store's own error status and XML body pass
+    # straight through (fault kinds store403, store404, store503)
+    "proxied_store_errors": True,
 }
 
 PROFILES = {
@@ -114,6 +128,9 @@ PROFILES = {
         "limit_retry_after": False,
         # lib/gitlab/ci/job_token/jwt.rb: no JWT job tokens yet (opaque tokens live with the job)
         "jwt_job_tokens": False,
+        # lib/api/ci/jobs.rb: GET /pipelines/:id/trigger_jobs arrived in 19.2 (bridges deprecated
+        # then, still served): 404 before
+        "trigger_jobs": False,
     }),
 }
 PROFILES["17.11"] = dict(PROFILES["16.11"], **{
@@ -139,6 +156,7 @@ PROFILES["newest"] = dict(PROFILES["18.6"], **{
     "version": "19.2.0",
     "tree": True,                     # 18.8+
     "pipeline_job_token": True,       # 19.2+: /pipelines, /:id, /:id/jobs, /bridges, /trigger_jobs
+    "trigger_jobs": True,             # 19.2+
     "search_recent_download": True,   # 18.7+
     "search_recent_raw": True,        # 18.9+
     # workhorse_download_etag_caching: a strong sha256 tag behind a flag; the simulator's own
@@ -1512,6 +1530,13 @@ def list_pipeline_jobs(sim, h, who, query, pid, plid):
     paginate(sim, h, [sim.world.job_json(j, sim.external) for j in jobs], query, total_ok=False)
 
 
+@route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)/trigger_jobs", job_token="pipeline_job_token")
+def list_trigger_jobs(sim, h, who, query, pid, plid):
+    if not sim.profile["trigger_jobs"]:  # 19.2+ (lib/api/ci/jobs.rb): no such route before
+        raise HTTPError(404, "404 Not Found")
+    return list_bridges(sim, h, who, query, pid, plid)
+
+
 @route_to("GET", r"/projects/([^/]+)/pipelines/(\d+)/bridges", job_token="pipeline_job_token")
 def list_bridges(sim, h, who, query, pid, plid):
     p = readable(sim, who, sim.world.project(pid), False)
@@ -1601,13 +1626,20 @@ def download_by_ref(sim, h, who, query, pid, ref):
 
 
 def decode_member_path(raw):
+    """The member name a member route matches (COMMON member_path_rails): `//` collapsed on the
+    raw path (an encoded %2F stays), a `..` segment 400 (path traversal), NUL or invalid UTF-8
+    400 Bad Request, both plain text as middleware answers. serve_member drops a trailing `/`
+    unless a literal folder entry has it (GITLAB-API.md says both)."""
+    raw = re.sub(r"/{2,}", "/", raw)
+    if ".." in raw.split("/"):  # a literal segment; an encoded ..%2Fx names a member
+        raise HTTPError(400, "Potential path traversal attempt detected.", plain=True)
     b = urllib.parse.unquote_to_bytes(raw)
     if b"\0" in b:
-        raise HTTPError(400, "artifact_path is invalid")
+        raise HTTPError(400, "Bad Request", plain=True)
     try:
         return b.decode("utf-8")
     except UnicodeDecodeError:
-        raise HTTPError(400, "artifact_path is invalid")
+        raise HTTPError(400, "Bad Request", plain=True)
 
 
 @route_to("GET", r"/projects/([^/]+)/jobs/(\d+)/artifacts/tree", job_token=True)
@@ -1758,10 +1790,29 @@ def serve_archive(sim, h, j):
         h.send_header("Content-Length", "0")
         h.end_headers()
         return None
-    return lambda: send_bytes(sim, h, path, chunked=sim.args.storage == "proxied")
+    if sim.args.storage == "proxied" and h.fault in STORE_ERRORS:
+        # the store's own answer passes straight through (workhorse/internal/sendurl)
+        status, code, message = STORE_ERRORS[h.fault]
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s'
+                '</Message><Key>%s</Key><RequestId>sim</RequestId></Error>'
+                % (code, message, os.path.basename(path))).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/xml")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.write_body(body)
+        return None
+    proxied = sim.args.storage == "proxied"
+    return lambda: send_bytes(sim, h, path, chunked=proxied, multi=not proxied)
 
 
-def send_bytes(sim, h, path, chunked=False):
+# fault kinds of --storage proxied: an S3 store's error answers (status, Code, Message)
+STORE_ERRORS = {"store403": (403, "AccessDenied", "Access Denied"),
+                "store404": (404, "NoSuchKey", "The specified key does not exist."),
+                "store503": (503, "SlowDown", "Please reduce your request rate.")}
+
+
+def send_bytes(sim, h, path, chunked=False, multi=False):
     st = os.stat(path)
     size = st.st_size
     lm = email.utils.formatdate(st.st_mtime, usegmt=True)
@@ -1783,6 +1834,10 @@ def send_bytes(sim, h, path, chunked=False):
                 return
         except (TypeError, ValueError):
             pass
+    header = h.headers.get("Range") or ""
+    if (multi and not sim.args.no_range and "," in header
+            and if_range_holds(h.headers.get("If-Range"), etag, st)):
+        return send_multipart(sim, h, path, header, size, lm, etag)
     rng = None if sim.args.no_range else parse_range(h.headers.get("Range"), size)
     if rng and not if_range_holds(h.headers.get("If-Range"), etag, st):
         rng = None  # another version than the client holds: the whole new body
@@ -1811,6 +1866,61 @@ def send_bytes(sim, h, path, chunked=False):
         h.send_header("Content-Length", str(length))
         h.end_headers()
         h.send_file_range(path, start, length)
+
+
+def send_multipart(sim, h, path, header, size, lm, etag):
+    """Several ranges in one Range header, as Go's http.ServeContent answers them on local
+    storage (COMMON multipart_byteranges): the satisfiable ones as 206 multipart/byteranges,
+    one of them as a plain 206, none 416, more bytes than the file the whole file (200)."""
+    spec = header.strip()
+    if not spec.startswith("bytes="):
+        return send_bytes(sim, h, path)  # malformed: ignored, the whole body
+    ranges = []
+    for part in spec[len("bytes="):].split(","):
+        r = parse_range("bytes=" + part.strip(), size)
+        if r is None:
+            return send_bytes(sim, h, path)
+        if r != "bad":
+            ranges.append(r)
+    if not ranges:
+        h.send_response(416)
+        h.send_header("Content-Range", "bytes */%d" % size)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+        return None
+    if len(ranges) == 1 or sum(n for _, n in ranges) > size:
+        whole = len(ranges) > 1
+        start, length = (0, size) if whole else ranges[0]
+        h.send_response(200 if whole else 206)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.send_header("Last-Modified", lm)
+        h.send_header("Accept-Ranges", "bytes")
+        if not whole:
+            h.send_header("Content-Range", "bytes %d-%d/%d" % (start, start + length - 1, size))
+        h.send_header("Content-Length", str(length))
+        h.end_headers()
+        h.send_file_range(path, start, length)
+        return None
+    boundary = hashlib.sha1(header.encode()).hexdigest()[:30]
+    parts = []
+    with open(path, "rb") as f:
+        for i, (start, length) in enumerate(ranges):
+            f.seek(start)
+            parts.append(("%s--%s\r\nContent-Range: bytes %d-%d/%d\r\nContent-Type: "
+                          "application/octet-stream\r\n\r\n" % ("\r\n" if i else "", boundary, start,
+                                                               start + length - 1, size)).encode()
+                         + f.read(length))
+    body = b"".join(parts) + ("\r\n--%s--\r\n" % boundary).encode()
+    h.send_response(206)
+    h.send_header("Content-Type", "multipart/byteranges; boundary=" + boundary)
+    h.send_header("Last-Modified", lm)
+    if etag:
+        h.send_header("ETag", etag)
+    h.send_header("Accept-Ranges", "bytes")
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.write_body(body)
+    return None
 
 
 def if_range_holds(if_range, etag, st):
@@ -1907,6 +2017,9 @@ def serve_member(sim, h, j, name, sniff):
     except (zipfile.BadZipFile, OSError, ValueError):
         raise HTTPError(500, "500 Internal Server Error")
     zi = idx.first.get(name)
+    if zi is None and name.endswith("/") and sim.profile["member_path_rails"]:
+        zi = idx.first.get(name[:-1])  # the trailing `/` Rails drops, for a file's name
+        name = name[:-1]
     if zi is None:
         raise HTTPError(404, "404 Not Found", plain=True)
     ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
