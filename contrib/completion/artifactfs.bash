@@ -5,11 +5,11 @@ _artifactfs()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
 	local opts="--token-file --project --cache-dir --cache-size --memory-limit --ttl --timeout --connections --retry-for
-		--ca-file --allow-delete --log-file --foreground --debug --read-only --help --version -f -d -s -o -h -V"
+		--ca-file --allow-delete --log-file --metrics-file --foreground --debug --read-only --help --version -f -d -s -o -h -V"
 	local oopts="token_file= project= cache_dir= cache_size= memory_limit= ttl= timeout= connections= retry_for= ca_file= allow_delete
-		log_file= allow_other auto_unmount default_permissions uid= gid= umask= ro rw"
+		log_file= metrics_file= allow_other auto_unmount default_permissions uid= gid= umask= ro rw"
 	case $prev in
-	--token-file | --log-file | --ca-file)
+	--token-file | --log-file | --metrics-file | --ca-file)
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
