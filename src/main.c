@@ -371,13 +371,16 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 }
 
-/* "500M", "10G", "4096": bytes, with binary K/M/G/T suffixes. 0 on a malformed size. */
+/* "500M", "10G", "4096": bytes, with binary K/M/G/T suffixes. 0 on a malformed size. A digit
+ * first: strtoull skips blanks and signs, and wraps " -1" round to 16 EiB. */
 static uint64_t parse_size(const char *s)
 {
 	char *end;
 	errno = 0;
+	if (*s < '0' || *s > '9')
+		return 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
+	if (errno || end == s)
 		return 0;
 	const char *units = "KMGT";
 	const char *u = *end ? strchr(units, *end & ~0x20) : NULL;
