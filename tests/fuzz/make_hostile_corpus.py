@@ -5,7 +5,8 @@ members, trailing zeros or garbage, bad CRC or length, truncation; xz and bzip2 
 followed by garbage; ten layers of gzip; tars superseding entries, hard links to later entries,
 to links, to themselves, to folders; symlink loops; names with '#' and '%2E'; zips with data
 descriptors whose sizes lie (central directory or descriptor), read seekable or streamed; and
-bombs (gzip, xz, bzip2, deflate, overlapping zip entries, 100 GiB sparse holes). Run again only
+bombs (gzip, xz, bzip2, deflate, overlapping zip entries, 100 GiB sparse holes); cpio -H crc,
+good and with a wrong sum (libarchive checks none: served as it is). Run again only
 to change the seeds: python3 tests/fuzz/make_hostile_corpus.py"""
 import bz2, gzip, io, lzma, os, random, struct, subprocess, tarfile, tempfile, zipfile, zlib
 
@@ -156,3 +157,15 @@ with tempfile.TemporaryDirectory() as t:  # 100 GiB of hole, then a line
                        check=True)
         with open(os.path.join(t, name), "rb") as f:
             w(name, f.read())
+with tempfile.TemporaryDirectory() as t:  # cpio -H crc: a per-file sum libarchive never checks
+    os.makedirs(os.path.join(t, "d"))
+    with open(os.path.join(t, "d", "f"), "wb") as f:
+        f.write(random.Random(2).randbytes(3000))
+    os.link(os.path.join(t, "d", "f"), os.path.join(t, "h"))
+    os.symlink("d/f", os.path.join(t, "l"))
+    good = subprocess.run(["cpio", "-o", "-H", "crc", "--quiet"], cwd=t, check=True,
+                          input=b"d\nd/f\nh\nl\n", capture_output=True).stdout
+    w("cpio-crc.cpio", good)
+    bad = bytearray(good)
+    bad[bad.find(random.Random(2).randbytes(3000)[:64]) + 10] ^= 1
+    w("cpio-crc-bad-sum.cpio", bytes(bad))
