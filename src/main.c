@@ -58,6 +58,7 @@ struct options {
 	bool secret_seen; /* an unknown option that looks like a token */
 	bool fsname_given, subtype_given; /* -o fsname=, -o subtype= */
 	char *unknown;                    /* the name (only) of an unknown --option */
+	const char *empty; /* "fsname" or "subtype" given empty: the kernel refuses the mount */
 };
 
 enum {
@@ -316,6 +317,10 @@ static int unknown_option(struct options *o, const char *arg)
 	}
 	if (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0)
 		return 0; /* fstab's own (x-systemd.*): libfuse would refuse them */
+	if (strcmp(arg, "fsname=") == 0 || strcmp(arg, "subtype=") == 0) {
+		o->empty = arg[0] == 'f' ? "fsname" : "subtype";
+		return 0;
+	}
 	o->fsname_given |= strncmp(arg, "fsname=", 7) == 0;
 	o->subtype_given |= strncmp(arg, "subtype=", 8) == 0;
 	if (known || strncmp(arg, "--", 2) != 0)
@@ -909,6 +914,10 @@ static int refuse_args(const struct options *o)
 				       : "an option that looks like a token was given (not shown)");
 	else if (o->unknown)
 		fprintf(stderr, "artifactfs: unknown option %s (see --help)\n", o->unknown);
+	else if (o->empty)
+		fprintf(stderr,
+			"artifactfs: -o %s= needs a value: the kernel refuses an empty one\n",
+			o->empty);
 	else if (o->extra_arg)
 		fprintf(stderr,
 			"artifactfs: too many arguments (the extra one is not shown: it may be "
