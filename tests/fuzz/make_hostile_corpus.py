@@ -6,8 +6,8 @@ followed by garbage; ten layers of gzip; tars superseding entries, hard links to
 to links, to themselves, to folders; symlink loops; names with '#' and '%2E'; zips with data
 descriptors whose sizes lie (central directory or descriptor), read seekable or streamed; and
 bombs (gzip, xz, bzip2, deflate, overlapping zip entries, 100 GiB sparse holes); cpio -H crc,
-good and with a wrong sum (libarchive checks none: served as it is). Run again only
-to change the seeds: python3 tests/fuzz/make_hostile_corpus.py"""
+good (also gzip'ed) and with a wrong sum (libarchive drops the sum: unpack.c checks it). Run
+again only to change the seeds: python3 tests/fuzz/make_hostile_corpus.py"""
 import bz2, gzip, io, lzma, os, random, struct, subprocess, tarfile, tempfile, zipfile, zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -157,7 +157,7 @@ with tempfile.TemporaryDirectory() as t:  # 100 GiB of hole, then a line
                        check=True)
         with open(os.path.join(t, name), "rb") as f:
             w(name, f.read())
-with tempfile.TemporaryDirectory() as t:  # cpio -H crc: a per-file sum libarchive never checks
+with tempfile.TemporaryDirectory() as t:  # cpio -H crc: a per-file sum libarchive drops
     os.makedirs(os.path.join(t, "d"))
     with open(os.path.join(t, "d", "f"), "wb") as f:
         f.write(random.Random(2).randbytes(3000))
@@ -166,6 +166,7 @@ with tempfile.TemporaryDirectory() as t:  # cpio -H crc: a per-file sum libarchi
     good = subprocess.run(["cpio", "-o", "-H", "crc", "--quiet"], cwd=t, check=True,
                           input=b"d\nd/f\nh\nl\n", capture_output=True).stdout
     w("cpio-crc.cpio", good)
+    w("cpio-crc.cpio.gz", gz(good))  # the sums read back from what the format read
     bad = bytearray(good)
     bad[bad.find(random.Random(2).randbytes(3000)[:64]) + 10] ^= 1
     w("cpio-crc-bad-sum.cpio", bytes(bad))
