@@ -226,6 +226,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *p)
 		a->next_off = status == 206 && a->range_start >= 0 ? (uint64_t)a->range_start : 0;
 	}
 	int err;
+	if (a->delivering && status == 206 && a->range_end >= 0 &&
+	    a->next_off + n > (uint64_t)a->range_end + 1) {
+		/* a broken proxy's framing: what runs past the range is nothing the server named */
+		snprintf(a->errbuf, sizeof(a->errbuf), "the body runs past its Content-Range");
+		a->sink_err = -EIO;
+		return 0;
+	}
 	if (a->delivering)
 		err = a->req->body_fn(a->req->body_ctx, a->next_off, data, n);
 	else if (a->req->body_fn || status >= 300) /* an error text: keep its start only */

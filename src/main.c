@@ -60,6 +60,7 @@ struct options {
 	bool secret_seen; /* an unknown option that looks like a token */
 	bool fsname_given, subtype_given; /* -o fsname=, -o subtype= */
 	char *unknown;                    /* the name (only) of an unknown --option */
+	const char *empty; /* "fsname" or "subtype" given empty: the kernel refuses the mount */
 };
 
 enum {
@@ -220,6 +221,10 @@ static int unknown_option(struct options *o, const char *arg)
 	}
 	if (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0)
 		return 0; /* fstab's own (x-systemd.*): libfuse would refuse them */
+	if (strcmp(arg, "fsname=") == 0 || strcmp(arg, "subtype=") == 0) {
+		o->empty = arg[0] == 'f' ? "fsname" : "subtype";
+		return 0;
+	}
 	o->fsname_given |= strncmp(arg, "fsname=", 7) == 0;
 	o->subtype_given |= strncmp(arg, "subtype=", 8) == 0;
 	if (known || strncmp(arg, "--", 2) != 0)
@@ -275,13 +280,16 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 }
 
-/* "500M", "10G", "4096": bytes, with binary K/M/G/T suffixes. 0 on a malformed size. */
+/* "500M", "10G", "4096": bytes, with binary K/M/G/T suffixes. 0 on a malformed size. A digit
+ * first: strtoull skips blanks and signs, and wraps " -1" round to 16 EiB. */
 static uint64_t parse_size(const char *s)
 {
 	char *end;
 	errno = 0;
+	if (*s < '0' || *s > '9')
+		return 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
+	if (errno || end == s)
 		return 0;
 	const char *units = "KMGT";
 	const char *u = *end ? strchr(units, *end & ~0x20) : NULL;
@@ -821,6 +829,10 @@ static int refuse_args(const struct options *o)
 				       : "an option that looks like a token was given (not shown)");
 	else if (o->unknown)
 		fprintf(stderr, "artifactfs: unknown option %s (see --help)\n", o->unknown);
+	else if (o->empty)
+		fprintf(stderr,
+			"artifactfs: -o %s= needs a value: the kernel refuses an empty one\n",
+			o->empty);
 	else if (o->extra_arg)
 		fprintf(stderr,
 			"artifactfs: too many arguments (the extra one is not shown: it may be "

@@ -23,9 +23,9 @@
 #include "artifactfs/zipread.h"
 
 #define MEMBER_READ_AHEAD (4u * 1024u * 1024u)
-/* Members refused as bombs, remembered per job beyond the set's slots: a refusal costs a pass of
- * up to the budget's floor written into the cache, so none is made twice (the oldest of more
- * than this many is forgotten). */
+/* Members refused as bombs or found damaged, remembered per job beyond the set's slots: a refusal
+ * costs a pass of up to the budget's floor written into the cache, so none is made twice (the
+ * oldest of more than this many is forgotten). */
 #define REFUSED_MAX 64
 
 /* A blob is held in segments, cache entries of their own keyed "<nest key>.<i>": segment i holds
@@ -65,6 +65,7 @@ struct nest_set {
 	struct slot s[NEST_DEPTH_MAX]; /* protected by lock */
 	uint64_t clock;                /* protected by lock */
 	char *refused[REFUSED_MAX];    /* paths, a ring; protected by lock */
+	int refused_err[REFUSED_MAX];  /* -EFBIG or -EIO, for each; protected by lock */
 	size_t refused_next;           /* protected by lock */
 };
 
@@ -219,6 +220,7 @@ static ssize_t blob_read(struct nest *n, void *buf, size_t len, uint64_t off);
 struct member_src {
 	struct nest *n;
 	struct zip_reader *r; /* level 0 only */
+	int err;              /* the first failure to get the member's bytes (not the archive's) */
 };
 
 /* The job's bytes up to the member's data end, fetched in large windows. */
@@ -236,22 +238,26 @@ static ssize_t job_bytes(void *ctx, void *buf, size_t len, uint64_t off)
 static ssize_t member_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct member_src *ms = ctx;
-	if (ms->n->parent)
-		return blob_read(ms->n->parent, buf, len, ms->n->am->local_offset + off);
-	size_t done = 0;
-	while (done < len) {
-		ssize_t got = zip_reader_pread(ms->r, (char *)buf + done, len - done, off + done);
-		if (got <= 0)
-			return got < 0 ? got : -EIO;
-		done += (size_t)got;
+	ssize_t got = 0;
+	if (ms->n->parent) {
+		got = blob_read(ms->n->parent, buf, len, ms->n->am->local_offset + off);
+	} else {
+		for (size_t done = 0; done < len && got >= 0; done += (size_t)got) {
+			got = zip_reader_pread(ms->r, (char *)buf + done, len - done, off + done);
+			got = got == 0 ? -EIO : got;
+		}
+		got = got < 0 ? got : (ssize_t)len;
 	}
-	return (ssize_t)len;
+	if (got < 0 && !ms->err)
+		ms->err = (int)got;
+	return got;
 }
 
 static int member_src_open(struct nest *n, struct member_src *ms)
 {
 	ms->n = n;
 	ms->r = NULL;
+	ms->err = 0;
 	if (n->parent)
 		return 0;
 	const struct zipindex *zi;
@@ -438,10 +444,12 @@ static void blob_discard(struct nest *n)
 }
 
 /* One pass over the archive am (its parent's blob whole and pinned meanwhile): its index and its
- * blob in the cache. */
+ * blob in the cache. *damaged: the pass failed with -EIO on the archive's own bytes, every one
+ * of them got (the same bytes fail the same way again: worth remembering). */
 static int nest_build(struct job *j, struct nest *parent, const struct zip_member *am,
-		      const char *path, struct nest **out)
+		      const char *path, struct nest **out, bool *damaged)
 {
+	*damaged = false;
 	struct nest *n = nest_new(j, parent, am, path);
 	if (!n)
 		return -ENOMEM;
@@ -455,6 +463,7 @@ static int nest_build(struct job *j, struct nest *parent, const struct zip_membe
 		lim.name = path; /* for the log lines of this pass */
 		err = unpack_archive(am->size, member_read, &ms, first_pass_write, n, &lim,
 				     &n->unpacked);
+		*damaged = err == -EIO && ms.err == 0;
 		zip_reader_free(ms.r);
 	}
 	if (parent_held)
@@ -573,26 +582,30 @@ static int slot_wait(struct nest_set *s, const char *path, struct nest **out, in
 	return 1;
 }
 
-static bool refused(const struct nest_set *s, const char *path)
+/* The error path was refused with (-EFBIG, -EIO), or 0. */
+static int refused(const struct nest_set *s, const char *path)
 {
 	for (size_t i = 0; i < REFUSED_MAX; i++)
 		if (s->refused[i] && strcmp(s->refused[i], path) == 0)
-			return true;
-	return false;
+			return s->refused_err[i];
+	return 0;
 }
 
-/* Ends the load of path in slot x (NULL: the load had no slot, every one was loading). */
-static void slot_fill(struct nest_set *s, struct slot *x, const char *path, struct nest *n, int err)
+/* Ends the load of path in slot x (NULL: the load had no slot, every one was loading). damaged:
+ * an -EIO that is the archive's own. */
+static void slot_fill(struct nest_set *s, struct slot *x, const char *path, struct nest *n, int err,
+		      bool damaged)
 {
 	pthread_mutex_lock(&s->lock);
-	char *keep = err == -EFBIG ? strdup(path) : NULL; /* on ENOMEM only not remembered */
+	bool bad = err == -EFBIG || damaged;    /* what the member is, not how it went */
+	char *keep = bad ? strdup(path) : NULL; /* on ENOMEM only not remembered */
 	if (keep) {
 		free(s->refused[s->refused_next]);
 		s->refused[s->refused_next] = keep;
+		s->refused_err[s->refused_next] = err;
 		s->refused_next = (s->refused_next + 1) % REFUSED_MAX;
 	}
-	if (x &&
-	    (!err || err == -ENOENT || err == -EFBIG)) { /* what the member is, not how it went */
+	if (x && (!err || err == -ENOENT || bad)) {
 		x->loading = false;
 		x->n = n ? nest_hold(n) : NULL;
 		x->err = err;
@@ -619,10 +632,10 @@ static int nest_get(struct job *j, struct nest *parent, const struct zip_member 
 		pthread_mutex_unlock(&s->lock);
 		return err;
 	}
-	if (refused(s, path)) {
+	if ((err = refused(s, path)) != 0) {
 		pthread_mutex_unlock(&s->lock);
 		*out = NULL;
-		return -EFBIG;
+		return err;
 	}
 	struct slot *x = slot_take(s, parent, old, &n_old);
 	if (x && (x->path = strdup(path))) {
@@ -634,8 +647,9 @@ static int nest_get(struct job *j, struct nest *parent, const struct zip_member 
 	pthread_mutex_unlock(&s->lock);
 	while (n_old > 0)
 		nest_put(old[--n_old]);
-	err = nest_build(j, parent, am, path, out);
-	slot_fill(s, x, path, err ? NULL : *out, err);
+	bool damaged;
+	err = nest_build(j, parent, am, path, out, &damaged);
+	slot_fill(s, x, path, err ? NULL : *out, err, damaged);
 	return err;
 }
 

@@ -63,6 +63,8 @@ struct scan {
 	size_t rejected;
 	size_t charged; /* taken from the mount's memory budget for v, names and links */
 	int err;        /* sticky -errno of our own (budget, wr, memory) */
+	bool summing;   /* the entry's data is summed: cpio's crc format */
+	uint32_t sum;   /* of the entry's data bytes so far, modulo 2^32 */
 };
 
 /* ---- setting up libarchive ---- */
@@ -177,6 +179,8 @@ static int take_piece(struct scan *s, bool keep, uint64_t start, const void *buf
 		return -EINTR;
 	int err = over_budget(s, len);
 	s->produced += len;
+	for (size_t i = 0; s->summing && i < len; i++)
+		s->sum += ((const unsigned char *)buf)[i];
 	if (err || !keep)
 		return err;
 	if (off < 0 || (len > 0 && (uint64_t)off < s->blob_pos - start)) {
@@ -197,10 +201,36 @@ static bool bad_checksum(struct scan *s, int ret)
 				       (strcasestr(why, "crc") || strcasestr(why, "checksum")));
 }
 
+/* cpio's crc format ("070702", cpio -H crc) keeps in each header the sum of the entry's data
+ * bytes, which libarchive reads and drops: its 8 hex digits at offset 102 of the header, read
+ * back from the stream. Returns 0 and *want, or -EIO with a log line. */
+static int cpio_sum(struct scan *s, const char *name, uint32_t *want)
+{
+	char hex[9] = {0}, *end;
+	int64_t at = archive_read_header_position(s->a);
+	int err = at < 0 ? -EIO : ustream_header_bytes(s->us, (uint64_t)at + 102, hex, 8);
+	unsigned long v = err ? 0 : strtoul(hex, &end, 16);
+	if (!err && end == hex + 8) {
+		*want = (uint32_t)v;
+		return 0;
+	}
+	log_msg(LOG_WARNING,
+		"nested archive \"%s\" damaged: entry \"%.200s\": its cpio checksum "
+		"cannot be read",
+		shown(s), name);
+	return -EIO;
+}
+
 /* Reads the current entry's data: into the blob when keep, else only counted. Returns 0,
  * 1 when libarchive cannot decode this entry alone (left out), or -errno. */
 static int read_data(struct scan *s, const char *name, bool keep, uint64_t *size)
 {
+	uint32_t want = 0;
+	s->summing = archive_format(s->a) == ARCHIVE_FORMAT_CPIO_SVR4_CRC;
+	s->sum = 0;
+	int sum_err = s->summing ? cpio_sum(s, name, &want) : 0;
+	if (sum_err)
+		return sum_err;
 	uint64_t start = s->blob_pos;
 	const void *buf;
 	size_t len;
@@ -212,6 +242,13 @@ static int read_data(struct scan *s, const char *name, bool keep, uint64_t *size
 			err = take_piece(s, keep, start, buf, ret == ARCHIVE_EOF ? 0 : len, off);
 	} while (!err && ret == ARCHIVE_OK);
 	*size = s->blob_pos - start;
+	if (!err && ret == ARCHIVE_EOF && s->summing && s->sum != want) {
+		log_msg(LOG_WARNING,
+			"nested archive \"%s\" damaged: entry \"%.200s\": cpio checksum %08x, "
+			"should be %08x",
+			shown(s), name, s->sum, want);
+		return -EIO;
+	}
 	if (err || ret == ARCHIVE_EOF)
 		return err;
 	if (ret == ARCHIVE_FATAL || ustream_error(s->us))

@@ -39,6 +39,11 @@ void ustream_free(struct ustream *s); /* NULL is a no-op */
  * Returns what archive_read_open1() returns. */
 int ustream_open_archive(struct ustream *s, struct archive *a);
 
+/* Copies len bytes at off of the top stage's output (what the format reads) that the format
+ * read lately: its current header (those of cpio's crc format, whose sum libarchive drops). 0,
+ * or -EIO when they are no longer held (or, without a layer, cannot be read). */
+int ustream_header_bytes(struct ustream *s, uint64_t off, void *out, size_t len);
+
 /* The first -errno of the stream (rd's, the budget's, a damaged layer's, already logged), or 0:
  * a libarchive failure is then the format's own. */
 int ustream_error(const struct ustream *s);

@@ -9,7 +9,9 @@
  * their own sums (xz's check, lzip's CRC-32, zstd's and lz4's content checksums, bzip2's CRCs),
  * but only when they reach their trailer. A format stops at its own end (a tarball's end
  * marker), before the trailer: ustream_finish reads every stage to its end. Only the bottom stage
- * seeks, and only when it is the top (zip and 7z find their directory at the end). */
+ * seeks, and only when it is the top (zip and 7z find their directory at the end). For cpio's
+ * crc format under a layer, the last two blocks the format read are kept, so that unpack.c can
+ * read back the sum in the header libarchive drops (ustream_header_bytes). */
 #include "unpack_i.h"
 
 #include <errno.h>
@@ -52,6 +54,14 @@ struct stage {
 	struct archive *a;
 };
 
+/* The last two blocks the format read from the top stage, kept when the format's headers carry
+ * a checksum the format reader drops (cpio's crc format): ustream_header_bytes. */
+struct tap_block {
+	unsigned char *p;
+	size_t len, cap;
+	uint64_t off; /* in the top stage's output */
+};
+
 struct ustream {
 	struct meter *m;
 	zip_read_fn rd;
@@ -59,6 +69,8 @@ struct ustream {
 	struct stage st[STAGES_MAX + 1];
 	size_t n;
 	int err; /* sticky: the first -errno */
+	bool tap;
+	struct tap_block tb[2]; /* tb[1] the newer */
 };
 
 static const char *shown(const struct meter *m)
@@ -222,10 +234,35 @@ static ssize_t stage_peek(struct stage *st, const unsigned char **p)
 /* ---- libarchive's client callbacks: a FILTERS handle over the stage below, the format handle
  * over the top ---- */
 
+/* Keeps a copy of the block the format just read from the top stage (the older one goes). */
+static int tap_keep(struct ustream *s, const void *p, size_t n, uint64_t off)
+{
+	struct tap_block old = s->tb[0];
+	s->tb[0] = s->tb[1];
+	s->tb[1] = old;
+	struct tap_block *b = &s->tb[1];
+	if (n > b->cap) {
+		unsigned char *q = realloc(b->p, n);
+		if (!q)
+			return fail(s, -ENOMEM, NULL);
+		b->p = q;
+		b->cap = n;
+	}
+	memcpy(b->p, p, n);
+	b->len = n;
+	b->off = off;
+	return 0;
+}
+
 static la_ssize_t client_read(struct archive *a, void *data, const void **out)
 {
 	struct stage *st = data;
+	uint64_t off = st->out - st->pend_len; /* a pending block was counted when peeked */
 	ssize_t n = stage_read(st, out);
+	int err = n > 0 && st->s->tap && st == &st->s->st[st->s->n - 1]
+			  ? tap_keep(st->s, *out, (size_t)n, off)
+			  : 0;
+	n = err ? err : n;
 	if (n < 0) {
 		archive_set_error(a, -(int)n, "reading the archive member failed");
 		return ARCHIVE_FATAL;
@@ -398,15 +435,37 @@ void ustream_free(struct ustream *s)
 			archive_read_free(s->st[i].a);
 		free(s->st[i].buf);
 	}
+	free(s->tb[0].p);
+	free(s->tb[1].p);
 	free(s);
 }
 
 int ustream_open_archive(struct ustream *s, struct archive *a)
 {
 	struct stage *top = &s->st[s->n - 1];
+	/* cpio's crc format under a layer of compression: its headers' sums are read back by
+	 * ustream_header_bytes (without a layer, straight from the member) */
+	s->tap = s->n > 1 && top->pend_len >= 6 && memcmp(top->pend, "070702", 6) == 0;
 	if (s->n == 1)
 		archive_read_set_seek_callback(a, client_seek);
 	return archive_read_open2(a, top, NULL, client_read, s->n == 1 ? client_skip : NULL, NULL);
+}
+
+int ustream_header_bytes(struct ustream *s, uint64_t off, void *out, size_t len)
+{
+	if (s->n == 1)
+		return s->rd(s->rctx, out, len, off) == (ssize_t)len ? 0 : -EIO;
+	unsigned char *o = out;
+	for (size_t i = 0; i < len; i++) {
+		const struct tap_block *b = NULL;
+		for (size_t k = 0; k < 2 && !b; k++)
+			if (off + i >= s->tb[k].off && off + i - s->tb[k].off < s->tb[k].len)
+				b = &s->tb[k];
+		if (!b)
+			return -EIO;
+		o[i] = b->p[off + i - b->off];
+	}
+	return 0;
 }
 
 int ustream_error(const struct ustream *s)

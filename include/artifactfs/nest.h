@@ -23,9 +23,10 @@
  * Each job keeps a small set of nests (NEST_SET_MAX of them, least recently used out, but never
  * a level the lookup that needs room is inside: the set grows up to NEST_DEPTH_MAX), made on
  * first use and kept as the job's attachment (job_attach: job.c frees it with the job and calls
- * nothing here), keyed by path, built single flight; a member that is no archive (-ENOENT) or a
- * bomb (-EFBIG) is remembered as such (a bomb also once out of the set: 64 per job), other errors
- * are not. A nest is immutable once built and refcounted; it borrows its job, so whoever holds a
+ * nothing here), keyed by path, built single flight; a member that is no archive (-ENOENT), a
+ * bomb (-EFBIG) or damaged (-EIO with every byte of it read: a checksum, a truncation) is
+ * remembered as such (a bomb or damage also once out of the set: 64 per job), other errors
+ * (reading the member, memory) are not. A nest is immutable once built and refcounted; it borrows its job, so whoever holds a
  * nest holds its job too, and puts the nest first. Thread-safe; the set's lock is never held
  * during a pass. */
 #ifndef ARTIFACTFS_NEST_H

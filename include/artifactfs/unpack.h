@@ -14,7 +14,9 @@
  * Every checksum the archive carries is checked, or the pass fails with -EIO: the format's own
  * (zip, 7z, rar, lha: a mismatch at an entry's end) and those of its layers of compression
  * (gzip's CRC-32 and length, xz, lzip, zstd, lz4, bzip2), each layer read to its end even where
- * the format stops before it. tar, cpio, ar and iso9660 carry none for the data.
+ * the format stops before it; cpio's crc format's sum of each file's bytes, which libarchive
+ * drops, is read back from its header here. tar, other cpio, ar and iso9660 carry none for the
+ * data.
  *
  * The index is a zipindex built by zipindex_from_members(): the same tree, lookups and name rules
  * as the artifacts zip (absolute, "", "." or ".." components, backslash escapes: left out with a

@@ -40,6 +40,16 @@ fails_before_mount "a token given in place of the URL is refused without being s
 check "and the refusal does not show it" bash -c "! grep -q s3cret-as-url '$T/err'"
 fails_before_mount "a malformed --cache-size is refused" "cache-size" \
 	"http://127.0.0.1:$dead_port" "$mnt" --cache-size lots
+# strtoull skips blanks and wraps a minus round: " -1" would be 16 EiB, no limit at all
+fails_before_mount "a negative --cache-size behind a blank is refused" "cache-size" \
+	"http://127.0.0.1:$dead_port" "$mnt" --cache-size " -1"
+fails_before_mount "a negative --memory-limit behind a blank is refused" "memory-limit" \
+	"http://127.0.0.1:$dead_port" "$mnt" --memory-limit " -1"
+# the kernel refuses an empty fsname or subtype ("fuse: mount failed: Invalid argument")
+fails_before_mount "an empty -o fsname= is refused by name" "fsname" \
+	"http://127.0.0.1:$dead_port" "$mnt" -o fsname=
+fails_before_mount "an empty -o subtype= is refused by name" "subtype" \
+	"http://127.0.0.1:$dead_port" "$mnt" -o ro,subtype=
 fails_before_mount "a malformed --ttl is refused" "ttl" \
 	"http://127.0.0.1:$dead_port" "$mnt" -o ttl=-5
 fails_before_mount "no mount point is refused" "mount point" "http://127.0.0.1:$dead_port"

@@ -131,6 +131,11 @@ check "cat of a file in a tarball with a flipped byte fails" \
 	bash -c "! cat '$job/bad.tar.gz#/f' > '$T/bad.out'"
 check "and prints nothing, never the flipped byte" test ! -s "$T/bad.out"
 check_eq "with one log line naming it" 1 "$(grep -c 'bad.tar.gz.*damaged.*check' "$T/daemon.log")"
+# The damage is the archive's own (the member's bytes read fine): remembered, never unpacked again
+check_eq "a lookup after it fails at once" EIO "$(sys stat "$job/bad.tar.gz#/f")"
+check_eq "and so does a listing" EIO "$(sys listdir "$job/bad.tar.gz#")"
+check_eq "from what was remembered: no second pass, no second log line" 1 \
+	"$(grep -c 'bad.tar.gz.*damaged.*check' "$T/daemon.log")"
 
 unmount_fs "$mnt"
 

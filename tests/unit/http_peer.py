@@ -43,6 +43,7 @@ Routes (an /api/v4 prefix is ignored). Paths that count attempts keep one counte
   /paged-relative?page=N    JSON [N]; a relative Link rel=next (/api/v4/paged-relative?page=N+1)
   /data                     1000 bytes (byte i = i % 251), Range honoured (206/416), Accept-Ranges
   /norange                  the same 1000 bytes, Range ignored (200), no Accept-Ranges
+  /overlong                 206 with the Content-Range asked for, and 50 bytes 0xAA past its end
   /weak-moved               like /data with the constant weak ETag most GitLab servers send
                             (W/"12ae32cb1ec02d01eda3581b127c1fee") and Last-Modified "Sat, 21 Nov
                             2026 08:00:00 GMT" (the archive after the ref moved): an If-Range
@@ -444,6 +445,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, json.dumps([n]).encode(), hdrs)
         if head == "norange":
             return self.serve_data(False)
+        if head == "overlong":  # a 206 whose body runs past its Content-Range: 50 bytes 0xAA more
+            start, end = parse_range(self.headers.get("Range"), SIZE)
+            return self.send(206, DATA[start:end + 1] + b"\xaa" * 50,
+                             [("Content-Range", "bytes %d-%d/%d" % (start, end, SIZE))])
         if head in ("truncate-once", "truncate-once-norange"):
             first = bump(path) == 1
             return self.serve_data(head == "truncate-once", 400 if first else None)

@@ -947,6 +947,20 @@ Test(http, an_archive_of_another_size_is_another_archive)
 	http_free(h);
 }
 
+/* A 206 whose body runs past the end its Content-Range names (a broken proxy): the bytes past it
+ * are nothing the server said they were, and not one is delivered as the archive's. */
+Test(http, a_206_body_longer_than_its_content_range_delivers_nothing_past_it)
+{
+	struct http *h = client(0, 2);
+	struct sink s = {0};
+	struct http_response r;
+	int err = get_range(h, "/overlong", 100, 100, &s, &r);
+	http_response_release(&r);
+	cr_assert_leq(s.end, 200, "bytes delivered up to %llu", (unsigned long long)s.end);
+	cr_assert_eq(err, -EIO, "a body that disagrees with its framing is an error");
+	http_free(h);
+}
+
 /* base_scheme's API redirects to /api/v4/landing on the same host and port over other_scheme */
 static void assert_scheme_change_drops_the_token(const char *base_scheme, const char *other_scheme)
 {

@@ -218,6 +218,38 @@ Test(unpack, cpio_newc_and_odc)
 	check_format("cd tree && find . | cpio -o -H odc > ../y.cpio", "y.cpio", 0);
 }
 
+/* cpio's crc format keeps each file's sum of bytes in its header, which libarchive drops: it is
+ * checked here, with and without a layer of compression, hard links (no data, sum 0) too. */
+Test(unpack, cpio_crc_format_sums_are_checked)
+{
+	sh("ln tree/hello.txt tree/hard && cd tree && find . | cpio -o -H crc --quiet > ../c.cpio "
+	   "&& "
+	   "gzip -c ../c.cpio > ../c.cpio.gz && xz -c ../c.cpio > ../c.cpio.xz && "
+	   "python3 -c 'import sys; d = open(sys.argv[1], \"rb\").read(); "
+	   "open(sys.argv[2], \"wb\").write(d.replace(b\"hello world\", b\"hellO world\"))' "
+	   "../c.cpio ../bad.cpio && gzip -c ../bad.cpio > ../bad.cpio.gz");
+	const char *good[] = {"c.cpio", "c.cpio.gz", "c.cpio.xz"};
+	for (size_t i = 0; i < 3; i++) {
+		struct unpack_mem blob = {0};
+		struct unpacked *n = index_file(good[i], &blob);
+		const struct zip_member *m = find(n, "hard");
+		cr_assert(m && m->size == 12 &&
+				  !memcmp(blob.p + m->local_offset, "hello world\n", 12),
+			  "%s", good[i]);
+		unpack_free(n);
+		free(blob.p);
+	}
+	const char *bad[] = {"bad.cpio", "bad.cpio.gz"};
+	for (size_t i = 0; i < 2; i++) {
+		struct mem m = slurp(bad[i]);
+		struct unpack_mem blob = {0};
+		struct unpacked *n = NULL;
+		cr_assert_eq(index_mem(m.p, m.len, &blob, &n), -EIO, "%s: a byte changed", bad[i]);
+		free(m.p);
+		free(blob.p);
+	}
+}
+
 Test(unpack, ar_is_flat)
 {
 	check_format("cd tree && ar rcU ../x.a hello.txt empty utf8-*", "x.a", FLAT);
