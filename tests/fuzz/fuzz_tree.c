@@ -153,8 +153,9 @@ static int read_target(void *ctx, const struct zip_member *link, char **out, siz
 /* ---- the second walk: whole paths, looked up by name ---- */
 
 struct opos {
-	char *path;  /* PATH_CAP bytes: the member reached, then any names walked on as text */
-	size_t real; /* length of the member's part */
+	char *path;   /* PATH_CAP bytes: the member reached, then any names walked on as text */
+	size_t real;  /* length of the member's part */
+	bool stopped; /* a component came after a missing name or a file: the kernel stops there */
 };
 
 static int o_follow(struct targets *t, struct opos *p, const struct zip_member *link);
@@ -194,6 +195,19 @@ static int o_name(struct targets *t, struct opos *p, const char *c, size_t n)
 
 static int o_comp(struct targets *t, struct opos *p, const char *c, size_t n)
 {
+	if (p->stopped)
+		return 0;
+	size_t len = strlen(p->path);
+	const struct zip_member *here = len == p->real ? zipindex_find(t->zi, p->path) : NULL;
+	if (len != p->real || (here && here->type != ZIP_DIR)) {
+		/* "missing/..", "f/x", "f/": ENOENT or ENOTDIR, whatever follows; the text ends in
+		 * this component ("." for "." and ".."), so the kernel stops there too */
+		p->stopped = true;
+		bool dots = n == 0 || (n == 1 && c[0] == '.') || (n == 2 && !memcmp(c, "..", 2));
+		if (!dots)
+			o_append(p, c, n);
+		return 0;
+	}
 	if (n == 0 || (n == 1 && c[0] == '.'))
 		return 0;
 	if (n == 2 && c[0] == '.' && c[1] == '.') {
@@ -228,21 +242,22 @@ static int o_follow(struct targets *t, struct opos *p, const struct zip_member *
 	return err;
 }
 
-/* The canonical text: "../" at most as deep as dir, then plain names, and dir joined with it
- * is where the walk ended. */
-static void check_text(const char *dir, const char *text, const char *end)
+/* The canonical text: "../" at most as deep as dir, then plain names (and a last "." where the
+ * walk stopped on a missing name or a file), and dir joined with it is where the walk ended. */
+static void check_text(const char *dir, const char *text, const char *end, bool stopped)
 {
 	char *at = malloc(PATH_CAP);
 	if (!at)
 		abort();
 	strcpy(at, dir);
-	struct opos p = {at, 0};
+	struct opos p = {at, 0, false};
 	bool names = false;
 	for (const char *c = text; c;) {
 		const char *slash = strchr(c, '/');
 		size_t n = slash ? (size_t)(slash - c) : strlen(c);
 		bool up = n == 2 && !memcmp(c, "..", 2), dot = n == 1 && c[0] == '.';
-		if (!n || (up && (names || !at[0])) || (dot && (c != text || slash)))
+		if (!n || (up && (names || !at[0])) || (dot && slash) ||
+		    (dot && c != text && !stopped))
 			abort();
 		if (up)
 			o_up(&p);
@@ -265,18 +280,18 @@ static void check_link(struct targets *t, const struct zip_member *link, char *p
 	if (t->calls > ZIP_LINKS_MAX || (!err && out && out->type == ZIP_SYMLINK))
 		abort();
 	strcpy(path, link->name);
-	struct opos p = {path, 0};
+	struct opos p = {path, 0, false};
 	o_up(&p);
 	p.real = strlen(path);
 	char *dir = strdup(path);
 	t->calls = 0;
 	int oerr = o_follow(t, &p, link);
 	const struct zip_member *oout =
-		oerr || strlen(path) != p.real ? NULL : zipindex_find(t->zi, path);
+		oerr || p.stopped || strlen(path) != p.real ? NULL : zipindex_find(t->zi, path);
 	if (oerr != err || oout != out || !dir || (!err && !text))
 		abort();
 	if (!err)
-		check_text(dir, text, path);
+		check_text(dir, text, path, p.stopped);
 	free(dir);
 	free(text);
 }
