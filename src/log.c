@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "artifactfs/privfile.h"
+
 static bool use_syslog;
 static bool stderr_stamps;
 static int max_level = LOG_INFO;
@@ -158,51 +160,10 @@ void log_msg(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The log file gets the token file's and the cache folder's rules: another user's FIFO at the
- * path would block start-up (and every SIGHUP reopen) forever, and another user's file, or one
- * anyone may write, would receive root's log or have lines forged into it. O_NONBLOCK makes a
- * FIFO without a reader fail at once (ENXIO) and one with a reader is refused by the checks; it
- * does nothing to a regular file. The folder must not let others swap the file: not writable by
- * others unless sticky (as /tmp). */
+/* The log file gets the token file's and the cache folder's rules (privfile.h). */
 static int open_file(const char *path, char *why, size_t why_len)
 {
-	int fd =
-		open(path,
-		     O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
-		     0600);
-	if (fd < 0) {
-		int err = errno == ENXIO || errno == EISDIR ? EINVAL : errno;
-		snprintf(why, why_len, "%s",
-			 err == EINVAL  ? "it is not a regular file"
-			 : err == ELOOP ? "it is a symbolic link"
-					: strerror(err));
-		return -err;
-	}
-	const char *bad = NULL;
-	struct stat st, dir;
-	char *slash = strrchr(path, '/'), *parent = NULL;
-	if (fstat(fd, &st))
-		bad = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		bad = "it is not a regular file";
-	else if (st.st_uid != geteuid())
-		bad = "it is owned by another user";
-	else if (st.st_mode & 022)
-		bad = "it can be written by group or others";
-	else if (slash && !(parent = strndup(path, slash == path ? 1 : (size_t)(slash - path))))
-		bad = strerror(ENOMEM);
-	else if (!stat(parent ? parent : ".", &dir) && (dir.st_mode & 002) &&
-		 !(dir.st_mode & S_ISVTX))
-		bad = "its folder can be written by others";
-	free(parent);
-	if (!bad && fcntl(fd, F_SETFL, O_WRONLY | O_APPEND) < 0)
-		bad = strerror(errno);
-	if (bad) {
-		snprintf(why, why_len, "%s", bad);
-		close(fd);
-		return -EACCES;
-	}
-	return fd;
+	return privfile_open(path, O_WRONLY | O_APPEND | O_CREAT, 0600, why, why_len);
 }
 
 int log_open_file(const char *path, char *why, size_t why_len)

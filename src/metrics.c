@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "artifactfs/privfile.h"
 #include "artifactfs/cache.h"
 #include "artifactfs/catalog.h"
 #include "artifactfs/log.h"
@@ -129,43 +130,18 @@ int metrics_render(const struct metrics_sample *s, char **out)
 	return 0;
 }
 
-/* Opens path.tmp for writing after the checks of the log file (see the top). */
+/* Opens path.tmp for writing, empty, after the checks of the log file (privfile.h). */
 static int open_tmp(const char *tmp, char *why, size_t why_len)
 {
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
-		      0644);
-	if (fd < 0) {
-		int err = errno == ENXIO || errno == EISDIR ? EINVAL : errno;
-		snprintf(why, why_len, "%s: %s", tmp,
-			 err == EINVAL  ? "it is not a regular file"
-			 : err == ELOOP ? "it is a symbolic link"
-					: strerror(err));
-		return -err;
-	}
-	const char *bad = NULL;
-	struct stat st, dir;
-	char *slash = strrchr(tmp, '/'), *parent = NULL;
-	if (fstat(fd, &st))
-		bad = strerror(errno);
-	else if (!S_ISREG(st.st_mode))
-		bad = "it is not a regular file";
-	else if (st.st_uid != geteuid())
-		bad = "it is owned by another user";
-	else if (st.st_mode & 022)
-		bad = "it can be written by group or others";
-	else if (slash && !(parent = strndup(tmp, slash == tmp ? 1 : (size_t)(slash - tmp))))
-		bad = strerror(ENOMEM);
-	else if (!stat(parent ? parent : ".", &dir) && (dir.st_mode & 002) &&
-		 !(dir.st_mode & S_ISVTX))
-		bad = "its folder can be written by others";
-	free(parent);
-	if (!bad && (ftruncate(fd, 0) || fcntl(fd, F_SETFL, O_WRONLY) < 0))
-		bad = strerror(errno);
-	if (bad) {
-		snprintf(why, why_len, "%s: %s", tmp, bad);
+	char reason[128];
+	int fd = privfile_open(tmp, O_WRONLY | O_CREAT, 0644, reason, sizeof(reason));
+	if (fd >= 0 && ftruncate(fd, 0)) {
+		snprintf(reason, sizeof(reason), "%s", strerror(errno));
 		close(fd);
-		return -EACCES;
+		fd = -EIO;
 	}
+	if (fd < 0)
+		snprintf(why, why_len, "%s: %s", tmp, reason);
 	return fd;
 }
 
