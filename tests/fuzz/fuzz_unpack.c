@@ -16,6 +16,7 @@
 #include "artifactfs/log.h"
 #include "artifactfs/membudget.h"
 #include "artifactfs/unpack.h"
+#include "counted_src.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -36,20 +37,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	log_init(false, LOG_CRIT); /* hostile names and damage are expected: keep the run quiet */
 	membudget_set_limit(MEMORY);
 	return 0;
-}
-
-struct counted_src {
-	struct zip_buffer b;
-	uint64_t read; /* bytes handed out, re-reads included */
-};
-
-static ssize_t counted_read(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	struct counted_src *s = ctx;
-	ssize_t got = zip_buffer_read(&s->b, buf, len, off);
-	if (got > 0)
-		s->read += (uint64_t)got;
-	return got;
 }
 
 struct counted_blob {
