@@ -83,11 +83,7 @@ static char *dup_or_null(const char *s)
 
 int job_info_copy(const struct gl_job *src, struct gl_job *dst)
 {
-	memset(dst, 0, sizeof(*dst));
-	dst->id = src->id;
-	dst->pipeline_id = src->pipeline_id;
-	dst->archive_size = src->archive_size;
-	dst->erased = src->erased;
+	*dst = *src; /* every scalar, and any added later; the strings are duplicated below */
 	dst->name = dup_or_null(src->name);
 	dst->status = dup_or_null(src->status);
 	dst->ref = dup_or_null(src->ref);

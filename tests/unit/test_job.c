@@ -137,6 +137,25 @@ Test(job, metadata_is_read_as_copies)
 	job_env_drain(&env);
 }
 
+Test(job, a_copy_keeps_every_field)
+{
+	struct gl_job src, copy;
+	fake_job(7, "build", "main", &src);
+	src.project_id = 42;
+	src.downloadable = true;
+	src.pipeline_id = 9;
+	src.erased = true;
+	cr_assert_eq(job_info_copy(&src, &copy), 0);
+	cr_assert_eq(copy.project_id, 42);
+	cr_assert(copy.downloadable);
+	cr_assert_eq(copy.pipeline_id, 9);
+	cr_assert(copy.erased);
+	cr_assert_str_eq(copy.name, "build");
+	cr_assert_neq(copy.name, src.name, "the strings are the copy's own");
+	gl_job_release(&src);
+	gl_job_release(&copy);
+}
+
 /* ---- single flight: THREADS first uses at once ---- */
 
 #define THREADS 8
