@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "artifactfs/catalog.h"
+#include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 #include "artifactfs/memo.h"
 #include "catalog_i.h"
@@ -357,12 +358,26 @@ static void stream_learned(struct job_log *l, struct log_stream *s)
 	}
 }
 
+/* The GET's question (intr.h): its reader is gone or starts again. Asked by curl's progress
+ * callback at least once a second, so stream_stop() is not held by a server that stalled
+ * mid-body until the low-speed timeout ends the transfer. */
+static bool stream_cancelled(void *ctx)
+{
+	struct log_stream *s = ctx;
+	pthread_mutex_lock(&s->lock);
+	bool cancel = s->cancel;
+	pthread_mutex_unlock(&s->lock);
+	return cancel;
+}
+
 static void *stream_main(void *arg)
 {
 	struct log_reader *r = arg;
 	struct log_stream *s = &r->s;
 	log_clear_reason();
+	intr_begin(stream_cancelled, s);
 	int err = r->l->be->job_trace(r->l->be->ctx, r->l->project, r->l->id, stream_body, s);
+	intr_end();
 	pthread_mutex_lock(&s->lock);
 	snprintf(s->why, sizeof(s->why), "%s", log_reason());
 	s->err = err;

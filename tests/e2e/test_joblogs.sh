@@ -59,6 +59,25 @@ check "a 12 MiB log reads byte for byte past a 1M cache" cmp "$p/main/big.log" "
 check_eq "in one request" 2 "$(traces)"
 check "and again" cmp "$p/-/jobs/5102.log" "$T/big.ref"
 
+# a reader that leaves a streamed log early is not held by a server stalled mid-body: its GET
+# stops (without the question on the GET's thread, closing waited out the low-speed timeout).
+# The reader takes all the server sent (half the log) before closing: the GET waits on the
+# server, not on the reader, when the file is closed.
+held() { grep -q "gitlab_sim: stalling" "$T/sim.out"; }
+stopped() { grep "stopped: its reader was interrupted" "$T/daemon.log" | grep -q trace; }
+export -f stopped
+sim_admin faults 'nth=1:hold,stall_s=120,paths=/jobs/5102/trace$'
+exec 7<"$p/-/jobs/5102.log"
+half=$(($(stat -c %s "$T/big.ref") / 2)) # where the simulator's write_body holds
+head -c "$half" <&7 >"$T/half" || die "cannot read the first half of the big log"
+check "the half read is the log's" cmp "$T/half" "$T/big.ref" --bytes "$half"
+wait_for 60 held || die "the read never reached the server's hold"
+exec 7<&-
+check "closed early, the log's GET stops while the server still holds it" wait_for 30 stopped
+check "the server held it all along" bash -c "! grep -q 'gitlab_sim: hold of' '$T/sim.out'"
+sim_admin release
+sim_admin faults ""
+
 # an erased job: its log goes from the mount and from the cache within the TTL (0 here)
 check "a log to be erased reads" grep -q s3cr3t-leaked-5103 "$p/-/jobs/5103.log"
 check_eq "and is in the cache" 1 "$(cache_files 5103)"
