@@ -13,7 +13,10 @@
  * written (cachespace_reserve), each block once. Concurrent reads of the same missing blocks
  * cause one fetch (inflight marks them; the others wait on the entry's condition variable); across
  * processes and machines a fetch claims its blocks with an OFD lock on their map bytes
- * (claim_run), and no lock is held while a fetch runs but the file's shared flock() and that. Lock order: see cache.h. */
+ * (claim_run), and no lock is held while a fetch runs but the file's shared flock() and that.
+ * Each open entry keeps a bit per block saying whether this process marked it present, so that
+ * a read from the cache counts as this mount's own fetch or as the folder's sharing (the
+ * statistics only: nothing is decided by it). Lock order: see cache.h. */
 #include "cache_i.h"
 
 #include <errno.h>
@@ -73,12 +76,14 @@ static struct cache_entry *entry_new(struct cache *c, const char *key, int fd, u
 	e->map = calloc(e->nblocks + 1, 1);
 	e->inflight = calloc(e->nblocks + 1, 1);
 	e->accounted = calloc(e->nblocks + 1, 1);
-	if (!e->key || !e->map || !e->inflight || !e->accounted ||
+	e->own = calloc(e->nblocks / 8 + 1, 1);
+	if (!e->key || !e->map || !e->inflight || !e->accounted || !e->own ||
 	    (e->nblocks && cachefile_read_fresh(c, fd, e->map, e->nblocks, HEADER_LEN))) {
 		free(e->key);
 		free(e->map);
 		free(e->inflight);
 		free(e->accounted);
+		free(e->own);
 		free(e);
 		return NULL;
 	}
@@ -97,6 +102,7 @@ static void entry_free(struct cache_entry *e)
 	free(e->map);
 	free(e->inflight);
 	free(e->accounted);
+	free(e->own);
 	free(e->key);
 	free(e);
 }
@@ -122,6 +128,7 @@ static int revive(struct cache_entry *e, const char *key)
 	if (cachefile_read_fresh(c, fd, e->map, e->nblocks, HEADER_LEN))
 		memset(e->map, 0, e->nblocks);
 	memset(e->accounted, 0, e->nblocks);
+	memset(e->own, 0, e->nblocks / 8 + 1);
 	e->n_runs = 0;
 	pthread_mutex_unlock(&e->lock);
 	log_msg(LOG_DEBUG, "cache: %s was evicted while idle; made anew", key);
@@ -262,6 +269,19 @@ void cache_entry_unpin(struct cache_entry *e)
 
 /* ---- writing ---- */
 
+static bool own_has(const struct cache_entry *e, uint64_t b)
+{
+	return e->own[b / 8] & (1u << (b % 8));
+}
+
+static void own_set(struct cache_entry *e, uint64_t b, bool own)
+{
+	if (own)
+		e->own[b / 8] |= (unsigned char)(1u << (b % 8));
+	else
+		e->own[b / 8] &= (unsigned char)~(1u << (b % 8));
+}
+
 /* Sets the map bytes of blocks [first, last) to value, on disk in a few large writes (a write a
  * block would contend with the data writes for the inode), then in memory: a block counts as
  * present only once its byte is on disk, and as missing at once. Entry lock held. */
@@ -271,8 +291,12 @@ static void map_set(struct cache_entry *e, uint64_t first, uint64_t last, unsign
 	memset(bytes, value, sizeof(bytes));
 	for (uint64_t b = first; b < last;) {
 		size_t n = last - b < sizeof(bytes) ? (size_t)(last - b) : sizeof(bytes);
-		if (cachefile_write_all(e->fd, bytes, n, HEADER_LEN + b) == 0 || !value)
+		if (cachefile_write_all(e->fd, bytes, n, HEADER_LEN + b) == 0 || !value) {
+			/* a block present already stays whoever's it was */
+			for (uint64_t i = b; i < b + n; i++)
+				own_set(e, i, value && (own_has(e, i) || !e->map[i]));
 			memset(e->map + b, value, n);
+		}
 		b += n;
 	}
 }
@@ -668,6 +692,9 @@ static void refresh_map(struct cache_entry *e, uint64_t first, uint64_t last)
 {
 	cachefile_read_fresh(e->c, e->fd, e->map + first, (size_t)(last - first + 1),
 			     HEADER_LEN + first);
+	for (uint64_t b = first; b <= last; b++)
+		if (!e->map[b]) /* dropped by another: whoever marks it next owns it */
+			own_set(e, b, false);
 }
 
 static int has_locked(struct cache_entry *e, uint64_t first, uint64_t last, uint64_t *missing)
@@ -865,6 +892,20 @@ static int read_checked(struct cache_entry *e, void *buf, size_t len, uint64_t o
 	return err;
 }
 
+/* The bytes of [off, off + len) that lie in blocks this process marked present. */
+static uint64_t own_bytes(struct cache_entry *e, uint64_t off, size_t len)
+{
+	uint64_t n = 0, end = off + len;
+	pthread_mutex_lock(&e->lock);
+	for (uint64_t b = off / BLOCK; b * BLOCK < end; b++) {
+		uint64_t lo = b * BLOCK > off ? b * BLOCK : off;
+		uint64_t hi = (b + 1) * BLOCK < end ? (b + 1) * BLOCK : end;
+		n += own_has(e, b) ? hi - lo : 0;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return n;
+}
+
 ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t off,
 			  uint64_t min_fetch)
 {
@@ -884,11 +925,16 @@ ssize_t cache_entry_pread(struct cache_entry *e, void *buf, size_t len, uint64_t
 		if (!err && buf)
 			err = read_checked(e, buf, len, off);
 	}
+	uint64_t own = !err && buf && !fetched ? own_bytes(e, off, len) : 0;
 	entry_leave(e);
 	if (err)
 		return err == -EAGAIN ? -EIO : err;
-	if (buf)
-		atomic_fetch_add(fetched ? &e->c->miss_bytes : &e->c->hit_bytes, len);
+	if (buf && fetched) {
+		atomic_fetch_add(&e->c->miss_bytes, len);
+	} else if (buf) {
+		atomic_fetch_add(&e->c->hit_own_bytes, own);
+		atomic_fetch_add(&e->c->hit_shared_bytes, len - own);
+	}
 	return (ssize_t)len;
 }
 

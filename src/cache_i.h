@@ -93,7 +93,10 @@ struct cache {
 	uint64_t used;               /* protected by lock */
 	uint64_t pending;            /* protected by lock: reserved by writes not yet on disk,
 	                                which a recount from the folder cannot see */
-	atomic_uint_fast64_t hit_bytes, miss_bytes, fetches, evictions;
+	/* bytes read without a fetch, from blocks this process marked present (own) or found
+	 * present (shared: another mount, here or on another machine, or an earlier run) */
+	atomic_uint_fast64_t hit_own_bytes, hit_shared_bytes;
+	atomic_uint_fast64_t miss_bytes, fetches, evictions;
 };
 
 struct run {
@@ -118,9 +121,12 @@ struct cache_entry {
 	unsigned char *map;       /* protected by lock */
 	unsigned char *inflight;  /* protected by lock */
 	unsigned char *accounted; /* protected by lock: the block's bytes count in cache->used */
-	struct run *runs;         /* protected by lock: contiguous writes not yet whole blocks */
-	size_t n_runs;            /* protected by lock */
-	struct cache_source src;  /* protected by lock; set once by cache_entry_bind */
+	/* protected by lock: a bit per block, set while the block is present because this process
+	 * marked it (its own fetch or write), not another mount: for the statistics only */
+	unsigned char *own;
+	struct run *runs;        /* protected by lock: contiguous writes not yet whole blocks */
+	size_t n_runs;           /* protected by lock */
+	struct cache_source src; /* protected by lock; set once by cache_entry_bind */
 };
 
 /* ---- cachespace.c: takes cache->lock and the folder lock, never while holding the other

@@ -707,7 +707,9 @@ void cache_get_stats(struct cache *c, struct cache_stats *out)
 	for (struct disk_ent *d = c->disk; d; d = d->next)
 		out->entries++;
 	pthread_mutex_unlock(&c->lock);
-	out->hit_bytes = atomic_load(&c->hit_bytes);
+	out->hit_own_bytes = atomic_load(&c->hit_own_bytes);
+	out->hit_shared_bytes = atomic_load(&c->hit_shared_bytes);
+	out->hit_bytes = out->hit_own_bytes + out->hit_shared_bytes;
 	out->miss_bytes = atomic_load(&c->miss_bytes);
 	out->fetches = atomic_load(&c->fetches);
 	out->evictions = atomic_load(&c->evictions);

@@ -40,10 +40,18 @@ struct metrics {
 	bool said;           /* a failed write was logged: the next ones are not, until one works */
 };
 
-/* One family: a counter or a gauge with one sample, or a labelled counter of several. */
+/* One family: a counter or a gauge with one sample. */
 struct family {
 	const char *name, *type, *help;
 	uint64_t value;
+};
+
+/* A counter of n samples told apart by one label. */
+struct labelled {
+	const char *name, *help, *label;
+	size_t n;
+	const char *const *label_values;
+	const uint64_t *values;
 };
 
 static int append(char **buf, size_t *len, const char *fmt, ...)
@@ -81,8 +89,6 @@ int metrics_render(const struct metrics_sample *s, char **out)
 		 h->storage_requests},
 		{"artifactfs_storage_bytes_total", "counter",
 		 "Body bytes received from object storage", h->storage_bytes},
-		{"artifactfs_cache_read_bytes_total", "counter",
-		 "Archive bytes read from the cache folder without a download", s->cache_hit_bytes},
 		{"artifactfs_cache_miss_bytes_total", "counter",
 		 "Archive bytes read that needed a download first", s->cache_miss_bytes},
 		{"artifactfs_cache_fetches_total", "counter", "Downloads into the cache",
@@ -106,6 +112,18 @@ int metrics_render(const struct metrics_sample *s, char **out)
 		 s->auth_probes},
 	};
 	static const char *const outcomes[HTTP_OUTCOMES] = {"2xx", "3xx", "4xx", "5xx", "none"};
+	static const char *const fetchers[] = {"this_mount", "another_mount"};
+	const uint64_t read_bytes[] = {s->cache_hit_own_bytes, s->cache_hit_shared_bytes};
+	const struct labelled labs[] = {
+		{"artifactfs_http_requests_total",
+		 "HTTP exchanges by outcome (status class, or none: no answer)", "outcome",
+		 HTTP_OUTCOMES, outcomes, h->outcomes},
+		{"artifactfs_cache_read_bytes_total",
+		 "Archive bytes read from the cache folder without a download, by who fetched "
+		 "their blocks: this mount, or another (here or on another machine sharing the "
+		 "folder, or an earlier run); their sum is all such bytes",
+		 "fetched_by", 2, fetchers, read_bytes},
+	};
 	char *buf = NULL;
 	size_t len = 0;
 	int err = 0;
@@ -113,15 +131,14 @@ int metrics_render(const struct metrics_sample *s, char **out)
 		err = append(&buf, &len, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n",
 			     fams[i].name, fams[i].help, fams[i].name, fams[i].type, fams[i].name,
 			     fams[i].value);
-	if (!err)
-		err = append(&buf, &len,
-			     "# HELP artifactfs_http_requests_total HTTP exchanges by outcome "
-			     "(status class, or none: no answer)\n"
-			     "# TYPE artifactfs_http_requests_total counter\n");
-	for (int i = 0; !err && i < HTTP_OUTCOMES; i++)
-		err = append(&buf, &len,
-			     "artifactfs_http_requests_total{outcome=\"%s\"} %" PRIu64 "\n",
-			     outcomes[i], h->outcomes[i]);
+	for (size_t i = 0; !err && i < sizeof(labs) / sizeof(labs[0]); i++) {
+		const struct labelled *l = &labs[i];
+		err = append(&buf, &len, "# HELP %s %s\n# TYPE %s counter\n", l->name, l->help,
+			     l->name);
+		for (size_t k = 0; !err && k < l->n; k++)
+			err = append(&buf, &len, "%s{%s=\"%s\"} %" PRIu64 "\n", l->name, l->label,
+				     l->label_values[k], l->values[k]);
+	}
 	if (err) {
 		free(buf);
 		return err;
@@ -186,7 +203,8 @@ static void sample(struct metrics *m, struct metrics_sample *s)
 	http_get_counters(m->http, &s->http);
 	cache_get_stats(m->cache, &cs);
 	catalog_get_stats(m->cat, &ks);
-	s->cache_hit_bytes = cs.hit_bytes;
+	s->cache_hit_own_bytes = cs.hit_own_bytes;
+	s->cache_hit_shared_bytes = cs.hit_shared_bytes;
 	s->cache_miss_bytes = cs.miss_bytes;
 	s->cache_used_bytes = cs.used_bytes;
 	s->cache_limit_bytes = cs.limit_bytes;

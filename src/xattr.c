@@ -93,13 +93,13 @@ static char *stats_text(struct fs_config *fc)
 	if (asprintf(&v,
 		     "http_requests %" PRIu64 "\nhttp_bytes %" PRIu64 "\ncache_used_bytes %" PRIu64
 		     "\ncache_limit_bytes %" PRIu64 "\ncache_entries %" PRIu64
-		     "\ncache_hit_bytes %" PRIu64 "\ncache_miss_bytes %" PRIu64
-		     "\ncache_fetches %" PRIu64 "\ncache_evictions %" PRIu64 "\njobs_open %" PRIu64
-		     "\nindexes_loaded %" PRIu64 "\narchive_bytes_arrived %" PRIu64
-		     "\ntransfers_active %" PRIu64 "\n",
+		     "\ncache_hit_bytes %" PRIu64 "\ncache_hit_shared_bytes %" PRIu64
+		     "\ncache_miss_bytes %" PRIu64 "\ncache_fetches %" PRIu64
+		     "\ncache_evictions %" PRIu64 "\njobs_open %" PRIu64 "\nindexes_loaded %" PRIu64
+		     "\narchive_bytes_arrived %" PRIu64 "\ntransfers_active %" PRIu64 "\n",
 		     requests, bytes, cs.used_bytes, cs.limit_bytes, cs.entries, cs.hit_bytes,
-		     cs.miss_bytes, cs.fetches, cs.evictions, ks.jobs_open, ks.indexes_loaded,
-		     ks.arrived_bytes, ks.transfers_active) < 0)
+		     cs.hit_shared_bytes, cs.miss_bytes, cs.fetches, cs.evictions, ks.jobs_open,
+		     ks.indexes_loaded, ks.arrived_bytes, ks.transfers_active) < 0)
 		return NULL;
 	return v;
 }

@@ -156,9 +156,18 @@ void cache_entry_unpin(struct cache_entry *e);
  * (df) follows. Returns 0, or -errno from reading the folder (what could go went). */
 int cache_drop(struct cache *c);
 
+/* Bytes read count once: as a miss when the read fetched anything first, else as a hit, own
+ * or shared by the blocks they came from. A block is this process's own from when it marks it
+ * present (a fetch or a write of its own) until it is dropped or its file evicted, while its
+ * entry stays open here (a bit per block of each open entry: a block an entry since closed
+ * fetched counts as shared once opened again). Shared blocks are those found present: marked
+ * by another mount on this machine or another, or by an earlier run; what sharing the folder
+ * saved this process. */
 struct cache_stats {
 	uint64_t used_bytes, limit_bytes, entries;
-	uint64_t hit_bytes, miss_bytes; /* bytes read from present blocks / that needed a fetch */
+	uint64_t hit_bytes;                       /* hit_own_bytes + hit_shared_bytes */
+	uint64_t hit_own_bytes, hit_shared_bytes; /* read from present blocks, by who marked them */
+	uint64_t miss_bytes;                      /* read with a fetch first */
 	uint64_t fetches, evictions;
 };
 void cache_get_stats(struct cache *c, struct cache_stats *out);

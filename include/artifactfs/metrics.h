@@ -21,7 +21,8 @@ struct metrics;
 /* One reading of every counter. */
 struct metrics_sample {
 	struct http_counters http;
-	uint64_t cache_hit_bytes, cache_miss_bytes, cache_used_bytes, cache_limit_bytes;
+	uint64_t cache_hit_own_bytes, cache_hit_shared_bytes; /* cache_stats' hit_own/shared */
+	uint64_t cache_miss_bytes, cache_used_bytes, cache_limit_bytes;
 	uint64_t cache_entries, cache_fetches, cache_evictions;
 	uint64_t jobs_open, indexes_loaded, archive_bytes, transfers_active, auth_probes;
 };

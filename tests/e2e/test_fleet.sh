@@ -5,9 +5,11 @@
 # One machine after the other reads a 32 MiB member exactly, and radosgw serves its bytes about
 # once; both at once too (a fetch in progress is claimed by a lock the other machine sees). A
 # byte flipped in the shared folder by one machine is not served by the one that wrote it. Two
-# machines with a small --cache-size keep the folder within it. A machine killed mid-read (its
-# daemon and its ceph-fuse client, then evicted) leaves the other reading exactly. Fails, never
-# skips, when Ceph cannot start.
+# machines with a small --cache-size keep the folder within it. Two tokens: what a Developer's
+# mount cached, a Reporter's mount on the other machine is refused (artifacts:access: developer),
+# and another Developer's mount there reads it from the folder, its metrics counting it as
+# fetched by another mount. A machine killed mid-read (its daemon and its ceph-fuse client, then
+# evicted) leaves the other reading exactly. Fails, never skips, when Ceph cannot start.
 source "$(dirname "$0")/lib.sh"
 
 export GITLAB_TOKEN=$(fixture_token maintainer)
@@ -22,10 +24,10 @@ job() {
 		\"name\": \"fleet-$1\", \"archive\": {\"members\": [{\"path\": \"big.bin\",
 		\"random\": $MEMBER, \"seed\": $2, \"compress\": \"stored\"}]}}]}" || die "no job $1"
 }
-member_sum() { # the sha256 of big.bin in the simulator's archive of job $1
+member_sum() { # the sha256 of member $2 (big.bin) in the simulator's archive of job $1
 	"$PYTHON" -c 'import hashlib, sys, zipfile
-print(hashlib.sha256(zipfile.ZipFile(sys.argv[1]).read("big.bin")).hexdigest())' \
-		"$T/sim-state/job-$1.zip"
+print(hashlib.sha256(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2])).hexdigest())' \
+		"$T/sim-state/job-$1.zip" "${2:-big.bin}"
 }
 read_sum() { # the sha256 of what a read of $1 returns, bounded
 	timeout 60 sha256sum <"$1" | cut -c1-64
@@ -35,6 +37,12 @@ served() { # bytes radosgw sent of job $1's archive since $2
 }
 served_at_least() { # job from bytes: radosgw's log has caught up with what the reads received
 	[ "$(served "$1" "$2")" -ge "$3" ]
+}
+metric() { # FILE NAME: the value of the sample NAME (labels included) of a metrics file
+	awk -v n="$2" '$1 == n { print $2 }' "$1"
+}
+read_by() { # FILE WHO: bytes a mount read from cache blocks fetched by WHO (its metrics FILE)
+	metric "$1" "artifactfs_cache_read_bytes_total{fetched_by=\"$2\"}"
 }
 ratio() { # bytes archive-bytes
 	awk -v b="$1" -v a="$2" 'BEGIN { printf "%.2f", b / a }'
@@ -113,6 +121,59 @@ echo "# info: small cache: the folder peaked at $peak bytes (limit $LIMIT)"
 check "the shared folder never held more than --cache-size" [ "$peak" -le "$LIMIT" ]
 unmount_fs "$T/mnt-a2"
 unmount_fs "$T/mnt-b2"
+
+# two tokens, one folder: a Developer's mount on machine A caches a job whose artifacts only
+# Developers may download (`artifacts:access: developer`); on machine B a Reporter's mount,
+# which sees the job, is refused its member although its bytes are in the folder, and a second
+# Developer's mount reads them from the folder, fetching nothing: its metrics count them as
+# fetched by another mount, where machine A's count them as its own
+sim_admin pipeline "{\"project\": 101, \"ref\": \"hidden\", \"jobs\": [{\"id\": 1990,
+	\"name\": \"fleet-dev\", \"artifacts_access\": \"developer\", \"archive\": {\"members\":
+	[{\"path\": \"dev.bin\", \"random\": $((1 << 20)), \"seed\": 30,
+	\"compress\": \"stored\"}]}}]}" || die "no job 1990"
+prom=$T/prom
+mkdir -m 700 "$prom"
+dev=$(fixture_token developer)
+GITLAB_TOKEN=$dev mount_fs "$T/dev-a" --cache-dir "$CEPHFS_MNT_A/cache" \
+	--metrics-file "$prom/dev-a.prom"
+GITLAB_TOKEN=$(fixture_token reporter) mount_fs "$T/rep-b" --cache-dir "$CEPHFS_MNT_B/cache" \
+	--metrics-file "$prom/rep-b.prom"
+GITLAB_TOKEN=$dev mount_fs "$T/dev-b" --cache-dir "$CEPHFS_MNT_B/cache" \
+	--metrics-file "$prom/dev-b.prom"
+member=acme%2Fplatform%2Fapp/-/jobs/1990/dev.bin
+check_eq "a Developer on machine A reads the member exactly" "$(member_sum 1990 dev.bin)" \
+	"$(read_sum "$T/dev-a/$member")"
+from=$(rgwlog_mark)
+sim_admin log/reset
+check_eq "a Reporter on machine B is refused it, though it is in the shared folder" EACCES \
+	"$(sys read "$T/rep-b/$member")"
+check_eq "a Developer on machine B reads it exactly" "$(member_sum 1990 dev.bin)" \
+	"$(read_sum "$T/dev-b/$member")"
+unmount_fs "$T/rep-b" # the metrics files are written a last time
+unmount_fs "$T/dev-b"
+unmount_fs "$T/dev-a"
+check "the Reporter's mount asked an artifact endpoint, and GitLab said 403" \
+	bash -c "[ \"\$(simlog count --path '/jobs/1990/artifacts' --status 403)\" -gt 0 ]"
+rep_read=$(($(read_by "$prom/rep-b.prom" this_mount) +
+	$(read_by "$prom/rep-b.prom" another_mount)))
+echo "# info: the Reporter's mount read $rep_read bytes from the folder (refused: the index alone)"
+check "the Reporter's mount read less than the member from the folder" \
+	[ "$rep_read" -lt $((1 << 20)) ]
+echo "# info: machine B's Developer: $(grep -E '^artifactfs_(cache_(read|miss)|archive|storage)_bytes' \
+	"$prom/dev-b.prom" | tr '\n' ' ')"
+check_eq "machine B's Developer fetched nothing into the cache" 0-0 \
+	"$(metric "$prom/dev-b.prom" artifactfs_cache_fetches_total)-$(metric "$prom/dev-b.prom" \
+		artifactfs_cache_miss_bytes_total)"
+check "its metrics count the member's bytes as fetched by another mount" \
+	[ "$(read_by "$prom/dev-b.prom" another_mount)" -ge $((1 << 20)) ]
+check_eq "and none as its own" 0 "$(read_by "$prom/dev-b.prom" this_mount)"
+check_eq "machine A's Developer read none from another mount" 0 \
+	"$(read_by "$prom/dev-a.prom" another_mount)"
+check "object storage sent at most the authorization probe's byte of the archive" \
+	[ "$(served 1990 "$from")" -le 1 ]
+check_eq "GitLab itself sent no byte of the archive (200 or 206)" 0-0 \
+	"$(simlog bytes --path '/jobs/1990/artifacts' --status 200)-$(simlog bytes \
+		--path '/jobs/1990/artifacts' --status 206)"
 
 # machine A killed mid-read, daemon and ceph-fuse client: once the MDS evicted the client (and
 # with it its locks), machine B reads the member exactly

@@ -1062,3 +1062,81 @@ Test(cache, discarding_by_prefix_takes_every_entry_of_the_prefix)
 	cache_close(c);
 	tmpdir_remove(d);
 }
+
+/* What one cache read without a fetch, by who marked the blocks: {own, shared}; miss apart. */
+struct reads {
+	uint64_t own, shared, miss;
+};
+
+static struct reads reads_of(struct cache *c)
+{
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	cr_assert_eq(st.hit_bytes, st.hit_own_bytes + st.hit_shared_bytes);
+	return (struct reads){st.hit_own_bytes, st.hit_shared_bytes, st.miss_bytes};
+}
+
+#define B ((uint64_t)CACHE_BLOCK_SIZE)
+
+static void assert_reads(struct cache *c, uint64_t own, uint64_t shared, uint64_t miss,
+			 const char *what)
+{
+	struct reads r = reads_of(c);
+	cr_assert(r.own == own && r.shared == shared && r.miss == miss,
+		  "%s: own %llu (want %llu), shared %llu (want %llu), miss %llu (want %llu)", what,
+		  (unsigned long long)r.own, (unsigned long long)own, (unsigned long long)r.shared,
+		  (unsigned long long)shared, (unsigned long long)r.miss, (unsigned long long)miss);
+}
+
+/* Two caches on one folder are two mounts: bytes read without a fetch count as the reader's
+ * own when its cache marked their blocks (a fetch or a write of its own), else as shared (the
+ * other mount's, or an earlier run's), split at block boundaries; a read that fetched counts as
+ * a miss whole, as before. */
+Test(cache, reads_count_as_own_or_shared_by_who_marked_the_blocks)
+{
+	char *d = tmpdir_new("cache");
+	struct cache *a, *b;
+	struct cache_entry *ea, *eb;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, 1 << 30, &a), 0);
+	cr_assert_eq(cache_open(d, 1 << 30, &b), 0);
+	cr_assert_eq(get_bound(a, "k", SIZE, &ea), 0);
+	cr_assert_eq(get_bound(b, "k", SIZE, &eb), 0);
+
+	check_range(ea, &s, 0, 3 * B); /* A fetches blocks 0-2 */
+	assert_reads(a, 0, 0, 3 * B, "A's first read fetched");
+	check_range(ea, &s, B - 10, 20);
+	assert_reads(a, 20, 0, 3 * B, "A reads what it fetched");
+	check_range(eb, &s, B - 10, 20);
+	assert_reads(b, 0, 20, 0, "B reads what A fetched");
+
+	check_range(eb, &s, 3 * B, B);       /* B fetches block 3 */
+	check_range(eb, &s, 2 * B + 100, B); /* block 2 from A, block 3 its own */
+	assert_reads(b, 100, 20 + B - 100, B, "B's read across A's block and its own");
+	check_range(ea, &s, 3 * B, 50);
+	assert_reads(a, 20, 50, 3 * B, "A reads B's block as shared");
+
+	cache_entry_invalidate(eb, B, 1); /* B drops A's block 1 and fetches it again */
+	check_range(eb, &s, B, 10);
+	check_range(eb, &s, B, 10);
+	assert_reads(b, 110, 20 + B - 100, B + 10, "a block B fetched again is B's");
+
+	unsigned char tail[1234];
+	for (size_t i = 0; i < sizeof(tail); i++)
+		tail[i] = byte_at(5 * B + i);
+	cr_assert_eq(cache_entry_write(ea, 5 * B, tail, sizeof(tail)), 0); /* a probe's tail */
+	check_range(ea, &s, 5 * B, sizeof(tail));
+	assert_reads(a, 20 + sizeof(tail), 50, 3 * B, "a block A wrote is A's");
+
+	cache_entry_put(ea); /* a new run of A: what the earlier one fetched is shared */
+	cache_close(a);
+	cr_assert_eq(cache_open(d, 1 << 30, &a), 0);
+	cr_assert_eq(get_bound(a, "k", SIZE, &ea), 0);
+	check_range(ea, &s, 0, 10);
+	assert_reads(a, 0, 10, 0, "blocks of an earlier run are shared");
+	cache_entry_put(ea);
+	cache_entry_put(eb);
+	cache_close(a);
+	cache_close(b);
+	tmpdir_remove(d);
+}

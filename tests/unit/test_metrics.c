@@ -20,7 +20,8 @@ static struct metrics_sample sample(void)
 			 .storage_requests = 3,
 			 .storage_bytes = 67890,
 			 .outcomes = {9, 2, 1, 0, 2}},
-		.cache_hit_bytes = 1000,
+		.cache_hit_own_bytes = 1000,
+		.cache_hit_shared_bytes = 3000,
 		.cache_miss_bytes = 2000,
 		.cache_used_bytes = 4096,
 		.cache_limit_bytes = 1u << 30,
@@ -86,7 +87,12 @@ Test(metrics, render_is_prometheus_text)
 	cr_assert_eq(value_of(t, "artifactfs_gitlab_bytes_total"), 12345);
 	cr_assert_eq(value_of(t, "artifactfs_gitlab_requests_total"), 11);
 	cr_assert_eq(value_of(t, "artifactfs_storage_bytes_total"), 67890);
-	cr_assert_eq(value_of(t, "artifactfs_cache_read_bytes_total"), 1000);
+	cr_assert_eq(value_of(t, "artifactfs_cache_read_bytes_total{fetched_by=\"this_mount\"}"),
+		     1000);
+	cr_assert_eq(value_of(t, "artifactfs_cache_read_bytes_total{fetched_by=\"another_mount\"}"),
+		     3000);
+	cr_assert_eq(value_of(t, "artifactfs_cache_read_bytes_total"), -1,
+		     "the family's samples are all labelled: a sum() gives the old total");
 	cr_assert_eq(value_of(t, "artifactfs_cache_limit_bytes"), 1 << 30);
 	cr_assert_eq(value_of(t, "artifactfs_authorization_probes_total"), 1);
 	cr_assert_eq(value_of(t, "artifactfs_http_requests_total{outcome=\"2xx\"}"), 9);
