@@ -218,9 +218,10 @@ Test(sevenzhdr, a_self_extractor_is_scanned_where_libarchive_finds_its_archive)
 
 Test(sevenzhdr, what_is_not_a_7z_is_1)
 {
+	static const char text[] = "PK\x03\x04 not a 7z at all, nor an executable";
 	struct buf a = {0};
 	struct sevenz_header h;
-	put(&a, "PK\x03\x04 not a 7z at all, nor an executable", 42);
+	put(&a, text, sizeof(text) - 1);
 	cr_assert_eq(scan(&a, &lim, &h), 1);
 	a.len = 3;
 	cr_assert_eq(scan(&a, &lim, &h), 1);
