@@ -16,6 +16,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <locale.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "artifactfs/intr.h"
 #include "artifactfs/log.h"
 #include "artifactfs/membudget.h"
+#include "artifactfs/sevenzhdr.h"
 #include "unpack_i.h"
 
 #define ZEROS_CHUNK 4096u
@@ -81,13 +83,16 @@ static int (*const formats[])(struct archive *) = {
 };
 
 /* The formats, and lzma alone among filters: it has no magic to be found by in
- * unpackstream.c, nor a checksum to be checked. */
-static int enable_formats(struct archive *a)
+ * unpackstream.c, nor a checksum to be checked. 7z only when its header was scanned first
+ * (sevenz_charge): straight from the member, never under a layer of compression, where
+ * libarchive could not seek back from its header to its data anyway. */
+static int enable_formats(struct archive *a, bool sevenz)
 {
 	if (archive_liblzma_version() && archive_read_support_filter_lzma(a) != ARCHIVE_OK)
 		return -ENOMEM;
 	for (size_t i = 0; i < sizeof(formats) / sizeof(*formats); i++)
-		if (formats[i](a) != ARCHIVE_OK)
+		if ((sevenz || formats[i] != archive_read_support_format_7zip) &&
+		    formats[i](a) != ARCHIVE_OK)
 			return -ENOMEM;
 	return 0;
 }
@@ -120,13 +125,47 @@ static bool not_an_archive(struct scan *s, int ret)
 	return true;
 }
 
+/* libarchive's 7z reader allocates what its header's counts declare before it checks them
+ * (99,000,000 files in 56 bytes: gigabytes). So a 7z's header is scanned first (sevenzhdr.h)
+ * and what the reader will allocate is taken from the memory budget for the whole pass, or the
+ * pass is refused: -EFBIG over the entry limit, -EIO damaged or a header coded in a way not
+ * scanned, -ENOMEM over the budget. 0 for anything that is not a 7z. */
+static int sevenz_charge(struct scan *s, uint64_t size, zip_read_fn rd, void *rctx)
+{
+	struct sevenz_limits lim = {.max_header_bytes = membudget_limit() / 4,
+				    .max_count = s->meter.lim.max_entries};
+	struct sevenz_header h;
+	char what[200];
+	int err = sevenz_header_scan(size, rd, rctx, &lim, &h);
+	if (err == 1)
+		return 0;
+	if (err == -EFBIG || err == -EIO || err == -ENOTSUP) {
+		log_msg(LOG_WARNING, "nested 7z archive \"%s\" left unread: %s", shown(s), h.why);
+		return err == -EFBIG ? -EFBIG : -EIO;
+	}
+	snprintf(what, sizeof(what),
+		 "the 7z archive's header (%llu files, %llu folders, %llu streams, %llu bytes)",
+		 (unsigned long long)h.files, (unsigned long long)h.folders,
+		 (unsigned long long)h.unpack_streams, (unsigned long long)h.header_bytes);
+	err = err ? err : membudget_take(h.alloc_bytes, what);
+	if (err == -ENOMEM)
+		log_msg(LOG_WARNING, "nested 7z archive \"%s\" left unread: %s", shown(s),
+			log_reason());
+	if (!err)
+		s->charged += h.alloc_bytes;
+	return err;
+}
+
 static int open_archive(struct scan *s, uint64_t size, zip_read_fn rd, void *rctx)
 {
 	int err = ustream_open(&s->meter, size, rd, rctx, &s->us);
+	bool layered = !err && ustream_layered(s->us);
+	if (!err && !layered)
+		err = sevenz_charge(s, size, rd, rctx);
 	if (err)
 		return err;
 	s->a = archive_read_new();
-	if (!s->a || enable_formats(s->a))
+	if (!s->a || enable_formats(s->a, !layered))
 		return -ENOMEM;
 	int ret = ustream_open_archive(s->us, s->a);
 	return not_an_archive(s, ret) ? -ENOENT : archive_ret_to_errno(s, ret);

@@ -35,6 +35,9 @@ struct ustream;
 int ustream_open(struct meter *m, uint64_t size, zip_read_fn rd, void *rctx, struct ustream **out);
 void ustream_free(struct ustream *s); /* NULL is a no-op */
 
+/* Whether a layer of compression was taken off: the format then reads a stream it cannot seek. */
+bool ustream_layered(const struct ustream *s);
+
 /* Opens the format handle a over the stream (seekable only when no layer was taken off).
  * Returns what archive_read_open1() returns. */
 int ustream_open_archive(struct ustream *s, struct archive *a);

@@ -440,6 +440,11 @@ void ustream_free(struct ustream *s)
 	free(s);
 }
 
+bool ustream_layered(const struct ustream *s)
+{
+	return s->n > 1;
+}
+
 int ustream_open_archive(struct ustream *s, struct archive *a)
 {
 	struct stage *top = &s->st[s->n - 1];

@@ -3,8 +3,10 @@
 # libarchive, lookup only. Made here with tar and zip, put in the artifacts by the simulator from
 # files beside this test's own fixture (tests/sim/fixtures/nested.json): a tarball compared with
 # what tar itself unpacks, a zip inside a tarball, a zip bomb inside a tarball (the cache is 32M,
-# the decompression budget a quarter of it), a tarball with a flipped byte, a text file, and a
-# real member whose name ends in '#'.
+# the decompression budget a quarter of it), a tarball with a flipped byte, a text file, a
+# real member whose name ends in '#'; the same tree as 7z archives of every header 7z writes,
+# and 7z headers of a few bytes declaring 99,000,000 files (libarchive would allocate gigabytes
+# for them: they are refused first, and the daemon stays small).
 source "$(dirname "$0")/lib.sh"
 
 cp "$(dirname "$ARTIFACTFS_SIM")/fixtures/nested.json" "$T/nested.json"
@@ -66,6 +68,36 @@ with tarfile.open(os.path.join(t, "big.tar"), "w") as tf:
     ti.size = len(big)
     tf.addfile(ti, io.BytesIO(big))
 PY
+# 7z: solid LZMA2 (header LZMA), a folder per file, stored, stored header, a plain header
+sevenz_opts=("" "-m0=lzma -ms=off" "-m0=copy" "-mx=0" "-mhc=off -ms=off")
+for i in "${!sevenz_opts[@]}"; do
+	(cd "$T/tree" && 7z a -snl -bd ${sevenz_opts[$i]} "$T/s$i.7z" . >/dev/null) ||
+		die "7z a ${sevenz_opts[$i]} failed"
+done
+"$PYTHON" - "$T" <<'PY' || die "cannot make the hostile 7z archives"
+import lzma, struct, sys, zlib
+t = sys.argv[1]
+def num7(v):  # 7z's number: the first byte's high bits count the bytes that follow
+    first, mask, i = 0, 0x80, 0
+    while i < 8 and v >= 1 << (7 * (i + 1)):
+        first, mask, i = first | mask, mask >> 1, i + 1
+    return bytes([first | (v >> (8 * i) if i < 8 else 0)]) + v.to_bytes(8, "little")[:i]
+def sevenz(packed, hdr):
+    start = struct.pack("<QQI", len(packed), len(hdr), zlib.crc32(hdr))
+    return (b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(start)) + start +
+            packed + hdr)
+plain = b"\x01\x05" + num7(99000000) + b"\x00\x00"
+lz = b"\x5d\x00\x00\x10\x00"
+packed = lzma.compress(plain, format=lzma.FORMAT_RAW, filters=[
+    {"id": lzma.FILTER_LZMA1, "dict_size": 1 << 20, "lc": 3, "lp": 0, "pb": 2}])
+open(t + "/h-files.7z", "wb").write(sevenz(b"", plain))
+open(t + "/h-streams.7z", "wb").write(sevenz(b"0123456789", b"\x01\x04\x06" + num7(0) + num7(1) +
+    b"\x09" + num7(10) + b"\x00\x07\x0b\x01\x00\x01\x01\x00\x0c" + num7(10) + b"\x00\x08\x0d" +
+    num7(99000000) + b"\x00\x00\x00"))  # one folder of 99,000,000 files
+open(t + "/h-encoded.7z", "wb").write(sevenz(packed, b"\x17\x06" + num7(0) + num7(1) +
+    b"\x09" + num7(len(packed)) + b"\x00\x07\x0b\x01\x00\x01\x23\x03\x01\x01\x05" + lz +
+    b"\x0c" + num7(len(plain)) + b"\x00\x00"))
+PY
 mkdir -p "$T/unpacked" && tar -xzf "$T/x.tar.gz" -C "$T/unpacked" || die "tar cannot unpack"
 # A tar extended with tar -rf: f again, d a folder then a file, g a file then a folder.
 (mkdir -p "$T/rf/d" && cd "$T/rf" && echo old >f && echo x >d/x && echo g >g &&
@@ -75,6 +107,8 @@ mkdir -p "$T/unpacked" && tar -xzf "$T/x.tar.gz" -C "$T/unpacked" || die "tar ca
 import json, sys
 fx = json.load(open(sys.argv[1]))
 fx["archives"]["nested"]["members"].append({"path": "dist/rf.tar", "file": "rf.tar"})
+for name in ["s%d.7z" % i for i in range(5)] + ["h-files.7z", "h-encoded.7z", "h-streams.7z"]:
+    fx["archives"]["nested"]["members"].append({"path": "7z/" + name, "file": name})
 json.dump(fx, open(sys.argv[1], "w"))
 PY
 
@@ -92,7 +126,7 @@ check_eq "an executable stays executable" "OK 100755" \
 check_eq "a symlink is a symlink" "OK data/blob.bin" "$(sys readlink "$job/x.tar.gz#/link")"
 check "the same through the ref" cmp "$mnt/acme%2Fnested/main/pack/x.tar.gz#/README" \
 	"$T/tree/README"
-check_eq "the inside is not listed beside the member" "bad.tar.gz bomb.tar.gz dist notes.txt odd.tar.gz odd.tar.gz# x.tar.gz" \
+check_eq "the inside is not listed beside the member" "7z bad.tar.gz bomb.tar.gz dist notes.txt odd.tar.gz odd.tar.gz# x.tar.gz" \
 	"$(ls "$job" | paste -sd' ')"
 check "cp -r of the job folder does not descend into #/" bash -c \
 	"cp -r '$job' '$T/copy' && [ -z \"\$(find '$T/copy' -name '*#*' ! -name 'odd.tar.gz#')\" ] &&
@@ -136,6 +170,22 @@ check_eq "a lookup after it fails at once" EIO "$(sys stat "$job/bad.tar.gz#/f")
 check_eq "and so does a listing" EIO "$(sys listdir "$job/bad.tar.gz#")"
 check_eq "from what was remembered: no second pass, no second log line" 1 \
 	"$(grep -c 'bad.tar.gz.*damaged.*check' "$T/daemon.log")"
+
+for i in "${!sevenz_opts[@]}"; do
+	check "7z a ${sevenz_opts[$i]}: diff -r with the tree finds nothing" \
+		diff -r "$job/7z/s$i.7z#/" "$T/tree"
+done
+check_eq "a symlink inside a 7z is a symlink" "OK data/blob.bin" "$(sys readlink "$job/7z/s0.7z#/link")"
+for h in h-files h-encoded h-streams; do
+	check_eq "$h.7z, declaring 99,000,000 files, does not list: EIO" EIO \
+		"$(sys listdir "$job/7z/$h.7z#")"
+	check "and cat of a file in it fails" bash -c "! cat '$job/7z/$h.7z#/x' 2>/dev/null"
+done
+check_eq "each with one log line saying why" 3 \
+	"$(grep -c '7z archive .*h-.*left unread: .* declares too many files' "$T/daemon.log")"
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$LAST_PID/status")
+check "the daemon's memory stayed small: VmHWM ${hwm} kB < 300 MiB" test "$hwm" -lt $((300 * 1024))
+check "the mount stays usable after them" cmp "$job/7z/s1.7z#/README" "$T/tree/README"
 
 unmount_fs "$mnt"
 

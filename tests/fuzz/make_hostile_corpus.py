@@ -6,7 +6,10 @@ followed by garbage; ten layers of gzip; tars superseding entries, hard links to
 to links, to themselves, to folders; symlink loops; names with '#' and '%2E'; zips with data
 descriptors whose sizes lie (central directory or descriptor), read seekable or streamed; and
 bombs (gzip, xz, bzip2, deflate, overlapping zip entries, 100 GiB sparse holes); cpio -H crc,
-good (also gzip'ed) and with a wrong sum (libarchive drops the sum: unpack.c checks it). Run
+good (also gzip'ed) and with a wrong sum (libarchive drops the sum: unpack.c checks it); 7z
+headers declaring 99,000,000 files (plain or LZMA-encoded), or a folder of 99,000,000 files,
+or an encoded header of
+4 GB or coded with BCJ (libarchive allocates what a header declares: unpack.c charges it). Run
 again only to change the seeds: python3 tests/fuzz/make_hostile_corpus.py"""
 import bz2, gzip, io, lzma, os, random, struct, subprocess, tarfile, tempfile, zipfile, zlib
 
@@ -170,3 +173,36 @@ with tempfile.TemporaryDirectory() as t:  # cpio -H crc: a per-file sum libarchi
     bad = bytearray(good)
     bad[bad.find(random.Random(2).randbytes(3000)[:64]) + 10] ^= 1
     w("cpio-crc-bad-sum.cpio", bytes(bad))
+
+
+def num7(v):  # 7z's number: the first byte's high bits count the bytes that follow
+    first, mask, i = 0, 0x80, 0
+    while i < 8 and v >= 1 << (7 * (i + 1)):
+        first |= mask
+        mask >>= 1
+        i += 1
+    if i < 8:
+        first |= v >> (8 * i)
+    return bytes([first]) + v.to_bytes(8, "little")[:i]
+
+
+def sevenz(packed, hdr):
+    start = struct.pack("<QQI", len(packed), len(hdr), zlib.crc32(hdr))
+    return b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(start)) + start + packed + hdr
+
+
+w("7z-many-files.7z", sevenz(b"", b"\x01\x05" + num7(99000000) + b"\x00\x00"))
+w("7z-many-streams.7z", sevenz(b"0123456789", b"\x01\x04\x06" + num7(0) + num7(1) + b"\x09" +
+                               num7(10) + b"\x00\x07\x0b\x01\x00\x01\x01\x00\x0c" + num7(10) +
+                               b"\x00\x08\x0d" + num7(99000000) + b"\x00\x00\x00"))
+lz = b"\x5d\x00\x00\x10\x00"  # LZMA properties: lc 3, lp 0, pb 2, a 1 MiB dictionary
+for name, coder, decoded in (("7z-encoded-huge.7z", b"\x23\x03\x01\x01\x05" + lz, 4000000000),
+                             ("7z-encoded-bcj.7z", b"\x04\x03\x03\x01\x03", 100)):
+    w(name, sevenz(lz + b"packed", b"\x17\x06" + num7(0) + num7(1) + b"\x09" + num7(11) +
+                   b"\x00\x07\x0b\x01\x00\x01" + coder + b"\x0c" + num7(decoded) + b"\x00\x00"))
+plain = b"\x01\x05" + num7(99000000) + b"\x00\x00"
+packed = lzma.compress(plain, format=lzma.FORMAT_RAW, filters=[
+    {"id": lzma.FILTER_LZMA1, "dict_size": 1 << 20, "lc": 3, "lp": 0, "pb": 2}])
+w("7z-encoded-many-files.7z", sevenz(packed, b"\x17\x06" + num7(0) + num7(1) + b"\x09" +
+                                     num7(len(packed)) + b"\x00\x07\x0b\x01\x00\x01\x23\x03\x01\x01\x05" +
+                                     lz + b"\x0c" + num7(len(plain)) + b"\x00\x00"))
