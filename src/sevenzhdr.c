@@ -90,7 +90,7 @@ struct streams {
 	uint64_t alloc;  /* what libarchive allocates for this StreamsInfo */
 	uint64_t memory; /* the largest one folder's decoders allocate */
 	/* folder 0, the one an encoded header decodes */
-	uint64_t codec0, size0;
+	uint64_t codec0, size0, coders0;
 	const unsigned char *props0;
 	size_t props0_len;
 	bool simple0, digest0_defined;
@@ -287,6 +287,7 @@ static int folder(struct cur *c, struct streams *st, struct folder *f, uint64_t 
 	if (err)
 		return err;
 	st->coders += n;
+	st->coders0 = st->nf == 0 ? n : st->coders0;
 	f->out_streams = (uint32_t)out;
 	uint64_t arrays = add(mul(out - 1, PER_BIND_PAIR), mul(add(packed, out), PER_STREAM_INDEX));
 	st->alloc = add(st->alloc, add(PER_FOLDER, arrays));
@@ -521,7 +522,9 @@ static int encoded(struct cur *c, uint64_t size, zip_read_fn rd, void *rctx, uin
 	     enc->pack_pos > header_off || enc->first_pack_size > header_off - enc->pack_pos ||
 	     at + enc->pack_pos + enc->first_pack_size > size))
 		return bad(c, -EIO, "the header's packed stream lies outside the archive");
-	if (!err && (enc->f[0].out_streams != 1 || !enc->simple0 ||
+	/* libarchive runs a second coder as a filter over the first one's output (Delta, BCJ),
+	 * even one declaring no streams: the header it parses would not be the one scanned */
+	if (!err && (enc->coders0 != 1 || enc->f[0].out_streams != 1 || !enc->simple0 ||
 		     (enc->codec0 != CODEC_COPY && enc->codec0 != CODEC_LZMA &&
 		      enc->codec0 != CODEC_LZMA2)))
 		return bad(c, -ENOTSUP,

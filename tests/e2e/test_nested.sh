@@ -97,6 +97,17 @@ open(t + "/h-streams.7z", "wb").write(sevenz(b"0123456789", b"\x01\x04\x06" + nu
 open(t + "/h-encoded.7z", "wb").write(sevenz(packed, b"\x17\x06" + num7(0) + num7(1) +
     b"\x09" + num7(len(packed)) + b"\x00\x07\x0b\x01\x00\x01\x23\x03\x01\x01\x05" + lz +
     b"\x0c" + num7(len(plain)) + b"\x00\x00"))
+# LZMA2 then Delta: decoded by LZMA2 alone the header is 1 file; through Delta, as libarchive
+# decodes it, 4,000,000 empty ones (352 MiB of entries)
+n = 4000000
+y = (b"\x01\x02" + b"\x01\x00" * 127 + b"\x02\x02\x01\x05\x02\x00\x00\x05" + num7(n) +
+     b"\x0e" + num7(n // 8) + b"\xff" * (n // 8) + b"\x00\x00")
+x = bytes((y[i] - (y[i - 256] if i >= 256 else 0)) & 0xff for i in range(len(y)))
+packed = lzma.compress(x, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2,
+                                                            "dict_size": 1 << 20}])
+open(t + "/h-delta.7z", "wb").write(sevenz(packed, b"\x17\x06" + num7(0) + num7(1) + b"\x09" +
+    num7(len(packed)) + b"\x00\x07\x0b\x01\x00\x02\x21\x21\x01\x10\x31\x03\x00\x00\x01\xff" +
+    b"\x0c" + num7(len(y)) + b"\x00\x00"))
 PY
 mkdir -p "$T/unpacked" && tar -xzf "$T/x.tar.gz" -C "$T/unpacked" || die "tar cannot unpack"
 # A tar extended with tar -rf: f again, d a folder then a file, g a file then a folder.
@@ -107,7 +118,8 @@ mkdir -p "$T/unpacked" && tar -xzf "$T/x.tar.gz" -C "$T/unpacked" || die "tar ca
 import json, sys
 fx = json.load(open(sys.argv[1]))
 fx["archives"]["nested"]["members"].append({"path": "dist/rf.tar", "file": "rf.tar"})
-for name in ["s%d.7z" % i for i in range(5)] + ["h-files.7z", "h-encoded.7z", "h-streams.7z"]:
+for name in ["s%d.7z" % i for i in range(5)] + ["h-files.7z", "h-encoded.7z", "h-streams.7z",
+                                                 "h-delta.7z"]:
     fx["archives"]["nested"]["members"].append({"path": "7z/" + name, "file": name})
 json.dump(fx, open(sys.argv[1], "w"))
 PY
@@ -183,6 +195,10 @@ for h in h-files h-encoded h-streams; do
 done
 check_eq "each with one log line saying why" 3 \
 	"$(grep -c '7z archive .*h-.*left unread: .* declares too many files' "$T/daemon.log")"
+check_eq "h-delta.7z, whose header LZMA2 then Delta decode to 4,000,000 files, does not list" \
+	EIO "$(sys listdir "$job/7z/h-delta.7z#")"
+check_eq "its log line says why" 1 \
+	"$(grep -c '7z archive .*h-delta.*left unread: .* other than LZMA' "$T/daemon.log")"
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$LAST_PID/status")
 check "the daemon's memory stayed small: VmHWM ${hwm} kB < 300 MiB" test "$hwm" -lt $((300 * 1024))
 check "the mount stays usable after them" cmp "$job/7z/s1.7z#/README" "$T/tree/README"

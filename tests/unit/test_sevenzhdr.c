@@ -175,6 +175,30 @@ Test(sevenzhdr, an_encoded_header_coded_other_than_lzma_is_enotsup)
 	cr_assert_not_null(strstr(h.why, "LZMA"), "%s", h.why);
 }
 
+/* An encoded header whose folder is Copy then a second coder declaring no streams of its own:
+ * libarchive runs the second (here Delta) over the first's output as a filter, so the header it
+ * parses is not the bytes stored. LZMA2 then Delta made a 252-byte archive that the scan read
+ * as 1 file and libarchive as 4,000,000 (352 MiB). */
+Test(sevenzhdr, an_encoded_header_with_a_filter_after_its_coder_is_enotsup)
+{
+	struct buf hdr = {0}, packed = {0};
+	put(&packed, "\x01\x05\x01\x00\x00", 5); /* kHeader, kFilesInfo, 1 file */
+	put(&hdr, "\x17\x06", 2);
+	put_num(&hdr, 0);
+	put_num(&hdr, 1);
+	put_byte(&hdr, 0x09);
+	put_num(&hdr, packed.len);
+	put(&hdr, "\x00\x07\x0b\x01\x00\x02", 6); /* one folder of two coders */
+	put(&hdr, "\x01\x00", 2);                 /* Copy, simple */
+	put(&hdr, "\x31\x03\x00\x00\x01\xff", 6); /* Delta: 0 in, 0 out, distance 256 */
+	put_byte(&hdr, 0x0c);
+	put_num(&hdr, packed.len);
+	put(&hdr, "\x00\x00", 2);
+	struct buf a = archive(&packed, &hdr);
+	struct sevenz_header h;
+	cr_assert_eq(scan(&a, &lim, &h), -ENOTSUP, "files %llu", (unsigned long long)h.files);
+}
+
 Test(sevenzhdr, an_encoded_header_that_does_not_decode_is_eio)
 {
 	struct buf a = encoded("\x03\x01\x01", 3, 1000);
