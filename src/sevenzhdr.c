@@ -211,6 +211,8 @@ static int pack_info(struct cur *c, struct streams *st)
 	for (uint64_t i = 0; !err && i < st->pack_streams; i++)
 		if (!(err = num(c, &size)) && i == 0)
 			st->first_pack_size = size;
+	/* the sizes, positions and CRCs, which libarchive allocates with or without kCRC */
+	st->alloc = add(st->alloc, mul(st->pack_streams, PER_PACK_STREAM));
 	if (!err)
 		err = byte(c, &b);
 	if (err || b == K_END)
@@ -218,7 +220,6 @@ static int pack_info(struct cur *c, struct streams *st)
 	if (b != K_CRC)
 		return bad(c, -EIO, "the header has a record out of place");
 	err = digests(c, st->pack_streams, st, false);
-	st->alloc = add(st->alloc, mul(st->pack_streams, PER_PACK_STREAM));
 	return err ? err : expect(c, K_END);
 }
 

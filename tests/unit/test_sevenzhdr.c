@@ -137,6 +137,26 @@ Test(sevenzhdr, a_folder_declaring_ninety_nine_million_files_is_refused)
 	cr_assert_geq(h.alloc_bytes, MANY_FILES * 13, "libarchive's sizes and CRCs per stream");
 }
 
+/* PackInfo of n pack streams of 0 bytes, without CRCs: libarchive still allocates their
+ * sizes, positions and CRCs, 21 bytes each, for 1 byte of header. */
+Test(sevenzhdr, pack_streams_without_crcs_are_charged)
+{
+	struct buf hdr = {0}, none = {0};
+	uint64_t n = 60000;
+	put(&hdr, "\x01\x04\x06", 3);
+	put_num(&hdr, 0);
+	put_num(&hdr, n);
+	put_byte(&hdr, 0x09);
+	for (uint64_t i = 0; i < n; i++)
+		put_byte(&hdr, 0);
+	put(&hdr, "\x00\x00\x00", 3); /* no kCRC: PackInfo, StreamsInfo and Header end */
+	struct buf a = archive(&none, &hdr);
+	struct sevenz_header h;
+	cr_assert_eq(scan(&a, &lim, &h), 0, "%s", h.why);
+	cr_assert_eq(h.pack_streams, n);
+	cr_assert_geq(h.alloc_bytes, n * 21, "%llu", (unsigned long long)h.alloc_bytes);
+}
+
 /* An encoded header: one folder of one coder (id) whose output, declared decoded bytes, would
  * be the header. */
 static struct buf encoded(const void *id, size_t id_len, uint64_t decoded)
