@@ -29,6 +29,11 @@
 #define SFX_END 0xA0000u
 #define UMAX 100000000ull /* libarchive's UMAX_ENTRY: it refuses larger counts itself */
 #define CHUNK (64u * 1024u)
+/* Streams in or out of one folder: 7-Zip's reader refuses more (BCJ2's folder has 7 in and 4
+ * out, libarchive decodes no larger one), and libarchive's read_Folder and
+ * folder_uncompressed_size take time quadratic in them: a header of a million bind pairs held a
+ * thread for a quarter of an hour. */
+#define FOLDER_STREAMS_MAX 64u
 
 /* What libarchive (3.6 and 3.7, 64-bit) allocates for each item, rounded up: a file's entry and
  * its five flag arrays; a folder's struct and digest; a coder; a bind pair; a pack stream's size,
@@ -280,6 +285,8 @@ static int folder(struct cur *c, struct streams *st, struct folder *f, uint64_t 
 		err = coder(c, st, st->nf == 0 && i == 0, &in, &out, memory, &f->bcj2);
 	if (!err && (out == 0 || in < out - 1 || out - 1 > c->left))
 		return bad(c, -EIO, "the header has a folder whose streams do not add up");
+	if (!err && (in > FOLDER_STREAMS_MAX || out > FOLDER_STREAMS_MAX))
+		return bad(c, -EIO, "the header has a folder of more streams than 7-Zip allows");
 	for (uint64_t i = 0; !err && i < 2 * (out - 1); i++)
 		err = num(c, &v);
 	uint64_t packed = in - (out - 1);

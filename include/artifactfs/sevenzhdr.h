@@ -42,8 +42,9 @@ struct sevenz_limits {
 /* Scans the header of the 7z archive in the size bytes rd reads (with rctx). Returns 0 and *h;
  * 1 when the bytes are not a 7z archive libarchive would find; or -errno with h->why: -EIO a
  * damaged or truncated header (a CRC that does not match, counts the bytes cannot hold:
- * libarchive would fail on it too), -ENOTSUP a header encoded with a coder other than LZMA,
- * LZMA2 or Copy, -EFBIG a header or a count over lim, -ENOMEM, or what rd returned. */
+ * libarchive would fail on it too; a folder of more streams than 7-Zip allows), -ENOTSUP a
+ * header encoded with a coder other than LZMA, LZMA2 or Copy alone, -EFBIG a header or a count
+ * over lim, -ENOMEM, or what rd returned. */
 int sevenz_header_scan(uint64_t size, zip_read_fn rd, void *rctx, const struct sevenz_limits *lim,
 		       struct sevenz_header *h);
 

@@ -157,6 +157,42 @@ Test(sevenzhdr, pack_streams_without_crcs_are_charged)
 	cr_assert_geq(h.alloc_bytes, n * 21, "%llu", (unsigned long long)h.alloc_bytes);
 }
 
+/* One folder of one coder with streams in and out streams, bound in pairs in the order that
+ * makes libarchive's read_Folder search all of them for each stream: streams^2/2 steps, a
+ * quarter of an hour for a million. */
+static struct buf many_bind_pairs(uint64_t streams)
+{
+	struct buf hdr = {0}, packed = {0};
+	put(&packed, "0123456789", 10);
+	put(&hdr, "\x01\x04\x06", 3);
+	put_num(&hdr, 0);
+	put_num(&hdr, 1);
+	put_byte(&hdr, 0x09);
+	put_num(&hdr, 10);
+	put(&hdr, "\x00\x07\x0b\x01\x00\x01\x11\x00", 8); /* a coder: not simple, Copy */
+	put_num(&hdr, streams);
+	put_num(&hdr, streams);
+	for (uint64_t j = 0; j + 1 < streams; j++) {
+		put_num(&hdr, streams - 2 - j);
+		put_num(&hdr, j + 1);
+	}
+	put_byte(&hdr, 0x0c);
+	for (uint64_t j = 0; j < streams; j++)
+		put_num(&hdr, 0);
+	put(&hdr, "\x00\x00\x00\x00", 4);
+	return archive(&packed, &hdr);
+}
+
+Test(sevenzhdr, a_folder_of_more_streams_than_7zip_allows_is_eio)
+{
+	struct sevenz_header h;
+	struct buf a = many_bind_pairs(64);
+	cr_assert_eq(scan(&a, &lim, &h), 0, "%s", h.why);
+	a = many_bind_pairs(65);
+	cr_assert_eq(scan(&a, &lim, &h), -EIO);
+	cr_assert_not_null(strstr(h.why, "more streams"), "%s", h.why);
+}
+
 /* An encoded header: one folder of one coder (id) whose output, declared decoded bytes, would
  * be the header. */
 static struct buf encoded(const void *id, size_t id_len, uint64_t decoded)
