@@ -129,6 +129,12 @@ static int bad(struct cur *c, int err, const char *why)
 	return err;
 }
 
+/* Asks the caller before a buffer of n bytes for the header is allocated. */
+static int may_allocate(const struct cur *c, uint64_t n)
+{
+	return c->lim->take ? c->lim->take(c->lim->take_ctx, n) : 0;
+}
+
 static int take(struct cur *c, uint64_t n, const unsigned char **out)
 {
 	if (n > c->left)
@@ -542,6 +548,8 @@ static int encoded(struct cur *c, uint64_t size, zip_read_fn rd, void *rctx, uin
 		return bad(c, -EIO, "the header decodes to nothing");
 	if (!err && enc->size0 > c->lim->max_header_bytes)
 		return bad(c, -EFBIG, "the header decodes to more than the memory budget allows");
+	if (!err)
+		err = may_allocate(c, enc->size0);
 	if (err)
 		return err;
 	*out = malloc((size_t)enc->size0);
@@ -565,8 +573,11 @@ static int next_header(struct cur *c, uint64_t size, zip_read_fn rd, void *rctx,
 		return bad(c, -EIO, "the header lies past the archive's end");
 	if (len > c->lim->max_header_bytes)
 		return bad(c, -EFBIG, "the header is larger than the memory budget allows");
+	int err = may_allocate(c, len);
+	if (err)
+		return err;
 	ssize_t got = (raw = malloc((size_t)len)) ? rd(rctx, raw, (size_t)len, at + off) : -ENOMEM;
-	int err = got == (ssize_t)len ? 0 : got < 0 ? (int)got : -EIO;
+	err = got == (ssize_t)len ? 0 : got < 0 ? (int)got : -EIO;
 	if (!err && crc_zip(0, raw, (size_t)len) != le32(start + 28))
 		err = bad(c, -EIO, "the header's CRC does not match");
 	c->p = raw;

@@ -130,13 +130,25 @@ static bool not_an_archive(struct scan *s, int ret)
  * and what the reader will allocate is taken from the memory budget for the whole pass, or the
  * pass is refused: -EFBIG over the entry limit, -EIO damaged or a header coded in a way not
  * scanned, -ENOMEM over the budget. 0 for anything that is not a 7z. */
+static int sevenz_take(void *ctx, uint64_t bytes)
+{
+	struct scan *s = ctx;
+	int err = membudget_take(bytes, "the 7z archive's header, to scan it");
+	s->charged += err ? 0 : bytes;
+	return err;
+}
+
 static int sevenz_charge(struct scan *s, uint64_t size, zip_read_fn rd, void *rctx)
 {
 	struct sevenz_limits lim = {.max_header_bytes = membudget_limit() / 4,
-				    .max_count = s->meter.lim.max_entries};
+				    .max_count = s->meter.lim.max_entries,
+				    .take = sevenz_take,
+				    .take_ctx = s};
 	struct sevenz_header h;
 	char what[200];
+	size_t scanned = s->charged;
 	int err = sevenz_header_scan(size, rd, rctx, &lim, &h);
+	scanned = s->charged - scanned; /* the scan's buffers: within h.alloc_bytes */
 	if (err == 1)
 		return 0;
 	if (err == -EFBIG || err == -EIO || err == -ENOTSUP) {
@@ -147,12 +159,13 @@ static int sevenz_charge(struct scan *s, uint64_t size, zip_read_fn rd, void *rc
 		 "the 7z archive's header (%llu files, %llu folders, %llu streams, %llu bytes)",
 		 (unsigned long long)h.files, (unsigned long long)h.folders,
 		 (unsigned long long)h.unpack_streams, (unsigned long long)h.header_bytes);
-	err = err ? err : membudget_take(h.alloc_bytes, what);
+	uint64_t more = h.alloc_bytes > scanned ? h.alloc_bytes - scanned : 0;
+	err = err ? err : membudget_take(more, what);
 	if (err == -ENOMEM)
 		log_msg(LOG_WARNING, "nested 7z archive \"%s\" left unread: %s", shown(s),
 			log_reason());
 	if (!err)
-		s->charged += h.alloc_bytes;
+		s->charged += more;
 	return err;
 }
 

@@ -12,7 +12,8 @@
  * only user): LZMA, LZMA2 or Copy, the coders 7-Zip and p7zip write headers with; any other
  * coder is refused. Every loop over a declared count reads bytes of the header, and nothing is
  * allocated from a declared count before it is checked against the caller's limits, so the
- * scan itself costs at most twice max_header_bytes and 16 bytes per folder. Pure: no log,
+ * scan itself costs at most twice max_header_bytes (each asked of lim->take first) and 16 bytes
+ * per folder. Pure: no log,
  * no global state; thread-safe. */
 #ifndef ARTIFACTFS_SEVENZHDR_H
 #define ARTIFACTFS_SEVENZHDR_H
@@ -37,6 +38,11 @@ struct sevenz_header {
 struct sevenz_limits {
 	uint64_t max_header_bytes; /* the header's size, stored or decoded */
 	uint64_t max_count;        /* files, folders, pack streams, unpack streams, each */
+	/* Asked before the scan allocates a buffer for the header (as stored, then decoded:
+	 * together within alloc_bytes), so that the caller may charge it: 0 to go on, or -errno,
+	 * which the scan returns. NULL: nothing is asked. */
+	int (*take)(void *ctx, uint64_t bytes);
+	void *take_ctx;
 };
 
 /* Scans the header of the 7z archive in the size bytes rd reads (with rctx). Returns 0 and *h;

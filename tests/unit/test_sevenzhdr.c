@@ -255,6 +255,37 @@ Test(sevenzhdr, an_encoded_header_with_a_filter_after_its_coder_is_enotsup)
 	cr_assert_eq(scan(&a, &lim, &h), -ENOTSUP, "files %llu", (unsigned long long)h.files);
 }
 
+struct taken {
+	uint64_t bytes, refuse_over;
+};
+
+static int take_some(void *ctx, uint64_t bytes)
+{
+	struct taken *t = ctx;
+	if (bytes > t->refuse_over)
+		return -ENOMEM;
+	t->bytes += bytes;
+	return 0;
+}
+
+/* The scan's own buffers are asked for first, so that the caller charges them to the budget:
+ * a header decoding to 128 MiB (a quarter of the default budget) takes them while it is
+ * scanned, in every thread that scans one. Refused, the packed stream is not even decoded. */
+Test(sevenzhdr, the_scan_asks_before_it_allocates_for_the_header)
+{
+	struct buf a = encoded("\x03\x01\x01", 3, 1000); /* would not decode: EIO */
+	struct sevenz_header h;
+	struct taken t = {.refuse_over = UINT64_MAX};
+	struct sevenz_limits l = lim;
+	l.take = take_some;
+	l.take_ctx = &t;
+	cr_assert_eq(scan(&a, &l, &h), -EIO);
+	cr_assert_eq(t.bytes, h.header_bytes + 1000, "the stored header, then the decoded one");
+	t = (struct taken){.refuse_over = 999};
+	cr_assert_eq(scan(&a, &l, &h), -ENOMEM, "refused before decoding");
+	cr_assert_eq(t.bytes, h.header_bytes);
+}
+
 Test(sevenzhdr, an_encoded_header_that_does_not_decode_is_eio)
 {
 	struct buf a = encoded("\x03\x01\x01", 3, 1000);
