@@ -83,12 +83,15 @@ struct cur {
 struct folder {
 	uint32_t out_streams;    /* <= 4 * UMAX */
 	uint32_t unpack_streams; /* <= UMAX */
+	uint8_t packed;          /* its packed streams, <= FOLDER_STREAMS_MAX */
 	bool bcj2;               /* holds its sub-streams whole in memory */
 	bool digest_defined;
 };
 
 struct streams {
 	uint64_t pack_pos, pack_streams, first_pack_size;
+	const unsigned char *sizes; /* PackInfo's sizes, read again for BCJ2's folders */
+	size_t sizes_left;
 	struct folder *f;
 	size_t nf, f_cap;
 	uint64_t coders, unpack_streams;
@@ -219,6 +222,8 @@ static int pack_info(struct cur *c, struct streams *st)
 		return bad(c, -EIO, "the header declares no pack stream");
 	if (!err)
 		err = expect(c, K_SIZE);
+	st->sizes = c->p;
+	st->sizes_left = c->left;
 	for (uint64_t i = 0; !err && i < st->pack_streams; i++)
 		if (!(err = num(c, &size)) && i == 0)
 			st->first_pack_size = size;
@@ -303,14 +308,30 @@ static int folder(struct cur *c, struct streams *st, struct folder *f, uint64_t 
 	st->coders += n;
 	st->coders0 = st->nf == 0 ? n : st->coders0;
 	f->out_streams = (uint32_t)out;
+	f->packed = (uint8_t)packed;
 	uint64_t arrays = add(mul(out - 1, PER_BIND_PAIR), mul(add(packed, out), PER_STREAM_INDEX));
 	st->alloc = add(st->alloc, add(PER_FOLDER, arrays));
 	return 0;
 }
 
-/* The folders' unpack sizes; a folder with BCJ2 holds them in memory (setup_decode_folder). */
+/* The sizes of a folder's packed streams after its first, which the folders take in turn from
+ * PackInfo's list (read again through *sizes, where the scan read them once already). */
+static uint64_t packed_after_first(struct cur *sizes, uint64_t *walked, const struct streams *st,
+				   const struct folder *f)
+{
+	uint64_t sum = 0, v;
+	for (unsigned k = 0; k < f->packed && *walked < st->pack_streams; k++, (*walked)++)
+		if (!num(sizes, &v) && k > 0)
+			sum = add(sum, v);
+	return sum;
+}
+
+/* The folders' unpack sizes. A folder with BCJ2 holds its sub-streams in memory
+ * (setup_decode_folder), each as large as its unpack size or, stored, its packed size. */
 static int unpack_sizes(struct cur *c, struct streams *st, const uint64_t *memory)
 {
+	struct cur sizes = {.p = st->sizes, .left = st->sizes_left, .lim = c->lim};
+	uint64_t walked = 0;
 	int err = expect(c, K_CODERS_UNPACK_SIZE);
 	for (size_t i = 0; !err && i < st->nf; i++) {
 		uint64_t size, sum = 0;
@@ -319,6 +340,7 @@ static int unpack_sizes(struct cur *c, struct streams *st, const uint64_t *memor
 				st->size0 = j == 0 ? size : st->size0;
 			sum = add(sum, size);
 		}
+		sum = add(sum, packed_after_first(&sizes, &walked, st, &st->f[i]));
 		uint64_t m = st->f[i].bcj2 ? add(memory[i], sum) : memory[i];
 		st->memory = m > st->memory ? m : st->memory;
 	}

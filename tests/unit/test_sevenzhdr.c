@@ -193,6 +193,36 @@ Test(sevenzhdr, a_folder_of_more_streams_than_7zip_allows_is_eio)
 	cr_assert_not_null(strstr(h.why, "more streams"), "%s", h.why);
 }
 
+/* A folder of Copy then BCJ2 (7z's own form: 5 streams in, 2 out) over 4 packed streams:
+ * libarchive reads the 3 after the first whole into memory (setup_decode_folder), each as large
+ * as its packed size, whatever the folder's unpack sizes say. */
+Test(sevenzhdr, bcj2_is_charged_the_packed_streams_it_holds)
+{
+	struct buf hdr = {0}, none = {0};
+	put(&hdr, "\x01\x04\x06", 3);
+	put_num(&hdr, 0);
+	put_num(&hdr, 4);
+	put_byte(&hdr, 0x09);
+	put_num(&hdr, 10);
+	put_num(&hdr, 1000000);
+	put_num(&hdr, 2000000);
+	put_num(&hdr, 3000000);
+	put(&hdr, "\x00\x07\x0b\x01\x00\x02", 6); /* a folder of two coders */
+	put(&hdr, "\x01\x00", 2);                 /* Copy */
+	put(&hdr, "\x14\x03\x03\x01\x1b", 5);     /* BCJ2, not simple: */
+	put(&hdr, "\x04\x01\x01\x00", 4);         /* 4 in, 1 out; bind in 1 to out 0 */
+	put(&hdr, "\x00\x02\x03\x04", 4);         /* packed streams: ins 0, 2, 3, 4 */
+	put_byte(&hdr, 0x0c);
+	put_num(&hdr, 10);
+	put_num(&hdr, 10);
+	put(&hdr, "\x00\x00\x00", 3);
+	struct buf a = archive(&none, &hdr);
+	struct sevenz_header h;
+	cr_assert_eq(scan(&a, &lim, &h), 0, "%s", h.why);
+	cr_assert_geq(h.coder_memory, 6000000, "%llu", (unsigned long long)h.coder_memory);
+	cr_assert_geq(h.alloc_bytes, 6000000);
+}
+
 /* An encoded header: one folder of one coder (id) whose output, declared decoded bytes, would
  * be the header. */
 static struct buf encoded(const void *id, size_t id_len, uint64_t decoded)
