@@ -2,26 +2,27 @@
 # A real, throw-away, single-node Ceph 16.2 (Debian 12's packages) for the suite's fleet and object
 # storage scenarios: a monitor, a minimal mgr, one OSD keeping its data in RAM (memstore), an MDS
 # with a CephFS, radosgw (S3) with one user, and two ceph-fuse mounts of the same CephFS (A and B,
-# two clients: two machines sharing a folder). No systemd; everything under one folder; listens on
-# 127.0.0.1 only. Adapted from a recipe measured on the project's 2-core machines (36 cold cycles:
-# up in ~2 s, down in ~4 s, ~260 MiB RSS idle).
+# two clients: two machines sharing a folder; CEPH_UP_CLIENTS=4 makes four, A to D). No systemd;
+# everything under one folder; listens on 127.0.0.1 only. Adapted from a recipe measured on the
+# project's 2-core machines (36 cold cycles: up in ~2 s, down in ~4 s, ~260 MiB RSS idle).
 #
 #   ceph-up.sh up DIR     start it all in DIR (must not exist or be empty); writes DIR/env.sh
 #   ceph-up.sh down DIR   unmount, stop the daemons by their recorded PIDs, delete DIR
 #   ceph-up.sh status DIR the recorded daemons and whether they run
 #
-# DIR/env.sh exports CEPH_CONF, CEPHFS_MNT_A/B, S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
-# AWS_SECRET_ACCESS_KEY (made by radosgw for this run, never on a command line), AWS_DEFAULT_REGION
-# and RGW_LOG (radosgw's log: one line per request with its status and bytes sent, and at
-# CEPH_UP_RGW_DEBUG=20 every request's headers).
+# DIR/env.sh exports CEPH_CONF, CEPHFS_MNT_A/B (C, D, ... with more clients), S3_ENDPOINT_URL,
+# AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (made by radosgw for this run, never on a command
+# line), AWS_DEFAULT_REGION and RGW_LOG (radosgw's log: one line per request with its status and
+# bytes sent, and at CEPH_UP_RGW_DEBUG=20 every request's headers).
 #
 # Two runs on one machine do not clash: each has its own DIR, the monitor's and radosgw's ports are
 # picked free at start (CEPH_UP_MON_PORT / CEPH_UP_RGW_PORT fix them), and the other daemons take
 # free ports from Ceph's own range. CEPH_UP_WATCH_PID=PID starts a watcher that runs `down` once
 # PID has gone, so a test killed on a timeout (its EXIT trap never runs) leaves nothing behind.
 # Other knobs: CEPH_UP_OSD_MB (memstore size, default 1024), CEPH_UP_STOP_GRACE (seconds before
-# SIGKILL at down, default 3), CEPH_UP_RGW_DEBUG (default 1). Needs root (FUSE) and the packages
-# ceph-mon ceph-osd ceph-mds ceph-mgr radosgw ceph-fuse python3-boto3 curl (scripts/deps).
+# SIGKILL at down, default 3), CEPH_UP_RGW_DEBUG (default 1), CEPH_UP_CLIENTS (ceph-fuse mounts,
+# each its own client, 1 to 8, default 2). Needs root (FUSE) and the packages ceph-mon ceph-osd
+# ceph-mds ceph-mgr radosgw ceph-fuse python3-boto3 curl (scripts/deps).
 set -euo pipefail
 
 cmd=${1:-}
@@ -29,6 +30,7 @@ D=${2:-}
 [ -n "$cmd" ] && [ -n "$D" ] || { echo "usage: $0 up|down|status DIR" >&2; exit 2; }
 D=$(realpath -m "$D")
 OSD_MB=${CEPH_UP_OSD_MB:-1024}
+NCLIENTS=${CEPH_UP_CLIENTS:-2}
 GRACE=${CEPH_UP_STOP_GRACE:-3}
 CONF=$D/ceph.conf
 KEYRING=$D/ceph.keyring
@@ -264,7 +266,11 @@ cmd_up() {
 	done
 	$PY -c 'import importlib.util as u, sys; sys.exit(not (u.find_spec("rados") and u.find_spec("boto3")))' || die "$PY lacks rados or boto3 (scripts/deps)"
 	[ -e /dev/fuse ] || die "/dev/fuse is missing: ceph-fuse cannot mount"
-	mkdir -p "$D"/{run,log,crash,mon,osd/ceph-0,mds/ceph-a,mgr/ceph-x,rgw,mnt/a,mnt/b,bin,mgr-modules}
+	[[ $NCLIENTS =~ ^[1-8]$ ]] || die "CEPH_UP_CLIENTS=$NCLIENTS: 1 to 8"
+	local clients
+	clients=$(echo {a..h} | cut -d' ' -f1-"$NCLIENTS")
+	mkdir -p "$D"/{run,log,crash,mon,osd/ceph-0,mds/ceph-a,mgr/ceph-x,rgw,bin,mgr-modules}
+	for m in $clients; do mkdir -p "$D/mnt/$m"; done
 	local ports mon_port rgw_port fsid osd_uuid
 	ports=$(pick_ports) || die "no free ports"
 	read -r mon_port rgw_port <<<"$ports"
@@ -293,8 +299,8 @@ cmd_up() {
 		--cap mds 'allow *' >/dev/null
 	ceph-authtool "$KEYRING" --gen-key -n client.rgw.a --cap mon 'allow rw' --cap osd 'allow rwx' \
 		--cap mgr 'allow rw' >/dev/null
-	for c in fsa fsb; do # two CephFS clients = two machines
-		ceph-authtool "$KEYRING" --gen-key -n client.$c --cap mon 'allow r' --cap mds 'allow rw' \
+	for m in $clients; do # one CephFS client per machine
+		ceph-authtool "$KEYRING" --gen-key -n "client.fs$m" --cap mon 'allow r' --cap mds 'allow rw' \
 			--cap osd 'allow rw tag cephfs data=cephfs' >/dev/null
 	done
 	monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$mon_port,v1:127.0.0.1:$((mon_port + 1))]" \
@@ -328,10 +334,10 @@ cmd_up() {
 	keys=$($PY -c 'import json, sys; k = json.load(open(sys.argv[1]))["keys"][0]
 print(k["access_key"], k["secret_key"])' "$D/rgw-user.json") || die "no S3 keys in rgw-user.json"
 	say "rgw user made"
-	for m in a b; do
+	for m in $clients; do
 		start_daemon "fuse.$m" ceph-fuse -c "$CONF" -n "client.fs$m" -f "$D/mnt/$m"
 	done
-	for m in a b; do
+	for m in $clients; do
 		wait_for 60 "ceph-fuse mounted $D/mnt/$m" mountpoint -q "$D/mnt/$m" || die "mount $m failed"
 	done
 	# statfs is 0 until the mgr has stats
@@ -343,8 +349,7 @@ print(k["access_key"], k["secret_key"])' "$D/rgw-user.json") || die "no S3 keys 
 		read -r ak sk <<<"$keys"
 		cat >"$D/env.sh" <<EOF
 export CEPH_CONF=$CONF
-export CEPHFS_MNT_A=$D/mnt/a
-export CEPHFS_MNT_B=$D/mnt/b
+$(for m in $clients; do echo "export CEPHFS_MNT_${m^^}=$D/mnt/$m"; done)
 export S3_ENDPOINT_URL=http://127.0.0.1:$rgw_port
 export AWS_ACCESS_KEY_ID=$ak
 export AWS_SECRET_ACCESS_KEY=$sk
@@ -402,7 +407,12 @@ reap_recorded() { # grace names...
 cmd_down() {
 	[ -d "$D" ] || return 0
 	[ -f "$CONF" ] || [ -d "$D/run" ] || die "$D holds no cluster of ours; left alone"
-	local m pid
+	local m pid clients="" fuses=""
+	# the clients that were started (mnt/a, mnt/b, ...), whatever CEPH_UP_CLIENTS says now
+	for m in "$D"/mnt/?; do
+		[ -d "$m" ] && clients="$clients ${m##*/}"
+	done
+	for m in $clients; do fuses="$fuses fuse.$m"; done
 	# the watcher, unless this is it: first its shell (so it cannot start a second `down`), then
 	# its tail
 	if [ -f "$D/run/watch.pid" ] && [ "$(cat "$D/run/watch.pid")" != "$$" ]; then
@@ -412,7 +422,7 @@ cmd_down() {
 	fi
 	rm -f "$D/run/watch.pid" "$D/run/watch-tail.pid"
 	# 1. clients first: unmount (ceph-fuse exits by itself after the unmount)
-	for m in a b; do
+	for m in $clients; do
 		if mountpoint -q "$D/mnt/$m" 2>/dev/null; then
 			fusermount3 -u "$D/mnt/$m" 2>/dev/null || {
 				echo "  $D/mnt/$m busy, lazy unmount"
@@ -420,7 +430,8 @@ cmd_down() {
 			}
 		fi
 	done
-	reap_recorded 10 fuse.a fuse.b
+	# shellcheck disable=SC2086
+	reap_recorded 10 $fuses
 	# 2. daemons, in three steps: rgw+mds+mgr (they still talk to the OSD while stopping), the
 	#    OSD (it waits up to 5 s for the mon's ack), the mon. SIGKILL whatever still runs after
 	#    GRACE s (the data is thrown away anyway; an MDS takes 5-7 s to stop by itself)
@@ -432,7 +443,7 @@ cmd_down() {
 	reap_recorded "$GRACE" osd.0
 	term_recorded mon.a ceph-mon
 	reap_recorded "$GRACE" mon.a
-	for m in a b; do
+	for m in $clients; do
 		mountpoint -q "$D/mnt/$m" 2>/dev/null && fusermount3 -uz "$D/mnt/$m" 2>/dev/null
 	done
 	if [ "${CEPH_UP_KEEP_LOGS:-0}" = 1 ]; then
