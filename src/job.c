@@ -83,7 +83,9 @@ static char *dup_or_null(const char *s)
 
 int job_info_copy(const struct gl_job *src, struct gl_job *dst)
 {
-	*dst = *src; /* every scalar, and any added later; the strings are duplicated below */
+	/* every scalar, and any added later; each string is duplicated below, and so must any
+	 * pointer added to struct gl_job be (else two records free it) */
+	*dst = *src;
 	dst->name = dup_or_null(src->name);
 	dst->status = dup_or_null(src->status);
 	dst->ref = dup_or_null(src->ref);
