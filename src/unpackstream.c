@@ -539,8 +539,8 @@ static bool lzma_alone(const unsigned char *p, size_t n)
 {
 	if (n < 14 || p[0] > (4 * 5 + 4) * 9 + 8)
 		return false;
-	uint32_t dict = (uint32_t)p[1] | (uint32_t)p[2] << 8 | (uint32_t)p[3] << 16 |
-			(uint32_t)p[4] << 24;
+	uint32_t dict =
+		(uint32_t)p[1] | (uint32_t)p[2] << 8 | (uint32_t)p[3] << 16 | (uint32_t)p[4] << 24;
 	bool likely = p[0] == 0x5d || p[0] == 0x5e, unknown_size = true;
 	for (int i = 5; i < 13; i++)
 		unknown_size = unknown_size && p[i] == 0xff;
@@ -625,7 +625,7 @@ static int push_lzma(struct stage *st, enum layer l)
 	if (!(st->buf = malloc(CHUNK)))
 		return -ENOMEM;
 	st->lz = (lzma_stream)LZMA_STREAM_INIT;
-	lzma_ret ret = l == XZ	   ? lzma_stream_decoder(&st->lz, 1, LZMA_CONCATENATED)
+	lzma_ret ret = l == XZ     ? lzma_stream_decoder(&st->lz, 1, LZMA_CONCATENATED)
 		       : l == LZIP ? lzma_lzip_decoder(&st->lz, 1, LZMA_CONCATENATED)
 				   : lzma_alone_decoder(&st->lz, 1);
 	st->lz_init = ret == LZMA_OK;

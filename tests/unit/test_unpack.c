@@ -970,7 +970,8 @@ static void write_mk_py(void)
 		"    size = (out[12] + 1) * 4\n"
 		"    assert out[13:16] == b'\\x00\\x21\\x01'\n"
 		"    out[16] = arg\n"
-		"    out[12 + size - 4:12 + size] = struct.pack('<I', zlib.crc32(out[12:12 + size - "
+		"    out[12 + size - 4:12 + size] = struct.pack('<I', zlib.crc32(out[12:12 + size "
+		"- "
 		"4]))\n"
 		"sys.stdout.buffer.write(out)\n";
 	char path[128];
