@@ -4,10 +4,12 @@
  * The stream is a stack of stages, each reading the one below: the member's bytes (positional
  * reads through rd), then for each layer of compression found at the top by its magic, a stage
  * taking it off: gzip through zlib's own gzip mode, which checks every member's CRC-32 and length
- * (libarchive's gzip filter skips its trailer unread); the other compressors, and rpm's lead and
- * headers, through a libarchive handle with those filters and the raw format, whose decoders check
- * their own sums (xz's check, lzip's CRC-32, zstd's and lz4's content checksums, bzip2's CRCs),
- * but only when they reach their trailer. A format stops at its own end (a tarball's end
+ * (libarchive's gzip filter skips its trailer unread); xz, lzip and .lzma through liblzma and zstd
+ * through libzstd, whose decoders' memory (the dictionary or window a header declares) is taken
+ * from the mount's budget before they allocate it (libarchive cannot bound it); lz4, bzip2,
+ * compress, and rpm's lead and headers, through a libarchive handle of one filter and the raw
+ * format, charged a fixed amount. Each decoder checks its own sums (xz's check, lzip's CRC-32,
+ * zstd's and lz4's content checksums, bzip2's CRCs), but only when it reaches its trailer. A format stops at its own end (a tarball's end
  * marker), before the trailer: ustream_finish reads every stage to its end. Only the bottom stage
  * seeks, and only when it is the top (zip and 7z find their directory at the end). For cpio's
  * crc format under a layer, the last two blocks the format read are kept, so that unpack.c can
