@@ -82,14 +82,11 @@ static int (*const formats[])(struct archive *) = {
 	archive_read_support_format_rar5,
 };
 
-/* The formats, and lzma alone among filters: it has no magic to be found by in
- * unpackstream.c, nor a checksum to be checked. 7z only when its header was scanned first
- * (sevenz_charge): straight from the member, never under a layer of compression, where
- * libarchive could not seek back from its header to its data anyway. */
+/* The formats only: every layer of compression comes off in unpackstream.c. 7z only when its
+ * header was scanned first (sevenz_charge): straight from the member, never under a layer of
+ * compression, where libarchive could not seek back from its header to its data anyway. */
 static int enable_formats(struct archive *a, bool sevenz)
 {
-	if (archive_liblzma_version() && archive_read_support_filter_lzma(a) != ARCHIVE_OK)
-		return -ENOMEM;
 	for (size_t i = 0; i < sizeof(formats) / sizeof(*formats); i++)
 		if ((sevenz || formats[i] != archive_read_support_format_7zip) &&
 		    formats[i](a) != ARCHIVE_OK)

@@ -6,7 +6,8 @@
  * off before a format sees them, each layer read to its very end once the format is done, so that
  * its checksum is checked even where the format stops early (a tarball's end marker comes before
  * the compressor's trailer): gzip by zlib here (libarchive's gzip filter never checks the trailer),
- * xz, lzip, zstd, lz4, bzip2, compress and rpm by a libarchive handle of filters only. The meter
+ * xz, lzip and .lzma by liblzma, zstd by libzstd (each decoder's memory charged to the budget
+ * before it is allocated), lz4, bzip2, compress and rpm by a libarchive handle of one filter. The meter
  * counts the member's bytes read and bounds every count of unpacked bytes by the budget. */
 #ifndef ARTIFACTFS_UNPACK_I_H
 #define ARTIFACTFS_UNPACK_I_H

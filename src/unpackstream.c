@@ -4,10 +4,12 @@
  * The stream is a stack of stages, each reading the one below: the member's bytes (positional
  * reads through rd), then for each layer of compression found at the top by its magic, a stage
  * taking it off: gzip through zlib's own gzip mode, which checks every member's CRC-32 and length
- * (libarchive's gzip filter skips its trailer unread); the other compressors, and rpm's lead and
- * headers, through a libarchive handle with those filters and the raw format, whose decoders check
- * their own sums (xz's check, lzip's CRC-32, zstd's and lz4's content checksums, bzip2's CRCs),
- * but only when they reach their trailer. A format stops at its own end (a tarball's end
+ * (libarchive's gzip filter skips its trailer unread); xz, lzip and .lzma through liblzma and zstd
+ * through libzstd, whose decoders' memory (the dictionary or window a header declares) is taken
+ * from the mount's budget before they allocate it (libarchive cannot bound it); lz4, bzip2,
+ * compress, and rpm's lead and headers, through a libarchive handle of one filter and the raw
+ * format, charged a fixed amount. Each decoder checks its own sums (xz's check, lzip's CRC-32,
+ * zstd's and lz4's content checksums, bzip2's CRCs), but only when it reaches its trailer. A format stops at its own end (a tarball's end
  * marker), before the trailer: ustream_finish reads every stage to its end. Only the bottom stage
  * seeks, and only when it is the top (zip and 7z find their directory at the end). For cpio's
  * crc format under a layer, the last two blocks the format read are kept, so that unpack.c can
@@ -15,11 +17,16 @@
 #include "unpack_i.h"
 
 #include <errno.h>
+#include <lzma.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameHeader, ZSTD_estimateDStreamSize */
+#include <zstd.h>
 
 #include "artifactfs/log.h"
+#include "artifactfs/membudget.h"
 
 #define CHUNK (128u * 1024u)
 #define STAGES_MAX 8 /* layers taken off one member: rpm, then gzip, then ... */
@@ -27,7 +34,9 @@
 enum kind {
 	BASE,   /* the member's bytes */
 	GUNZIP, /* gzip members, one after the other, then only zero bytes */
-	FILTERS /* a libarchive handle: filters, raw format */
+	LZMA,   /* liblzma: xz streams, lzip members or one .lzma stream, then only zero bytes */
+	ZSTD,   /* libzstd: zstd and skippable frames */
+	FILTERS /* a libarchive handle: one filter, raw format */
 };
 
 enum gz_state {
@@ -50,8 +59,20 @@ struct stage {
 	z_stream z;
 	bool z_init;
 	enum gz_state gz;
+	/* LZMA */
+	lzma_stream lz;
+	bool lz_init, in_end, lz_end;
+	/* ZSTD: a frame's header is whole in zhdr before zstd sees it */
+	ZSTD_DCtx *zd;
+	const unsigned char *zin;
+	size_t zin_len, zhdr_len;
+	unsigned char zhdr[ZSTD_FRAMEHEADERSIZE_MAX];
+	bool zframe; /* inside a frame */
 	/* FILTERS */
 	struct archive *a;
+	/* every layer: its name, and what its decoder holds of the memory budget */
+	const char *name;
+	uint64_t charged;
 };
 
 /* The last two blocks the format read from the top stage, kept when the format's headers carry
@@ -106,6 +127,27 @@ static int fail(struct ustream *s, int err, const char *why)
 		log_msg(LOG_WARNING, "nested archive \"%s\" damaged: %s", shown(s->m), why);
 	s->err = err;
 	return err;
+}
+
+/* Takes the decoder memory of st's layer, up to need bytes in all, from the mount's budget,
+ * before the decoder allocates it (a 6-byte zstd header declares a window of 3.75 GiB; an xz
+ * header, a dictionary of 1.5 GiB). A layer needing more than the whole budget is refused for good
+ * (-EIO: the same bytes always will be); one that only does not fit what others hold now, this
+ * time (-ENOMEM). Either way with one log line. */
+static int stage_charge(struct stage *st, uint64_t need)
+{
+	struct ustream *s = st->s;
+	char what[64];
+	if (need <= st->charged)
+		return 0;
+	snprintf(what, sizeof(what), "the %s layer's decoder", st->name);
+	int err = membudget_take((size_t)(need - st->charged), what);
+	if (!err) {
+		st->charged = need;
+		return 0;
+	}
+	log_msg(LOG_WARNING, "nested archive \"%s\" left unread: %s", shown(s->m), log_reason());
+	return fail(s, need > membudget_limit() ? -EIO : -ENOMEM, NULL);
 }
 
 /* ---- the stages ---- */
@@ -179,6 +221,159 @@ static ssize_t gunzip_read(struct stage *st, const void **out)
 	return (ssize_t)(CHUNK - z->avail_out);
 }
 
+/* After the end of a layer that may be followed by bytes of no meaning to its decoder (lzip,
+ * .lzma): only zero bytes may come, and the layers below are read to their ends (their own
+ * trailers checked). Bytes of another kind would be a damaged member read as no member. */
+static int only_zeros_follow(struct stage *st, const unsigned char *p, size_t n)
+{
+	for (;;) {
+		for (size_t i = 0; i < n; i++)
+			if (p[i] != 0)
+				return fail(st->s, -EIO, "bytes after the compressed data");
+		const void *q;
+		ssize_t got = stage_read(st->in, &q);
+		if (got <= 0)
+			return (int)got;
+		p = q;
+		n = (size_t)got;
+	}
+}
+
+static const char *lzma_why(lzma_ret ret)
+{
+	switch (ret) {
+	case LZMA_BUF_ERROR:
+		return "the data ends before its end";
+	case LZMA_FORMAT_ERROR:
+		return "not in its format";
+	case LZMA_OPTIONS_ERROR:
+		return "options not supported";
+	case LZMA_DATA_ERROR:
+		return "damaged data";
+	default:
+		return "decoding failed";
+	}
+}
+
+/* xz, lzip and .lzma through liblzma, whose memory limit starts at nothing: a header needing
+ * more stops the decoder (LZMA_MEMLIMIT_ERROR) before it allocates, and the limit is raised by
+ * what the budget grants. xz's checks and lzip's CRC-32 and sizes are checked by liblzma. */
+static ssize_t lzma_read(struct stage *st, const void **out)
+{
+	lzma_stream *z = &st->lz;
+	char why[80];
+	z->next_out = st->buf;
+	z->avail_out = CHUNK;
+	*out = st->buf;
+	while (z->avail_out > 0 && !st->lz_end) {
+		if (z->avail_in == 0 && !st->in_end) {
+			const void *p;
+			ssize_t n = stage_read(st->in, &p);
+			if (n < 0)
+				return n;
+			st->in_end = n == 0;
+			z->next_in = p;
+			z->avail_in = (size_t)n;
+		}
+		lzma_ret ret = lzma_code(z, st->in_end ? LZMA_FINISH : LZMA_RUN);
+		int err = 0;
+		if (ret == LZMA_MEMLIMIT_ERROR) {
+			uint64_t need = lzma_memusage(z);
+			err = stage_charge(st, CHUNK + need);
+			if (!err && lzma_memlimit_set(z, need) != LZMA_OK)
+				err = fail(st->s, -EIO, "liblzma refused its own memory usage");
+		} else if (ret == LZMA_STREAM_END) {
+			st->lz_end = true;
+			err = only_zeros_follow(st, z->next_in, z->avail_in);
+		} else if (ret == LZMA_MEM_ERROR) {
+			err = fail(st->s, -ENOMEM, NULL);
+		} else if (ret != LZMA_OK) {
+			snprintf(why, sizeof(why), "%s: %s", st->name, lzma_why(ret));
+			err = fail(st->s, -EIO, why);
+		}
+		if (err)
+			return err;
+	}
+	return (ssize_t)(CHUNK - z->avail_out);
+}
+
+/* The largest window a zstd frame may have here: what the whole budget could hold. */
+static int zstd_window_log_max(void)
+{
+	int log = ZSTD_WINDOWLOG_MIN;
+	while (log < ZSTD_WINDOWLOG_MAX && (2ull << log) <= membudget_limit())
+		log++;
+	return log;
+}
+
+/* At a zstd frame's start: its header, copied whole across the blocks of the stage below,
+ * then what the frame's window costs taken from the budget before zstd allocates it, then the
+ * copied part handed to zstd. Returns 0 (the frame's data is next), 1 (more bytes wanted), or
+ * -errno. */
+static int zstd_frame_start(struct stage *st, ZSTD_outBuffer *o)
+{
+	size_t n = sizeof(st->zhdr) - st->zhdr_len;
+	n = n < st->zin_len ? n : st->zin_len;
+	memcpy(st->zhdr + st->zhdr_len, st->zin, n);
+	ZSTD_frameHeader fh;
+	size_t ret = ZSTD_getFrameHeader(&fh, st->zhdr, st->zhdr_len + n);
+	if (ZSTD_isError(ret))
+		return fail(st->s, -EIO, "zstd: not a frame where one should start");
+	if (ret > 0) { /* all n copied, the header goes on in the next block */
+		st->zhdr_len += n;
+		st->zin += n;
+		st->zin_len -= n;
+		return 1;
+	}
+	uint64_t window = fh.frameType == ZSTD_skippableFrame ? 0 : fh.windowSize;
+	int err = stage_charge(st, CHUNK + ZSTD_estimateDStreamSize((size_t)window));
+	ZSTD_inBuffer in = {st->zhdr, st->zhdr_len, 0};
+	while (!err && in.pos < in.size)
+		if (ZSTD_isError(ZSTD_decompressStream(st->zd, o, &in)))
+			err = fail(st->s, -EIO, "zstd: damaged frame header");
+	st->zhdr_len = 0;
+	st->zframe = true;
+	return err;
+}
+
+/* zstd frames (skippable ones too), one after the other, each window charged before it is
+ * allocated; every content checksum present is checked by libzstd. */
+static ssize_t zstd_read(struct stage *st, const void **out)
+{
+	ZSTD_outBuffer o = {st->buf, CHUNK, 0};
+	char why[120];
+	*out = st->buf;
+	while (o.pos < o.size) {
+		if (st->zin_len == 0) {
+			const void *p;
+			ssize_t n = stage_read(st->in, &p);
+			if (n < 0)
+				return n;
+			if (n == 0 && (st->zframe || st->zhdr_len > 0))
+				return fail(st->s, -EIO, "zstd: the data ends inside a frame");
+			if (n == 0)
+				break;
+			st->zin = p;
+			st->zin_len = (size_t)n;
+		}
+		int err = st->zframe ? 0 : zstd_frame_start(st, &o);
+		if (err < 0)
+			return err;
+		if (err > 0)
+			continue;
+		ZSTD_inBuffer in = {st->zin, st->zin_len, 0};
+		size_t ret = ZSTD_decompressStream(st->zd, &o, &in);
+		st->zin += in.pos;
+		st->zin_len -= in.pos;
+		if (ZSTD_isError(ret)) {
+			snprintf(why, sizeof(why), "zstd: %s", ZSTD_getErrorName(ret));
+			return fail(st->s, -EIO, why);
+		}
+		st->zframe = ret != 0;
+	}
+	return (ssize_t)o.pos;
+}
+
 static ssize_t filters_read(struct stage *st, const void **out)
 {
 	size_t len = 0;
@@ -212,6 +407,8 @@ static ssize_t stage_read(struct stage *st, const void **out)
 	}
 	ssize_t n = st->kind == BASE     ? base_read(st, out)
 		    : st->kind == GUNZIP ? gunzip_read(st, out)
+		    : st->kind == LZMA   ? lzma_read(st, out)
+		    : st->kind == ZSTD   ? zstd_read(st, out)
 					 : filters_read(st, out);
 	if (n <= 0)
 		return n;
@@ -306,29 +503,74 @@ static la_int64_t client_skip(struct archive *a, void *data, la_int64_t request)
 
 /* ---- building the stack ---- */
 
-/* Each filter taken off by a FILTERS stage, with the library that decodes it in-process (NULL:
- * libarchive's own code). A filter whose library libarchive was built without would run an
- * external program instead: never from a FUSE daemon's threads, so such a filter is not enabled
- * at all. Never gzip (its trailer would go unchecked: a GUNZIP stage takes it off). */
-static const struct {
-	int (*enable)(struct archive *);
-	const char *(*library)(void);
-} filters[] = {
-	{archive_read_support_filter_bzip2, archive_bzlib_version},
-	{archive_read_support_filter_xz, archive_liblzma_version},
-	{archive_read_support_filter_lzma, archive_liblzma_version},
-	{archive_read_support_filter_lzip, archive_liblzma_version},
-	{archive_read_support_filter_zstd, archive_libzstd_version},
-	{archive_read_support_filter_lz4, archive_liblz4_version},
-	{archive_read_support_filter_compress, NULL},
-	{archive_read_support_filter_rpm, NULL},
-};
-
 enum layer {
 	PLAIN,
 	GZIP,
-	OTHER /* for a FILTERS stage */
+	XZ,
+	LZIP,
+	LZMA_ALONE,
+	ZSTD_FRAMES,
+	BZIP2,
+	LZ4,
+	COMPRESS,
+	RPM
 };
+
+/* What a FILTERS stage's one filter holds at most, charged to the budget for the stage's life
+ * (libarchive cannot be told a limit): bzip2's largest block state (libbz2 at level 9, 3.6 MB)
+ * with libarchive's 64 KiB block; lz4's largest block (8 MiB, legacy frames) with the read-ahead
+ * copy libarchive makes of a whole compressed block, grown by doubling (up to 16 MiB);
+ * compress's code tables; rpm's headers, read through. */
+#define FILTER_BASE (256u << 10) /* the handle, its client and raw format buffers */
+static const struct {
+	enum layer layer;
+	const char *name;
+	int (*enable)(struct archive *);
+	const char *(*library)(void);
+	uint64_t charge;
+} filters[] = {
+	{BZIP2, "bzip2", archive_read_support_filter_bzip2, archive_bzlib_version, 3900u << 10},
+	{LZ4, "lz4", archive_read_support_filter_lz4, archive_liblz4_version, 24u << 20},
+	{COMPRESS, "compress", archive_read_support_filter_compress, NULL, 512u << 10},
+	{RPM, "rpm", archive_read_support_filter_rpm, NULL, 0},
+};
+
+/* libarchive's lzma bidder, which the same members are recognised by as before: .lzma has no
+ * magic, only likely properties, dictionary sizes and an unknown size. */
+static bool lzma_alone(const unsigned char *p, size_t n)
+{
+	if (n < 14 || p[0] > (4 * 5 + 4) * 9 + 8)
+		return false;
+	uint32_t dict =
+		(uint32_t)p[1] | (uint32_t)p[2] << 8 | (uint32_t)p[3] << 16 | (uint32_t)p[4] << 24;
+	bool likely = p[0] == 0x5d || p[0] == 0x5e, unknown_size = true;
+	for (int i = 5; i < 13; i++)
+		unknown_size = unknown_size && p[i] == 0xff;
+	if (dict >= 1u << 12 && dict <= 1u << 27 && (dict & (dict - 1)) == 0)
+		return true;
+	return likely && unknown_size && dict >= 0x00300000 && dict <= 0x03F00000 &&
+	       (dict & ((1u << 20) - 1)) == 0;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Skippable frames (zstd's and lz4's alike) lead to the frame that says which: zstd where it
+ * cannot be seen in the first block (pzstd writes one before every frame). */
+static enum layer after_skippable(const unsigned char *p, size_t n)
+{
+	size_t at = 0;
+	while (n - at >= 8 && (le32(p + at) & 0xfffffff0u) == 0x184d2a50u) {
+		uint64_t next = (uint64_t)at + 8 + le32(p + at + 4);
+		if (next + 4 > n)
+			return ZSTD_FRAMES;
+		at = (size_t)next;
+	}
+	uint32_t magic = n - at >= 4 ? le32(p + at) : 0;
+	return magic == 0x184d2204u || magic == 0x184c2102u ? LZ4 : ZSTD_FRAMES;
+}
 
 /* What the first bytes p[0, n) start with, by libarchive's bidders' magic numbers. */
 static enum layer layer_of(const unsigned char *p, size_t n)
@@ -336,31 +578,35 @@ static enum layer layer_of(const unsigned char *p, size_t n)
 	static const struct {
 		const char *magic;
 		size_t len;
-	} other[] = {
-		{"BZh", 3}, /* bzip2 */
+		enum layer layer;
+	} magic[] = {
+		{"\x1f\x8b", 2, GZIP},
+		{"BZh", 3, BZIP2},
 		{"\xfd"
 		 "7zXZ\0",
-		 6},                     /* xz */
-		{"LZIP", 4},             /* lzip */
-		{"\x28\xb5\x2f\xfd", 4}, /* zstd */
-		{"\x04\x22\x4d\x18", 4}, /* lz4 */
-		{"\x02\x21\x4c\x18", 4}, /* lz4, legacy */
-		{"\x1f\x9d", 2},         /* compress */
-		{"\xed\xab\xee\xdb", 4}, /* rpm */
+		 6, XZ},
+		{"LZIP", 4, LZIP},
+		{"\x28\xb5\x2f\xfd", 4, ZSTD_FRAMES},
+		{"\x04\x22\x4d\x18", 4, LZ4},
+		{"\x02\x21\x4c\x18", 4, LZ4}, /* legacy */
+		{"\x1f\x9d", 2, COMPRESS},
+		{"\xed\xab\xee\xdb", 4, RPM},
 	};
-	if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b)
-		return GZIP;
-	for (size_t i = 0; i < sizeof(other) / sizeof(*other); i++)
-		if (n >= other[i].len && !memcmp(p, other[i].magic, other[i].len))
-			return OTHER;
+	for (size_t i = 0; i < sizeof(magic) / sizeof(*magic); i++)
+		if (n >= magic[i].len && !memcmp(p, magic[i].magic, magic[i].len))
+			return magic[i].layer;
 	if (n >= 4 && p[0] >= 0x50 && p[0] <= 0x5f && p[1] == 0x2a && p[2] == 0x4d && p[3] == 0x18)
-		return OTHER; /* a skippable frame of zstd or lz4 */
-	return PLAIN;
+		return after_skippable(p, n);
+	return lzma_alone(p, n) ? LZMA_ALONE : PLAIN;
 }
 
 static int push_gunzip(struct stage *st)
 {
 	st->kind = GUNZIP;
+	st->name = "gzip";
+	int err = stage_charge(st, CHUNK + (48u << 10)); /* zlib: 32 KiB window, 7 KiB state */
+	if (err)
+		return err;
 	if (!(st->buf = malloc(CHUNK)))
 		return -ENOMEM;
 	int ret = inflateInit2(&st->z, 16 + MAX_WBITS); /* gzip only, trailer checked */
@@ -368,23 +614,84 @@ static int push_gunzip(struct stage *st)
 	return ret == Z_OK ? 0 : ret == Z_MEM_ERROR ? -ENOMEM : -EIO;
 }
 
-/* Returns 0, or 1 when the handle took nothing off (no layer after all: the stack stops). */
-static int push_filters(struct stage *st)
+/* The memory limit starts at 1 byte: lzma_read raises it as the budget grants. Concatenated
+ * as libarchive and the xz and lzip tools read them: xz streams (with their padding), lzip
+ * members. */
+static int push_lzma(struct stage *st, enum layer l)
+{
+	st->kind = LZMA;
+	st->name = l == XZ ? "xz" : l == LZIP ? "lzip" : "lzma";
+	int err = stage_charge(st, CHUNK);
+	if (err)
+		return err;
+	if (!(st->buf = malloc(CHUNK)))
+		return -ENOMEM;
+	st->lz = (lzma_stream)LZMA_STREAM_INIT;
+	lzma_ret ret = l == XZ     ? lzma_stream_decoder(&st->lz, 1, LZMA_CONCATENATED)
+		       : l == LZIP ? lzma_lzip_decoder(&st->lz, 1, LZMA_CONCATENATED)
+				   : lzma_alone_decoder(&st->lz, 1);
+	st->lz_init = ret == LZMA_OK;
+	return ret == LZMA_OK ? 0 : ret == LZMA_MEM_ERROR ? -ENOMEM : -EIO;
+}
+
+/* zstd's default largest window (128 MiB) is replaced by what the budget could hold; each
+ * frame's own is charged before it is allocated (zstd_frame_start). */
+static int push_zstd(struct stage *st)
+{
+	st->kind = ZSTD;
+	st->name = "zstd";
+	int err = stage_charge(st, CHUNK + ZSTD_estimateDCtxSize());
+	if (err)
+		return err;
+	if (!(st->buf = malloc(CHUNK)) || !(st->zd = ZSTD_createDCtx()))
+		return -ENOMEM;
+	size_t ret = ZSTD_DCtx_setParameter(st->zd, ZSTD_d_windowLogMax, zstd_window_log_max());
+	return ZSTD_isError(ret) ? -EIO : 0;
+}
+
+/* A libarchive handle taking off the one filter l. Returns 0, or 1 when the handle took nothing
+ * off (no layer after all: the stack stops). A filter whose library libarchive was built without
+ * would run an external program instead: never from a FUSE daemon's threads, so such a filter is
+ * not enabled at all. */
+static int push_filters(struct stage *st, enum layer l)
 {
 	struct archive_entry *e;
+	size_t i = 0;
+	while (filters[i].layer != l)
+		i++;
 	st->kind = FILTERS;
+	st->name = filters[i].name;
+	int err = stage_charge(st, FILTER_BASE + filters[i].charge);
+	if (err)
+		return err;
 	if (!(st->a = archive_read_new()) || archive_read_support_format_raw(st->a) != ARCHIVE_OK)
 		return -ENOMEM;
-	for (size_t i = 0; i < sizeof(filters) / sizeof(*filters); i++)
-		if ((!filters[i].library || filters[i].library()) &&
-		    filters[i].enable(st->a) != ARCHIVE_OK)
-			return -ENOMEM;
+	if (filters[i].library && !filters[i].library())
+		return 1;
+	if (filters[i].enable(st->a) != ARCHIVE_OK)
+		return -ENOMEM;
 	if (archive_read_open(st->a, st->in, NULL, client_read, NULL) != ARCHIVE_OK ||
 	    archive_read_next_header(st->a, &e) != ARCHIVE_OK) {
 		const char *why = archive_error_string(st->a);
 		return fail(st->s, -EIO, why ? why : "no filter reads it");
 	}
 	return archive_filter_count(st->a) > 1 ? 0 : 1;
+}
+
+static int push(struct stage *st, enum layer l)
+{
+	switch (l) {
+	case GZIP:
+		return push_gunzip(st);
+	case XZ:
+	case LZIP:
+	case LZMA_ALONE:
+		return push_lzma(st, l);
+	case ZSTD_FRAMES:
+		return push_zstd(st);
+	default:
+		return push_filters(st, l);
+	}
 }
 
 /* Puts stages on top while the top starts with a layer this file takes off. */
@@ -404,7 +711,7 @@ static int build(struct ustream *s)
 		struct stage *st = &s->st[s->n++];
 		st->s = s;
 		st->in = top;
-		int err = l == GZIP ? push_gunzip(st) : push_filters(st);
+		int err = push(st, l);
 		if (err)
 			return err < 0 ? fail(s, err, NULL) : 0;
 	}
@@ -431,9 +738,13 @@ void ustream_free(struct ustream *s)
 	for (size_t i = 0; i < s->n; i++) {
 		if (s->st[i].z_init)
 			inflateEnd(&s->st[i].z);
+		if (s->st[i].lz_init)
+			lzma_end(&s->st[i].lz);
+		ZSTD_freeDCtx(s->st[i].zd);
 		if (s->st[i].a)
 			archive_read_free(s->st[i].a);
 		free(s->st[i].buf);
+		membudget_give((size_t)s->st[i].charged);
 	}
 	free(s->tb[0].p);
 	free(s->tb[1].p);

@@ -9,8 +9,11 @@ bombs (gzip, xz, bzip2, deflate, overlapping zip entries, 100 GiB sparse holes);
 good (also gzip'ed) and with a wrong sum (libarchive drops the sum: unpack.c checks it); 7z
 headers declaring 99,000,000 files (plain or LZMA-encoded), or a folder of 99,000,000 files,
 or an encoded header of
-4 GB or coded with BCJ (libarchive allocates what a header declares: unpack.c charges it). Run
-again only to change the seeds: python3 tests/fuzz/make_hostile_corpus.py"""
+4 GB or coded with BCJ (libarchive allocates what a header declares: unpack.c charges it); layers
+of compression whose headers declare a large window or dictionary (zstd in 6 bytes, xz's LZMA2 of
+1.5 GiB, lzip of 128 and 512 MiB, .lzma of 128 MiB and 4 GiB: unpackstream.c charges them before
+their decoders allocate). Run again only to change the seeds:
+python3 tests/fuzz/make_hostile_corpus.py"""
 import bz2, gzip, io, lzma, os, random, struct, subprocess, tarfile, tempfile, zipfile, zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -206,3 +209,24 @@ packed = lzma.compress(plain, format=lzma.FORMAT_RAW, filters=[
 w("7z-encoded-many-files.7z", sevenz(packed, b"\x17\x06" + num7(0) + num7(1) + b"\x09" +
                                      num7(len(packed)) + b"\x00\x07\x0b\x01\x00\x01\x23\x03\x01\x01\x05" +
                                      lz + b"\x0c" + num7(len(plain)) + b"\x00\x00"))
+
+# layers whose headers declare large decoder memory: the data is made with a 1 MiB dictionary
+w("zstd-window-104m.zst", b"\x28\xb5\x2f\xfd\x00\x85")
+w("zstd-window-3g.zst", b"\x28\xb5\x2f\xfd\x00\xaf")
+small = tar([("f", "f", b"hello\n" * 100)])
+raw = lzma.compress(small, format=lzma.FORMAT_RAW, filters=[
+    {"id": lzma.FILTER_LZMA1, "dict_size": 1 << 20, "lc": 3, "lp": 0, "pb": 2}])
+for name, dict_byte in (("lzip-dict-128m.tar.lz", 27), ("lzip-dict-512m.tar.lz", 29)):
+    w(name, b"LZIP\x01" + bytes([dict_byte]) + raw +
+      struct.pack("<IQQ", zlib.crc32(small), len(small), 6 + len(raw) + 20))
+for name, dict_size in (("lzma-dict-128m.tar.lzma", 1 << 27), ("lzma-dict-4g.tar.lzma", 0xffffffff)):
+    alone = bytearray(lzma.compress(small, format=lzma.FORMAT_ALONE, filters=[
+        {"id": lzma.FILTER_LZMA1, "dict_size": 1 << 20}]))
+    alone[1:5] = struct.pack("<I", dict_size)
+    w(name, bytes(alone))
+xz = bytearray(lzma.compress(small, format=lzma.FORMAT_XZ, filters=[
+    {"id": lzma.FILTER_LZMA2, "dict_size": 1 << 20}]))
+size = (xz[12] + 1) * 4
+xz[16] = 37  # LZMA2's dictionary: 3 << 29, 1.5 GiB; the block header's CRC-32 made again
+xz[12 + size - 4:12 + size] = struct.pack("<I", zlib.crc32(bytes(xz[12:12 + size - 4])))
+w("xz-dict-1536m.txz", bytes(xz))

@@ -943,3 +943,113 @@ Test(unpack, an_rpm_with_a_wrong_gzip_payload_is_eio)
 	free(rpm);
 	free(payload.p);
 }
+
+/* ---- the decoders' memory: what a layer's header declares is charged before it is allocated ---- */
+
+/* Writes dir/mk.py: x.tar under lzip, .lzma or xz with the dictionary its header declares set
+ * to arg (lzip's dictionary byte, .lzma's size, xz's LZMA2 property byte), the data made with a
+ * dictionary of 1 MiB (a decoder given a larger one decodes it the same). */
+static void write_mk_py(void)
+{
+	static const char py[] =
+		"import lzma, struct, sys, zlib\n"
+		"kind, arg = sys.argv[1], int(sys.argv[2], 0)\n"
+		"data = open('x.tar', 'rb').read()\n"
+		"if kind == 'lzip':\n"
+		"    raw = lzma.compress(data, format=lzma.FORMAT_RAW, filters=[{'id': "
+		"lzma.FILTER_LZMA1, 'dict_size': 1 << 20, 'lc': 3, 'lp': 0, 'pb': 2}])\n"
+		"    out = b'LZIP\\x01' + bytes([arg]) + raw + struct.pack('<IQQ', "
+		"zlib.crc32(data), len(data), 6 + len(raw) + 20)\n"
+		"elif kind == 'lzma':\n"
+		"    out = bytearray(lzma.compress(data, format=lzma.FORMAT_ALONE, filters=[{'id': "
+		"lzma.FILTER_LZMA1, 'dict_size': 1 << 20}]))\n"
+		"    out[1:5] = struct.pack('<I', arg)\n"
+		"else:\n"
+		"    out = bytearray(lzma.compress(data, format=lzma.FORMAT_XZ, filters=[{'id': "
+		"lzma.FILTER_LZMA2, 'dict_size': 1 << 20}]))\n"
+		"    size = (out[12] + 1) * 4\n"
+		"    assert out[13:16] == b'\\x00\\x21\\x01'\n"
+		"    out[16] = arg\n"
+		"    out[12 + size - 4:12 + size] = struct.pack('<I', zlib.crc32(out[12:12 + size "
+		"- "
+		"4]))\n"
+		"sys.stdout.buffer.write(out)\n";
+	char path[128];
+	snprintf(path, sizeof(path), "%s/mk.py", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(py, 1, sizeof(py) - 1, f), sizeof(py) - 1);
+	fclose(f);
+	sh("tar -C tree -cf x.tar .");
+}
+
+static int index_bytes(const void *p, size_t len)
+{
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
+	int err = index_mem(p, len, &blob, &n);
+	cr_assert(err ? n == NULL : n != NULL);
+	unpack_free(n);
+	free(blob.p);
+	return err;
+}
+
+/* archive (made by cmd) declares a window or dictionary of 128 MiB: refused under a budget of
+ * 16 MiB, -EIO with the reason, nothing left taken; indexed whole under the default budget. */
+static void refused_under_a_small_budget(const char *cmd, const char *archive)
+{
+	sh("%s", cmd);
+	struct mem m = slurp(archive);
+	membudget_set_limit(16u << 20);
+	cr_assert_eq(index_bytes(m.p, m.len), -EIO, "%s under 16 MiB", archive);
+	cr_assert_not_null(strstr(log_reason(), "layer's decoder"), "%s: %s", archive,
+			   log_reason());
+	cr_assert_eq(membudget_used(), 0);
+	membudget_set_limit(0);
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
+	cr_assert_eq(index_mem(m.p, m.len, &blob, &n), 0, "%s under the default budget", archive);
+	check_tree(n, &blob, 0);
+	unpack_free(n);
+	cr_assert_eq(membudget_used(), 0, "%s: the decoder's memory is given back", archive);
+	free(blob.p);
+	free(m.p);
+}
+
+Test(unpack, a_layer_declaring_128_mib_is_refused_under_a_budget_of_16_mib)
+{
+	write_mk_py();
+	refused_under_a_small_budget("cat x.tar | zstd -q --zstd=wlog=27 > w.tzst", "w.tzst");
+	refused_under_a_small_budget("python3 mk.py xz 30 > w.txz", "w.txz");
+	refused_under_a_small_budget("python3 mk.py lzip 27 > w.tlz", "w.tlz");
+	refused_under_a_small_budget("python3 mk.py lzma 0x08000000 > w.tar.lzma", "w.tar.lzma");
+}
+
+/* Headers declaring more than the whole default budget: refused before anything is allocated
+ * (a fuzzer's malloc limit of 64 MiB passes them). A .lzma of 4 GiB is no .lzma to libarchive's
+ * bidder, nor here: not an archive. */
+Test(unpack, a_layer_declaring_more_than_the_budget_is_refused)
+{
+	static const unsigned char zstd_104m[] = {0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x85},
+				   zstd_3g[] = {0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xaf};
+	write_mk_py();
+	sh("python3 mk.py xz 37 > h.txz && python3 mk.py lzip 29 > h.tlz && "
+	   "python3 mk.py lzma 0xffffffff > h.tar.lzma");
+	const char *files[] = {"h.txz", "h.tlz"};
+	for (size_t i = 0; i < 2; i++) {
+		struct mem m = slurp(files[i]);
+		cr_assert_eq(index_bytes(m.p, m.len), -EIO, "%s", files[i]);
+		cr_assert_not_null(strstr(log_reason(), "layer's decoder"), "%s: %s", files[i],
+				   log_reason());
+		free(m.p);
+	}
+	struct mem m = slurp("h.tar.lzma");
+	cr_assert_eq(index_bytes(m.p, m.len), -ENOENT);
+	free(m.p);
+	cr_assert_eq(index_bytes(zstd_3g, sizeof(zstd_3g)), -EIO);
+	cr_assert_not_null(strstr(log_reason(), "layer's decoder"), "%s", log_reason());
+	membudget_set_limit(16u << 20);
+	cr_assert_eq(index_bytes(zstd_104m, sizeof(zstd_104m)), -EIO);
+	cr_assert_not_null(strstr(log_reason(), "layer's decoder"), "%s", log_reason());
+	cr_assert_eq(membudget_used(), 0);
+}
