@@ -42,8 +42,9 @@ unmount_fs "$mnt"
 stop_sim
 
 # 2. A stalled transfer is abandoned after --timeout and retried (retries are told with -d only).
+# curl averages the speed over about 5 s, so the burst before the stall adds that to --timeout.
 start_sim --faults "nth=2:stall,stall_s=60,paths=/artifacts"
-mount_fs "$mnt" --cache-dir "$T/cache-stall" --timeout 2 -d
+mount_fs "$mnt" --cache-dir "$T/cache-stall" --timeout 1 -d
 ref_unzip 1101
 check "a stalled transfer is retried and the bytes are right" \
 	cmp "$mnt/$app/-/jobs/1101/data/big.bin" "$T/ref-1101/data/big.bin"
@@ -66,7 +67,7 @@ stop_sim
 
 # 3. The server dies: what is cached is still served, the rest fails with EIO.
 start_sim
-mount_fs "$mnt" --cache-dir "$T/cache-dead" --timeout 2 --retry-for 4
+mount_fs "$mnt" --cache-dir "$T/cache-dead" --timeout 2 --retry-for 1
 cp -r "$mnt/$app/main/build" "$T/before" || die "cannot read before the server died"
 ls "$mnt/$app/main" >/dev/null
 stop_sim
@@ -78,7 +79,7 @@ unmount_fs "$mnt"
 # 3b. A server that accepts but never answers: after one request has given up, the next fail
 # at once instead of each waiting out its own timeouts.
 start_sim --faults "rate=1,kinds=hang,stall_s=60,paths=/artifacts"
-mount_fs "$mnt" --cache-dir "$T/cache-hang" --timeout 1 --retry-for 4
+mount_fs "$mnt" --cache-dir "$T/cache-hang" --timeout 1 --retry-for 2
 check_eq "a hanging server gives EIO once the retries are spent" EIO \
 	"$(sys read "$mnt/$app/-/jobs/1101/my report.txt")"
 before=$(getfattr --only-values -n user.artifactfs.stats "$mnt" | awk '/^http_requests/ {print $2}')

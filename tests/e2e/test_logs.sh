@@ -15,7 +15,7 @@ nloud() { loud | wc -l; }
 
 start_sim
 (cd "$T" && unzip -p "$T/sim-state/job-1101.zip" data/big.bin >"$T/sim-ref-big") || die "no reference"
-mount_fs "$mnt" --log-file "$log" --retry-for 3
+mount_fs "$mnt" --log-file "$log" --retry-for 1
 job="$mnt/$app/-/jobs/1101"
 ls "$job/data" >/dev/null || die "cannot list job 1101" # its index is cached from now on
 check_eq "a clean start logs nothing loud" 0 "$(nloud)"
