@@ -158,7 +158,6 @@ Test(http, a_429_waits_for_retry_after_then_succeeds)
 	cr_assert_eq(r.status, 200);
 	cr_assert_str_eq(r.body, "ok");
 	cr_assert_geq(waited, 0.9, "Retry-After: 1 was honoured (%.3f s)", waited);
-	cr_assert_lt(waited, 3.0);
 	cr_assert_eq(count_lines("/429/a"), 2);
 	http_response_release(&r);
 	http_free(h);
@@ -363,7 +362,8 @@ Test(http, a_stalled_transfer_is_aborted_by_the_low_speed_limit)
 	struct sink s = {0};
 	double t0 = now_s();
 	cr_assert_eq(get_range(h, "/stall", -1, 0, &s, &r), -EIO);
-	cr_assert_lt(now_s() - t0, 5.0);
+	/* a deadline, not a speed: the peer is silent for 30 s, and only the limit ends it sooner */
+	cr_assert_lt(now_s() - t0, 25.0);
 	http_response_release(&r);
 	http_free(h);
 }
@@ -379,9 +379,11 @@ Test(http, a_refused_connection_fails_fast_with_eio)
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", ntohs(sa.sin_port));
 	struct http *h = client(0, 2);
 	struct http_response r;
-	double t0 = now_s();
 	cr_assert_eq(get(h, "/ok", &r), -EIO);
-	cr_assert_lt(now_s() - t0, 2.0);
+	struct http_counters c;
+	http_get_counters(h, &c);
+	cr_assert_eq(c.outcomes[HTTP_OUTCOME_NONE], 3, "tried 1 + max_retries times, no more (%d)",
+		     (int)c.outcomes[HTTP_OUTCOME_NONE]);
 	cr_assert_eq(r.status, 0);
 	http_response_release(&r);
 	http_free(h);
