@@ -637,7 +637,7 @@ int sevenz_header_scan(uint64_t size, zip_read_fn rd, void *rctx, const struct s
 		       struct sevenz_header *h)
 {
 	unsigned char start[START_LEN];
-	uint64_t base;
+	uint64_t base = 0; /* set by find_start when it returns 0; gcc -O2 cannot tell */
 	struct cur c = {.lim = lim};
 	memset(h, 0, sizeof(*h));
 	int err = find_start(size, rd, rctx, &base);
