@@ -5,6 +5,12 @@
  * on it (a read, a fetch, a write, an invalidation) holds the file's shared flock() while any
  * runs (taken by the first under io_lock), so eviction in any process passes it by; an idle
  * file may be evicted meanwhile, and the next call finds its file unlinked and makes it anew.
+ * A file open through the mount holds its entry (cache_entry_hold): the flock() stays from its
+ * first call to the end of the last hold, not taken and dropped by each call (on CephFS each
+ * flock() is a round trip to the metadata server, and a read of 1 GiB made ~8,000 of them),
+ * so other processes pass a held file by as in use; this process's own eviction (a write
+ * making room, cache_drop) lets go of a held file that no call runs on (cachespace.c let_go),
+ * which its next call then finds evicted, as any idle file.
  * A block's bytes are written before its checksum and its checksum before its map byte, and map
  * bytes are written one by one (no read-modify-write), so any process, or a daemon killed at any
  * moment, sees a block as present only when all of it and its checksum are on disk; every block
@@ -135,13 +141,15 @@ static int revive(struct cache_entry *e, const char *key)
 	return 0;
 }
 
-/* Starts a call on e's file: the first takes its shared flock() and, when the file was evicted
- * meanwhile, makes it anew. Returns 0 (then entry_leave()) or -errno. */
+/* Starts a call on e's file: the first, unless a hold kept it, takes its shared flock() and,
+ * when the file was evicted meanwhile, makes it anew (a held file cannot have been: its flock()
+ * kept other processes' eviction off, and this process's lets go of it first). Returns 0 (then
+ * entry_leave()) or -errno. */
 static int entry_enter(struct cache_entry *e)
 {
 	int err = 0;
 	pthread_mutex_lock(&e->io_lock);
-	if (e->active == 0) {
+	if (!e->locked) {
 		while (flock(e->fd, LOCK_SH) && errno == EINTR)
 			;
 		struct stat st;
@@ -151,6 +159,7 @@ static int entry_enter(struct cache_entry *e)
 			err = revive(e, key);
 		if (err)
 			flock(e->fd, LOCK_UN);
+		e->locked = !err;
 	}
 	if (!err)
 		e->active++;
@@ -158,11 +167,20 @@ static int entry_enter(struct cache_entry *e)
 	return err;
 }
 
+/* io_lock held */
+static void entry_unlock_idle(struct cache_entry *e)
+{
+	if (e->active == 0 && e->holds == 0 && e->locked) {
+		flock(e->fd, LOCK_UN);
+		e->locked = false;
+	}
+}
+
 static void entry_leave(struct cache_entry *e)
 {
 	pthread_mutex_lock(&e->io_lock);
-	if (--e->active == 0)
-		flock(e->fd, LOCK_UN);
+	e->active--;
+	entry_unlock_idle(e);
 	pthread_mutex_unlock(&e->io_lock);
 }
 
@@ -265,6 +283,21 @@ int cache_entry_pin(struct cache_entry *e)
 void cache_entry_unpin(struct cache_entry *e)
 {
 	entry_leave(e);
+}
+
+void cache_entry_hold(struct cache_entry *e)
+{
+	pthread_mutex_lock(&e->io_lock);
+	e->holds++; /* the lock itself waits for the first call: an open may never read */
+	pthread_mutex_unlock(&e->io_lock);
+}
+
+void cache_entry_unhold(struct cache_entry *e)
+{
+	pthread_mutex_lock(&e->io_lock);
+	e->holds--;
+	entry_unlock_idle(e);
+	pthread_mutex_unlock(&e->io_lock);
 }
 
 /* ---- writing ---- */

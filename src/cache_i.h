@@ -114,8 +114,12 @@ struct cache_entry {
 	size_t nblocks;
 	uint64_t sums_off; /* where block 0's checksum is in the file */
 	uint64_t data_off; /* where byte 0 of the archive is in the file */
+	/* taken by every call at its start and end; eviction in this process takes it only with
+	 * trylock (under the folder lock and cache->lock: see cachespace.c let_go) */
 	pthread_mutex_t io_lock;
-	int active; /* protected by io_lock: calls running; they hold fd's flock() */
+	int active;  /* protected by io_lock: calls running; they hold fd's flock() */
+	int holds;   /* protected by io_lock: open files keeping fd's flock() between calls */
+	bool locked; /* protected by io_lock: fd's shared flock() is held */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned char *map;       /* protected by lock */

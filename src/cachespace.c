@@ -122,6 +122,24 @@ static bool evict_file(struct cache *c, const char *key)
 	return gone;
 }
 
+/* Lets go of the shared flock() that an open file here keeps on d between calls
+ * (cache_entry_hold), when no call runs on it: within this process a held file is idle like any
+ * other, and its next call finds it evicted and fetches again. Under the folder lock and
+ * cache->lock, which come after io_lock: hence trylock; an entry whose io_lock is taken has a
+ * call starting or ending, and counts as in use. cache->lock held. */
+static void let_go(struct cache *c, const struct disk_ent *d)
+{
+	for (struct cache_entry *e = c->entries; e; e = e->next) {
+		if (e->de != d || pthread_mutex_trylock(&e->io_lock))
+			continue;
+		if (e->active == 0 && e->locked) {
+			flock(e->fd, LOCK_UN);
+			e->locked = false;
+		}
+		pthread_mutex_unlock(&e->io_lock);
+	}
+}
+
 /* Whether d should be evicted before lru: files not referenced here first, then the least
  * recently used. */
 static bool evict_before(const struct disk_ent *d, const struct disk_ent *lru)
@@ -141,6 +159,8 @@ static int evict_lru(struct cache *c)
 			lru = d;
 	if (!lru)
 		return -ENOSPC;
+	if (lru->open > 0)
+		let_go(c, lru);
 	if (!evict_file(c, lru->key)) {
 		lru->last_used = time(NULL); /* in use: try others first */
 		lru->skip = true;            /* and not again in this call */

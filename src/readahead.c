@@ -108,6 +108,7 @@ int readahead_new(struct job *j, uint64_t start, uint64_t end, struct readahead 
 		free(r);
 		return err;
 	}
+	cache_entry_hold(r->entry); /* the file's flock() stays between its reads */
 	atomic_init(&r->refs, 1);
 	atomic_init(&r->gen, 0);
 	pthread_mutex_init(&r->lock, NULL);
@@ -476,5 +477,6 @@ void readahead_free(struct readahead *r)
 	atomic_fetch_add(&r->gen, 1);
 	drop_all(r);
 	pthread_mutex_unlock(&r->lock);
+	cache_entry_unhold(r->entry); /* tasks still running are calls of their own */
 	reader_put(r);
 }

@@ -21,8 +21,9 @@
  * file's header, map and checksums count too, room made for them before the file is made (when
  * nothing can be evicted they count all the same: the entry must open). A full disk evicts the
  * same way. An entry with a call running on it (a read, a fetch, a write, here or in another
- * process) is never evicted; an idle entry may be, even while referenced: its next call fetches
- * what it needs again. When nothing can be evicted, writes fail with -ENOSPC
+ * process) is never evicted, nor by other processes one held (cache_entry_hold: a file open
+ * through the mount); an idle entry may be, even while referenced: its next call fetches what it
+ * needs again. When nothing can be evicted, writes fail with -ENOSPC
  * (logged at DEBUG only): readers then read past the cache (readahead.c, job_pread), never ENOSPC.
  *
  * Single flight: concurrent reads of the same missing blocks cause one fetch; the others wait on
@@ -33,7 +34,8 @@
  * that claim.
  *
  * Lock order: an entry's call lock (io_lock, taken by every call on it: read, fetch, write,
- * invalidate; it takes the file's shared flock()), then the folder lock (cache->folder_lock, this
+ * invalidate; it takes the file's shared flock(); eviction takes it only with trylock), then the
+ * folder lock (cache->folder_lock, this
  * process's turn, then the flock() of DIR/v2/.lock, which holds the shared count: the processes'
  * turn), then cache->lock, then entry->lock. No thread holds cache->lock while it waits for the
  * folder lock or reads the folder: a scan reads it under the folder lock alone, then updates the
@@ -150,6 +152,15 @@ void cache_discard_prefix(struct cache *c, const char *prefix);
  * Returns 0, or -errno when its evicted file cannot be made anew (then it is not pinned). */
 int cache_entry_pin(struct cache_entry *e);
 void cache_entry_unpin(struct cache_entry *e);
+
+/* Keeps e's file locked as in use between its calls until cache_entry_unhold(), for a file open
+ * through the mount: the shared flock() that each call takes and drops (on a shared file system
+ * such as CephFS, a round trip to its metadata server each) is taken by the first call and kept
+ * until the last hold ends. Meanwhile other processes' eviction passes the file by, as one in
+ * use. Weaker than a pin: eviction in this process (a write making room, cache_drop()) still
+ * takes the file when no call runs on it, and its next call fetches again. Holds nest. */
+void cache_entry_hold(struct cache_entry *e);
+void cache_entry_unhold(struct cache_entry *e);
 
 /* Evicts every file of the folder that no call is using, in this process or another: a file
  * open but idle goes too, and its next read fetches again, so no reader fails. The size account

@@ -1029,6 +1029,96 @@ Test(cache, a_pinned_entry_is_not_evicted)
 	tmpdir_remove(d);
 }
 
+/* Whether another open file of name could lock it exclusively, as another process's eviction
+ * tries: 0 when it could (it is not in use), else -errno (EWOULDBLOCK: in use). */
+static int try_exclusive(const char *d, const char *name)
+{
+	char p[1024];
+	snprintf(p, sizeof(p), "%s/v2/%s", d, name);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int err = flock(fd, LOCK_EX | LOCK_NB) ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+/* A held entry (a file open through the mount) keeps its file's shared flock() between its
+ * calls, not one pair per call (on CephFS each is a round trip); another process's eviction
+ * then passes it by, as in use, until the hold ends. */
+Test(cache, a_held_entry_stays_locked_between_calls_until_unheld)
+{
+	char *d = tmpdir_new("cache");
+	struct cache *c[2];
+	struct cache_entry *a, *b;
+	struct source s = {0};
+	/* two opens of one folder, as two mounts: room for about one archive and a half */
+	cr_assert_eq(cache_open(d, SIZE + SIZE / 2 + 16384, &c[0]), 0);
+	cr_assert_eq(cache_open(d, SIZE + SIZE / 2 + 16384, &c[1]), 0);
+	cr_assert_eq(get_bound(c[0], "a", SIZE, &a), 0);
+	cr_assert_eq(try_exclusive(d, "a.afs"), 0, "no call, no hold: not in use");
+	cache_entry_hold(a);
+	cache_entry_hold(a); /* holds nest */
+	check_range(a, &s, 0, SIZE);
+	cr_assert_eq(try_exclusive(d, "a.afs"), -EWOULDBLOCK, "held: locked between calls");
+	check_range(a, &s, 0, 100);
+	cr_assert_eq(try_exclusive(d, "a.afs"), -EWOULDBLOCK);
+	cr_assert_eq(get_bound(c[1], "b", SIZE, &b), 0);
+	unsigned char buf[SIZE];
+	for (size_t i = 0; i < SIZE; i++)
+		buf[i] = byte_at(i);
+	cr_assert_eq(cache_entry_write(b, 0, buf, SIZE), -ENOSPC,
+		     "the other mount's eviction passes the held file by");
+	cr_assert(file_exists(d, "a.afs"));
+	cache_entry_unhold(a);
+	cr_assert_eq(try_exclusive(d, "a.afs"), -EWOULDBLOCK, "still held once");
+	cache_entry_unhold(a);
+	cr_assert_eq(try_exclusive(d, "a.afs"), 0, "the hold ended: idle");
+	cr_assert_eq(cache_entry_write(b, 0, buf, SIZE), 0, "a is idle: it goes");
+	cr_assert_not(file_exists(d, "a.afs"));
+	cache_entry_put(a);
+	cache_entry_put(b);
+	cache_close(c[0]);
+	cache_close(c[1]);
+	tmpdir_remove(d);
+}
+
+/* cache_drop()'s promise holds for a held file: idle, it goes, and its next read fetches again
+ * (and takes the lock again, for the rest of the hold); so does a write of this process making
+ * room. */
+Test(cache, a_held_idle_entry_is_evicted_by_this_process)
+{
+	char *d = tmpdir_new("cache");
+	struct cache *c;
+	struct cache_entry *a, *b;
+	struct source s = {0};
+	cr_assert_eq(cache_open(d, SIZE + SIZE / 2 + 16384, &c), 0);
+	cr_assert_eq(get_bound(c, "a", SIZE, &a), 0);
+	cache_entry_hold(a);
+	check_range(a, &s, 0, SIZE);
+	cr_assert_eq(cache_drop(c), 0);
+	cr_assert_not(file_exists(d, "a.afs"), "dropped though held");
+	struct cache_stats st;
+	cache_get_stats(c, &st);
+	cr_assert_lt(st.used_bytes, SIZE, "%llu bytes still counted",
+		     (unsigned long long)st.used_bytes);
+	int calls = atomic_load(&s.calls);
+	check_range(a, &s, 0, SIZE);
+	cr_assert_gt(atomic_load(&s.calls), calls, "fetched again");
+	cr_assert_eq(try_exclusive(d, "a.afs"), -EWOULDBLOCK, "locked again, still held");
+	cr_assert_eq(get_bound(c, "b", SIZE, &b), 0);
+	check_range(b, &s, 0, SIZE); /* makes room: a, held but idle, goes */
+	cr_assert_not(file_exists(d, "a.afs"));
+	cache_get_stats(c, &st);
+	cr_assert_leq(st.used_bytes, st.limit_bytes);
+	check_range(a, &s, 0, SIZE);
+	cache_entry_unhold(a);
+	cache_entry_put(a);
+	cache_entry_put(b);
+	cache_close(c);
+	tmpdir_remove(d);
+}
+
 /* Discarding by prefix takes every file whose key starts so (open here or not, in use or
  * not), and an entry open here whose file was evicted does not make it anew. */
 Test(cache, discarding_by_prefix_takes_every_entry_of_the_prefix)
