@@ -10,8 +10,9 @@
  * evicting. Bytes are counted before they are written, a new file's metadata before the file is
  * made (its room made first, so a cache at its limit stays there); what is reserved but not yet on
  * disk stays pending, which a recount keeps. Eviction takes an exclusive flock() of a file without
- * waiting, so a file in use by any process is never removed; files no entry here references go
- * first, then the least recently used; an evicted file is unlinked under the locks but emptied
+ * waiting, so a file in use by any process is never removed (nor one another process holds for
+ * an open file; this process lets go of its own holds of idle files first); files no entry here
+ * references go first, then the least recently used; an evicted file is unlinked under the locks but emptied
  * (freeing its blocks: slow for a big one) only once the folder lock is released. A full disk
  * (ENOSPC, EDQUOT) evicts the same way, whatever the limit. When nothing can be evicted a write's
  * reservation fails (-ENOSPC), but a new file's metadata is counted anyway: its reader must not
