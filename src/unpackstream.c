@@ -326,7 +326,11 @@ static int zstd_frame_start(struct stage *st, ZSTD_outBuffer *o)
 		return 1;
 	}
 	uint64_t window = fh.frameType == ZSTD_skippableFrame ? 0 : fh.windowSize;
-	int err = stage_charge(st, CHUNK + ZSTD_estimateDStreamSize((size_t)window));
+	/* a single-segment frame's window is its content size, up to 2^64 - 1: zstd's estimate
+	 * of that wraps */
+	int err = stage_charge(st, window > membudget_limit()
+					   ? window
+					   : CHUNK + ZSTD_estimateDStreamSize((size_t)window));
 	ZSTD_inBuffer in = {st->zhdr, st->zhdr_len, 0};
 	while (!err && in.pos < in.size)
 		if (ZSTD_isError(ZSTD_decompressStream(st->zd, o, &in)))
