@@ -23,10 +23,13 @@ uint64_t membudget_limit(void)
 
 int membudget_take(size_t bytes, const char *what)
 {
-	uint64_t was = atomic_fetch_add(&used_bytes, bytes);
-	if (was + bytes <= limit_bytes)
-		return 0;
-	atomic_fetch_sub(&used_bytes, bytes);
+	/* bytes near 2^64 (what a hostile header declares) would wrap the sum to a fit */
+	if (bytes <= limit_bytes) {
+		uint64_t was = atomic_fetch_add(&used_bytes, bytes);
+		if (was + bytes <= limit_bytes)
+			return 0;
+		atomic_fetch_sub(&used_bytes, bytes);
+	}
 	log_set_reason("%s needs %llu MiB more, over the mount's memory budget of %llu MiB "
 		       "(--memory-limit)",
 		       what, (unsigned long long)(bytes >> 20) + 1,

@@ -250,6 +250,8 @@ static const char *lzma_why(lzma_ret ret)
 		return "options not supported";
 	case LZMA_DATA_ERROR:
 		return "damaged data";
+	case LZMA_UNSUPPORTED_CHECK:
+		return "a check of a kind liblzma cannot verify";
 	default:
 		return "decoding failed";
 	}
@@ -326,7 +328,11 @@ static int zstd_frame_start(struct stage *st, ZSTD_outBuffer *o)
 		return 1;
 	}
 	uint64_t window = fh.frameType == ZSTD_skippableFrame ? 0 : fh.windowSize;
-	int err = stage_charge(st, CHUNK + ZSTD_estimateDStreamSize((size_t)window));
+	/* a single-segment frame's window is its content size, up to 2^64 - 1: zstd's estimate
+	 * of that wraps */
+	int err = stage_charge(st, window > membudget_limit()
+					   ? window
+					   : CHUNK + ZSTD_estimateDStreamSize((size_t)window));
 	ZSTD_inBuffer in = {st->zhdr, st->zhdr_len, 0};
 	while (!err && in.pos < in.size)
 		if (ZSTD_isError(ZSTD_decompressStream(st->zd, o, &in)))
@@ -627,9 +633,12 @@ static int push_lzma(struct stage *st, enum layer l)
 	if (!(st->buf = malloc(CHUNK)))
 		return -ENOMEM;
 	st->lz = (lzma_stream)LZMA_STREAM_INIT;
-	lzma_ret ret = l == XZ     ? lzma_stream_decoder(&st->lz, 1, LZMA_CONCATENATED)
-		       : l == LZIP ? lzma_lzip_decoder(&st->lz, 1, LZMA_CONCATENATED)
-				   : lzma_alone_decoder(&st->lz, 1);
+	/* a check ID liblzma does not know would be skipped, not checked, without TELL */
+	lzma_ret ret =
+		l == XZ     ? lzma_stream_decoder(&st->lz, 1,
+						  LZMA_CONCATENATED | LZMA_TELL_UNSUPPORTED_CHECK)
+		: l == LZIP ? lzma_lzip_decoder(&st->lz, 1, LZMA_CONCATENATED)
+			    : lzma_alone_decoder(&st->lz, 1);
 	st->lz_init = ret == LZMA_OK;
 	return ret == LZMA_OK ? 0 : ret == LZMA_MEM_ERROR ? -ENOMEM : -EIO;
 }
