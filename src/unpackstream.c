@@ -17,6 +17,7 @@
 #include "unpack_i.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <lzma.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,14 @@ struct tap_block {
 	uint64_t off; /* in the top stage's output */
 };
 
+/* libarchive 3.6's cpio reader asks for a newc header's name whole, as long as the header says
+ * (8 hex digits: up to 4 GiB), before anything checks it: it allocates that much. Names past
+ * CPIO_NAME_MAX are refused before libarchive sees their header. Other cpio headers' name sizes
+ * have 6 octal digits or 16 bits at most, and symbolic links libarchive caps itself (1 MiB). */
+#define CPIO_NAME_MAX (1u << 20)
+#define CPIO_NEWC_NAMESIZE 94 /* the name size's 8 hex digits in the 110-byte header */
+#define CPIO_CARRY (CPIO_NEWC_NAMESIZE + 8 - 1)
+
 struct ustream {
 	struct meter *m;
 	zip_read_fn rd;
@@ -92,6 +101,11 @@ struct ustream {
 	int err; /* sticky: the first -errno */
 	bool tap;
 	struct tap_block tb[2]; /* tb[1] the newer */
+	/* a cpio stream: the tail of the last block read, for a header that straddles two */
+	bool cpio;
+	unsigned char cg[CPIO_CARRY];
+	size_t cg_len;
+	uint64_t cg_off;
 };
 
 static const char *shown(const struct meter *m)
@@ -457,14 +471,62 @@ static int tap_keep(struct ustream *s, const void *p, size_t n, uint64_t off)
 	return 0;
 }
 
+static int hexval(unsigned char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* Refuses a cpio stream in which any newc magic is followed by a name size over CPIO_NAME_MAX,
+ * looking at every place a header could start, not only where libarchive will look (it skips
+ * what is not a header to the next magic): a member's data that looks like such a header is
+ * refused too, which no honest archive needs. Blocks arrive in order; one that does not follow
+ * the last (a skip) starts afresh, as a skip ends where a header begins. */
+static int cpio_guard(struct ustream *s, const unsigned char *p, size_t n, uint64_t off)
+{
+	if (s->cg_len && s->cg_off + s->cg_len != off)
+		s->cg_len = 0;
+	size_t total = s->cg_len + n;
+#define AT(i) ((i) < s->cg_len ? s->cg[(i)] : p[(i)-s->cg_len])
+	for (size_t i = 0; i + CPIO_NEWC_NAMESIZE + 8 <= total; i++) {
+		if (AT(i) != '0' || AT(i + 1) != '7' || AT(i + 2) != '0' || AT(i + 3) != '7' ||
+		    AT(i + 4) != '0' || (AT(i + 5) != '1' && AT(i + 5) != '2'))
+			continue;
+		uint64_t v = 0;
+		int k = 0, d = 0;
+		for (; k < 8 && (d = hexval(AT(i + CPIO_NEWC_NAMESIZE + k))) >= 0; k++)
+			v = v << 4 | (uint64_t)d;
+		if (k == 8 && v > CPIO_NAME_MAX) {
+			log_set_reason("a cpio header declares a name of %" PRIu64
+				       " bytes (more than 1 MiB)",
+				       v);
+			return fail(s, -EIO, log_reason());
+		}
+	}
+	size_t keep = total < CPIO_CARRY ? total : CPIO_CARRY;
+	unsigned char tail[CPIO_CARRY];
+	for (size_t i = 0; i < keep; i++)
+		tail[i] = AT(total - keep + i);
+#undef AT
+	memcpy(s->cg, tail, keep);
+	s->cg_len = keep;
+	s->cg_off = off + n - keep;
+	return 0;
+}
+
 static la_ssize_t client_read(struct archive *a, void *data, const void **out)
 {
 	struct stage *st = data;
 	uint64_t off = st->out - st->pend_len; /* a pending block was counted when peeked */
 	ssize_t n = stage_read(st, out);
-	int err = n > 0 && st->s->tap && st == &st->s->st[st->s->n - 1]
-			  ? tap_keep(st->s, *out, (size_t)n, off)
-			  : 0;
+	bool top = st == &st->s->st[st->s->n - 1];
+	int err = n > 0 && st->s->tap && top ? tap_keep(st->s, *out, (size_t)n, off) : 0;
+	if (n > 0 && top && off == 0)
+		st->s->cpio = n >= 5 && memcmp(*out, "07070", 5) == 0;
+	if (!err && n > 0 && top && st->s->cpio)
+		err = cpio_guard(st->s, *out, (size_t)n, off);
 	n = err ? err : n;
 	if (n < 0) {
 		archive_set_error(a, -(int)n, "reading the archive member failed");

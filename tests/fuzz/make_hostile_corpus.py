@@ -12,7 +12,8 @@ or an encoded header of
 4 GB or coded with BCJ (libarchive allocates what a header declares: unpack.c charges it); layers
 of compression whose headers declare a large window or dictionary (zstd in 6 bytes, xz's LZMA2 of
 1.5 GiB, lzip of 128 and 512 MiB, .lzma of 128 MiB and 4 GiB: unpackstream.c charges them before
-their decoders allocate). Run again only to change the seeds:
+their decoders allocate); a newc cpio header declaring a name of 3.5 GiB. Run again only to
+change the seeds:
 python3 tests/fuzz/make_hostile_corpus.py"""
 import bz2, gzip, io, lzma, os, random, struct, subprocess, tarfile, tempfile, zipfile, zlib
 
@@ -230,3 +231,10 @@ size = (xz[12] + 1) * 4
 xz[16] = 37  # LZMA2's dictionary: 3 << 29, 1.5 GiB; the block header's CRC-32 made again
 xz[12 + size - 4:12 + size] = struct.pack("<I", zlib.crc32(bytes(xz[12:12 + size - 4])))
 w("xz-dict-1536m.txz", bytes(xz))
+
+# a newc cpio header declaring a name of 3.5 GiB, alone and under gzip (libarchive allocates a
+# name's declared size before checking it: unpackstream.c refuses the header first)
+newc = (b"070701" + b"00000001000081a40000000000000000" + b"000000010000000000000005" +
+        b"0" * 32 + b"E0000000" + b"00000000" + bytes(4096))
+w("cpio-name-3g.cpio", newc)
+w("cpio-name-3g.cpio.gz", gz(newc))

@@ -1094,3 +1094,46 @@ Test(unpack, an_xz_check_of_an_unknown_kind_is_eio)
 	cr_assert_eq(index_bytes(m.p, m.len), -EIO);
 	free(m.p);
 }
+
+/* libarchive's cpio reader allocates the name size a newc header declares (up to 4 GiB) before
+ * checking it: such a header is refused before libarchive reads it, plain or under gzip, at the
+ * start or after an honest member (the guard sees headers across its reads). */
+Test(unpack, a_cpio_name_size_of_gigabytes_is_refused_before_libarchive_reads_it)
+{
+	sh("cd tree && echo hello.txt | cpio -o -H newc --quiet > ../one.cpio");
+	struct mem one = slurp("one.cpio");
+	char hdr[111];
+	/* ino, mode, uid, gid, nlink, mtime, filesize, dev and rdev major and minor; the name
+	 * size; the check */
+	snprintf(hdr, sizeof(hdr), "070701%s%s%s%s", "00000001000081a40000000000000000",
+		 "000000010000000000000005", "00000000000000000000000000000000",
+		 "E000000000000000");
+	cr_assert_eq(strlen(hdr), 110);
+	size_t trailer =
+		0; /* where one.cpio's TRAILER!!! header starts: the hostile one goes there */
+	for (size_t i = 0; i + 10 <= one.len; i++)
+		if (!memcmp(one.p + i, "TRAILER!!!", 10))
+			trailer = i - 110;
+	cr_assert_gt(trailer, 0);
+	size_t len = trailer + 110 + 4096;
+	unsigned char *p = calloc(1, len);
+	memcpy(p, one.p, trailer);
+	memcpy(p + trailer, hdr, 110);
+	struct mem gz = gzip_bytes(p, len);
+	const struct mem inputs[] = {{p + trailer, len - trailer}, {p, len}, gz};
+	/* p + trailer: the hostile header first */
+	for (size_t i = 0; i < 3; i++) {
+		struct unpack_mem blob = {0};
+		struct unpacked *n = NULL;
+		log_clear_reason();
+		cr_assert_eq(index_mem(inputs[i].p, inputs[i].len, &blob, &n), -EIO, "input %zu",
+			     i);
+		cr_assert_not_null(
+			strstr(log_reason(), "a cpio header declares a name of 3758096384"),
+			"input %zu: %s", i, log_reason());
+		free(blob.p);
+	}
+	free(gz.p);
+	free(p);
+	free(one.p);
+}
