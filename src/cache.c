@@ -785,6 +785,17 @@ static void release_run(struct cache_entry *e, uint64_t first, uint64_t end)
 	cachefile_range_unlock(e->fd, HEADER_LEN + first, end - first);
 }
 
+/* Gives back a fetch run's reservation (blocks [lo, hi)) once it ended. What it left missing
+ * counts no more (a recount drops its bytes from the count): counted when next written. */
+static void unreserve_missing(struct cache_entry *e, uint64_t lo, uint64_t hi, uint64_t reserved)
+{
+	pthread_mutex_lock(&e->lock);
+	for (uint64_t b = lo; b < hi; b++)
+		e->accounted[b] = e->accounted[b] && e->map[b];
+	pthread_mutex_unlock(&e->lock);
+	cachespace_release(e->c, reserved);
+}
+
 /* Fetches the run of missing blocks starting at b, once claimed: what another process fetched
  * meanwhile is not fetched again. Entry lock held on entry and exit. */
 static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t min_fetch)
@@ -813,8 +824,16 @@ static int fetch_run(struct cache_entry *e, uint64_t b, uint64_t last, uint64_t 
 	int err = 0;
 	if (lo < hi) {
 		uint64_t from = lo * BLOCK, to = hi * BLOCK < e->size ? hi * BLOCK : e->size;
+		/* the run's room counted at once, not by each store (on CephFS a count is several
+		 * round trips); a cache too full for all of it counts store by store, as far as
+		 * the room goes */
+		uint64_t reserved;
+		if (reserve(e, from, to, &reserved))
+			log_clear_reason();
 		atomic_fetch_add(&e->c->fetches, 1);
 		err = run_fetch(e, &src, from, to - from);
+		if (reserved)
+			unreserve_missing(e, lo, hi, reserved);
 	}
 	if (claimed)
 		release_run(e, b, end);

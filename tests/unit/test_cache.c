@@ -1230,3 +1230,90 @@ Test(cache, reads_count_as_own_or_shared_by_who_marked_the_blocks)
 	cache_close(b);
 	tmpdir_remove(d);
 }
+
+/* What a fetch sees of its cache's count: before its first byte and after each. */
+struct count_probe {
+	struct cache *c;
+	uint64_t first, least, most;
+	uint64_t fail_at; /* when not 0: -EIO once the bytes before it are written */
+};
+
+static int fetch_counting(void *ctx, struct cache_writer *w, uint64_t off, uint64_t len)
+{
+	struct count_probe *p = ctx;
+	struct cache_stats st;
+	cache_get_stats(p->c, &st);
+	p->first = p->least = p->most = st.used_bytes;
+	unsigned char buf[64 * 1024];
+	for (uint64_t at = off, n; at < off + len; at += n) {
+		if (p->fail_at && at >= p->fail_at)
+			return -EIO;
+		n = off + len - at < sizeof(buf) ? off + len - at : sizeof(buf);
+		for (size_t i = 0; i < n; i++)
+			buf[i] = byte_at(at + i);
+		int err = cache_writer_write(w, at, buf, n);
+		if (err)
+			return err;
+		cache_get_stats(p->c, &st);
+		p->least = st.used_bytes < p->least ? st.used_bytes : p->least;
+		p->most = st.used_bytes > p->most ? st.used_bytes : p->most;
+	}
+	return 0;
+}
+
+Test(cache, a_fetch_counts_its_run_once_before_its_first_byte)
+{
+	char *d = tmpdir_new("cache");
+	/* many writer flushes (256 KiB each): each used to count, under the folder's lock */
+	uint64_t size = 64 * CACHE_BLOCK_SIZE;
+	struct cache *c;
+	struct cache_entry *e;
+	struct cache_stats st;
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	struct count_probe p = {.c = c};
+	cr_assert_eq(cache_entry_get(c, "k", size, &e), 0);
+	cache_entry_bind(e, &(struct cache_source){fetch_counting, &p, NULL});
+	cache_get_stats(c, &st);
+	uint64_t before = st.used_bytes;
+	unsigned char *buf = malloc(size);
+	cr_assert_eq(cache_entry_pread(e, buf, size, 0, 0), (ssize_t)size);
+	cr_assert_eq(p.first, before + size, "the run counted before its first byte: %llu",
+		     (unsigned long long)(p.first - before));
+	cr_assert_eq(p.least, p.first, "and not again while it is written");
+	cr_assert_eq(p.most, p.first);
+	cache_get_stats(c, &st);
+	cr_assert_eq(st.used_bytes, before + size, "exact bytes once it is on disk");
+	for (uint64_t i = 0; i < size; i++)
+		cr_assert_eq(buf[i], byte_at(i), "byte %llu", (unsigned long long)i);
+	free(buf);
+	cache_entry_put(e);
+	cache_close(c);
+	tmpdir_remove(d);
+}
+
+Test(cache, what_a_failed_fetch_left_unwritten_is_counted_when_written)
+{
+	char *d = tmpdir_new("cache");
+	uint64_t size = 64 * CACHE_BLOCK_SIZE;
+	struct cache *c;
+	struct cache_entry *e;
+	struct cache_stats st;
+	cr_assert_eq(cache_open(d, 1 << 30, &c), 0);
+	struct count_probe p = {.c = c, .fail_at = size / 2};
+	cr_assert_eq(cache_entry_get(c, "k", size, &e), 0);
+	cache_entry_bind(e, &(struct cache_source){fetch_counting, &p, NULL});
+	unsigned char *buf = malloc(size);
+	cr_assert_eq(cache_entry_pread(e, buf, size, 0, 0), -EIO);
+	/* its count stays (an over-count until a recount): what a recount would not see, the
+	 * unwritten half and the written half nobody marked, counts again when written */
+	cache_get_stats(c, &st);
+	uint64_t after_fail = st.used_bytes;
+	p.fail_at = 0;
+	cr_assert_eq(cache_entry_pread(e, buf, size, 0, 0), (ssize_t)size);
+	cr_assert_eq(p.first, after_fail + size, "counted again: %llu",
+		     (unsigned long long)(p.first - after_fail));
+	free(buf);
+	cache_entry_put(e);
+	cache_close(c);
+	tmpdir_remove(d);
+}
