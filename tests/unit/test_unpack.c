@@ -1137,3 +1137,40 @@ Test(unpack, a_cpio_name_size_of_gigabytes_is_refused_before_libarchive_reads_it
 	free(p);
 	free(one.p);
 }
+
+/* The guard reads the stream in blocks (128 KiB): a hostile header across the seam of two, plain
+ * or under gzip, at every 4-byte aligned place where it straddles, is refused all the same. */
+Test(unpack, a_cpio_name_of_gigabytes_across_a_block_seam_is_refused)
+{
+	char hdr[111], one[111];
+	snprintf(hdr, sizeof(hdr), "070701%s%s%s%s", "00000001000081a40000000000000000",
+		 "000000010000000000000005", "00000000000000000000000000000000",
+		 "E000000000000000");
+	for (size_t k = 4; k <= 108; k += 4) {
+		/* an honest member "f" whose data ends where the hostile header starts */
+		size_t at = (128u << 10) - k, len = at + 110 + 4096;
+		unsigned char *p = calloc(1, len);
+		snprintf(one, sizeof(one), "070701%s%08zX%s%s",
+			 "00000001000081a4000000000000000000000001"
+			 "00000000",
+			 at - 112, "00000000000000000000000000000000", "0000000200000000");
+		memcpy(p, one, 110);
+		memcpy(p + 110, "f", 2);
+		memcpy(p + at, hdr, 110);
+		struct mem gz = gzip_bytes(p, len);
+		const struct mem inputs[] = {{p, len}, gz};
+		for (int i = 0; i < 2; i++) {
+			struct unpack_mem blob = {0};
+			struct unpacked *n = NULL;
+			log_clear_reason();
+			cr_assert_eq(index_mem(inputs[i].p, inputs[i].len, &blob, &n), -EIO,
+				     "k %zu input %d", k, i);
+			cr_assert_not_null(
+				strstr(log_reason(), "a cpio header declares a name of 3758096384"),
+				"k %zu input %d: %s", k, i, log_reason());
+			free(blob.p);
+		}
+		free(gz.p);
+		free(p);
+	}
+}
