@@ -482,8 +482,9 @@ static int hexval(unsigned char c)
 /* Refuses a cpio stream in which any newc magic is followed by a name size over CPIO_NAME_MAX,
  * looking at every place a header could start, not only where libarchive will look (it skips
  * what is not a header to the next magic): a member's data that looks like such a header is
- * refused too, which no honest archive needs. Blocks arrive in order; one that does not follow
- * the last (a skip) starts afresh, as a skip ends where a header begins. */
+ * refused too, which no honest archive needs. off is where the block lies in the stream; one
+ * that does not follow the last starts afresh: libarchive joins no bytes across a seek either
+ * (its bidders read the end of the member, then start over). */
 static int cpio_guard(struct ustream *s, const unsigned char *p, size_t n, uint64_t off)
 {
 	if (s->cg_len && s->cg_off + s->cg_len != off)
@@ -525,8 +526,11 @@ static la_ssize_t client_read(struct archive *a, void *data, const void **out)
 	int err = n > 0 && st->s->tap && top ? tap_keep(st->s, *out, (size_t)n, off) : 0;
 	if (n > 0 && top && off == 0)
 		st->s->cpio = n >= 5 && memcmp(*out, "07070", 5) == 0;
+	/* the bottom stage seeks (zip's bidder reads the end first): where the block lies, so that
+	 * the carry joins only adjacent bytes */
+	uint64_t at = st->kind == BASE && n > 0 ? st->pos - (uint64_t)n : off;
 	if (!err && n > 0 && top && st->s->cpio)
-		err = cpio_guard(st->s, *out, (size_t)n, off);
+		err = cpio_guard(st->s, *out, (size_t)n, at);
 	n = err ? err : n;
 	if (n < 0) {
 		archive_set_error(a, -(int)n, "reading the archive member failed");

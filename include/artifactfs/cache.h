@@ -162,8 +162,9 @@ void cache_entry_unpin(struct cache_entry *e);
 void cache_entry_hold(struct cache_entry *e);
 void cache_entry_unhold(struct cache_entry *e);
 
-/* Evicts every file of the folder that no call is using, in this process or another: a file
- * open but idle goes too, and its next read fetches again, so no reader fails. The size account
+/* Evicts every file of the folder that no call is using, in this process or another, nor
+ * another process holds (cache_entry_hold): a file open here but idle goes too, held or not, and
+ * its next read fetches again, so no reader fails. The size account
  * (df) follows. Returns 0, or -errno from reading the folder (what could go went). */
 int cache_drop(struct cache *c);
 

@@ -1137,3 +1137,76 @@ Test(unpack, a_cpio_name_size_of_gigabytes_is_refused_before_libarchive_reads_it
 	free(p);
 	free(one.p);
 }
+
+/* The guard reads the stream in blocks (128 KiB): a hostile header across the seam of two, plain
+ * or under gzip, at every 4-byte aligned place where it straddles, is refused all the same. */
+Test(unpack, a_cpio_name_of_gigabytes_across_a_block_seam_is_refused)
+{
+	char hdr[111], one[111];
+	snprintf(hdr, sizeof(hdr), "070701%s%s%s%s", "00000001000081a40000000000000000",
+		 "000000010000000000000005", "00000000000000000000000000000000",
+		 "E000000000000000");
+	for (size_t k = 4; k <= 108; k += 4) {
+		/* an honest member "f" whose data ends where the hostile header starts */
+		size_t at = (128u << 10) - k, len = at + 110 + 4096;
+		unsigned char *p = calloc(1, len);
+		snprintf(one, sizeof(one), "070701%s%08zX%s%s",
+			 "00000001000081a4000000000000000000000001"
+			 "00000000",
+			 at - 112, "00000000000000000000000000000000", "0000000200000000");
+		memcpy(p, one, 110);
+		memcpy(p + 110, "f", 2);
+		memcpy(p + at, hdr, 110);
+		struct mem gz = gzip_bytes(p, len);
+		const struct mem inputs[] = {{p, len}, gz};
+		for (int i = 0; i < 2; i++) {
+			struct unpack_mem blob = {0};
+			struct unpacked *n = NULL;
+			log_clear_reason();
+			cr_assert_eq(index_mem(inputs[i].p, inputs[i].len, &blob, &n), -EIO,
+				     "k %zu input %d", k, i);
+			cr_assert_not_null(
+				strstr(log_reason(), "a cpio header declares a name of 3758096384"),
+				"k %zu input %d: %s", k, i, log_reason());
+			free(blob.p);
+		}
+		free(gz.p);
+		free(p);
+	}
+}
+
+/* A newc header of a regular file at p, its name after it. */
+static void newc_put(unsigned char *p, const char *name, size_t size)
+{
+	char h[111];
+	snprintf(h, sizeof(h), "070701%s%08X%s%08X%s",
+		 "00000001000081a4000000000000000000000001"
+		 "6571ABCD",
+		 (unsigned)size, "00000000000000000000000000000000", (unsigned)strlen(name) + 1,
+		 "00000000");
+	memcpy(p, h, 110);
+	memcpy(p + 110, name, strlen(name) + 1);
+}
+
+/* libarchive's bidders read the end of a plain member before they start over at its start: the
+ * guard must not join the tail of one block with bytes that do not follow it. Here a header
+ * starts 60 bytes before the first 128 KiB seam, and the last 16 KiB that the bidders read
+ * start 12 bytes into another header, whose mtime would be read as the first one's name size. */
+Test(unpack, an_honest_cpio_is_not_refused_across_the_bidders_seeks)
+{
+	size_t two = (128u << 10) - 60, three = two + 112 + 4000, d3 = 16384 + 12 - 112 - 124;
+	size_t len = three + 112 + d3 + 124;
+	unsigned char *p = calloc(1, len);
+	newc_put(p, "f", two - 112);
+	newc_put(p + two, "g", 4000);
+	newc_put(p + three, "h", d3);
+	newc_put(p + three + 112 + d3, "TRAILER!!!", 0);
+	struct unpack_mem blob = {0};
+	struct unpacked *n = NULL;
+	log_clear_reason();
+	cr_assert_eq(index_mem(p, len, &blob, &n), 0, "%s", log_reason());
+	cr_assert_not_null(find(n, "h"));
+	unpack_free(n);
+	free(blob.p);
+	free(p);
+}
