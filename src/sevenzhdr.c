@@ -211,10 +211,22 @@ static int digests(struct cur *c, uint64_t n, struct streams *st, bool folders)
 	return err;
 }
 
+/* What ends PackInfo and UnpackInfo: kEnd, or kCRC with the digests of n items, then kEnd. */
+static int digests_then_end(struct cur *c, uint64_t n, struct streams *st, bool folders)
+{
+	unsigned b;
+	int err = byte(c, &b);
+	if (err || b == K_END)
+		return err;
+	if (b != K_CRC)
+		return bad(c, -EIO, "the header has a record out of place");
+	err = digests(c, n, st, folders);
+	return err ? err : expect(c, K_END);
+}
+
 static int pack_info(struct cur *c, struct streams *st)
 {
 	uint64_t size;
-	unsigned b;
 	int err = num(c, &st->pack_pos);
 	if (!err)
 		err = count(c, &st->pack_streams, "the header declares too many pack streams");
@@ -229,14 +241,7 @@ static int pack_info(struct cur *c, struct streams *st)
 			st->first_pack_size = size;
 	/* the sizes, positions and CRCs, which libarchive allocates with or without kCRC */
 	st->alloc = add(st->alloc, mul(st->pack_streams, PER_PACK_STREAM));
-	if (!err)
-		err = byte(c, &b);
-	if (err || b == K_END)
-		return err;
-	if (b != K_CRC)
-		return bad(c, -EIO, "the header has a record out of place");
-	err = digests(c, st->pack_streams, st, false);
-	return err ? err : expect(c, K_END);
+	return err ? err : digests_then_end(c, st->pack_streams, st, false);
 }
 
 /* The memory a coder's decoder takes, from its properties: LZMA's and LZMA2's dictionary,
@@ -351,7 +356,7 @@ static int unpack_sizes(struct cur *c, struct streams *st, const uint64_t *memor
 static int coders_info(struct cur *c, struct streams *st)
 {
 	uint64_t nf, v;
-	unsigned external, b;
+	unsigned external;
 	uint64_t *memory = NULL;
 	int err = expect(c, K_FOLDER);
 	if (!err)
@@ -374,14 +379,7 @@ static int coders_info(struct cur *c, struct streams *st)
 	if (!err)
 		err = unpack_sizes(c, st, memory);
 	free(memory);
-	if (!err)
-		err = byte(c, &b);
-	if (err || b == K_END)
-		return err;
-	if (b != K_CRC)
-		return bad(c, -EIO, "the header has a record out of place");
-	err = digests(c, st->nf, st, true);
-	return err ? err : expect(c, K_END);
+	return err ? err : digests_then_end(c, st->nf, st, true);
 }
 
 /* SubStreamsInfo (read_SubStreamsInfo): how many files each folder holds, their sizes and CRCs. */
