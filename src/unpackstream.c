@@ -524,11 +524,11 @@ static la_ssize_t client_read(struct archive *a, void *data, const void **out)
 	ssize_t n = stage_read(st, out);
 	bool top = st == &st->s->st[st->s->n - 1];
 	int err = n > 0 && st->s->tap && top ? tap_keep(st->s, *out, (size_t)n, off) : 0;
-	if (n > 0 && top && off == 0)
-		st->s->cpio = n >= 5 && memcmp(*out, "07070", 5) == 0;
 	/* the bottom stage seeks (zip's bidder reads the end first): where the block lies, so that
-	 * the carry joins only adjacent bytes */
+	 * the stream's start is found by place and the carry joins only adjacent bytes */
 	uint64_t at = st->kind == BASE && n > 0 ? st->pos - (uint64_t)n : off;
+	if (n > 0 && top && at == 0)
+		st->s->cpio = n >= 5 && memcmp(*out, "07070", 5) == 0;
 	if (!err && n > 0 && top && st->s->cpio)
 		err = cpio_guard(st->s, *out, (size_t)n, at);
 	n = err ? err : n;
