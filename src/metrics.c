@@ -90,30 +90,31 @@ int metrics_render(const struct metrics_sample *s, char **out)
 		{"artifactfs_storage_bytes_total", "counter",
 		 "Body bytes received from object storage", h->storage_bytes},
 		{"artifactfs_cache_miss_bytes_total", "counter",
-		 "Archive bytes read that needed a download first", s->cache_miss_bytes},
+		 "Archive bytes read that needed a download first", s->cache.miss_bytes},
 		{"artifactfs_cache_fetches_total", "counter", "Downloads into the cache",
-		 s->cache_fetches},
+		 s->cache.fetches},
 		{"artifactfs_cache_evictions_total", "counter", "Archives evicted from the cache",
-		 s->cache_evictions},
+		 s->cache.evictions},
 		{"artifactfs_cache_used_bytes", "gauge", "Bytes the cache folder holds",
-		 s->cache_used_bytes},
+		 s->cache.used_bytes},
 		{"artifactfs_cache_limit_bytes", "gauge", "The cache's size limit",
-		 s->cache_limit_bytes},
-		{"artifactfs_cache_entries", "gauge", "Archives in the cache", s->cache_entries},
+		 s->cache.limit_bytes},
+		{"artifactfs_cache_entries", "gauge", "Archives in the cache", s->cache.entries},
 		{"artifactfs_archive_bytes_total", "counter",
-		 "Archive bytes downloaded (from GitLab or object storage)", s->archive_bytes},
+		 "Archive bytes downloaded (from GitLab or object storage)",
+		 s->catalog.arrived_bytes},
 		{"artifactfs_transfers_active", "gauge", "Archive downloads running now",
-		 s->transfers_active},
-		{"artifactfs_jobs_open", "gauge", "Jobs held in memory", s->jobs_open},
+		 s->catalog.transfers_active},
+		{"artifactfs_jobs_open", "gauge", "Jobs held in memory", s->catalog.jobs_open},
 		{"artifactfs_indexes_loaded_total", "counter", "Zip indexes loaded",
-		 s->indexes_loaded},
+		 s->catalog.indexes_loaded},
 		{"artifactfs_authorization_probes_total", "counter",
 		 "Requests made only to ask whether this token may download cached artifacts",
-		 s->auth_probes},
+		 s->catalog.auth_probes},
 	};
 	static const char *const outcomes[HTTP_OUTCOMES] = {"2xx", "3xx", "4xx", "5xx", "none"};
 	static const char *const fetchers[] = {"this_mount", "another_mount"};
-	const uint64_t read_bytes[] = {s->cache_hit_own_bytes, s->cache_hit_shared_bytes};
+	const uint64_t read_bytes[] = {s->cache.hit_own_bytes, s->cache.hit_shared_bytes};
 	const struct labelled labs[] = {
 		{"artifactfs_http_requests_total",
 		 "HTTP exchanges by outcome (status class, or none: no answer)", "outcome",
@@ -197,25 +198,10 @@ int metrics_write_file(const char *path, const char *text, char *why, size_t why
 
 static void sample(struct metrics *m, struct metrics_sample *s)
 {
-	struct cache_stats cs;
-	struct catalog_stats ks;
 	memset(s, 0, sizeof(*s));
 	http_get_counters(m->http, &s->http);
-	cache_get_stats(m->cache, &cs);
-	catalog_get_stats(m->cat, &ks);
-	s->cache_hit_own_bytes = cs.hit_own_bytes;
-	s->cache_hit_shared_bytes = cs.hit_shared_bytes;
-	s->cache_miss_bytes = cs.miss_bytes;
-	s->cache_used_bytes = cs.used_bytes;
-	s->cache_limit_bytes = cs.limit_bytes;
-	s->cache_entries = cs.entries;
-	s->cache_fetches = cs.fetches;
-	s->cache_evictions = cs.evictions;
-	s->jobs_open = ks.jobs_open;
-	s->indexes_loaded = ks.indexes_loaded;
-	s->archive_bytes = ks.arrived_bytes;
-	s->transfers_active = ks.transfers_active;
-	s->auth_probes = ks.auth_probes;
+	cache_get_stats(m->cache, &s->cache);
+	catalog_get_stats(m->cat, &s->catalog);
 }
 
 static int write_now(struct metrics *m, char *why, size_t why_len)

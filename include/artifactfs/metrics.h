@@ -12,19 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "artifactfs/cache.h"
+#include "artifactfs/catalog.h"
 #include "artifactfs/http.h"
 
-struct cache;
-struct catalog;
 struct metrics;
 
-/* One reading of every counter. */
+/* One reading of every counter, as each module gives its own. */
 struct metrics_sample {
 	struct http_counters http;
-	uint64_t cache_hit_own_bytes, cache_hit_shared_bytes; /* cache_stats' hit_own/shared */
-	uint64_t cache_miss_bytes, cache_used_bytes, cache_limit_bytes;
-	uint64_t cache_entries, cache_fetches, cache_evictions;
-	uint64_t jobs_open, indexes_loaded, archive_bytes, transfers_active, auth_probes;
+	struct cache_stats cache;
+	struct catalog_stats catalog;
 };
 
 /* The sample as Prometheus text (HELP and TYPE before each family, one "name{labels} value"

@@ -20,15 +20,14 @@ static struct metrics_sample sample(void)
 			 .storage_requests = 3,
 			 .storage_bytes = 67890,
 			 .outcomes = {9, 2, 1, 0, 2}},
-		.cache_hit_own_bytes = 1000,
-		.cache_hit_shared_bytes = 3000,
-		.cache_miss_bytes = 2000,
-		.cache_used_bytes = 4096,
-		.cache_limit_bytes = 1u << 30,
-		.cache_entries = 2,
-		.cache_fetches = 5,
-		.auth_probes = 1,
-		.archive_bytes = 80235,
+		.cache = {.hit_own_bytes = 1000,
+			  .hit_shared_bytes = 3000,
+			  .miss_bytes = 2000,
+			  .used_bytes = 4096,
+			  .limit_bytes = 1u << 30,
+			  .entries = 2,
+			  .fetches = 5},
+		.catalog = {.auth_probes = 1, .arrived_bytes = 80235},
 	};
 	return s;
 }
