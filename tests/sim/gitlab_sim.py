@@ -1021,6 +1021,14 @@ def stall(sim, path, hold=False):
 
 # ---------------------------------------------------------------- admin
 
+def admin_job(sim, spec):
+    """The job an admin request's body names ({"job": ID}), world lock held; 404 if none."""
+    j = sim.world.jobs.get(int(spec["job"]))
+    if not j:
+        raise HTTPError(404)
+    return j
+
+
 def admin(sim, h):
     path = h.path.split("?")[0]
     body = h.body
@@ -1074,27 +1082,18 @@ def admin(sim, h):
         # "status": "success"}
         spec = json.loads(body)
         with sim.world.lock:
-            j = sim.world.jobs.get(int(spec["job"]))
-            if not j:
-                raise HTTPError(404)
-            j["status"] = spec["status"]
+            admin_job(sim, spec)["status"] = spec["status"]
     elif path == "/-/sim/job-access":
         # a job's `artifacts:access` changes (or a member's role does): who may download its
         # artifacts from now on. Body {"job": ID, "access": "developer"|"maintainer"|"none"|"all"}
         spec = json.loads(body)
         with sim.world.lock:
-            j = sim.world.jobs.get(int(spec["job"]))
-            if not j:
-                raise HTTPError(404)
-            j["artifacts_access"] = spec["access"]
+            admin_job(sim, spec)["artifacts_access"] = spec["access"]
     elif path == "/-/sim/delete-artifacts":
         # server-side deletion (an admin removing leaked artifacts; Ci::JobArtifacts::
         # DeleteService): the job stays, its archive is gone. Body {"job": ID}
         with sim.world.lock:
-            j = sim.world.jobs.get(int(json.loads(body)["job"]))
-            if not j:
-                raise HTTPError(404)
-            sim.drop_archive(j)
+            sim.drop_archive(admin_job(sim, json.loads(body)))
     elif path == "/-/sim/shutdown":
         threading.Thread(target=shutdown, args=(sim,), daemon=True).start()
     else:
