@@ -556,13 +556,19 @@ static void forget_member(struct fh *fh)
 	}
 }
 
+/* Whether a read's failure is the open file's first, to be logged above DEBUG: an interrupt is
+ * the reader's doing, not a failure, and uses up nothing. */
+static bool first_failure(struct fh *fh, ssize_t n)
+{
+	return n != -EINTR && !atomic_exchange(&fh->failed, true);
+}
+
 /* A file inside a nested archive: a range of its nest's blob, no decompression. */
 static int read_nested(struct fh *fh, char *buf, size_t size, off_t off)
 {
 	ssize_t n = nest_pread(fh->nest, fh->nm, buf, size, (uint64_t)off);
 	if (n < 0)
-		log_failure("read inside a nested archive failed: ", (int)n,
-			    n != -EINTR && !atomic_exchange(&fh->failed, true));
+		log_failure("read inside a nested archive failed: ", (int)n, first_failure(fh, n));
 	log_set_context(NULL);
 	return n == -EINTR ? -EINTR : n < 0 ? -EIO : (int)n;
 }
@@ -602,8 +608,7 @@ static int read_fh(const char *path, char *buf, size_t size, off_t off, struct f
 		if (n == 0 && log_reader_learned(fh->log))
 			forget_kernel_attrs(path); /* its size was 0 (unknown): now it is exact */
 		if (n < 0)
-			log_failure("read of the job's log failed: ", (int)n,
-				    n != -EINTR && !atomic_exchange(&fh->failed, true));
+			log_failure("read of the job's log failed: ", (int)n, first_failure(fh, n));
 		log_set_context(NULL);
 		return n == -EACCES || n == -EINTR ? (int)n
 		       : n < 0                     ? -EIO
@@ -617,8 +622,7 @@ static int read_fh(const char *path, char *buf, size_t size, off_t off, struct f
 		n = -EIO; /* gone mid-read is an I/O error */
 	if (n < 0) {
 		log_msg(LOG_DEBUG, "read of %zu bytes at %lld failed", size, (long long)off);
-		log_failure("read failed: ", (int)n,
-			    n != -EINTR && !atomic_exchange(&fh->failed, true));
+		log_failure("read failed: ", (int)n, first_failure(fh, n));
 	}
 	log_set_context(NULL);
 	return n < 0 ? program_errno((int)n) : (int)n;
