@@ -513,6 +513,16 @@ int job_index(struct job *j, const struct zipindex **out)
 	return err;
 }
 
+/* What names j's archive to GitLab: its id when known, else project, ref and job name. The
+ * strings are j's. */
+static struct gl_archive job_archive(const struct job *j)
+{
+	return (struct gl_archive){.project = j->project,
+				   .job_id = j->by_id ? j->id : 0,
+				   .ref = j->ref,
+				   .job_name = j->name};
+}
+
 static int probe_sink(void *ctx, uint64_t off, const void *buf, size_t len)
 {
 	(void)ctx;
@@ -527,10 +537,7 @@ static int probe_sink(void *ctx, uint64_t off, const void *buf, size_t len)
 static int auth_probe(void *arg, struct memo_val **out)
 {
 	struct job *j = arg;
-	struct gl_archive a = {.project = j->project,
-			       .job_id = j->by_id ? j->id : 0,
-			       .ref = j->ref,
-			       .job_name = j->name};
+	struct gl_archive a = job_archive(j);
 	atomic_fetch_add(&j->env->auth_probes, 1);
 	int err = j->size ? archive_get(j->env, &a, &j->pin, j->size, 0, 1, probe_sink, NULL)
 			  : -ENOENT; /* no archive to download */
@@ -590,10 +597,7 @@ ssize_t job_fetch(struct job *j, void *buf, size_t len, uint64_t off, const atom
 	if (len > j->size - off)
 		len = (size_t)(j->size - off);
 	struct span s = {buf, off, len, 0, stop, want, j->env};
-	struct gl_archive a = {.project = j->project,
-			       .job_id = j->by_id ? j->id : 0,
-			       .ref = j->ref,
-			       .job_name = j->name};
+	struct gl_archive a = job_archive(j);
 	int err = archive_get(j->env, &a, &j->pin, j->size, off, len, span_sink, &s);
 	if (err == -ECANCELED && s.filled == s.len && !stopped(stop, want))
 		err = 0; /* stopped by span_sink itself: everything asked for arrived */
